@@ -1,0 +1,177 @@
+/*
+ * dbpool.h — libdbpool, the C client library for dbpoold.
+ *
+ * A dbpool_conn is one session with the daemon over its Unix socket, speaking
+ * protocol v1 (doc/protocol.md). Calls are blocking and answered in order.
+ * The library shares its wire-format code (src/proto.c) with the daemon.
+ *
+ * Ownership: objects returned by dbpool_connect / dbpool_query are owned by the
+ * caller and freed with dbpool_close / dbpool_result_free. Pointers inside a
+ * row returned by dbpool_next_row stay valid until the next call on the same
+ * connection.
+ *
+ * Errors: functions returning int return 0 on success and -1 on failure; the
+ * failure is described by dbpool_last_error(conn). A request error (SQL error,
+ * pool timeout, ...) leaves the session usable; a protocol or I/O error
+ * (code DBPOOL_E_PROTOCOL / DBPOOL_E_IO) closes it (dbpool_is_open() -> 0).
+ */
+#ifndef DBPOOL_H
+#define DBPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DBPOOL_PROTOCOL_VERSION 1
+
+/* Value types on the wire. */
+typedef enum dbpool_type {
+    DBPOOL_NULL = 0,
+    DBPOOL_INT64 = 1,
+    DBPOOL_FLOAT64 = 2,
+    DBPOOL_TEXT = 3,
+    DBPOOL_BLOB = 4,
+    DBPOOL_BOOL = 5,
+} dbpool_type;
+
+/* A typed value. TEXT and BLOB point at bytes owned by someone else (the
+ * caller for parameters, the connection for row values); TEXT is also
+ * NUL-terminated when it comes from the library. */
+typedef struct dbpool_value {
+    dbpool_type type;
+    union {
+        int64_t i;     /* INT64 */
+        double f;      /* FLOAT64 */
+        int b;         /* BOOL: 0 or 1 */
+        struct {
+            const char *ptr;
+            size_t len;
+        } s;           /* TEXT, BLOB */
+    } u;
+} dbpool_value;
+
+/* Convenience constructors for parameters. */
+static inline dbpool_value dbpool_null(void) { dbpool_value v; v.type = DBPOOL_NULL; v.u.i = 0; return v; }
+static inline dbpool_value dbpool_int(int64_t i) { dbpool_value v; v.type = DBPOOL_INT64; v.u.i = i; return v; }
+static inline dbpool_value dbpool_float(double f) { dbpool_value v; v.type = DBPOOL_FLOAT64; v.u.f = f; return v; }
+static inline dbpool_value dbpool_bool(int b) { dbpool_value v; v.type = DBPOOL_BOOL; v.u.b = b ? 1 : 0; return v; }
+dbpool_value dbpool_text(const char *nul_terminated);
+static inline dbpool_value dbpool_textn(const char *p, size_t n) { dbpool_value v; v.type = DBPOOL_TEXT; v.u.s.ptr = p; v.u.s.len = n; return v; }
+static inline dbpool_value dbpool_blob(const void *p, size_t n) { dbpool_value v; v.type = DBPOOL_BLOB; v.u.s.ptr = (const char *)p; v.u.s.len = n; return v; }
+
+/* Stable error codes (doc/protocol.md, "Error codes"). */
+typedef enum dbpool_code {
+    DBPOOL_OK = 0,
+    DBPOOL_E_PROTOCOL = 1,        /* malformed frame / protocol violation; session closed */
+    DBPOOL_E_VERSION = 2,         /* unsupported protocol version; session closed */
+    DBPOOL_E_UNKNOWN_POOL = 3,    /* handshake named a pool that does not exist */
+    DBPOOL_E_NOT_ALLOWED = 4,     /* peer not allowed on this pool */
+    DBPOOL_E_SQL = 5,             /* the database rejected the statement (see sqlstate) */
+    DBPOOL_E_POOL_TIMEOUT = 6,    /* no server connection became free within acquireTimeout */
+    DBPOOL_E_UNAVAILABLE = 7,     /* the backend cannot be reached */
+    DBPOOL_E_TX_TIMEOUT = 8,      /* transaction exceeded its time limit; rolled back */
+    DBPOOL_E_LIMIT = 9,           /* a configured limit was exceeded (frame, params) */
+    DBPOOL_E_CANCELED = 10,       /* statement cancelled (client request or statement timeout) */
+    DBPOOL_E_CONN_LOST = 11,      /* backend connection lost; any transaction was aborted */
+    DBPOOL_E_SHUTDOWN = 12,       /* daemon is shutting down */
+    DBPOOL_E_TX_STATE = 13,       /* commit/rollback without a transaction, etc. */
+    DBPOOL_E_INTERNAL = 14,       /* daemon-side failure (out of memory, ...) */
+    DBPOOL_E_IO = 100,            /* library-side: socket error or daemon closed the session */
+    DBPOOL_E_USAGE = 101,         /* library-side: bad argument / call out of order */
+} dbpool_code;
+
+/* Session transaction state, reported with every completion. */
+typedef enum dbpool_txstate {
+    DBPOOL_TX_IDLE = 'I',    /* not in a transaction */
+    DBPOOL_TX_ACTIVE = 'T',  /* inside a transaction */
+    DBPOOL_TX_FAILED = 'E',  /* inside a failed transaction: only ROLLBACK works */
+} dbpool_txstate;
+
+typedef struct dbpool_error {
+    int code;            /* dbpool_code */
+    char sqlstate[6];    /* five characters + NUL, or "" when the backend has none */
+    char message[512];
+} dbpool_error;
+
+typedef struct dbpool_column {
+    const char *name;
+    const char *decltype;   /* declared database type ("integer", "text", "timestamptz", ...) or "" */
+} dbpool_column;
+
+typedef struct dbpool_conn dbpool_conn;
+typedef struct dbpool_result dbpool_result;
+
+/* Connect and handshake. socket_path NULL -> $DBPOOL_SOCKET, else the default
+ * socket. client_name may be NULL. On failure returns NULL and fills *err
+ * (if err is not NULL). */
+dbpool_conn *dbpool_connect(const char *socket_path, const char *pool,
+                            const char *client_name, dbpool_error *err);
+void dbpool_close(dbpool_conn *c);
+int dbpool_is_open(const dbpool_conn *c);
+const dbpool_error *dbpool_last_error(const dbpool_conn *c);
+dbpool_txstate dbpool_txstate_of(const dbpool_conn *c);
+/* Backend type of the pool ("sqlite", "postgres", "mysql"), from the handshake. */
+const char *dbpool_backend(const dbpool_conn *c);
+const char *dbpool_default_socket(void);
+
+/* ---- Streaming interface: one statement, rows read one at a time. ----
+ * dbpool_query_start sends the statement. Then call dbpool_next_row until it
+ * returns 0 (end of statement; dbpool_rows_affected etc. are valid) or -1
+ * (error). Rows are never buffered whole. */
+int dbpool_query_start(dbpool_conn *c, const char *sql,
+                       const dbpool_value *params, size_t nparams);
+/* 1: *row points at ncols values (valid until the next call); 0: done; -1: error */
+int dbpool_next_row(dbpool_conn *c, const dbpool_value **row);
+size_t dbpool_ncolumns(const dbpool_conn *c);
+const dbpool_column *dbpool_columns(const dbpool_conn *c);
+int64_t dbpool_rows_affected(const dbpool_conn *c);
+int64_t dbpool_last_insert_id(const dbpool_conn *c);
+
+/* ---- Buffered interface: the whole result in memory. ---- */
+int dbpool_query(dbpool_conn *c, const char *sql, const dbpool_value *params,
+                 size_t nparams, dbpool_result **out /* may be NULL */);
+/* Run sql with no parameters and discard rows. */
+int dbpool_exec(dbpool_conn *c, const char *sql);
+size_t dbpool_result_nrows(const dbpool_result *r);
+size_t dbpool_result_ncols(const dbpool_result *r);
+const dbpool_column *dbpool_result_columns(const dbpool_result *r);
+const dbpool_value *dbpool_result_value(const dbpool_result *r, size_t row, size_t col);
+int64_t dbpool_result_rows_affected(const dbpool_result *r);
+int64_t dbpool_result_last_insert_id(const dbpool_result *r);
+void dbpool_result_free(dbpool_result *r);
+
+/* ---- Batch: several statements in one round trip. ----
+ * With atomic != 0 they run as one transaction (a savepoint when already in
+ * one): all or nothing. Execution stops at the first error; *failed_index (if
+ * not NULL) receives its index. results (may be NULL) receives one result per
+ * statement that ran; free each with dbpool_result_free. */
+typedef struct dbpool_stmt {
+    const char *sql;
+    const dbpool_value *params;
+    size_t nparams;
+} dbpool_stmt;
+int dbpool_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n, int atomic,
+                 dbpool_result **results, size_t *failed_index);
+
+/* ---- Transactions. Nested begin uses a savepoint. ---- */
+#define DBPOOL_READ_ONLY 1
+int dbpool_begin(dbpool_conn *c, int flags);
+int dbpool_commit(dbpool_conn *c);
+int dbpool_rollback(dbpool_conn *c);
+/* Begin, call fn; commit if fn returns 0, roll back otherwise. Returns fn's
+ * non-zero value (or -1 if begin/commit failed). */
+int dbpool_with_transaction(dbpool_conn *c, int flags,
+                            int (*fn)(dbpool_conn *c, void *arg), void *arg);
+
+int dbpool_ping(dbpool_conn *c);
+
+const char *dbpool_code_name(int code);
+const char *dbpool_type_name(dbpool_type t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,126 @@
+/*
+ * backend.h — the asynchronous backend-driver interface.
+ *
+ * The factory (factory.c) picks a struct backend_driver by the pool's type.
+ * A driver creates struct backend_conn objects (one per server connection;
+ * the pool owns them) and runs operations on them WITHOUT blocking the event
+ * loop: each operation starts work and later reports completion exactly once,
+ * on the loop thread, through a callback. PostgreSQL uses libpq's
+ * non-blocking API, MySQL Connector/C's non-blocking start/cont calls, SQLite a worker
+ * thread per connection that posts completions back to the loop.
+ *
+ * At most one operation runs on a connection at a time. Pointers passed to an
+ * operation (SQL text, parameters) must stay valid until its completion.
+ *
+ * Rows stream: the driver calls sink->row once per row; when row() returns
+ * false the driver stops producing rows until driver->resume() is called
+ * (back-pressure from a slow client), then continues. Values passed to
+ * columns()/row() are valid only during the call.
+ */
+#ifndef DBPOOLD_BACKEND_H
+#define DBPOOLD_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dbpool.h"
+
+struct event_base;
+struct backend_conn;   /* driver-private */
+
+/* A pool's connections have roles. Every driver has writers; SQLite also has
+ * read-only reader connections (query_only) that take read-only work. */
+enum backend_role { ROLE_WRITER = 0, ROLE_READER = 1 };
+
+struct backend_error {
+    int code;            /* dbpool_code: DBPOOL_E_SQL, _CONN_LOST, _UNAVAILABLE, _CANCELED, _INTERNAL, ... */
+    char sqlstate[6];    /* "" when the backend has none */
+    char message[512];
+};
+
+/* What an operation reports when it completes. */
+struct backend_result {
+    bool ok;
+    struct backend_error err;   /* valid when !ok */
+    int64_t rows_affected;      /* exec: changed rows, or rows returned for a SELECT */
+    int64_t last_insert_id;     /* exec: 0 when not applicable */
+    char txstate;               /* connection's transaction state after the op: 'I', 'T', 'E' */
+    bool reroute_to_writer;     /* exec on a reader: the statement is not read-only; nothing ran */
+    bool broken;                /* the connection is unusable; the pool must close it */
+};
+
+typedef void (*backend_done_fn)(void *arg, const struct backend_result *res);
+
+struct backend_sink {
+    void (*columns)(void *arg, size_t ncols, const dbpool_column *cols);
+    bool (*row)(void *arg, size_t ncols, const dbpool_value *vals);
+    backend_done_fn done;
+};
+
+/* Flags for exec */
+#define BQ_REQUIRE_READONLY 0x01   /* on a reader: report reroute_to_writer if the statement writes */
+
+struct backend_query {
+    const char *sql;
+    size_t sql_len;
+    const dbpool_value *params;
+    size_t nparams;
+    unsigned flags;
+};
+
+struct backend_driver {
+    const char *name;              /* "sqlite", "postgres", "mysql" */
+
+    /* How many connections of each role the pool may open for this config. */
+    void (*pool_limits)(const struct pool_config *cfg, int *max_writers, int *max_readers);
+
+    /* Create a connection object (no I/O yet). NULL + message on failure.
+     * cfg must outlive the connection. */
+    struct backend_conn *(*conn_new)(const struct pool_config *cfg, struct event_base *base,
+                                     enum backend_role role, char *errbuf, size_t errlen);
+    /* Establish the connection and apply per-connection settings. */
+    void (*connect)(struct backend_conn *c, backend_done_fn done, void *arg);
+    /* Run one statement with typed parameters; rows to sink; completion via sink->done. */
+    void (*exec)(struct backend_conn *c, const struct backend_query *q,
+                 const struct backend_sink *sink, void *arg);
+    /* Cheap liveness check. */
+    void (*ping)(struct backend_conn *c, backend_done_fn done, void *arg);
+    /* Ask the running operation to stop early; it then completes with
+     * DBPOOL_E_CANCELED (or normally, if it finished first). Never blocks;
+     * harmless when nothing runs. */
+    void (*cancel)(struct backend_conn *c);
+    /* Continue row delivery after sink->row returned false. */
+    void (*resume)(struct backend_conn *c);
+    /* Transaction state as of the last completion: 'I', 'T' or 'E'. */
+    char (*txstate)(const struct backend_conn *c);
+    /* Release everything. Allowed at any time: a running operation is
+     * abandoned and its callback is never called. Freeing may finish later
+     * (e.g. after a worker thread exits) but the object must not be used
+     * after this call. */
+    void (*close)(struct backend_conn *c);
+
+    /* SQL to start a transaction ("BEGIN", "BEGIN READ ONLY", ...). */
+    const char *(*begin_sql)(bool read_only, enum backend_role role);
+    /* Which role an autocommit statement should go to (a cheap, lexical
+     * guess; readers verify with BQ_REQUIRE_READONLY). */
+    enum backend_role (*route)(const char *sql, size_t len);
+    /* Short description of the server (version) for HELLO_OK; may be "". */
+    const char *(*server_info)(const struct backend_conn *c);
+    /* Block until every closed connection has released its resources (worker
+     * threads joined, files closed). Called once, after the event loop has
+     * stopped, before exit. May be NULL. */
+    void (*quiesce)(void);
+};
+
+/* Helpers shared by drivers (backend.c). */
+void backend_result_ok(struct backend_result *r, char txstate);
+void backend_result_error(struct backend_result *r, int code, const char *sqlstate,
+                          char txstate, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Lexical: does the statement start (after spaces/comments) with one of the
+ * given upper-case keywords? Used by route(). */
+bool sql_starts_with_keyword(const char *sql, size_t len, const char *const *keywords);
+
+#endif

@@ -1,0 +1,878 @@
+/*
+ * client.c — one client session (see client.h).
+ *
+ * Frames are read from a bufferevent and handled one request at a time, in
+ * order; further pipelined frames wait in the input buffer (bounded by the
+ * read watermark) until the current request completes. A request becomes a
+ * short list of steps (SQL statements: the user's, plus BEGIN / SAVEPOINT /
+ * COMMIT / ROLLBACK ones the daemon adds), run one after another on the
+ * server the session is bound to. The session binds to a server at its first
+ * step and unbinds when the request ends with the backend reporting no open
+ * transaction — transaction pooling decided by the backend's real state, so
+ * raw BEGIN/COMMIT SQL works like the protocol's messages.
+ *
+ * Rows go straight from the driver into the output buffer; when it passes
+ * outputHighWater the driver is paused until the socket drains.
+ *
+ * Ownership: the daemon's client list owns each struct client; the request's
+ * frame copy and decoded statements belong to the client until the request
+ * ends (the driver reads SQL and parameters from them while it runs).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "backend.h"
+#include "client.h"
+#include "daemon.h"
+#include "log.h"
+#include "pool.h"
+#include "proto.h"
+
+#define HANDSHAKE_TIMEOUT_S 10
+#define CLOSE_FLUSH_TIMEOUT_S 5
+#define MAX_STEPS_EXTRA 3     /* begin + commit, or rollback-to + release */
+
+struct step {
+    struct backend_query q;
+    bool user;                /* forward results; counts as a statement */
+    int32_t index;            /* statement index in a batch, -1 otherwise */
+};
+
+struct request {
+    uint8_t type;
+    uint8_t *frame;           /* payload copy; statements point into it (owned) */
+    struct proto_stmt *stmts; /* decoded statements (owned) */
+    size_t nstmts;
+    struct step *steps;       /* owned */
+    size_t nsteps, cur;
+    enum backend_role role;
+    bool atomic;              /* batch: roll back on error */
+    bool rolling_back;        /* running the rollback steps of an atomic batch */
+    bool commit_became_rollback;
+    int sp_delta;             /* savepoint depth change applied on success */
+    struct backend_error saved_err;
+    int32_t saved_index;
+    char sql[2][64];          /* generated SQL (savepoint names) */
+};
+
+struct client {
+    TAILQ_ENTRY(client) link;
+    struct daemon *d;
+    struct bufferevent *bev;
+    uint64_t id;
+    enum client_state state;
+    struct pool *pool;
+    char *name;
+    struct server *sv;        /* bound server, or NULL */
+    struct pool_waiter waiter;
+    char txstate;             /* as last reported to the client */
+    int sp_depth;             /* protocol-level nested transactions */
+    bool busy;                /* a request is in progress */
+    bool in_input;            /* guards process_input against re-entry */
+    bool rows_paused;
+    bool input_paused;        /* waiting for output to drain */
+    bool stmt_timed_out;
+    bool shutdown_noticed;
+    struct request req;
+    struct event *stmt_timer; /* lazily created */
+    struct event *idle_timer; /* lazily created */
+};
+
+static void process_input(struct client *c);
+static void run_step(struct client *c);
+static void finish_request(struct client *c, const struct backend_error *err, int32_t index);
+
+struct client *client_next(const struct client *c)
+{
+    return TAILQ_NEXT(c, link);
+}
+
+const char *client_state_name(enum client_state s)
+{
+    static const char *const names[] = { "handshake", "idle", "waiting", "active", "closing" };
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+/* ------------------------------------------------------------- output */
+
+static struct pbuf *scratch(struct client *c)
+{
+    pbuf_reset(&c->d->scratch);
+    return &c->d->scratch;
+}
+
+/* Queue the scratch buffer's frames; false when memory ran out. */
+static bool flush_scratch(struct client *c)
+{
+    struct pbuf *b = &c->d->scratch;
+
+    if (b->oom || evbuffer_add(bufferevent_get_output(c->bev), b->data, b->len) != 0) {
+        log_error("client_oom", "client=%llu", (unsigned long long)c->id);
+        return false;
+    }
+    return true;
+}
+
+static size_t output_len(const struct client *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static void send_error(struct client *c, int code, const char *sqlstate, const char *msg,
+                       int32_t index)
+{
+    struct pbuf *b = scratch(c);
+
+    proto_put_error(b, (uint16_t)code, sqlstate, msg, c->txstate, index);
+    flush_scratch(c);
+}
+
+static void send_ready(struct client *c)
+{
+    proto_put_ready(scratch(c), c->txstate);
+    flush_scratch(c);
+}
+
+/* ------------------------------------------------------------- closing */
+
+static void on_close_flushed(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+
+    if (output_len(c) == 0)
+        client_free(c);
+}
+
+static void on_close_event(struct bufferevent *bev, short what, void *arg)
+{
+    client_free(arg);
+}
+
+/* Send what is queued, then free. Any bound server is given back now. */
+static void close_after_flush(struct client *c)
+{
+    if (c->state == CL_CLOSING)
+        return;
+    c->state = CL_CLOSING;
+    if (c->waiter.queued)
+        pool_cancel_wait(c->pool, &c->waiter);
+    if (c->sv) {
+        pool_abandon(c->pool, c->sv);
+        c->sv = NULL;
+    }
+    struct timeval tv = { CLOSE_FLUSH_TIMEOUT_S, 0 };
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_set_timeouts(c->bev, NULL, &tv);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_setcb(c->bev, NULL, on_close_flushed, on_close_event, c);
+    if (output_len(c) == 0)
+        client_free(c);
+}
+
+static void protocol_error(struct client *c, int code, const char *msg)
+{
+    char q[300];
+
+    log_info("client_protocol_error", "client=%llu code=%s error=%s", (unsigned long long)c->id,
+             dbpool_code_name(code), log_quote(q, sizeof(q), msg, strlen(msg)));
+    send_error(c, code, "", msg, -1);
+    close_after_flush(c);
+}
+
+/* ------------------------------------------------------------- requests */
+
+static void request_clear(struct request *r)
+{
+    free(r->frame);
+    if (r->stmts)
+        proto_stmts_free(r->stmts, r->nstmts);
+    free(r->steps);
+    memset(r, 0, sizeof(*r));
+}
+
+static struct step *add_step(struct request *r, const char *sql, size_t len, bool user)
+{
+    struct step *s = &r->steps[r->nsteps++];
+
+    memset(s, 0, sizeof(*s));
+    s->q.sql = sql;
+    s->q.sql_len = len;
+    s->user = user;
+    s->index = -1;
+    return s;
+}
+
+static struct step *add_sql(struct request *r, const char *sql)
+{
+    return add_step(r, sql, strlen(sql), false);
+}
+
+static void add_user_stmt(struct request *r, const struct proto_stmt *st, int32_t index)
+{
+    struct step *s = add_step(r, st->sql.p, st->sql.len, true);
+
+    s->q.params = st->params;
+    s->q.nparams = st->nparams;
+    s->index = index;
+}
+
+static bool alloc_steps(struct request *r, size_t n)
+{
+    r->steps = calloc(n + MAX_STEPS_EXTRA, sizeof(*r->steps));
+    return r->steps != NULL;
+}
+
+static const char *savepoint_sql(struct request *r, int slot, const char *verb, int depth)
+{
+    snprintf(r->sql[slot], sizeof(r->sql[slot]), "%s dbpool_sp_%d", verb, depth);
+    return r->sql[slot];
+}
+
+/* Steps that open a transaction (or a savepoint inside one). */
+static void add_begin(struct client *c, struct request *r, bool read_only)
+{
+    if (c->txstate != 'I') {
+        add_sql(r, savepoint_sql(r, 0, "SAVEPOINT", c->sp_depth + 1));
+        r->sp_delta = 1;
+        return;
+    }
+    r->role = read_only ? ROLE_READER : ROLE_WRITER;
+    /* The SQL depends on the role of the server we get; fixed up in run_step. */
+    add_sql(r, "");
+    r->steps[r->nsteps - 1].index = -2;   /* marker: begin, resolved later */
+    (void)read_only;
+}
+
+static void add_commit(struct client *c, struct request *r, int depth)
+{
+    if (depth > 0)
+        add_sql(r, savepoint_sql(r, 1, "RELEASE SAVEPOINT", depth));
+    else
+        add_sql(r, "COMMIT");
+}
+
+static void add_rollback(struct client *c, struct request *r, int depth)
+{
+    if (depth > 0) {
+        add_sql(r, savepoint_sql(r, 0, "ROLLBACK TO SAVEPOINT", depth));
+        add_sql(r, savepoint_sql(r, 1, "RELEASE SAVEPOINT", depth));
+    } else {
+        add_sql(r, "ROLLBACK");
+    }
+}
+
+static bool build_query(struct client *c, struct request *r, size_t len)
+{
+    uint32_t maxp = c->d->cfg->daemon.max_params;
+
+    r->stmts = calloc(1, sizeof(*r->stmts));
+    if (!r->stmts)
+        return false;
+    r->nstmts = 1;
+    if (!proto_get_query(r->frame, len, maxp, &r->stmts[0]))
+        return false;
+    if (!alloc_steps(r, 1))
+        return false;
+    add_user_stmt(r, &r->stmts[0], -1);
+    r->role = c->sv ? server_role(c->sv)
+                    : pool_driver(c->pool)->route(r->stmts[0].sql.p, r->stmts[0].sql.len);
+    if (r->role == ROLE_READER)
+        r->steps[0].q.flags |= BQ_REQUIRE_READONLY;
+    return true;
+}
+
+static bool build_batch(struct client *c, struct request *r, size_t len)
+{
+    uint8_t flags = 0;
+    const struct daemon_config *dc = &c->d->cfg->daemon;
+
+    if (!proto_get_batch(r->frame, len, dc->max_params, dc->max_batch_statements, &flags,
+                         &r->stmts, &r->nstmts))
+        return false;
+    if (!alloc_steps(r, r->nstmts))
+        return false;
+    r->atomic = (flags & PB_ATOMIC) != 0;
+    r->role = ROLE_WRITER;
+    if (r->atomic)
+        add_begin(c, r, false);
+    for (size_t i = 0; i < r->nstmts; i++)
+        add_user_stmt(r, &r->stmts[i], (int32_t)i);
+    if (r->atomic)
+        add_commit(c, r, r->sp_delta ? c->sp_depth + 1 : 0);
+    r->sp_delta = 0;   /* the batch's savepoint is released within the batch */
+    return true;
+}
+
+/* ------------------------------------------------------------- timers */
+
+static void on_stmt_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+
+    if (c->sv) {
+        c->stmt_timed_out = true;
+        server_cancel(c->sv);
+    }
+}
+
+static void arm_stmt_timer(struct client *c)
+{
+    uint64_t ms = pool_config(c->pool)->statement_timeout_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+    if (!ms)
+        return;
+    if (!c->stmt_timer && !(c->stmt_timer = evtimer_new(c->d->base, on_stmt_timeout, c)))
+        return;
+    evtimer_add(c->stmt_timer, &tv);
+}
+
+static void disarm_stmt_timer(struct client *c)
+{
+    if (c->stmt_timer)
+        evtimer_del(c->stmt_timer);
+}
+
+static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+
+    if (c->busy || c->state != CL_IDLE)
+        return;
+    if (c->txstate != 'I') {
+        log_warn("idle_transaction_timeout", "client=%llu pool=%s", (unsigned long long)c->id,
+                 pool_config(c->pool)->name);
+        send_error(c, DBPOOL_E_TX_TIMEOUT, "25P03",
+                   "transaction was idle longer than idleTransactionTimeout; it was rolled back "
+                   "and the session closed", -1);
+    } else {
+        log_info("client_idle_timeout", "client=%llu", (unsigned long long)c->id);
+        send_error(c, DBPOOL_E_TX_TIMEOUT, "",
+                   "session was idle longer than clientIdleTimeout and was closed", -1);
+    }
+    close_after_flush(c);
+}
+
+/* Arm the idle timer suited to the session's state (none when off). */
+static void arm_idle_timer(struct client *c)
+{
+    const struct daemon_config *dc = &c->d->cfg->daemon;
+    uint64_t ms = c->txstate != 'I' ? dc->idle_transaction_timeout_ms : dc->client_idle_timeout_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+    if (c->idle_timer)
+        evtimer_del(c->idle_timer);
+    if (!ms)
+        return;
+    if (!c->idle_timer && !(c->idle_timer = evtimer_new(c->d->base, on_idle_timeout, c)))
+        return;
+    evtimer_add(c->idle_timer, &tv);
+}
+
+/* ------------------------------------------------------------- results */
+
+static void on_columns(void *arg, size_t n, const dbpool_column *cols)
+{
+    struct client *c = arg;
+
+    proto_put_columns(scratch(c), n, cols);
+    flush_scratch(c);
+}
+
+static bool on_row(void *arg, size_t n, const dbpool_value *vals)
+{
+    struct client *c = arg;
+
+    proto_put_row(scratch(c), n, vals);
+    flush_scratch(c);
+    if (output_len(c) >= c->d->cfg->daemon.output_high_water) {
+        c->rows_paused = true;
+        return false;
+    }
+    return true;
+}
+
+static void unbind(struct client *c)
+{
+    struct server *sv = c->sv;
+
+    c->sv = NULL;
+    c->sp_depth = 0;
+    pool_release(c->pool, sv);
+}
+
+static void lost_connection(struct client *c, const struct backend_result *res)
+{
+    struct backend_error err = res->err;
+    bool in_tx = c->txstate != 'I' || c->req.nsteps > 1;
+
+    err.code = DBPOOL_E_CONN_LOST;
+    snprintf(err.message, sizeof(err.message),
+             "server connection lost%s: %.400s; retry on this session",
+             in_tx ? ", transaction aborted" : "", res->err.message);
+    c->txstate = 'I';
+    unbind(c);
+    finish_request(c, &err, c->req.steps[c->req.cur].index);
+}
+
+static void canceled_message(struct client *c, struct backend_error *err)
+{
+    if (err->code == DBPOOL_E_CANCELED && c->stmt_timed_out)
+        snprintf(err->message, sizeof(err->message),
+                 "canceling statement due to statement timeout (statementTimeout = %llu ms)",
+                 (unsigned long long)pool_config(c->pool)->statement_timeout_ms);
+}
+
+/* An atomic batch failed: keep the error, roll back, report afterwards. */
+static void start_batch_rollback(struct client *c, const struct backend_error *err, int32_t index)
+{
+    struct request *r = &c->req;
+
+    r->saved_err = *err;
+    r->saved_index = index;
+    r->rolling_back = true;
+    r->nsteps = 0;
+    r->cur = 0;
+    add_rollback(c, r, c->sp_depth + (r->steps[0].q.sql == r->sql[0] ? 1 : 0));
+}
+
+static void on_step_done(void *arg, const struct backend_result *res)
+{
+    struct client *c = arg;
+    struct request *r = &c->req;
+    struct step *s = &r->steps[r->cur];
+
+    disarm_stmt_timer(c);
+    c->rows_paused = false;
+    if (res->reroute_to_writer) {
+        s->q.flags &= ~(unsigned)BQ_REQUIRE_READONLY;
+        r->role = ROLE_WRITER;
+        unbind(c);
+        run_step(c);
+        return;
+    }
+    if (res->broken) {
+        lost_connection(c, res);
+        return;
+    }
+    c->txstate = res->txstate;
+    if (c->txstate == 'I')
+        c->sp_depth = 0;
+    if (!res->ok) {
+        struct backend_error err = res->err;
+        canceled_message(c, &err);
+        if (r->atomic && !r->rolling_back && c->txstate != 'I') {
+            start_batch_rollback(c, &err, s->index);
+            run_step(c);
+            return;
+        }
+        finish_request(c, &err, s->index);
+        return;
+    }
+    if (s->user) {
+        proto_put_stmt_done(scratch(c), res->rows_affected, res->last_insert_id);
+        flush_scratch(c);
+    }
+    r->cur++;
+    run_step(c);
+}
+
+static const struct backend_sink client_sink = { on_columns, on_row, on_step_done };
+
+static void exec_step(struct client *c)
+{
+    struct request *r = &c->req;
+    struct step *s = &r->steps[r->cur];
+
+    if (s->index == -2) {   /* BEGIN: its SQL depends on the server's role */
+        const char *sql = pool_driver(c->pool)->begin_sql(r->role == ROLE_READER,
+                                                          server_role(c->sv));
+        s->q.sql = sql;
+        s->q.sql_len = strlen(sql);
+        s->index = -1;
+    }
+    c->state = CL_ACTIVE;
+    c->stmt_timed_out = false;
+    if (s->user)
+        arm_stmt_timer(c);
+    server_exec(c->sv, &s->q, s->user ? &client_sink : &client_sink, c);
+}
+
+static void on_granted(void *arg, struct server *sv, const struct backend_error *err)
+{
+    struct client *c = arg;
+
+    if (!sv) {
+        finish_request(c, err, -1);
+        return;
+    }
+    c->sv = sv;
+    exec_step(c);
+}
+
+static void run_step(struct client *c)
+{
+    struct request *r = &c->req;
+
+    if (r->cur >= r->nsteps) {
+        if (r->rolling_back)
+            finish_request(c, &r->saved_err, r->saved_index);
+        else
+            finish_request(c, NULL, -1);
+        return;
+    }
+    if (c->sv) {
+        exec_step(c);
+        return;
+    }
+    c->state = CL_WAITING;
+    struct server *sv = pool_acquire(c->pool, &c->waiter, r->role, on_granted, c);
+    if (sv) {
+        c->sv = sv;
+        exec_step(c);
+    }
+}
+
+/* The request is over: answer, unbind if the transaction ended, go on. */
+static void finish_request(struct client *c, const struct backend_error *err, int32_t index)
+{
+    struct request *r = &c->req;
+
+    if (!err && r->commit_became_rollback) {
+        static const struct backend_error aborted = {
+            DBPOOL_E_TX_STATE, "25P02",
+            "the transaction had failed, so COMMIT rolled it back instead; nothing was committed"
+        };
+        err = &aborted;
+    }
+    if (!err)
+        c->sp_depth += r->sp_delta;
+    if (c->sv && c->txstate == 'I')
+        unbind(c);
+    if (err)
+        send_error(c, err->code, err->sqlstate, err->message, index);
+    else
+        send_ready(c);
+    request_clear(r);
+    c->busy = false;
+    c->state = CL_IDLE;
+    if (c->d->shutting_down && !c->sv) {
+        close_after_flush(c);
+        return;
+    }
+    arm_idle_timer(c);
+    process_input(c);
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
+{
+    struct proto_hello h;
+    char msg[512];
+    const struct daemon_config *dc = &c->d->cfg->daemon;
+
+    if (!proto_get_hello(payload, len, &h)) {
+        protocol_error(c, DBPOOL_E_PROTOCOL, "malformed HELLO frame");
+        return;
+    }
+    if (h.version != PROTO_VERSION) {
+        snprintf(msg, sizeof(msg), "protocol version %u is not supported; this dbpoold speaks "
+                 "version %d (upgrade the client library)", h.version, PROTO_VERSION);
+        protocol_error(c, DBPOOL_E_VERSION, msg);
+        return;
+    }
+    struct pool *p = daemon_find_pool(c->d, h.pool.p, h.pool.len);
+    if (!p) {
+        snprintf(msg, sizeof(msg), "no pool named \"%.*s\" is configured (check the pool name "
+                 "or the daemon's config)", (int)(h.pool.len > 100 ? 100 : h.pool.len), h.pool.p);
+        protocol_error(c, DBPOOL_E_UNKNOWN_POOL, msg);
+        return;
+    }
+    c->name = strndup(h.client_name.p, h.client_name.len > 63 ? 63 : h.client_name.len);
+    c->pool = p;
+    pool_client_attach(p);
+    c->state = CL_IDLE;
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    proto_put_hello_ok(scratch(c), pool_driver(p)->name, "dbpoold " PACKAGE_VERSION_STR,
+                       dc->max_frame_size, (uint16_t)(dc->max_params > 65535 ? 65535 : dc->max_params));
+    flush_scratch(c);
+    log_debug("client_hello", "client=%llu pool=%s", (unsigned long long)c->id, pool_config(p)->name);
+    arm_idle_timer(c);
+}
+
+static bool build_tx_request(struct client *c, struct request *r, size_t len)
+{
+    uint8_t flags = 0;
+
+    if (!alloc_steps(r, 0))
+        return false;
+    if (r->type == PT_BEGIN) {
+        if (!proto_get_begin(r->frame, len, &flags))
+            return false;
+        add_begin(c, r, (flags & PB_READ_ONLY) != 0);
+        return true;
+    }
+    if (len != 0)
+        return false;
+    if (r->type == PT_COMMIT && c->sp_depth == 0 && c->txstate == 'E') {
+        r->commit_became_rollback = true;
+        add_sql(r, "ROLLBACK");
+    } else if (r->type == PT_COMMIT) {
+        add_commit(c, r, c->sp_depth);
+    } else {
+        add_rollback(c, r, c->sp_depth);
+    }
+    r->sp_delta = c->sp_depth > 0 ? -1 : 0;
+    return true;
+}
+
+/* Start the request in c->req (frame already copied). */
+static void start_request(struct client *c, size_t len)
+{
+    struct request *r = &c->req;
+    bool ok;
+
+    if (r->type == PT_PING) {
+        request_clear(r);
+        send_ready(c);
+        return;
+    }
+    if ((r->type == PT_COMMIT || r->type == PT_ROLLBACK) && c->txstate == 'I') {
+        request_clear(r);
+        send_error(c, DBPOOL_E_TX_STATE, "25000",
+                   r->type == PT_COMMIT ? "COMMIT without a transaction: there is no transaction in progress"
+                                        : "ROLLBACK without a transaction: there is no transaction in progress", -1);
+        return;
+    }
+    if (c->d->shutting_down && !c->sv) {
+        request_clear(r);
+        send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold is shutting down; reconnect later", -1);
+        close_after_flush(c);
+        return;
+    }
+    switch (r->type) {
+    case PT_QUERY: ok = build_query(c, r, len); break;
+    case PT_BATCH: ok = build_batch(c, r, len); break;
+    default: ok = build_tx_request(c, r, len); break;
+    }
+    if (!ok) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "malformed %s frame (or a limit was exceeded: maxParams %u, "
+                 "maxBatchStatements %u)", proto_type_name(r->type), c->d->cfg->daemon.max_params,
+                 c->d->cfg->daemon.max_batch_statements);
+        request_clear(r);
+        protocol_error(c, DBPOOL_E_PROTOCOL, msg);
+        return;
+    }
+    c->busy = true;
+    if (c->idle_timer)
+        evtimer_del(c->idle_timer);
+    run_step(c);
+}
+
+static bool known_request(uint8_t type)
+{
+    return type == PT_QUERY || type == PT_BATCH || type == PT_BEGIN || type == PT_COMMIT ||
+           type == PT_ROLLBACK || type == PT_PING || type == PT_TERMINATE || type == PT_HELLO;
+}
+
+/* Take one complete frame off the input. 1: handled; 0: need more bytes;
+ * -1: the session is closing. */
+static int next_frame(struct client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    uint8_t hdr[PROTO_HEADER_SIZE], type;
+    uint32_t plen;
+    char msg[160];
+
+    if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
+        return 0;
+    int h = proto_peek_header(hdr, sizeof(hdr), c->d->cfg->daemon.max_frame_size, &type, &plen);
+    if (h < 0) {
+        snprintf(msg, sizeof(msg), "invalid frame length (0, or above maxFrameSize %u bytes)",
+                 c->d->cfg->daemon.max_frame_size);
+        protocol_error(c, DBPOOL_E_LIMIT, msg);
+        return -1;
+    }
+    if (!known_request(type)) {
+        snprintf(msg, sizeof(msg), "unknown frame type 0x%02x", type);
+        protocol_error(c, DBPOOL_E_PROTOCOL, msg);
+        return -1;
+    }
+    if (evbuffer_get_length(in) < sizeof(hdr) + plen)
+        return 0;
+    evbuffer_drain(in, sizeof(hdr));
+    uint8_t *payload = malloc(plen ? plen : 1);
+    if (!payload) {
+        protocol_error(c, DBPOOL_E_INTERNAL, "out of memory reading a frame");
+        return -1;
+    }
+    evbuffer_remove(in, payload, plen);
+    if (c->state == CL_HANDSHAKE) {
+        if (type != PT_HELLO)
+            protocol_error(c, DBPOOL_E_PROTOCOL, "the first frame must be HELLO");
+        else
+            handle_hello(c, payload, plen);
+        free(payload);
+        return c->state == CL_CLOSING ? -1 : 1;
+    }
+    if (type == PT_HELLO || type == PT_TERMINATE) {
+        free(payload);
+        if (type == PT_HELLO)
+            protocol_error(c, DBPOOL_E_PROTOCOL, "HELLO was already sent on this session");
+        else
+            close_after_flush(c);
+        return -1;
+    }
+    c->req.type = type;
+    c->req.frame = payload;
+    start_request(c, plen);
+    return c->state == CL_CLOSING ? -1 : 1;
+}
+
+static void process_input(struct client *c)
+{
+    if (c->in_input)
+        return;
+    c->in_input = true;
+    while (!c->busy && c->state != CL_CLOSING) {
+        if (output_len(c) >= c->d->cfg->daemon.output_high_water) {
+            c->input_paused = true;
+            break;
+        }
+        int r = next_frame(c);
+        if (r <= 0) {
+            if (r < 0)
+                return;   /* c may be gone */
+            break;
+        }
+    }
+    c->in_input = false;
+}
+
+/* ------------------------------------------------------------- events */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    process_input(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+
+    if (c->rows_paused && c->sv) {
+        c->rows_paused = false;
+        server_resume(c->sv);
+    }
+    if (c->input_paused) {
+        c->input_paused = false;
+        process_input(c);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct client *c = arg;
+
+    if (what & BEV_EVENT_TIMEOUT)
+        log_info("client_timeout", "client=%llu state=%s", (unsigned long long)c->id,
+                 client_state_name(c->state));
+    else if (c->sv)
+        log_info("client_vanished", "client=%llu state=%s tx=%c", (unsigned long long)c->id,
+                 client_state_name(c->state), c->txstate);
+    client_free(c);
+}
+
+static void refuse(struct daemon *d, int fd, const char *msg)
+{
+    struct pbuf b;
+
+    pbuf_init(&b);
+    proto_put_error(&b, DBPOOL_E_LIMIT, "53300", msg, 'I', -1);
+    if (!b.oom) {
+        ssize_t w = write(fd, b.data, b.len);   /* best effort on a fresh socket */
+        (void)w;
+    }
+    pbuf_free(&b);
+    close(fd);
+}
+
+void client_accept(struct daemon *d, int fd)
+{
+    const struct daemon_config *dc = &d->cfg->daemon;
+
+    if (d->shutting_down) {
+        close(fd);
+        return;
+    }
+    if (d->nclients >= dc->max_clients) {
+        log_warn("client_refused", "reason=max_clients limit=%u", dc->max_clients);
+        refuse(d, fd, "too many client sessions (maxClients reached); try again later");
+        return;
+    }
+    struct client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        free(c);
+        close(fd);
+        return;
+    }
+    c->d = d;
+    c->id = ++d->next_client_id;
+    c->txstate = 'I';
+    c->state = CL_HANDSHAKE;
+    TAILQ_INSERT_TAIL(&d->clients, c, link);
+    d->nclients++;
+    d->total_clients++;
+    struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)dc->max_frame_size + PROTO_HEADER_SIZE);
+    bufferevent_setwatermark(c->bev, EV_WRITE, dc->output_high_water / 2, 0);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+void client_shutdown_notice(struct client *c)
+{
+    c->shutdown_noticed = true;
+    if (c->state == CL_CLOSING)
+        return;
+    if (!c->busy && !c->sv)
+        close_after_flush(c);
+}
+
+void client_free(struct client *c)
+{
+    struct daemon *d = c->d;
+
+    if (c->waiter.queued)
+        pool_cancel_wait(c->pool, &c->waiter);
+    if (c->sv)
+        pool_abandon(c->pool, c->sv);
+    if (c->pool)
+        pool_client_detach(c->pool);
+    if (c->stmt_timer)
+        event_free(c->stmt_timer);
+    if (c->idle_timer)
+        event_free(c->idle_timer);
+    bufferevent_free(c->bev);
+    request_clear(&c->req);
+    TAILQ_REMOVE(&d->clients, c, link);
+    d->nclients--;
+    free(c->name);
+    free(c);
+    daemon_client_gone(d);
+}

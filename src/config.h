@@ -1,0 +1,107 @@
+/*
+ * config.h — the running configuration as a value.
+ *
+ * config_load() parses a libconfig file, applies environment overrides
+ * (DBPOOLD_DAEMON_<KEY>, DBPOOLD_POOL_<NAME>_<KEY>; camelCase keys written in
+ * UPPER_SNAKE, e.g. DBPOOLD_POOL_APP_FILE_PATH), fills defaults and validates
+ * strictly. All errors are collected, each naming file, line and key (or the
+ * environment variable). doc/configuration.md is the reference.
+ *
+ * Ownership: config_load returns a struct config the caller frees with
+ * config_free. Nothing in it is shared.
+ */
+#ifndef DBPOOLD_CONFIG_H
+#define DBPOOLD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+
+enum backend_type { BACKEND_SQLITE = 0, BACKEND_POSTGRES = 1, BACKEND_MYSQL = 2 };
+
+struct daemon_config {
+    char *socket;                   /* client socket path */
+    char *status_socket;            /* status (HTTP) socket path; "" disables */
+    unsigned socket_mode;           /* permission bits of the client socket (default 0666) */
+    enum log_level log_level;
+    uint32_t max_frame_size;        /* bytes, default 16 MiB */
+    uint32_t max_params;            /* parameters per statement, default 1024 */
+    uint32_t max_batch_statements;  /* statements per batch, default 1000 */
+    uint32_t max_clients;           /* accepted client sessions, default 10000 */
+    size_t output_high_water;       /* bytes queued to a client before row fetching pauses, default 256 KiB */
+    uint64_t shutdown_timeout_ms;   /* SIGTERM drain bound, default 30s */
+    uint64_t client_idle_timeout_ms;        /* 0 = off (default) */
+    uint64_t idle_transaction_timeout_ms;   /* idle inside a transaction; 0 = off (default) */
+};
+
+struct pool_config {
+    char *name;
+    enum backend_type type;
+    int line;                       /* source line of the pool entry, for messages */
+
+    /* common to every type */
+    int max_open_conns;             /* sqlite default 1, others 25 */
+    int max_idle_conns;             /* sqlite default 1, others 5 */
+    uint64_t conn_max_lifetime_ms;  /* default 5m; 0 = unlimited */
+    uint64_t conn_max_idle_time_ms; /* default 1m; 0 = unlimited */
+    uint64_t timeout_ms;            /* default 30s: connect timeout; sqlite busy timeout */
+    uint64_t health_check_interval_ms; /* default 30s; 0 = off */
+    uint64_t acquire_timeout_ms;    /* wait-queue bound, default 10s (dbpoold addition) */
+    int max_retries;                /* connect retries, default 3 (postgres, mysql) */
+    uint64_t retry_delay_ms;        /* first backoff delay, default 1s */
+    uint64_t statement_timeout_ms;  /* 0 = off (default) */
+
+    /* sqlite */
+    char *file_path;                /* required for sqlite */
+    char *journal_mode;             /* default "WAL" (DELETE TRUNCATE PERSIST MEMORY WAL OFF) */
+    char *sync_mode;                /* default "NORMAL" (OFF NORMAL FULL EXTRA) */
+    int cache_size;                 /* default 1000 (PRAGMA cache_size; negative = KiB) */
+    bool foreign_keys;              /* default true */
+    char *auto_vacuum;              /* default "INCREMENTAL" (NONE FULL INCREMENTAL) */
+
+    /* postgres and mysql */
+    char *host;                     /* required; a directory = Unix socket (postgres) */
+    int port;                       /* default 5432 / 3306; 1..65535 */
+    char *dbname;                   /* key "name"; required */
+    char *username;                 /* required */
+    char *password;                 /* secret: never logged or reported */
+    char *password_file;            /* read at connect time */
+    char *ssl_mode;                 /* postgres, default "disable" */
+    char *charset;                  /* mysql, default "utf8mb4" */
+};
+
+struct config {
+    char *path;                     /* file the config came from */
+    struct daemon_config daemon;
+    struct pool_config *pools;
+    size_t npools;
+};
+
+/* Collected diagnostics: errors make the config invalid, warnings do not. */
+struct config_diag {
+    char **errors;
+    size_t nerrors;
+    char **warnings;
+    size_t nwarnings;
+};
+
+/* Parse path (or the built-in defaults when path is NULL... not supported:
+ * path is required). Returns NULL when there is at least one error; diag
+ * always receives every error and warning found (free with config_diag_free). */
+struct config *config_load(const char *path, struct config_diag *diag);
+void config_free(struct config *cfg);
+void config_diag_free(struct config_diag *diag);
+
+const struct pool_config *config_find_pool(const struct config *cfg,
+                                           const char *name, size_t name_len);
+
+/* "250ms", "30s", "5m", "1h30m", "0" -> milliseconds. Returns false when the
+ * string is not a valid duration. Units: ms s m h; components in descending
+ * order; no sign. */
+bool parse_duration_ms(const char *s, uint64_t *out_ms);
+const char *backend_type_name(enum backend_type t);
+const char *log_level_name(enum log_level l);
+
+#endif

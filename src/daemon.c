@@ -1,0 +1,214 @@
+/*
+ * daemon.c — builds the daemon from the running config (pools through the
+ * factory, the client listener, the status socket, signal handlers), runs
+ * the one event loop, and carries out the graceful shutdown:
+ *
+ *   SIGTERM/SIGINT -> stop accepting; sessions idle outside a transaction
+ *   are closed at once, the others when their transaction ends; after
+ *   shutdownTimeout the rest are cut (their transactions rolled back); the
+ *   loop stops when no session is left; sockets are unlinked; exit 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "client.h"
+#include "daemon.h"
+#include "factory.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "status.h"
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+
+    if (sig == SIGHUP) {
+        log_warn("reload_ignored", "hint=\"configuration reload is not available in this version; "
+                 "restart dbpoold to apply changes\"");
+        return;
+    }
+    daemon_shutdown(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    struct client *c;
+
+    log_warn("shutdown_timeout", "clients=%zu action=\"closing remaining sessions; open "
+             "transactions are rolled back\"", d->nclients);
+    while ((c = TAILQ_FIRST(&d->clients)))
+        client_free(c);
+    event_base_loopexit(d->base, NULL);
+}
+
+static struct event *add_signal(struct daemon *d, int sig)
+{
+    struct event *ev = evsignal_new(d->base, sig, on_signal, d);
+
+    if (ev && event_add(ev, NULL) != 0) {
+        event_free(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+static int create_pools(struct daemon *d, char *errbuf, size_t errlen)
+{
+    d->pools = calloc(d->cfg->npools, sizeof(*d->pools));
+    if (!d->pools) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < d->cfg->npools; i++) {
+        const struct pool_config *pc = &d->cfg->pools[i];
+        char why[256];
+        const struct backend_driver *drv = factory_driver(pc->type, why, sizeof(why));
+        if (!drv) {
+            snprintf(errbuf, errlen, "pool \"%s\": %s", pc->name, why);
+            return -1;
+        }
+        d->pools[i] = pool_new(pc, drv, d->base);
+        if (!d->pools[i]) {
+            snprintf(errbuf, errlen, "pool \"%s\": out of memory", pc->name);
+            return -1;
+        }
+        d->npools++;
+    }
+    return 0;
+}
+
+static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
+{
+    const struct daemon_config *dc = &d->cfg->daemon;
+
+    d->listener = listener_start(d, dc->socket, dc->socket_mode, errbuf, errlen);
+    if (!d->listener)
+        return -1;
+    if (dc->status_socket && dc->status_socket[0]) {
+        d->status = status_start(d, dc->status_socket, errbuf, errlen);
+        if (!d->status)
+            return -1;
+    }
+    return 0;
+}
+
+struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen)
+{
+    struct daemon *d = calloc(1, sizeof(*d));
+
+    if (!d) {
+        config_free(cfg);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    d->cfg = cfg;
+    TAILQ_INIT(&d->clients);
+    pbuf_init(&d->scratch);
+    d->start_us = now_us();
+    d->base = event_base_new();
+    if (!d->base) {
+        snprintf(errbuf, errlen, "cannot create the event loop");
+        daemon_free(d);
+        return NULL;
+    }
+    d->sigterm = add_signal(d, SIGTERM);
+    d->sigint = add_signal(d, SIGINT);
+    d->sighup = add_signal(d, SIGHUP);
+    d->shutdown_timer = evtimer_new(d->base, on_shutdown_timeout, d);
+    if (!d->sigterm || !d->sigint || !d->sighup || !d->shutdown_timer) {
+        snprintf(errbuf, errlen, "cannot install signal handlers");
+        daemon_free(d);
+        return NULL;
+    }
+    if (create_pools(d, errbuf, errlen) < 0 || start_sockets(d, errbuf, errlen) < 0) {
+        daemon_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int daemon_run(struct daemon *d)
+{
+    const struct daemon_config *dc = &d->cfg->daemon;
+
+    for (size_t i = 0; i < d->npools; i++)
+        pool_start(d->pools[i]);
+    log_info("ready", "socket=%s status_socket=%s pools=%zu version=%s", dc->socket,
+             dc->status_socket[0] ? dc->status_socket : "off", d->npools, PACKAGE_VERSION_STR);
+    if (event_base_dispatch(d->base) < 0) {
+        log_error("loop_failed", "hint=\"the event loop stopped unexpectedly\"");
+        return 1;
+    }
+    log_info("stopped", "exit_code=%d", d->exit_code);
+    return d->exit_code;
+}
+
+void daemon_shutdown(struct daemon *d, const char *reason)
+{
+    struct client *c, *next;
+    uint64_t ms = d->cfg->daemon.shutdown_timeout_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+    if (d->shutting_down) {
+        log_warn("shutdown_forced", "reason=%s", reason);
+        on_shutdown_timeout(-1, 0, d);
+        return;
+    }
+    d->shutting_down = true;
+    log_info("shutdown", "reason=%s clients=%zu timeout_ms=%llu", reason, d->nclients,
+             (unsigned long long)ms);
+    listener_pause(d->listener);
+    evtimer_add(d->shutdown_timer, &tv);
+    for (c = TAILQ_FIRST(&d->clients); c; c = next) {
+        next = client_next(c);
+        client_shutdown_notice(c);
+    }
+    daemon_client_gone(d);
+}
+
+void daemon_client_gone(struct daemon *d)
+{
+    if (d->shutting_down && d->nclients == 0)
+        event_base_loopexit(d->base, NULL);
+}
+
+struct pool *daemon_find_pool(const struct daemon *d, const char *name, size_t len)
+{
+    for (size_t i = 0; i < d->npools; i++) {
+        const char *pn = pool_config(d->pools[i])->name;
+        if (strlen(pn) == len && memcmp(pn, name, len) == 0)
+            return d->pools[i];
+    }
+    return NULL;
+}
+
+void daemon_free(struct daemon *d)
+{
+    struct client *c;
+
+    if (!d)
+        return;
+    while ((c = TAILQ_FIRST(&d->clients)))
+        client_free(c);
+    status_stop(d->status);
+    listener_free(d->listener);
+    for (size_t i = 0; i < d->npools; i++)
+        pool_free(d->pools[i]);
+    free(d->pools);
+    struct event *evs[] = { d->sigterm, d->sigint, d->sighup, d->shutdown_timer };
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    factory_quiesce_all();
+    if (d->base)
+        event_base_free(d->base);
+    pbuf_free(&d->scratch);
+    config_free(d->cfg);
+    free(d);
+}

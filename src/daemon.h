@@ -1,0 +1,60 @@
+/*
+ * daemon.h — the daemon object: the one event loop, the running config, the
+ * pools, the client sessions, the listeners, and the shutdown sequence.
+ *
+ * main.c parses the command line and config, then daemon_new / daemon_run /
+ * daemon_free. Every other object reaches shared state through the struct
+ * daemon pointer it was given (no globals).
+ */
+#ifndef DBPOOLD_DAEMON_H
+#define DBPOOLD_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "config.h"
+#include "proto.h"
+
+struct event_base;
+struct event;
+struct pool;
+struct client;
+struct listener;
+struct status_server;
+
+TAILQ_HEAD(client_list, client);
+
+struct daemon {
+    struct event_base *base;
+    struct config *cfg;              /* the running config (owned) */
+    struct pool **pools;             /* one per cfg->pools[i], same order (owned) */
+    size_t npools;
+    struct client_list clients;      /* every session (owned) */
+    size_t nclients;
+    uint64_t next_client_id;
+    uint64_t total_clients;          /* accepted since start */
+    uint64_t start_us;
+    struct listener *listener;       /* client socket */
+    struct status_server *status;    /* status socket (NULL when disabled) */
+    struct pbuf scratch;             /* frame encoding scratch, loop thread only */
+    struct event *sigterm, *sigint, *sighup, *shutdown_timer;
+    bool shutting_down;
+    int exit_code;
+};
+
+/* Build everything from cfg (takes ownership of cfg). NULL + message on error. */
+struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen);
+/* Run the loop until shutdown completes; returns the exit code. */
+int daemon_run(struct daemon *d);
+void daemon_free(struct daemon *d);
+
+/* Begin a graceful shutdown (stop accepting, drain, exit). */
+void daemon_shutdown(struct daemon *d, const char *reason);
+/* A client ended; when shutting down and none are left, stop the loop. */
+void daemon_client_gone(struct daemon *d);
+
+struct pool *daemon_find_pool(const struct daemon *d, const char *name, size_t len);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * factory.c — the driver factory: one table from backend type to driver.
+ * Adding a backend means adding its driver here and its keys in config.c.
+ */
+#include <stdio.h>
+
+#include "backend_sqlite.h"
+#include "factory.h"
+
+static const struct backend_driver *driver_for(enum backend_type type)
+{
+    switch (type) {
+    case BACKEND_SQLITE: return &backend_sqlite_driver;
+    case BACKEND_POSTGRES: return NULL;
+    case BACKEND_MYSQL: return NULL;
+    }
+    return NULL;
+}
+
+const struct backend_driver *factory_driver(enum backend_type type, char *errbuf, size_t errlen)
+{
+    const struct backend_driver *drv = driver_for(type);
+
+    if (!drv)
+        snprintf(errbuf, errlen, "pool type \"%s\" is not supported by this build of dbpoold "
+                 "(supported: sqlite)", backend_type_name(type));
+    return drv;
+}
+
+void factory_quiesce_all(void)
+{
+    static const enum backend_type all[] = { BACKEND_SQLITE, BACKEND_POSTGRES, BACKEND_MYSQL };
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        const struct backend_driver *drv = driver_for(all[i]);
+        if (drv && drv->quiesce)
+            drv->quiesce();
+    }
+}

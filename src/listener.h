@@ -1,0 +1,27 @@
+/*
+ * listener.h — Unix-socket listening: binding a socket file safely and
+ * accepting client sessions on the daemon's event loop.
+ */
+#ifndef DBPOOLD_LISTENER_H
+#define DBPOOLD_LISTENER_H
+
+#include <stddef.h>
+
+struct daemon;
+struct listener;
+
+/* Create, bind and listen on a Unix stream socket at path with permission
+ * bits mode. A stale socket file (nobody listening) is replaced; a live one
+ * or a non-socket file at path is an error. Returns the fd (non-blocking,
+ * close-on-exec) or -1 with a message telling the user what to do. */
+int unix_socket_listen(const char *path, unsigned mode, char *errbuf, size_t errlen);
+
+/* Accept client sessions on path; each accepted socket becomes a client. */
+struct listener *listener_start(struct daemon *d, const char *path, unsigned mode,
+                                char *errbuf, size_t errlen);
+/* Stop accepting (sessions already accepted continue). */
+void listener_pause(struct listener *l);
+/* Stop, close and unlink the socket file. */
+void listener_free(struct listener *l);
+
+#endif

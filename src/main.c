@@ -1,0 +1,105 @@
+/*
+ * main.c — dbpoold's entry point: command line, config check (-t), and the
+ * daemon's lifetime. Runs in the foreground; systemd supervises it.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "factory.h"
+#include "log.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: dbpoold [-c FILE] [-t] [-V] [-h]\n"
+            "  -c FILE  configuration file (default " SYSCONFDIR "/dbpoold/dbpoold.conf)\n"
+            "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
+            "  -V       print the version and exit\n"
+            "  -h       this help\n"
+            "Environment: DBPOOLD_DAEMON_<KEY> and DBPOOLD_POOL_<NAME>_<KEY> override the file\n"
+            "(see doc/configuration.md).\n");
+}
+
+/* Print diagnostics; true when the config is usable (drivers included). */
+static bool report(const char *path, const struct config *cfg, const struct config_diag *diag)
+{
+    bool ok = cfg != NULL;
+
+    for (size_t i = 0; i < diag->nwarnings; i++)
+        fprintf(stderr, "dbpoold: warning: %s\n", diag->warnings[i]);
+    for (size_t i = 0; i < diag->nerrors; i++)
+        fprintf(stderr, "dbpoold: error: %s\n", diag->errors[i]);
+    for (size_t i = 0; cfg && i < cfg->npools; i++) {
+        char why[256];
+        if (!factory_driver(cfg->pools[i].type, why, sizeof(why))) {
+            fprintf(stderr, "dbpoold: error: %s:%d: pool \"%s\": %s\n", path,
+                    cfg->pools[i].line, cfg->pools[i].name, why);
+            ok = false;
+        }
+    }
+    if (!ok)
+        fprintf(stderr, "dbpoold: %s: configuration is invalid (%zu error%s)\n", path,
+                diag->nerrors ? diag->nerrors : 1, diag->nerrors == 1 ? "" : "s");
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = SYSCONFDIR "/dbpoold/dbpoold.conf";
+    bool check_only = false;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': check_only = true; break;
+        case 'V': printf("dbpoold %s\n", PACKAGE_VERSION_STR); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    struct config_diag diag = { 0 };
+    struct config *cfg = config_load(path, &diag);
+    bool ok = report(path, cfg, &diag);
+    config_diag_free(&diag);
+    if (!ok || check_only) {
+        if (ok)
+            printf("dbpoold: %s: configuration is valid (%zu pool%s)\n", path, cfg->npools,
+                   cfg->npools == 1 ? "" : "s");
+        config_free(cfg);
+        return ok ? 0 : 1;
+    }
+
+    log_set_level(cfg->daemon.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0) {
+        fprintf(stderr, "dbpoold: libevent has no pthreads support\n");
+        config_free(cfg);
+        return 1;
+    }
+    char err[512];
+    struct daemon *d = daemon_new(cfg, err, sizeof(err));
+    if (!d) {
+        fprintf(stderr, "dbpoold: %s\n", err);
+        return 1;
+    }
+    int rc = daemon_run(d);
+    daemon_free(d);
+    return rc;
+}

@@ -1,0 +1,715 @@
+/*
+ * pool.c — server connections of one pool, the FIFO wait queue, recycling,
+ * health checks, connect retry with exponential backoff, and counters.
+ *
+ * The state of a server connection is the list it is on:
+ *   connecting  being established by the driver
+ *   idle        ready, not bound to any client (LIFO: hot ones reused first)
+ *   active      bound to a client (or abandoned by one, finishing an op)
+ *   checking    running a health-check ping
+ *   resetting   rolling back a transaction a client left behind
+ * Every operation's completion passes through server_on_done() first, so the
+ * pool counts statements and errors and sees broken connections before the
+ * client does.
+ *
+ * Ownership: the pool owns every struct server and its backend connection;
+ * waiters belong to their clients.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "pool.h"
+
+TAILQ_HEAD(server_list, server);
+TAILQ_HEAD(waiter_list, pool_waiter);
+
+enum server_state { SV_CONNECTING, SV_IDLE, SV_ACTIVE, SV_CHECKING, SV_RESETTING };
+
+struct server {
+    TAILQ_ENTRY(server) link;        /* on the list of its state */
+    struct pool *pool;
+    struct backend_conn *conn;       /* owned */
+    enum server_state state;
+    enum backend_role role;
+    uint64_t id;
+    uint64_t created_us;
+    uint64_t idle_since_us;
+    bool op_running;
+    bool abandoned;                  /* its client vanished; reset when the op ends */
+    bool broken;
+    const struct backend_sink *csink;   /* client's sink for the running op */
+    void *carg;
+};
+
+struct pool {
+    const struct pool_config *cfg;   /* borrowed from the running config */
+    const struct backend_driver *drv;
+    struct event_base *base;
+    struct server_list lists[5];     /* indexed by enum server_state */
+    int counts[5];
+    int nrole[2];                    /* open servers per role, any state */
+    int max_role[2];
+    struct waiter_list waiters;
+    int nwaiting;
+    struct event *wait_timer;        /* acquire timeouts of the queue head */
+    struct event *maint_timer;       /* idle time, lifetime, health, recovery */
+    struct event *retry_timer;       /* connect backoff */
+    uint64_t next_server_id;
+    uint64_t last_health_us;
+    int connect_failures;            /* consecutive */
+    bool retry_pending;
+    bool unhealthy;
+    char last_error[256];
+    int clients_connected;
+    struct pool_stats totals;        /* only the total_* fields are used */
+};
+
+static const struct backend_sink server_sink;
+static void server_on_done(void *arg, const struct backend_result *res);
+static void pool_dispatch(struct pool *p, struct server *sv);
+static void pool_maybe_connect(struct pool *p, enum backend_role role);
+
+uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void set_state(struct server *sv, enum server_state st)
+{
+    struct pool *p = sv->pool;
+
+    TAILQ_REMOVE(&p->lists[sv->state], sv, link);
+    p->counts[sv->state]--;
+    sv->state = st;
+    if (st == SV_IDLE)
+        TAILQ_INSERT_HEAD(&p->lists[st], sv, link);
+    else
+        TAILQ_INSERT_TAIL(&p->lists[st], sv, link);
+    p->counts[st]++;
+}
+
+static void timeval_from_us(struct timeval *tv, uint64_t us)
+{
+    tv->tv_sec = (time_t)(us / 1000000u);
+    tv->tv_usec = (suseconds_t)(us % 1000000u);
+}
+
+/* ---------------------------------------------------------------- servers */
+
+static void server_close(struct server *sv, const char *reason)
+{
+    struct pool *p = sv->pool;
+
+    log_debug("server_close", "pool=%s server=%llu reason=%s", p->cfg->name,
+              (unsigned long long)sv->id, reason);
+    TAILQ_REMOVE(&p->lists[sv->state], sv, link);
+    p->counts[sv->state]--;
+    p->nrole[sv->role]--;
+    p->totals.total_server_closes++;
+    p->drv->close(sv->conn);
+    free(sv);
+}
+
+static void pool_note_error(struct pool *p, const char *msg)
+{
+    snprintf(p->last_error, sizeof(p->last_error), "%s", msg);
+}
+
+/* A connection failed to open: back off, and tell waiters when hopeless. */
+static void fail_waiters(struct pool *p, enum backend_role role, int code, const char *msg);
+
+static void schedule_retry(struct pool *p)
+{
+    struct timeval tv;
+    uint64_t delay = p->cfg->retry_delay_ms ? p->cfg->retry_delay_ms : 1000;
+    int shift = p->connect_failures > 1 ? p->connect_failures - 1 : 0;
+
+    if (shift > 5)
+        shift = 5;
+    delay <<= shift;
+    if (delay > 30000)
+        delay = 30000;
+    timeval_from_us(&tv, delay * 1000u);
+    p->retry_pending = true;
+    event_add(p->retry_timer, &tv);
+}
+
+static void on_connected(void *arg, const struct backend_result *res)
+{
+    struct server *sv = arg;
+    struct pool *p = sv->pool;
+
+    if (!res->ok) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "%s", res->err.message);
+        enum backend_role role = sv->role;
+        p->totals.total_connect_errors++;
+        p->connect_failures++;
+        p->unhealthy = true;
+        pool_note_error(p, msg);
+        log_error("connect_failed", "pool=%s attempt=%d error=\"%s\"", p->cfg->name,
+                  p->connect_failures, msg);
+        server_close(sv, "connect_failed");
+        if (p->connect_failures > p->cfg->max_retries)
+            fail_waiters(p, role, DBPOOL_E_UNAVAILABLE, msg);
+        else
+            schedule_retry(p);
+        return;
+    }
+    if (p->unhealthy)
+        log_info("pool_recovered", "pool=%s", p->cfg->name);
+    p->totals.total_connects++;
+    p->connect_failures = 0;
+    p->unhealthy = false;
+    p->last_error[0] = '\0';
+    log_debug("server_open", "pool=%s server=%llu role=%s", p->cfg->name,
+              (unsigned long long)sv->id, sv->role == ROLE_READER ? "reader" : "writer");
+    sv->idle_since_us = now_us();
+    pool_dispatch(p, sv);
+}
+
+static void server_open(struct pool *p, enum backend_role role)
+{
+    char err[256];
+    struct server *sv = calloc(1, sizeof(*sv));
+
+    if (!sv) {
+        pool_note_error(p, "out of memory opening a server connection");
+        return;
+    }
+    sv->conn = p->drv->conn_new(p->cfg, p->base, role, err, sizeof(err));
+    if (!sv->conn) {
+        free(sv);
+        pool_note_error(p, err);
+        p->unhealthy = true;
+        log_error("connect_failed", "pool=%s error=\"%s\"", p->cfg->name, err);
+        return;
+    }
+    sv->pool = p;
+    sv->role = role;
+    sv->id = ++p->next_server_id;
+    sv->created_us = now_us();
+    sv->state = SV_CONNECTING;
+    TAILQ_INSERT_TAIL(&p->lists[SV_CONNECTING], sv, link);
+    p->counts[SV_CONNECTING]++;
+    p->nrole[role]++;
+    p->drv->connect(sv->conn, on_connected, sv);
+}
+
+static bool server_expired(const struct pool *p, const struct server *sv, uint64_t now)
+{
+    uint64_t life = p->cfg->conn_max_lifetime_ms * 1000u;
+
+    return sv->broken || (life && now - sv->created_us >= life);
+}
+
+/* ------------------------------------------------------------ wait queue */
+
+static void arm_wait_timer(struct pool *p)
+{
+    struct pool_waiter *w = TAILQ_FIRST(&p->waiters);
+    struct timeval tv;
+
+    if (!w) {
+        event_del(p->wait_timer);
+        return;
+    }
+    uint64_t deadline = w->enqueued_us + p->cfg->acquire_timeout_ms * 1000u;
+    uint64_t now = now_us();
+    timeval_from_us(&tv, deadline > now ? deadline - now : 0);
+    event_add(p->wait_timer, &tv);
+}
+
+static void waiter_remove(struct pool *p, struct pool_waiter *w)
+{
+    TAILQ_REMOVE(&p->waiters, w, link);
+    w->queued = false;
+    p->nwaiting--;
+    uint64_t waited = now_us() - w->enqueued_us;
+    p->totals.total_wait_us += waited;
+}
+
+static void waiter_fail(struct pool *p, struct pool_waiter *w, int code, const char *msg)
+{
+    struct backend_error err;
+
+    memset(&err, 0, sizeof(err));
+    err.code = code;
+    snprintf(err.message, sizeof(err.message), "%s", msg);
+    waiter_remove(p, w);
+    w->fn(w->arg, NULL, &err);
+}
+
+static void fail_waiters(struct pool *p, enum backend_role role, int code, const char *msg)
+{
+    char text[512];
+    struct pool_waiter *w, *next;
+
+    snprintf(text, sizeof(text), "pool \"%s\" cannot reach its database: %s", p->cfg->name, msg);
+    for (w = TAILQ_FIRST(&p->waiters); w; w = next) {
+        next = TAILQ_NEXT(w, link);
+        if (w->want == role)
+            waiter_fail(p, w, code, text);
+    }
+    arm_wait_timer(p);
+}
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool *p = arg;
+    uint64_t now = now_us();
+    uint64_t limit = p->cfg->acquire_timeout_ms * 1000u;
+    struct pool_waiter *w;
+    char msg[512];
+
+    while ((w = TAILQ_FIRST(&p->waiters)) && now - w->enqueued_us >= limit) {
+        p->totals.total_acquire_timeouts++;
+        if (p->unhealthy) {
+            snprintf(msg, sizeof(msg), "pool \"%s\" is unavailable: %s (waited %llu ms)",
+                     p->cfg->name, p->last_error, (unsigned long long)p->cfg->acquire_timeout_ms);
+            waiter_fail(p, w, DBPOOL_E_UNAVAILABLE, msg);
+        } else {
+            snprintf(msg, sizeof(msg),
+                     "no server connection in pool \"%s\" became free within %llu ms "
+                     "(all %d busy; raise maxOpenConns or acquireTimeout, or shorten transactions)",
+                     p->cfg->name, (unsigned long long)p->cfg->acquire_timeout_ms,
+                     p->cfg->max_open_conns);
+            waiter_fail(p, w, DBPOOL_E_POOL_TIMEOUT, msg);
+        }
+    }
+    arm_wait_timer(p);
+}
+
+static struct pool_waiter *first_waiter_for(struct pool *p, enum backend_role role)
+{
+    struct pool_waiter *w;
+
+    TAILQ_FOREACH(w, &p->waiters, link)
+        if (w->want == role)
+            return w;
+    return NULL;
+}
+
+/* A server is free (fresh, released or checked): give it to the first
+ * waiter that wants its role, else park it on the idle list. */
+static void pool_dispatch(struct pool *p, struct server *sv)
+{
+    struct pool_waiter *w = first_waiter_for(p, sv->role);
+
+    if (!w) {
+        sv->idle_since_us = now_us();
+        set_state(sv, SV_IDLE);
+        return;
+    }
+    waiter_remove(p, w);
+    p->totals.total_waits++;
+    arm_wait_timer(p);
+    set_state(sv, SV_ACTIVE);
+    w->fn(w->arg, sv, NULL);
+}
+
+static enum backend_role normalize_role(const struct pool *p, enum backend_role want)
+{
+    return (want == ROLE_READER && p->max_role[ROLE_READER] > 0) ? ROLE_READER : ROLE_WRITER;
+}
+
+static void pool_maybe_connect(struct pool *p, enum backend_role role)
+{
+    if (p->retry_pending || p->nrole[role] >= p->max_role[role])
+        return;
+    /* Don't open more than there are waiters for (connects in flight count). */
+    int pending = 0;
+    struct server *sv;
+    TAILQ_FOREACH(sv, &p->lists[SV_CONNECTING], link)
+        if (sv->role == role)
+            pending++;
+    int want = 0;
+    struct pool_waiter *w;
+    TAILQ_FOREACH(w, &p->waiters, link)
+        if (w->want == role)
+            want++;
+    if (pending < want)
+        server_open(p, role);
+}
+
+struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_role want,
+                            pool_grant_fn fn, void *arg)
+{
+    struct server *sv;
+
+    want = normalize_role(p, want);
+    TAILQ_FOREACH(sv, &p->lists[SV_IDLE], link) {
+        if (sv->role == want) {
+            set_state(sv, SV_ACTIVE);
+            return sv;
+        }
+    }
+    w->want = want;
+    w->fn = fn;
+    w->arg = arg;
+    w->enqueued_us = now_us();
+    w->queued = true;
+    TAILQ_INSERT_TAIL(&p->waiters, w, link);
+    p->nwaiting++;
+    if (p->nwaiting == 1)
+        arm_wait_timer(p);
+    pool_maybe_connect(p, want);
+    return NULL;
+}
+
+void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
+{
+    if (!w->queued)
+        return;
+    waiter_remove(p, w);
+    arm_wait_timer(p);
+}
+
+/* ----------------------------------------------------- release and reset */
+
+static const char *const rollback_sql = "ROLLBACK";
+
+static void reset_done(void *arg, const struct backend_result *res)
+{
+    struct server *sv = arg;
+
+    if (!res->ok || res->txstate != 'I')
+        sv->broken = true;
+    pool_release(sv->pool, sv);
+}
+
+static const struct backend_sink reset_sink = { NULL, NULL, reset_done };
+
+static void server_reset(struct pool *p, struct server *sv)
+{
+    struct backend_query q = { rollback_sql, strlen(rollback_sql), NULL, 0, 0 };
+
+    log_info("server_reset", "pool=%s server=%llu reason=\"client left a transaction open\"",
+             p->cfg->name, (unsigned long long)sv->id);
+    set_state(sv, SV_RESETTING);
+    sv->abandoned = false;
+    server_exec(sv, &q, &reset_sink, sv);
+}
+
+void pool_release(struct pool *p, struct server *sv)
+{
+    if (sv->state == SV_ACTIVE)
+        p->totals.total_transactions++;
+    if (server_expired(p, sv, now_us())) {
+        server_close(sv, sv->broken ? "broken" : "lifetime");
+        pool_maybe_connect(p, ROLE_WRITER);
+        pool_maybe_connect(p, ROLE_READER);
+        return;
+    }
+    if (p->drv->txstate(sv->conn) != 'I') {
+        server_reset(p, sv);
+        return;
+    }
+    if (!first_waiter_for(p, sv->role) && p->counts[SV_IDLE] >= p->cfg->max_idle_conns) {
+        server_close(sv, "max_idle");
+        return;
+    }
+    pool_dispatch(p, sv);
+}
+
+void pool_abandon(struct pool *p, struct server *sv)
+{
+    sv->csink = NULL;
+    sv->carg = NULL;
+    if (!sv->op_running) {
+        pool_release(p, sv);
+        return;
+    }
+    sv->abandoned = true;
+    p->drv->cancel(sv->conn);
+}
+
+/* ------------------------------------------------- operations on servers */
+
+static void server_on_columns(void *arg, size_t n, const dbpool_column *cols)
+{
+    struct server *sv = arg;
+
+    if (sv->csink && sv->csink->columns)
+        sv->csink->columns(sv->carg, n, cols);
+}
+
+static bool server_on_row(void *arg, size_t n, const dbpool_value *vals)
+{
+    struct server *sv = arg;
+
+    if (sv->csink && sv->csink->row)
+        return sv->csink->row(sv->carg, n, vals);
+    return true;   /* nobody listens: discard */
+}
+
+static void server_on_done(void *arg, const struct backend_result *res)
+{
+    struct server *sv = arg;
+    struct pool *p = sv->pool;
+    const struct backend_sink *sink = sv->csink;
+    void *carg = sv->carg;
+
+    sv->op_running = false;
+    sv->csink = NULL;
+    sv->carg = NULL;
+    if (res->broken && !sv->broken) {
+        sv->broken = true;
+        pool_note_error(p, res->err.message);
+        log_warn("server_broken", "pool=%s server=%llu error=\"%s\"", p->cfg->name,
+                 (unsigned long long)sv->id, res->err.message);
+    }
+    if (!res->reroute_to_writer) {
+        if (res->ok)
+            p->totals.total_statements++;
+        else
+            p->totals.total_errors++;
+    }
+    if (sv->abandoned) {
+        sv->abandoned = false;
+        pool_release(p, sv);
+        return;
+    }
+    if (sink && sink->done)
+        sink->done(carg, res);
+}
+
+static const struct backend_sink server_sink = { server_on_columns, server_on_row, server_on_done };
+
+void server_exec(struct server *sv, const struct backend_query *q,
+                 const struct backend_sink *sink, void *arg)
+{
+    sv->csink = sink;
+    sv->carg = arg;
+    sv->op_running = true;
+    sv->pool->drv->exec(sv->conn, q, &server_sink, sv);
+}
+
+void server_cancel(struct server *sv)
+{
+    if (sv->op_running)
+        sv->pool->drv->cancel(sv->conn);
+}
+
+void server_resume(struct server *sv)
+{
+    if (sv->op_running)
+        sv->pool->drv->resume(sv->conn);
+}
+
+char server_txstate(const struct server *sv)
+{
+    return sv->pool->drv->txstate(sv->conn);
+}
+
+enum backend_role server_role(const struct server *sv)
+{
+    return sv->role;
+}
+
+const char *server_info(const struct server *sv)
+{
+    return sv->pool->drv->server_info ? sv->pool->drv->server_info(sv->conn) : "";
+}
+
+uint64_t server_id(const struct server *sv)
+{
+    return sv->id;
+}
+
+/* ------------------------------------------------------------ maintenance */
+
+static void health_done(void *arg, const struct backend_result *res)
+{
+    struct server *sv = arg;
+    struct pool *p = sv->pool;
+
+    sv->op_running = false;
+    if (!res->ok) {
+        p->unhealthy = true;
+        pool_note_error(p, res->err.message);
+        log_warn("health_check_failed", "pool=%s server=%llu error=\"%s\"", p->cfg->name,
+                 (unsigned long long)sv->id, res->err.message);
+        server_close(sv, "health_check_failed");
+        pool_maybe_connect(p, ROLE_WRITER);
+        return;
+    }
+    pool_dispatch(p, sv);
+}
+
+static void health_check_idle(struct pool *p)
+{
+    struct server *sv, *next;
+
+    for (sv = TAILQ_FIRST(&p->lists[SV_IDLE]); sv; sv = next) {
+        next = TAILQ_NEXT(sv, link);
+        set_state(sv, SV_CHECKING);
+        sv->op_running = true;
+        p->drv->ping(sv->conn, health_done, sv);
+    }
+}
+
+/* Close idle servers past connMaxIdleTime or connMaxLifetime (oldest idle
+ * are at the tail). The last writer of a healthy pool is kept only by
+ * maxIdleConns, like database/sql. */
+static void recycle_idle(struct pool *p, uint64_t now)
+{
+    uint64_t idle_limit = p->cfg->conn_max_idle_time_ms * 1000u;
+    struct server *sv, *prev;
+
+    for (sv = TAILQ_LAST(&p->lists[SV_IDLE], server_list); sv; sv = prev) {
+        prev = TAILQ_PREV(sv, server_list, link);
+        if (server_expired(p, sv, now))
+            server_close(sv, "lifetime");
+        else if (idle_limit && now - sv->idle_since_us >= idle_limit)
+            server_close(sv, "idle_time");
+    }
+}
+
+static void on_maint(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool *p = arg;
+    uint64_t now = now_us();
+    uint64_t interval = p->cfg->health_check_interval_ms * 1000u;
+
+    recycle_idle(p, now);
+    if (interval && now - p->last_health_us >= interval) {
+        p->last_health_us = now;
+        if (p->unhealthy && p->nrole[ROLE_WRITER] == 0 && !p->retry_pending)
+            server_open(p, ROLE_WRITER);   /* probe: does the database answer again? */
+        else
+            health_check_idle(p);
+    }
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool *p = arg;
+
+    p->retry_pending = false;
+    if (first_waiter_for(p, ROLE_WRITER) || p->nrole[ROLE_WRITER] == 0)
+        server_open(p, ROLE_WRITER);
+    pool_maybe_connect(p, ROLE_READER);
+}
+
+static uint64_t maint_period_ms(const struct pool_config *cfg)
+{
+    uint64_t m = 1000;
+    uint64_t cands[3] = { cfg->conn_max_idle_time_ms, cfg->conn_max_lifetime_ms,
+                          cfg->health_check_interval_ms };
+
+    for (int i = 0; i < 3; i++)
+        if (cands[i] && cands[i] / 4 < m)
+            m = cands[i] / 4;
+    return m < 20 ? 20 : m;
+}
+
+/* ---------------------------------------------------------------- public */
+
+struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver *drv,
+                      struct event_base *base)
+{
+    struct pool *p = calloc(1, sizeof(*p));
+
+    if (!p)
+        return NULL;
+    p->cfg = cfg;
+    p->drv = drv;
+    p->base = base;
+    for (int i = 0; i < 5; i++)
+        TAILQ_INIT(&p->lists[i]);
+    TAILQ_INIT(&p->waiters);
+    drv->pool_limits(cfg, &p->max_role[ROLE_WRITER], &p->max_role[ROLE_READER]);
+    p->wait_timer = evtimer_new(base, on_wait_timeout, p);
+    p->maint_timer = event_new(base, -1, EV_PERSIST, on_maint, p);
+    p->retry_timer = evtimer_new(base, on_retry, p);
+    if (!p->wait_timer || !p->maint_timer || !p->retry_timer) {
+        pool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void pool_start(struct pool *p)
+{
+    struct timeval tv;
+
+    timeval_from_us(&tv, maint_period_ms(p->cfg) * 1000u);
+    event_add(p->maint_timer, &tv);
+    p->last_health_us = now_us();
+    server_open(p, ROLE_WRITER);
+}
+
+void pool_free(struct pool *p)
+{
+    struct pool_waiter *w;
+    struct server *sv;
+
+    if (!p)
+        return;
+    while ((w = TAILQ_FIRST(&p->waiters)))
+        waiter_fail(p, w, DBPOOL_E_SHUTDOWN, "dbpoold is shutting down");
+    for (int i = 0; i < 5; i++)
+        while ((sv = TAILQ_FIRST(&p->lists[i])))
+            server_close(sv, "shutdown");
+    if (p->wait_timer)
+        event_free(p->wait_timer);
+    if (p->maint_timer)
+        event_free(p->maint_timer);
+    if (p->retry_timer)
+        event_free(p->retry_timer);
+    free(p);
+}
+
+const struct pool_config *pool_config(const struct pool *p)
+{
+    return p->cfg;
+}
+
+const struct backend_driver *pool_driver(const struct pool *p)
+{
+    return p->drv;
+}
+
+bool pool_healthy(const struct pool *p)
+{
+    return !p->unhealthy;
+}
+
+void pool_client_attach(struct pool *p)
+{
+    p->clients_connected++;
+}
+
+void pool_client_detach(struct pool *p)
+{
+    p->clients_connected--;
+}
+
+void pool_get_stats(const struct pool *p, struct pool_stats *out)
+{
+    struct pool_waiter *head = TAILQ_FIRST(&p->waiters);
+
+    *out = p->totals;
+    out->name = p->cfg->name;
+    out->type = p->drv->name;
+    out->healthy = !p->unhealthy;
+    snprintf(out->last_error, sizeof(out->last_error), "%s", p->last_error);
+    out->max_open = p->cfg->max_open_conns;
+    out->servers_idle = p->counts[SV_IDLE];
+    out->servers_connecting = p->counts[SV_CONNECTING];
+    out->servers_busy = p->counts[SV_ACTIVE] + p->counts[SV_CHECKING] + p->counts[SV_RESETTING];
+    out->servers_open = out->servers_idle + out->servers_busy + out->servers_connecting;
+    out->clients_connected = p->clients_connected;
+    out->clients_active = p->counts[SV_ACTIVE];
+    out->clients_waiting = p->nwaiting;
+    out->longest_wait_us = head ? now_us() - head->enqueued_us : 0;
+}

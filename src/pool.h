@@ -1,0 +1,111 @@
+/*
+ * pool.h — one pool per configured database: its server connections, the
+ * FIFO wait queue, sizing, recycling, health checks, connect retry, counters.
+ *
+ * A server connection's state is the list it is on (connecting, idle,
+ * active, checking, resetting). A client gets a server with pool_acquire(),
+ * runs operations through server_exec() & co. (so the pool sees every
+ * completion: counters, broken connections), and gives it back with
+ * pool_release() — or pool_abandon() when the client vanished mid-operation,
+ * in which case the pool cancels the statement and rolls back before reuse.
+ *
+ * Ownership: the daemon owns pools (pool_new / pool_free); a pool owns its
+ * servers. Waiters are embedded in the client that waits (the client owns
+ * the memory and must pool_cancel_wait() before freeing it).
+ */
+#ifndef DBPOOLD_POOL_H
+#define DBPOOLD_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "backend.h"
+#include "config.h"
+
+struct event_base;
+struct pool;
+struct server;
+
+/* Called when a waiter gets a server (err == NULL) or gives up (sv == NULL;
+ * err says why: DBPOOL_E_POOL_TIMEOUT, DBPOOL_E_UNAVAILABLE, DBPOOL_E_SHUTDOWN). */
+typedef void (*pool_grant_fn)(void *arg, struct server *sv, const struct backend_error *err);
+
+struct pool_waiter {
+    TAILQ_ENTRY(pool_waiter) link;
+    enum backend_role want;
+    uint64_t enqueued_us;
+    pool_grant_fn fn;
+    void *arg;
+    bool queued;
+};
+
+/* A consistent snapshot for the status socket (all counters since start). */
+struct pool_stats {
+    const char *name;
+    const char *type;
+    bool healthy;
+    char last_error[256];            /* last connect/health error, "" if none */
+    int max_open;                    /* configured maxOpenConns */
+    int servers_open;                /* all states */
+    int servers_idle;
+    int servers_busy;                /* active + checking + resetting */
+    int servers_connecting;
+    int clients_connected;           /* sessions attached to this pool */
+    int clients_active;              /* bound to a server */
+    int clients_waiting;             /* in the wait queue */
+    uint64_t longest_wait_us;        /* of the clients waiting now */
+    uint64_t total_transactions;     /* server bindings released (xact pooling unit) */
+    uint64_t total_statements;
+    uint64_t total_errors;           /* failed statements */
+    uint64_t total_wait_us;          /* time clients spent waiting for a server */
+    uint64_t total_waits;            /* acquisitions that had to wait */
+    uint64_t total_acquire_timeouts;
+    uint64_t total_connects;
+    uint64_t total_connect_errors;
+    uint64_t total_server_closes;
+};
+
+struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver *drv,
+                      struct event_base *base);
+/* Open the first writer connection and start maintenance timers. */
+void pool_start(struct pool *p);
+/* Fail all waiters (SHUTDOWN) and close every server; frees p. */
+void pool_free(struct pool *p);
+
+const struct pool_config *pool_config(const struct pool *p);
+const struct backend_driver *pool_driver(const struct pool *p);
+bool pool_healthy(const struct pool *p);
+void pool_get_stats(const struct pool *p, struct pool_stats *out);
+
+/* Session bookkeeping (for clients_connected). */
+void pool_client_attach(struct pool *p);
+void pool_client_detach(struct pool *p);
+
+/* Ask for a server of role `want` (normalized to what the pool has). Returns
+ * the server at once when one is idle (fn is not called); otherwise queues w
+ * and returns NULL; fn is called later exactly once unless the wait is
+ * cancelled. */
+struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_role want,
+                            pool_grant_fn fn, void *arg);
+void pool_cancel_wait(struct pool *p, struct pool_waiter *w);
+/* Give a server back. No operation may be running on it. If it is inside a
+ * transaction it is rolled back first; broken ones are closed. */
+void pool_release(struct pool *p, struct server *sv);
+/* The client is gone: any running operation is cancelled and its callbacks
+ * suppressed, then the server is rolled back and released. */
+void pool_abandon(struct pool *p, struct server *sv);
+
+/* Operations on a server the caller holds (see backend.h for semantics). */
+void server_exec(struct server *sv, const struct backend_query *q,
+                 const struct backend_sink *sink, void *arg);
+void server_cancel(struct server *sv);
+void server_resume(struct server *sv);
+char server_txstate(const struct server *sv);
+enum backend_role server_role(const struct server *sv);
+const char *server_info(const struct server *sv);
+uint64_t server_id(const struct server *sv);
+
+uint64_t now_us(void);   /* monotonic clock */
+
+#endif

@@ -1,0 +1,643 @@
+/*
+ * status.c — the status socket: HTTP/1.1 over a Unix socket, served by
+ * libevent's evhttp on the daemon's event loop.
+ *
+ *   GET /health   200 when every pool is healthy, 503 otherwise (JSON)
+ *   GET /pools    one JSON object per pool: sizing, clients, counters
+ *   GET /stats    daemon-wide JSON: version, uptime, clients, summed counters
+ *   GET /metrics  the same numbers in Prometheus text exposition format
+ *
+ * doc/status.md documents every field. HEAD is answered like GET without a
+ * body; any other method gets 405 with an Allow header, an unknown path 404.
+ * The query string never affects routing.
+ *
+ * Every request takes one snapshot of all pools (pool_get_stats) and renders
+ * it, so a response is internally consistent. Nothing here blocks, and
+ * nothing from the configuration beyond pool names and types is reported:
+ * hosts, users and passwords never leave the daemon this way.
+ *
+ * Ownership: status_start() returns a struct status_server that owns the
+ * evhttp (which owns the listening socket); status_stop() frees it, which
+ * closes the socket, and unlinks the socket file.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "daemon.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "status.h"
+
+#ifdef PACKAGE_VERSION_STR
+#define STATUS_VERSION PACKAGE_VERSION_STR
+#else
+#define STATUS_VERSION "dev"
+#endif
+
+#define STATUS_SOCKET_MODE 0660
+#define STATUS_TIMEOUT_S 10              /* idle/slow HTTP connections */
+#define STATUS_MAX_HEADERS 8192          /* bytes of request headers */
+#define STATUS_MAX_BODY 4096             /* GET needs none; keep it small */
+#define CT_JSON "application/json"
+#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+#define ALLOWED_METHODS "GET, HEAD"
+
+struct status_server {
+    struct daemon *d;
+    struct evhttp *http;
+    char *path;
+};
+
+/* All pools at one instant; n == d->npools. */
+struct snapshot {
+    struct pool_stats *st;
+    size_t n;
+};
+
+/* ------------------------------------------------------------------------
+ * JSON writing
+ * ---------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence starting at s (1..4), or 0 if invalid. */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2, cp = s[0] & 0x1f;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3, cp = s[0] & 0x0f;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4, cp = s[0] & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;                    /* also stops at the NUL */
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;                        /* overlong, out of range, surrogate */
+    return n;
+}
+
+/* Append s as a JSON string literal. Quotes, backslashes and control
+ * characters are escaped; invalid UTF-8 bytes become U+FFFD. */
+static void json_str(struct evbuffer *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    evbuffer_add(b, "\"", 1);
+    while (*p) {
+        size_t n = utf8_seq_len(p);
+        if (n == 0) {
+            evbuffer_add(b, "\\ufffd", 6);
+            p++;
+        } else if (*p == '"' || *p == '\\') {
+            evbuffer_add_printf(b, "\\%c", *p++);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            evbuffer_add_printf(b, "\\u%04x", (unsigned)*p++);
+        } else {
+            evbuffer_add(b, p, n);
+            p += n;
+        }
+    }
+    evbuffer_add(b, "\"", 1);
+}
+
+/* A string, or null when s is NULL or empty. */
+static void json_str_or_null(struct evbuffer *b, const char *s)
+{
+    if (s && *s)
+        json_str(b, s);
+    else
+        evbuffer_add(b, "null", 4);
+}
+
+static const char *json_bool(bool v)
+{
+    return v ? "true" : "false";
+}
+
+/* Microseconds as milliseconds with exactly three decimals (no float). */
+static void json_us_as_ms(struct evbuffer *b, uint64_t us)
+{
+    evbuffer_add_printf(b, "%" PRIu64 ".%03" PRIu64, us / 1000, us % 1000);
+}
+
+/* ------------------------------------------------------------------------
+ * Snapshots
+ * ---------------------------------------------------------------------- */
+
+/* Fill snap from every pool. healthy comes from pool_healthy() so that all
+ * endpoints agree with /health. Returns false when out of memory. */
+static bool snapshot_take(const struct daemon *d, struct snapshot *snap)
+{
+    snap->n = d->npools;
+    snap->st = calloc(d->npools ? d->npools : 1, sizeof(*snap->st));
+    if (!snap->st)
+        return false;
+    for (size_t i = 0; i < d->npools; i++) {
+        pool_get_stats(d->pools[i], &snap->st[i]);
+        snap->st[i].healthy = pool_healthy(d->pools[i]);
+        snap->st[i].last_error[sizeof(snap->st[i].last_error) - 1] = '\0';
+    }
+    return true;
+}
+
+static void snapshot_free(struct snapshot *snap)
+{
+    free(snap->st);
+    snap->st = NULL;
+}
+
+/* Sum the counters of every pool into one pool_stats (totals only). */
+static void snapshot_sum(const struct snapshot *snap, struct pool_stats *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (size_t i = 0; i < snap->n; i++) {
+        const struct pool_stats *s = &snap->st[i];
+        sum->total_transactions += s->total_transactions;
+        sum->total_statements += s->total_statements;
+        sum->total_errors += s->total_errors;
+        sum->total_wait_us += s->total_wait_us;
+        sum->total_waits += s->total_waits;
+        sum->total_acquire_timeouts += s->total_acquire_timeouts;
+        sum->total_connects += s->total_connects;
+        sum->total_connect_errors += s->total_connect_errors;
+        sum->total_server_closes += s->total_server_closes;
+    }
+}
+
+static bool all_healthy(const struct snapshot *snap)
+{
+    for (size_t i = 0; i < snap->n; i++)
+        if (!snap->st[i].healthy)
+            return false;
+    return true;
+}
+
+static double uptime_seconds(const struct daemon *d)
+{
+    uint64_t now = now_us();
+
+    return now > d->start_us ? (double)(now - d->start_us) / 1e6 : 0.0;
+}
+
+/* ------------------------------------------------------------------------
+ * Replies
+ * ---------------------------------------------------------------------- */
+
+static void send_body(struct evhttp_request *req, int code, const char *reason,
+                      const char *ctype, struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+    evhttp_add_header(h, "Content-Type", ctype);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* evhttp drops the body of a HEAD reply but would not announce its size. */
+        char len[32];
+        snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+        evhttp_add_header(h, "Content-Length", len);
+        evbuffer_drain(body, evbuffer_get_length(body));
+    }
+    evhttp_send_reply(req, code, reason, body);
+}
+
+/* A JSON error reply: {"error": msg}. */
+static void send_json_error(struct evhttp_request *req, int code, const char *reason,
+                            const char *msg)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (!b) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evbuffer_add(b, "{\"error\": ", 10);
+    json_str(b, msg);
+    evbuffer_add(b, "}\n", 2);
+    send_body(req, code, reason, CT_JSON, b);
+    evbuffer_free(b);
+}
+
+/* ------------------------------------------------------------------------
+ * GET /health
+ * ---------------------------------------------------------------------- */
+
+static void render_health(const struct daemon *d, const struct snapshot *snap,
+                          struct evbuffer *b)
+{
+    const char *status = d->shutting_down ? "shutting_down"
+                         : all_healthy(snap) ? "ok" : "degraded";
+
+    evbuffer_add_printf(b, "{\"status\": \"%s\", \"pools\": [", status);
+    for (size_t i = 0; i < snap->n; i++) {
+        const struct pool_stats *s = &snap->st[i];
+        evbuffer_add_printf(b, "%s{\"name\": ", i ? ", " : "");
+        json_str(b, s->name ? s->name : "");
+        evbuffer_add_printf(b, ", \"healthy\": %s, \"error\": ", json_bool(s->healthy));
+        json_str_or_null(b, s->last_error);
+        evbuffer_add(b, "}", 1);
+    }
+    evbuffer_add(b, "]}\n", 3);
+}
+
+static void handle_health(struct status_server *s, struct evhttp_request *req,
+                          const struct snapshot *snap, struct evbuffer *b)
+{
+    bool ok = !s->d->shutting_down && all_healthy(snap);
+
+    render_health(s->d, snap, b);
+    send_body(req, ok ? HTTP_OK : 503, ok ? "OK" : "Service Unavailable", CT_JSON, b);
+}
+
+/* ------------------------------------------------------------------------
+ * GET /pools
+ * ---------------------------------------------------------------------- */
+
+static void render_totals(struct evbuffer *b, const struct pool_stats *s)
+{
+    evbuffer_add_printf(b,
+        "{\"transactions\": %" PRIu64 ", \"statements\": %" PRIu64
+        ", \"errors\": %" PRIu64 ", \"wait_ms\": ",
+        s->total_transactions, s->total_statements, s->total_errors);
+    json_us_as_ms(b, s->total_wait_us);
+    evbuffer_add_printf(b,
+        ", \"waits\": %" PRIu64 ", \"acquire_timeouts\": %" PRIu64
+        ", \"connects\": %" PRIu64 ", \"connect_errors\": %" PRIu64
+        ", \"server_closes\": %" PRIu64 "}",
+        s->total_waits, s->total_acquire_timeouts, s->total_connects,
+        s->total_connect_errors, s->total_server_closes);
+}
+
+static void render_pool(struct evbuffer *b, const struct pool_stats *s)
+{
+    evbuffer_add(b, "{\"name\": ", 9);
+    json_str(b, s->name ? s->name : "");
+    evbuffer_add(b, ", \"type\": ", 10);
+    json_str(b, s->type ? s->type : "");
+    evbuffer_add_printf(b, ", \"healthy\": %s, \"last_error\": ", json_bool(s->healthy));
+    json_str_or_null(b, s->last_error);
+    evbuffer_add_printf(b,
+        ", \"servers\": {\"max\": %d, \"open\": %d, \"idle\": %d, \"busy\": %d, "
+        "\"connecting\": %d}, \"clients\": {\"connected\": %d, \"active\": %d, "
+        "\"waiting\": %d}, \"longest_wait_ms\": ",
+        s->max_open, s->servers_open, s->servers_idle, s->servers_busy,
+        s->servers_connecting, s->clients_connected, s->clients_active,
+        s->clients_waiting);
+    json_us_as_ms(b, s->longest_wait_us);
+    evbuffer_add(b, ", \"totals\": ", 12);
+    render_totals(b, s);
+    evbuffer_add(b, "}", 1);
+}
+
+static void handle_pools(struct status_server *s, struct evhttp_request *req,
+                         const struct snapshot *snap, struct evbuffer *b)
+{
+    (void)s;
+    evbuffer_add(b, "[", 1);
+    for (size_t i = 0; i < snap->n; i++) {
+        if (i)
+            evbuffer_add(b, ",\n ", 3);
+        render_pool(b, &snap->st[i]);
+    }
+    evbuffer_add(b, "]\n", 2);
+    send_body(req, HTTP_OK, "OK", CT_JSON, b);
+}
+
+/* ------------------------------------------------------------------------
+ * GET /stats
+ * ---------------------------------------------------------------------- */
+
+static void handle_stats(struct status_server *s, struct evhttp_request *req,
+                         const struct snapshot *snap, struct evbuffer *b)
+{
+    const struct daemon *d = s->d;
+    struct pool_stats sum;
+    size_t healthy = 0;
+
+    for (size_t i = 0; i < snap->n; i++)
+        healthy += snap->st[i].healthy;
+    snapshot_sum(snap, &sum);
+    evbuffer_add(b, "{\"version\": ", 12);
+    json_str(b, STATUS_VERSION);
+    evbuffer_add_printf(b,
+        ", \"uptime_s\": %.3f, \"clients\": {\"connected\": %zu, \"total_accepted\": %" PRIu64
+        "}, \"shutting_down\": %s, \"pools\": %zu, \"pools_healthy\": %zu, \"totals\": ",
+        uptime_seconds(d), d->nclients, d->total_clients, json_bool(d->shutting_down),
+        snap->n, healthy);
+    render_totals(b, &sum);
+    evbuffer_add(b, "}\n", 2);
+    send_body(req, HTTP_OK, "OK", CT_JSON, b);
+}
+
+/* ------------------------------------------------------------------------
+ * GET /metrics (Prometheus text exposition format 0.0.4)
+ * ---------------------------------------------------------------------- */
+
+enum metric_kind { MK_BOOL, MK_INT, MK_U64, MK_US_AS_SECONDS };
+
+/* One per-pool sample series; consecutive rows with the same name form one
+ * metric family (HELP/TYPE written once). */
+struct pool_metric {
+    const char *name;
+    const char *type;
+    const char *help;
+    const char *state;                   /* state="..." label, or NULL */
+    enum metric_kind kind;
+    size_t off;                          /* field in struct pool_stats */
+};
+
+#define PM(n, t, h, st, k, f) { "dbpoold_pool_" n, t, h, st, k, offsetof(struct pool_stats, f) }
+
+static const struct pool_metric pool_metrics[] = {
+    PM("healthy", "gauge", "1 when the pool is healthy, 0 otherwise.", NULL, MK_BOOL, healthy),
+    PM("servers_max", "gauge", "Configured maximum of open server connections (maxOpenConns).",
+       NULL, MK_INT, max_open),
+    PM("servers", "gauge", "Server connections by state.", "idle", MK_INT, servers_idle),
+    PM("servers", "gauge", "Server connections by state.", "busy", MK_INT, servers_busy),
+    PM("servers", "gauge", "Server connections by state.", "connecting", MK_INT,
+       servers_connecting),
+    PM("clients_connected", "gauge", "Client sessions attached to the pool.", NULL, MK_INT,
+       clients_connected),
+    PM("clients", "gauge", "Client sessions holding a server (active) or queued for one (waiting).",
+       "active", MK_INT, clients_active),
+    PM("clients", "gauge", "Client sessions holding a server (active) or queued for one (waiting).",
+       "waiting", MK_INT, clients_waiting),
+    PM("longest_wait_seconds", "gauge", "Longest current wait of a queued client, in seconds.",
+       NULL, MK_US_AS_SECONDS, longest_wait_us),
+    PM("transactions_total", "counter", "Server bindings released (transactions served).", NULL,
+       MK_U64, total_transactions),
+    PM("statements_total", "counter", "Statements executed.", NULL, MK_U64, total_statements),
+    PM("errors_total", "counter", "Statements that failed.", NULL, MK_U64, total_errors),
+    PM("wait_seconds_total", "counter", "Time clients spent waiting for a server, in seconds.",
+       NULL, MK_US_AS_SECONDS, total_wait_us),
+    PM("waits_total", "counter", "Server acquisitions that had to wait.", NULL, MK_U64,
+       total_waits),
+    PM("acquire_timeouts_total", "counter", "Waits that ended in an acquire timeout.", NULL,
+       MK_U64, total_acquire_timeouts),
+    PM("connects_total", "counter", "Server connections opened successfully.", NULL, MK_U64,
+       total_connects),
+    PM("connect_errors_total", "counter", "Server connection attempts that failed.", NULL,
+       MK_U64, total_connect_errors),
+    PM("server_closes_total", "counter", "Server connections closed.", NULL, MK_U64,
+       total_server_closes),
+};
+
+/* Append s as a label value: \ " and newline escaped, per the format;
+ * invalid UTF-8 bytes become U+FFFD (the format requires UTF-8). */
+static void prom_label_value(struct evbuffer *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+    evbuffer_add(b, "\"", 1);
+    while (*p) {
+        size_t n = utf8_seq_len(p);
+        if (n == 0) {
+            evbuffer_add(b, "\xef\xbf\xbd", 3);
+            p++;
+        } else if (*p == '\\' || *p == '"') {
+            evbuffer_add_printf(b, "\\%c", *p++);
+        } else if (*p == '\n') {
+            evbuffer_add(b, "\\n", 2);
+            p++;
+        } else {
+            evbuffer_add(b, p, n);
+            p += n;
+        }
+    }
+    evbuffer_add(b, "\"", 1);
+}
+
+static void prom_header(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void prom_value(struct evbuffer *b, const struct pool_stats *s, const struct pool_metric *m)
+{
+    const char *field = (const char *)s + m->off;
+    uint64_t u;
+
+    switch (m->kind) {
+    case MK_BOOL:
+        evbuffer_add_printf(b, "%d\n", *(const bool *)field ? 1 : 0);
+        break;
+    case MK_INT:
+        evbuffer_add_printf(b, "%d\n", *(const int *)field);
+        break;
+    case MK_U64:
+        evbuffer_add_printf(b, "%" PRIu64 "\n", *(const uint64_t *)field);
+        break;
+    case MK_US_AS_SECONDS:
+        u = *(const uint64_t *)field;
+        evbuffer_add_printf(b, "%" PRIu64 ".%06" PRIu64 "\n", u / 1000000, u % 1000000);
+        break;
+    }
+}
+
+static void prom_pool_samples(struct evbuffer *b, const struct snapshot *snap,
+                              const struct pool_metric *m)
+{
+    for (size_t i = 0; i < snap->n; i++) {
+        evbuffer_add_printf(b, "%s{pool=", m->name);
+        prom_label_value(b, snap->st[i].name);
+        if (m->state)
+            evbuffer_add_printf(b, ",state=\"%s\"", m->state);
+        evbuffer_add(b, "} ", 2);
+        prom_value(b, &snap->st[i], m);
+    }
+}
+
+static void prom_daemon(struct evbuffer *b, const struct daemon *d)
+{
+    prom_header(b, "dbpoold_clients_connected", "gauge", "Client sessions connected now.");
+    evbuffer_add_printf(b, "dbpoold_clients_connected %zu\n", d->nclients);
+    prom_header(b, "dbpoold_clients_accepted_total", "counter",
+                "Client sessions accepted since start.");
+    evbuffer_add_printf(b, "dbpoold_clients_accepted_total %" PRIu64 "\n", d->total_clients);
+    prom_header(b, "dbpoold_uptime_seconds", "gauge", "Seconds since the daemon started.");
+    evbuffer_add_printf(b, "dbpoold_uptime_seconds %.3f\n", uptime_seconds(d));
+    prom_header(b, "dbpoold_shutting_down", "gauge", "1 while a graceful shutdown is draining.");
+    evbuffer_add_printf(b, "dbpoold_shutting_down %d\n", d->shutting_down ? 1 : 0);
+    prom_header(b, "dbpoold_build_info", "gauge", "Always 1; the version is a label.");
+    evbuffer_add(b, "dbpoold_build_info{version=", 27);
+    prom_label_value(b, STATUS_VERSION);
+    evbuffer_add(b, "} 1\n", 4);
+}
+
+static void handle_metrics(struct status_server *s, struct evhttp_request *req,
+                           const struct snapshot *snap, struct evbuffer *b)
+{
+    const size_t n = sizeof(pool_metrics) / sizeof(pool_metrics[0]);
+
+    prom_daemon(b, s->d);
+    for (size_t i = 0; i < n; i++) {
+        const struct pool_metric *m = &pool_metrics[i];
+        if (i == 0 || strcmp(m->name, pool_metrics[i - 1].name) != 0)
+            prom_header(b, m->name, m->type, m->help);
+        prom_pool_samples(b, snap, m);
+    }
+    send_body(req, HTTP_OK, "OK", CT_METRICS, b);
+}
+
+/* ------------------------------------------------------------------------
+ * Routing
+ * ---------------------------------------------------------------------- */
+
+typedef void (*endpoint_fn)(struct status_server *s, struct evhttp_request *req,
+                            const struct snapshot *snap, struct evbuffer *b);
+
+static const struct route {
+    const char *path;
+    endpoint_fn fn;
+} routes[] = {
+    { "/health", handle_health },
+    { "/pools", handle_pools },
+    { "/stats", handle_stats },
+    { "/metrics", handle_metrics },
+};
+
+static endpoint_fn route_find(const char *path)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (strcmp(path, routes[i].path) == 0)
+            return routes[i].fn;
+    return NULL;
+}
+
+/* The request path without query string or fragment ("" if unparsable). */
+static const char *request_path(struct evhttp_request *req)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+
+    return path ? path : "";
+}
+
+static void send_not_found(struct evhttp_request *req, const char *path)
+{
+    char msg[512];
+
+    snprintf(msg, sizeof(msg), "no such endpoint: %s (try /health, /pools, /stats or /metrics)",
+             path);
+    send_json_error(req, HTTP_NOTFOUND, "Not Found", msg);
+}
+
+static void send_not_allowed(struct evhttp_request *req)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", ALLOWED_METHODS);
+    send_json_error(req, HTTP_BADMETHOD, "Method Not Allowed",
+                    "method not allowed: the status socket is read-only (use GET)");
+}
+
+/* Snapshot the pools, run the endpoint, release everything. */
+static void run_endpoint(struct status_server *s, struct evhttp_request *req, endpoint_fn fn)
+{
+    struct snapshot snap;
+    struct evbuffer *b = evbuffer_new();
+
+    if (!b || !snapshot_take(s->d, &snap)) {
+        if (b)
+            evbuffer_free(b);
+        send_json_error(req, HTTP_INTERNAL, "Internal Server Error", "out of memory");
+        return;
+    }
+    fn(s, req, &snap, b);
+    snapshot_free(&snap);
+    evbuffer_free(b);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct status_server *s = arg;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const char *path = request_path(req);
+    endpoint_fn fn = route_find(path);
+
+    if (!fn)
+        send_not_found(req, path);
+    else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+        send_not_allowed(req);
+    else
+        run_endpoint(s, req, fn);
+}
+
+/* ------------------------------------------------------------------------
+ * Start / stop
+ * ---------------------------------------------------------------------- */
+
+/* Configure limits and let every method through to on_request (so that we,
+ * not evhttp, answer 405 — with an Allow header). */
+static void http_configure(struct status_server *s)
+{
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                               EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_timeout(s->http, STATUS_TIMEOUT_S);
+    evhttp_set_max_headers_size(s->http, STATUS_MAX_HEADERS);
+    evhttp_set_max_body_size(s->http, STATUS_MAX_BODY);
+    evhttp_set_default_content_type(s->http, CT_JSON);
+    evhttp_set_gencb(s->http, on_request, s);
+}
+
+struct status_server *status_start(struct daemon *d, const char *path, char *errbuf, size_t errlen)
+{
+    struct status_server *s = calloc(1, sizeof(*s));
+    int fd;
+
+    if (!s || !(s->path = strdup(path)) || !(s->http = evhttp_new(d->base))) {
+        snprintf(errbuf, errlen, "status socket %s: out of memory", path);
+        status_stop(s);                  /* path not bound yet: nothing to unlink */
+        return NULL;
+    }
+    s->d = d;
+    http_configure(s);
+    fd = unix_socket_listen(path, STATUS_SOCKET_MODE, errbuf, errlen);
+    if (fd < 0) {
+        evhttp_free(s->http);
+        free(s->path);
+        free(s);
+        return NULL;
+    }
+    if (!evhttp_accept_socket_with_handle(s->http, fd)) {
+        snprintf(errbuf, errlen, "status socket %s: cannot watch it for connections", path);
+        close(fd);
+        status_stop(s);
+        return NULL;
+    }
+    char q[300];
+    log_info("status_listening", "path=%s", log_quote(q, sizeof(q), path, strlen(path)));
+    return s;
+}
+
+void status_stop(struct status_server *s)
+{
+    if (!s)
+        return;
+    if (s->http) {
+        evhttp_free(s->http);            /* closes the listening socket */
+        if (s->path)
+            unlink(s->path);
+    }
+    free(s->path);
+    free(s);
+}
