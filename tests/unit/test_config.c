@@ -1,0 +1,824 @@
+/*
+ * test_config.c — unit tests of src/config.c: loading, defaults, every kind
+ * of validation error, environment overrides, durations and secrets.
+ *
+ * Each test writes its configuration to a temporary file (mkstemp) and
+ * removes it again. criterion runs every test in its own process, so tests
+ * may setenv() freely.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* ---- helpers ---- */
+
+/* Writes text to a new temporary file; path receives its name. */
+static void write_temp(const char *text, char *path, size_t size)
+{
+    int fd;
+    size_t len = strlen(text);
+
+    snprintf(path, size, "/tmp/dbpoold-test-XXXXXX");
+    fd = mkstemp(path);
+    cr_assert(fd >= 0, "mkstemp failed");
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    cr_assert_eq(close(fd), 0);
+}
+
+/* Loads text as a configuration file; the file is removed afterwards. */
+static struct config *load_text(const char *text, struct config_diag *diag)
+{
+    char path[64];
+    struct config *cfg;
+
+    write_temp(text, path, sizeof(path));
+    cfg = config_load(path, diag);
+    unlink(path);
+    return cfg;
+}
+
+static bool any_contains(char **msgs, size_t n, const char *needle)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (strstr(msgs[i], needle))
+            return true;
+    return false;
+}
+
+static bool has_error(const struct config_diag *d, const char *needle)
+{
+    return any_contains(d->errors, d->nerrors, needle);
+}
+
+static bool has_warning(const struct config_diag *d, const char *needle)
+{
+    return any_contains(d->warnings, d->nwarnings, needle);
+}
+
+/* All errors, one per line, for assertion messages. */
+static const char *dump(const struct config_diag *d)
+{
+    static char buf[8192];
+    size_t pos = 0, i;
+
+    buf[0] = '\0';
+    for (i = 0; i < d->nerrors && pos < sizeof(buf); i++)
+        pos += (size_t)snprintf(buf + pos, sizeof(buf) - pos, "\n  %s", d->errors[i]);
+    return buf;
+}
+
+/* Expects loading to fail with an error containing each needle. */
+static void expect_errors(const char *text, const char *const *needles)
+{
+    struct config_diag d;
+    struct config *cfg = load_text(text, &d);
+
+    cr_assert_null(cfg, "config loaded although it is invalid");
+    cr_assert_gt(d.nerrors, 0);
+    for (; *needles; needles++)
+        cr_expect(has_error(&d, *needles), "no error contains '%s'; errors:%s", *needles, dump(&d));
+    config_diag_free(&d);
+}
+
+#define EXPECT_ERRORS(text, ...) \
+    expect_errors(text, (const char *const[]){ __VA_ARGS__, NULL })
+
+/* Loads text and requires success. */
+static struct config *load_ok(const char *text, struct config_diag *d)
+{
+    struct config *cfg = load_text(text, d);
+
+    cr_assert_not_null(cfg, "load failed:%s", dump(d));
+    cr_assert_eq(d->nerrors, 0);
+    return cfg;
+}
+
+#define MINIMAL \
+    "pools = ( { name = \"app\"; type = \"sqlite\"; sqlite = { filePath = \"/tmp/app.db\"; }; } );\n"
+
+/* ---- valid configurations ---- */
+
+Test(config, minimal_sqlite_gets_defaults)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(MINIMAL, &d);
+    const struct daemon_config *dm = &cfg->daemon;
+    const struct pool_config *p = &cfg->pools[0];
+
+    cr_expect_eq(d.nwarnings, 0);
+    cr_expect(strstr(dm->socket, "/dbpoold/dbpoold.sock") != NULL);
+    cr_expect(strstr(dm->status_socket, "/dbpoold/status.sock") != NULL);
+    cr_expect_eq(dm->socket_mode, 0666);
+    cr_expect_eq(dm->log_level, LOG_INFO);
+    cr_expect_eq(dm->max_frame_size, 16777216);
+    cr_expect_eq(dm->max_params, 1024);
+    cr_expect_eq(dm->max_batch_statements, 1000);
+    cr_expect_eq(dm->max_clients, 10000);
+    cr_expect_eq(dm->output_high_water, 262144);
+    cr_expect_eq(dm->shutdown_timeout_ms, 30000);
+    cr_expect_eq(dm->client_idle_timeout_ms, 0);
+    cr_expect_eq(dm->idle_transaction_timeout_ms, 0);
+
+    cr_assert_eq(cfg->npools, 1);
+    cr_expect_str_eq(p->name, "app");
+    cr_expect_eq(p->type, BACKEND_SQLITE);
+    cr_expect_eq(p->line, 1);
+    cr_expect_str_eq(p->file_path, "/tmp/app.db");
+    cr_expect_eq(p->max_open_conns, 1);
+    cr_expect_eq(p->max_idle_conns, 1);
+    cr_expect_eq(p->conn_max_lifetime_ms, 300000);
+    cr_expect_eq(p->conn_max_idle_time_ms, 60000);
+    cr_expect_eq(p->timeout_ms, 30000);
+    cr_expect_eq(p->health_check_interval_ms, 30000);
+    cr_expect_eq(p->acquire_timeout_ms, 10000);
+    cr_expect_eq(p->statement_timeout_ms, 0);
+    cr_expect_str_eq(p->journal_mode, "WAL");
+    cr_expect_str_eq(p->sync_mode, "NORMAL");
+    cr_expect_eq(p->cache_size, 1000);
+    cr_expect(p->foreign_keys);
+    cr_expect_str_eq(p->auto_vacuum, "INCREMENTAL");
+    cr_expect_null(p->host);
+    cr_expect_null(p->password);
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+static const char full_example[] =
+    "# every key set\n"
+    "daemon = {\n"
+    "  socket = \"/tmp/dbpoold-t/d.sock\";\n"
+    "  statusSocket = \"\";\n"
+    "  socketMode = \"0660\";\n"
+    "  logLevel = \"DEBUG\";\n"
+    "  maxFrameSize = 1048576;\n"
+    "  maxParams = 100;\n"
+    "  maxBatchStatements = 50;\n"
+    "  maxClients = 20L;\n"                 /* int64 literals are accepted */
+    "  outputHighWater = 65536;\n"
+    "  shutdownTimeout = \"1m30s\";\n"
+    "  clientIdleTimeout = \"10m\";\n"
+    "  idleTransactionTimeout = \"250ms\";\n"
+    "};\n"
+    "pools = (\n"
+    "  { name = \"app\"; type = \"sqlite\";\n"
+    "    sqlite = { filePath = \"/tmp/app.db\"; maxOpenConns = 4; maxIdleConns = 2;\n"
+    "      connMaxLifetime = \"1h\"; connMaxIdleTime = \"0\"; timeout = \"5s\";\n"
+    "      healthCheckInterval = \"0\"; acquireTimeout = \"2s\"; statementTimeout = \"1s\";\n"
+    "      journalMode = \"delete\"; syncMode = \"full\"; cacheSize = -2000;\n"
+    "      foreignKeys = false; autoVacuum = \"none\"; };\n"
+    "  },\n"
+    "  { name = \"main-db\"; type = \"postgres\";\n"
+    "    postgres = { host = \"/run/postgresql\"; port = 5433; name = \"maindb\";\n"
+    "      username = \"app\"; passwordFile = \"/etc/dbpoold/main.pw\"; sslMode = \"Verify-Full\";\n"
+    "      maxOpenConns = 10; maxIdleConns = 10; maxRetries = 0; retryDelay = \"500ms\"; };\n"
+    "  },\n"
+    "  { name = \"shop_1\"; type = \"mysql\";\n"
+    "    mysql = { host = \"db.example\"; name = \"shop\"; username = \"shop\";\n"
+    "      password = \"pw\"; charset = \"latin1\"; maxRetries = 5; };\n"
+    "  }\n"
+    ");\n";
+
+Test(config, full_example)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(full_example, &d);
+    const struct daemon_config *dm = &cfg->daemon;
+    const struct pool_config *s, *pg, *my;
+
+    cr_expect_eq(d.nwarnings, 0);
+    cr_expect_str_eq(dm->socket, "/tmp/dbpoold-t/d.sock");
+    cr_expect_str_eq(dm->status_socket, "");
+    cr_expect_eq(dm->socket_mode, 0660);
+    cr_expect_eq(dm->log_level, LOG_DEBUG);
+    cr_expect_eq(dm->max_frame_size, 1048576);
+    cr_expect_eq(dm->max_params, 100);
+    cr_expect_eq(dm->max_batch_statements, 50);
+    cr_expect_eq(dm->max_clients, 20);
+    cr_expect_eq(dm->output_high_water, 65536);
+    cr_expect_eq(dm->shutdown_timeout_ms, 90000);
+    cr_expect_eq(dm->client_idle_timeout_ms, 600000);
+    cr_expect_eq(dm->idle_transaction_timeout_ms, 250);
+
+    cr_assert_eq(cfg->npools, 3);
+    s = config_find_pool(cfg, "app", 3);
+    pg = config_find_pool(cfg, "main-db", 7);
+    my = config_find_pool(cfg, "shop_1xyz", 6);
+    cr_assert(s && pg && my);
+    cr_expect_null(config_find_pool(cfg, "ap", 2));
+    cr_expect_null(config_find_pool(cfg, "nope", 4));
+
+    cr_expect_eq(s->max_open_conns, 4);
+    cr_expect_eq(s->max_idle_conns, 2);
+    cr_expect_eq(s->conn_max_lifetime_ms, 3600000);
+    cr_expect_eq(s->conn_max_idle_time_ms, 0);
+    cr_expect_eq(s->timeout_ms, 5000);
+    cr_expect_eq(s->health_check_interval_ms, 0);
+    cr_expect_eq(s->acquire_timeout_ms, 2000);
+    cr_expect_eq(s->statement_timeout_ms, 1000);
+    cr_expect_str_eq(s->journal_mode, "DELETE");
+    cr_expect_str_eq(s->sync_mode, "FULL");
+    cr_expect_eq(s->cache_size, -2000);
+    cr_expect_not(s->foreign_keys);
+    cr_expect_str_eq(s->auto_vacuum, "NONE");
+
+    cr_expect_eq(pg->type, BACKEND_POSTGRES);
+    cr_expect_str_eq(pg->host, "/run/postgresql");
+    cr_expect_eq(pg->port, 5433);
+    cr_expect_str_eq(pg->dbname, "maindb");
+    cr_expect_str_eq(pg->username, "app");
+    cr_expect_null(pg->password);
+    cr_expect_str_eq(pg->password_file, "/etc/dbpoold/main.pw");
+    cr_expect_str_eq(pg->ssl_mode, "verify-full");
+    cr_expect_eq(pg->max_open_conns, 10);
+    cr_expect_eq(pg->max_idle_conns, 10);
+    cr_expect_eq(pg->max_retries, 0);
+    cr_expect_eq(pg->retry_delay_ms, 500);
+    cr_expect_eq(pg->line, 24);
+
+    cr_expect_eq(my->type, BACKEND_MYSQL);
+    cr_expect_eq(my->port, 3306);
+    cr_expect_str_eq(my->password, "pw");
+    cr_expect_str_eq(my->charset, "latin1");
+    cr_expect_eq(my->max_retries, 5);
+    cr_expect_eq(my->max_open_conns, 25);
+    cr_expect_eq(my->max_idle_conns, 5);
+    cr_expect_null(my->ssl_mode);
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+Test(config, server_defaults_and_password_warning)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(
+        "pools = ( { name = \"pg\"; type = \"postgres\";\n"
+        "  postgres = { host = \"localhost\"; name = \"db\"; username = \"u\"; }; } );\n", &d);
+    const struct pool_config *p = &cfg->pools[0];
+
+    cr_expect_eq(p->port, 5432);
+    cr_expect_str_eq(p->ssl_mode, "disable");
+    cr_expect_eq(p->max_open_conns, 25);
+    cr_expect_eq(p->max_idle_conns, 5);
+    cr_expect_eq(p->max_retries, 3);
+    cr_expect_eq(p->retry_delay_ms, 1000);
+    cr_expect_null(p->charset);
+    cr_expect_eq(d.nwarnings, 1);
+    cr_expect(has_warning(&d, ":1: pools[0] \"pg\": no password or passwordFile set"),
+              "%s", d.nwarnings ? d.warnings[0] : "(none)");
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+Test(config, default_idle_is_capped_by_max_open)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(
+        "pools = ( { name = \"pg\"; type = \"postgres\";\n"
+        "  postgres = { host = \"h\"; name = \"db\"; username = \"u\"; passwordFile = \"/f\";\n"
+        "    maxOpenConns = 2; }; } );\n", &d);
+
+    cr_expect_eq(cfg->pools[0].max_idle_conns, 2);
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+/* etc/dbpoold.conf: under $TOP_SRCDIR (set by make check), else found from
+ * this source file's path, else relative to tests/unit. */
+static void shipped_config_path(char *path, size_t size)
+{
+    const char *top = getenv("TOP_SRCDIR");
+    const char *slash = strrchr(__FILE__, '/');
+
+    if (top) {
+        snprintf(path, size, "%s/etc/dbpoold.conf", top);
+        return;
+    }
+    if (slash) {
+        snprintf(path, size, "%.*s/../../etc/dbpoold.conf", (int)(slash - __FILE__), __FILE__);
+        if (access(path, R_OK) == 0)
+            return;
+    }
+    snprintf(path, size, "../../etc/dbpoold.conf");
+}
+
+Test(config, shipped_example_config_parses)
+{
+    char path[4096];
+    struct config_diag d;
+    struct config *cfg;
+
+    shipped_config_path(path, sizeof(path));
+    cfg = config_load(path, &d);
+    cr_assert_not_null(cfg, "%s:%s", path, dump(&d));
+    cr_expect_eq(d.nwarnings, 0);
+    cr_assert_eq(cfg->npools, 1);
+    cr_expect_str_eq(cfg->pools[0].name, "app");
+    cr_expect_eq(cfg->pools[0].type, BACKEND_SQLITE);
+    cr_expect_str_eq(cfg->pools[0].file_path, "/var/lib/dbpoold/app.db");
+    cr_expect_eq(cfg->pools[0].max_open_conns, 4);
+    cr_expect_eq(cfg->pools[0].max_idle_conns, 4);
+    cr_expect_str_eq(cfg->daemon.socket, "/run/dbpoold/dbpoold.sock");
+    cr_expect_str_eq(cfg->daemon.status_socket, "/run/dbpoold/status.sock");
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+Test(config, names)
+{
+    cr_expect_str_eq(backend_type_name(BACKEND_SQLITE), "sqlite");
+    cr_expect_str_eq(backend_type_name(BACKEND_POSTGRES), "postgres");
+    cr_expect_str_eq(backend_type_name(BACKEND_MYSQL), "mysql");
+    cr_expect_str_eq(log_level_name(LOG_DEBUG), "debug");
+    cr_expect_str_eq(log_level_name(LOG_INFO), "info");
+    cr_expect_str_eq(log_level_name(LOG_WARN), "warn");
+    cr_expect_str_eq(log_level_name(LOG_ERROR), "error");
+    cr_expect_null(config_find_pool(NULL, "x", 1));
+}
+
+Test(config, null_diag_is_allowed)
+{
+    struct config *cfg = load_text(MINIMAL, NULL);
+
+    cr_expect_not_null(cfg);
+    config_free(cfg);
+    cr_expect_null(load_text("pools = 1;", NULL));
+}
+
+/* ---- one test per kind of error ---- */
+
+Test(config_errors, unknown_key_suggests_closest)
+{
+    EXPECT_ERRORS(
+        "pools = ( { name = \"app\"; type = \"sqlite\";\n"
+        "  sqlite = { filePath = \"/tmp/a.db\";\n"
+        "    maxOpenConn = 4; }; } );\n",
+        ":3: pools[0] \"app\": sqlite: unknown key \"maxOpenConn\" (did you mean \"maxOpenConns\"?)");
+}
+
+Test(config_errors, unknown_keys_elsewhere)
+{
+    EXPECT_ERRORS(
+        "daemon = { sockt = \"/x\"; };\n"
+        "pool = ();\n"
+        "pools = ( { name = \"app\"; type = \"sqlite\"; maxOpenConns = 2;\n"
+        "  sqlite = { filePath = \"/tmp/a.db\"; host = \"h\"; zzzzzz = 1; }; } );\n",
+        ":1: daemon: unknown key \"sockt\" (did you mean \"socket\"?)",
+        ":2: unknown key \"pool\" (did you mean \"pools\"?)",
+        ":3: pools[0] \"app\": unknown key \"maxOpenConns\" (settings of a sqlite pool go inside",
+        ":4: pools[0] \"app\": sqlite: unknown key \"host\" (it is a postgres and mysql setting",
+        "unknown key \"zzzzzz\" (valid keys here: maxOpenConns,");
+}
+
+Test(config_errors, wrong_types)
+{
+    EXPECT_ERRORS(
+        "daemon = {\n"
+        "  socket = 5;\n"
+        "  maxClients = \"10\";\n"
+        "  shutdownTimeout = 30;\n"
+        "  socketMode = 660;\n"
+        "  maxParams = 1.5;\n"
+        "};\n"
+        "pools = ( { name = \"app\"; type = \"sqlite\";\n"
+        "  sqlite = { filePath = \"/tmp/a.db\"; foreignKeys = \"true\"; cacheSize = true; }; } );\n",
+        ":2: daemon.socket: must be a string, not an integer (put the value in double quotes)",
+        ":3: daemon.maxClients: must be an integer, not a string (remove the quotes)",
+        ":4: daemon.shutdownTimeout: must be a duration string, not an integer "
+        "(write durations as strings like \"30s\")",
+        ":5: daemon.socketMode: must be an octal string like \"0660\", not an integer",
+        ":6: daemon.maxParams: must be an integer, not a floating-point number (got 1.5",
+        ":9: pools[0] \"app\": sqlite.foreignKeys: must be true or false, not a string",
+        ":9: pools[0] \"app\": sqlite.cacheSize: must be an integer, not a boolean");
+}
+
+Test(config_errors, group_types)
+{
+    EXPECT_ERRORS(
+        "daemon = 1;\n"
+        "pools = ( { name = \"app\"; type = \"sqlite\"; sqlite = \"x\"; }, 7 );\n",
+        ":1: daemon: must be a group, not an integer",
+        ":2: pools[0] \"app\": sqlite: must be a group, not a string",
+        ":2: pools[1]: must be a group, not an integer");
+    EXPECT_ERRORS("pools = { a = 1; };\n", ":1: pools: must be a list of pool groups, not a group");
+}
+
+Test(config_errors, out_of_range)
+{
+    EXPECT_ERRORS(
+        "daemon = { maxFrameSize = 100; maxClients = 2000000; outputHighWater = 10;\n"
+        "  maxParams = 0; socketMode = \"1777\"; logLevel = \"verbose\"; shutdownTimeout = \"0\";\n"
+        "  clientIdleTimeout = \"9000h\"; };\n"
+        "pools = ( { name = \"app\"; type = \"sqlite\";\n"
+        "  sqlite = { filePath = \"/tmp/a.db\";\n"
+        "    maxOpenConns = 0;\n"
+        "    maxIdleConns = -1; journalMode = \"fast\"; connMaxLifetime = \"5 m\"; }; },\n"
+        "  { name = \"pg\"; type = \"postgres\"; postgres = { host = \"h\"; name = \"n\";\n"
+        "    username = \"u\"; port = 70000; sslMode = \"on\"; maxRetries = -1; }; } );\n",
+        ":1: daemon.maxFrameSize: must be at least 1024 (got 100)",
+        ":1: daemon.maxClients: must be at most 1000000 (got 2000000)",
+        ":1: daemon.outputHighWater: must be at least 4096 (got 10)",
+        ":2: daemon.maxParams: must be at least 1 (got 0)",
+        ":2: daemon.socketMode: must be an octal permission mode",
+        ":2: daemon.logLevel: must be one of debug, info, warn, error (got \"verbose\")",
+        ":2: daemon.shutdownTimeout: must be greater than 0",
+        ":3: daemon.clientIdleTimeout: must be at most \"8760h\"",
+        ":6: pools[0] \"app\": sqlite.maxOpenConns: must be at least 1 (got 0)",
+        ":7: pools[0] \"app\": sqlite.maxIdleConns: must be at least 0 (got -1)",
+        ":7: pools[0] \"app\": sqlite.journalMode: must be one of WAL, DELETE, TRUNCATE",
+        ":7: pools[0] \"app\": sqlite.connMaxLifetime: must be a duration such as",
+        ":9: pools[1] \"pg\": postgres.port: must be at most 65535 (got 70000)",
+        ":9: pools[1] \"pg\": postgres.sslMode: must be one of disable, allow, prefer",
+        ":9: pools[1] \"pg\": postgres.maxRetries: must be at least 0 (got -1)");
+}
+
+Test(config_errors, empty_strings_and_long_socket_path)
+{
+    char text[1024];
+    char longpath[200];
+
+    memset(longpath, 'x', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    snprintf(text, sizeof(text),
+             "daemon = { socket = \"%s\"; };\n"
+             "pools = ( { name = \"app\"; type = \"sqlite\"; sqlite = { filePath = \"\"; }; } );\n",
+             longpath);
+    EXPECT_ERRORS(text,
+                  ":1: daemon.socket: is 199 bytes long, but a Unix socket path can have at most",
+                  ":2: pools[0] \"app\": sqlite.filePath: must not be empty");
+}
+
+Test(config_errors, same_path_for_both_sockets)
+{
+    EXPECT_ERRORS("daemon = { socket = \"/tmp/s\"; statusSocket = \"/tmp/s\"; };\n" MINIMAL,
+                  ":1: daemon.statusSocket: socket and statusSocket are both \"/tmp/s\"");
+}
+
+Test(config_errors, unknown_type)
+{
+    EXPECT_ERRORS("pools = ( { name = \"app\"; type = \"oracle\"; } );\n",
+                  ":1: pools[0] \"app\": type: unknown type \"oracle\" "
+                  "(valid types: sqlite, postgres, mysql)");
+    EXPECT_ERRORS("pools = ( { name = \"app\"; type = \"postgress\"; } );\n",
+                  "unknown type \"postgress\" (did you mean \"postgres\"? "
+                  "valid types: sqlite, postgres, mysql)");
+}
+
+Test(config_errors, duplicate_pool_name)
+{
+    EXPECT_ERRORS(
+        "pools = (\n"
+        "  { name = \"app\"; type = \"sqlite\"; sqlite = { filePath = \"/tmp/a.db\"; }; },\n"
+        "  { name = \"app\"; type = \"sqlite\"; sqlite = { filePath = \"/tmp/b.db\"; }; }\n"
+        ");\n",
+        ":3: pools[1] \"app\": name: duplicate pool name \"app\" (pools[0] at line 2 has it too");
+}
+
+Test(config_errors, invalid_pool_names)
+{
+    EXPECT_ERRORS(
+        "pools = (\n"
+        "  { name = \"my app\"; type = \"sqlite\"; sqlite = { filePath = \"/tmp/a.db\"; }; },\n"
+        "  { name = \"\"; type = \"sqlite\"; sqlite = { filePath = \"/tmp/a.db\"; }; },\n"
+        "  { name = \"a234567890123456789012345678901234567890123456789012345678901234\";\n"
+        "    type = \"sqlite\"; sqlite = { filePath = \"/tmp/a.db\"; }; },\n"
+        "  { name = 5; type = \"sqlite\"; sqlite = { filePath = \"/tmp/a.db\"; }; }\n"
+        ");\n",
+        ":2: pools[0]: name: must be 1 to 63 characters from A-Z, a-z, 0-9, '_' and '-' (got \"my app\")",
+        ":3: pools[1]: name: must be 1 to 63 characters",
+        ":4: pools[2]: name: must be 1 to 63 characters",
+        ":6: pools[3]: name: must be a string, not an integer");
+}
+
+Test(config_errors, missing_required_keys)
+{
+    EXPECT_ERRORS(
+        "pools = (\n"
+        "  { type = \"sqlite\"; sqlite = { filePath = \"/tmp/a.db\"; }; },\n"
+        "  { name = \"a\"; sqlite = { filePath = \"/tmp/a.db\"; }; },\n"
+        "  { name = \"b\"; type = \"sqlite\"; sqlite = { }; },\n"
+        "  { name = \"c\"; type = \"postgres\";\n"
+        "    postgres = { port = 5432; }; },\n"
+        "  { name = \"d\"; type = \"mysql\"; }\n"
+        ");\n",
+        ":2: pools[0]: name: missing required key",
+        ":3: pools[1] \"a\": type: missing required key (this pool has a sqlite group, "
+        "so add type = \"sqlite\";)",
+        ":4: pools[2] \"b\": sqlite.filePath: missing required key (add filePath = "
+        "\"/var/lib/dbpoold/app.db\"; to the sqlite group, or set DBPOOLD_POOL_B_FILE_PATH)",
+        ":6: pools[3] \"c\": postgres.host: missing required key",
+        ":6: pools[3] \"c\": postgres.name: missing required key",
+        ":6: pools[3] \"c\": postgres.username: missing required key",
+        ":7: pools[4] \"d\": missing group \"mysql\"");
+}
+
+Test(config_errors, no_pools)
+{
+    EXPECT_ERRORS("daemon = { logLevel = \"warn\"; };\n", ": no pools defined (add at least one");
+    EXPECT_ERRORS("pools = ();\n", ": no pools defined");
+}
+
+Test(config_errors, max_idle_above_max_open)
+{
+    EXPECT_ERRORS(
+        "pools = ( { name = \"app\"; type = \"sqlite\";\n"
+        "  sqlite = { filePath = \"/tmp/a.db\"; maxOpenConns = 2;\n"
+        "    maxIdleConns = 3; }; } );\n",
+        ":3: pools[0] \"app\": sqlite.maxIdleConns: must not exceed maxOpenConns (2) (got 3;");
+}
+
+Test(config_errors, group_for_wrong_type)
+{
+    EXPECT_ERRORS(
+        "pools = ( { name = \"app\"; type = \"sqlite\";\n"
+        "  sqlite = { filePath = \"/tmp/a.db\"; };\n"
+        "  postgres = { host = \"h\"; }; } );\n",
+        ":3: pools[0] \"app\": postgres: a sqlite pool cannot have a postgres group");
+}
+
+Test(config_errors, password_and_password_file)
+{
+    EXPECT_ERRORS(
+        "pools = ( { name = \"pg\"; type = \"postgres\";\n"
+        "  postgres = { host = \"h\"; name = \"n\"; username = \"u\";\n"
+        "    password = \"pw\";\n"
+        "    passwordFile = \"/f\"; }; } );\n",
+        ":1: pools[0] \"pg\": password (line 3) and passwordFile (line 4) are both set; keep only one");
+}
+
+Test(config_errors, syntax_error_with_line)
+{
+    EXPECT_ERRORS("daemon = {\n  socket = \"/x\";\n  logLevel = ;\n};\n",
+                  ":3: syntax error: ");
+    EXPECT_ERRORS("a = 1;\na = 2;\n" MINIMAL, ":2: syntax error: duplicate setting name");
+}
+
+Test(config_errors, missing_file)
+{
+    struct config_diag d;
+    struct config *cfg = config_load("/nonexistent/dbpoold.conf", &d);
+
+    cr_assert_null(cfg);
+    cr_assert_eq(d.nerrors, 1);
+    cr_expect_str_eq(d.errors[0], "/nonexistent/dbpoold.conf: cannot open the configuration "
+                     "file: No such file or directory (check the path and its permissions)");
+    config_diag_free(&d);
+    cr_expect_eq(d.nerrors, 0);
+    cr_expect_null(d.errors);
+
+    cfg = config_load("/tmp", &d);
+    cr_assert_null(cfg);
+    cr_expect(has_error(&d, "/tmp: is a directory"), "%s", dump(&d));
+    config_diag_free(&d);
+}
+
+Test(config_errors, all_errors_in_one_run_in_file_order)
+{
+    struct config_diag d;
+    struct config *cfg = load_text(
+        "daemon = {\n"
+        "  maxClients = 0;\n"
+        "  logLevel = \"loud\";\n"
+        "};\n"
+        "pools = ( { name = \"app\"; type = \"sqlite\";\n"
+        "  sqlite = {\n"
+        "    filePath = \"/tmp/a.db\";\n"
+        "    maxOpenConns = 0;\n"
+        "    journalMod = \"WAL\";\n"
+        "  }; } );\n", &d);
+    size_t i;
+
+    cr_assert_null(cfg);
+    cr_assert_geq(d.nerrors, 4, "%s", dump(&d));
+    cr_expect(has_error(&d, ":2: daemon.maxClients: must be at least 1 (got 0)"), "%s", dump(&d));
+    cr_expect(has_error(&d, ":3: daemon.logLevel: "), "%s", dump(&d));
+    cr_expect(has_error(&d, ":8: pools[0] \"app\": sqlite.maxOpenConns: must be at least 1 (got 0)"),
+              "%s", dump(&d));
+    cr_expect(has_error(&d, ":9: pools[0] \"app\": sqlite: unknown key \"journalMod\" "
+                            "(did you mean \"journalMode\"?)"), "%s", dump(&d));
+    for (i = 1; i < d.nerrors; i++) {
+        int a = atoi(strchr(d.errors[i - 1], ':') + 1), b = atoi(strchr(d.errors[i], ':') + 1);
+
+        cr_expect_leq(a, b, "errors out of line order:%s", dump(&d));
+    }
+    config_diag_free(&d);
+}
+
+/* ---- environment overrides ---- */
+
+Test(config_env, daemon_and_pool_overrides)
+{
+    struct config_diag d;
+    struct config *cfg;
+
+    setenv("DBPOOLD_DAEMON_SOCKET", "/tmp/t/dbpoold.sock", 1);
+    setenv("DBPOOLD_DAEMON_STATUS_SOCKET", "", 1);
+    setenv("DBPOOLD_DAEMON_SOCKET_MODE", "0600", 1);
+    setenv("DBPOOLD_DAEMON_LOG_LEVEL", "error", 1);
+    setenv("DBPOOLD_DAEMON_MAX_FRAME_SIZE", "65536", 1);
+    setenv("DBPOOLD_DAEMON_SHUTDOWN_TIMEOUT", "2s", 1);
+    setenv("DBPOOLD_POOL_APP_FILE_PATH", "/tmp/t/app.db", 1);
+    setenv("DBPOOLD_POOL_APP_MAX_OPEN_CONNS", "8", 1);
+    setenv("DBPOOLD_POOL_APP_FOREIGN_KEYS", "off", 1);
+    setenv("DBPOOLD_POOL_APP_JOURNAL_MODE", "memory", 1);
+    setenv("DBPOOLD_POOL_MY_DB_PASSWORD", "from-env", 1);
+    setenv("DBPOOLD_POOL_MY_DB_PORT", "3307", 1);
+    setenv("DBPOOLD_BIN", "/not/a/config/key", 1);  /* other DBPOOLD_ variables are ignored */
+    cfg = load_ok(
+        "daemon = { socket = \"/tmp/file.sock\"; logLevel = \"debug\"; };\n"
+        "pools = ( { name = \"app\"; type = \"sqlite\";\n"
+        "            sqlite = { filePath = \"/tmp/file.db\"; maxOpenConns = 0; }; },\n"
+        "          { name = \"my-db\"; type = \"mysql\";\n"
+        "            mysql = { host = \"h\"; name = \"n\"; username = \"u\"; }; } );\n", &d);
+    cr_expect_str_eq(cfg->daemon.socket, "/tmp/t/dbpoold.sock");
+    cr_expect_str_eq(cfg->daemon.status_socket, "");
+    cr_expect_eq(cfg->daemon.socket_mode, 0600);
+    cr_expect_eq(cfg->daemon.log_level, LOG_ERROR);
+    cr_expect_eq(cfg->daemon.max_frame_size, 65536);
+    cr_expect_eq(cfg->daemon.shutdown_timeout_ms, 2000);
+    cr_expect_str_eq(cfg->pools[0].file_path, "/tmp/t/app.db");
+    cr_expect_eq(cfg->pools[0].max_open_conns, 8);  /* the file's invalid 0 is overridden */
+    cr_expect_not(cfg->pools[0].foreign_keys);
+    cr_expect_str_eq(cfg->pools[0].journal_mode, "MEMORY");
+    cr_expect_str_eq(cfg->pools[1].password, "from-env");
+    cr_expect_eq(cfg->pools[1].port, 3307);
+    cr_expect_eq(d.nwarnings, 0);   /* the env password counts */
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+Test(config_env, env_can_supply_required_key)
+{
+    struct config_diag d;
+    struct config *cfg;
+
+    setenv("DBPOOLD_POOL_APP_FILE_PATH", "/tmp/t/app.db", 1);
+    cfg = load_ok("pools = ( { name = \"app\"; type = \"sqlite\"; sqlite = { }; } );\n", &d);
+    cr_expect_str_eq(cfg->pools[0].file_path, "/tmp/t/app.db");
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+Test(config_env, bad_values)
+{
+    setenv("DBPOOLD_POOL_APP_MAX_OPEN_CONNS", "x", 1);
+    setenv("DBPOOLD_POOL_APP_CACHE_SIZE", "12abc", 1);
+    setenv("DBPOOLD_POOL_APP_TIMEOUT", "30", 1);
+    setenv("DBPOOLD_POOL_APP_FOREIGN_KEYS", "maybe", 1);
+    setenv("DBPOOLD_DAEMON_MAX_CLIENTS", "99999999999999999999", 1);
+    setenv("DBPOOLD_DAEMON_MAX_PARAMS", "0", 1);
+    EXPECT_ERRORS(MINIMAL,
+                  "environment DBPOOLD_POOL_APP_MAX_OPEN_CONNS: must be an integer (got \"x\")",
+                  "environment DBPOOLD_POOL_APP_CACHE_SIZE: must be an integer (got \"12abc\")",
+                  "environment DBPOOLD_POOL_APP_TIMEOUT: must be a duration such as",
+                  "environment DBPOOLD_POOL_APP_FOREIGN_KEYS: must be true or false",
+                  "environment DBPOOLD_DAEMON_MAX_CLIENTS: must be an integer",
+                  "environment DBPOOLD_DAEMON_MAX_PARAMS: must be at least 1 (got 0)");
+}
+
+Test(config_env, unknown_keys_and_pools)
+{
+    setenv("DBPOOLD_POOL_APP_FILEPATHX", "/x", 1);
+    setenv("DBPOOLD_POOL_APP_HOST", "h", 1);
+    setenv("DBPOOLD_POOL_NOPE_MAX_OPEN_CONNS", "2", 1);
+    setenv("DBPOOLD_DAEMON_SOCKT", "/x", 1);
+    EXPECT_ERRORS(MINIMAL,
+                  "environment DBPOOLD_POOL_APP_FILEPATHX: no setting of sqlite pool \"app\" is "
+                  "called FILEPATHX (did you mean DBPOOLD_POOL_APP_FILE_PATH?)",
+                  "environment DBPOOLD_POOL_APP_HOST: no setting of sqlite pool \"app\" is called HOST",
+                  "environment DBPOOLD_POOL_NOPE_MAX_OPEN_CONNS: does not name a configured pool "
+                  "(expected one of: DBPOOLD_POOL_APP_<KEY>",
+                  "environment DBPOOLD_DAEMON_SOCKT: no daemon setting is called SOCKT "
+                  "(did you mean DBPOOLD_DAEMON_SOCKET?)");
+}
+
+Test(config_env, ambiguous_variable)
+{
+    setenv("DBPOOLD_POOL_A_STATEMENT_TIMEOUT", "1s", 1);
+    EXPECT_ERRORS(
+        "pools = ( { name = \"a\"; type = \"sqlite\"; sqlite = { filePath = \"/tmp/a\"; }; },\n"
+        "  { name = \"a_statement\"; type = \"sqlite\"; sqlite = { filePath = \"/tmp/b\"; }; } );\n",
+        "environment DBPOOLD_POOL_A_STATEMENT_TIMEOUT: is ambiguous");
+}
+
+/* ---- durations ---- */
+
+Test(duration, valid)
+{
+    static const struct { const char *s; uint64_t ms; } cases[] = {
+        { "0", 0 }, { "0s", 0 }, { "250ms", 250 }, { "30s", 30000 }, { "5m", 300000 },
+        { "1h", 3600000 }, { "1h30m", 5400000 }, { "1h0m5s10ms", 3605010 },
+        { "2m500ms", 120500 }, { "90s", 90000 }, { "007s", 7000 },
+        { "5124095576030h", 5124095576030ULL * 3600000 },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t ms = 12345;
+
+        cr_expect(parse_duration_ms(cases[i].s, &ms), "\"%s\" rejected", cases[i].s);
+        cr_expect_eq(ms, cases[i].ms, "\"%s\" gave %llu", cases[i].s, (unsigned long long)ms);
+    }
+}
+
+Test(duration, invalid)
+{
+    static const char *const cases[] = {
+        "", "5", "1x", "-1s", "+1s", "1.5s", "30s5m", "1m1m", "1ms5s", "s", "ms", " 1s", "1s ",
+        "1 s", "1S", "1d", "1us", "00", "1h30", "18446744073709551616ms",
+        "5124095576031h", "99999999999999999999999s",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t ms = 12345;
+
+        cr_expect_not(parse_duration_ms(cases[i], &ms), "\"%s\" accepted", cases[i]);
+        cr_expect_eq(ms, 12345, "\"%s\" changed the output", cases[i]);
+    }
+    cr_expect_not(parse_duration_ms(NULL, NULL));
+}
+
+/* ---- secrets ---- */
+
+#define SECRET "Hunter2-s3cret-PW"
+
+static void expect_no_secret(const struct config_diag *d)
+{
+    size_t i;
+
+    for (i = 0; i < d->nerrors; i++)
+        cr_expect_null(strstr(d->errors[i], SECRET), "secret in: %s", d->errors[i]);
+    for (i = 0; i < d->nwarnings; i++)
+        cr_expect_null(strstr(d->warnings[i], SECRET), "secret in: %s", d->warnings[i]);
+}
+
+Test(secrets, password_never_in_messages)
+{
+    struct config_diag d;
+    struct config *cfg;
+
+    setenv("DBPOOLD_POOL_NOPE_PASSWORD", SECRET, 1);
+    setenv("DBPOOLD_POOL_PG_PASSWORDX", SECRET, 1);
+    setenv("DBPOOLD_POOL_PG2_PASSWORD", SECRET, 1);
+    cfg = load_text(
+        "pools = (\n"
+        "  { name = \"pg\"; type = \"postgres\"; postgres = { host = \"h\"; name = \"n\";\n"
+        "    username = \"u\"; password = \"" SECRET "\"; passwordFile = \"/f\";\n"
+        "    pasword = \"" SECRET "\"; }; },\n"
+        "  { name = \"pg2\"; type = \"postgres\"; postgres = { host = \"h\"; name = \"n\";\n"
+        "    username = \"u\"; passwordFile = \"/f\"; }; },\n"
+        "  { name = \"pg3\"; type = \"postgres\"; postgres = { host = \"h\"; name = \"n\";\n"
+        "    username = \"u\"; password = 12345.5; }; }\n"
+        ");\n", &d);
+    cr_assert_null(cfg);
+    cr_expect_geq(d.nerrors, 6, "%s", dump(&d));
+    cr_expect(has_error(&d, "password (line 3) and passwordFile (line 3) are both set"), "%s", dump(&d));
+    cr_expect(has_error(&d, "unknown key \"pasword\""), "%s", dump(&d));
+    cr_expect(has_error(&d, "password (environment DBPOOLD_POOL_PG2_PASSWORD) and passwordFile"),
+              "%s", dump(&d));
+    cr_expect(has_error(&d, "pools[2] \"pg3\": postgres.password: must be a string, not a "
+                            "floating-point number (put"), "%s", dump(&d));
+    cr_expect_not(has_error(&d, "12345"), "%s", dump(&d));
+    expect_no_secret(&d);
+    config_diag_free(&d);
+}
+
+/* ---- @include ---- */
+
+Test(config, include_is_relative_to_the_config_file)
+{
+    char dir[] = "/tmp/dbpoold-inc-XXXXXX", main_path[128], inc_path[128];
+    struct config_diag d;
+    struct config *cfg;
+    FILE *f;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(main_path, sizeof(main_path), "%s/main.conf", dir);
+    snprintf(inc_path, sizeof(inc_path), "%s/pools.conf", dir);
+    f = fopen(inc_path, "w");
+    cr_assert_not_null(f);
+    fputs("pools = ( { name = \"app\"; type = \"sqlite\";\n"
+          "  sqlite = { filePath = \"/tmp/a.db\"; maxOpenConns = 0; }; } );\n", f);
+    cr_assert_eq(fclose(f), 0);
+    f = fopen(main_path, "w");
+    cr_assert_not_null(f);
+    fputs("daemon = { logLevel = \"warn\"; };\n@include \"pools.conf\"\n", f);
+    cr_assert_eq(fclose(f), 0);
+
+    cfg = config_load(main_path, &d);
+    cr_expect_null(cfg);
+    cr_expect(has_error(&d, "pools.conf:2: pools[0] \"app\": sqlite.maxOpenConns: must be at least 1"),
+              "%s", dump(&d));
+    config_diag_free(&d);
+    unlink(inc_path);
+    unlink(main_path);
+    rmdir(dir);
+}
