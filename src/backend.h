@@ -11,6 +11,9 @@
  *
  * At most one operation runs on a connection at a time. Pointers passed to an
  * operation (SQL text, parameters) must stay valid until its completion.
+ * A completion callback is the driver's last action for that operation: the
+ * callback may start the next operation on the same connection (the pool
+ * hands a released connection straight to a waiting client) or close it.
  *
  * Rows stream: the driver calls sink->row once per row; when row() returns
  * false the driver stops producing rows until driver->resume() is called

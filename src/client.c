@@ -54,6 +54,7 @@ struct request {
     size_t nsteps, cur;
     enum backend_role role;
     bool atomic;              /* batch: roll back on error */
+    bool batch_savepoint;     /* the atomic batch runs inside a savepoint */
     bool rolling_back;        /* running the rollback steps of an atomic batch */
     bool commit_became_rollback;
     int sp_delta;             /* savepoint depth change applied on success */
@@ -80,6 +81,7 @@ struct client {
     bool input_paused;        /* waiting for output to drain */
     bool stmt_timed_out;
     bool shutdown_noticed;
+    bool free_pending;        /* close finished while inside process_input */
     struct request req;
     struct event *stmt_timer; /* lazily created */
     struct event *idle_timer; /* lazily created */
@@ -172,8 +174,12 @@ static void close_after_flush(struct client *c)
     bufferevent_set_timeouts(c->bev, NULL, &tv);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     bufferevent_setcb(c->bev, NULL, on_close_flushed, on_close_event, c);
-    if (output_len(c) == 0)
-        client_free(c);
+    if (output_len(c) == 0) {
+        if (c->in_input)
+            c->free_pending = true;   /* process_input frees it on the way out */
+        else
+            client_free(c);
+    }
 }
 
 static void protocol_error(struct client *c, int code, const char *msg)
@@ -304,8 +310,9 @@ static bool build_batch(struct client *c, struct request *r, size_t len)
         add_begin(c, r, false);
     for (size_t i = 0; i < r->nstmts; i++)
         add_user_stmt(r, &r->stmts[i], (int32_t)i);
+    r->batch_savepoint = r->sp_delta != 0;
     if (r->atomic)
-        add_commit(c, r, r->sp_delta ? c->sp_depth + 1 : 0);
+        add_commit(c, r, r->batch_savepoint ? c->sp_depth + 1 : 0);
     r->sp_delta = 0;   /* the batch's savepoint is released within the batch */
     return true;
 }
@@ -440,7 +447,7 @@ static void start_batch_rollback(struct client *c, const struct backend_error *e
     r->rolling_back = true;
     r->nsteps = 0;
     r->cur = 0;
-    add_rollback(c, r, c->sp_depth + (r->steps[0].q.sql == r->sql[0] ? 1 : 0));
+    add_rollback(c, r, r->batch_savepoint ? c->sp_depth + 1 : 0);
 }
 
 static void on_step_done(void *arg, const struct backend_result *res)
@@ -722,7 +729,7 @@ static int next_frame(struct client *c)
         else
             handle_hello(c, payload, plen);
         free(payload);
-        return c->state == CL_CLOSING ? -1 : 1;
+        return c->state == CL_CLOSING ? -1 : 1;   /* c stays allocated while in_input */
     }
     if (type == PT_HELLO || type == PT_TERMINATE) {
         free(payload);
@@ -748,14 +755,12 @@ static void process_input(struct client *c)
             c->input_paused = true;
             break;
         }
-        int r = next_frame(c);
-        if (r <= 0) {
-            if (r < 0)
-                return;   /* c may be gone */
+        if (next_frame(c) <= 0)
             break;
-        }
     }
     c->in_input = false;
+    if (c->free_pending)
+        client_free(c);
 }
 
 /* ------------------------------------------------------------- events */

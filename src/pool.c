@@ -118,9 +118,20 @@ static void server_close(struct server *sv, const char *reason)
     free(sv);
 }
 
+/* Copy with truncation (messages are informative; cutting them is fine). */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void pool_note_error(struct pool *p, const char *msg)
 {
-    snprintf(p->last_error, sizeof(p->last_error), "%s", msg);
+    copy_text(p->last_error, sizeof(p->last_error), msg);
 }
 
 /* A connection failed to open: back off, and tell waiters when hopeless. */
@@ -148,8 +159,8 @@ static void on_connected(void *arg, const struct backend_result *res)
     struct pool *p = sv->pool;
 
     if (!res->ok) {
-        char msg[600];
-        snprintf(msg, sizeof(msg), "%s", res->err.message);
+        char msg[sizeof(res->err.message)];
+        copy_text(msg, sizeof(msg), res->err.message);
         enum backend_role role = sv->role;
         p->totals.total_connect_errors++;
         p->connect_failures++;
@@ -243,7 +254,7 @@ static void waiter_fail(struct pool *p, struct pool_waiter *w, int code, const c
 
     memset(&err, 0, sizeof(err));
     err.code = code;
-    snprintf(err.message, sizeof(err.message), "%s", msg);
+    copy_text(err.message, sizeof(err.message), msg);
     waiter_remove(p, w);
     w->fn(w->arg, NULL, &err);
 }
@@ -253,7 +264,7 @@ static void fail_waiters(struct pool *p, enum backend_role role, int code, const
     char text[512];
     struct pool_waiter *w, *next;
 
-    snprintf(text, sizeof(text), "pool \"%s\" cannot reach its database: %s", p->cfg->name, msg);
+    snprintf(text, sizeof(text), "pool \"%.64s\" cannot reach its database: %.400s", p->cfg->name, msg);
     for (w = TAILQ_FIRST(&p->waiters); w; w = next) {
         next = TAILQ_NEXT(w, link);
         if (w->want == role)
@@ -273,7 +284,7 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     while ((w = TAILQ_FIRST(&p->waiters)) && now - w->enqueued_us >= limit) {
         p->totals.total_acquire_timeouts++;
         if (p->unhealthy) {
-            snprintf(msg, sizeof(msg), "pool \"%s\" is unavailable: %s (waited %llu ms)",
+            snprintf(msg, sizeof(msg), "pool \"%.64s\" is unavailable: %.300s (waited %llu ms)",
                      p->cfg->name, p->last_error, (unsigned long long)p->cfg->acquire_timeout_ms);
             waiter_fail(p, w, DBPOOL_E_UNAVAILABLE, msg);
         } else {
@@ -702,7 +713,7 @@ void pool_get_stats(const struct pool *p, struct pool_stats *out)
     out->name = p->cfg->name;
     out->type = p->drv->name;
     out->healthy = !p->unhealthy;
-    snprintf(out->last_error, sizeof(out->last_error), "%s", p->last_error);
+    copy_text(out->last_error, sizeof(out->last_error), p->last_error);
     out->max_open = p->cfg->max_open_conns;
     out->servers_idle = p->counts[SV_IDLE];
     out->servers_connecting = p->counts[SV_CONNECTING];
