@@ -9,16 +9,19 @@
  * non-blocking API, MySQL Connector/C's non-blocking start/cont calls, SQLite a worker
  * thread per connection that posts completions back to the loop.
  *
- * At most one operation runs on a connection at a time. Pointers passed to an
- * operation (SQL text, parameters) must stay valid until its completion.
+ * At most one operation runs on a connection at a time. The caller keeps SQL
+ * text and parameters valid until the operation completes or the connection
+ * is closed, whichever comes first; the struct backend_query itself need not
+ * outlive the exec() call.
  * A completion callback is the driver's last action for that operation: the
  * callback may start the next operation on the same connection (the pool
  * hands a released connection straight to a waiting client) or close it.
  *
  * Rows stream: the driver calls sink->row once per row; when row() returns
  * false the driver stops producing rows until driver->resume() is called
- * (back-pressure from a slow client), then continues. Values passed to
- * columns()/row() are valid only during the call.
+ * (back-pressure from a slow client), then continues; done() is not delivered
+ * while paused, except that cancel() ends a paused stream without resume().
+ * Values passed to columns()/row() are valid only during the call.
  */
 #ifndef DBPOOLD_BACKEND_H
 #define DBPOOLD_BACKEND_H
@@ -50,7 +53,8 @@ struct backend_result {
     int64_t rows_affected;      /* exec: changed rows, or rows returned for a SELECT */
     int64_t last_insert_id;     /* exec: 0 when not applicable */
     char txstate;               /* connection's transaction state after the op: 'I', 'T', 'E' */
-    bool reroute_to_writer;     /* exec on a reader: the statement is not read-only; nothing ran */
+    bool reroute_to_writer;     /* exec on a reader: the statement is not read-only; nothing
+                                   ran. ok is false with err.code 0: check this first. */
     bool broken;                /* the connection is unusable; the pool must close it */
 };
 
