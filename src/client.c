@@ -38,6 +38,8 @@
 #define HANDSHAKE_TIMEOUT_S 10
 #define CLOSE_FLUSH_TIMEOUT_S 5
 #define MAX_STEPS_EXTRA 3     /* begin + commit, or rollback-to + release */
+#define STEP_BEGIN (-2)       /* step index marker: BEGIN, SQL chosen at exec time */
+#define STEP_BEGUN (-3)       /* ... and after its SQL was chosen */
 
 struct step {
     struct backend_query q;
@@ -57,6 +59,7 @@ struct request {
     bool batch_savepoint;     /* the atomic batch runs inside a savepoint */
     bool rolling_back;        /* running the rollback steps of an atomic batch */
     bool commit_became_rollback;
+    bool begin_read_only;
     int sp_delta;             /* savepoint depth change applied on success */
     struct backend_error saved_err;
     int32_t saved_index;
@@ -82,6 +85,7 @@ struct client {
     bool stmt_timed_out;
     bool shutdown_noticed;
     bool free_pending;        /* close finished while inside process_input */
+    bool read_only_tx;        /* inside a protocol BEGIN READ ONLY transaction */
     struct request req;
     struct event *stmt_timer; /* lazily created */
     struct event *idle_timer; /* lazily created */
@@ -250,10 +254,10 @@ static void add_begin(struct client *c, struct request *r, bool read_only)
         return;
     }
     r->role = read_only ? ROLE_READER : ROLE_WRITER;
-    /* The SQL depends on the role of the server we get; fixed up in run_step. */
+    r->begin_read_only = read_only;
+    /* The SQL depends on the role of the server we get; fixed up in exec_step. */
     add_sql(r, "");
-    r->steps[r->nsteps - 1].index = -2;   /* marker: begin, resolved later */
-    (void)read_only;
+    r->steps[r->nsteps - 1].index = STEP_BEGIN;
 }
 
 static void add_commit(struct client *c, struct request *r, int depth)
@@ -304,6 +308,8 @@ static bool build_batch(struct client *c, struct request *r, size_t len)
         return false;
     if (!alloc_steps(r, r->nstmts))
         return false;
+    if (flags & ~PB_ATOMIC)
+        return false;   /* reserved bits must be zero */
     r->atomic = (flags & PB_ATOMIC) != 0;
     r->role = ROLE_WRITER;
     if (r->atomic)
@@ -458,6 +464,13 @@ static void on_step_done(void *arg, const struct backend_result *res)
 
     disarm_stmt_timer(c);
     c->rows_paused = false;
+    if (res->reroute_to_writer && c->txstate != 'I') {
+        static const struct backend_error ro = {
+            DBPOOL_E_SQL, "25006", "cannot execute a writing statement in a read-only transaction"
+        };
+        finish_request(c, &ro, s->index);
+        return;
+    }
     if (res->reroute_to_writer) {
         s->q.flags &= ~(unsigned)BQ_REQUIRE_READONLY;
         r->role = ROLE_WRITER;
@@ -470,8 +483,12 @@ static void on_step_done(void *arg, const struct backend_result *res)
         return;
     }
     c->txstate = res->txstate;
-    if (c->txstate == 'I')
+    if (c->txstate == 'I') {
         c->sp_depth = 0;
+        c->read_only_tx = false;
+    } else if (res->ok && r->begin_read_only && s->index == STEP_BEGUN) {
+        c->read_only_tx = true;
+    }
     if (!res->ok) {
         struct backend_error err = res->err;
         canceled_message(c, &err);
@@ -480,7 +497,7 @@ static void on_step_done(void *arg, const struct backend_result *res)
             run_step(c);
             return;
         }
-        finish_request(c, &err, s->index);
+        finish_request(c, &err, s->index < 0 ? -1 : s->index);
         return;
     }
     if (s->user) {
@@ -498,13 +515,14 @@ static void exec_step(struct client *c)
     struct request *r = &c->req;
     struct step *s = &r->steps[r->cur];
 
-    if (s->index == -2) {   /* BEGIN: its SQL depends on the server's role */
-        const char *sql = pool_driver(c->pool)->begin_sql(r->role == ROLE_READER,
-                                                          server_role(c->sv));
+    if (s->index == STEP_BEGIN) {   /* its SQL depends on the server's role */
+        const char *sql = pool_driver(c->pool)->begin_sql(r->begin_read_only, server_role(c->sv));
         s->q.sql = sql;
         s->q.sql_len = strlen(sql);
-        s->index = -1;
+        s->index = STEP_BEGUN;
     }
+    if (s->user && c->read_only_tx)
+        s->q.flags |= BQ_REQUIRE_READONLY;   /* enforced by drivers that route (SQLite) */
     c->state = CL_ACTIVE;
     c->stmt_timed_out = false;
     if (s->user)
@@ -622,7 +640,7 @@ static bool build_tx_request(struct client *c, struct request *r, size_t len)
     if (!alloc_steps(r, 0))
         return false;
     if (r->type == PT_BEGIN) {
-        if (!proto_get_begin(r->frame, len, &flags))
+        if (!proto_get_begin(r->frame, len, &flags) || (flags & ~PB_READ_ONLY))
             return false;
         add_begin(c, r, (flags & PB_READ_ONLY) != 0);
         return true;
@@ -647,6 +665,13 @@ static void start_request(struct client *c, size_t len)
     struct request *r = &c->req;
     bool ok;
 
+    if ((r->type == PT_PING || r->type == PT_COMMIT || r->type == PT_ROLLBACK) && len != 0) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "malformed %s frame: it has no payload", proto_type_name(r->type));
+        request_clear(r);
+        protocol_error(c, DBPOOL_E_PROTOCOL, msg);
+        return;
+    }
     if (r->type == PT_PING) {
         request_clear(r);
         send_ready(c);
@@ -703,9 +728,13 @@ static int next_frame(struct client *c)
     if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
         return 0;
     int h = proto_peek_header(hdr, sizeof(hdr), c->d->cfg->daemon.max_frame_size, &type, &plen);
+    if (h < 0 && hdr[0] == 0 && hdr[1] == 0 && hdr[2] == 0 && hdr[3] == 0) {
+        protocol_error(c, DBPOOL_E_PROTOCOL, "invalid frame length 0 (a frame has at least a type byte)");
+        return -1;
+    }
     if (h < 0) {
-        snprintf(msg, sizeof(msg), "invalid frame length (0, or above maxFrameSize %u bytes)",
-                 c->d->cfg->daemon.max_frame_size);
+        snprintf(msg, sizeof(msg), "frame larger than maxFrameSize (%u bytes); send smaller "
+                 "statements or raise maxFrameSize", c->d->cfg->daemon.max_frame_size);
         protocol_error(c, DBPOOL_E_LIMIT, msg);
         return -1;
     }

@@ -163,7 +163,10 @@ void daemon_shutdown(struct daemon *d, const char *reason)
     d->shutting_down = true;
     log_info("shutdown", "reason=%s clients=%zu timeout_ms=%llu", reason, d->nclients,
              (unsigned long long)ms);
-    listener_pause(d->listener);
+    /* Close and unlink the client socket: new connections fail at once
+     * instead of waiting in the backlog. */
+    listener_free(d->listener);
+    d->listener = NULL;
     evtimer_add(d->shutdown_timer, &tv);
     for (c = TAILQ_FIRST(&d->clients); c; c = next) {
         next = client_next(c);

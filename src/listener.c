@@ -143,12 +143,6 @@ struct listener *listener_start(struct daemon *d, const char *path, unsigned mod
     return l;
 }
 
-void listener_pause(struct listener *l)
-{
-    if (l && l->evl)
-        evconnlistener_disable(l->evl);
-}
-
 void listener_free(struct listener *l)
 {
     if (!l)

@@ -19,8 +19,6 @@ int unix_socket_listen(const char *path, unsigned mode, char *errbuf, size_t err
 /* Accept client sessions on path; each accepted socket becomes a client. */
 struct listener *listener_start(struct daemon *d, const char *path, unsigned mode,
                                 char *errbuf, size_t errlen);
-/* Stop accepting (sessions already accepted continue). */
-void listener_pause(struct listener *l);
 /* Stop, close and unlink the socket file. */
 void listener_free(struct listener *l);
 

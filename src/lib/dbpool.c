@@ -220,8 +220,11 @@ static int eof_error(dbpool_conn *c)
  * doc/protocol.md); check_peer_closed notices that when it already has. */
 static bool code_closes_session(int code)
 {
+    /* doc/protocol.md, "Error codes": these are always followed by close. */
     return code == DBPOOL_E_PROTOCOL || code == DBPOOL_E_VERSION ||
-           code == DBPOOL_E_UNKNOWN_POOL || code == DBPOOL_E_NOT_ALLOWED;
+           code == DBPOOL_E_UNKNOWN_POOL || code == DBPOOL_E_NOT_ALLOWED ||
+           code == DBPOOL_E_LIMIT || code == DBPOOL_E_INTERNAL ||
+           code == DBPOOL_E_TX_TIMEOUT || code == DBPOOL_E_SHUTDOWN;
 }
 
 static void copy_str(char *dst, size_t cap, const struct proto_str *s)
@@ -419,42 +422,38 @@ static int send_request(dbpool_conn *c)
 
 /* ------------------------------------------------------------ decoding */
 
-/* Decodes COLUMNS into one malloc'ed block (the array, then the strings).
- * Returns the block, or NULL with *malformed set / unset (= out of memory). */
+/* Decodes COLUMNS (proto_get_columns) into one malloc'ed block: the
+ * array, then NUL-terminated strings. NULL with *malformed set / unset
+ * (= out of memory). */
 static dbpool_column *columns_decode(const uint8_t *p, size_t n, size_t *ncols, bool *malformed)
 {
-    struct preader r;
-    size_t count, strbytes = 0, len;
+    struct proto_column *pc;
+    size_t count, strbytes = 0;
     dbpool_column *cols;
     char *s;
 
-    preader_init(&r, p, n);
-    count = preader_u16(&r);
-    for (size_t i = 0; i < 2 * count; i++) {
-        preader_str(&r, &len);
-        strbytes += len + 1;
-    }
-    *malformed = !preader_done(&r);
+    *malformed = !proto_get_columns(p, n, &pc, &count);
     if (*malformed)
         return NULL;
+    for (size_t i = 0; i < count; i++)
+        strbytes += pc[i].name.len + pc[i].decl_type.len + 2;
     cols = malloc(count * sizeof *cols + strbytes + 1);
-    if (cols == NULL)
+    if (cols == NULL) {
+        free(pc);
         return NULL;
-    s = (char *)(cols + count);
-    preader_init(&r, p, n);
-    preader_u16(&r);
-    for (size_t i = 0; i < count; i++) {
-        const char *src = preader_str(&r, &len);
-        memcpy(s, src, len);
-        s[len] = '\0';
-        cols[i].name = s;
-        s += len + 1;
-        src = preader_str(&r, &len);
-        memcpy(s, src, len);
-        s[len] = '\0';
-        cols[i].decltype = s;
-        s += len + 1;
     }
+    s = (char *)(cols + count);
+    for (size_t i = 0; i < count; i++) {
+        memcpy(s, pc[i].name.p, pc[i].name.len);
+        s[pc[i].name.len] = '\0';
+        cols[i].name = s;
+        s += pc[i].name.len + 1;
+        memcpy(s, pc[i].decl_type.p, pc[i].decl_type.len);
+        s[pc[i].decl_type.len] = '\0';
+        cols[i].decltype = s;
+        s += pc[i].decl_type.len + 1;
+    }
+    free(pc);
     *ncols = count;
     return cols;
 }
@@ -496,35 +495,24 @@ static int decode_columns(dbpool_conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Decodes a ROW into c->row; TEXT/BLOB values point into the frame. */
+/* Decodes a ROW (proto_get_row) into c->row; TEXT/BLOB values point into
+ * the frame. */
 static int decode_row(dbpool_conn *c, const uint8_t *p, size_t n)
 {
-    struct preader r;
-    size_t count;
-
-    preader_init(&r, p, n);
-    count = preader_u16(&r);
-    if (r.err)
-        return malformed_frame(c, PT_ROW);
-    if (count != c->ncols)
-        return fail_closed(c, DBPOOL_E_PROTOCOL,
-                           "protocol error: ROW has %zu values but COLUMNS announced %zu; session closed",
-                           count, c->ncols);
-    if (count > c->rowcap) {
-        dbpool_value *nv = realloc(c->row, count * sizeof *nv);
+    if (c->ncols > c->rowcap) {
+        dbpool_value *nv = realloc(c->row, c->ncols * sizeof *nv);
         if (nv == NULL)
             return fail_oom(c);
         c->row = nv;
-        c->rowcap = count;
+        c->rowcap = c->ncols;
     }
-    for (size_t i = 0; i < count; i++) {
-        if (!preader_value(&r, &c->row[i]))
-            return malformed_frame(c, PT_ROW);
+    if (!proto_get_row(p, n, c->ncols, c->row))
+        return fail_closed(c, DBPOOL_E_PROTOCOL,
+                           "protocol error: malformed ROW (or not the %zu values COLUMNS announced); "
+                           "session closed", c->ncols);
+    for (size_t i = 0; i < c->ncols; i++)
         if ((c->row[i].type == DBPOOL_TEXT || c->row[i].type == DBPOOL_BLOB) && c->row[i].u.s.ptr == NULL)
             c->row[i].u.s.ptr = "";
-    }
-    if (!preader_done(&r))
-        return malformed_frame(c, PT_ROW);
     return 0;
 }
 
@@ -557,12 +545,7 @@ static int terminate_texts(dbpool_conn *c)
 
 static int decode_stmt_done(dbpool_conn *c, const uint8_t *p, size_t n)
 {
-    struct preader r;
-
-    preader_init(&r, p, n);
-    c->affected = preader_i64(&r);
-    c->last_id = preader_i64(&r);
-    if (!preader_done(&r))
+    if (!proto_get_stmt_done(p, n, &c->affected, &c->last_id))
         return malformed_frame(c, PT_STMT_DONE);
     c->stmt_done = true;
     return 0;
@@ -570,13 +553,9 @@ static int decode_stmt_done(dbpool_conn *c, const uint8_t *p, size_t n)
 
 static int decode_ready(dbpool_conn *c, const uint8_t *p, size_t n)
 {
-    struct preader r;
-    uint8_t tx;
+    char tx;
 
-    preader_init(&r, p, n);
-    tx = preader_u8(&r);
-    if (!preader_done(&r) ||
-        (tx != DBPOOL_TX_IDLE && tx != DBPOOL_TX_ACTIVE && tx != DBPOOL_TX_FAILED))
+    if (!proto_get_ready(p, n, &tx))
         return malformed_frame(c, PT_READY);
     c->tx = (dbpool_txstate)tx;
     return 0;
@@ -884,33 +863,23 @@ static int open_socket(dbpool_conn *c, const char *path)
 
 static int decode_hello_ok(dbpool_conn *c, const uint8_t *p, size_t n)
 {
-    struct preader r;
-    size_t belen, svlen;
-    uint16_t version;
-    const char *be;
-    uint32_t max_frame;
-    uint16_t max_params;
+    struct proto_hello_ok h;
 
-    preader_init(&r, p, n);
-    version = preader_u16(&r);
-    be = preader_str(&r, &belen);
-    preader_str(&r, &svlen);
-    max_frame = preader_u32(&r);
-    max_params = preader_u16(&r);
-    if (!preader_done(&r))
+    if (!proto_get_hello_ok(p, n, &h))
         return malformed_frame(c, PT_HELLO_OK);
-    if (version != PROTO_VERSION)
+    if (h.version != PROTO_VERSION)
         return fail_closed(c, DBPOOL_E_VERSION,
                            "dbpoold speaks protocol version %u but this libdbpool speaks %u; "
-                           "use matching versions", (unsigned)version, (unsigned)PROTO_VERSION);
-    c->backend = malloc(belen + 1);
+                           "use matching versions", (unsigned)h.version, (unsigned)PROTO_VERSION);
+    c->backend = malloc(h.backend.len + 1);
     if (c->backend == NULL)
         return fail_oom(c);
-    memcpy(c->backend, be != NULL ? be : "", belen);
-    c->backend[belen] = '\0';
-    if (max_frame >= PROTO_HEADER_SIZE)
-        c->max_frame = max_frame;
-    c->max_params = max_params;
+    if (h.backend.len)
+        memcpy(c->backend, h.backend.p, h.backend.len);
+    c->backend[h.backend.len] = '\0';
+    if (h.max_frame >= PROTO_HEADER_SIZE)
+        c->max_frame = h.max_frame;
+    c->max_params = h.max_params;
     return 0;
 }
 

@@ -1,0 +1,1605 @@
+/*
+ * backend_pg.c — the PostgreSQL driver ("postgres") behind struct
+ * backend_driver (backend.h), on libpq's NON-BLOCKING API only.
+ *
+ * Everything runs on the event-loop thread and nothing here blocks: the
+ * connection is opened with PQconnectStartParams/PQconnectPoll, statements
+ * are sent with PQsendQueryParams + PQflush, results are read with
+ * PQconsumeInput/PQisBusy/PQgetResult in single-row mode, all driven by
+ * libevent events on PQsocket(). The one blocking libpq call, PQcancel(),
+ * runs on a short detached helper thread (see "Cancel threads").
+ *
+ * CONNECTION STATES (c->phase)
+ *
+ *   PH_IDLE         no operation; no socket event is armed (whatever the
+ *                   server sends meanwhile, e.g. a termination notice, waits
+ *                   in the kernel and is read by the next operation)
+ *   PH_CONNECTING   PQconnectPoll runs on every socket event. libpq may
+ *                   switch sockets while connecting (next host or address,
+ *                   SSL or GSS fallback), and a new socket can even reuse
+ *                   the old descriptor number, so the event is re-created
+ *                   after every step. c->ev_timer enforces cfg->timeout_ms.
+ *   PH_SENDING      the statement is queued in libpq; PQflush on EV_WRITE
+ *                   (and PQconsumeInput on EV_READ, as libpq requires) until
+ *                   the output buffer is empty
+ *   PH_READING      PQconsumeInput on EV_READ, then PQgetResult while
+ *                   !PQisBusy. Rows arrive one PGresult each. Back-pressure:
+ *                   when sink->row returns false, c->paused is set and the
+ *                   read event removed, so neither PQgetResult nor
+ *                   PQconsumeInput runs; the socket buffers fill and the
+ *                   server blocks in its send. resume() continues through
+ *                   c->ev_kick, with the results libpq already holds first.
+ *                   A huge result is never held whole in memory.
+ *   PH_CANCEL_WAIT  the results are complete but our cancel request may
+ *                   still be on its way to the server; completion waits
+ *                   (at most CANCEL_WAIT_MS) so a late cancel cannot hit
+ *                   the next statement on this connection
+ *   PH_DEFERRED     the result is known without I/O (bad parameters, not
+ *                   connected, connect failed at once); it is reported from
+ *                   c->ev_kick: callbacks never run inside connect/exec/ping
+ *
+ * OWNERSHIP AND LIFETIME
+ *
+ * The pool owns a struct backend_conn from conn_new until close(). The
+ * connection owns its PGconn, its three events, the PGresult being delivered
+ * (c->cur) and reusable buffers for columns, values and decoded bytea.
+ * Values handed to the sink point into c->cur or those buffers and are valid
+ * only during the call. Parameters are converted into one temporary
+ * allocation that is freed as soon as PQsendQueryParams has copied them into
+ * libpq's output buffer, so exec() keeps no pointer into the caller's query.
+ *
+ * Callbacks may call close() (and done() may start the next operation).
+ * Every libevent callback brackets its work with enter()/leave(); close()
+ * releases the server connection and the events at once but frees the
+ * struct only when no callback of ours is on the stack (c->depth == 0);
+ * after every sink call the code checks c->closed before touching anything.
+ * done() is always the last thing an operation does.
+ *
+ * The only mutable global is the cancel-thread counter used by quiesce().
+ * Text conversions (strtod, "%.17g") assume the C numeric locale, which the
+ * daemon never changes.
+ */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE   /* explicit_bzero */
+#endif
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "backend.h"
+#include "backend_pg.h"
+
+enum {
+    PG_MAX_PARAMS = 65535,        /* the protocol's limit (16-bit count) */
+    PASSWORD_FILE_MAX = 4096,     /* bytes read from passwordFile */
+    CANCEL_WAIT_MS = 1000,        /* PH_CANCEL_WAIT bound */
+    CANCEL_POLL_MS = 2,
+    QUIESCE_WAIT_MS = 5000,       /* bound on waiting for cancel threads */
+    SSL_EXTRA_READS = 4,          /* see read_step() */
+    DECL_LEN = 16,                /* "oid:4294967295" + NUL */
+};
+
+/* Built-in type OIDs (catalog/pg_type_d.h; not in libpq's headers). */
+enum {
+    OID_BOOL = 16, OID_BYTEA = 17, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23,
+    OID_OID = 26, OID_FLOAT4 = 700, OID_FLOAT8 = 701,
+};
+
+enum op_kind { OP_NONE = 0, OP_CONNECT, OP_EXEC, OP_PING };
+
+enum phase { PH_IDLE = 0, PH_CONNECTING, PH_SENDING, PH_READING, PH_CANCEL_WAIT, PH_DEFERRED };
+
+/* A cancel request in flight. The helper thread owns cc and frees it; the
+ * ticket itself is shared (refs) so the connection can see `delivered`
+ * without the thread ever touching the connection. */
+struct cancel_ticket {
+    PGcancel *cc;
+    atomic_bool delivered;   /* PQcancel returned: the server has the request */
+    atomic_int refs;
+};
+
+struct backend_conn {
+    const struct pool_config *cfg;
+    struct event_base *base;
+    PGconn *pg;                  /* NULL before connect, after a failed connect, after close */
+    bool connected;
+    bool closed;
+    int depth;                   /* our libevent callbacks on the stack */
+    char txstate;                /* as of the last completion */
+    char server_info[64];
+
+    struct event *ev_io;         /* on PQsocket(); NULL when nothing is awaited */
+    short io_what;
+    struct event *ev_timer;      /* connect timeout; PH_CANCEL_WAIT polling */
+    struct event *ev_kick;       /* deferred work: results, resume, cancel */
+
+    /* The operation in flight. */
+    enum op_kind op;
+    enum phase phase;
+    backend_done_fn done;
+    void *arg;
+    struct backend_sink sink;
+    bool paused;                 /* sink->row returned false; waiting for resume() */
+    bool canceled;               /* cancel() called */
+    bool discard;                /* drop further rows (out of memory converting one) */
+    bool cols_sent;
+    bool input_failed;           /* PQconsumeInput failed: the connection is gone */
+    bool copy_out;               /* discarding COPY TO STDOUT data */
+    bool copy_refused;           /* the statement was a COPY: report it unsupported */
+    bool force_broken;           /* libpq is in a state we cannot continue from */
+    PGresult *cur;               /* rows being delivered */
+    int cur_row;                 /* next row of cur */
+    int64_t rows_seen, dropped, affected;
+    bool have_err;
+    struct backend_result res;   /* first error; or the final result while deferred */
+    struct cancel_ticket *ticket;
+    int cancel_polls;            /* PH_CANCEL_WAIT: polls left */
+
+    /* Buffers reused across statements. */
+    dbpool_column *cols;
+    char (*decl)[DECL_LEN];
+    size_t cols_cap;
+    dbpool_value *vals;
+    size_t vals_cap;
+    unsigned char *scratch;      /* decoded bytea of the current row */
+    size_t scratch_cap;
+};
+
+/* ------------------------------------------------------------- helpers */
+
+/* Copy src into dst with every run of white space (libpq's messages have
+ * newlines and tabs) collapsed into one space, trimmed at both ends. */
+static void tidy_message(char *dst, size_t size, const char *src)
+{
+    size_t n = 0;
+    bool space = false;
+
+    if (size == 0)
+        return;
+    for (; src && *src && n + 1 < size; src++) {
+        if (*src == ' ' || *src == '\n' || *src == '\r' || *src == '\t') {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < size)
+            dst[n++] = ' ';
+        space = false;
+        dst[n++] = *src;
+    }
+    dst[n] = '\0';
+}
+
+static void conn_error_message(const struct backend_conn *c, char *dst, size_t size,
+                               const char *fallback)
+{
+    tidy_message(dst, size, c->pg ? PQerrorMessage(c->pg) : "");
+    if (!dst[0])
+        snprintf(dst, size, "%s", fallback);
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;   /* NOTICE/WARNING from the server: not ours to print */
+}
+
+static char tx_char(PGTransactionStatusType ts, bool *unknown)
+{
+    *unknown = false;
+    switch (ts) {
+    case PQTRANS_IDLE: return 'I';
+    case PQTRANS_INTRANS: return 'T';
+    case PQTRANS_INERROR: return 'E';
+    case PQTRANS_ACTIVE: return 'T';   /* not after a completed command */
+    case PQTRANS_UNKNOWN: break;
+    }
+    *unknown = true;
+    return 'I';
+}
+
+static void timeval_ms(struct timeval *tv, uint64_t ms)
+{
+    tv->tv_sec = (time_t)(ms / 1000u);
+    tv->tv_usec = (suseconds_t)(ms % 1000u) * 1000;
+}
+
+/* ------------------------------------------------------- cancel threads */
+
+/*
+ * Cancel threads — PQcancel() opens a new connection to the server and
+ * blocks, so it runs on a detached helper thread that owns only its
+ * PGcancel (and a reference to the ticket). `running` counts helpers that
+ * have not finished; quiesce() waits for it to reach zero. This is the
+ * file's only mutable global state.
+ */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running;
+} cancel_threads = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+
+/* Mutex/condvar calls fail only on programming errors: abort loudly. */
+static void must(int rc, const char *what)
+{
+    if (rc != 0) {
+        fprintf(stderr, "backend_pg: %s failed: %s\n", what, strerror(rc));
+        abort();
+    }
+}
+
+static void cancel_threads_add(int delta)
+{
+    must(pthread_mutex_lock(&cancel_threads.mu), "pthread_mutex_lock");
+    cancel_threads.running += delta;
+    if (cancel_threads.running == 0)
+        must(pthread_cond_broadcast(&cancel_threads.cv), "pthread_cond_broadcast");
+    must(pthread_mutex_unlock(&cancel_threads.mu), "pthread_mutex_unlock");
+}
+
+static void ticket_unref(struct cancel_ticket *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1)
+        free(t);
+}
+
+static void *cancel_main(void *arg)
+{
+    struct cancel_ticket *t = arg;
+    char err[256];
+
+    /* On failure (server unreachable) there is nobody to tell: the
+     * statement runs on and the daemon's own timeouts apply. */
+    (void)PQcancel(t->cc, err, sizeof(err));
+    PQfreeCancel(t->cc);
+    t->cc = NULL;
+    atomic_store(&t->delivered, true);
+    ticket_unref(t);
+    cancel_threads_add(-1);
+    return NULL;
+}
+
+/* Start a helper for PQcancel. The helper blocks all signals: they belong
+ * to the loop thread. On any failure the cancel is simply not sent. */
+static struct cancel_ticket *cancel_start(PGconn *pg)
+{
+    struct cancel_ticket *t;
+    pthread_attr_t attr;
+    pthread_t tid;
+    sigset_t all, old;
+    int rc;
+
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->cc = PQgetCancel(pg);
+    if (!t->cc || pthread_attr_init(&attr) != 0) {
+        PQfreeCancel(t->cc);   /* accepts NULL */
+        free(t);
+        return NULL;
+    }
+    atomic_init(&t->delivered, false);
+    atomic_init(&t->refs, 2);   /* the connection's and the helper's */
+    cancel_threads_add(1);
+    rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (rc == 0 && sigfillset(&all) == 0) {
+        must(pthread_sigmask(SIG_SETMASK, &all, &old), "pthread_sigmask");
+        rc = pthread_create(&tid, &attr, cancel_main, t);
+        must(pthread_sigmask(SIG_SETMASK, &old, NULL), "pthread_sigmask");
+    } else if (rc == 0) {
+        rc = EINVAL;
+    }
+    must(pthread_attr_destroy(&attr), "pthread_attr_destroy");
+    if (rc != 0) {
+        cancel_threads_add(-1);
+        PQfreeCancel(t->cc);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Wait (bounded) for every cancel helper: a helper stuck connecting to an
+ * unreachable server must not hold up shutdown forever. */
+static void pg_quiesce(void)
+{
+    struct timespec deadline;
+    int rc = 0;
+
+    if (clock_gettime(CLOCK_REALTIME, &deadline) != 0)
+        abort();   /* cannot fail for CLOCK_REALTIME */
+    deadline.tv_sec += QUIESCE_WAIT_MS / 1000;
+    must(pthread_mutex_lock(&cancel_threads.mu), "pthread_mutex_lock");
+    while (cancel_threads.running > 0 && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&cancel_threads.cv, &cancel_threads.mu, &deadline);
+        if (rc != ETIMEDOUT)
+            must(rc, "pthread_cond_timedwait");
+    }
+    must(pthread_mutex_unlock(&cancel_threads.mu), "pthread_mutex_unlock");
+}
+
+/* --------------------------------------------------------------- events */
+
+static void on_io(evutil_socket_t fd, short what, void *arg);
+
+static void disarm_io(struct backend_conn *c)
+{
+    if (c->ev_io) {
+        event_free(c->ev_io);
+        c->ev_io = NULL;
+    }
+    c->io_what = 0;
+}
+
+/* Watch PQsocket() for `what`. force: re-create the event even if it looks
+ * the same (while connecting the socket may have been replaced). */
+static bool arm_io(struct backend_conn *c, short what, bool force)
+{
+    int fd = PQsocket(c->pg);
+
+    if (!force && c->ev_io && c->io_what == what)
+        return true;
+    disarm_io(c);
+    if (fd < 0)
+        return false;
+    c->ev_io = event_new(c->base, fd, (short)(what | EV_PERSIST), on_io, c);
+    if (!c->ev_io)
+        return false;
+    if (event_add(c->ev_io, NULL) != 0) {
+        disarm_io(c);
+        return false;
+    }
+    c->io_what = what;
+    return true;
+}
+
+static void enter(struct backend_conn *c)
+{
+    c->depth++;
+}
+
+static void conn_free(struct backend_conn *c);
+
+static void leave(struct backend_conn *c)
+{
+    if (--c->depth == 0 && c->closed)
+        conn_free(c);
+}
+
+/* ----------------------------------------------------------- completion */
+
+static void start_op(struct backend_conn *c, enum op_kind kind, backend_done_fn done, void *arg,
+                     const struct backend_sink *sink)
+{
+    if (c->op != OP_NONE || c->closed) {
+        fprintf(stderr, "backend_pg: operation started while another is in flight\n");
+        abort();   /* contract violation (backend.h: one operation at a time) */
+    }
+    c->op = kind;
+    c->done = done;
+    c->arg = arg;
+    if (sink)
+        c->sink = *sink;
+    else
+        memset(&c->sink, 0, sizeof(c->sink));
+    c->paused = c->canceled = c->discard = c->cols_sent = false;
+    c->input_failed = c->copy_out = c->copy_refused = c->force_broken = false;
+    c->cur = NULL;
+    c->cur_row = 0;
+    c->rows_seen = c->dropped = c->affected = 0;
+    c->have_err = false;
+    memset(&c->res, 0, sizeof(c->res));
+}
+
+static void end_op(struct backend_conn *c, char txstate)
+{
+    c->txstate = txstate;
+    c->op = OP_NONE;
+    c->phase = PH_IDLE;
+    c->done = NULL;
+    c->arg = NULL;
+    memset(&c->sink, 0, sizeof(c->sink));
+    c->paused = c->canceled = false;
+    if (c->cur) {
+        PQclear(c->cur);
+        c->cur = NULL;
+    }
+    ticket_unref(c->ticket);
+    c->ticket = NULL;
+    disarm_io(c);
+    (void)event_del(c->ev_timer);   /* fails only for an uninitialised event */
+}
+
+/* Report the operation's result. Must be the last thing the caller does
+ * with c: done() may close c or start the next operation. */
+static void complete(struct backend_conn *c, const struct backend_result *res)
+{
+    struct backend_result r = *res;
+    backend_done_fn done = c->done;
+    void *arg = c->arg;
+
+    end_op(c, r.txstate);
+    if (done)
+        done(arg, &r);
+}
+
+static void verror(struct backend_result *r, int code, const char *sqlstate, char txstate,
+                   bool broken, const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+static void verror(struct backend_result *r, int code, const char *sqlstate, char txstate,
+                   bool broken, const char *fmt, va_list ap)
+{
+    char msg[sizeof(r->err.message)];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    backend_result_error(r, code, sqlstate, txstate, "%s", msg);
+    r->broken = broken;
+}
+
+/* Fail the operation now (inside one of our libevent callbacks). */
+static void fail_now(struct backend_conn *c, int code, bool broken, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail_now(struct backend_conn *c, int code, bool broken, const char *fmt, ...)
+{
+    struct backend_result r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    verror(&r, code, "", broken ? 'I' : c->txstate, broken, fmt, ap);
+    va_end(ap);
+    complete(c, &r);
+}
+
+/* Report c->res from c->ev_kick (inside connect/exec/ping). */
+static void defer_result(struct backend_conn *c)
+{
+    c->phase = PH_DEFERRED;
+    disarm_io(c);
+    event_active(c->ev_kick, 0, 0);
+}
+
+static void fail_later(struct backend_conn *c, int code, const char *sqlstate, bool broken,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void fail_later(struct backend_conn *c, int code, const char *sqlstate, bool broken,
+                       const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    verror(&c->res, code, sqlstate, broken ? 'I' : c->txstate, broken, fmt, ap);
+    va_end(ap);
+    defer_result(c);
+}
+
+/* ------------------------------------------------------------- connect */
+
+/* The password: cfg->password, or the first line-ish of cfg->password_file
+ * (trailing newlines stripped), read now so a rotated file takes effect at
+ * the next connection. *out is NULL when there is none; the caller wipes
+ * and frees it. */
+static bool read_password(const struct pool_config *cfg, char **out, char *err, size_t errlen)
+{
+    FILE *f;
+    size_t n;
+    char *buf;
+    int e = 0;
+
+    *out = NULL;
+    if (!cfg->password_file || !*cfg->password_file) {
+        if (cfg->password && *cfg->password && !(*out = strdup(cfg->password))) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+        return true;
+    }
+    buf = malloc(PASSWORD_FILE_MAX + 1);
+    f = buf ? fopen(cfg->password_file, "re") : NULL;
+    if (!f) {
+        e = buf ? errno : ENOMEM;
+        free(buf);
+        snprintf(err, errlen, "cannot read passwordFile %s: %s", cfg->password_file, strerror(e));
+        return false;
+    }
+    n = fread(buf, 1, PASSWORD_FILE_MAX + 1, f);
+    if (ferror(f))
+        e = errno ? errno : EIO;
+    else if (n > PASSWORD_FILE_MAX)
+        e = EFBIG;
+    (void)fclose(f);   /* read-only: nothing to lose */
+    if (e) {
+        explicit_bzero(buf, PASSWORD_FILE_MAX + 1);
+        free(buf);
+        snprintf(err, errlen, "cannot read passwordFile %s: %s", cfg->password_file, strerror(e));
+        return false;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    *out = buf;
+    return true;
+}
+
+static void wipe_password(char *pw)
+{
+    if (pw) {
+        explicit_bzero(pw, strlen(pw));
+        free(pw);
+    }
+}
+
+/* PQconnectStartParams with our keywords. libpq copies the values. */
+static PGconn *start_connection(const struct pool_config *cfg, const char *password)
+{
+    const char *kw[12], *val[12];
+    char port[16] = "";
+    int n = 0;
+
+    if (cfg->port > 0)
+        snprintf(port, sizeof(port), "%d", cfg->port);
+#define KV(k, v) (kw[n] = (k), val[n] = (v), n++)
+    KV("host", cfg->host);
+    KV("port", port);
+    KV("dbname", cfg->dbname);
+    KV("user", cfg->username);
+    KV("password", password);
+    KV("sslmode", cfg->ssl_mode && *cfg->ssl_mode ? cfg->ssl_mode : "disable");
+    KV("application_name", "dbpoold");
+    KV("client_encoding", "UTF8");     /* row text is always UTF-8 */
+    KV("gssencmode", "disable");       /* no GSSAPI credential probing on the loop */
+#undef KV
+    kw[n] = val[n] = NULL;
+    return PQconnectStartParams(kw, val, 0);
+}
+
+static void drop_pg(struct backend_conn *c)
+{
+    disarm_io(c);
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    c->connected = false;
+}
+
+static void connect_failed(struct backend_conn *c)
+{
+    char msg[sizeof(c->res.err.message)];
+
+    conn_error_message(c, msg, sizeof(msg), "connection failed");
+    drop_pg(c);
+    fail_now(c, DBPOOL_E_UNAVAILABLE, true, "%s", msg);
+}
+
+static void connect_succeeded(struct backend_conn *c)
+{
+    const char *version = PQparameterStatus(c->pg, "server_version");
+    struct backend_result r;
+
+    disarm_io(c);
+    c->connected = true;
+    snprintf(c->server_info, sizeof(c->server_info), "PostgreSQL %s", version ? version : "");
+    backend_result_ok(&r, 'I');
+    complete(c, &r);
+}
+
+static void connect_timed_out(struct backend_conn *c)
+{
+    drop_pg(c);
+    fail_now(c, DBPOOL_E_UNAVAILABLE, true, "connection to %s:%d timed out after %llu ms",
+             c->cfg->host, c->cfg->port, (unsigned long long)c->cfg->timeout_ms);
+}
+
+/* One PQconnectPoll step, then wait for what libpq asks for. */
+static void connect_step(struct backend_conn *c)
+{
+    short what;
+
+    switch (PQconnectPoll(c->pg)) {
+    case PGRES_POLLING_OK:
+        connect_succeeded(c);
+        return;
+    case PGRES_POLLING_FAILED:
+        connect_failed(c);
+        return;
+    case PGRES_POLLING_READING:
+        what = EV_READ;
+        break;
+    default:   /* PGRES_POLLING_WRITING (ACTIVE is unused) */
+        what = EV_WRITE;
+        break;
+    }
+    if (!arm_io(c, what, true)) {
+        drop_pg(c);
+        fail_now(c, DBPOOL_E_UNAVAILABLE, true, "connection to %s:%d failed: cannot watch its socket",
+                 c->cfg->host, c->cfg->port);
+    }
+}
+
+static void pg_connect(struct backend_conn *c, backend_done_fn done, void *arg)
+{
+    char err[sizeof(c->res.err.message)];
+    char *password;
+    struct timeval tv;
+
+    start_op(c, OP_CONNECT, done, arg, NULL);
+    if (c->pg) {
+        fail_later(c, DBPOOL_E_INTERNAL, "", false, "connect called on an open connection");
+        return;
+    }
+    if (!read_password(c->cfg, &password, err, sizeof(err))) {
+        fail_later(c, DBPOOL_E_UNAVAILABLE, "", true, "%s", err);
+        return;
+    }
+    c->pg = start_connection(c->cfg, password);
+    wipe_password(password);
+    if (!c->pg) {
+        fail_later(c, DBPOOL_E_INTERNAL, "", true, "cannot connect to PostgreSQL: out of memory");
+        return;
+    }
+    (void)PQsetNoticeProcessor(c->pg, ignore_notice, NULL);   /* returns the previous one */
+    if (PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0 ||
+        !arm_io(c, EV_WRITE, true)) {
+        conn_error_message(c, err, sizeof(err), "connection failed");
+        drop_pg(c);
+        fail_later(c, DBPOOL_E_UNAVAILABLE, "", true, "%s", err);
+        return;
+    }
+    c->phase = PH_CONNECTING;   /* libpq: act as if PGRES_POLLING_WRITING */
+    if (c->cfg->timeout_ms > 0) {
+        timeval_ms(&tv, c->cfg->timeout_ms);
+        if (event_add(c->ev_timer, &tv) != 0) {
+            drop_pg(c);
+            fail_later(c, DBPOOL_E_INTERNAL, "", true, "cannot arm the connect timer");
+        }
+    }
+}
+
+/* ----------------------------------------------------------- parameters */
+
+/* The arrays for PQsendQueryParams, in one allocation with the text of the
+ * parameters and a NUL-terminated copy of the statement. */
+struct pg_params {
+    void *mem;
+    const char *sql;
+    const char **values;
+    int *lengths;
+    int *formats;
+    Oid *types;
+};
+
+static void format_float(char *dst, size_t size, double f)
+{
+    if (isnan(f))
+        snprintf(dst, size, "NaN");
+    else if (isinf(f))
+        snprintf(dst, size, "%s", f > 0 ? "Infinity" : "-Infinity");
+    else
+        snprintf(dst, size, "%.17g", f);
+}
+
+/* Bytes of text one parameter needs; false (with *r filled) when it cannot
+ * be sent. */
+static bool param_size(const dbpool_value *v, size_t i, size_t *size, struct backend_result *r,
+                       char txstate)
+{
+    switch (v->type) {
+    case DBPOOL_NULL:
+    case DBPOOL_BLOB:
+        if (v->type == DBPOOL_BLOB && v->u.s.len > INT_MAX) {
+            backend_result_error(r, DBPOOL_E_LIMIT, "", txstate,
+                                 "parameter $%zu: BLOB is larger than 2 GiB", i + 1);
+            return false;
+        }
+        *size = 0;
+        return true;
+    case DBPOOL_INT64: *size = 24; return true;
+    case DBPOOL_FLOAT64: *size = 32; return true;
+    case DBPOOL_BOOL: *size = 2; return true;
+    case DBPOOL_TEXT:
+        if (v->u.s.len > (size_t)INT_MAX - 1) {
+            backend_result_error(r, DBPOOL_E_LIMIT, "", txstate,
+                                 "parameter $%zu: TEXT is larger than 2 GiB", i + 1);
+            return false;
+        }
+        if (v->u.s.len > 0 && memchr(v->u.s.ptr, '\0', v->u.s.len)) {
+            backend_result_error(r, DBPOOL_E_SQL, "22021", txstate,
+                                 "parameter $%zu: PostgreSQL text cannot contain NUL bytes; "
+                                 "send binary data as a BLOB", i + 1);
+            return false;
+        }
+        *size = v->u.s.len + 1;
+        return true;
+    }
+    backend_result_error(r, DBPOOL_E_INTERNAL, "", txstate,
+                         "parameter $%zu has unknown type %d", i + 1, (int)v->type);
+    return false;
+}
+
+/* Fill slot i; text goes to *p, which advances. */
+static void param_fill(struct pg_params *pp, size_t i, const dbpool_value *v, char **p)
+{
+    size_t used = 0;
+
+    pp->values[i] = NULL;
+    pp->lengths[i] = 0;
+    pp->formats[i] = 0;
+    pp->types[i] = 0;   /* unknown: the server infers the type from context */
+    switch (v->type) {
+    case DBPOOL_NULL:
+        return;
+    case DBPOOL_INT64:
+        pp->types[i] = OID_INT8;
+        used = (size_t)snprintf(*p, 24, "%lld", (long long)v->u.i) + 1;
+        break;
+    case DBPOOL_FLOAT64:
+        pp->types[i] = OID_FLOAT8;
+        format_float(*p, 32, v->u.f);
+        used = strlen(*p) + 1;
+        break;
+    case DBPOOL_BOOL:
+        pp->types[i] = OID_BOOL;
+        memcpy(*p, v->u.b ? "t" : "f", 2);
+        used = 2;
+        break;
+    case DBPOOL_TEXT:
+        if (v->u.s.len > 0)
+            memcpy(*p, v->u.s.ptr, v->u.s.len);
+        (*p)[v->u.s.len] = '\0';
+        used = v->u.s.len + 1;
+        break;
+    case DBPOOL_BLOB:
+        pp->types[i] = OID_BYTEA;
+        pp->values[i] = v->u.s.len > 0 ? v->u.s.ptr : "";   /* NULL would mean SQL NULL */
+        pp->lengths[i] = (int)v->u.s.len;
+        pp->formats[i] = 1;   /* binary: the bytes as they are */
+        return;
+    }
+    pp->values[i] = *p;
+    *p += used;
+}
+
+static bool params_build(struct pg_params *pp, const char *sql, size_t sql_len,
+                         const dbpool_value *params, size_t n, struct backend_result *r,
+                         char txstate)
+{
+    size_t text = 0, size;
+    char *p;
+
+    memset(pp, 0, sizeof(*pp));
+    if (n > PG_MAX_PARAMS) {
+        backend_result_error(r, DBPOOL_E_LIMIT, "", txstate,
+                             "too many parameters: %zu (PostgreSQL accepts at most %d)", n,
+                             PG_MAX_PARAMS);
+        return false;
+    }
+    if (sql_len > 0 && memchr(sql, '\0', sql_len)) {
+        backend_result_error(r, DBPOOL_E_SQL, "42601", txstate,
+                             "statement text contains a NUL byte");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t s;
+        if (!param_size(&params[i], i, &s, r, txstate))
+            return false;
+        text += s;
+    }
+    size = n * (sizeof(char *) + 2 * sizeof(int) + sizeof(Oid)) + text + sql_len + 1;
+    pp->mem = malloc(size);
+    if (!pp->mem) {
+        backend_result_error(r, DBPOOL_E_INTERNAL, "", txstate,
+                             "out of memory preparing the statement");
+        return false;
+    }
+    pp->values = pp->mem;
+    pp->lengths = (int *)(pp->values + n);
+    pp->formats = pp->lengths + n;
+    pp->types = (Oid *)(pp->formats + n);
+    p = (char *)(pp->types + n);
+    if (sql_len > 0)
+        memcpy(p, sql, sql_len);
+    p[sql_len] = '\0';
+    pp->sql = p;
+    p += sql_len + 1;
+    for (size_t i = 0; i < n; i++)
+        param_fill(pp, i, &params[i], &p);
+    return true;
+}
+
+/* -------------------------------------------------------- result values */
+
+static const struct type_name {
+    Oid oid;
+    const char *name;
+} type_names[] = {   /* sorted by oid (checked by the tests against pg_type) */
+    { 16, "bool" }, { 17, "bytea" }, { 18, "char" }, { 19, "name" }, { 20, "int8" },
+    { 21, "int2" }, { 23, "int4" }, { 24, "regproc" }, { 25, "text" }, { 26, "oid" },
+    { 27, "tid" }, { 28, "xid" }, { 114, "json" }, { 142, "xml" }, { 143, "_xml" },
+    { 199, "_json" }, { 600, "point" }, { 650, "cidr" }, { 651, "_cidr" }, { 700, "float4" },
+    { 701, "float8" }, { 705, "unknown" }, { 774, "macaddr8" }, { 790, "money" },
+    { 791, "_money" }, { 829, "macaddr" }, { 869, "inet" }, { 1000, "_bool" },
+    { 1001, "_bytea" }, { 1002, "_char" }, { 1003, "_name" }, { 1005, "_int2" },
+    { 1007, "_int4" }, { 1009, "_text" }, { 1014, "_bpchar" }, { 1015, "_varchar" },
+    { 1016, "_int8" }, { 1021, "_float4" }, { 1022, "_float8" }, { 1028, "_oid" },
+    { 1040, "_macaddr" }, { 1041, "_inet" }, { 1042, "bpchar" }, { 1043, "varchar" },
+    { 1082, "date" }, { 1083, "time" }, { 1114, "timestamp" }, { 1115, "_timestamp" },
+    { 1182, "_date" }, { 1183, "_time" }, { 1184, "timestamptz" }, { 1185, "_timestamptz" },
+    { 1186, "interval" }, { 1187, "_interval" }, { 1231, "_numeric" }, { 1266, "timetz" },
+    { 1270, "_timetz" }, { 1560, "bit" }, { 1561, "_bit" }, { 1562, "varbit" },
+    { 1563, "_varbit" }, { 1700, "numeric" }, { 2205, "regclass" }, { 2206, "regtype" },
+    { 2249, "record" }, { 2278, "void" }, { 2950, "uuid" }, { 2951, "_uuid" },
+    { 3220, "pg_lsn" }, { 3614, "tsvector" }, { 3615, "tsquery" }, { 3802, "jsonb" },
+    { 3807, "_jsonb" }, { 3904, "int4range" }, { 3906, "numrange" }, { 3908, "tsrange" },
+    { 3910, "tstzrange" }, { 3912, "daterange" }, { 3926, "int8range" }, { 4072, "jsonpath" },
+    { 5069, "xid8" },
+};
+
+static int type_name_cmp(const void *key, const void *elem)
+{
+    Oid oid = *(const Oid *)key;
+    Oid other = ((const struct type_name *)elem)->oid;
+
+    return oid < other ? -1 : oid > other;
+}
+
+/* Declared type name; user types (enums, domains, extensions) have no
+ * built-in name and are reported as "oid:<n>" (written into buf). */
+static const char *type_name(Oid oid, char *buf, size_t size)
+{
+    const struct type_name *t = bsearch(&oid, type_names, sizeof(type_names) / sizeof(type_names[0]),
+                                        sizeof(type_names[0]), type_name_cmp);
+
+    if (t)
+        return t->name;
+    snprintf(buf, size, "oid:%u", (unsigned)oid);
+    return buf;
+}
+
+static bool ensure_cols(struct backend_conn *c, size_t n)
+{
+    dbpool_column *cols;
+    char (*decl)[DECL_LEN];
+    dbpool_value *vals;
+
+    if (n <= c->cols_cap)
+        return true;
+    cols = realloc(c->cols, n * sizeof(*cols));
+    if (cols)
+        c->cols = cols;
+    decl = realloc(c->decl, n * sizeof(*decl));
+    if (decl)
+        c->decl = decl;
+    vals = realloc(c->vals, n * sizeof(*vals));
+    if (vals)
+        c->vals = vals;
+    if (!cols || !decl || !vals)
+        return false;
+    c->cols_cap = c->vals_cap = n;
+    return true;
+}
+
+static bool ensure_scratch(struct backend_conn *c, size_t n)
+{
+    unsigned char *p;
+
+    if (n <= c->scratch_cap)
+        return true;
+    p = realloc(c->scratch, n);
+    if (!p)
+        return false;
+    c->scratch = p;
+    c->scratch_cap = n;
+    return true;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* bytea text output, hex ("\x0a0b") or escape ("a\\\012") format, into out
+ * (room for len bytes). Returns the decoded length, or -1 if malformed. */
+static long decode_bytea(const char *s, size_t len, unsigned char *out)
+{
+    size_t n = 0, i;
+
+    if (len >= 2 && s[0] == '\\' && s[1] == 'x') {
+        if (len % 2 != 0)
+            return -1;
+        for (i = 2; i < len; i += 2) {
+            int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            out[n++] = (unsigned char)(hi << 4 | lo);
+        }
+        return (long)n;
+    }
+    for (i = 0; i < len;) {
+        if (s[i] != '\\') {
+            out[n++] = (unsigned char)s[i++];
+        } else if (i + 1 < len && s[i + 1] == '\\') {
+            out[n++] = '\\';
+            i += 2;
+        } else if (i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+                   s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+            out[n++] = (unsigned char)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 | (s[i + 3] - '0'));
+            i += 4;
+        } else {
+            return -1;
+        }
+    }
+    return (long)n;
+}
+
+/* One value in text format, typed by its column's OID. */
+static void convert_value(const char *s, size_t len, Oid type, unsigned char **scratch,
+                          dbpool_value *v)
+{
+    long n;
+
+    switch (type) {
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+    case OID_OID:
+        v->type = DBPOOL_INT64;
+        v->u.i = strtoll(s, NULL, 10);
+        return;
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+        v->type = DBPOOL_FLOAT64;
+        v->u.f = strtod(s, NULL);   /* also "NaN", "Infinity", "-Infinity" */
+        return;
+    case OID_BOOL:
+        v->type = DBPOOL_BOOL;
+        v->u.b = s[0] == 't';
+        return;
+    case OID_BYTEA:
+        n = decode_bytea(s, len, *scratch);
+        if (n >= 0) {
+            v->type = DBPOOL_BLOB;
+            v->u.s.ptr = (const char *)*scratch;
+            v->u.s.len = (size_t)n;
+            *scratch += n;
+            return;
+        }
+        break;   /* not bytea text after all: pass it on as text */
+    default:
+        break;
+    }
+    v->type = DBPOOL_TEXT;
+    v->u.s.ptr = s;
+    v->u.s.len = len;
+}
+
+/* c->vals for row `row` of r. False when out of memory. */
+static bool build_row(struct backend_conn *c, const PGresult *r, int row)
+{
+    int ncols = PQnfields(r);
+    size_t need = 0;
+    unsigned char *scratch;
+
+    if (!ensure_cols(c, (size_t)ncols))
+        return false;
+    for (int i = 0; i < ncols; i++)
+        if (PQftype(r, i) == OID_BYTEA && !PQgetisnull(r, row, i))
+            need += (size_t)PQgetlength(r, row, i);
+    if (!ensure_scratch(c, need))
+        return false;
+    scratch = c->scratch;
+    for (int i = 0; i < ncols; i++) {
+        dbpool_value *v = &c->vals[i];
+        if (PQgetisnull(r, row, i)) {
+            v->type = DBPOOL_NULL;
+            v->u.i = 0;
+            continue;
+        }
+        convert_value(PQgetvalue(r, row, i), (size_t)PQgetlength(r, row, i), PQftype(r, i),
+                      &scratch, v);
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- results */
+
+static void note_error(struct backend_conn *c, int code, const char *sqlstate, const char *msg)
+{
+    if (c->have_err)
+        return;   /* the first error is the one that matters */
+    backend_result_error(&c->res, code, sqlstate, 'I', "%s", msg);
+    c->have_err = true;
+}
+
+static void note_result_error(struct backend_conn *c, const PGresult *r)
+{
+    const char *sqlstate = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    char msg[sizeof(c->res.err.message)];
+
+    tidy_message(msg, sizeof(msg), primary ? primary : PQresultErrorMessage(r));
+    if (!msg[0])
+        conn_error_message(c, msg, sizeof(msg), "unknown error");
+    note_error(c, sqlstate && strcmp(sqlstate, "57014") == 0 ? DBPOOL_E_CANCELED : DBPOOL_E_SQL,
+               sqlstate, msg);
+}
+
+static int64_t cmd_tuples(PGresult *r, int64_t fallback)
+{
+    const char *s = PQcmdTuples(r);
+
+    return *s ? strtoll(s, NULL, 10) : fallback;
+}
+
+static void mark_lost(struct backend_conn *c, struct backend_result *r)
+{
+    char msg[sizeof(r->err.message)];
+
+    if (r->ok || !r->err.message[0]) {
+        conn_error_message(c, msg, sizeof(msg), "server closed the connection unexpectedly");
+        backend_result_error(r, DBPOOL_E_CONN_LOST, "", 'I', "%s", msg);
+    }
+    r->ok = false;
+    r->err.code = DBPOOL_E_CONN_LOST;
+    r->broken = true;
+    r->txstate = 'I';   /* the server aborted any transaction */
+}
+
+/* PQgetResult returned NULL: the statement is over. */
+static void finish_results(struct backend_conn *c)
+{
+    struct backend_result r;
+    struct timeval tv;
+    bool unknown;
+    char tx = tx_char(PQtransactionStatus(c->pg), &unknown);
+
+    if (c->have_err) {
+        r = c->res;
+    } else {
+        backend_result_ok(&r, tx);
+        r.rows_affected = c->affected;
+    }
+    if (c->copy_refused)
+        backend_result_error(&r, DBPOOL_E_SQL, "0A000", tx,
+                             "COPY FROM STDIN / TO STDOUT is not supported through dbpoold");
+    r.txstate = tx;
+    if (PQstatus(c->pg) == CONNECTION_BAD || unknown || c->force_broken || c->input_failed) {
+        mark_lost(c, &r);
+    } else if (r.ok && c->canceled && c->dropped > 0) {
+        backend_result_error(&r, DBPOOL_E_CANCELED, "57014", tx,
+                             "canceling statement due to user request (the statement had already "
+                             "completed; %lld rows were not delivered)", (long long)c->dropped);
+    }
+    if (c->op == OP_PING && !r.ok) {
+        r.err.code = DBPOOL_E_CONN_LOST;
+        r.broken = true;
+    }
+    if (c->ticket && !atomic_load(&c->ticket->delivered)) {
+        c->res = r;
+        c->phase = PH_CANCEL_WAIT;
+        c->cancel_polls = CANCEL_WAIT_MS / CANCEL_POLL_MS;
+        disarm_io(c);
+        timeval_ms(&tv, CANCEL_POLL_MS);
+        if (event_add(c->ev_timer, &tv) == 0)
+            return;
+    }
+    complete(c, &r);
+}
+
+static void cancel_wait_step(struct backend_conn *c)
+{
+    struct timeval tv;
+    struct backend_result r;
+
+    if (!atomic_load(&c->ticket->delivered) && --c->cancel_polls > 0) {
+        timeval_ms(&tv, CANCEL_POLL_MS);
+        if (event_add(c->ev_timer, &tv) == 0)
+            return;
+    }
+    r = c->res;
+    complete(c, &r);
+}
+
+static bool send_columns(struct backend_conn *c, const PGresult *r)
+{
+    int n = PQnfields(r);
+
+    if (!ensure_cols(c, (size_t)n)) {
+        note_error(c, DBPOOL_E_INTERNAL, "", "out of memory reading a result");
+        c->discard = true;
+        return true;
+    }
+    for (int i = 0; i < n; i++) {
+        c->cols[i].name = PQfname(r, i);
+        c->cols[i].decltype = type_name(PQftype(r, i), c->decl[i], DECL_LEN);
+    }
+    if (c->sink.columns)
+        c->sink.columns(c->arg, (size_t)n, c->cols);
+    return !c->closed;
+}
+
+/* Hand the rows of c->cur to the sink. False when delivery stops here
+ * (paused or closed); true when c->cur is consumed (and cleared). */
+static bool deliver_rows(struct backend_conn *c)
+{
+    PGresult *r = c->cur;
+    int n = PQntuples(r);
+
+    while (c->cur_row < n) {
+        bool more;
+        if (c->canceled || c->discard) {
+            c->dropped += n - c->cur_row;
+            c->cur_row = n;
+            break;
+        }
+        if (!build_row(c, r, c->cur_row)) {
+            note_error(c, DBPOOL_E_INTERNAL, "", "out of memory reading a row");
+            c->discard = true;
+            continue;
+        }
+        c->cur_row++;
+        more = c->sink.row ? c->sink.row(c->arg, (size_t)PQnfields(r), c->vals) : true;
+        if (c->closed)
+            return false;
+        if (!more && !c->canceled) {
+            c->paused = true;
+            disarm_io(c);   /* stop reading: the server blocks once the buffers are full */
+            return false;
+        }
+    }
+    PQclear(r);
+    c->cur = NULL;
+    return true;
+}
+
+static void flush_step(struct backend_conn *c, bool in_callback);
+
+/* COPY FROM STDIN: end it at once with an error so the server aborts it. */
+static bool refuse_copy_in(struct backend_conn *c)
+{
+    char msg[256];
+
+    c->copy_refused = true;
+    if (PQputCopyEnd(c->pg, "COPY FROM STDIN is not supported through dbpoold") != 1) {
+        conn_error_message(c, msg, sizeof(msg), "cannot end COPY");
+        fail_now(c, DBPOOL_E_CONN_LOST, true, "%s", msg);
+        return false;
+    }
+    c->phase = PH_SENDING;
+    flush_step(c, true);
+    return false;   /* flush_step carries on */
+}
+
+/* COPY TO STDOUT: read and drop the data. False when waiting for input. */
+static bool drain_copy_out(struct backend_conn *c)
+{
+    for (;;) {
+        char *buf = NULL;
+        int n = PQgetCopyData(c->pg, &buf, 1);
+        if (n > 0) {
+            PQfreemem(buf);
+            continue;
+        }
+        if (n == 0 && !c->input_failed) {
+            if (!arm_io(c, EV_READ, false)) {
+                fail_now(c, DBPOOL_E_INTERNAL, true, "cannot watch the PostgreSQL socket");
+                return false;
+            }
+            return false;
+        }
+        c->copy_out = false;   /* -1: done, -2: error; PQgetResult tells */
+        return true;
+    }
+}
+
+/* Take one PGresult. False when processing must stop here (closed, or
+ * someone else carries on). */
+static bool take_result(struct backend_conn *c, PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+
+    switch (st) {
+    case PGRES_SINGLE_TUPLE:
+    case PGRES_TUPLES_OK:
+        c->cur = r;   /* owned by c from here (conn_free clears it) */
+        c->cur_row = 0;
+        c->rows_seen += PQntuples(r);
+        if (st == PGRES_TUPLES_OK)
+            c->affected = cmd_tuples(r, c->rows_seen);
+        if (!c->cols_sent && !c->canceled) {
+            c->cols_sent = true;
+            return send_columns(c, r);
+        }
+        return true;
+    case PGRES_COMMAND_OK:
+        c->affected = cmd_tuples(r, 0);
+        break;
+    case PGRES_EMPTY_QUERY:
+        break;
+    case PGRES_COPY_IN:
+        PQclear(r);
+        return refuse_copy_in(c);
+    case PGRES_COPY_OUT:
+        c->copy_out = c->copy_refused = true;
+        break;
+    case PGRES_FATAL_ERROR:
+    case PGRES_NONFATAL_ERROR:
+    case PGRES_BAD_RESPONSE:
+        note_result_error(c, r);
+        break;
+    default:   /* COPY BOTH (replication), pipeline states: not ours */
+        note_error(c, DBPOOL_E_INTERNAL, "", "unexpected PostgreSQL result status");
+        c->force_broken = true;
+        break;
+    }
+    PQclear(r);
+    return true;
+}
+
+/* Process everything libpq holds, until it needs more input, the sink
+ * pauses, or the statement is over. */
+static void pump(struct backend_conn *c)
+{
+    for (;;) {
+        PGresult *r;
+
+        if (c->cur && !deliver_rows(c))
+            return;
+        if (c->copy_out && !drain_copy_out(c))
+            return;
+        if (PQisBusy(c->pg)) {
+            if (c->input_failed) {
+                char msg[sizeof(c->res.err.message)];
+                conn_error_message(c, msg, sizeof(msg), "server closed the connection unexpectedly");
+                fail_now(c, DBPOOL_E_CONN_LOST, true, "%s", msg);
+                return;
+            }
+            if (!arm_io(c, EV_READ, false))
+                fail_now(c, DBPOOL_E_INTERNAL, true, "cannot watch the PostgreSQL socket");
+            return;
+        }
+        r = PQgetResult(c->pg);
+        if (!r) {
+            finish_results(c);
+            return;
+        }
+        if (!take_result(c, r))
+            return;
+    }
+}
+
+/* ---------------------------------------------------------- sending, I/O */
+
+/* Push the queued statement out. In a callback, a finished send goes on to
+ * read what libpq may already hold; from exec() it waits for EV_READ. */
+static void flush_step(struct backend_conn *c, bool in_callback)
+{
+    char msg[sizeof(c->res.err.message)];
+    int rc = PQflush(c->pg);
+
+    if (rc < 0) {
+        conn_error_message(c, msg, sizeof(msg), "could not send data to server");
+        if (in_callback)
+            fail_now(c, DBPOOL_E_CONN_LOST, true, "%s", msg);
+        else
+            fail_later(c, DBPOOL_E_CONN_LOST, "", true, "%s", msg);
+        return;
+    }
+    if (rc == 0) {
+        c->phase = PH_READING;
+        if (c->canceled && !c->ticket)
+            c->ticket = cancel_start(c->pg);
+    }
+    if (!arm_io(c, rc == 0 ? EV_READ : EV_READ | EV_WRITE, false)) {
+        if (in_callback)
+            fail_now(c, DBPOOL_E_INTERNAL, true, "cannot watch the PostgreSQL socket");
+        else
+            fail_later(c, DBPOOL_E_INTERNAL, "", true, "cannot watch the PostgreSQL socket");
+        return;
+    }
+    if (rc == 0 && in_callback)
+        pump(c);
+}
+
+static void send_step(struct backend_conn *c, short what)
+{
+    if ((what & EV_READ) && !PQconsumeInput(c->pg))
+        c->input_failed = true;
+    flush_step(c, true);
+}
+
+/* With SSL, OpenSSL may hold decrypted bytes that libpq has not taken yet
+ * (its buffer had no room), and the socket then never becomes readable
+ * for them; a few more PQconsumeInput calls while a message is incomplete
+ * pick them up (each costs one recv when nothing is there). */
+static void read_step(struct backend_conn *c)
+{
+    if (!PQconsumeInput(c->pg)) {
+        c->input_failed = true;
+    } else if (PQsslInUse(c->pg)) {
+        for (int i = 0; i < SSL_EXTRA_READS && PQisBusy(c->pg); i++) {
+            if (!PQconsumeInput(c->pg)) {
+                c->input_failed = true;
+                break;
+            }
+        }
+    }
+    pump(c);
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct backend_conn *c = arg;
+
+    (void)fd;
+    enter(c);
+    switch (c->phase) {
+    case PH_CONNECTING: connect_step(c); break;
+    case PH_SENDING: send_step(c, what); break;
+    case PH_READING: read_step(c); break;
+    default: disarm_io(c); break;   /* nothing awaited */
+    }
+    leave(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct backend_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    enter(c);
+    if (c->phase == PH_CONNECTING)
+        connect_timed_out(c);
+    else if (c->phase == PH_CANCEL_WAIT)
+        cancel_wait_step(c);
+    leave(c);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct backend_conn *c = arg;
+    struct backend_result r;
+
+    (void)fd;
+    (void)what;
+    enter(c);
+    if (c->phase == PH_DEFERRED) {
+        r = c->res;
+        complete(c, &r);
+    } else if (c->phase == PH_READING && !c->paused) {
+        pump(c);   /* resume() or cancel() of a paused stream */
+    }
+    leave(c);
+}
+
+/* -------------------------------------------------------- the operations */
+
+static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
+                       const dbpool_value *params, size_t n)
+{
+    struct pg_params pp;
+    char msg[sizeof(c->res.err.message)];
+    int sent;
+
+    if (!params_build(&pp, sql, sql_len, params, n, &c->res, c->txstate)) {
+        defer_result(c);
+        return;
+    }
+    sent = PQsendQueryParams(c->pg, pp.sql, (int)n, n ? pp.types : NULL, n ? pp.values : NULL,
+                             n ? pp.lengths : NULL, n ? pp.formats : NULL, 0);
+    free(pp.mem);   /* libpq copied everything into its output buffer */
+    if (!sent) {
+        conn_error_message(c, msg, sizeof(msg), "cannot send the statement");
+        if (PQstatus(c->pg) == CONNECTION_BAD)
+            fail_later(c, DBPOOL_E_CONN_LOST, "", true, "%s", msg);
+        else
+            fail_later(c, DBPOOL_E_INTERNAL, "", true, "%s", msg);
+        return;
+    }
+    if (!PQsetSingleRowMode(c->pg)) {
+        /* Fails only when not called right after a successful send, which
+         * this is. Rows would then arrive in one PGresult; deliver_rows()
+         * handles that too (without the memory bound). */
+    }
+    c->phase = PH_SENDING;
+    flush_step(c, false);
+}
+
+static bool usable(struct backend_conn *c)
+{
+    if (c->pg && c->connected)
+        return true;
+    fail_later(c, DBPOOL_E_CONN_LOST, "", true, "not connected to PostgreSQL");
+    return false;
+}
+
+static void pg_exec(struct backend_conn *c, const struct backend_query *q,
+                    const struct backend_sink *sink, void *arg)
+{
+    start_op(c, OP_EXEC, sink->done, arg, sink);
+    if (usable(c))
+        start_send(c, q->sql, q->sql_len, q->params, q->nparams);
+}
+
+/* An empty query over the simple protocol (PQsendQuery): one round trip
+ * that works in any transaction state; the extended protocol's Bind would
+ * fail inside an aborted transaction. */
+static void pg_ping(struct backend_conn *c, backend_done_fn done, void *arg)
+{
+    char msg[sizeof(c->res.err.message)];
+
+    start_op(c, OP_PING, done, arg, NULL);
+    if (!usable(c))
+        return;
+    if (!PQsendQuery(c->pg, "")) {
+        conn_error_message(c, msg, sizeof(msg), "cannot send the health check");
+        fail_later(c, DBPOOL_E_CONN_LOST, "", true, "%s", msg);
+        return;
+    }
+    c->phase = PH_SENDING;
+    flush_step(c, false);
+}
+
+static void pg_cancel(struct backend_conn *c)
+{
+    if (c->closed || (c->op != OP_EXEC && c->op != OP_PING) || c->canceled)
+        return;
+    c->canceled = true;
+    if (c->phase != PH_READING)
+        return;   /* still sending: flush_step sends it; otherwise the result is known */
+    if (!c->ticket)
+        c->ticket = cancel_start(c->pg);
+    if (c->paused) {
+        c->paused = false;   /* buffered rows are discarded, not waited on */
+        event_active(c->ev_kick, 0, 0);
+    }
+}
+
+static void pg_resume(struct backend_conn *c)
+{
+    if (c->closed || !c->paused)
+        return;
+    c->paused = false;
+    event_active(c->ev_kick, 0, 0);   /* via the loop: no recursion into the sink */
+}
+
+static char pg_txstate(const struct backend_conn *c)
+{
+    return c->txstate;
+}
+
+static void conn_free(struct backend_conn *c)
+{
+    if (c->cur)
+        PQclear(c->cur);
+    free(c->cols);
+    free(c->decl);
+    free(c->vals);
+    free(c->scratch);
+    free(c);
+}
+
+/* PQfinish sends Terminate without waiting (the socket is non-blocking) and
+ * closes the socket. A cancel helper still running owns only its PGcancel
+ * and its reference to the ticket. */
+static void pg_close(struct backend_conn *c)
+{
+    if (!c || c->closed)
+        return;
+    c->closed = true;
+    if (c->pg && c->connected && (c->phase == PH_SENDING || c->phase == PH_READING) &&
+        !c->ticket) {
+        /* A server backend does not notice a closed client while it
+         * computes: cancel the statement so it does not run on. */
+        c->ticket = cancel_start(c->pg);
+    }
+    drop_pg(c);
+    if (c->ev_timer)
+        event_free(c->ev_timer);
+    if (c->ev_kick)
+        event_free(c->ev_kick);
+    c->ev_timer = c->ev_kick = NULL;
+    ticket_unref(c->ticket);
+    c->ticket = NULL;
+    c->op = OP_NONE;
+    if (c->depth == 0)
+        conn_free(c);
+}
+
+/* Ownership: the returned connection belongs to the caller until close(). */
+static struct backend_conn *pg_conn_new(const struct pool_config *cfg, struct event_base *base,
+                                        enum backend_role role, char *errbuf, size_t errlen)
+{
+    struct backend_conn *c;
+    const char *missing = !cfg->host || !*cfg->host ? "host"
+                        : !cfg->dbname || !*cfg->dbname ? "name"
+                        : !cfg->username || !*cfg->username ? "username" : NULL;
+
+    (void)role;   /* every PostgreSQL connection is a writer */
+    if (missing) {
+        snprintf(errbuf, errlen, "pool \"%s\": %s is required for a postgres pool",
+                 cfg->name ? cfg->name : "", missing);
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(errbuf, errlen, "cannot create PostgreSQL connection: out of memory");
+        return NULL;
+    }
+    c->cfg = cfg;
+    c->base = base;
+    c->txstate = 'I';
+    c->ev_timer = evtimer_new(base, on_timer, c);
+    c->ev_kick = event_new(base, -1, 0, on_kick, c);
+    if (!c->ev_timer || !c->ev_kick) {
+        snprintf(errbuf, errlen, "cannot create PostgreSQL connection: out of memory");
+        if (c->ev_timer)
+            event_free(c->ev_timer);
+        if (c->ev_kick)
+            event_free(c->ev_kick);
+        conn_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---------------------------------------------------- pool-level calls */
+
+static void pg_pool_limits(const struct pool_config *cfg, int *max_writers, int *max_readers)
+{
+    *max_writers = cfg->max_open_conns;
+    *max_readers = 0;
+}
+
+static const char *pg_begin_sql(bool read_only, enum backend_role role)
+{
+    (void)role;
+    return read_only ? "BEGIN READ ONLY" : "BEGIN";
+}
+
+static enum backend_role pg_route(const char *sql, size_t len)
+{
+    (void)sql;
+    (void)len;
+    return ROLE_WRITER;
+}
+
+static const char *pg_server_info(const struct backend_conn *c)
+{
+    return c->server_info;
+}
+
+const struct backend_driver backend_pg_driver = {
+    .name = "postgres",
+    .pool_limits = pg_pool_limits,
+    .conn_new = pg_conn_new,
+    .connect = pg_connect,
+    .exec = pg_exec,
+    .ping = pg_ping,
+    .cancel = pg_cancel,
+    .resume = pg_resume,
+    .txstate = pg_txstate,
+    .close = pg_close,
+    .begin_sql = pg_begin_sql,
+    .route = pg_route,
+    .server_info = pg_server_info,
+    .quiesce = pg_quiesce,
+};

@@ -1,0 +1,13 @@
+/*
+ * backend_pg.h — the PostgreSQL driver (backend_pg.c), chosen by the
+ * factory for pools of type "postgres". It drives libpq's non-blocking API
+ * from the daemon's event loop; see the top of backend_pg.c.
+ */
+#ifndef DBPOOLD_BACKEND_PG_H
+#define DBPOOLD_BACKEND_PG_H
+
+#include "backend.h"
+
+extern const struct backend_driver backend_pg_driver;
+
+#endif
