@@ -72,8 +72,9 @@ typedef enum dbpool_code {
     DBPOOL_E_SQL = 5,             /* the database rejected the statement (see sqlstate) */
     DBPOOL_E_POOL_TIMEOUT = 6,    /* no server connection became free within acquireTimeout */
     DBPOOL_E_UNAVAILABLE = 7,     /* the backend cannot be reached */
-    DBPOOL_E_TX_TIMEOUT = 8,      /* transaction exceeded its time limit; rolled back */
-    DBPOOL_E_LIMIT = 9,           /* a configured limit was exceeded (frame, params) */
+    DBPOOL_E_TX_TIMEOUT = 8,      /* idle (in transaction) too long; rolled back, session closed */
+    DBPOOL_E_LIMIT = 9,           /* frame above maxFrameSize or maxClients reached; session closed
+                                     (also returned locally for a request too big to send) */
     DBPOOL_E_CANCELED = 10,       /* statement cancelled (client request or statement timeout) */
     DBPOOL_E_CONN_LOST = 11,      /* backend connection lost; any transaction was aborted */
     DBPOOL_E_SHUTDOWN = 12,       /* daemon is shutting down */
@@ -147,7 +148,9 @@ void dbpool_result_free(dbpool_result *r);
  * With atomic != 0 they run as one transaction (a savepoint when already in
  * one): all or nothing. Execution stops at the first error; *failed_index (if
  * not NULL) receives its index. results (may be NULL) receives one result per
- * statement that ran; free each with dbpool_result_free. */
+ * statement that ran (NULL for those that did not); free each with
+ * dbpool_result_free. *failed_index is SIZE_MAX on success or when the error
+ * is not tied to one statement. */
 typedef struct dbpool_stmt {
     const char *sql;
     const dbpool_value *params;

@@ -55,6 +55,27 @@
  * after every sink call the code checks c->closed before touching anything.
  * done() is always the last thing an operation does.
  *
+ * close() with a statement running also sends a cancel: a server backend
+ * does not notice a vanished client while it computes.
+ *
+ * VALUES
+ *
+ * Results come in text format and are typed by column OID: int2/int4/int8/
+ * oid -> INT64, float4/float8 -> FLOAT64, bool -> BOOL, bytea -> BLOB
+ * (hex or escape output decoded), NULL -> NULL, anything else -> TEXT as
+ * sent (client_encoding is UTF8). Declared types are pg_type names from a
+ * built-in table of common OIDs; other types (enums, domains, extension
+ * types) are reported as "oid:<n>". Parameters: NULL and TEXT are sent
+ * untyped (OID 0, the server infers the type from context), INT64 as int8,
+ * FLOAT64 as float8, BOOL as bool, BLOB as binary bytea.
+ *
+ * LIMITS
+ *
+ * A host NAME is resolved by libpq with a blocking getaddrinfo() inside
+ * PQconnectStartParams/PQconnectPoll; configure an IP address or a socket
+ * directory to keep DNS off the loop. COPY FROM STDIN / TO STDOUT is
+ * refused (0A000) without breaking the session.
+ *
  * The only mutable global is the cancel-thread counter used by quiesce().
  * Text conversions (strtod, "%.17g") assume the C numeric locale, which the
  * daemon never changes.
