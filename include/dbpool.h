@@ -171,6 +171,13 @@ int dbpool_with_transaction(dbpool_conn *c, int flags,
 
 int dbpool_ping(dbpool_conn *c);
 
+/* Ask the daemon to cancel the request running on c (a long query, or one
+ * still waiting for a server connection). That request then fails with
+ * DBPOOL_E_CANCELED (or succeeds, if it finished first). The one call that
+ * may be made from another thread while a thread is blocked in a call on c;
+ * it does not touch the connection's error state. Returns 0 when sent. */
+int dbpool_cancel(const dbpool_conn *c);
+
 const char *dbpool_code_name(int code);
 const char *dbpool_type_name(dbpool_type t);
 

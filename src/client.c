@@ -713,7 +713,45 @@ static void start_request(struct client *c, size_t len)
 static bool known_request(uint8_t type)
 {
     return type == PT_QUERY || type == PT_BATCH || type == PT_BEGIN || type == PT_COMMIT ||
-           type == PT_ROLLBACK || type == PT_PING || type == PT_TERMINATE || type == PT_HELLO;
+           type == PT_ROLLBACK || type == PT_PING || type == PT_TERMINATE || type == PT_HELLO ||
+           type == PT_CANCEL;
+}
+
+/* CANCEL: stop the running request. It is not answered; the request it
+ * cancels ends with ERROR CANCELED (or normally, if it finished first). */
+static void handle_cancel(struct client *c)
+{
+    static const struct backend_error canceled = {
+        DBPOOL_E_CANCELED, "57014", "canceled while waiting for a server connection"
+    };
+
+    if (!c->busy)
+        return;   /* nothing runs: a late CANCEL is harmless */
+    log_debug("client_cancel", "client=%llu state=%s", (unsigned long long)c->id,
+              client_state_name(c->state));
+    if (c->state == CL_WAITING && c->waiter.queued) {
+        pool_cancel_wait(c->pool, &c->waiter);
+        finish_request(c, &canceled, -1);
+    } else if (c->sv) {
+        server_cancel(c->sv);
+    }
+}
+
+/* While a request runs, only a CANCEL at the head of the input is acted on;
+ * other pipelined frames wait their turn. */
+static void peek_cancel(struct client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    uint8_t hdr[PROTO_HEADER_SIZE], type;
+    uint32_t plen;
+
+    if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
+        return;
+    if (proto_peek_header(hdr, sizeof(hdr), c->d->cfg->daemon.max_frame_size, &type, &plen) == 1 &&
+        type == PT_CANCEL && plen == 0) {
+        evbuffer_drain(in, sizeof(hdr));
+        handle_cancel(c);
+    }
 }
 
 /* Take one complete frame off the input. 1: handled; 0: need more bytes;
@@ -760,6 +798,14 @@ static int next_frame(struct client *c)
         free(payload);
         return c->state == CL_CLOSING ? -1 : 1;   /* c stays allocated while in_input */
     }
+    if (type == PT_CANCEL) {
+        free(payload);
+        if (plen != 0) {
+            protocol_error(c, DBPOOL_E_PROTOCOL, "malformed CANCEL frame: it has no payload");
+            return -1;
+        }
+        return 1;   /* nothing is running at this point: ignore */
+    }
     if (type == PT_HELLO || type == PT_TERMINATE) {
         free(payload);
         if (type == PT_HELLO)
@@ -796,7 +842,12 @@ static void process_input(struct client *c)
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    process_input(arg);
+    struct client *c = arg;
+
+    if (c->busy && c->state != CL_CLOSING)
+        peek_cancel(c);
+    else
+        process_input(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)

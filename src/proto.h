@@ -36,6 +36,7 @@ enum proto_type {
     PT_ROLLBACK = 'R',   /* empty */
     PT_PING = 'P',       /* empty */
     PT_TERMINATE = 'X',  /* empty: polite goodbye */
+    PT_CANCEL = 'K',     /* empty: cancel the running request (out of band, no reply) */
 
     PT_HELLO_OK = 'h',   /* u16 version, str backend type, str server name, u32 max_frame, u16 max_params */
     PT_COLUMNS = 'd',    /* u16 ncols, (str name, str decltype) * ncols */

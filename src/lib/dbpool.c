@@ -1231,6 +1231,21 @@ int dbpool_ping(dbpool_conn *c)
     return simple_request(c, PT_PING, 0, 0);
 }
 
+int dbpool_cancel(const dbpool_conn *c)
+{
+    /* Built on the stack and sent with one send(): safe while another thread
+     * is blocked reading this connection (a 5-byte write is never split). */
+    uint8_t frame[PROTO_HEADER_SIZE];
+    struct pbuf b = { frame, 0, sizeof(frame), false };
+
+    if (c == NULL || c->fd < 0)
+        return -1;
+    proto_put_empty(&b, PT_CANCEL);
+    if (b.oom || b.data != frame)
+        return -1;
+    return send(c->fd, frame, b.len, MSG_NOSIGNAL) == (ssize_t)b.len ? 0 : -1;
+}
+
 int dbpool_with_transaction(dbpool_conn *c, int flags,
                             int (*fn)(dbpool_conn *c, void *arg), void *arg)
 {
