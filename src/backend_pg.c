@@ -720,7 +720,7 @@ static bool param_size(const dbpool_value *v, size_t i, size_t *size, struct bac
     case DBPOOL_NULL:
     case DBPOOL_BLOB:
         if (v->type == DBPOOL_BLOB && v->u.s.len > INT_MAX) {
-            backend_result_error(r, DBPOOL_E_LIMIT, "", txstate,
+            backend_result_error(r, DBPOOL_E_SQL, "54000", txstate,
                                  "parameter $%zu: BLOB is larger than 2 GiB", i + 1);
             return false;
         }
@@ -731,7 +731,7 @@ static bool param_size(const dbpool_value *v, size_t i, size_t *size, struct bac
     case DBPOOL_BOOL: *size = 2; return true;
     case DBPOOL_TEXT:
         if (v->u.s.len > (size_t)INT_MAX - 1) {
-            backend_result_error(r, DBPOOL_E_LIMIT, "", txstate,
+            backend_result_error(r, DBPOOL_E_SQL, "54000", txstate,
                                  "parameter $%zu: TEXT is larger than 2 GiB", i + 1);
             return false;
         }
@@ -801,7 +801,7 @@ static bool params_build(struct pg_params *pp, const char *sql, size_t sql_len,
 
     memset(pp, 0, sizeof(*pp));
     if (n > PG_MAX_PARAMS) {
-        backend_result_error(r, DBPOOL_E_LIMIT, "", txstate,
+        backend_result_error(r, DBPOOL_E_SQL, "54000", txstate,
                              "too many parameters: %zu (PostgreSQL accepts at most %d)", n,
                              PG_MAX_PARAMS);
         return false;
@@ -1058,6 +1058,12 @@ static void note_result_error(struct backend_conn *c, const PGresult *r)
     tidy_message(msg, sizeof(msg), primary ? primary : PQresultErrorMessage(r));
     if (!msg[0])
         conn_error_message(c, msg, sizeof(msg), "unknown error");
+    /* libpq builds well-formed messages, so the server's protocol-violation
+     * error on our Bind means "bind message supplies N parameters, but
+     * prepared statement requires M": the protocol's 07001. */
+    if (sqlstate && strcmp(sqlstate, "08P01") == 0 && c->op == OP_EXEC &&
+        PQstatus(c->pg) == CONNECTION_OK)
+        sqlstate = "07001";
     note_error(c, sqlstate && strcmp(sqlstate, "57014") == 0 ? DBPOOL_E_CANCELED : DBPOOL_E_SQL,
                sqlstate, msg);
 }

@@ -1,0 +1,1696 @@
+/*
+ * test_backend_pg.c — the PostgreSQL driver (src/backend_pg.c) driven
+ * through struct backend_driver on a real libevent loop against a real
+ * PostgreSQL 15 server started by tests/pg/pg-harness.sh:
+ *
+ *   eval "$(bash tests/pg/pg-harness.sh start /tmp/pgt)"
+ *   ./test_backend_pg
+ *   bash tests/pg/pg-harness.sh stop /tmp/pgt
+ *
+ * The server is found through PGHOST/PGPORT/PGUSER/PGDATABASE. Without
+ * PGHOST every test FAILS (it does not skip): a missing server must not
+ * look like a pass. Password tests use the harness's role dbpool_pw
+ * (password 'secret', scram-sha-256).
+ *
+ * Every wait runs the loop until a callback sets a flag, with a timer guard
+ * (30 s, or $PG_TEST_GUARD_S, e.g. under valgrind): a hang fails the test
+ * instead of hanging it. Tests run in parallel processes, so they use TEMP
+ * tables only. Each test ends with driver->quiesce().
+ */
+#include <criterion/criterion.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "backend_pg.h"
+
+static const struct backend_driver *drv = &backend_pg_driver;
+static struct event_base *base;
+static struct pool_config cfg;
+static char pool_name[] = "pgtest";
+static char host[256], dbname[128], user[128];
+static char ssl_disable[] = "disable";
+static char pw_user[] = "dbpool_pw", pw_secret[] = "secret";
+static char loopback[] = "127.0.0.1";
+
+/* ------------------------------------------------------------ fixtures */
+
+static void copy_env(char *dst, size_t size, const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    snprintf(dst, size, "%s", v && *v ? v : fallback);
+}
+
+static void setup(void)
+{
+    const char *port = getenv("PGPORT");
+
+    cr_assert(getenv("PGHOST") && *getenv("PGHOST"),
+              "PGHOST is not set: run under tests/pg/pg-harness.sh "
+              "(eval \"$(bash tests/pg/pg-harness.sh start DIR)\"), which starts a PostgreSQL "
+              "server and exports PGHOST/PGPORT/PGUSER/PGDATABASE");
+    copy_env(host, sizeof(host), "PGHOST", "");
+    copy_env(dbname, sizeof(dbname), "PGDATABASE", "dbpool_test");
+    copy_env(user, sizeof(user), "PGUSER", "dbpool");
+    cr_assert_eq(evthread_use_pthreads(), 0);
+    base = event_base_new();
+    cr_assert_not_null(base);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.name = pool_name;
+    cfg.type = BACKEND_POSTGRES;
+    cfg.host = host;
+    cfg.port = port && *port ? atoi(port) : 5432;
+    cfg.dbname = dbname;
+    cfg.username = user;
+    cfg.ssl_mode = ssl_disable;
+    cfg.timeout_ms = 5000;
+    cfg.max_open_conns = 5;
+}
+
+static void teardown(void)
+{
+    drv->quiesce();
+    event_base_free(base);
+    libevent_global_shutdown();
+}
+
+TestSuite(pg, .init = setup, .fini = teardown, .timeout = 600);
+
+/* ------------------------------------------------------------- the loop */
+
+static bool timed_out;
+
+static void on_guard(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    timed_out = true;
+    event_base_loopbreak(base);
+}
+
+static int guard_seconds(void)
+{
+    const char *s = getenv("PG_TEST_GUARD_S");
+    return s && atoi(s) > 0 ? atoi(s) : 30;
+}
+
+/* Run the loop until *flag is true; fail after the guard time. */
+static void run_until(const bool *flag)
+{
+    struct event *guard = evtimer_new(base, on_guard, NULL);
+    struct timeval tv = { guard_seconds(), 0 };
+
+    cr_assert_not_null(guard);
+    timed_out = false;
+    cr_assert_eq(evtimer_add(guard, &tv), 0);
+    while (!*flag && !timed_out)
+        cr_assert_geq(event_base_loop(base, EVLOOP_ONCE), 0);
+    event_free(guard);
+    cr_assert(!timed_out, "timed out waiting for a driver callback");
+}
+
+/* Run the loop for ms milliseconds. */
+static void run_for(int ms)
+{
+    struct event *t = evtimer_new(base, on_guard, NULL);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    cr_assert_not_null(t);
+    timed_out = false;
+    cr_assert_eq(evtimer_add(t, &tv), 0);
+    while (!timed_out)
+        cr_assert_geq(event_base_loop(base, EVLOOP_ONCE), 0);
+    event_free(t);
+    timed_out = false;
+}
+
+/* A one-shot timer calling fn(arg) after ms milliseconds. */
+struct later {
+    struct event *ev;
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void on_later(evutil_socket_t fd, short what, void *p)
+{
+    struct later *l = p;
+    (void)fd, (void)what;
+    l->fn(l->arg);
+}
+
+static void schedule(struct later *l, int ms, void (*fn)(void *), void *arg)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    l->fn = fn;
+    l->arg = arg;
+    l->ev = evtimer_new(base, on_later, l);
+    cr_assert_not_null(l->ev);
+    cr_assert_eq(evtimer_add(l->ev, &tv), 0);
+}
+
+static void unschedule(struct later *l)
+{
+    if (l->ev)
+        event_free(l->ev);
+    l->ev = NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* -------------------------------------------------------- collecting */
+
+#define MAXR 64
+#define MAXC 32
+
+struct cell {
+    dbpool_type type;
+    int64_t i;
+    double f;
+    char *s;
+    size_t len;
+};
+
+struct collect {
+    bool done;
+    struct backend_result res;
+    int columns_calls;
+    bool columns_after_row;
+    size_t ncols;
+    char *names[MAXC];
+    char *decls[MAXC];
+    size_t nrows;
+    struct cell cells[MAXR][MAXC];
+};
+
+static char *dupn(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    cr_assert_not_null(s);
+    if (n)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+static void col_columns(void *arg, size_t ncols, const dbpool_column *cols)
+{
+    struct collect *k = arg;
+
+    cr_assert_leq(ncols, MAXC);
+    k->columns_calls++;
+    k->ncols = ncols;
+    for (size_t i = 0; i < ncols; i++) {
+        k->names[i] = dupn(cols[i].name, strlen(cols[i].name));
+        k->decls[i] = dupn(cols[i].decltype, strlen(cols[i].decltype));
+    }
+}
+
+static bool col_row(void *arg, size_t ncols, const dbpool_value *vals)
+{
+    struct collect *k = arg;
+
+    if (k->columns_calls == 0)
+        k->columns_after_row = true;
+    cr_assert_eq(ncols, k->ncols);
+    if (k->nrows < MAXR) {
+        for (size_t i = 0; i < ncols; i++) {
+            struct cell *c = &k->cells[k->nrows][i];
+            c->type = vals[i].type;
+            if (vals[i].type == DBPOOL_TEXT || vals[i].type == DBPOOL_BLOB) {
+                c->s = dupn(vals[i].u.s.ptr, vals[i].u.s.len);
+                c->len = vals[i].u.s.len;
+            } else if (vals[i].type == DBPOOL_FLOAT64) {
+                c->f = vals[i].u.f;
+            } else if (vals[i].type == DBPOOL_BOOL) {
+                c->i = vals[i].u.b;
+            } else {
+                c->i = vals[i].u.i;
+            }
+        }
+    }
+    k->nrows++;
+    return true;
+}
+
+static void col_done(void *arg, const struct backend_result *res)
+{
+    struct collect *k = arg;
+    cr_assert(!k->done, "done called twice");
+    k->res = *res;
+    k->done = true;
+}
+
+static void collect_free(struct collect *k)
+{
+    for (size_t i = 0; i < k->ncols; i++) {
+        free(k->names[i]);
+        free(k->decls[i]);
+    }
+    for (size_t r = 0; r < k->nrows && r < MAXR; r++)
+        for (size_t i = 0; i < k->ncols; i++)
+            free(k->cells[r][i].s);
+    memset(k, 0, sizeof(*k));
+}
+
+static const struct backend_sink collect_sink = { col_columns, col_row, col_done };
+
+/* A TEXT parameter from a C string (libdbpool's dbpool_text is not linked). */
+static dbpool_value txt(const char *s)
+{
+    return dbpool_textn(s, strlen(s));
+}
+
+static void start_exec(struct backend_conn *c, const char *sql, const dbpool_value *params,
+                       size_t n, const struct backend_sink *sink, void *arg)
+{
+    struct backend_query q = { sql, strlen(sql), params, n, 0 };
+    drv->exec(c, &q, sink, arg);
+}
+
+/* Run one statement to completion; the caller frees k with collect_free. */
+static void run_q(struct backend_conn *c, const char *sql, const dbpool_value *params, size_t n,
+                  struct collect *k)
+{
+    memset(k, 0, sizeof(*k));
+    start_exec(c, sql, params, n, &collect_sink, k);
+    run_until(&k->done);
+}
+
+/* Run a statement that must succeed; returns its result. */
+static struct backend_result exec_ok(struct backend_conn *c, const char *sql)
+{
+    struct collect k;
+    struct backend_result r;
+
+    run_q(c, sql, NULL, 0, &k);
+    cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
+    r = k.res;
+    collect_free(&k);
+    return r;
+}
+
+/* First column of the first row as an integer. */
+static int64_t query_int_p(struct backend_conn *c, const char *sql, const dbpool_value *p,
+                           size_t n)
+{
+    struct collect k;
+    int64_t v;
+
+    run_q(c, sql, p, n, &k);
+    cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
+    cr_assert_eq(k.nrows, 1, "%s", sql);
+    cr_assert_eq(k.cells[0][0].type, DBPOOL_INT64, "%s", sql);
+    v = k.cells[0][0].i;
+    collect_free(&k);
+    return v;
+}
+
+static int64_t query_int(struct backend_conn *c, const char *sql)
+{
+    return query_int_p(c, sql, NULL, 0);
+}
+
+/* First column of the first row as text (static buffer). */
+static const char *query_text(struct backend_conn *c, const char *sql, const dbpool_value *p,
+                              size_t n)
+{
+    static char buf[512];
+    struct collect k;
+
+    run_q(c, sql, p, n, &k);
+    cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
+    cr_assert_eq(k.nrows, 1, "%s", sql);
+    cr_assert_eq(k.cells[0][0].type, DBPOOL_TEXT, "%s: type %d", sql, k.cells[0][0].type);
+    snprintf(buf, sizeof(buf), "%s", k.cells[0][0].s);
+    collect_free(&k);
+    return buf;
+}
+
+struct opdone {
+    bool done;
+    struct backend_result res;
+};
+
+static void on_done(void *arg, const struct backend_result *res)
+{
+    struct opdone *d = arg;
+    cr_assert(!d->done, "done called twice");
+    d->res = *res;
+    d->done = true;
+}
+
+static struct backend_conn *new_conn(void)
+{
+    char err[256] = "";
+    struct backend_conn *c = drv->conn_new(&cfg, base, ROLE_WRITER, err, sizeof(err));
+    cr_assert_not_null(c, "conn_new: %s", err);
+    return c;
+}
+
+/* connect; returns the result, *out the connection (closed on failure). */
+static struct backend_result try_connect(struct backend_conn **out)
+{
+    struct backend_conn *c = new_conn();
+    struct opdone d = { 0 };
+
+    drv->connect(c, on_done, &d);
+    cr_assert(!d.done, "connect completed synchronously");
+    run_until(&d.done);
+    if (!d.res.ok) {
+        drv->close(c);
+        c = NULL;
+    }
+    if (out)
+        *out = c;
+    else if (c)
+        drv->close(c);
+    return d.res;
+}
+
+static struct backend_conn *open_conn(void)
+{
+    struct backend_conn *c;
+    struct backend_result r = try_connect(&c);
+
+    cr_assert(r.ok, "connect: %s", r.err.message);
+    cr_assert_eq(r.txstate, 'I');
+    return c;
+}
+
+static void expect_sql_error(struct backend_conn *c, const char *sql, const char *sqlstate,
+                             char txstate)
+{
+    struct collect k;
+
+    run_q(c, sql, NULL, 0, &k);
+    cr_assert(!k.res.ok, "%s succeeded", sql);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_SQL, "%s: code %d %s", sql, k.res.err.code,
+                 k.res.err.message);
+    cr_assert_str_eq(k.res.err.sqlstate, sqlstate, "%s: %s", sql, k.res.err.message);
+    cr_assert(!k.res.broken);
+    cr_assert_eq(k.res.txstate, txstate, "%s: txstate %c", sql, k.res.txstate);
+    cr_assert_eq(drv->txstate(c), txstate);
+    collect_free(&k);
+}
+
+/* ------------------------------------------------------------- connect */
+
+Test(pg, connect_and_server_info)
+{
+    struct backend_conn *c;
+
+    c = new_conn();
+    cr_assert_str_eq(drv->server_info(c), "");
+    drv->close(c);
+    c = open_conn();
+    cr_assert(strncmp(drv->server_info(c), "PostgreSQL 15.", 14) == 0, "%s", drv->server_info(c));
+    cr_assert_eq(drv->txstate(c), 'I');
+    cr_assert_eq(query_int(c, "SELECT 1"), 1);
+    cr_assert_str_eq(query_text(c, "SELECT current_setting('application_name')", NULL, 0),
+                     "dbpoold");
+    cr_assert_str_eq(query_text(c, "SELECT current_setting('client_encoding')", NULL, 0), "UTF8");
+    cr_assert_str_eq(query_text(c, "SELECT current_user::text", NULL, 0), user);
+    drv->close(c);
+}
+
+Test(pg, driver_basics)
+{
+    int w = -1, r = -1;
+    char err[256] = "";
+
+    cr_assert_str_eq(drv->name, "postgres");
+    cfg.max_open_conns = 7;
+    drv->pool_limits(&cfg, &w, &r);
+    cr_assert_eq(w, 7);
+    cr_assert_eq(r, 0);
+    cr_assert_eq(drv->route("SELECT 1", 8), ROLE_WRITER);
+    cr_assert_eq(drv->route("INSERT INTO t VALUES (1)", 24), ROLE_WRITER);
+    cr_assert_str_eq(drv->begin_sql(false, ROLE_WRITER), "BEGIN");
+    cr_assert_str_eq(drv->begin_sql(true, ROLE_WRITER), "BEGIN READ ONLY");
+    cr_assert_not_null(drv->quiesce);
+    cfg.host = NULL;
+    cr_assert_null(drv->conn_new(&cfg, base, ROLE_WRITER, err, sizeof(err)));
+    cr_assert(strstr(err, "host is required"), "%s", err);
+}
+
+Test(pg, wrong_password_fails_fast_without_echoing_it)
+{
+    static char wrong[] = "wrong-pw-XYZZY";
+    struct backend_result r;
+    double t0 = now_s();
+
+    cfg.username = pw_user;
+    cfg.password = wrong;
+    r = try_connect(NULL);
+    cr_assert(!r.ok);
+    cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE, "%d %s", r.err.code, r.err.message);
+    cr_assert(r.broken);
+    cr_assert(strstr(r.err.message, "password authentication failed"), "%s", r.err.message);
+    cr_assert_null(strstr(r.err.message, "XYZZY"), "%s", r.err.message);
+    cr_assert_null(strchr(r.err.message, '\n'), "%s", r.err.message);
+    cr_assert_lt(now_s() - t0, 5.0);
+}
+
+Test(pg, password_and_password_file)
+{
+    static char missing[] = "/nonexistent-dbpoold/pw";
+    char path[] = "/tmp/dbpoold-pgpw-XXXXXX";
+    struct backend_conn *c;
+    struct backend_result r;
+    int fd;
+
+    cfg.username = pw_user;
+    cfg.password = pw_secret;
+    c = open_conn();
+    cr_assert_str_eq(query_text(c, "SELECT current_user::text", NULL, 0), "dbpool_pw");
+    drv->close(c);
+
+    /* passwordFile, with a trailing newline, read at connect time. */
+    fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "secret\n", 7), 7);
+    close(fd);
+    cfg.password = NULL;
+    cfg.password_file = path;
+    c = open_conn();
+    drv->close(c);
+
+    cfg.password_file = missing;
+    r = try_connect(NULL);
+    cr_assert(!r.ok);
+    cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE);
+    cr_assert_str_eq(r.err.message,
+                     "cannot read passwordFile /nonexistent-dbpoold/pw: No such file or directory");
+    unlink(path);
+}
+
+Test(pg, unknown_database)
+{
+    static char nosuch[] = "nosuch_db";
+    struct backend_result r;
+
+    cfg.dbname = nosuch;
+    r = try_connect(NULL);
+    cr_assert(!r.ok);
+    cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE);
+    cr_assert(strstr(r.err.message, "database \"nosuch_db\" does not exist"), "%s", r.err.message);
+}
+
+static int bound_tcp_socket(int *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert_geq(fd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+Test(pg, refused_port_and_missing_socket_fail_fast)
+{
+    static char nodir[] = "/nonexistent-dbpoold-dir";
+    struct backend_result r;
+    double t0 = now_s();
+    int port, fd = bound_tcp_socket(&port);
+
+    close(fd);   /* nobody listens there now */
+    cfg.host = loopback;
+    cfg.port = port;
+    r = try_connect(NULL);
+    cr_assert(!r.ok);
+    cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE);
+    cr_assert(strstr(r.err.message, "Connection refused"), "%s", r.err.message);
+    cr_assert(r.broken);
+
+    cfg.host = nodir;
+    r = try_connect(NULL);
+    cr_assert(!r.ok);
+    cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE);
+    cr_assert(strstr(r.err.message, nodir), "%s", r.err.message);
+    cr_assert_lt(now_s() - t0, 5.0);
+}
+
+/* A server that accepts TCP connections (the kernel does) but never answers. */
+Test(pg, connect_timeout)
+{
+    struct backend_result r;
+    char expect[128];
+    double t0, dt;
+    int port, fd = bound_tcp_socket(&port);
+
+    cr_assert_eq(listen(fd, 8), 0);
+    cfg.host = loopback;
+    cfg.port = port;
+    cfg.timeout_ms = 300;
+    t0 = now_s();
+    r = try_connect(NULL);
+    dt = now_s() - t0;
+    cr_assert(!r.ok);
+    cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE);
+    cr_assert(r.broken);
+    snprintf(expect, sizeof(expect), "connection to 127.0.0.1:%d timed out after 300 ms", port);
+    cr_assert_str_eq(r.err.message, expect);
+    cr_assert_geq(dt, 0.25);
+    cr_assert_lt(dt, 3.0);
+    close(fd);
+}
+
+/* libpq moves to the next host on a new socket (often with the same
+ * descriptor number): the driver must watch the new one. Nothing listens
+ * on TCP port PGPORT (the harness server has listen_addresses = ''), so
+ * 127.0.0.1 is refused, asynchronously, and the Unix socket is next. */
+Test(pg, connect_falls_back_to_the_next_host)
+{
+    char hosts[512];
+    struct backend_conn *c;
+
+    snprintf(hosts, sizeof(hosts), "127.0.0.1,%s", host);
+    cfg.host = hosts;
+    for (int i = 0; i < 5; i++) {
+        c = open_conn();
+        cr_assert_eq(query_int(c, "SELECT 1"), 1);
+        drv->close(c);
+    }
+}
+
+Test(pg, close_during_connect_and_without_connect)
+{
+    struct backend_conn *c = new_conn();
+    struct opdone d = { 0 };
+
+    drv->close(c);   /* never connected */
+    c = new_conn();
+    drv->connect(c, on_done, &d);
+    drv->close(c);
+    run_for(200);
+    cr_assert(!d.done, "a callback ran after close");
+}
+
+Test(pg, exec_and_ping_before_connect_are_broken)
+{
+    struct backend_conn *c = new_conn();
+    struct collect k;
+    struct opdone d = { 0 };
+
+    run_q(c, "SELECT 1", NULL, 0, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CONN_LOST);
+    cr_assert(k.res.broken);
+    collect_free(&k);
+    drv->ping(c, on_done, &d);
+    cr_assert(!d.done, "ping completed synchronously");
+    run_until(&d.done);
+    cr_assert(!d.res.ok);
+    cr_assert(d.res.broken);
+    drv->close(c);
+}
+
+/* --------------------------------------------------------------- values */
+
+Test(pg, result_types)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k;
+    static const char *const decls[] = {
+        "int2", "int4", "int8", "oid", "float4", "float8", "float8", "float8", "float8", "bool",
+        "bool", "int4", "numeric", "timestamptz", "json", "jsonb", "uuid", "varchar", "text",
+        "bytea", "_int4", "int8", "int2", "date", "interval", "bpchar", "text",
+    };
+
+    exec_ok(c, "SET TIME ZONE 'UTC'");
+    run_q(c,
+          "SELECT 1::int2 AS a, 2::int4 AS b, 3::int8 AS c, 4::oid AS d, 1.5::float4 AS e, "
+          "2.25::float8 AS f, 'NaN'::float8 AS g, 'Infinity'::float8 AS h, "
+          "'-Infinity'::float8 AS i, true AS j, false AS k, NULL::int4 AS l, 12.50::numeric AS m, "
+          "'2024-01-02 03:04:05+00'::timestamptz AS n, '{\"a\": 1}'::json AS o, "
+          "'{\"a\": 1}'::jsonb AS p, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS q, "
+          "'abc'::varchar(5) AS r, 'h\xc3\xa9llo' AS s, '\\x00ff'::bytea AS t, "
+          "ARRAY[1,2]::int4[] AS u, 9223372036854775807::int8 AS v, (-32768)::int2 AS w, "
+          "'2024-02-29'::date AS x, '1 day 2 hours'::interval AS y, 'ab'::char(3) AS z, "
+          "'' AS empty",
+          NULL, 0, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_eq(k.columns_calls, 1);
+    cr_assert(!k.columns_after_row);
+    cr_assert_eq(k.ncols, sizeof(decls) / sizeof(decls[0]));
+    for (size_t i = 0; i < k.ncols; i++)
+        cr_assert_str_eq(k.decls[i], decls[i], "column %zu (%s): %s", i, k.names[i], k.decls[i]);
+    cr_assert_str_eq(k.names[0], "a");
+    cr_assert_str_eq(k.names[26], "empty");
+    cr_assert_eq(k.nrows, 1);
+    cr_assert_eq(k.res.rows_affected, 1);
+    cr_assert_eq(k.res.last_insert_id, 0);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(k.cells[0][i].type, DBPOOL_INT64);
+        cr_assert_eq(k.cells[0][i].i, i + 1);
+    }
+    cr_assert_eq(k.cells[0][4].type, DBPOOL_FLOAT64);
+    cr_assert_eq(k.cells[0][4].f, 1.5);
+    cr_assert_eq(k.cells[0][5].f, 2.25);
+    cr_assert(isnan(k.cells[0][6].f));
+    cr_assert(isinf(k.cells[0][7].f) && k.cells[0][7].f > 0);
+    cr_assert(isinf(k.cells[0][8].f) && k.cells[0][8].f < 0);
+    cr_assert_eq(k.cells[0][9].type, DBPOOL_BOOL);
+    cr_assert_eq(k.cells[0][9].i, 1);
+    cr_assert_eq(k.cells[0][10].type, DBPOOL_BOOL);
+    cr_assert_eq(k.cells[0][10].i, 0);
+    cr_assert_eq(k.cells[0][11].type, DBPOOL_NULL);
+    cr_assert_eq(k.cells[0][12].type, DBPOOL_TEXT);
+    cr_assert_str_eq(k.cells[0][12].s, "12.50");
+    cr_assert_str_eq(k.cells[0][13].s, "2024-01-02 03:04:05+00");
+    cr_assert_str_eq(k.cells[0][14].s, "{\"a\": 1}");
+    cr_assert_str_eq(k.cells[0][15].s, "{\"a\": 1}");
+    cr_assert_str_eq(k.cells[0][16].s, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    cr_assert_str_eq(k.cells[0][17].s, "abc");
+    cr_assert_str_eq(k.cells[0][18].s, "h\xc3\xa9llo");
+    cr_assert_eq(k.cells[0][19].type, DBPOOL_BLOB);
+    cr_assert_eq(k.cells[0][19].len, 2);
+    cr_assert_eq(memcmp(k.cells[0][19].s, "\x00\xff", 2), 0);
+    cr_assert_eq(k.cells[0][20].type, DBPOOL_TEXT);
+    cr_assert_str_eq(k.cells[0][20].s, "{1,2}");
+    cr_assert_eq(k.cells[0][21].i, INT64_MAX);
+    cr_assert_eq(k.cells[0][22].i, -32768);
+    cr_assert_str_eq(k.cells[0][23].s, "2024-02-29");
+    cr_assert_str_eq(k.cells[0][24].s, "1 day 02:00:00");
+    cr_assert_str_eq(k.cells[0][25].s, "ab ");
+    cr_assert_eq(k.cells[0][26].type, DBPOOL_TEXT);
+    cr_assert_eq(k.cells[0][26].len, 0);
+    collect_free(&k);
+    drv->close(c);
+}
+
+/* Every name in the driver's built-in table against the server's catalog. */
+Test(pg, declared_type_names_match_catalog)
+{
+    static const char *const names[] = {
+        "bool", "bytea", "char", "name", "int8", "int2", "int4", "regproc", "text", "oid", "tid",
+        "xid", "json", "xml", "_xml", "_json", "point", "cidr", "_cidr", "float4", "float8",
+        "macaddr8", "money", "_money", "macaddr", "inet", "_bool", "_bytea", "_char", "_name",
+        "_int2", "_int4", "_text", "_bpchar", "_varchar", "_int8", "_float4", "_float8", "_oid",
+        "_macaddr", "_inet", "bpchar", "varchar", "date", "time", "timestamp", "_timestamp",
+        "_date", "_time", "timestamptz", "_timestamptz", "interval", "_interval", "_numeric",
+        "timetz", "_timetz", "bit", "_bit", "varbit", "_varbit", "numeric", "regclass", "regtype",
+        "uuid", "_uuid", "pg_lsn", "tsvector", "tsquery", "jsonb", "_jsonb", "int4range",
+        "numrange", "tsrange", "tstzrange", "daterange", "int8range", "jsonpath", "xid8",
+    };
+    struct backend_conn *c = open_conn();
+    char sql[128];
+    struct collect k;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(sql, sizeof(sql), "SELECT NULL::pg_catalog.%s AS v", names[i]);
+        run_q(c, sql, NULL, 0, &k);
+        cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
+        cr_assert_str_eq(k.decls[0], names[i]);
+        cr_assert_eq(k.cells[0][0].type, DBPOOL_NULL);
+        collect_free(&k);
+    }
+    /* The pseudo-types in the table, through expressions of that type. */
+    run_q(c, "SELECT 'x' AS u, ROW(1, 2) AS r, pg_sleep(0) AS v", NULL, 0, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_str_eq(k.decls[0], "text");   /* unknown literals resolve to text */
+    cr_assert_str_eq(k.decls[1], "record");
+    cr_assert_str_eq(k.decls[2], "void");
+    collect_free(&k);
+    drv->close(c);
+}
+
+Test(pg, user_types_are_text_with_oid_names)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k;
+    char expect[32];
+    int64_t oid;
+
+    exec_ok(c, "CREATE TYPE pg_temp.mood AS ENUM ('sad', 'happy')");
+    oid = query_int(c, "SELECT 'pg_temp.mood'::regtype::oid::int8");
+    snprintf(expect, sizeof(expect), "oid:%lld", (long long)oid);
+    run_q(c, "SELECT 'happy'::pg_temp.mood AS m", NULL, 0, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_str_eq(k.decls[0], expect);
+    cr_assert_eq(k.cells[0][0].type, DBPOOL_TEXT);
+    cr_assert_str_eq(k.cells[0][0].s, "happy");
+    collect_free(&k);
+    drv->close(c);
+}
+
+static void check_256(const struct collect *k, size_t row, size_t col)
+{
+    cr_assert_eq(k->cells[row][col].type, DBPOOL_BLOB);
+    cr_assert_eq(k->cells[row][col].len, 256);
+    for (int i = 0; i < 256; i++)
+        cr_assert_eq((unsigned char)k->cells[row][col].s[i], i, "byte %d", i);
+}
+
+Test(pg, bytea_round_trips_every_byte)
+{
+    struct backend_conn *c = open_conn();
+    unsigned char all[256];
+    dbpool_value p[2];
+    struct collect k;
+
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    exec_ok(c, "CREATE TEMP TABLE b(id int, x bytea)");
+    p[0] = dbpool_int(1);
+    p[1] = dbpool_blob(all, sizeof(all));
+    run_q(c, "INSERT INTO b VALUES ($1, $2)", p, 2, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_eq(k.res.rows_affected, 1);
+    collect_free(&k);
+    p[0] = dbpool_int(2);
+    p[1] = dbpool_blob(NULL, 0);   /* empty, not NULL */
+    run_q(c, "INSERT INTO b VALUES ($1, $2)", p, 2, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    collect_free(&k);
+    cr_assert_eq(query_int(c, "SELECT length(x) FROM b WHERE id = 1"), 256);
+    cr_assert_eq(query_int(c, "SELECT count(*) FROM b WHERE x = '\\x'::bytea"), 1);
+
+    for (int pass = 0; pass < 2; pass++) {   /* hex, then escape output format */
+        run_q(c, "SELECT x, x AS again FROM b ORDER BY id", NULL, 0, &k);
+        cr_assert(k.res.ok, "%s", k.res.err.message);
+        cr_assert_eq(k.nrows, 2);
+        cr_assert_str_eq(k.decls[0], "bytea");
+        check_256(&k, 0, 0);
+        check_256(&k, 0, 1);
+        cr_assert_eq(k.cells[1][0].type, DBPOOL_BLOB);
+        cr_assert_eq(k.cells[1][0].len, 0);
+        collect_free(&k);
+        exec_ok(c, "SET bytea_output = 'escape'");
+    }
+    /* A BLOB parameter straight back. */
+    p[0] = dbpool_blob(all, sizeof(all));
+    run_q(c, "SELECT $1 AS v", p, 1, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    check_256(&k, 0, 0);
+    collect_free(&k);
+    drv->close(c);
+}
+
+Test(pg, typed_parameters)
+{
+    static const unsigned char blob[] = { 0, 'a', 0xff };
+    struct backend_conn *c = open_conn();
+    dbpool_value p[7];
+    struct collect k;
+
+    p[0] = dbpool_int(9007199254740993LL);   /* not representable as a double */
+    p[1] = dbpool_float(0.1);
+    p[2] = dbpool_bool(1);
+    p[3] = dbpool_textn("h\xc3\xa9llo", 6);
+    p[4] = dbpool_blob(blob, sizeof(blob));
+    p[5] = dbpool_null();
+    p[6] = dbpool_textn(NULL, 0);
+    run_q(c, "SELECT $1 AS i, $2 AS f, $3 AS b, $4 AS t, $5 AS x, $6 AS n, $7 AS e, "
+             "pg_typeof($1)::text, pg_typeof($2)::text, pg_typeof($3)::text, pg_typeof($5)::text",
+          p, 7, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    {
+        static const char *const decls[] = { "int8", "float8", "bool", "text", "bytea", "text",
+                                             "text", "text", "text", "text", "text" };
+        for (size_t i = 0; i < 11; i++)
+            cr_assert_str_eq(k.decls[i], decls[i], "column %zu", i);
+    }
+    cr_assert_eq(k.cells[0][0].type, DBPOOL_INT64);
+    cr_assert_eq(k.cells[0][0].i, 9007199254740993LL);
+    cr_assert_eq(k.cells[0][1].type, DBPOOL_FLOAT64);
+    cr_assert_eq(k.cells[0][1].f, 0.1);   /* %.17g round-trips exactly */
+    cr_assert_eq(k.cells[0][2].type, DBPOOL_BOOL);
+    cr_assert_eq(k.cells[0][2].i, 1);
+    cr_assert_str_eq(k.cells[0][3].s, "h\xc3\xa9llo");
+    cr_assert_eq(k.cells[0][4].type, DBPOOL_BLOB);
+    cr_assert_eq(k.cells[0][4].len, 3);
+    cr_assert_eq(memcmp(k.cells[0][4].s, blob, 3), 0);
+    cr_assert_eq(k.cells[0][5].type, DBPOOL_NULL);
+    cr_assert_eq(k.cells[0][6].type, DBPOOL_TEXT);
+    cr_assert_eq(k.cells[0][6].len, 0);
+    cr_assert_str_eq(k.cells[0][7].s, "bigint");
+    cr_assert_str_eq(k.cells[0][8].s, "double precision");
+    cr_assert_str_eq(k.cells[0][9].s, "boolean");
+    cr_assert_str_eq(k.cells[0][10].s, "bytea");
+    collect_free(&k);
+
+    /* Special floats and false. */
+    p[0] = dbpool_float(NAN);
+    p[1] = dbpool_float(INFINITY);
+    p[2] = dbpool_float(-INFINITY);
+    p[3] = dbpool_bool(0);
+    p[4] = dbpool_float(-1.5e300);
+    run_q(c, "SELECT $1 = 'NaN'::float8, $2 = 'Infinity'::float8, $3 = '-Infinity'::float8, "
+             "NOT $4, $5 = -1.5e300::float8", p, 5, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(k.cells[0][i].type, DBPOOL_BOOL);
+        cr_assert_eq(k.cells[0][i].i, 1, "column %d", i);
+    }
+    collect_free(&k);
+    drv->close(c);
+}
+
+/* TEXT parameters are sent untyped, so the server parses them as whatever
+ * the context needs; INT64 goes into int2/int4 columns by assignment. */
+Test(pg, text_parameters_take_the_column_type)
+{
+    struct backend_conn *c = open_conn();
+    dbpool_value p[9];
+    struct collect k;
+
+    exec_ok(c, "SET TIME ZONE 'UTC'");
+    exec_ok(c, "CREATE TEMP TABLE t(ts timestamptz, u uuid, j json, jb jsonb, n numeric, d date, "
+               "i4 int4, i2 int2, f4 float4)");
+    p[0] = txt("2024-05-06T07:08:09Z");
+    p[1] = txt("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11");
+    p[2] = txt("{\"k\": [1, 2]}");
+    p[3] = txt("{\"k\": [1, 2]}");
+    p[4] = txt("12345678901234567890.123");
+    p[5] = txt("2024-02-29");
+    p[6] = dbpool_int(2147483647);
+    p[7] = dbpool_int(-5);
+    p[8] = dbpool_float(0.5);
+    run_q(c, "INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", p, 9, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_eq(k.res.rows_affected, 1);
+    collect_free(&k);
+    run_q(c, "SELECT * FROM t", NULL, 0, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_str_eq(k.cells[0][0].s, "2024-05-06 07:08:09+00");
+    cr_assert_str_eq(k.cells[0][1].s, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    cr_assert_str_eq(k.cells[0][2].s, "{\"k\": [1, 2]}");
+    cr_assert_str_eq(k.cells[0][3].s, "{\"k\": [1, 2]}");
+    cr_assert_str_eq(k.cells[0][4].s, "12345678901234567890.123");
+    cr_assert_str_eq(k.cells[0][5].s, "2024-02-29");
+    cr_assert_eq(k.cells[0][6].i, 2147483647);
+    cr_assert_eq(k.cells[0][7].i, -5);
+    cr_assert_eq(k.cells[0][8].f, 0.5);
+    collect_free(&k);
+
+    /* In comparisons too. */
+    p[0] = txt("2024-05-06 07:08:09+00");
+    p[1] = dbpool_int(-5);
+    run_q(c, "SELECT count(*) FROM t WHERE ts = $1 AND i2 = $2", p, 2, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_eq(k.cells[0][0].i, 1);
+    collect_free(&k);
+
+    /* Out of range for the column: the server says so. */
+    p[0] = txt("2024-05-06 07:08:09+00");
+    p[1] = txt("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    p[6] = dbpool_int(2147483648LL);
+    run_q(c, "INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", p, 9, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_str_eq(k.res.err.sqlstate, "22003", "%s", k.res.err.message);
+    collect_free(&k);
+    drv->close(c);
+}
+
+Test(pg, parameter_errors)
+{
+    struct backend_conn *c = open_conn();
+    dbpool_value p[2] = { dbpool_textn("a\0b", 3), dbpool_int(1) };
+    struct collect k;
+
+    run_q(c, "SELECT $1", p, 1, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
+    cr_assert_str_eq(k.res.err.sqlstate, "22021");
+    cr_assert(strstr(k.res.err.message, "parameter $1"), "%s", k.res.err.message);
+    cr_assert(!k.res.broken);
+    collect_free(&k);
+
+    /* Count mismatch: the server's error, with doc/protocol.md's SQLSTATE. */
+    run_q(c, "SELECT $1, $2", p + 1, 1, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
+    cr_assert_str_eq(k.res.err.sqlstate, "07001", "%s", k.res.err.message);
+    cr_assert_str_eq(k.res.err.message,
+                     "bind message supplies 1 parameters, but prepared statement \"\" requires 2");
+    cr_assert(!k.res.broken);
+    collect_free(&k);
+    /* Too many: PostgreSQL accepts an unused parameter whose type is
+     * declared (INT64 -> int8) but cannot type an unused untyped one. */
+    run_q(c, "SELECT 1", p + 1, 1, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    collect_free(&k);
+    p[0] = txt("x");
+    run_q(c, "SELECT 1", p, 1, &k);
+    cr_assert_str_eq(k.res.err.sqlstate, "42P18", "%s", k.res.err.message);
+    collect_free(&k);
+    cr_assert_eq(query_int(c, "SELECT 2"), 2);
+
+    /* INT64 is int8: a function taking int4 needs a cast. */
+    run_q(c, "SELECT repeat('x', $1)", p + 1, 1, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_str_eq(k.res.err.sqlstate, "42883", "%s", k.res.err.message);
+    collect_free(&k);
+    cr_assert_str_eq(query_text(c, "SELECT repeat('x', $1::int)", p + 1, 1), "x");
+    drv->close(c);
+}
+
+/* A statement far bigger than the socket buffers: PQflush must loop. */
+Test(pg, big_parameter_is_sent_without_blocking)
+{
+    struct backend_conn *c = open_conn();
+    size_t n = 16u << 20;
+    char *big = malloc(n), *tail;
+    dbpool_value p;
+
+    cr_assert_not_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    p = dbpool_textn(big, n);
+    cr_assert_eq(query_int_p(c, "SELECT length($1)::int8", &p, 1), (int64_t)n);
+    tail = dupn(big + n - 27, 27);
+    cr_assert_str_eq(query_text(c, "SELECT substr($1, 16777190)", &p, 1), tail);
+    free(tail);
+    free(big);
+    drv->close(c);
+}
+
+/* exec() keeps no pointer into the caller's query. */
+Test(pg, exec_copies_its_input)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k = { 0 };
+    char *sql = strdup("SELECT $1 || 'x'");
+    char *text = strdup("abc");
+    dbpool_value *p = malloc(sizeof(*p));
+
+    cr_assert(sql && text && p);
+    *p = dbpool_textn(text, 3);
+    start_exec(c, sql, p, 1, &collect_sink, &k);
+    memset(sql, 'Z', strlen(sql));
+    memset(text, 'Z', 3);
+    free(sql);
+    free(text);
+    free(p);
+    run_until(&k.done);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_str_eq(k.cells[0][0].s, "abcx");
+    collect_free(&k);
+    drv->close(c);
+}
+
+/* ------------------------------------------------------ results, errors */
+
+Test(pg, counts_empty_queries_and_zero_rows)
+{
+    struct backend_conn *c = open_conn();
+    struct backend_result r;
+    struct collect k;
+
+    r = exec_ok(c, "CREATE TEMP TABLE t(id serial PRIMARY KEY, v int)");
+    cr_assert_eq(r.rows_affected, 0);
+    r = exec_ok(c, "INSERT INTO t(v) VALUES (1), (2), (3)");
+    cr_assert_eq(r.rows_affected, 3);
+    cr_assert_eq(r.last_insert_id, 0);
+    r = exec_ok(c, "UPDATE t SET v = v + 1 WHERE v > 1");
+    cr_assert_eq(r.rows_affected, 2);
+    r = exec_ok(c, "DELETE FROM t WHERE v = 1");
+    cr_assert_eq(r.rows_affected, 1);
+
+    run_q(c, "INSERT INTO t(v) VALUES (10), (11) RETURNING id", NULL, 0, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_eq(k.columns_calls, 1);
+    cr_assert_eq(k.nrows, 2);
+    cr_assert_eq(k.res.rows_affected, 2);
+    cr_assert_eq(k.cells[1][0].i, 5);
+    collect_free(&k);
+
+    run_q(c, "SELECT id, v FROM t WHERE false", NULL, 0, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_eq(k.columns_calls, 1);   /* columns even without rows */
+    cr_assert_eq(k.ncols, 2);
+    cr_assert_str_eq(k.names[1], "v");
+    cr_assert_str_eq(k.decls[1], "int4");
+    cr_assert_eq(k.nrows, 0);
+    cr_assert_eq(k.res.rows_affected, 0);
+    collect_free(&k);
+
+    run_q(c, "  ", NULL, 0, &k);   /* empty query */
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_eq(k.columns_calls, 0);
+    cr_assert_eq(k.res.rows_affected, 0);
+    collect_free(&k);
+
+    run_q(c, "DO $$BEGIN RAISE NOTICE 'notices are not printed'; END$$", NULL, 0, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    collect_free(&k);
+    drv->close(c);
+}
+
+Test(pg, errors_carry_sqlstate_and_the_session_goes_on)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k;
+
+    exec_ok(c, "CREATE TEMP TABLE u(id int PRIMARY KEY, email text UNIQUE NOT NULL)");
+    exec_ok(c, "INSERT INTO u VALUES (1, 'a@x')");
+    expect_sql_error(c, "INSERT INTO u VALUES (2, 'a@x')", "23505", 'I');
+    cr_assert_eq(query_int(c, "SELECT count(*) FROM u"), 1);
+    expect_sql_error(c, "INSERT INTO u VALUES (3, NULL)", "23502", 'I');
+    expect_sql_error(c, "SELEC 1", "42601", 'I');
+    expect_sql_error(c, "SELECT * FROM nosuch", "42P01", 'I');
+    expect_sql_error(c, "SELECT nosuch FROM u", "42703", 'I');
+    expect_sql_error(c, "SELECT 1; SELECT 2", "42601", 'I');   /* one statement per exec */
+    cr_assert_eq(query_int(c, "SELECT 42"), 42);
+
+    run_q(c, "INSERT INTO u VALUES (2, 'a@x')", NULL, 0, &k);
+    cr_assert_str_eq(k.res.err.message,
+                     "duplicate key value violates unique constraint \"u_email_key\"");
+    collect_free(&k);
+
+    /* An error after some rows were streamed. */
+    run_q(c, "SELECT 10 / (3 - x) FROM generate_series(1, 5) x", NULL, 0, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_str_eq(k.res.err.sqlstate, "22012");
+    cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
+    cr_assert_eq(k.nrows, 2);
+    cr_assert_eq(k.cells[1][0].i, 10);
+    collect_free(&k);
+    cr_assert_eq(query_int(c, "SELECT 7"), 7);
+    drv->close(c);
+}
+
+Test(pg, transaction_state)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k;
+
+    exec_ok(c, "CREATE TEMP TABLE t(x int)");
+    cr_assert_eq(exec_ok(c, drv->begin_sql(false, ROLE_WRITER)).txstate, 'T');
+    cr_assert_eq(drv->txstate(c), 'T');
+    cr_assert_eq(exec_ok(c, "INSERT INTO t VALUES (1)").txstate, 'T');
+    expect_sql_error(c, "SELECT * FROM nosuch", "42P01", 'E');
+    expect_sql_error(c, "SELECT 1", "25P02", 'E');   /* only ROLLBACK works now */
+    cr_assert_eq(exec_ok(c, "ROLLBACK").txstate, 'I');
+    cr_assert_eq(drv->txstate(c), 'I');
+    cr_assert_eq(query_int(c, "SELECT count(*) FROM t"), 0);
+
+    cr_assert_eq(exec_ok(c, "BEGIN").txstate, 'T');
+    exec_ok(c, "INSERT INTO t VALUES (2)");
+    cr_assert_eq(exec_ok(c, "COMMIT").txstate, 'I');
+    cr_assert_eq(query_int(c, "SELECT count(*) FROM t"), 1);
+
+    cr_assert_eq(exec_ok(c, drv->begin_sql(true, ROLE_WRITER)).txstate, 'T');
+    run_q(c, "CREATE TABLE ro_check(x int)", NULL, 0, &k);
+    cr_assert_str_eq(k.res.err.sqlstate, "25006", "%s", k.res.err.message);
+    cr_assert_eq(k.res.txstate, 'E');
+    collect_free(&k);
+    cr_assert_eq(exec_ok(c, "ROLLBACK").txstate, 'I');
+    drv->close(c);
+}
+
+Test(pg, copy_is_refused_and_the_session_goes_on)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k;
+
+    exec_ok(c, "CREATE TEMP TABLE t(x int)");
+    run_q(c, "COPY (SELECT generate_series(1, 100000)) TO STDOUT", NULL, 0, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
+    cr_assert_str_eq(k.res.err.sqlstate, "0A000");
+    cr_assert(!k.res.broken);
+    cr_assert_eq(k.res.txstate, 'I');
+    collect_free(&k);
+    cr_assert_eq(query_int(c, "SELECT 1"), 1);
+
+    run_q(c, "COPY t FROM STDIN", NULL, 0, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
+    cr_assert_str_eq(k.res.err.sqlstate, "0A000");
+    cr_assert(!k.res.broken);
+    collect_free(&k);
+    cr_assert_eq(query_int(c, "SELECT count(*) FROM t"), 0);
+
+    cr_assert_eq(exec_ok(c, "BEGIN").txstate, 'T');
+    run_q(c, "COPY t FROM STDIN", NULL, 0, &k);
+    cr_assert_eq(k.res.txstate, 'E');
+    collect_free(&k);
+    cr_assert_eq(exec_ok(c, "ROLLBACK").txstate, 'I');
+    drv->close(c);
+}
+
+Test(pg, ping)
+{
+    struct backend_conn *c = open_conn();
+    struct opdone d = { 0 };
+
+    drv->ping(c, on_done, &d);
+    run_until(&d.done);
+    cr_assert(d.res.ok, "%s", d.res.err.message);
+    cr_assert_eq(d.res.txstate, 'I');
+
+    exec_ok(c, "BEGIN");
+    expect_sql_error(c, "SELECT * FROM nosuch", "42P01", 'E');
+    memset(&d, 0, sizeof(d));
+    drv->ping(c, on_done, &d);   /* works inside a failed transaction too */
+    run_until(&d.done);
+    cr_assert(d.res.ok, "%s", d.res.err.message);
+    cr_assert_eq(d.res.txstate, 'E');
+    drv->close(c);
+}
+
+/* done() starts the next statement: the driver must be re-entrant there. */
+struct chain {
+    struct backend_conn *c;
+    int step;
+    bool done;
+    bool ok;
+};
+
+static void chain_done(void *arg, const struct backend_result *res);
+static const struct backend_sink chain_sink = { NULL, NULL, chain_done };
+
+static void chain_done(void *arg, const struct backend_result *res)
+{
+    struct chain *ch = arg;
+
+    if (!res->ok || ++ch->step == 50) {
+        ch->ok = res->ok;
+        ch->done = true;
+        return;
+    }
+    start_exec(ch->c, "SELECT 1", NULL, 0, &chain_sink, ch);
+}
+
+Test(pg, exec_from_done_callback)
+{
+    struct chain ch = { open_conn(), 0, false, false };
+
+    start_exec(ch.c, "SELECT 1", NULL, 0, &chain_sink, &ch);
+    run_until(&ch.done);
+    cr_assert(ch.ok);
+    cr_assert_eq(ch.step, 50);
+    drv->close(ch.c);
+}
+
+/* ---------------------------------------------------------- streaming */
+
+#define BIG_ROWS 1000000
+#define BIG_SQL "SELECT x, 'row ' || x AS label FROM generate_series(1, 1000000) x"
+
+struct stream {
+    struct backend_conn *c;
+    bool done;
+    struct backend_result res;
+    int columns_calls;
+    int64_t rows, rows_at_done;
+    int64_t next;            /* expected x */
+    bool bad;                /* out of order, wrong value, or a row while paused */
+    bool paused;
+    int pause_every;         /* 0: never pause */
+    bool auto_resume;        /* resume from a 1 ms timer */
+    int resumes;
+    struct later timer;
+    void (*on_row)(struct stream *s);   /* optional hook after each row */
+};
+
+static void stream_resume(void *arg)
+{
+    struct stream *s = arg;
+    unschedule(&s->timer);
+    s->paused = false;
+    s->resumes++;
+    drv->resume(s->c);
+}
+
+static void stream_columns(void *arg, size_t ncols, const dbpool_column *cols)
+{
+    struct stream *s = arg;
+    s->columns_calls++;
+    if (ncols != 2 || strcmp(cols[0].name, "x") != 0 || strcmp(cols[0].decltype, "int4") != 0 ||
+        s->rows != 0)
+        s->bad = true;
+}
+
+static bool stream_row(void *arg, size_t ncols, const dbpool_value *v)
+{
+    struct stream *s = arg;
+    char expect[32];
+
+    if (s->paused || s->columns_calls != 1 || ncols != 2 || v[0].type != DBPOOL_INT64 ||
+        v[0].u.i != s->next || v[1].type != DBPOOL_TEXT)
+        s->bad = true;
+    snprintf(expect, sizeof(expect), "row %lld", (long long)s->next);
+    if (v[1].u.s.len != strlen(expect) || memcmp(v[1].u.s.ptr, expect, v[1].u.s.len) != 0)
+        s->bad = true;
+    s->next++;
+    s->rows++;
+    if (s->on_row)
+        s->on_row(s);
+    if (s->pause_every && s->rows % s->pause_every == 0) {
+        s->paused = true;
+        if (s->auto_resume)
+            schedule(&s->timer, 1, stream_resume, s);
+        return false;
+    }
+    return true;
+}
+
+static void stream_done(void *arg, const struct backend_result *res)
+{
+    struct stream *s = arg;
+    s->res = *res;
+    s->rows_at_done = s->rows;
+    if (s->paused && res->ok)
+        s->bad = true;
+    s->done = true;
+}
+
+static const struct backend_sink stream_sink = { stream_columns, stream_row, stream_done };
+
+static void stream_start(struct stream *s, struct backend_conn *c, const char *sql)
+{
+    s->c = c;
+    s->next = 1;
+    start_exec(c, sql, NULL, 0, &stream_sink, s);
+}
+
+Test(pg, back_pressure_delivers_every_row_once_in_order)
+{
+    struct backend_conn *c = open_conn();
+    struct stream s = { .pause_every = 10000, .auto_resume = true };
+
+    stream_start(&s, c, BIG_SQL);
+    run_until(&s.done);
+    cr_assert(s.res.ok, "%s", s.res.err.message);
+    cr_assert(!s.bad);
+    cr_assert_eq(s.columns_calls, 1);
+    cr_assert_eq(s.rows, BIG_ROWS);
+    cr_assert_eq(s.rows_at_done, BIG_ROWS);
+    cr_assert_eq(s.res.rows_affected, BIG_ROWS);
+    cr_assert_eq(s.resumes, BIG_ROWS / 10000);   /* done waited for the last resume */
+    unschedule(&s.timer);
+    cr_assert_eq(query_int(c, "SELECT 1"), 1);
+    drv->close(c);
+}
+
+Test(pg, stream_without_pauses)
+{
+    struct backend_conn *c = open_conn();
+    struct stream s = { 0 };
+
+    stream_start(&s, c, BIG_SQL);
+    run_until(&s.done);
+    cr_assert(s.res.ok, "%s", s.res.err.message);
+    cr_assert(!s.bad);
+    cr_assert_eq(s.rows, BIG_ROWS);
+    cr_assert_eq(s.res.rows_affected, BIG_ROWS);
+    drv->close(c);
+}
+
+/* While the sink is paused the driver stops reading, so the server ends up
+ * blocked writing to the socket (wait event ClientWrite). */
+Test(pg, back_pressure_reaches_the_server)
+{
+    struct backend_conn *c = open_conn(), *watcher = open_conn();
+    struct stream s = { .pause_every = 1000 };
+    dbpool_value pid;
+    const char *wait = "";
+    int64_t rows_paused;
+
+    pid = dbpool_int(query_int(c, "SELECT pg_backend_pid()"));
+    stream_start(&s, c, BIG_SQL);
+    run_until(&s.paused);
+    rows_paused = s.rows;
+    for (int i = 0; i < 50; i++) {   /* up to 5 s for the buffers to fill */
+        run_for(100);
+        wait = query_text(watcher, "SELECT coalesce(wait_event, '') FROM pg_stat_activity "
+                                   "WHERE pid = $1::int", &pid, 1);
+        if (strcmp(wait, "ClientWrite") == 0)
+            break;
+    }
+    cr_assert_str_eq(wait, "ClientWrite");
+    cr_assert_eq(s.rows, rows_paused, "rows delivered while paused");
+    s.pause_every = 0;
+    stream_resume(&s);
+    run_until(&s.done);
+    cr_assert(s.res.ok, "%s", s.res.err.message);
+    cr_assert(!s.bad);
+    cr_assert_eq(s.rows, BIG_ROWS);
+    drv->close(watcher);
+    drv->close(c);
+}
+
+/* ------------------------------------------------------------- cancel */
+
+static void do_cancel(void *arg) { drv->cancel(arg); }
+static void do_close(void *arg) { drv->close(arg); }
+
+Test(pg, cancel_running_statement)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k = { 0 };
+    struct later t = { 0 };
+    double t0 = now_s();
+
+    start_exec(c, "SELECT pg_sleep(30)", NULL, 0, &collect_sink, &k);
+    schedule(&t, 200, do_cancel, c);
+    run_until(&k.done);
+    unschedule(&t);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%d %s", k.res.err.code, k.res.err.message);
+    cr_assert_str_eq(k.res.err.sqlstate, "57014");
+    cr_assert(!k.res.broken);
+    cr_assert_eq(k.res.txstate, 'I');
+    cr_assert_lt(now_s() - t0, 5.0);
+    collect_free(&k);
+    drv->cancel(c);   /* nothing runs: harmless */
+    cr_assert_eq(query_int(c, "SELECT 42"), 42);
+    drv->close(c);
+}
+
+Test(pg, cancel_inside_transaction)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k = { 0 };
+    struct later t = { 0 };
+
+    exec_ok(c, "BEGIN");
+    start_exec(c, "SELECT pg_sleep(30)", NULL, 0, &collect_sink, &k);
+    schedule(&t, 100, do_cancel, c);
+    run_until(&k.done);
+    unschedule(&t);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%s", k.res.err.message);
+    cr_assert_eq(k.res.txstate, 'E');
+    collect_free(&k);
+    cr_assert_eq(exec_ok(c, "ROLLBACK").txstate, 'I');
+    drv->close(c);
+}
+
+/* cancel() right after exec(), while a 16 MB statement is still being sent. */
+Test(pg, cancel_while_sending)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k = { 0 };
+    size_t n = 16u << 20;
+    char *big = malloc(n);
+    dbpool_value p;
+    double t0 = now_s();
+
+    cr_assert_not_null(big);
+    memset(big, 'q', n);
+    p = dbpool_textn(big, n);
+    start_exec(c, "SELECT length($1), pg_sleep(30)", &p, 1, &collect_sink, &k);
+    free(big);
+    drv->cancel(c);
+    run_until(&k.done);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%d %s", k.res.err.code, k.res.err.message);
+    cr_assert_lt(now_s() - t0, 5.0);
+    collect_free(&k);
+    cr_assert_eq(query_int(c, "SELECT 5"), 5);
+    drv->close(c);
+}
+
+/* A cancel that loses the race against the statement's own completion
+ * must not hit the next statement: completion waits until the cancel
+ * request has reached the server. */
+Test(pg, late_cancel_does_not_hit_the_next_statement)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k;
+
+    for (int i = 0; i < 20; i++) {
+        memset(&k, 0, sizeof(k));
+        start_exec(c, "SELECT 1", NULL, 0, &collect_sink, &k);
+        drv->cancel(c);
+        run_until(&k.done);
+        cr_assert(k.res.ok || k.res.err.code == DBPOOL_E_CANCELED, "%s", k.res.err.message);
+        collect_free(&k);
+        run_q(c, "SELECT pg_sleep(0.02)", NULL, 0, &k);
+        cr_assert(k.res.ok, "round %d: %s", i, k.res.err.message);
+        collect_free(&k);
+    }
+    drv->close(c);
+}
+
+/* Cancel a stream paused by the sink: done comes without resume(). */
+Test(pg, cancel_paused_stream)
+{
+    struct backend_conn *c = open_conn();
+    struct stream s = { .pause_every = 1 };
+    struct later t = { 0 };
+
+    stream_start(&s, c, BIG_SQL);
+    run_until(&s.paused);
+    schedule(&t, 100, do_cancel, c);
+    run_until(&s.done);
+    unschedule(&t);
+    cr_assert(!s.res.ok);
+    cr_assert_eq(s.res.err.code, DBPOOL_E_CANCELED, "%s", s.res.err.message);
+    cr_assert_eq(s.rows, 1);
+    cr_assert_eq(query_int(c, "SELECT 7"), 7);
+    drv->close(c);
+}
+
+/* --------------------------------------------------- broken connections */
+
+static void terminate(struct backend_conn *killer, int64_t pid)
+{
+    dbpool_value p = dbpool_int(pid);
+    struct collect k;
+
+    run_q(killer, "SELECT pg_terminate_backend($1::int)", &p, 1, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_eq(k.cells[0][0].type, DBPOOL_BOOL);
+    cr_assert_eq(k.cells[0][0].i, 1);
+    collect_free(&k);
+    run_for(100);   /* let the victim's FATAL message and EOF arrive */
+}
+
+Test(pg, terminated_connection_is_reported_broken)
+{
+    struct backend_conn *a = open_conn(), *b = open_conn(), *killer = open_conn();
+    struct collect k;
+    struct opdone d = { 0 };
+    double t0;
+
+    terminate(killer, query_int(a, "SELECT pg_backend_pid()"));
+    t0 = now_s();
+    run_q(a, "SELECT 1", NULL, 0, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CONN_LOST, "%d %s", k.res.err.code, k.res.err.message);
+    cr_assert(k.res.broken);
+    cr_assert_str_eq(k.res.err.message, "terminating connection due to administrator command");
+    cr_assert_str_eq(k.res.err.sqlstate, "57P01");
+    cr_assert_lt(now_s() - t0, 5.0);
+    collect_free(&k);
+    /* And again: libpq knows now, the send itself fails. */
+    run_q(a, "SELECT 1", NULL, 0, &k);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CONN_LOST);
+    cr_assert_str_eq(k.res.err.message, "no connection to the server");
+    cr_assert(k.res.broken);
+    collect_free(&k);
+
+    exec_ok(b, "BEGIN");
+    terminate(killer, query_int(b, "SELECT pg_backend_pid()"));
+    drv->ping(b, on_done, &d);
+    run_until(&d.done);
+    cr_assert(!d.res.ok);
+    cr_assert_eq(d.res.err.code, DBPOOL_E_CONN_LOST);
+    cr_assert(d.res.broken);
+    cr_assert_eq(d.res.txstate, 'I');
+    drv->close(a);
+    drv->close(b);
+    drv->close(killer);
+}
+
+/* Killed while a statement runs: the read sees EOF. */
+Test(pg, terminated_during_statement)
+{
+    struct backend_conn *a = open_conn(), *killer = open_conn();
+    struct collect k = { 0 };
+    dbpool_value pid = dbpool_int(query_int(a, "SELECT pg_backend_pid()"));
+    struct collect kk;
+
+    start_exec(a, "SELECT pg_sleep(30)", NULL, 0, &collect_sink, &k);
+    run_q(killer, "SELECT pg_terminate_backend($1::int)", &pid, 1, &kk);
+    cr_assert(kk.res.ok, "%s", kk.res.err.message);
+    collect_free(&kk);
+    run_until(&k.done);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CONN_LOST, "%d %s", k.res.err.code, k.res.err.message);
+    cr_assert(k.res.broken);
+    collect_free(&k);
+    drv->close(a);
+    drv->close(killer);
+}
+
+/* -------------------------------------------------------------- close */
+
+static void never_done(void *arg, const struct backend_result *res)
+{
+    (void)res;
+    *(bool *)arg = true;
+}
+
+static bool never_row(void *arg, size_t ncols, const dbpool_value *v)
+{
+    (void)ncols, (void)v;
+    *(bool *)arg = true;
+    return true;
+}
+
+/* The statement is cancelled on the server too, not left running. */
+Test(pg, close_with_statement_in_flight_then_quiesce)
+{
+    static const struct backend_sink sink = { NULL, never_row, never_done };
+    struct backend_conn *c = open_conn(), *watcher;
+    bool called = false;
+    struct later t = { 0 };
+    char sql[128], probe[256];
+    int64_t left = -1;
+    double t0;
+
+    snprintf(sql, sizeof(sql), "SELECT pg_sleep(30) /* close-marker-%d */", (int)getpid());
+    snprintf(probe, sizeof(probe),
+             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%close-marker-%d%%' "
+             "AND pid <> pg_backend_pid()", (int)getpid());
+    start_exec(c, sql, NULL, 0, &sink, &called);
+    schedule(&t, 100, do_close, c);
+    run_for(300);
+    unschedule(&t);
+    cr_assert(!called, "a callback ran after close");
+    t0 = now_s();
+    drv->quiesce();
+    cr_assert_lt(now_s() - t0, 5.0);
+    watcher = open_conn();
+    for (int i = 0; i < 50 && left != 0; i++) {
+        left = query_int(watcher, probe);
+        if (left)
+            run_for(100);
+    }
+    cr_assert_eq(left, 0, "the server still runs the statement");
+    drv->close(watcher);
+}
+
+Test(pg, close_paused_stream)
+{
+    struct backend_conn *c = open_conn();
+    struct stream s = { .pause_every = 1 };
+
+    stream_start(&s, c, BIG_SQL);
+    run_until(&s.paused);
+    run_for(100);
+    drv->close(c);
+    run_for(50);
+    cr_assert(!s.done);
+}
+
+/* Cancel, then close before the cancel helper has finished. */
+Test(pg, close_right_after_cancel)
+{
+    static const struct backend_sink sink = { NULL, never_row, never_done };
+    struct backend_conn *c = open_conn();
+    bool called = false;
+
+    start_exec(c, "SELECT pg_sleep(30)", NULL, 0, &sink, &called);
+    run_for(50);
+    drv->cancel(c);
+    drv->close(c);
+    drv->quiesce();
+    run_for(50);
+    cr_assert(!called);
+}
+
+static void close_after_rows(struct stream *s)
+{
+    if (s->rows == 300) {
+        drv->close(s->c);
+        s->done = true;   /* stop the test loop; done() must never come */
+        s->on_row = NULL;
+    }
+}
+
+Test(pg, close_from_row_callback)
+{
+    struct backend_conn *c = open_conn();
+    struct stream s = { .on_row = close_after_rows };
+
+    stream_start(&s, c, BIG_SQL);
+    run_until(&s.done);
+    run_for(50);
+    cr_assert_eq(s.rows, 300);   /* no row after close */
+}
+
+struct close_in_done {
+    struct backend_conn *c;
+    bool done;
+};
+
+static void close_in_done_cb(void *arg, const struct backend_result *res)
+{
+    struct close_in_done *x = arg;
+    (void)res;
+    drv->close(x->c);
+    x->done = true;
+}
+
+Test(pg, close_from_done_and_columns_callbacks)
+{
+    static const struct backend_sink sink = { NULL, NULL, close_in_done_cb };
+    struct close_in_done x = { open_conn(), false };
+
+    start_exec(x.c, "SELECT 1", NULL, 0, &sink, &x);
+    run_until(&x.done);
+    run_for(20);
+
+    /* From connect's done (what the pool does after a failed connect). */
+    x.c = new_conn();
+    x.done = false;
+    drv->connect(x.c, close_in_done_cb, &x);
+    run_until(&x.done);
+}
+
+static void close_in_columns(void *arg, size_t n, const dbpool_column *cols)
+{
+    struct close_in_done *x = arg;
+    (void)n, (void)cols;
+    drv->close(x->c);
+    x->done = true;
+}
+
+Test(pg, close_from_columns_callback)
+{
+    static const struct backend_sink sink = { close_in_columns, NULL, close_in_done_cb };
+    struct close_in_done x = { open_conn(), false };
+
+    start_exec(x.c, "SELECT generate_series(1, 10)", NULL, 0, &sink, &x);
+    run_until(&x.done);
+    run_for(50);
+}
+
+/* Many connections opened and closed. */
+Test(pg, churn)
+{
+    for (int i = 0; i < 30; i++) {
+        struct backend_conn *c = open_conn();
+        cr_assert_eq(query_int(c, "SELECT 1"), 1);
+        drv->close(c);
+    }
+}
