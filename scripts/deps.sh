@@ -5,6 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential autoconf automake libtool pkg-config
       libevent-dev libsqlite3-dev sqlite3 libconfig-dev libcriterion-dev
+      libpq-dev postgresql
       curl jq valgrind procps)
 
 missing=()

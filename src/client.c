@@ -678,10 +678,11 @@ static void start_request(struct client *c, size_t len)
         return;
     }
     if ((r->type == PT_COMMIT || r->type == PT_ROLLBACK) && c->txstate == 'I') {
+        bool commit = r->type == PT_COMMIT;
         request_clear(r);
         send_error(c, DBPOOL_E_TX_STATE, "25000",
-                   r->type == PT_COMMIT ? "COMMIT without a transaction: there is no transaction in progress"
-                                        : "ROLLBACK without a transaction: there is no transaction in progress", -1);
+                   commit ? "COMMIT without a transaction: there is no transaction in progress"
+                          : "ROLLBACK without a transaction: there is no transaction in progress", -1);
         return;
     }
     if (c->d->shutting_down && !c->sv) {
@@ -805,6 +806,11 @@ static int next_frame(struct client *c)
             return -1;
         }
         return 1;   /* nothing is running at this point: ignore */
+    }
+    if (type == PT_TERMINATE && plen != 0) {
+        free(payload);
+        protocol_error(c, DBPOOL_E_PROTOCOL, "malformed TERMINATE frame: it has no payload");
+        return -1;
     }
     if (type == PT_HELLO || type == PT_TERMINATE) {
         free(payload);

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 
+#include "backend_pg.h"
 #include "backend_sqlite.h"
 #include "factory.h"
 
@@ -11,7 +12,7 @@ static const struct backend_driver *driver_for(enum backend_type type)
 {
     switch (type) {
     case BACKEND_SQLITE: return &backend_sqlite_driver;
-    case BACKEND_POSTGRES: return NULL;
+    case BACKEND_POSTGRES: return &backend_pg_driver;
     case BACKEND_MYSQL: return NULL;
     }
     return NULL;
@@ -23,7 +24,7 @@ const struct backend_driver *factory_driver(enum backend_type type, char *errbuf
 
     if (!drv)
         snprintf(errbuf, errlen, "pool type \"%s\" is not supported by this build of dbpoold "
-                 "(supported: sqlite)", backend_type_name(type));
+                 "(supported: sqlite, postgres)", backend_type_name(type));
     return drv;
 }
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# run-pg-tests.sh — the PostgreSQL part of `make check`: start a throwaway
+# PostgreSQL (pg-harness.sh), run the PostgreSQL driver tests and the
+# protocol-level integration suite against a postgres pool, and always stop
+# the server afterwards. Exit status: the first failure, else 0.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${TOP_BUILDDIR:-$(pwd)}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-pg.XXXXXX")
+trap 'bash "$here/pg-harness.sh" stop "$dir" >/dev/null 2>&1 || true' EXIT
+
+if ! env_lines=$(bash "$here/pg-harness.sh" start "$dir"); then
+    echo "run-pg-tests: could not start PostgreSQL (see above)" >&2
+    exit 1
+fi
+eval "$env_lines"
+export DBPOOL_TEST_BACKEND=postgres
+export DBPOOL_TEST_PG_HOST="$PGHOST" DBPOOL_TEST_PG_PORT="$PGPORT"
+export DBPOOL_TEST_PG_DB="$PGDATABASE" DBPOOL_TEST_PG_USER="$PGUSER"
+
+status=0
+for t in tests/unit/test_backend_pg tests/integration/test_daemon; do
+    echo "== $t (postgres)"
+    "$build/$t" || { echo "FAIL: $t (postgres)"; [ $status -ne 0 ] || status=1; }
+done
+exit $status
