@@ -16,7 +16,8 @@ if [ $status -ne 0 ]; then
 fi
 if [ "${SANITIZE:-1}" = 1 ]; then
     bash scripts/build.sh build-asan --enable-sanitizers
-    ASAN_OPTIONS=detect_leaks=1 make -C build-asan check -j"$(nproc)" || status=$?
+    ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
+        make -C build-asan check -j"$(nproc)" || status=$?
     if [ $status -ne 0 ]; then
         for f in build-asan/tests/*/*.log; do
             [ -f "$f" ] && { echo "==== $f"; tail -n 60 "$f"; }

@@ -91,10 +91,10 @@ int unix_socket_listen(const char *path, unsigned mode, char *errbuf, size_t err
         close(fd);
         return -1;
     }
-    if (chmod(path, mode) != 0 || listen(fd, 1024) != 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s: %s", path, strerror(errno));
+    if (chmod(sa.sun_path, mode) != 0 || listen(fd, 1024) != 0) {
+        snprintf(errbuf, errlen, "cannot listen on %s: %s", sa.sun_path, strerror(errno));
         close(fd);
-        unlink(path);
+        unlink(sa.sun_path);
         return -1;
     }
     return fd;
