@@ -1,0 +1,2158 @@
+/*
+ * test_daemon.c — integration tests: the real dbpoold binary driven through
+ * libdbpool and raw sockets (see harness.h). One criterion suite per area:
+ *
+ *   handshake    HELLO, backend name, unknown pools
+ *   values       every value type through parameters and back, metadata
+ *   params       parameter count errors, injection attempts
+ *   errors       SQLSTATE mapping
+ *   streaming    large results, bounded daemon memory with a slow reader
+ *   tx           protocol and SQL transactions, savepoints, read-only
+ *   disconnect   clients vanishing inside transactions
+ *   batch        non-atomic / atomic batches, savepoints inside transactions
+ *   concurrency  many writers and readers on a small pool
+ *   routing      readers see committed data, never uncommitted
+ *   protocol     pipelining
+ *   badinput     garbage, truncated, oversized and malformed frames
+ *   status       the HTTP status socket
+ *   shutdown     SIGTERM drain
+ *   limits       maxParams, maxFrameSize, maxBatchStatements, maxClients
+ *   pool         acquire timeout, the wait queue
+ *   timeouts     statement, idle-transaction and client-idle timeouts
+ *   cancel       CANCEL of running and waiting requests
+ *
+ * Tests await conditions (a query, the status socket) with deadlines; they
+ * never sleep to synchronise.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "proto.h"
+
+#define P (h_profile())
+#define MIB (1024L * 1024L)
+
+/* A single server connection: one writer and nothing else, so a test can
+ * prove that a transaction was rolled back (otherwise it would block). */
+static const struct h_opts single_conn = { .max_open_conns = 1 };
+
+/* ================================================================ helpers */
+
+static void must_ok(dbpool_conn *c, int rc, const char *what)
+{
+    const dbpool_error *e = dbpool_last_error(c);
+    cr_assert_eq(rc, 0, "%s failed: %s [%s]: %s", what, dbpool_code_name(e->code), e->sqlstate,
+                 e->message);
+}
+
+static void assert_txstate(dbpool_conn *c, char want, const char *when)
+{
+    char got = (char)dbpool_txstate_of(c);
+    cr_assert_eq(got, want, "txstate %s: '%c', expected '%c'", when, got, want);
+}
+
+static void insert_int(dbpool_conn *c, const char *table, int64_t v)
+{
+    char sql[128];
+    dbpool_value p = dbpool_int(v);
+    snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (?)", table);
+    h_execp(c, sql, &p, 1);
+}
+
+static int64_t count_rows(dbpool_conn *c, const char *table)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    return h_scalar(c, sql);
+}
+
+/* Sorted single-int-column contents of table as "1,3,4". */
+static char *table_ints(dbpool_conn *c, const char *table)
+{
+    char sql[128];
+    static char out[1024];
+    size_t pos = 0;
+
+    snprintf(sql, sizeof(sql), "SELECT a FROM %s ORDER BY a", table);
+    dbpool_result *r = h_query(c, sql, NULL, 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < dbpool_result_nrows(r) && pos < sizeof(out) - 32; i++) {
+        const dbpool_value *v = dbpool_result_value(r, i, 0);
+        pos += (size_t)snprintf(out + pos, sizeof(out) - pos, "%s%lld", i ? "," : "",
+                                (long long)v->u.i);
+    }
+    dbpool_result_free(r);
+    return out;
+}
+
+/* A fresh session can read and write: the daemon is healthy. */
+static void assert_daemon_serves(void)
+{
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT 40 + 2"), 42);
+    must_ok(c, dbpool_ping(c), "ping");
+    dbpool_close(c);
+}
+
+static double stats_clients(void)
+{
+    return H_STATUS_NUM("/stats", "clients", "connected");
+}
+
+static double pool_num(const char *section, const char *field)
+{
+    return H_STATUS_NUM("/pools", section, field);
+}
+
+/* Await every session gone (sessions are freed asynchronously). */
+static void await_no_sessions(void)
+{
+    bool ok = H_AWAIT(stats_clients() == 0 && pool_num("clients", "connected") == 0, 5000);
+    cr_assert(ok, "sessions did not go back to 0: /stats clients.connected = %g, /pools "
+              "clients.connected = %g", stats_clients(), pool_num("clients", "connected"));
+}
+
+/* ---- values ---- */
+
+static const char *value_str(const dbpool_value *v, char *buf, size_t len)
+{
+    switch (v->type) {
+    case DBPOOL_NULL: snprintf(buf, len, "NULL"); break;
+    case DBPOOL_INT64: snprintf(buf, len, "INT64 %lld", (long long)v->u.i); break;
+    case DBPOOL_FLOAT64: snprintf(buf, len, "FLOAT64 %.17g", v->u.f); break;
+    case DBPOOL_BOOL: snprintf(buf, len, "BOOL %d", v->u.b); break;
+    case DBPOOL_TEXT:
+        snprintf(buf, len, "TEXT(%zu) \"%.40s\"", v->u.s.len, v->u.s.ptr ? v->u.s.ptr : "");
+        break;
+    case DBPOOL_BLOB: snprintf(buf, len, "BLOB(%zu)", v->u.s.len); break;
+    default: snprintf(buf, len, "type %d", (int)v->type); break;
+    }
+    return buf;
+}
+
+/* Equal type and content; floats bit for bit unless loose_zero (then -0.0 == 0.0). */
+static bool value_eq(const dbpool_value *a, const dbpool_value *b, bool loose_zero)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case DBPOOL_NULL: return true;
+    case DBPOOL_INT64: return a->u.i == b->u.i;
+    case DBPOOL_BOOL: return a->u.b == b->u.b;
+    case DBPOOL_FLOAT64:
+        return loose_zero ? a->u.f == b->u.f : memcmp(&a->u.f, &b->u.f, sizeof(double)) == 0;
+    case DBPOOL_TEXT:
+    case DBPOOL_BLOB:
+        return a->u.s.len == b->u.s.len &&
+               (a->u.s.len == 0 || memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0);
+    }
+    return false;
+}
+
+static void assert_value(const dbpool_value *got, const dbpool_value *want, bool loose_zero,
+                         const char *what)
+{
+    char g[128], w[128];
+    cr_assert(value_eq(got, want, loose_zero), "%s: got %s, expected %s", what,
+              value_str(got, g, sizeof(g)), value_str(want, w, sizeof(w)));
+}
+
+struct sample {
+    const char *name;
+    dbpool_value v;
+    const char *column;       /* table column that stores it */
+};
+
+static uint8_t blob_bytes[256];
+static char *big_text;
+
+#define NSAMPLES 14
+
+static void make_samples(struct sample *s)
+{
+    for (int i = 0; i < 256; i++)
+        blob_bytes[i] = (uint8_t)i;
+    big_text = malloc((size_t)MIB + 1);
+    cr_assert_not_null(big_text);
+    for (long i = 0; i < MIB; i++)
+        big_text[i] = (char)('a' + i % 26);
+    big_text[MIB] = '\0';
+    struct sample all[NSAMPLES] = {
+        { "NULL", dbpool_null(), "i" },
+        { "INT64 0", dbpool_int(0), "i" },
+        { "INT64 -1", dbpool_int(-1), "i" },
+        { "INT64_MIN", dbpool_int(INT64_MIN), "i" },
+        { "INT64_MAX", dbpool_int(INT64_MAX), "i" },
+        { "FLOAT64 1.5", dbpool_float(1.5), "f" },
+        { "FLOAT64 -0.0", dbpool_float(-0.0), "f" },
+        { "FLOAT64 1e308", dbpool_float(1e308), "f" },
+        { "empty TEXT", dbpool_textn("", 0), "t" },
+        { "UTF-8 TEXT", dbpool_text("h\xc3\xa9llo \xe2\x9c\x93"), "t" },
+        { "1 MiB TEXT", dbpool_textn(big_text, (size_t)MIB), "t" },
+        { "BLOB 0..255", dbpool_blob(blob_bytes, sizeof(blob_bytes)), "b" },
+        { "BOOL true", dbpool_bool(1), "bo" },
+        { "BOOL false", dbpool_bool(0), "bo" },
+    };
+    memcpy(s, all, sizeof(all));
+}
+
+/* What a parameter value reads back as on this backend. */
+static dbpool_value expected_back(const dbpool_value *v)
+{
+    if (v->type == DBPOOL_BOOL && P->bool_result == DBPOOL_INT64)
+        return dbpool_int(v->u.b);
+    return *v;
+}
+
+static void create_values_table(dbpool_conn *c)
+{
+    char cols[512];
+    snprintf(cols, sizeof(cols), "id %s PRIMARY KEY, i %s, f %s, t %s, b %s, bo %s", P->t_int,
+             P->t_int, P->t_float, P->t_text, P->t_blob, P->t_bool);
+    h_create_table(c, "vals", cols);
+}
+
+/* ================================================================ handshake */
+
+TestSuite(handshake, .fini = h_fini, .timeout = 60);
+
+Test(handshake, reports_backend_and_idle_state)
+{
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    cr_assert_str_eq(dbpool_backend(c), P->name);
+    assert_txstate(c, 'I', "after the handshake");
+    must_ok(c, dbpool_ping(c), "ping");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(handshake, unknown_pool_refused_others_unaffected)
+{
+    h_start(NULL);
+    dbpool_conn *before = h_connect();
+    dbpool_error err;
+    memset(&err, 0, sizeof(err));
+
+    dbpool_conn *bad = h_try_connect("no_such_pool", &err);
+    cr_assert_null(bad, "a session on an unknown pool was accepted");
+    cr_assert_eq(err.code, DBPOOL_E_UNKNOWN_POOL, "got %s: %s", dbpool_code_name(err.code),
+                 err.message);
+
+    cr_assert_eq(h_scalar(before, "SELECT 7"), 7, "an existing session broke");
+    assert_daemon_serves();
+    dbpool_close(before);
+    h_stop_ok();
+}
+
+Test(handshake, unknown_pool_raw_error_then_close)
+{
+    h_start(NULL);
+    int fd = h_raw_connect();
+    h_raw_send_hello(fd, PROTO_VERSION, "no_such_pool");
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_UNKNOWN_POOL, "HELLO for an unknown pool");
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+/* ================================================================ values */
+
+TestSuite(values, .fini = h_fini, .timeout = 60);
+
+Test(values, roundtrip_through_select_param)
+{
+    struct sample s[NSAMPLES];
+    make_samples(s);
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+
+    for (int k = 0; k < NSAMPLES; k++) {
+        dbpool_result *r = h_query(c, "SELECT ? AS v", &s[k].v, 1);
+        cr_assert_eq(dbpool_result_nrows(r), 1, "%s: rows", s[k].name);
+        cr_assert_eq(dbpool_result_ncols(r), 1, "%s: columns", s[k].name);
+        cr_assert_str_eq(dbpool_result_columns(r)[0].name, "v", "%s: column name", s[k].name);
+        if (P->d_expr)
+            cr_assert_str_eq(dbpool_result_columns(r)[0].decltype, P->d_expr,
+                             "%s: declared type of an expression column", s[k].name);
+        dbpool_value want = expected_back(&s[k].v);
+        assert_value(dbpool_result_value(r, 0, 0), &want, false, s[k].name);
+        dbpool_result_free(r);
+    }
+    dbpool_close(c);
+    free(big_text);
+    h_stop_ok();
+}
+
+Test(values, roundtrip_through_table)
+{
+    struct sample s[NSAMPLES];
+    char sql[256];
+    make_samples(s);
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    create_values_table(c);
+
+    for (int k = 0; k < NSAMPLES; k++) {
+        dbpool_value p[2] = { dbpool_int(k + 1), s[k].v };
+        snprintf(sql, sizeof(sql), "INSERT INTO vals (id, %s) VALUES (?, ?)", s[k].column);
+        dbpool_result *ins = h_query(c, sql, p, 2);
+        cr_assert_eq(dbpool_result_rows_affected(ins), 1, "%s: rows_affected", s[k].name);
+        dbpool_result_free(ins);
+    }
+    for (int k = 0; k < NSAMPLES; k++) {
+        dbpool_value id = dbpool_int(k + 1);
+        snprintf(sql, sizeof(sql), "SELECT %s FROM vals WHERE id = ?", s[k].column);
+        dbpool_result *r = h_query(c, sql, &id, 1);
+        cr_assert_eq(dbpool_result_nrows(r), 1, "%s: rows", s[k].name);
+        dbpool_value want = expected_back(&s[k].v);
+        assert_value(dbpool_result_value(r, 0, 0), &want, !P->float_keeps_neg_zero_in_table,
+                     s[k].name);
+        dbpool_result_free(r);
+    }
+    dbpool_close(c);
+    free(big_text);
+    h_stop_ok();
+}
+
+Test(values, column_names_and_declared_types)
+{
+    static const char *const names[] = { "id", "i", "f", "t", "b" };
+    h_start(NULL);
+    const char *const decl[] = { P->d_int, P->d_int, P->d_float, P->d_text, P->d_blob };
+    dbpool_conn *c = h_connect();
+    create_values_table(c);
+
+    dbpool_result *r = h_query(c, "SELECT id, i, f, t, b, bo FROM vals", NULL, 0);
+    cr_assert_eq(dbpool_result_nrows(r), 0);
+    cr_assert_eq(dbpool_result_ncols(r), 6, "an empty result still reports its columns");
+    const dbpool_column *cols = dbpool_result_columns(r);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_str_eq(cols[i].name, names[i]);
+        cr_assert_str_eq(cols[i].decltype, decl[i], "declared type of column %s", names[i]);
+    }
+    dbpool_result_free(r);
+
+    r = h_query(c, "SELECT 1 AS one, 'x' AS two", NULL, 0);
+    cr_assert_str_eq(dbpool_result_columns(r)[0].name, "one");
+    cr_assert_str_eq(dbpool_result_columns(r)[1].name, "two");
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->type, DBPOOL_INT64);
+    cr_assert_eq(dbpool_result_value(r, 0, 1)->type, DBPOOL_TEXT);
+    cr_assert_str_eq(dbpool_result_value(r, 0, 1)->u.s.ptr, "x", "TEXT is NUL-terminated");
+    dbpool_result_free(r);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(values, literal_result_types)
+{
+    char sql[256], blob[64];
+    static const uint8_t want_blob[] = { 0x00, 0xff, 0x10 };
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    h_blob_literal(blob, sizeof(blob), "00ff10");
+    snprintf(sql, sizeof(sql), "SELECT 7 AS i, CAST(2.5 AS %s) AS f, 'x' AS t, NULL AS n, "
+             "%s AS b", P->t_float, blob);
+
+    dbpool_result *r = h_query(c, sql, NULL, 0);
+    const dbpool_value want[5] = { dbpool_int(7), dbpool_float(2.5), dbpool_text("x"),
+                                   dbpool_null(), dbpool_blob(want_blob, sizeof(want_blob)) };
+    static const char *const names[5] = { "i", "f", "t", "n", "b" };
+    cr_assert_eq(dbpool_result_ncols(r), 5);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_str_eq(dbpool_result_columns(r)[i].name, names[i]);
+        assert_value(dbpool_result_value(r, 0, (size_t)i), &want[i], false, names[i]);
+    }
+    dbpool_result_free(r);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(values, stmt_done_counts_and_insert_ids)
+{
+    char cols[128];
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    snprintf(cols, sizeof(cols), "id %s, a %s", P->t_autoinc_pk, P->t_int);
+    h_create_table(c, "t", cols);
+
+    for (int64_t i = 1; i <= 3; i++) {
+        dbpool_value v = dbpool_int(i * 10);
+        dbpool_result *r = h_query(c, "INSERT INTO t (a) VALUES (?)", &v, 1);
+        cr_assert_eq(dbpool_result_rows_affected(r), 1);
+        if (P->has_last_insert_id)
+            cr_assert_eq(dbpool_result_last_insert_id(r), i, "last_insert_id %lld, expected %lld",
+                         (long long)dbpool_result_last_insert_id(r), (long long)i);
+        dbpool_result_free(r);
+    }
+    dbpool_result *r = h_query(c, "UPDATE t SET a = a + 1", NULL, 0);
+    cr_assert_eq(dbpool_result_rows_affected(r), 3, "UPDATE rows_affected");
+    dbpool_result_free(r);
+    r = h_query(c, "SELECT a FROM t", NULL, 0);
+    cr_assert_eq(dbpool_result_rows_affected(r), 3, "SELECT rows_affected = rows returned");
+    dbpool_result_free(r);
+    r = h_query(c, "DELETE FROM t WHERE a > 15", NULL, 0);
+    cr_assert_eq(dbpool_result_rows_affected(r), 2, "DELETE rows_affected");
+    dbpool_result_free(r);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ params */
+
+TestSuite(params, .fini = h_fini, .timeout = 60);
+
+Test(params, count_mismatch_is_sql_error_session_continues)
+{
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    dbpool_value one = dbpool_int(1), two[2] = { dbpool_int(1), dbpool_int(2) };
+
+    h_expect_error(c, dbpool_query(c, h_sql("SELECT ? + ?"), &one, 1, NULL), DBPOOL_E_SQL,
+                   "too few parameters");
+    cr_assert_str_eq(dbpool_last_error(c)->sqlstate, "07001", "too few parameters: SQLSTATE");
+    assert_txstate(c, 'I', "after the error");
+    h_expect_error(c, dbpool_query(c, h_sql("SELECT ?"), two, 2, NULL), DBPOOL_E_SQL,
+                   "too many parameters");
+    cr_assert_str_eq(dbpool_last_error(c)->sqlstate, "07001", "too many parameters: SQLSTATE");
+    cr_assert(dbpool_is_open(c), "a request error closed the session");
+
+    dbpool_result *r = h_query(c, "SELECT ? + 1", &one, 1);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->u.i, 2);
+    dbpool_result_free(r);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(params, injection_attempt_stored_literally)
+{
+    static const char *const evil = "x'); DROP TABLE t; --";
+    static const char *const tautology = "' OR '1'='1";
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    char cols[64];
+    snprintf(cols, sizeof(cols), "s %s", P->t_text);
+    h_create_table(c, "t", cols);
+
+    dbpool_value v = dbpool_text(evil);
+    h_execp(c, "INSERT INTO t (s) VALUES (?)", &v, 1);
+    dbpool_result *r = h_query(c, "SELECT s FROM t", NULL, 0);
+    cr_assert_eq(dbpool_result_nrows(r), 1, "the table lost or gained rows");
+    cr_assert_str_eq(dbpool_result_value(r, 0, 0)->u.s.ptr, evil);
+    dbpool_result_free(r);
+
+    v = dbpool_text(tautology);
+    r = h_query(c, "SELECT count(*) FROM t WHERE s = ?", &v, 1);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->u.i, 0, "the parameter was interpolated");
+    dbpool_result_free(r);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ errors */
+
+TestSuite(errors, .fini = h_fini, .timeout = 60);
+
+static void expect_sqlstate(dbpool_conn *c, const char *sql, const char *state)
+{
+    int rc = dbpool_exec(c, h_sql(sql));
+    h_expect_error(c, rc, DBPOOL_E_SQL, sql);
+    cr_assert_str_eq(dbpool_last_error(c)->sqlstate, state, "%s: SQLSTATE (message: %s)", sql,
+                     dbpool_last_error(c)->message);
+    cr_assert_neq(dbpool_last_error(c)->message[0], '\0', "%s: empty error message", sql);
+}
+
+Test(errors, sqlstates_of_common_failures)
+{
+    if (!P->standard_sqlstates)
+        cr_skip_test("backend %s uses its own SQLSTATEs", P->name);
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    h_exec(c, "DROP TABLE IF EXISTS t");              /* it references parent */
+    h_create_table(c, "parent", "id INTEGER PRIMARY KEY");
+    h_create_table(c, "t", "id INTEGER PRIMARY KEY, n INTEGER NOT NULL CHECK (n > 0), "
+                           "p INTEGER REFERENCES parent(id)");
+    h_exec(c, "INSERT INTO parent VALUES (1)");
+    h_exec(c, "INSERT INTO t VALUES (1, 1, 1)");
+
+    expect_sqlstate(c, "INSERT INTO t VALUES (1, 1, 1)", "23505");
+    expect_sqlstate(c, "INSERT INTO t VALUES (2, NULL, 1)", "23502");
+    expect_sqlstate(c, "INSERT INTO t VALUES (3, 1, 99)", "23503");
+    expect_sqlstate(c, "INSERT INTO t VALUES (4, -5, 1)", "23514");
+    expect_sqlstate(c, "SELEKT 1", "42601");
+    expect_sqlstate(c, "SELECT * FROM no_such_table", "42P01");
+    expect_sqlstate(c, "SELECT no_such_column FROM t", "42703");
+    cr_assert_eq(count_rows(c, "t"), 1);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(errors, query_holds_exactly_one_statement)
+{
+    if (!P->standard_sqlstates)
+        cr_skip_test("backend %s uses its own SQLSTATEs", P->name);
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    h_create_table(c, "t", "a INTEGER");
+    expect_sqlstate(c, "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", "42601");
+    cr_assert_eq(count_rows(c, "t"), 0, "part of a multi-statement QUERY ran");
+    h_exec(c, "INSERT INTO t VALUES (3);");           /* a trailing ';' is fine */
+    cr_assert_eq(count_rows(c, "t"), 1);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ streaming */
+
+TestSuite(streaming, .fini = h_fini, .timeout = 180);
+
+static char *make_pad(size_t n)
+{
+    char *p = malloc(n + 1);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)('A' + i % 26);
+    p[n] = '\0';
+    return p;
+}
+
+static void start_series(dbpool_conn *c, int64_t rows, const char *pad)
+{
+    dbpool_value p[2] = { dbpool_int(rows), dbpool_text(pad) };
+    must_ok(c, dbpool_query_start(c, h_sql(P->series_sql), p, 2), "query_start");
+}
+
+/* Read up to `max` rows, checking the sequence continues at *next. */
+static int64_t read_series(dbpool_conn *c, int64_t max, int64_t *next, const char *pad, int *rc)
+{
+    const dbpool_value *row;
+    int64_t got = 0;
+    size_t padlen = strlen(pad);
+
+    while (got < max && (*rc = dbpool_next_row(c, &row)) == 1) {
+        cr_assert_eq(row[0].type, DBPOOL_INT64, "row %lld: n has type %s", (long long)*next,
+                     dbpool_type_name(row[0].type));
+        cr_assert_eq(row[0].u.i, *next, "row out of sequence: %lld, expected %lld",
+                     (long long)row[0].u.i, (long long)*next);
+        cr_assert(row[1].type == DBPOOL_TEXT && row[1].u.s.len == padlen &&
+                  memcmp(row[1].u.s.ptr, pad, padlen) == 0, "row %lld: pad corrupted",
+                  (long long)*next);
+        (*next)++;
+        got++;
+    }
+    return got;
+}
+
+static void read_series_to_end(dbpool_conn *c, int64_t rows, int64_t *next, const char *pad)
+{
+    int rc = 1;
+    read_series(c, INT64_MAX, next, pad, &rc);
+    must_ok(c, rc, "reading the stream");
+    cr_assert_eq(*next - 1, rows, "got %lld rows, expected %lld", (long long)(*next - 1),
+                 (long long)rows);
+    cr_assert_eq(dbpool_rows_affected(c), rows, "rows_affected of a SELECT = rows returned");
+}
+
+Test(streaming, large_result_arrives_complete_and_in_order)
+{
+    const int64_t rows = 100000;
+    char *pad = make_pad(100);
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+
+    start_series(c, rows, pad);
+    cr_assert_eq(dbpool_ncolumns(c), 2);
+    cr_assert_str_eq(dbpool_columns(c)[0].name, "n");
+    cr_assert_str_eq(dbpool_columns(c)[1].name, "pad");
+    int64_t next = 1;
+    read_series_to_end(c, rows, &next, pad);
+    assert_txstate(c, 'I', "after the stream");
+    cr_assert_eq(h_scalar(c, "SELECT 5"), 5, "the session is usable after a long stream");
+    dbpool_close(c);
+    free(pad);
+    h_stop_ok();
+}
+
+/* Poll the daemon's RSS until it stops changing (5 samples within 256 KiB). */
+static long await_stable_rss(void)
+{
+    long prev = h_rss_kib();
+    int stable = 0;
+    uint64_t deadline = h_now_ms() + 8000;
+
+    while (stable < 5 && h_now_ms() < deadline) {
+        h_sleep_ms(50);
+        long cur = h_rss_kib();
+        stable = labs(cur - prev) < 256 ? stable + 1 : 0;
+        prev = cur;
+    }
+    return prev;
+}
+
+Test(streaming, daemon_memory_bounded_while_client_pauses)
+{
+    const int64_t rows = 200000;          /* x ~220 bytes per ROW frame = ~44 MB */
+    const long bound_kib = 20 * 1024;
+    char *pad = make_pad(200);
+    struct h_opts o = { .max_open_conns = 2 };   /* one writer, one reader */
+    h_start(&o);
+    dbpool_conn *c = h_connect();
+
+    int64_t next = 1;                     /* warm up the reader connection */
+    start_series(c, 2000, pad);
+    read_series_to_end(c, 2000, &next, pad);
+    long base = await_stable_rss();
+
+    start_series(c, rows, pad);
+    next = 1;
+    int rc = 1;
+    cr_assert_eq(read_series(c, 1000, &next, pad, &rc), 1000);
+    long paused = await_stable_rss();
+    cr_assert_lt(paused - base, bound_kib, "daemon RSS grew by %ld KiB while the client paused "
+                 "(bound %ld KiB): rows are buffered instead of back-pressured",
+                 paused - base, bound_kib);
+
+    read_series_to_end(c, rows, &next, pad);
+    long end = h_rss_kib();
+    cr_assert_lt(end - base, bound_kib, "daemon RSS grew by %ld KiB over the stream",
+                 end - base);
+    dbpool_close(c);
+    free(pad);
+    h_stop_ok();
+}
+
+/* ================================================================ tx */
+
+TestSuite(tx, .fini = h_fini, .timeout = 60);
+
+static dbpool_conn *start_with_table(const struct h_opts *o)
+{
+    char cols[64];
+    h_start(o);
+    dbpool_conn *c = h_connect();
+    snprintf(cols, sizeof(cols), "a %s", P->t_int);
+    h_create_table(c, "t", cols);
+    return c;
+}
+
+Test(tx, begin_commit_persists)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    assert_txstate(a, 'T', "after BEGIN");
+    insert_int(a, "t", 1);
+    assert_txstate(a, 'T', "after an insert in the transaction");
+    must_ok(a, dbpool_commit(a), "commit");
+    assert_txstate(a, 'I', "after COMMIT");
+
+    dbpool_conn *b = h_connect();
+    cr_assert_eq(count_rows(b, "t"), 1, "the committed row is not visible to another session");
+    dbpool_close(b);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(tx, begin_rollback_discards)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+    cr_assert_eq(count_rows(a, "t"), 1, "the transaction does not see its own row");
+    must_ok(a, dbpool_rollback(a), "rollback");
+    assert_txstate(a, 'I', "after ROLLBACK");
+    cr_assert_eq(count_rows(a, "t"), 0, "the rolled back row is still there");
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(tx, nested_begin_is_a_savepoint)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    must_ok(a, dbpool_begin(a, 0), "outer begin");
+    insert_int(a, "t", 1);
+    must_ok(a, dbpool_begin(a, 0), "inner begin");
+    assert_txstate(a, 'T', "inside the savepoint");
+    insert_int(a, "t", 2);
+    must_ok(a, dbpool_rollback(a), "inner rollback");
+    assert_txstate(a, 'T', "after rolling back the savepoint");
+    insert_int(a, "t", 3);
+    must_ok(a, dbpool_begin(a, 0), "second inner begin");
+    must_ok(a, dbpool_begin(a, 0), "third level begin");
+    insert_int(a, "t", 4);
+    must_ok(a, dbpool_commit(a), "third level commit");
+    must_ok(a, dbpool_commit(a), "second level commit");
+    assert_txstate(a, 'T', "after releasing the savepoints");
+    must_ok(a, dbpool_commit(a), "outer commit");
+    assert_txstate(a, 'I', "after the outer commit");
+
+    dbpool_conn *b = h_connect();
+    cr_assert_str_eq(table_ints(b, "t"), "1,3,4");
+    dbpool_close(b);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+static int tx_body(dbpool_conn *c, void *arg)
+{
+    int64_t v = *(int64_t *)arg;
+    dbpool_value p = dbpool_int(v);
+    if (dbpool_txstate_of(c) != DBPOOL_TX_ACTIVE)
+        return 99;
+    if (dbpool_query(c, h_sql("INSERT INTO t VALUES (?)"), &p, 1, NULL) != 0)
+        return 98;
+    return v < 0 ? 7 : 0;
+}
+
+Test(tx, with_transaction_commits_on_zero_rolls_back_otherwise)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    int64_t good = 1, bad = -1;
+
+    cr_assert_eq(dbpool_with_transaction(a, 0, tx_body, &good), 0);
+    assert_txstate(a, 'I', "after a committed with_transaction");
+    cr_assert_eq(dbpool_with_transaction(a, 0, tx_body, &bad), 7, "fn's return value is "
+                 "passed through");
+    assert_txstate(a, 'I', "after a rolled back with_transaction");
+    cr_assert_str_eq(table_ints(a, "t"), "1");
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(tx, sql_begin_commit_tracked)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    dbpool_conn *b = h_connect();
+
+    h_exec(a, "BEGIN");
+    assert_txstate(a, 'T', "after SQL BEGIN");
+    insert_int(a, "t", 1);
+    assert_txstate(a, 'T', "after an insert in an SQL transaction");
+    cr_assert_eq(count_rows(b, "t"), 0, "another session sees an uncommitted row");
+    h_exec(a, "COMMIT");
+    assert_txstate(a, 'I', "after SQL COMMIT");
+    cr_assert_eq(count_rows(b, "t"), 1, "the committed row is not visible");
+
+    h_exec(a, "BEGIN");
+    insert_int(a, "t", 2);
+    h_exec(a, "ROLLBACK");
+    assert_txstate(a, 'I', "after SQL ROLLBACK");
+    cr_assert_str_eq(table_ints(b, "t"), "1");
+    dbpool_close(b);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(tx, commit_or_rollback_without_transaction)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    h_expect_error(a, dbpool_commit(a), DBPOOL_E_TX_STATE, "COMMIT outside a transaction");
+    cr_assert_str_eq(dbpool_last_error(a)->sqlstate, "25000");
+    cr_assert(strstr(dbpool_last_error(a)->message, "COMMIT"), "the message names the wrong "
+              "request: %s", dbpool_last_error(a)->message);
+    assert_txstate(a, 'I', "after the failed COMMIT");
+    h_expect_error(a, dbpool_rollback(a), DBPOOL_E_TX_STATE, "ROLLBACK outside a transaction");
+    cr_assert(strstr(dbpool_last_error(a)->message, "ROLLBACK"), "%s",
+              dbpool_last_error(a)->message);
+    cr_assert(dbpool_is_open(a), "a request error closed the session");
+    insert_int(a, "t", 1);
+    cr_assert_eq(count_rows(a, "t"), 1);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(tx, read_only_transaction_refuses_writes)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    insert_int(a, "t", 1);
+
+    must_ok(a, dbpool_begin(a, DBPOOL_READ_ONLY), "begin read-only");
+    assert_txstate(a, 'T', "in a read-only transaction");
+    cr_assert_eq(count_rows(a, "t"), 1, "reads work in a read-only transaction");
+    dbpool_value v = dbpool_int(2);
+    int rc = dbpool_query(a, h_sql("INSERT INTO t VALUES (?)"), &v, 1, NULL);
+    h_expect_error(a, rc, DBPOOL_E_SQL, "INSERT in a read-only transaction");
+    cr_assert_str_eq(dbpool_last_error(a)->sqlstate, P->sqlstate_read_only);
+    if (!P->error_fails_transaction)
+        cr_assert_eq(count_rows(a, "t"), 1, "reads still work after the refused write");
+    must_ok(a, dbpool_rollback(a), "rollback");
+    assert_txstate(a, 'I', "after the read-only transaction");
+
+    insert_int(a, "t", 3);
+    cr_assert_str_eq(table_ints(a, "t"), "1,3");
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+/* ================================================================ disconnect */
+
+TestSuite(disconnect, .fini = h_fini, .timeout = 60);
+
+/* With a single server connection, B can only read if the writer was rolled
+ * back and released; it then must also be able to write. */
+static void assert_rolled_back_and_writable(void)
+{
+    dbpool_conn *b = h_connect();
+    cr_assert_eq(count_rows(b, "t"), 0, "the vanished client's uncommitted row is visible");
+    insert_int(b, "t", 2);
+    cr_assert_str_eq(table_ints(b, "t"), "2");
+    assert_txstate(b, 'I', "B after its insert");
+    dbpool_close(b);
+}
+
+static void send_frame(int fd, uint8_t type, const void *payload, uint32_t len)
+{
+    uint8_t hdr[5] = { (uint8_t)((len + 1) >> 24), (uint8_t)((len + 1) >> 16),
+                       (uint8_t)((len + 1) >> 8), (uint8_t)(len + 1), type };
+    cr_assert(h_raw_send(fd, hdr, sizeof(hdr)) && (len == 0 || h_raw_send(fd, payload, len)),
+              "send: %s", strerror(errno));
+}
+
+static void send_query(int fd, const char *sql, const dbpool_value *params, size_t n)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    const char *s = h_sql(sql);
+    proto_put_query(&b, s, strlen(s), params, n);
+    cr_assert(!b.oom && h_raw_send(fd, b.data, b.len), "send QUERY");
+    pbuf_free(&b);
+}
+
+static void expect_ready(int fd, char txstate, const char *what)
+{
+    struct h_frame f;
+    uint8_t t = h_raw_read_until_terminal(fd, 10000, &f);
+    if (t == PT_ERROR) {
+        struct proto_error e;
+        cr_assert(proto_get_error(f.payload, f.len, &e));
+        cr_assert_fail("%s: ERROR %s: %.*s", what, dbpool_code_name(e.code), (int)e.message.len,
+                       e.message.p);
+    }
+    char got = 0;
+    cr_assert(proto_get_ready(f.payload, f.len, &got), "%s: malformed READY", what);
+    cr_assert_eq(got, txstate, "%s: txstate '%c', expected '%c'", what, got, txstate);
+    h_frame_free(&f);
+}
+
+Test(disconnect, close_inside_transaction_rolls_back)
+{
+    dbpool_conn *a = start_with_table(&single_conn);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+    dbpool_close(a);
+    assert_rolled_back_and_writable();
+    h_stop_ok();
+}
+
+Test(disconnect, dropped_socket_inside_transaction_rolls_back)
+{
+    dbpool_conn *setup = start_with_table(&single_conn);
+    dbpool_close(setup);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    uint8_t flags = 0;
+    send_frame(fd, PT_BEGIN, &flags, 1);
+    expect_ready(fd, 'T', "BEGIN");
+    dbpool_value v = dbpool_int(1);
+    send_query(fd, "INSERT INTO t VALUES (?)", &v, 1);
+    expect_ready(fd, 'T', "INSERT");
+    close(fd);                            /* no TERMINATE, no COMMIT */
+    assert_rolled_back_and_writable();
+    h_stop_ok();
+}
+
+Test(disconnect, killed_client_process_rolls_back)
+{
+    dbpool_conn *setup = start_with_table(&single_conn);
+    dbpool_close(setup);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        dbpool_conn *c = dbpool_connect(h_paths()->sock, H_POOL, "doomed", NULL);
+        dbpool_value v = dbpool_int(1);
+        char ok = c && dbpool_begin(c, 0) == 0 &&
+                  dbpool_query(c, h_sql("INSERT INTO t VALUES (?)"), &v, 1, NULL) == 0 ? 'y' : 'n';
+        if (write(pfd[1], &ok, 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    char ok = 0;
+    cr_assert_eq(read(pfd[0], &ok, 1), 1);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    close(pfd[0]);
+    close(pfd[1]);
+    cr_assert_eq(ok, 'y', "the child could not begin + insert");
+    assert_rolled_back_and_writable();
+    h_stop_ok();
+}
+
+Test(disconnect, vanish_with_unread_results_inside_transaction)
+{
+    dbpool_conn *setup = start_with_table(&single_conn);
+    dbpool_close(setup);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    uint8_t flags = 0;
+    dbpool_value v = dbpool_int(1);
+    dbpool_value series[2] = { dbpool_int(1000000), dbpool_text("some padding for the rows") };
+    send_frame(fd, PT_BEGIN, &flags, 1);
+    send_query(fd, "INSERT INTO t VALUES (?)", &v, 1);
+    send_query(fd, P->series_sql, series, 2);    /* a long stream nobody reads */
+    expect_ready(fd, 'T', "BEGIN");
+    expect_ready(fd, 'T', "INSERT");
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1, "the stream did not start");
+    h_frame_free(&f);
+    close(fd);
+    assert_rolled_back_and_writable();
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+Test(disconnect, vanish_before_reading_the_response)
+{
+    dbpool_conn *setup = start_with_table(&single_conn);
+    dbpool_close(setup);
+    for (int i = 0; i < 20; i++) {
+        int fd = h_raw_connect();
+        h_raw_send_hello(fd, PROTO_VERSION, H_POOL);
+        dbpool_value v = dbpool_int(100 + i);
+        send_query(fd, "INSERT INTO t VALUES (?)", &v, 1);
+        close(fd);
+    }
+    dbpool_conn *b = h_connect();
+    int64_t n = count_rows(b, "t");
+    cr_assert(n >= 0 && n <= 20, "%lld rows", (long long)n);
+    insert_int(b, "t", 1);
+    dbpool_close(b);
+    await_no_sessions();
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+/* ================================================================ batch */
+
+TestSuite(batch, .fini = h_fini, .timeout = 60);
+
+#define NSTMTS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void free_results(dbpool_result **r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r[i])
+            dbpool_result_free(r[i]);
+}
+
+static dbpool_stmt stmt(const char *sql, const dbpool_value *p, size_t n)
+{
+    dbpool_stmt s = { h_sql(sql), p, n };
+    return s;
+}
+
+Test(batch, non_atomic_returns_one_result_per_statement)
+{
+    dbpool_conn *c = start_with_table(NULL);
+    dbpool_value one = dbpool_int(1), two = dbpool_int(2);
+    dbpool_stmt s[] = {
+        stmt("INSERT INTO t VALUES (?)", &one, 1),
+        stmt("INSERT INTO t VALUES (?)", &two, 1),
+        stmt("SELECT a FROM t ORDER BY a", NULL, 0),
+    };
+    dbpool_result *res[3] = { NULL };
+    size_t failed = 77;
+
+    must_ok(c, dbpool_batch(c, s, NSTMTS(s), 0, res, &failed), "batch");
+    cr_assert_eq(failed, SIZE_MAX, "failed_index after success: %zu", failed);
+    cr_assert(res[0] && res[1] && res[2], "a result is missing");
+    cr_assert_eq(dbpool_result_rows_affected(res[0]), 1);
+    cr_assert_eq(dbpool_result_rows_affected(res[1]), 1);
+    cr_assert_eq(dbpool_result_nrows(res[2]), 2);
+    cr_assert_eq(dbpool_result_ncols(res[2]), 1);
+    cr_assert_str_eq(dbpool_result_columns(res[2])[0].name, "a");
+    cr_assert_eq(dbpool_result_value(res[2], 0, 0)->u.i, 1);
+    cr_assert_eq(dbpool_result_value(res[2], 1, 0)->u.i, 2);
+    assert_txstate(c, 'I', "after a batch");
+    free_results(res, 3);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(batch, non_atomic_stops_at_first_error_keeps_earlier)
+{
+    dbpool_conn *c = start_with_table(NULL);
+    dbpool_value one = dbpool_int(1), three = dbpool_int(3);
+    dbpool_stmt s[] = {
+        stmt("INSERT INTO t VALUES (?)", &one, 1),
+        stmt("INSERT INTO no_such_table VALUES (1)", NULL, 0),
+        stmt("INSERT INTO t VALUES (?)", &three, 1),
+    };
+    dbpool_result *res[3] = { NULL };
+    size_t failed = 77;
+
+    int rc = dbpool_batch(c, s, NSTMTS(s), 0, res, &failed);
+    h_expect_error(c, rc, DBPOOL_E_SQL, "batch with a bad 2nd statement");
+    cr_assert_eq(failed, 1, "failed_index %zu", failed);
+    cr_assert_not_null(res[0], "no result for the statement that ran");
+    cr_assert_null(res[2], "a result for a statement after the failure");
+    free_results(res, 3);
+    assert_txstate(c, 'I', "after a failed non-atomic batch");
+    cr_assert_str_eq(table_ints(c, "t"), "1", "statement 0 must stay, statement 2 must not run");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(batch, atomic_failure_rolls_back_every_statement)
+{
+    dbpool_conn *c = start_with_table(NULL);
+    dbpool_value v[3] = { dbpool_int(1), dbpool_int(2), dbpool_int(3) };
+    dbpool_stmt bad[] = {
+        stmt("INSERT INTO t VALUES (?)", &v[0], 1),
+        stmt("INSERT INTO t VALUES (?)", &v[1], 1),
+        stmt("INSERT INTO no_such_table VALUES (?)", &v[2], 1),
+    };
+    size_t failed = 77;
+
+    int rc = dbpool_batch(c, bad, NSTMTS(bad), 1, NULL, &failed);
+    h_expect_error(c, rc, DBPOOL_E_SQL, "atomic batch with a bad 3rd statement");
+    cr_assert_eq(failed, 2, "failed_index %zu", failed);
+    assert_txstate(c, 'I', "after a failed atomic batch");
+    cr_assert_eq(count_rows(c, "t"), 0, "rows of a failed atomic batch survived");
+
+    dbpool_stmt good[] = { bad[0], bad[1] };
+    must_ok(c, dbpool_batch(c, good, NSTMTS(good), 1, NULL, NULL), "atomic batch");
+    cr_assert_str_eq(table_ints(c, "t"), "1,2");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(batch, atomic_inside_transaction_uses_savepoint)
+{
+    dbpool_conn *c = start_with_table(NULL);
+    dbpool_value v[3] = { dbpool_int(1), dbpool_int(2), dbpool_int(3) };
+    dbpool_stmt bad[] = {
+        stmt("INSERT INTO t VALUES (?)", &v[0], 1),
+        stmt("INSERT INTO t VALUES (?)", &v[1], 1),
+        stmt("INSERT INTO no_such_table VALUES (?)", &v[2], 1),
+    };
+    size_t failed = 77;
+
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    insert_int(c, "t", 100);
+    int rc = dbpool_batch(c, bad, NSTMTS(bad), 1, NULL, &failed);
+    h_expect_error(c, rc, DBPOOL_E_SQL, "atomic batch inside a transaction");
+    cr_assert_eq(failed, 2);
+    assert_txstate(c, 'T', "the outer transaction must survive the batch failure");
+    insert_int(c, "t", 200);
+    must_ok(c, dbpool_commit(c), "commit");
+    assert_txstate(c, 'I', "after commit");
+
+    dbpool_conn *b = h_connect();
+    cr_assert_str_eq(table_ints(b, "t"), "100,200");
+    dbpool_close(b);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ concurrency */
+
+TestSuite(concurrency, .fini = h_fini, .timeout = 240);
+
+#define WRITERS 50
+#define INSERTS_PER_WRITER 200
+#define READERS 4
+
+struct shared {
+    const char *sock;
+    const char *insert_sql;
+    const char *count_sql;
+    atomic_int writers_left;
+    atomic_long write_errors;
+    atomic_long read_errors;
+    atomic_long reads;
+    atomic_long count_went_down;
+    pthread_mutex_t lock;
+    char first_error[600];
+};
+
+struct worker {
+    struct shared *sh;
+    int id;
+};
+
+static void record_error(struct shared *sh, atomic_long *counter, const char *what,
+                         const dbpool_conn *c, const dbpool_error *e)
+{
+    atomic_fetch_add(counter, 1);
+    pthread_mutex_lock(&sh->lock);
+    if (!sh->first_error[0]) {
+        const dbpool_error *err = c ? dbpool_last_error(c) : e;
+        snprintf(sh->first_error, sizeof(sh->first_error), "%s: %s: %s", what,
+                 dbpool_code_name(err->code), err->message);
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
+static void *writer_main(void *arg)
+{
+    struct worker *w = arg;
+    struct shared *sh = w->sh;
+    dbpool_error err;
+    dbpool_conn *c = dbpool_connect(sh->sock, H_POOL, "writer", &err);
+
+    if (!c) {
+        record_error(sh, &sh->write_errors, "writer connect", NULL, &err);
+    } else {
+        for (int i = 0; i < INSERTS_PER_WRITER; i++) {
+            dbpool_value p[2] = { dbpool_int(w->id), dbpool_int(i) };
+            if (dbpool_query(c, sh->insert_sql, p, 2, NULL) != 0)
+                record_error(sh, &sh->write_errors, "insert", c, NULL);
+        }
+        dbpool_close(c);
+    }
+    atomic_fetch_sub(&sh->writers_left, 1);
+    return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+    struct worker *w = arg;
+    struct shared *sh = w->sh;
+    dbpool_error err;
+    dbpool_conn *c = dbpool_connect(sh->sock, H_POOL, "reader", &err);
+    int64_t last = 0;
+
+    if (!c) {
+        record_error(sh, &sh->read_errors, "reader connect", NULL, &err);
+        return NULL;
+    }
+    do {
+        dbpool_result *r = NULL;
+        if (dbpool_query(c, sh->count_sql, NULL, 0, &r) != 0) {
+            record_error(sh, &sh->read_errors, "count", c, NULL);
+            continue;
+        }
+        int64_t n = dbpool_result_value(r, 0, 0)->u.i;
+        if (n < last)
+            atomic_fetch_add(&sh->count_went_down, 1);
+        last = n;
+        atomic_fetch_add(&sh->reads, 1);
+        dbpool_result_free(r);
+    } while (atomic_load(&sh->writers_left) > 0);
+    dbpool_close(c);
+    return NULL;
+}
+
+Test(concurrency, many_writers_and_readers_on_a_small_pool)
+{
+    dbpool_conn *setup = start_with_table(NULL);      /* maxOpenConns 4 */
+    char cols[64];
+    snprintf(cols, sizeof(cols), "tid %s, i %s", P->t_int, P->t_int);
+    h_create_table(setup, "w", cols);
+    dbpool_close(setup);
+
+    struct shared sh = { .sock = h_paths()->sock,
+                         .insert_sql = h_sql("INSERT INTO w (tid, i) VALUES (?, ?)"),
+                         .count_sql = h_sql("SELECT count(*) FROM w") };
+    atomic_init(&sh.writers_left, WRITERS);
+    pthread_mutex_init(&sh.lock, NULL);
+    pthread_t th[WRITERS + READERS];
+    struct worker wk[WRITERS + READERS];
+
+    for (int i = 0; i < WRITERS + READERS; i++) {
+        wk[i] = (struct worker){ &sh, i };
+        cr_assert_eq(pthread_create(&th[i], NULL, i < WRITERS ? writer_main : reader_main,
+                                    &wk[i]), 0);
+    }
+    for (int i = 0; i < WRITERS + READERS; i++)
+        pthread_join(th[i], NULL);
+
+    cr_assert_eq(atomic_load(&sh.write_errors), 0, "%ld write errors; first: %s",
+                 atomic_load(&sh.write_errors), sh.first_error);
+    cr_assert_eq(atomic_load(&sh.read_errors), 0, "%ld read errors; first: %s",
+                 atomic_load(&sh.read_errors), sh.first_error);
+    cr_assert_gt(atomic_load(&sh.reads), READERS - 1, "the readers did not run");
+    cr_assert_eq(atomic_load(&sh.count_went_down), 0, "a reader saw the row count decrease");
+
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(count_rows(c, "w"), WRITERS * INSERTS_PER_WRITER);
+    cr_assert_eq(h_scalar(c, "SELECT count(*) FROM (SELECT DISTINCT tid, i FROM w) AS d"),
+                 WRITERS * INSERTS_PER_WRITER, "duplicate rows");
+    dbpool_close(c);
+    await_no_sessions();
+    h_stop_ok();
+}
+
+/* ================================================================ routing */
+
+TestSuite(routing, .fini = h_fini, .timeout = 60);
+
+Test(routing, fresh_session_reads_committed_data_immediately)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    for (int64_t i = 1; i <= 40; i++) {
+        if (i % 2) {
+            must_ok(a, dbpool_begin(a, 0), "begin");
+            insert_int(a, "t", i);
+            must_ok(a, dbpool_commit(a), "commit");
+        } else {
+            insert_int(a, "t", i);        /* autocommit */
+        }
+        dbpool_conn *b = h_connect();
+        cr_assert_eq(h_scalar(b, "SELECT max(a) FROM t"), i,
+                     "a fresh session does not see the row committed just before");
+        dbpool_close(b);
+    }
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(routing, uncommitted_data_is_invisible_and_readers_do_not_block)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    dbpool_conn *b = h_connect();
+    insert_int(a, "t", 1);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 2);
+    cr_assert_str_eq(table_ints(b, "t"), "1", "B sees A's uncommitted row (or blocked)");
+    must_ok(a, dbpool_commit(a), "commit");
+    cr_assert_str_eq(table_ints(b, "t"), "1,2");
+    dbpool_close(b);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+/* ================================================================ protocol */
+
+TestSuite(protocol, .fini = h_fini, .timeout = 60);
+
+static int64_t read_int_result(int fd, char txstate, const char *what)
+{
+    struct h_frame f;
+    dbpool_value v;
+    struct proto_column *cols = NULL;
+    size_t ncols = 0;
+
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1, "%s: no COLUMNS", what);
+    cr_assert_eq(f.type, PT_COLUMNS, "%s: frame '%c', expected COLUMNS", what, f.type);
+    cr_assert(proto_get_columns(f.payload, f.len, &cols, &ncols) && ncols == 1, "%s", what);
+    free(cols);
+    h_frame_free(&f);
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+    cr_assert_eq(f.type, PT_ROW, "%s: frame '%c', expected ROW", what, f.type);
+    cr_assert(proto_get_row(f.payload, f.len, 1, &v) && v.type == DBPOOL_INT64, "%s", what);
+    h_frame_free(&f);
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+    cr_assert_eq(f.type, PT_STMT_DONE, "%s: frame '%c', expected STMT_DONE", what, f.type);
+    h_frame_free(&f);
+    expect_ready(fd, txstate, what);
+    return v.u.i;
+}
+
+Test(protocol, pipelined_requests_answered_in_order)
+{
+    h_start(NULL);
+    int fd = h_raw_connect();
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_hello(&b, PROTO_VERSION, H_POOL, "pipeliner");
+    proto_put_query(&b, "SELECT 1", 8, NULL, 0);
+    proto_put_query(&b, "SELECT 2", 8, NULL, 0);
+    proto_put_empty(&b, PT_PING);
+    proto_put_begin(&b, 0);
+    proto_put_query(&b, "SELECT 3", 8, NULL, 0);
+    proto_put_empty(&b, PT_COMMIT);
+    proto_put_empty(&b, PT_TERMINATE);
+    cr_assert(!b.oom && h_raw_send(fd, b.data, b.len), "send");
+    pbuf_free(&b);
+
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+    cr_assert_eq(f.type, PT_HELLO_OK);
+    h_frame_free(&f);
+    cr_assert_eq(read_int_result(fd, 'I', "SELECT 1"), 1);
+    cr_assert_eq(read_int_result(fd, 'I', "SELECT 2"), 2);
+    expect_ready(fd, 'I', "PING");
+    expect_ready(fd, 'T', "BEGIN");
+    cr_assert_eq(read_int_result(fd, 'T', "SELECT 3"), 3);
+    expect_ready(fd, 'I', "COMMIT");
+    h_raw_expect_eof(fd, 10000, "after TERMINATE");
+    await_no_sessions();
+    h_stop_ok();
+}
+
+/* ================================================================ badinput */
+
+TestSuite(badinput, .fini = h_fini, .timeout = 60);
+
+/* Open a session (HELLO done, or not), send bytes, expect ERROR code + EOF;
+ * then the daemon still serves and no session is left over. */
+static void bad_bytes(bool handshake, const void *bytes, size_t n, int code, const char *what)
+{
+    h_start(NULL);
+    int fd = h_raw_connect();
+    if (handshake)
+        h_raw_handshake(fd);
+    cr_assert(h_raw_send(fd, bytes, n), "%s: send: %s", what, strerror(errno));
+    h_raw_expect_error_then_eof(fd, code, what);
+    assert_daemon_serves();
+    await_no_sessions();
+    h_stop_ok();
+}
+
+static void bad_frame(bool handshake, uint8_t type, const void *payload, uint32_t len, int code,
+                      const char *what)
+{
+    uint8_t buf[256];
+    cr_assert_leq(len + 5u, sizeof(buf));
+    uint32_t flen = len + 1;
+    buf[0] = (uint8_t)(flen >> 24);
+    buf[1] = (uint8_t)(flen >> 16);
+    buf[2] = (uint8_t)(flen >> 8);
+    buf[3] = (uint8_t)flen;
+    buf[4] = type;
+    if (len)
+        memcpy(buf + 5, payload, len);
+    bad_bytes(handshake, buf, len + 5u, code, what);
+}
+
+Test(badinput, garbage_http_request)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    h_start(NULL);
+    int fd = h_raw_connect();
+    cr_assert(h_raw_send(fd, req, sizeof(req) - 1));
+    struct h_frame f;
+    struct proto_error e;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1, "no ERROR frame for garbage");
+    cr_assert_eq(f.type, PT_ERROR);
+    cr_assert(proto_get_error(f.payload, f.len, &e));
+    cr_assert(e.code == DBPOOL_E_PROTOCOL || e.code == DBPOOL_E_LIMIT, "code %s",
+              dbpool_code_name(e.code));
+    h_frame_free(&f);
+    h_raw_expect_eof(fd, 10000, "after garbage");
+    assert_daemon_serves();
+    await_no_sessions();
+    h_stop_ok();
+}
+
+Test(badinput, request_before_hello)
+{
+    bad_frame(false, PT_PING, NULL, 0, DBPOOL_E_PROTOCOL, "PING before HELLO");
+}
+
+Test(badinput, query_before_hello)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_query(&b, "SELECT 1", 8, NULL, 0);
+    bad_bytes(false, b.data, b.len, DBPOOL_E_PROTOCOL, "QUERY before HELLO");
+    pbuf_free(&b);
+}
+
+Test(badinput, truncated_frame_then_close)
+{
+    static const uint8_t part[] = { 0, 0, 0, 100, 'Q', 0, 0, 0, 50, 'S', 'E', 'L' };
+    h_start(NULL);
+    for (int handshake = 0; handshake <= 1; handshake++) {
+        int fd = h_raw_connect();
+        if (handshake)
+            h_raw_handshake(fd);
+        cr_assert(h_raw_send(fd, part, sizeof(part)));
+        close(fd);
+        fd = h_raw_connect();             /* a header cut in the middle */
+        if (handshake)
+            h_raw_handshake(fd);
+        cr_assert(h_raw_send(fd, part, 3));
+        close(fd);
+    }
+    assert_daemon_serves();
+    await_no_sessions();
+    h_stop_ok();
+}
+
+Test(badinput, zero_length_frame)
+{
+    /* length 0 (no type byte), then a PING the daemon must never run */
+    static const uint8_t zero[] = { 0, 0, 0, 0, 0, 0, 0, 1, PT_PING };
+    bad_bytes(true, zero, sizeof(zero), DBPOOL_E_PROTOCOL, "frame length 0");
+}
+
+Test(badinput, oversized_length)
+{
+    static const uint8_t huge[] = { 0x7f, 0xff, 0xff, 0xff, 'Q', 0, 0, 0, 8 };
+    bad_bytes(true, huge, sizeof(huge), DBPOOL_E_LIMIT, "length 0x7fffffff");
+}
+
+Test(badinput, unknown_frame_type)
+{
+    bad_frame(true, 'Y', "xyz", 3, DBPOOL_E_PROTOCOL, "frame type 'Y'");
+}
+
+Test(badinput, daemon_frame_type_from_client)
+{
+    static const uint8_t ready = 'I';
+    bad_frame(true, PT_READY, &ready, 1, DBPOOL_E_PROTOCOL, "READY sent by a client");
+}
+
+Test(badinput, query_claims_more_params_than_sent)
+{
+    /* str "SELECT 1", u16 nparams = 1000, no values */
+    static const uint8_t q[] = { 0, 0, 0, 8, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1', 0x03, 0xe8 };
+    bad_frame(true, PT_QUERY, q, sizeof(q), DBPOOL_E_PROTOCOL, "QUERY nparams 1000, no values");
+}
+
+Test(badinput, query_with_trailing_bytes)
+{
+    static const uint8_t q[] = { 0, 0, 0, 8, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1', 0, 0,
+                                 0xde, 0xad };
+    bad_frame(true, PT_QUERY, q, sizeof(q), DBPOOL_E_PROTOCOL, "QUERY with trailing bytes");
+}
+
+Test(badinput, query_with_bad_value_tag)
+{
+    static const uint8_t q[] = { 0, 0, 0, 8, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '?', 0, 1, 9 };
+    bad_frame(true, PT_QUERY, q, sizeof(q), DBPOOL_E_PROTOCOL, "value tag 9");
+}
+
+Test(badinput, query_with_bad_bool_byte)
+{
+    static const uint8_t q[] = { 0, 0, 0, 8, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '?', 0, 1,
+                                 DBPOOL_BOOL, 2 };
+    bad_frame(true, PT_QUERY, q, sizeof(q), DBPOOL_E_PROTOCOL, "BOOL byte 2");
+}
+
+Test(badinput, text_length_beyond_frame)
+{
+    static const uint8_t q[] = { 0xff, 0xff, 0xff, 0xf0, 'S', 'E', 'L', 0, 0 };
+    bad_frame(true, PT_QUERY, q, sizeof(q), DBPOOL_E_PROTOCOL, "sql length beyond the frame");
+}
+
+Test(badinput, begin_with_reserved_flag_bits)
+{
+    static const uint8_t flags = 0x80;
+    bad_frame(true, PT_BEGIN, &flags, 1, DBPOOL_E_PROTOCOL, "BEGIN flags 0x80 (reserved bits)");
+}
+
+Test(badinput, batch_with_reserved_flag_bits)
+{
+    /* flags 0x82, one statement "SELECT 1" without params */
+    static const uint8_t q[] = { 0x82, 0, 1, 0, 0, 0, 8, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1',
+                                 0, 0 };
+    bad_frame(true, PT_BATCH, q, sizeof(q), DBPOOL_E_PROTOCOL, "BATCH flags 0x82 (reserved bits)");
+}
+
+Test(badinput, ping_with_payload)
+{
+    bad_frame(true, PT_PING, "x", 1, DBPOOL_E_PROTOCOL, "PING with a payload");
+}
+
+Test(badinput, terminate_with_payload)
+{
+    bad_frame(true, PT_TERMINATE, "x", 1, DBPOOL_E_PROTOCOL, "TERMINATE with a payload");
+}
+
+Test(badinput, cancel_with_payload)
+{
+    bad_frame(true, PT_CANCEL, "x", 1, DBPOOL_E_PROTOCOL, "CANCEL with a payload");
+}
+
+Test(badinput, batch_without_statements)
+{
+    static const uint8_t q[] = { 0, 0, 0 };          /* flags 0, nstmts 0 */
+    bad_frame(true, PT_BATCH, q, sizeof(q), DBPOOL_E_PROTOCOL, "BATCH with 0 statements");
+}
+
+Test(badinput, commit_with_payload)
+{
+    bad_frame(true, PT_COMMIT, "x", 1, DBPOOL_E_PROTOCOL, "COMMIT with a payload");
+}
+
+Test(badinput, unsupported_version)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_hello(&b, 2, H_POOL, "future");
+    bad_bytes(false, b.data, b.len, DBPOOL_E_VERSION, "HELLO version 2");
+    pbuf_free(&b);
+}
+
+Test(badinput, malformed_hello)
+{
+    static const uint8_t h[] = { 0, 1, 0, 0, 0, 200, 'a', 'p', 'p' };
+    bad_frame(false, PT_HELLO, h, sizeof(h), DBPOOL_E_PROTOCOL, "HELLO with a cut pool name");
+}
+
+Test(badinput, second_hello)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_hello(&b, PROTO_VERSION, H_POOL, "again");
+    bad_bytes(true, b.data, b.len, DBPOOL_E_PROTOCOL, "second HELLO");
+    pbuf_free(&b);
+}
+
+Test(badinput, rapid_connect_disconnect)
+{
+    h_start(NULL);
+    for (int i = 0; i < 200; i++) {
+        int fd = h_raw_connect();
+        switch (i % 3) {
+        case 0:                            /* connect, close */
+            break;
+        case 1:                            /* HELLO, close without reading */
+            h_raw_send_hello(fd, PROTO_VERSION, H_POOL);
+            break;
+        default: {                         /* full session through the library */
+            close(fd);
+            fd = -1;
+            dbpool_conn *c = h_connect();
+            dbpool_close(c);
+        }
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    assert_daemon_serves();
+    await_no_sessions();
+    char *body = NULL;
+    cr_assert_eq(h_http_get("/health", &body), 200, "/health: %s", body);
+    free(body);
+    h_stop_ok();
+}
+
+/* ================================================================ status */
+
+TestSuite(status, .fini = h_fini, .timeout = 60);
+
+Test(status, health_ok)
+{
+    char *body = NULL, st[32];
+    h_start(NULL);
+    cr_assert_eq(h_http_get("/health", &body), 200, "/health: %s", body);
+    cr_assert(H_JSON_STR(body, st, "status"), "no status in %s", body);
+    cr_assert_str_eq(st, "ok");
+    cr_assert(H_JSON_STR(body, st, "pools", "name") && strcmp(st, H_POOL) == 0, "%s", body);
+    cr_assert_eq(H_JSON_NUM(body, "pools", "healthy"), 1, "%s", body);
+    free(body);
+    h_stop_ok();
+}
+
+Test(status, pools_reports_pool_and_counts_statements)
+{
+    char *body = NULL, s[64];
+    h_start(NULL);
+    cr_assert_eq(h_http_get("/pools", &body), 200);
+    cr_assert(H_JSON_STR(body, s, "name") && strcmp(s, H_POOL) == 0, "name: %s", body);
+    cr_assert(H_JSON_STR(body, s, "type") && strcmp(s, P->name) == 0, "type: %s", body);
+    cr_assert_eq(H_JSON_NUM(body, "servers", "max"), 4, "servers.max: %s", body);
+    cr_assert(strstr(body, h_paths()->db) == NULL, "the database path leaks into /pools");
+    free(body);
+
+    await_no_sessions();                 /* the harness's start-up probe is gone */
+    double stmts = pool_num("totals", "statements");
+    double errs = pool_num("totals", "errors");
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(pool_num("clients", "connected"), 1);
+    h_exec(c, "SELECT 1");
+    h_exec(c, "SELECT 2");
+    h_exec(c, "SELECT 3");
+    cr_assert_eq(dbpool_exec(c, "SELEKT oops"), -1);
+    cr_assert(H_AWAIT(pool_num("totals", "statements") >= stmts + 3, 5000),
+              "totals.statements went from %g to %g after 3 statements", stmts,
+              pool_num("totals", "statements"));
+    cr_assert(H_AWAIT(pool_num("totals", "errors") >= errs + 1, 5000),
+              "totals.errors did not count the failed statement");
+    dbpool_close(c);
+    await_no_sessions();
+    h_stop_ok();
+}
+
+static double metric(const char *body, const char *series)
+{
+    const char *p = body;
+    size_t n = strlen(series);
+    while ((p = strstr(p, series)) != NULL) {
+        if ((p == body || p[-1] == '\n') && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+        p += n;
+    }
+    return NAN;
+}
+
+Test(status, metrics_exposition)
+{
+    static const char series[] = "dbpoold_pool_statements_total{pool=\"" H_POOL "\"}";
+    char *body = NULL;
+    h_start(NULL);
+    cr_assert_eq(h_http_get("/metrics", &body), 200);
+    double before = metric(body, series);
+    cr_assert(!isnan(before), "no %s in:\n%s", series, body);
+    cr_assert(strstr(body, "# TYPE dbpoold_pool_statements_total counter"), "no TYPE line");
+    cr_assert(!isnan(metric(body, "dbpoold_clients_connected")), "no dbpoold_clients_connected");
+    free(body);
+
+    dbpool_conn *c = h_connect();
+    h_exec(c, "SELECT 1");
+    dbpool_close(c);
+    cr_assert_eq(h_http_get("/metrics", &body), 200);
+    cr_assert_geq(metric(body, series), before + 1, "the counter did not move");
+    free(body);
+    h_stop_ok();
+}
+
+Test(status, stats_document)
+{
+    h_start(NULL);
+    cr_assert_eq(H_STATUS_NUM("/stats", "pools"), 1);
+    cr_assert_eq(H_STATUS_NUM("/stats", "shutting_down"), 0);
+    await_no_sessions();
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(H_STATUS_NUM("/stats", "clients", "connected"), 1);
+    cr_assert_geq(H_STATUS_NUM("/stats", "clients", "total_accepted"), 1);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(status, unknown_path_and_wrong_method)
+{
+    char *body = NULL;
+    h_start(NULL);
+    cr_assert_eq(h_http_get("/nope", &body), 404, "GET /nope: %s", body);
+    cr_assert(strstr(body, "\"error\""), "404 body without an error: %s", body);
+    free(body);
+    cr_assert_eq(h_http("POST", "/pools", &body), 405, "POST /pools: %s", body);
+    free(body);
+    cr_assert_eq(h_http_get("/pools?x=1", &body), 200, "the query string is ignored");
+    free(body);
+    h_stop_ok();
+}
+
+/* ================================================================ shutdown */
+
+TestSuite(shutdown, .fini = h_fini, .timeout = 60);
+
+static const struct h_opts long_drain = { .shutdown_timeout = "60s" };
+
+static bool health_says_shutting_down(void)
+{
+    char *body = NULL, st[32] = "";
+    int code = h_http_get("/health", &body);
+    bool yes = code == 503 && H_JSON_STR(body, st, "status") && strcmp(st, "shutting_down") == 0;
+    free(body);
+    return yes;
+}
+
+/* A new session must fail now: refused, or closed at once. */
+static void assert_new_session_refused(void)
+{
+    int fd = h_raw_try_connect(h_paths()->sock);
+    if (fd < 0) {
+        cr_assert(errno == ENOENT || errno == ECONNREFUSED, "connect: %s", strerror(errno));
+        return;
+    }
+    h_raw_send_hello(fd, PROTO_VERSION, H_POOL);
+    struct h_frame f;
+    int r = h_raw_read_frame(fd, 2000, &f);
+    if (r == 1 && f.type == PT_HELLO_OK)
+        cr_assert_fail("a new session was accepted while shutting down");
+    cr_assert_neq(r, -1, "a new connection during shutdown was neither refused nor answered "
+                  "within 2 s (accepted into the listen backlog and left hanging?)");
+    if (r == 1)
+        h_frame_free(&f);
+    close(fd);
+}
+
+Test(shutdown, drains_open_transaction_then_exits)
+{
+    dbpool_conn *a = start_with_table(&long_drain);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+
+    h_signal(SIGTERM);
+    cr_assert(H_AWAIT(health_says_shutting_down(), 5000), "/health never said shutting_down");
+    assert_new_session_refused();
+
+    insert_int(a, "t", 2);                /* the transaction goes on */
+    must_ok(a, dbpool_commit(a), "commit during the drain");
+    assert_txstate(a, 'I', "after the commit");
+
+    int st = h_wait_exit(10000);
+    cr_assert_neq(st, -1, "dbpoold did not exit after the last transaction ended "
+                  "(shutdownTimeout is 60 s)");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    cr_assert_neq(access(h_paths()->sock, F_OK), 0, "the client socket file is left behind");
+    cr_assert_neq(access(h_paths()->status_sock, F_OK), 0, "the status socket file is left");
+    h_assert_log_clean();
+    cr_assert_neq(dbpool_ping(a), 0, "the session survived the daemon");
+    dbpool_close(a);
+
+    h_restart();
+    dbpool_conn *b = h_connect();
+    cr_assert_str_eq(table_ints(b, "t"), "1,2", "the drained transaction was not committed");
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+Test(shutdown, idle_sessions_closed_promptly)
+{
+    h_start(&long_drain);
+    dbpool_conn *a = h_connect();
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+
+    h_signal(SIGTERM);
+    h_raw_expect_eof(fd, 5000, "an idle session after SIGTERM");
+    int st = h_wait_exit(5000);
+    cr_assert_neq(st, -1, "dbpoold did not exit promptly with only idle sessions");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    cr_assert_neq(dbpool_ping(a), 0, "the idle session was not closed");
+    dbpool_close(a);
+    h_assert_log_clean();
+}
+
+Test(shutdown, timeout_cuts_stuck_transaction)
+{
+    struct h_opts o = { .shutdown_timeout = "500ms" };
+    dbpool_conn *a = start_with_table(&o);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+
+    uint64_t t0 = h_now_ms();
+    h_signal(SIGTERM);
+    int st = h_wait_exit(10000);
+    cr_assert_neq(st, -1, "dbpoold did not exit after shutdownTimeout");
+    cr_assert(WIFEXITED(st), "dbpoold died of signal %d", WTERMSIG(st));
+    cr_assert_geq(h_now_ms() - t0, 400, "it did not wait for the open transaction");
+    dbpool_close(a);
+    h_assert_log_clean();
+
+    h_restart();
+    dbpool_conn *b = h_connect();
+    cr_assert_eq(count_rows(b, "t"), 0, "the cut transaction was committed");
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* ================================================================ limits */
+
+TestSuite(limits, .fini = h_fini, .timeout = 60);
+
+static const struct h_opts small_limits = {
+    .daemon_settings = "maxFrameSize = 65536; maxParams = 8; maxBatchStatements = 3;",
+};
+
+Test(limits, hello_ok_reports_limits)
+{
+    h_start(&small_limits);
+    int fd = h_raw_connect();
+    h_raw_send_hello(fd, PROTO_VERSION, H_POOL);
+    struct h_frame f;
+    struct proto_hello_ok ok;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+    cr_assert_eq(f.type, PT_HELLO_OK);
+    cr_assert(proto_get_hello_ok(f.payload, f.len, &ok), "malformed HELLO_OK");
+    cr_assert_eq(ok.version, PROTO_VERSION);
+    cr_assert(ok.backend.len == strlen(P->name) && memcmp(ok.backend.p, P->name, ok.backend.len) == 0);
+    cr_assert_eq(ok.max_frame, 65536);
+    cr_assert_eq(ok.max_params, 8);
+    h_frame_free(&f);
+    close(fd);
+    h_stop_ok();
+}
+
+static bool is_limit_code(int code)
+{
+    return code == DBPOOL_E_LIMIT || code == DBPOOL_E_USAGE || code == DBPOOL_E_PROTOCOL;
+}
+
+Test(limits, max_params)
+{
+    dbpool_value p[9];
+    for (int i = 0; i < 9; i++)
+        p[i] = dbpool_int(i + 1);
+    h_start(&small_limits);
+    dbpool_conn *c = h_connect();
+
+    dbpool_result *r = h_query(c, "SELECT ?+?+?+?+?+?+?+?", p, 8);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->u.i, 36, "maxParams parameters must work");
+    dbpool_result_free(r);
+
+    int rc = dbpool_query(c, h_sql("SELECT ?+?+?+?+?+?+?+?+?"), p, 9, NULL);
+    cr_assert_eq(rc, -1, "a statement with more than maxParams parameters ran");
+    cr_assert(is_limit_code(dbpool_last_error(c)->code), "error %s: %s",
+              dbpool_code_name(dbpool_last_error(c)->code), dbpool_last_error(c)->message);
+    dbpool_close(c);
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+/* A raw QUERY with 9 INT64 parameters (maxParams is 8). */
+Test(limits, raw_frame_above_max_params_is_protocol_error)
+{
+    dbpool_value p[9];
+    for (int i = 0; i < 9; i++)
+        p[i] = dbpool_int(i);
+    h_start(&small_limits);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    send_query(fd, "SELECT ?+?+?+?+?+?+?+?+?", p, 9);
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_PROTOCOL, "QUERY with 9 parameters, maxParams 8");
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+Test(limits, raw_batch_above_max_statements_is_protocol_error)
+{
+    dbpool_stmt s[4] = { { "SELECT 1", NULL, 0 }, { "SELECT 2", NULL, 0 },
+                         { "SELECT 3", NULL, 0 }, { "SELECT 4", NULL, 0 } };
+    h_start(&small_limits);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_batch(&b, 0, s, 4);
+    cr_assert(!b.oom && h_raw_send(fd, b.data, b.len));
+    pbuf_free(&b);
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_PROTOCOL, "BATCH of 4, maxBatchStatements 3");
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+Test(limits, max_frame_size)
+{
+    const size_t fits = 60000, too_big = 100 * 1024;
+    char *text = make_pad(too_big);
+    h_start(&small_limits);
+    dbpool_conn *c = h_connect();
+
+    dbpool_value v = dbpool_textn(text, fits);
+    dbpool_result *r = h_query(c, "SELECT ?", &v, 1);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->u.s.len, fits, "a frame below the limit failed");
+    dbpool_result_free(r);
+
+    v = dbpool_textn(text, too_big);
+    int rc = dbpool_query(c, h_sql("SELECT ?"), &v, 1, NULL);
+    cr_assert_eq(rc, -1, "a frame above maxFrameSize went through");
+    int code = dbpool_last_error(c)->code;
+    cr_assert(code == DBPOOL_E_LIMIT || code == DBPOOL_E_USAGE, "error %s: %s",
+              dbpool_code_name(code), dbpool_last_error(c)->message);
+    dbpool_close(c);
+    assert_daemon_serves();
+    free(text);
+    h_stop_ok();
+}
+
+Test(limits, frame_of_exactly_max_size_accepted_one_more_refused)
+{
+    const uint32_t max = 65536, sql_len = max - 1 - 6;    /* payload = max - 1 */
+    char *sql = malloc(sql_len + 1);          /* + 1: the too-big variant */
+    cr_assert_not_null(sql);
+    memcpy(sql, "SELECT 1 --", 11);
+    memset(sql + 11, 'x', sql_len + 1 - 11);
+    h_start(&small_limits);
+
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_query(&b, sql, sql_len, NULL, 0);
+    cr_assert_eq(b.len, PROTO_HEADER_SIZE + max - 1);
+    cr_assert(h_raw_send(fd, b.data, b.len));
+    cr_assert_eq(read_int_result(fd, 'I', "a frame of exactly maxFrameSize"), 1);
+    close(fd);
+
+    fd = h_raw_connect();
+    h_raw_handshake(fd);
+    pbuf_reset(&b);
+    proto_put_query(&b, sql, sql_len + 1, NULL, 0);
+    cr_assert(h_raw_send(fd, b.data, b.len));
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_LIMIT, "a frame of maxFrameSize + 1");
+    pbuf_free(&b);
+    free(sql);
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+Test(limits, max_batch_statements)
+{
+    h_start(&small_limits);
+    dbpool_conn *c = h_connect();
+    dbpool_stmt s[4] = { stmt("SELECT 1", NULL, 0), stmt("SELECT 2", NULL, 0),
+                         stmt("SELECT 3", NULL, 0), stmt("SELECT 4", NULL, 0) };
+    must_ok(c, dbpool_batch(c, s, 3, 0, NULL, NULL), "a batch of maxBatchStatements");
+    int rc = dbpool_batch(c, s, 4, 0, NULL, NULL);
+    cr_assert_eq(rc, -1, "a batch above maxBatchStatements ran");
+    cr_assert(is_limit_code(dbpool_last_error(c)->code), "error %s",
+              dbpool_code_name(dbpool_last_error(c)->code));
+    dbpool_close(c);
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+Test(limits, max_clients)
+{
+    struct h_opts o = { .daemon_settings = "maxClients = 2;" };
+    h_start(&o);
+    await_no_sessions();
+    dbpool_conn *a = h_connect(), *b = h_connect();
+    dbpool_error err;
+    memset(&err, 0, sizeof(err));
+    dbpool_conn *c = h_try_connect(H_POOL, &err);
+    cr_assert_null(c, "a third session was accepted with maxClients = 2");
+    cr_assert_eq(err.code, DBPOOL_E_LIMIT, "got %s: %s", dbpool_code_name(err.code), err.message);
+    dbpool_close(b);
+    cr_assert(H_AWAIT(stats_clients() == 1, 5000), "the closed session was not freed");
+    c = h_connect();
+    cr_assert_eq(h_scalar(a, "SELECT 1") + h_scalar(c, "SELECT 1"), 2);
+    dbpool_close(a);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ pool */
+
+TestSuite(pool, .fini = h_fini, .timeout = 60);
+
+Test(pool, acquire_timeout_then_recovers)
+{
+    struct h_opts o = { .max_open_conns = 1, .pool_settings = "acquireTimeout = \"200ms\";" };
+    dbpool_conn *a = start_with_table(&o);
+    dbpool_conn *b = h_connect();
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+
+    uint64_t t0 = h_now_ms();
+    int rc = dbpool_exec(b, "SELECT 1");
+    uint64_t waited = h_now_ms() - t0;
+    h_expect_error(b, rc, DBPOOL_E_POOL_TIMEOUT, "B while A holds the only connection");
+    cr_assert(waited >= 150 && waited < 5000, "B waited %llu ms (acquireTimeout 200ms)",
+              (unsigned long long)waited);
+    assert_txstate(b, 'I', "after the pool timeout");
+    cr_assert_geq(pool_num("totals", "acquire_timeouts"), 1);
+
+    must_ok(a, dbpool_commit(a), "commit");
+    cr_assert_eq(count_rows(b, "t"), 1, "B cannot run after A released the connection");
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+struct waiter_arg {
+    const char *sock;
+    const char *sql;
+    int rc;
+    char msg[600];
+};
+
+static void *waiting_insert(void *p)
+{
+    struct waiter_arg *w = p;
+    dbpool_error err;
+    dbpool_conn *c = dbpool_connect(w->sock, H_POOL, "waiter", &err);
+    if (!c) {
+        w->rc = -2;
+        snprintf(w->msg, sizeof(w->msg), "connect: %s", err.message);
+        return NULL;
+    }
+    dbpool_value v = dbpool_int(2);
+    w->rc = dbpool_query(c, w->sql, &v, 1, NULL);
+    if (w->rc)
+        snprintf(w->msg, sizeof(w->msg), "%s", dbpool_last_error(c)->message);
+    dbpool_close(c);
+    return NULL;
+}
+
+Test(pool, waiter_gets_the_released_connection)
+{
+    dbpool_conn *a = start_with_table(&single_conn);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+
+    struct waiter_arg w = { h_paths()->sock, h_sql("INSERT INTO t VALUES (?)"), 99, "" };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, waiting_insert, &w), 0);
+    cr_assert(H_AWAIT(pool_num("clients", "waiting") == 1, 5000), "B never queued");
+    cr_assert_gt(H_STATUS_NUM("/pools", "longest_wait_ms"), 0);
+    must_ok(a, dbpool_commit(a), "commit");
+    pthread_join(th, NULL);
+    cr_assert_eq(w.rc, 0, "the waiting insert failed: %s", w.msg);
+    cr_assert_str_eq(table_ints(a, "t"), "1,2");
+    cr_assert_geq(pool_num("totals", "waits"), 1);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+/* ================================================================ timeouts */
+
+TestSuite(timeouts, .fini = h_fini, .timeout = 60);
+
+
+Test(timeouts, statement_timeout_cancels_and_session_continues)
+{
+    struct h_opts o = { .pool_settings = "statementTimeout = \"200ms\";" };
+    h_start(&o);
+    dbpool_conn *c = h_connect();
+    uint64_t t0 = h_now_ms();
+    int rc = dbpool_exec(c, P->endless_sql);
+    h_expect_error(c, rc, DBPOOL_E_CANCELED, "a statement running past statementTimeout");
+    cr_assert_str_eq(dbpool_last_error(c)->sqlstate, "57014");
+    cr_assert(strstr(dbpool_last_error(c)->message, "statementTimeout"),
+              "the message does not say it was the statement timeout: %s",
+              dbpool_last_error(c)->message);
+    cr_assert_lt(h_now_ms() - t0, 5000, "the cancel took too long");
+    assert_txstate(c, 'I', "after the cancel");
+    cr_assert_eq(h_scalar(c, "SELECT 3"), 3, "the session is unusable after a cancel");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(timeouts, idle_transaction_timeout_rolls_back_and_closes)
+{
+    struct h_opts o = { .max_open_conns = 1, .daemon_settings = "idleTransactionTimeout = \"300ms\";" };
+    dbpool_conn *a = start_with_table(&o);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+    cr_assert(H_AWAIT(pool_num("clients", "connected") == 0, 5000),
+              "the idle transaction's session was not closed");
+    int rc = dbpool_exec(a, "SELECT 1");
+    cr_assert_eq(rc, -1, "the session survived idleTransactionTimeout");
+    int code = dbpool_last_error(a)->code;
+    cr_assert(code == DBPOOL_E_TX_TIMEOUT || code == DBPOOL_E_IO, "error %s",
+              dbpool_code_name(code));
+    dbpool_close(a);
+    assert_rolled_back_and_writable();
+    h_stop_ok();
+}
+
+Test(timeouts, client_idle_timeout_closes_session)
+{
+    struct h_opts o = { .daemon_settings = "clientIdleTimeout = \"300ms\";" };
+    h_start(&o);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    struct h_frame f;
+    struct proto_error e;
+    int r = h_raw_read_frame(fd, 5000, &f);
+    cr_assert_eq(r, 1, "no ERROR before the close of an idle session");
+    cr_assert_eq(f.type, PT_ERROR);
+    cr_assert(proto_get_error(f.payload, f.len, &e));
+    cr_assert_eq(e.code, DBPOOL_E_TX_TIMEOUT, "code %s", dbpool_code_name(e.code));
+    h_frame_free(&f);
+    h_raw_expect_eof(fd, 5000, "after the idle timeout");
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+/* ================================================================ cancel */
+
+TestSuite(cancel, .fini = h_fini, .timeout = 60);
+
+struct bg_query {
+    dbpool_conn *c;
+    const char *sql;
+    int rc;
+    dbpool_error err;
+    uint64_t ended_ms;
+};
+
+static void *bg_query_main(void *p)
+{
+    struct bg_query *q = p;
+    q->rc = dbpool_exec(q->c, q->sql);
+    q->err = *dbpool_last_error(q->c);
+    q->ended_ms = h_now_ms();
+    return NULL;
+}
+
+static void expect_canceled(const struct bg_query *q, const char *what)
+{
+    cr_assert_eq(q->rc, -1, "%s: the request was not cancelled", what);
+    cr_assert_eq(q->err.code, DBPOOL_E_CANCELED, "%s: %s: %s", what,
+                 dbpool_code_name(q->err.code), q->err.message);
+    cr_assert_str_eq(q->err.sqlstate, "57014", "%s", what);
+    cr_assert_null(strstr(q->err.message, "statementTimeout"),
+                   "%s: the message blames the statement timeout: %s", what, q->err.message);
+}
+
+Test(cancel, running_statement)
+{
+    h_start(NULL);
+    struct bg_query q = { .c = h_connect(), .sql = P->endless_sql };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, bg_query_main, &q), 0);
+    cr_assert(H_AWAIT(pool_num("clients", "active") == 1, 5000), "the query never started");
+
+    uint64_t t0 = h_now_ms();
+    cr_assert_eq(dbpool_cancel(q.c), 0, "dbpool_cancel");
+    pthread_join(th, NULL);
+    expect_canceled(&q, "a running statement");
+    cr_assert_lt(q.ended_ms - t0, 5000, "the cancel took %llu ms",
+                 (unsigned long long)(q.ended_ms - t0));
+    assert_txstate(q.c, 'I', "after the cancel");
+    cr_assert_eq(h_scalar(q.c, "SELECT 11"), 11, "the session is unusable after a cancel");
+    dbpool_close(q.c);
+    h_stop_ok();
+}
+
+Test(cancel, request_waiting_for_a_server)
+{
+    dbpool_conn *a = start_with_table(&single_conn);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+    struct bg_query q = { .c = h_connect(), .sql = "SELECT 1" };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, bg_query_main, &q), 0);
+    cr_assert(H_AWAIT(pool_num("clients", "waiting") == 1, 5000), "B never queued");
+
+    cr_assert_eq(dbpool_cancel(q.c), 0, "dbpool_cancel");
+    pthread_join(th, NULL);
+    expect_canceled(&q, "a request in the wait queue");
+    cr_assert_eq(pool_num("clients", "waiting"), 0, "the cancelled request is still queued");
+
+    must_ok(a, dbpool_commit(a), "commit");
+    cr_assert_eq(count_rows(q.c, "t"), 1, "B is unusable after cancelling its wait");
+    dbpool_close(q.c);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(cancel, ignored_when_nothing_runs)
+{
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(dbpool_cancel(c), 0);
+    cr_assert_eq(h_scalar(c, "SELECT 12"), 12, "a CANCEL sent while idle affected the next query");
+    dbpool_close(c);
+
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_CANCEL);
+    proto_put_empty(&b, PT_PING);
+    proto_put_query(&b, "SELECT 5", 8, NULL, 0);
+    cr_assert(!b.oom && h_raw_send(fd, b.data, b.len));
+    pbuf_free(&b);
+    /* exactly: READY for the PING, then the query's frames; nothing for CANCEL */
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+    cr_assert_eq(f.type, PT_READY, "frame '%c' after CANCEL + PING", f.type);
+    h_frame_free(&f);
+    cr_assert_eq(read_int_result(fd, 'I', "SELECT after CANCEL + PING"), 5);
+    close(fd);
+    h_stop_ok();
+}
