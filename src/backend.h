@@ -115,6 +115,14 @@ struct backend_driver {
     enum backend_role (*route)(const char *sql, size_t len);
     /* Short description of the server (version) for HELLO_OK; may be "". */
     const char *(*server_info)(const struct backend_conn *c);
+    /* Watch a connection while it sits idle in the pool (no operation
+     * running): if the server closes it or it otherwise dies, call lost(arg)
+     * once, on the loop thread, and stop watching. unwatch_idle() ends the
+     * watch (harmless when none is active); starting any operation ends it
+     * too. Both may be NULL (SQLite
+     * connections cannot die while idle). */
+    void (*watch_idle)(struct backend_conn *c, void (*lost)(void *arg), void *arg);
+    void (*unwatch_idle)(struct backend_conn *c);
     /* Block until every closed connection has released its resources (worker
      * threads joined, files closed). Called once, after the event loop has
      * stopped, before exit. May be NULL. */

@@ -82,10 +82,16 @@ uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static void on_idle_lost(void *arg);
+
 static void set_state(struct server *sv, enum server_state st)
 {
     struct pool *p = sv->pool;
 
+    if (sv->state == SV_IDLE && st != SV_IDLE && p->drv->unwatch_idle)
+        p->drv->unwatch_idle(sv->conn);
+    if (st == SV_IDLE && sv->state != SV_IDLE && p->drv->watch_idle)
+        p->drv->watch_idle(sv->conn, on_idle_lost, sv);
     TAILQ_REMOVE(&p->lists[sv->state], sv, link);
     p->counts[sv->state]--;
     sv->state = st;
@@ -108,6 +114,8 @@ static void server_close(struct server *sv, const char *reason)
 {
     struct pool *p = sv->pool;
 
+    if (sv->state == SV_IDLE && p->drv->unwatch_idle)
+        p->drv->unwatch_idle(sv->conn);
     log_debug("server_close", "pool=%s server=%llu reason=%s", p->cfg->name,
               (unsigned long long)sv->id, reason);
     TAILQ_REMOVE(&p->lists[sv->state], sv, link);
@@ -538,6 +546,30 @@ uint64_t server_id(const struct server *sv)
 
 /* ------------------------------------------------------------ maintenance */
 
+/* Open one writer to find out whether the database answers (unless one is
+ * being opened already); its outcome sets the pool's health. */
+static void pool_probe(struct pool *p)
+{
+    if (p->retry_pending || p->counts[SV_CONNECTING] > 0 ||
+        p->nrole[ROLE_WRITER] >= p->max_role[ROLE_WRITER])
+        return;
+    server_open(p, ROLE_WRITER);
+}
+
+/* An idle connection died (server restarted, backend terminated): drop it
+ * and probe at once, so a dead server shows as unhealthy right away and a
+ * live one has a fresh connection ready. */
+static void on_idle_lost(void *arg)
+{
+    struct server *sv = arg;
+    struct pool *p = sv->pool;
+
+    log_warn("server_lost", "pool=%s server=%llu state=idle", p->cfg->name,
+             (unsigned long long)sv->id);
+    server_close(sv, "lost_while_idle");
+    pool_probe(p);
+}
+
 static void health_done(void *arg, const struct backend_result *res)
 {
     struct server *sv = arg;
@@ -550,7 +582,7 @@ static void health_done(void *arg, const struct backend_result *res)
         log_warn("health_check_failed", "pool=%s server=%llu error=\"%s\"", p->cfg->name,
                  (unsigned long long)sv->id, res->err.message);
         server_close(sv, "health_check_failed");
-        pool_maybe_connect(p, ROLE_WRITER);
+        pool_probe(p);
         return;
     }
     pool_dispatch(p, sv);
@@ -594,10 +626,10 @@ static void on_maint(evutil_socket_t fd, short what, void *arg)
     recycle_idle(p, now);
     if (interval && now - p->last_health_us >= interval) {
         p->last_health_us = now;
-        if (p->unhealthy && p->nrole[ROLE_WRITER] == 0 && !p->retry_pending)
-            server_open(p, ROLE_WRITER);   /* probe: does the database answer again? */
-        else
+        if (p->counts[SV_IDLE] > 0)
             health_check_idle(p);
+        else if (p->unhealthy || p->counts[SV_ACTIVE] == 0)
+            pool_probe(p);   /* nothing to ping: does the database accept connections? */
     }
 }
 
