@@ -90,6 +90,11 @@ struct backend_profile {
     bool has_last_insert_id;
     /* A statement error inside a transaction leaves it failed ('E'). */
     bool error_fails_transaction;
+    /* Kill a server connection from another session (NULL: not possible):
+     * backend_pid_sql returns the session's server process id as INT64,
+     * kill_backend_sql takes it as its one parameter. */
+    const char *backend_pid_sql;
+    const char *kill_backend_sql;
 };
 
 /* The profile selected by $DBPOOL_TEST_BACKEND (asserts it is known). */

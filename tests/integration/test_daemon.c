@@ -793,6 +793,24 @@ Test(tx, read_only_transaction_refuses_writes)
     h_stop_ok();
 }
 
+Test(tx, commit_of_failed_transaction_rolls_back)
+{
+    if (!P->error_fails_transaction)
+        cr_skip_test("on %s a statement error does not fail the transaction", P->name);
+    dbpool_conn *a = start_with_table(NULL);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+    cr_assert_eq(dbpool_exec(a, "SELECT * FROM no_such_table"), -1);
+    assert_txstate(a, 'E', "after an error inside the transaction");
+    h_expect_error(a, dbpool_exec(a, "SELECT 1"), DBPOOL_E_SQL, "a statement in a failed tx");
+    h_expect_error(a, dbpool_commit(a), DBPOOL_E_TX_STATE, "COMMIT of a failed transaction");
+    cr_assert_str_eq(dbpool_last_error(a)->sqlstate, "25P02");
+    assert_txstate(a, 'I', "after COMMIT of a failed transaction");
+    cr_assert_eq(count_rows(a, "t"), 0, "COMMIT of a failed transaction committed");
+    dbpool_close(a);
+    h_stop_ok();
+}
+
 /* ================================================================ disconnect */
 
 TestSuite(disconnect, .fini = h_fini, .timeout = 60);
@@ -941,6 +959,29 @@ Test(disconnect, vanish_before_reading_the_response)
     dbpool_close(b);
     await_no_sessions();
     assert_daemon_serves();
+    h_stop_ok();
+}
+
+Test(disconnect, server_connection_killed_inside_transaction)
+{
+    if (!P->kill_backend_sql)
+        cr_skip_test("backend %s has no server process to kill", P->name);
+    dbpool_conn *a = start_with_table(NULL);
+    dbpool_conn *killer = h_connect();
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+    dbpool_value pid = dbpool_int(h_scalar(a, P->backend_pid_sql));
+    h_execp(killer, P->kill_backend_sql, &pid, 1);
+
+    int rc = dbpool_exec(a, h_sql("SELECT count(*) FROM t"));
+    h_expect_error(a, rc, DBPOOL_E_CONN_LOST, "a statement on a killed server connection");
+    assert_txstate(a, 'I', "after the connection was lost");
+    cr_assert(dbpool_is_open(a), "CONN_LOST is a request error; the session goes on");
+    cr_assert_eq(count_rows(a, "t"), 0, "the lost transaction's row exists");
+    insert_int(a, "t", 2);
+    cr_assert_str_eq(table_ints(killer, "t"), "2");
+    dbpool_close(killer);
+    dbpool_close(a);
     h_stop_ok();
 }
 
