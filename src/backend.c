@@ -67,3 +67,63 @@ bool sql_starts_with_keyword(const char *sql, size_t len, const char *const *key
     }
     return false;
 }
+
+/* Skip a quoted run starting at s[i] == q ('...', "...", with doubled-quote
+ * escapes); returns the index after the closing quote. */
+static size_t skip_quoted(const char *s, size_t len, size_t i, char q)
+{
+    for (i++; i < len; i++) {
+        if (s[i] == q) {
+            if (i + 1 < len && s[i + 1] == q)
+                i++;
+            else
+                return i + 1;
+        }
+    }
+    return len;
+}
+
+/* At s[i] == '$': skip a dollar-quoted string ($$...$$ or $tag$...$tag$) if
+ * one starts here; returns i unchanged when it is not a dollar quote. */
+static size_t skip_dollar_quote(const char *s, size_t len, size_t i)
+{
+    size_t t = i + 1;
+
+    while (t < len && (isalnum((unsigned char)s[t]) || s[t] == '_') && !isdigit((unsigned char)s[i + 1]))
+        t++;
+    if (t >= len || s[t] != '$')
+        return i;
+    size_t taglen = t - i + 1;
+    for (size_t j = t + 1; j + taglen <= len; j++)
+        if (s[j] == '$' && memcmp(s + j, s + i, taglen) == 0)
+            return j + taglen;
+    return len;
+}
+
+unsigned sql_max_dollar_param(const char *s, size_t len)
+{
+    unsigned max = 0;
+
+    for (size_t i = 0; i < len;) {
+        char ch = s[i];
+        if (ch == '\'' || ch == '"') {
+            i = skip_quoted(s, len, i, ch);
+        } else if ((ch == '-' && i + 1 < len && s[i + 1] == '-') ||
+                   (ch == '/' && i + 1 < len && s[i + 1] == '*')) {
+            i = skip_space_and_comments(s, len, i);
+        } else if (ch == '$' && i + 1 < len && isdigit((unsigned char)s[i + 1]) &&
+                   (i == 0 || !(isalnum((unsigned char)s[i - 1]) || s[i - 1] == '_'))) {
+            unsigned n = 0;
+            for (i++; i < len && isdigit((unsigned char)s[i]); i++)
+                n = n < 100000 ? n * 10 + (unsigned)(s[i] - '0') : n;
+            if (n > max)
+                max = n;
+        } else if (ch == '$') {
+            size_t j = skip_dollar_quote(s, len, i);
+            i = j > i ? j : i + 1;
+        } else {
+            i++;
+        }
+    }
+    return max;
+}

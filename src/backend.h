@@ -137,5 +137,8 @@ void backend_result_error(struct backend_result *r, int code, const char *sqlsta
 /* Lexical: does the statement start (after spaces/comments) with one of the
  * given upper-case keywords? Used by route(). */
 bool sql_starts_with_keyword(const char *sql, size_t len, const char *const *keywords);
+/* Highest $N placeholder in PostgreSQL-style SQL, ignoring quoted strings,
+ * dollar-quoted bodies, quoted identifiers and comments (0 when none). */
+unsigned sql_max_dollar_param(const char *sql, size_t len);
 
 #endif

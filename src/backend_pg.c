@@ -11,9 +11,10 @@
  *
  * CONNECTION STATES (c->phase)
  *
- *   PH_IDLE         no operation; no socket event is armed (whatever the
- *                   server sends meanwhile, e.g. a termination notice, waits
- *                   in the kernel and is read by the next operation)
+ *   PH_IDLE         no operation. No socket event is armed, unless the
+ *                   pool watches the idle connection (watch_idle, see "IDLE
+ *                   WATCH"); otherwise whatever the server sends meanwhile
+ *                   waits in the kernel and is read by the next operation
  *   PH_CONNECTING   PQconnectPoll runs on every socket event. libpq may
  *                   switch sockets while connecting (next host or address,
  *                   SSL or GSS fallback), and a new socket can even reuse
@@ -57,6 +58,20 @@
  *
  * close() with a statement running also sends a cancel: a server backend
  * does not notice a vanished client while it computes.
+ *
+ * IDLE WATCH
+ *
+ * watch_idle() arms EV_READ on the socket of a connection that sits idle in
+ * the pool. When it becomes readable, PQconsumeInput takes what arrived:
+ * NOTICEs (dropped by the notice processor), ParameterStatus (kept by
+ * libpq), NOTIFYs (drained with PQnotifies) leave the connection OK and the
+ * watch goes on. A closed socket (pg_terminate_backend, server shutdown or
+ * crash; the server's FATAL message is read as a notice first) makes libpq
+ * report CONNECTION_BAD: the watch ends and lost(arg) is called once, from
+ * our own libevent callback, so lost() may close the connection. A
+ * connection that is already dead when the watch starts is reported from
+ * c->ev_kick, never from inside watch_idle(). Starting an operation,
+ * unwatch_idle() and close() end the watch.
  *
  * VALUES
  *
@@ -170,6 +185,12 @@ struct backend_conn {
     struct backend_result res;   /* first error; or the final result while deferred */
     struct cancel_ticket *ticket;
     int cancel_polls;            /* PH_CANCEL_WAIT: polls left */
+
+    /* Idle watch (only while op == OP_NONE; see "IDLE WATCH"). */
+    bool watching;
+    bool watch_dead;             /* dead when the watch started: report from ev_kick */
+    void (*lost)(void *arg);
+    void *lost_arg;
 
     /* Buffers reused across statements. */
     dbpool_column *cols;
@@ -401,6 +422,88 @@ static void leave(struct backend_conn *c)
         conn_free(c);
 }
 
+/* ----------------------------------------------------------- idle watch */
+
+/* Stop watching (harmless when not watching). The socket event is ours
+ * alone while idle, so it goes too. */
+static void watch_end(struct backend_conn *c)
+{
+    if (!c->watching)
+        return;
+    c->watching = false;
+    c->watch_dead = false;
+    c->lost = NULL;
+    c->lost_arg = NULL;
+    if (c->phase == PH_IDLE)
+        disarm_io(c);
+}
+
+/* The watched connection is dead: end the watch, then tell the pool (last:
+ * lost() usually closes c; the caller's enter()/leave() keeps it allocated). */
+static void watch_fire(struct backend_conn *c)
+{
+    void (*lost)(void *) = c->lost;
+    void *arg = c->lost_arg;
+
+    watch_end(c);
+    if (lost)
+        lost(arg);
+}
+
+/* Take what the server sent to the idle connection. False when it is gone. */
+static bool idle_input_alive(struct backend_conn *c)
+{
+    PGnotify *n;
+
+    if (!PQconsumeInput(c->pg))
+        return false;
+    if (PQsslInUse(c->pg)) {
+        /* OpenSSL may hold decrypted bytes (see read_step). */
+        for (int i = 0; i < SSL_EXTRA_READS; i++)
+            if (!PQconsumeInput(c->pg))
+                return false;
+    }
+    while ((n = PQnotifies(c->pg)) != NULL)
+        PQfreemem(n);   /* a pooled session has no listener for them */
+    return PQstatus(c->pg) == CONNECTION_OK;
+}
+
+static void idle_step(struct backend_conn *c)
+{
+    if (!c->watching) {
+        disarm_io(c);
+        return;
+    }
+    if (idle_input_alive(c))
+        return;   /* a notice, parameter status or notification: keep watching */
+    if (PQstatus(c->pg) == CONNECTION_OK)
+        c->connected = false;   /* reading failed without libpq noticing: unusable */
+    watch_fire(c);
+}
+
+static void pg_watch_idle(struct backend_conn *c, void (*lost)(void *arg), void *arg)
+{
+    if (!c || c->closed || c->op != OP_NONE || !lost)
+        return;   /* contract: only idle connections are watched */
+    watch_end(c);
+    c->watching = true;
+    c->lost = lost;
+    c->lost_arg = arg;
+    if (!c->pg || !c->connected || PQstatus(c->pg) != CONNECTION_OK ||
+        !arm_io(c, EV_READ, true)) {
+        /* Dead already (or the socket cannot be watched): report it from the
+         * loop, never from inside this call. */
+        c->watch_dead = true;
+        event_active(c->ev_kick, 0, 0);
+    }
+}
+
+static void pg_unwatch_idle(struct backend_conn *c)
+{
+    if (c && !c->closed)
+        watch_end(c);
+}
+
 /* ----------------------------------------------------------- completion */
 
 static void start_op(struct backend_conn *c, enum op_kind kind, backend_done_fn done, void *arg,
@@ -410,6 +513,7 @@ static void start_op(struct backend_conn *c, enum op_kind kind, backend_done_fn 
         fprintf(stderr, "backend_pg: operation started while another is in flight\n");
         abort();   /* contract violation (backend.h: one operation at a time) */
     }
+    watch_end(c);   /* any operation ends the idle watch */
     c->op = kind;
     c->done = done;
     c->arg = arg;
@@ -1381,6 +1485,7 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     case PH_CONNECTING: connect_step(c); break;
     case PH_SENDING: send_step(c, what); break;
     case PH_READING: read_step(c); break;
+    case PH_IDLE: idle_step(c); break;
     default: disarm_io(c); break;   /* nothing awaited */
     }
     leave(c);
@@ -1413,6 +1518,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
         complete(c, &r);
     } else if (c->phase == PH_READING && !c->paused) {
         pump(c);   /* resume() or cancel() of a paused stream */
+    } else if (c->phase == PH_IDLE && c->watching && c->watch_dead) {
+        watch_fire(c);   /* watch_idle() found the connection dead */
     }
     leave(c);
 }
@@ -1426,6 +1533,17 @@ static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
     char msg[sizeof(c->res.err.message)];
     int sent;
 
+    /* Declared parameter types would make PostgreSQL accept (and ignore)
+     * surplus parameters; the protocol says a count mismatch is an error. */
+    unsigned used = sql_max_dollar_param(sql, sql_len);
+    if (n > used) {
+        backend_result_error(&c->res, DBPOOL_E_SQL, "07001", c->txstate,
+                             "statement uses %u parameter%s but %zu were given; "
+                             "pass exactly one value per $N placeholder",
+                             used, used == 1 ? "" : "s", n);
+        defer_result(c);
+        return;
+    }
     if (!params_build(&pp, sql, sql_len, params, n, &c->res, c->txstate)) {
         defer_result(c);
         return;
@@ -1531,6 +1649,7 @@ static void pg_close(struct backend_conn *c)
 {
     if (!c || c->closed)
         return;
+    watch_end(c);
     c->closed = true;
     if (c->pg && c->connected && (c->phase == PH_SENDING || c->phase == PH_READING) &&
         !c->ticket) {
@@ -1628,5 +1747,7 @@ const struct backend_driver backend_pg_driver = {
     .begin_sql = pg_begin_sql,
     .route = pg_route,
     .server_info = pg_server_info,
+    .watch_idle = pg_watch_idle,
+    .unwatch_idle = pg_unwatch_idle,
     .quiesce = pg_quiesce,
 };

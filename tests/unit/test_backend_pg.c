@@ -950,14 +950,16 @@ Test(pg, parameter_errors)
                      "bind message supplies 1 parameters, but prepared statement \"\" requires 2");
     cr_assert(!k.res.broken);
     collect_free(&k);
-    /* Too many: PostgreSQL accepts an unused parameter whose type is
-     * declared (INT64 -> int8) but cannot type an unused untyped one. */
+    /* Too many: PostgreSQL itself would accept an unused parameter whose
+     * type is declared; the driver refuses it before sending (07001). */
     run_q(c, "SELECT 1", p + 1, 1, &k);
-    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert(!k.res.ok);
+    cr_assert_str_eq(k.res.err.sqlstate, "07001", "%s", k.res.err.message);
+    cr_assert(!k.res.broken);
     collect_free(&k);
     p[0] = txt("x");
-    run_q(c, "SELECT 1", p, 1, &k);
-    cr_assert_str_eq(k.res.err.sqlstate, "42P18", "%s", k.res.err.message);
+    run_q(c, "SELECT '$1', $$ $2 $$ -- $3\n", p, 1, &k);   /* no real placeholder */
+    cr_assert_str_eq(k.res.err.sqlstate, "07001", "%s", k.res.err.message);
     collect_free(&k);
     cr_assert_eq(query_int(c, "SELECT 2"), 2);
 
