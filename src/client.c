@@ -1,7 +1,7 @@
 /*
  * client.c — one client session (see client.h).
  *
- * Frames are read from a bufferevent and handled one request at a time, in
+ * Frames are read from the session's sockbuf and handled one request at a time, in
  * order; further pipelined frames wait in the input buffer (bounded by the
  * read watermark) until the current request completes. A request becomes a
  * short list of steps (SQL statements: the user's, plus BEGIN / SAVEPOINT /
@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "backend.h"
@@ -34,6 +33,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
+#include "sockbuf.h"
 
 #define HANDSHAKE_TIMEOUT_S 10
 #define CLOSE_FLUSH_TIMEOUT_S 5
@@ -69,7 +69,7 @@ struct request {
 struct client {
     TAILQ_ENTRY(client) link;
     struct daemon *d;
-    struct bufferevent *bev;
+    struct sockbuf io;
     uint64_t id;
     enum client_state state;
     struct pool *pool;
@@ -86,12 +86,13 @@ struct client {
     bool shutdown_noticed;
     bool free_pending;        /* close finished while inside process_input */
     bool read_only_tx;        /* inside a protocol BEGIN READ ONLY transaction */
-    struct request req;
+    struct request *req;      /* the request in progress (owned), or NULL */
     struct event *stmt_timer; /* lazily created */
-    struct event *idle_timer; /* lazily created */
+    struct event *timer;      /* on_timer; NULL while no deadline applies */
 };
 
 static void process_input(struct client *c);
+static void arm_timer(struct client *c, uint64_t ms);
 static void run_step(struct client *c);
 static void finish_request(struct client *c, const struct backend_error *err, int32_t index);
 
@@ -119,7 +120,7 @@ static bool flush_scratch(struct client *c)
 {
     struct pbuf *b = &c->d->scratch;
 
-    if (b->oom || evbuffer_add(bufferevent_get_output(c->bev), b->data, b->len) != 0) {
+    if (b->oom || !sockbuf_write(&c->io, b->data, b->len)) {
         log_error("client_oom", "client=%llu", (unsigned long long)c->id);
         return false;
     }
@@ -128,7 +129,7 @@ static bool flush_scratch(struct client *c)
 
 static size_t output_len(const struct client *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return sockbuf_out_len(&c->io);
 }
 
 static void send_error(struct client *c, int code, const char *sqlstate, const char *msg,
@@ -148,20 +149,8 @@ static void send_ready(struct client *c)
 
 /* ------------------------------------------------------------- closing */
 
-static void on_close_flushed(struct bufferevent *bev, void *arg)
-{
-    struct client *c = arg;
-
-    if (output_len(c) == 0)
-        client_free(c);
-}
-
-static void on_close_event(struct bufferevent *bev, short what, void *arg)
-{
-    client_free(arg);
-}
-
-/* Send what is queued, then free. Any bound server is given back now. */
+/* Send what is queued, then free. Any bound server is given back now. The
+ * idle timer bounds the wait for a client that does not read. */
 static void close_after_flush(struct client *c)
 {
     if (c->state == CL_CLOSING)
@@ -173,11 +162,9 @@ static void close_after_flush(struct client *c)
         pool_abandon(c->pool, c->sv);
         c->sv = NULL;
     }
-    struct timeval tv = { CLOSE_FLUSH_TIMEOUT_S, 0 };
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_set_timeouts(c->bev, NULL, &tv);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_setcb(c->bev, NULL, on_close_flushed, on_close_event, c);
+    sockbuf_read_enable(&c->io, false);
+    c->io.notify_empty = true;
+    arm_timer(c, CLOSE_FLUSH_TIMEOUT_S * 1000u);
     if (output_len(c) == 0) {
         if (c->in_input)
             c->free_pending = true;   /* process_input frees it on the way out */
@@ -198,13 +185,19 @@ static void protocol_error(struct client *c, int code, const char *msg)
 
 /* ------------------------------------------------------------- requests */
 
-static void request_clear(struct request *r)
+/* The request is over: free it and everything it owns. */
+static void request_end(struct client *c)
 {
+    struct request *r = c->req;
+
+    if (!r)
+        return;
     free(r->frame);
     if (r->stmts)
         proto_stmts_free(r->stmts, r->nstmts);
     free(r->steps);
-    memset(r, 0, sizeof(*r));
+    free(r);
+    c->req = NULL;
 }
 
 static struct step *add_step(struct request *r, const char *sql, size_t len, bool user)
@@ -353,12 +346,8 @@ static void disarm_stmt_timer(struct client *c)
         evtimer_del(c->stmt_timer);
 }
 
-static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+static void idle_timeout(struct client *c)
 {
-    struct client *c = arg;
-
-    if (c->busy || c->state != CL_IDLE)
-        return;
     if (c->txstate != 'I') {
         log_warn("idle_transaction_timeout", "client=%llu pool=%s", (unsigned long long)c->id,
                  pool_config(c->pool)->name);
@@ -373,20 +362,51 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
     close_after_flush(c);
 }
 
-/* Arm the idle timer suited to the session's state (none when off). */
+/* The one session timer: handshake deadline, idle / idle-in-transaction
+ * timeouts, and the bound on flushing a final error to a client. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+
+    switch (c->state) {
+    case CL_HANDSHAKE:
+        log_info("client_timeout", "client=%llu state=handshake", (unsigned long long)c->id);
+        client_free(c);
+        break;
+    case CL_CLOSING:
+        client_free(c);   /* the client does not read its final error */
+        break;
+    case CL_IDLE:
+        if (!c->busy)
+            idle_timeout(c);
+        break;
+    default:
+        break;
+    }
+}
+
+static void arm_timer(struct client *c, uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+    if (!c->timer && !(c->timer = evtimer_new(c->d->base, on_timer, c)))
+        return;
+    evtimer_add(c->timer, &tv);
+}
+
+/* Arm the idle timer suited to the session's state; without one, free the
+ * timer (an idle session should cost as little memory as possible). */
 static void arm_idle_timer(struct client *c)
 {
     const struct daemon_config *dc = &c->d->cfg->daemon;
     uint64_t ms = c->txstate != 'I' ? dc->idle_transaction_timeout_ms : dc->client_idle_timeout_ms;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
 
-    if (c->idle_timer)
-        evtimer_del(c->idle_timer);
-    if (!ms)
-        return;
-    if (!c->idle_timer && !(c->idle_timer = evtimer_new(c->d->base, on_idle_timeout, c)))
-        return;
-    evtimer_add(c->idle_timer, &tv);
+    if (ms) {
+        arm_timer(c, ms);
+    } else if (c->timer) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
 }
 
 /* ------------------------------------------------------------- results */
@@ -424,7 +444,7 @@ static void unbind(struct client *c)
 static void lost_connection(struct client *c, const struct backend_result *res)
 {
     struct backend_error err = res->err;
-    bool in_tx = c->txstate != 'I' || c->req.nsteps > 1;
+    bool in_tx = c->txstate != 'I' || c->req->nsteps > 1;
 
     err.code = DBPOOL_E_CONN_LOST;
     snprintf(err.message, sizeof(err.message),
@@ -432,7 +452,7 @@ static void lost_connection(struct client *c, const struct backend_result *res)
              in_tx ? ", transaction aborted" : "", res->err.message);
     c->txstate = 'I';
     unbind(c);
-    finish_request(c, &err, c->req.steps[c->req.cur].index);
+    finish_request(c, &err, c->req->steps[c->req->cur].index);
 }
 
 static void canceled_message(struct client *c, struct backend_error *err)
@@ -446,7 +466,7 @@ static void canceled_message(struct client *c, struct backend_error *err)
 /* An atomic batch failed: keep the error, roll back, report afterwards. */
 static void start_batch_rollback(struct client *c, const struct backend_error *err, int32_t index)
 {
-    struct request *r = &c->req;
+    struct request *r = c->req;
 
     r->saved_err = *err;
     r->saved_index = index;
@@ -459,7 +479,7 @@ static void start_batch_rollback(struct client *c, const struct backend_error *e
 static void on_step_done(void *arg, const struct backend_result *res)
 {
     struct client *c = arg;
-    struct request *r = &c->req;
+    struct request *r = c->req;
     struct step *s = &r->steps[r->cur];
 
     disarm_stmt_timer(c);
@@ -512,7 +532,7 @@ static const struct backend_sink client_sink = { on_columns, on_row, on_step_don
 
 static void exec_step(struct client *c)
 {
-    struct request *r = &c->req;
+    struct request *r = c->req;
     struct step *s = &r->steps[r->cur];
 
     if (s->index == STEP_BEGIN) {   /* its SQL depends on the server's role */
@@ -544,7 +564,7 @@ static void on_granted(void *arg, struct server *sv, const struct backend_error 
 
 static void run_step(struct client *c)
 {
-    struct request *r = &c->req;
+    struct request *r = c->req;
 
     if (r->cur >= r->nsteps) {
         if (r->rolling_back)
@@ -568,7 +588,7 @@ static void run_step(struct client *c)
 /* The request is over: answer, unbind if the transaction ended, go on. */
 static void finish_request(struct client *c, const struct backend_error *err, int32_t index)
 {
-    struct request *r = &c->req;
+    struct request *r = c->req;
 
     if (!err && r->commit_became_rollback) {
         static const struct backend_error aborted = {
@@ -585,9 +605,10 @@ static void finish_request(struct client *c, const struct backend_error *err, in
         send_error(c, err->code, err->sqlstate, err->message, index);
     else
         send_ready(c);
-    request_clear(r);
+    request_end(c);
     c->busy = false;
     c->state = CL_IDLE;
+    sockbuf_trim(&c->io);
     if (c->d->shutting_down && !c->sv) {
         close_after_flush(c);
         return;
@@ -625,12 +646,12 @@ static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
     c->pool = p;
     pool_client_attach(p);
     c->state = CL_IDLE;
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
     proto_put_hello_ok(scratch(c), pool_driver(p)->name, "dbpoold " PACKAGE_VERSION_STR,
                        dc->max_frame_size, (uint16_t)(dc->max_params > 65535 ? 65535 : dc->max_params));
     flush_scratch(c);
     log_debug("client_hello", "client=%llu pool=%s", (unsigned long long)c->id, pool_config(p)->name);
     arm_idle_timer(c);
+    sockbuf_trim(&c->io);
 }
 
 static bool build_tx_request(struct client *c, struct request *r, size_t len)
@@ -662,31 +683,31 @@ static bool build_tx_request(struct client *c, struct request *r, size_t len)
 /* Start the request in c->req (frame already copied). */
 static void start_request(struct client *c, size_t len)
 {
-    struct request *r = &c->req;
+    struct request *r = c->req;
     bool ok;
 
     if ((r->type == PT_PING || r->type == PT_COMMIT || r->type == PT_ROLLBACK) && len != 0) {
         char msg[64];
         snprintf(msg, sizeof(msg), "malformed %s frame: it has no payload", proto_type_name(r->type));
-        request_clear(r);
+        request_end(c);
         protocol_error(c, DBPOOL_E_PROTOCOL, msg);
         return;
     }
     if (r->type == PT_PING) {
-        request_clear(r);
+        request_end(c);
         send_ready(c);
         return;
     }
     if ((r->type == PT_COMMIT || r->type == PT_ROLLBACK) && c->txstate == 'I') {
         bool commit = r->type == PT_COMMIT;
-        request_clear(r);
+        request_end(c);
         send_error(c, DBPOOL_E_TX_STATE, "25000",
                    commit ? "COMMIT without a transaction: there is no transaction in progress"
                           : "ROLLBACK without a transaction: there is no transaction in progress", -1);
         return;
     }
     if (c->d->shutting_down && !c->sv) {
-        request_clear(r);
+        request_end(c);
         send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold is shutting down; reconnect later", -1);
         close_after_flush(c);
         return;
@@ -701,13 +722,13 @@ static void start_request(struct client *c, size_t len)
         snprintf(msg, sizeof(msg), "malformed %s frame (or a limit was exceeded: maxParams %u, "
                  "maxBatchStatements %u)", proto_type_name(r->type), c->d->cfg->daemon.max_params,
                  c->d->cfg->daemon.max_batch_statements);
-        request_clear(r);
+        request_end(c);
         protocol_error(c, DBPOOL_E_PROTOCOL, msg);
         return;
     }
     c->busy = true;
-    if (c->idle_timer)
-        evtimer_del(c->idle_timer);
+    if (c->timer)
+        evtimer_del(c->timer);
     run_step(c);
 }
 
@@ -742,15 +763,14 @@ static void handle_cancel(struct client *c)
  * other pipelined frames wait their turn. */
 static void peek_cancel(struct client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     uint8_t hdr[PROTO_HEADER_SIZE], type;
     uint32_t plen;
 
-    if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
+    if (!sockbuf_peek(&c->io, hdr, sizeof(hdr)))
         return;
     if (proto_peek_header(hdr, sizeof(hdr), c->d->cfg->daemon.max_frame_size, &type, &plen) == 1 &&
         type == PT_CANCEL && plen == 0) {
-        evbuffer_drain(in, sizeof(hdr));
+        sockbuf_take(&c->io, NULL, sizeof(hdr));
         handle_cancel(c);
     }
 }
@@ -759,12 +779,11 @@ static void peek_cancel(struct client *c)
  * -1: the session is closing. */
 static int next_frame(struct client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     uint8_t hdr[PROTO_HEADER_SIZE], type;
     uint32_t plen;
     char msg[160];
 
-    if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
+    if (!sockbuf_peek(&c->io, hdr, sizeof(hdr)))
         return 0;
     int h = proto_peek_header(hdr, sizeof(hdr), c->d->cfg->daemon.max_frame_size, &type, &plen);
     if (h < 0 && hdr[0] == 0 && hdr[1] == 0 && hdr[2] == 0 && hdr[3] == 0) {
@@ -782,15 +801,15 @@ static int next_frame(struct client *c)
         protocol_error(c, DBPOOL_E_PROTOCOL, msg);
         return -1;
     }
-    if (evbuffer_get_length(in) < sizeof(hdr) + plen)
+    if (sockbuf_in_len(&c->io) < sizeof(hdr) + plen)
         return 0;
-    evbuffer_drain(in, sizeof(hdr));
+    sockbuf_take(&c->io, NULL, sizeof(hdr));
     uint8_t *payload = malloc(plen ? plen : 1);
     if (!payload) {
         protocol_error(c, DBPOOL_E_INTERNAL, "out of memory reading a frame");
         return -1;
     }
-    evbuffer_remove(in, payload, plen);
+    sockbuf_take(&c->io, payload, plen);
     if (c->state == CL_HANDSHAKE) {
         if (type != PT_HELLO)
             protocol_error(c, DBPOOL_E_PROTOCOL, "the first frame must be HELLO");
@@ -820,8 +839,14 @@ static int next_frame(struct client *c)
             close_after_flush(c);
         return -1;
     }
-    c->req.type = type;
-    c->req.frame = payload;
+    c->req = calloc(1, sizeof(*c->req));
+    if (!c->req) {
+        free(payload);
+        protocol_error(c, DBPOOL_E_INTERNAL, "out of memory starting a request");
+        return -1;
+    }
+    c->req->type = type;
+    c->req->frame = payload;
     start_request(c, plen);
     return c->state == CL_CLOSING ? -1 : 1;
 }
@@ -846,7 +871,7 @@ static void process_input(struct client *c)
 
 /* ------------------------------------------------------------- events */
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_readable(void *arg)
 {
     struct client *c = arg;
 
@@ -856,10 +881,16 @@ static void on_read(struct bufferevent *bev, void *arg)
         process_input(c);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+/* Output fell below the low-water mark (or, when closing, is empty). */
+static void on_drained(void *arg)
 {
     struct client *c = arg;
 
+    if (c->state == CL_CLOSING) {
+        if (output_len(c) == 0)
+            client_free(c);
+        return;
+    }
     if (c->rows_paused && c->sv) {
         c->rows_paused = false;
         server_resume(c->sv);
@@ -870,18 +901,17 @@ static void on_write(struct bufferevent *bev, void *arg)
     }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_closed(void *arg)
 {
     struct client *c = arg;
 
-    if (what & BEV_EVENT_TIMEOUT)
-        log_info("client_timeout", "client=%llu state=%s", (unsigned long long)c->id,
-                 client_state_name(c->state));
-    else if (c->sv)
+    if (c->sv)
         log_info("client_vanished", "client=%llu state=%s tx=%c", (unsigned long long)c->id,
                  client_state_name(c->state), c->txstate);
     client_free(c);
 }
+
+static const struct sockbuf_cbs client_io = { on_readable, on_drained, on_closed };
 
 static void refuse(struct daemon *d, int fd, const char *msg)
 {
@@ -915,25 +945,20 @@ void client_accept(struct daemon *d, int fd)
         close(fd);
         return;
     }
-    c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
+    c->d = d;
+    if (sockbuf_init(&c->io, d->base, fd, &client_io, c,
+                     (size_t)dc->max_frame_size + PROTO_HEADER_SIZE, dc->output_high_water / 2) != 0) {
         free(c);
         close(fd);
         return;
     }
-    c->d = d;
     c->id = ++d->next_client_id;
     c->txstate = 'I';
     c->state = CL_HANDSHAKE;
     TAILQ_INSERT_TAIL(&d->clients, c, link);
     d->nclients++;
     d->total_clients++;
-    struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)dc->max_frame_size + PROTO_HEADER_SIZE);
-    bufferevent_setwatermark(c->bev, EV_WRITE, dc->output_high_water / 2, 0);
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    arm_timer(c, HANDSHAKE_TIMEOUT_S * 1000u);
 }
 
 void client_shutdown_notice(struct client *c)
@@ -957,10 +982,10 @@ void client_free(struct client *c)
         pool_client_detach(c->pool);
     if (c->stmt_timer)
         event_free(c->stmt_timer);
-    if (c->idle_timer)
-        event_free(c->idle_timer);
-    bufferevent_free(c->bev);
-    request_clear(&c->req);
+    if (c->timer)
+        event_free(c->timer);
+    sockbuf_deinit(&c->io);
+    request_end(c);
     TAILQ_REMOVE(&d->clients, c, link);
     d->nclients--;
     free(c->name);
