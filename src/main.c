@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/thread.h>
@@ -54,6 +55,24 @@ static bool report(const char *path, const struct config *cfg, const struct conf
     return ok;
 }
 
+/* Sessions and server connections each need a descriptor: raise the soft
+ * limit toward the hard one so maxClients is reachable without tuning. */
+static void raise_nofile(const struct config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->daemon.max_clients + 64;
+
+    for (size_t i = 0; i < cfg->npools; i++)
+        want += (rlim_t)cfg->pools[i].max_open_conns;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_warn("nofile_limit", "limit=%llu needed=%llu hint=\"raise LimitNOFILE (systemd) or "
+                 "ulimit -n, or lower maxClients\"", (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)want);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = SYSCONFDIR "/dbpoold/dbpoold.conf";
@@ -87,6 +106,7 @@ int main(int argc, char **argv)
     }
 
     log_set_level(cfg->daemon.log_level);
+    raise_nofile(cfg);
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
         fprintf(stderr, "dbpoold: libevent has no pthreads support\n");
