@@ -481,8 +481,7 @@ static void server_on_done(void *arg, const struct backend_result *res)
     sv->csink = NULL;
     sv->carg = NULL;
     if (res->broken && !sv->broken) {
-        sv->broken = true;
-        pool_note_error(p, res->err.message);
+        sv->broken = true;   /* last_error stays for connect/health failures */
         log_warn("server_broken", "pool=%s server=%llu error=\"%s\"", p->cfg->name,
                  (unsigned long long)sv->id, res->err.message);
     }
@@ -628,8 +627,9 @@ static void on_maint(evutil_socket_t fd, short what, void *arg)
         p->last_health_us = now;
         if (p->counts[SV_IDLE] > 0)
             health_check_idle(p);
-        else if (p->unhealthy || p->counts[SV_ACTIVE] == 0)
-            pool_probe(p);   /* nothing to ping: does the database accept connections? */
+        else
+            pool_probe(p);   /* nothing to ping: does the database accept connections?
+                                (a no-op at maxOpenConns or while a connect is pending) */
     }
 }
 

@@ -8,6 +8,11 @@
 #                               eval "$(bash tests/pg/pg-harness.sh start /tmp/pgt)"
 #   pg-harness.sh env DIR     print the same export lines for a running server
 #   pg-harness.sh stop DIR    stop the server (pg_ctl stop -m fast), remove DIR
+#   pg-harness.sh pause DIR   stop the server (pg_ctl stop -m fast) but keep DIR,
+#                             so `resume` brings the same cluster back (tests of
+#                             a database that goes away and returns)
+#   pg-harness.sh resume DIR  start a paused server again; prints the export
+#                             lines like `start` (it is `start` on an existing DIR)
 #
 # The server listens only on a Unix socket in DIR (listen_addresses = '');
 # the port (54329, or $PGPORT_TEST) just names the socket file, so servers in
@@ -43,6 +48,8 @@ usage() {
 usage: pg-harness.sh start DIR   start a throwaway PostgreSQL in DIR; prints export lines
        pg-harness.sh env DIR     print the export lines for the server in DIR
        pg-harness.sh stop DIR    stop it and remove DIR
+       pg-harness.sh pause DIR   stop it, keep DIR
+       pg-harness.sh resume DIR  start a paused server again
 EOF
     exit 2
 }
@@ -189,10 +196,29 @@ cmd_stop() {
     rm -rf "$dir"
 }
 
+cmd_pause() {
+    local dir=$1
+    [ -f "$dir/data/PG_VERSION" ] || die "no cluster in $dir (run start first)"
+    dir=$(cd "$dir" && pwd -P)
+    if server_running "$dir"; then
+        say "pausing PostgreSQL in $dir"
+        as_owner "$PGBIN/pg_ctl" stop -D "$dir/data" -m fast -w -t 60 >&2 || die "pg_ctl stop failed"
+    else
+        say "server in $dir is not running"
+    fi
+}
+
+cmd_resume() {
+    [ -f "$1/data/PG_VERSION" ] || die "no cluster in $1 (run start first)"
+    cmd_start "$1"
+}
+
 [ $# -eq 2 ] || usage
 case $1 in
-start) cmd_start "$2" ;;
-env)   print_env "$2" ;;
-stop)  cmd_stop "$2" ;;
-*)     usage ;;
+start)  cmd_start "$2" ;;
+env)    print_env "$2" ;;
+stop)   cmd_stop "$2" ;;
+pause)  cmd_pause "$2" ;;
+resume) cmd_resume "$2" ;;
+*)      usage ;;
 esac

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # run-pg-tests.sh — the PostgreSQL part of `make check`: start a throwaway
 # PostgreSQL (pg-harness.sh), run the PostgreSQL driver tests and the
-# protocol-level integration suite against a postgres pool, and always stop
-# the server afterwards. Exit status: the first failure, else 0.
+# protocol-level integration suite against a postgres pool, the
+# PostgreSQL-specific integration tests (test_postgres: types, errors,
+# streaming, cancel, resilience; one of them starts a second throwaway server
+# itself through pg-harness.sh, found via DBPOOL_TEST_PG_HARNESS), and always
+# stop the server afterwards. Exit status: 1 if any test program failed, else 0.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,9 +21,10 @@ eval "$env_lines"
 export DBPOOL_TEST_BACKEND=postgres
 export DBPOOL_TEST_PG_HOST="$PGHOST" DBPOOL_TEST_PG_PORT="$PGPORT"
 export DBPOOL_TEST_PG_DB="$PGDATABASE" DBPOOL_TEST_PG_USER="$PGUSER"
+export DBPOOL_TEST_PG_HARNESS="$here/pg-harness.sh"
 
 status=0
-for t in tests/unit/test_backend_pg tests/integration/test_daemon; do
+for t in tests/unit/test_backend_pg tests/integration/test_daemon tests/integration/test_postgres; do
     echo "== $t (postgres)"
     "$build/$t" || { echo "FAIL: $t (postgres)"; [ $status -ne 0 ] || status=1; }
 done

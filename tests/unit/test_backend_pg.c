@@ -1543,6 +1543,249 @@ Test(pg, terminated_during_statement)
     drv->close(killer);
 }
 
+/* ---------------------------------------------------------- idle watch */
+
+/* What the pool does with watch_idle(): one record per watched connection. */
+struct watch {
+    struct backend_conn *c;
+    int lost;                /* lost() calls */
+    bool fired;
+    bool close_in_lost;      /* close the connection from lost(), like the pool */
+    bool in_watch_call;      /* inside watch_idle(): lost() must not run now */
+    bool lost_inside_call;
+    double at;               /* now_s() of the first lost() */
+};
+
+static void on_lost(void *arg)
+{
+    struct watch *w = arg;
+
+    if (w->in_watch_call)
+        w->lost_inside_call = true;
+    if (w->lost++ == 0)
+        w->at = now_s();
+    w->fired = true;
+    if (w->close_in_lost) {
+        drv->close(w->c);
+        w->c = NULL;
+    }
+}
+
+static void watch(struct watch *w)
+{
+    cr_assert_not_null(drv->watch_idle, "the postgres driver has no watch_idle");
+    cr_assert_not_null(drv->unwatch_idle, "the postgres driver has no unwatch_idle");
+    w->in_watch_call = true;
+    drv->watch_idle(w->c, on_lost, w);
+    w->in_watch_call = false;
+}
+
+static void kill_pid(struct backend_conn *killer, int64_t pid)
+{
+    dbpool_value p = dbpool_int(pid);
+    struct collect k;
+
+    run_q(killer, "SELECT pg_terminate_backend($1::int)", &p, 1, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    cr_assert_eq(k.cells[0][0].type, DBPOOL_BOOL);
+    cr_assert_eq(k.cells[0][0].i, 1, "pg_terminate_backend(%lld) found no such backend",
+                 (long long)pid);
+    collect_free(&k);
+}
+
+/* pg_terminate_backend without caring whether the backend still exists. */
+static void terminate_quietly(struct backend_conn *killer, int64_t pid)
+{
+    dbpool_value p = dbpool_int(pid);
+    struct collect k;
+
+    run_q(killer, "SELECT pg_terminate_backend($1::int)", &p, 1, &k);
+    cr_assert(k.res.ok, "%s", k.res.err.message);
+    collect_free(&k);
+}
+
+static void expect_conn_lost(struct backend_conn *c)
+{
+    struct collect k;
+
+    run_q(c, "SELECT 1", NULL, 0, &k);
+    cr_assert(!k.res.ok, "a statement on a terminated connection succeeded");
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CONN_LOST, "%d %s", k.res.err.code, k.res.err.message);
+    cr_assert(k.res.broken);
+    collect_free(&k);
+}
+
+/* The pool's case: a watched idle connection is terminated by the server;
+ * lost() comes at once, exactly once, and may close the connection. */
+Test(pg, idle_watch_reports_a_terminated_connection)
+{
+    struct backend_conn *killer = open_conn();
+    struct watch w = { .c = open_conn(), .close_in_lost = true };
+    int64_t pid = query_int(w.c, "SELECT pg_backend_pid()");
+    double t0;
+
+    watch(&w);
+    cr_assert_eq(w.lost, 0);
+    run_for(200);
+    cr_assert_eq(w.lost, 0, "a healthy idle connection was reported lost");
+    t0 = now_s();
+    kill_pid(killer, pid);
+    run_until(&w.fired);
+    cr_assert_lt(w.at - t0, 2.0, "lost() came %.3f s after the termination", w.at - t0);
+    cr_assert(!w.lost_inside_call);
+    cr_assert_null(w.c, "lost() did not run the close");
+    run_for(200);
+    cr_assert_eq(w.lost, 1, "lost() called %d times", w.lost);
+    drv->close(killer);
+}
+
+/* lost() that does not close: the watch has ended (one call, although the
+ * dead socket stays readable) and the connection reports itself broken. */
+Test(pg, idle_watch_ends_after_lost)
+{
+    struct backend_conn *killer = open_conn();
+    struct watch w = { .c = open_conn() };
+    int64_t pid = query_int(w.c, "SELECT pg_backend_pid()");
+
+    watch(&w);
+    kill_pid(killer, pid);
+    run_until(&w.fired);
+    run_for(300);
+    cr_assert_eq(w.lost, 1, "lost() called %d times", w.lost);
+    drv->unwatch_idle(w.c);   /* harmless after the watch ended */
+    expect_conn_lost(w.c);
+    drv->close(w.c);
+    run_for(50);
+    cr_assert_eq(w.lost, 1);
+    drv->close(killer);
+}
+
+/* Quiet idle time and traffic that is not a close (NOTIFY from another
+ * session) leave the connection watched; a later termination is still
+ * reported, and the connection works normally in between. */
+Test(pg, idle_watch_survives_quiet_time_and_notifications)
+{
+    struct backend_conn *other = open_conn();
+    struct watch w = { .c = open_conn() };
+    char listen[64], notify[96];
+    int64_t pid = query_int(w.c, "SELECT pg_backend_pid()");
+    double t0;
+
+    snprintf(listen, sizeof(listen), "LISTEN dbpool_watch_%d", (int)getpid());
+    snprintf(notify, sizeof(notify), "NOTIFY dbpool_watch_%d, 'hello'", (int)getpid());
+    exec_ok(w.c, listen);
+    watch(&w);
+    run_for(500);
+    cr_assert_eq(w.lost, 0, "a quiet idle connection was reported lost");
+    for (int i = 0; i < 3; i++)
+        exec_ok(other, notify);
+    run_for(300);
+    cr_assert_eq(w.lost, 0, "a NOTIFY was taken for a closed connection");
+
+    /* Still watched: an operation ends the watch and works... */
+    cr_assert_eq(query_int(w.c, "SELECT 41 + 1"), 42);
+    exec_ok(other, notify);   /* arrives while unwatched; read by the next watch */
+    run_for(100);
+    watch(&w);
+    run_for(200);
+    cr_assert_eq(w.lost, 0);
+    /* ... and a termination is reported. */
+    t0 = now_s();
+    kill_pid(other, pid);
+    run_until(&w.fired);
+    cr_assert_lt(w.at - t0, 2.0, "lost() came %.3f s after the termination", w.at - t0);
+    run_for(100);
+    cr_assert_eq(w.lost, 1);
+    drv->close(w.c);
+    drv->close(other);
+}
+
+/* unwatch_idle() before the termination: lost() never comes; the next
+ * statement finds the connection broken. unwatch is idempotent. */
+Test(pg, unwatched_connection_is_not_reported)
+{
+    struct backend_conn *killer = open_conn();
+    struct watch w = { .c = open_conn() };
+
+    drv->unwatch_idle(w.c);   /* never watched: harmless */
+    watch(&w);
+    drv->unwatch_idle(w.c);
+    drv->unwatch_idle(w.c);
+    kill_pid(killer, query_int(w.c, "SELECT pg_backend_pid()"));
+    run_for(400);
+    cr_assert_eq(w.lost, 0, "lost() after unwatch_idle()");
+    expect_conn_lost(w.c);
+    drv->close(w.c);
+    drv->close(killer);
+}
+
+/* exec and ping end the watch: a connection killed after them is not
+ * reported until it is watched again, and then exactly once. */
+Test(pg, operations_end_the_watch)
+{
+    struct backend_conn *killer = open_conn();
+    struct watch w = { .c = open_conn() };
+    struct opdone d = { 0 };
+    int64_t pid = query_int(w.c, "SELECT pg_backend_pid()");
+
+    watch(&w);
+    cr_assert_eq(query_int(w.c, "SELECT 7"), 7);   /* ends the watch */
+    watch(&w);
+    drv->ping(w.c, on_done, &d);                   /* ends it too */
+    run_until(&d.done);
+    cr_assert(d.res.ok, "%s", d.res.err.message);
+    kill_pid(killer, pid);
+    run_for(400);
+    cr_assert_eq(w.lost, 0, "lost() although an operation had ended the watch");
+    watch(&w);
+    cr_assert_eq(w.lost, 0, "lost() ran inside watch_idle()");
+    run_until(&w.fired);
+    cr_assert(!w.lost_inside_call);
+    run_for(100);
+    cr_assert_eq(w.lost, 1);
+    drv->close(w.c);
+    drv->close(killer);
+}
+
+/* A connection that is dead (or was never connected) when the watch starts
+ * is reported from the loop, not from inside watch_idle(). */
+Test(pg, watch_of_a_dead_connection_reports_from_the_loop)
+{
+    struct backend_conn *killer = open_conn();
+    struct watch w = { .c = new_conn(), .close_in_lost = true };
+
+    watch(&w);   /* never connected */
+    cr_assert_eq(w.lost, 0, "lost() ran inside watch_idle()");
+    run_until(&w.fired);
+    cr_assert(!w.lost_inside_call);
+
+    w = (struct watch){ .c = open_conn(), .close_in_lost = true };
+    kill_pid(killer, query_int(w.c, "SELECT pg_backend_pid()"));
+    run_for(100);            /* let the FATAL message and the EOF arrive */
+    expect_conn_lost(w.c);   /* libpq now knows (CONNECTION_BAD) */
+    watch(&w);
+    cr_assert_eq(w.lost, 0, "lost() ran inside watch_idle()");
+    run_until(&w.fired);
+    run_for(50);
+    cr_assert_eq(w.lost, 1);
+    drv->close(killer);
+}
+
+/* close() ends the watch: no callback afterwards (ASan: no use after free). */
+Test(pg, close_ends_the_watch)
+{
+    struct backend_conn *killer = open_conn();
+    struct watch w = { .c = open_conn() };
+    int64_t pid = query_int(w.c, "SELECT pg_backend_pid()");
+
+    watch(&w);
+    drv->close(w.c);
+    terminate_quietly(killer, pid);   /* usually gone already (PQfinish) */
+    run_for(300);
+    cr_assert_eq(w.lost, 0, "lost() after close()");
+    drv->close(killer);
+}
+
 /* -------------------------------------------------------------- close */
 
 static void never_done(void *arg, const struct backend_result *res)

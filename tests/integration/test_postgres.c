@@ -1,0 +1,1478 @@
+/*
+ * test_postgres.c — PostgreSQL-specific integration tests: the real dbpoold
+ * binary with a postgres pool, driven through libdbpool (and raw sockets
+ * where a client must vanish abruptly), using the shared harness
+ * (harness.h). tests/pg/run-pg-tests.sh starts a throwaway PostgreSQL and
+ * exports DBPOOL_TEST_PG_{HOST,PORT,DB,USER}; without them every test FAILS
+ * (a missing server must not look like a pass).
+ *
+ *   pgvalues      PostgreSQL column types -> protocol types and declared type
+ *                 names; typed parameters of every kind
+ *   pgerrors      SQLSTATEs; failed transactions, COMMIT of one
+ *   pgstream      a million rows to a slow reader with bounded daemon memory
+ *   pgcancel      CANCEL of pg_sleep; statementTimeout
+ *   pgtx          binding to one server connection for a transaction only
+ *   pgresilience  unreachable servers, killed server connections (idle and
+ *                 inside a transaction), a server stopped and started again,
+ *                 connection lifetime / idle time, clients vanishing mid
+ *                 statement and mid transaction
+ *   pgstatus      /pools and /health for a postgres pool; no secrets in the
+ *                 status output or the log
+ *
+ * Isolation: criterion runs tests in parallel processes against one
+ * database. The harness serializes server-backed tests of one run with a
+ * lock and resets the public schema in h_start(); these tests do not rely
+ * on that (another test program may run against the same database): each
+ * test keeps its tables in a schema of its own (tp_<pid>, dropped at the
+ * end), no test assumes an empty database, and server sessions are found by
+ * pid or by a per-process marker in the statement text, never by "all
+ * dbpoold sessions". The one test that stops PostgreSQL runs its own second
+ * server (pg-harness.sh, another directory and port), stopped by a guardian
+ * process even if the test process is killed.
+ *
+ * Killing server connections needs a second way into the database: tests
+ * that do it configure an extra pool "admin" (same server) and run
+ * pg_terminate_backend() / pg_stat_activity queries through it.
+ *
+ * Every wait is a poll with a deadline (H_AWAIT, /health, /pools, a query);
+ * the only sleeps are durations under test (a transaction that must outlive
+ * connMaxLifetime).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "proto.h"
+
+#define MIB (1024L * 1024L)
+
+/* ================================================================ setup */
+
+/* This file is about PostgreSQL only: select the harness's postgres profile
+ * whatever the environment says (it still needs the server variables). */
+static void pg_init(void)
+{
+    setenv("DBPOOL_TEST_BACKEND", "postgres", 1);
+}
+
+/* ================================================================ helpers */
+
+static void must_ok(dbpool_conn *c, int rc, const char *what)
+{
+    const dbpool_error *e = dbpool_last_error(c);
+    cr_assert_eq(rc, 0, "%s failed: %s [%s]: %s", what, dbpool_code_name(e->code), e->sqlstate,
+                 e->message);
+}
+
+static void assert_txstate(dbpool_conn *c, char want, const char *when)
+{
+    char got = (char)dbpool_txstate_of(c);
+    cr_assert_eq(got, want, "txstate %s: '%c', expected '%c'", when, got, want);
+}
+
+/* A name unique to this test process: "<base>_<pid>". */
+static const char *uniq(char *buf, size_t len, const char *base)
+{
+    snprintf(buf, len, "%s_%d", base, (int)getpid());
+    return buf;
+}
+
+/* Tables live in a schema of their own, tp_<pid>, so that nothing another
+ * test process does to the shared database (the harness resets `public`)
+ * can touch them. Returns "tp_<pid>.<base>" after creating the schema. */
+static const char *table(dbpool_conn *c, char *buf, size_t len, const char *base)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS tp_%d", (int)getpid());
+    h_exec(c, sql);
+    snprintf(buf, len, "tp_%d.%s", (int)getpid(), base);
+    return buf;
+}
+
+static void drop_schema(dbpool_conn *c)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS tp_%d CASCADE", (int)getpid());
+    h_exec(c, sql);
+}
+
+/* A server variable: $DBPOOL_TEST_PG_<suffix>, else the libpq one. */
+static const char *pg_env(const char *suffix, const char *std)
+{
+    char var[64];
+    const char *v;
+
+    snprintf(var, sizeof(var), "DBPOOL_TEST_PG_%s", suffix);
+    v = getenv(var);
+    if ((!v || !*v) && std)
+        v = getenv(std);
+    return v && *v ? v : NULL;
+}
+
+static const char *pg_host(void)
+{
+    const char *h = pg_env("HOST", "PGHOST");
+    cr_assert_not_null(h, "DBPOOL_TEST_PG_HOST (or PGHOST) is not set: run under "
+                       "tests/pg/run-pg-tests.sh, which starts a PostgreSQL server");
+    return h;
+}
+
+static int pg_port(void)
+{
+    const char *p = pg_env("PORT", "PGPORT");
+    return p ? atoi(p) : 5432;
+}
+
+static const char *pg_db(void)
+{
+    const char *d = pg_env("DB", "PGDATABASE");
+    return d ? d : "dbpool_test";
+}
+
+static const char *pg_user(void)
+{
+    const char *u = pg_env("USER", "PGUSER");
+    return u ? u : "dbpool";
+}
+
+/* Append a postgres pool entry for h_opts.extra_pools:
+ *   , { name = "NAME"; type = "postgres"; postgres = { ...; SETTINGS }; }
+ * host NULL: the test server; port 0: the test server's port; user NULL:
+ * the test user. */
+static void add_pool(char *buf, size_t len, const char *name, const char *host, int port,
+                     const char *user, const char *settings)
+{
+    size_t pos = strlen(buf);
+    int n = snprintf(buf + pos, len - pos,
+                     ", { name = \"%s\"; type = \"postgres\"; postgres = { host = \"%s\"; "
+                     "port = %d; name = \"%s\"; username = \"%s\"; %s }; }",
+                     name, host ? host : pg_host(), port ? port : pg_port(), pg_db(),
+                     user ? user : pg_user(), settings ? settings : "");
+    cr_assert(n > 0 && (size_t)n < len - pos, "extra_pools buffer too small");
+}
+
+/* The "admin" pool: the same server, for killing and inspecting sessions. */
+static void add_admin_pool(char *buf, size_t len)
+{
+    add_pool(buf, len, "admin", NULL, 0, NULL, "maxOpenConns = 2;");
+}
+
+static dbpool_conn *connect_pool(const char *pool)
+{
+    dbpool_error err;
+    memset(&err, 0, sizeof(err));
+    dbpool_conn *c = h_try_connect(pool, &err);
+    cr_assert_not_null(c, "connect to pool %s: %s: %s", pool, dbpool_code_name(err.code),
+                       err.message);
+    return c;
+}
+
+static int64_t backend_pid(dbpool_conn *c)
+{
+    return h_scalar(c, "SELECT pg_backend_pid()::int8");
+}
+
+/* pg_terminate_backend(pid) through an admin session; asserts it found it. */
+static void kill_backend(dbpool_conn *adm, int64_t pid)
+{
+    dbpool_value p = dbpool_int(pid);
+    dbpool_result *r = h_query(adm, "SELECT pg_terminate_backend($1::int)", &p, 1);
+    const dbpool_value *v = dbpool_result_value(r, 0, 0);
+    cr_assert(v->type == DBPOOL_BOOL && v->u.b == 1,
+              "pg_terminate_backend(%lld) did not find the backend", (long long)pid);
+    dbpool_result_free(r);
+}
+
+/* Whether the server process pid still exists (as a session). */
+static bool backend_exists(dbpool_conn *adm, int64_t pid)
+{
+    dbpool_value p = dbpool_int(pid);
+    dbpool_result *r = h_query(adm, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int",
+                               &p, 1);
+    int64_t n = dbpool_result_value(r, 0, 0)->u.i;
+    dbpool_result_free(r);
+    return n > 0;
+}
+
+/* Active statements whose text contains `marker` (other than our own). */
+static int64_t active_with_marker(dbpool_conn *adm, const char *marker, int64_t *pid)
+{
+    char like[128];
+    snprintf(like, sizeof(like), "%%%s%%", marker);
+    dbpool_value p = dbpool_text(like);
+    dbpool_result *r = h_query(adm,
+                               "SELECT pid::int8 FROM pg_stat_activity WHERE state = 'active' "
+                               "AND query LIKE $1 AND pid <> pg_backend_pid() ORDER BY pid",
+                               &p, 1);
+    int64_t n = (int64_t)dbpool_result_nrows(r);
+    if (pid && n > 0)
+        *pid = dbpool_result_value(r, 0, 0)->u.i;
+    dbpool_result_free(r);
+    return n;
+}
+
+/* ---- status socket ---- */
+
+static int health_status(void)
+{
+    char *body = NULL;
+    int st = h_http_get("/health", &body);
+    free(body);
+    return st;
+}
+
+/* The JSON object of pool `name` in GET /pools (malloc'ed). */
+static char *pool_json(const char *name)
+{
+    char *body = NULL, pat[128];
+    int st = h_http_get("/pools", &body);
+
+    cr_assert_eq(st, 200, "GET /pools: %d %s", st, body);
+    snprintf(pat, sizeof(pat), "{\"name\": \"%s\"", name);
+    char *p = strstr(body, pat);
+    cr_assert_not_null(p, "pool %s not in /pools: %s", name, body);
+    char *end = strstr(p + 1, "{\"name\": ");
+    if (end)
+        *end = '\0';
+    char *out = strdup(p);
+    cr_assert_not_null(out);
+    free(body);
+    return out;
+}
+
+static double pool_stat(const char *name, const char *k1, const char *k2)
+{
+    char *j = pool_json(name);
+    double v = k2 ? H_JSON_NUM(j, k1, k2) : H_JSON_NUM(j, k1);
+    cr_assert(!isnan(v), "pool %s: no %s%s%s in %s", name, k1, k2 ? "." : "", k2 ? k2 : "", j);
+    free(j);
+    return v;
+}
+
+/* ---- a statement on a background thread ---- */
+
+struct bg_query {
+    dbpool_conn *c;
+    const char *sql;
+    pthread_t tid;
+    int rc;
+    dbpool_error err;
+    uint64_t ended_ms;
+    atomic_bool done;
+};
+
+static void *bg_query_main(void *p)
+{
+    struct bg_query *q = p;
+    q->rc = dbpool_exec(q->c, q->sql);
+    q->err = *dbpool_last_error(q->c);
+    q->ended_ms = h_now_ms();
+    atomic_store(&q->done, true);
+    return NULL;
+}
+
+static void bg_start(struct bg_query *q)
+{
+    atomic_init(&q->done, false);
+    cr_assert_eq(pthread_create(&q->tid, NULL, bg_query_main, q), 0);
+}
+
+/* ---- raw sessions (to vanish without TERMINATE) ---- */
+
+static void raw_send_query(int fd, const char *sql)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_query(&b, sql, strlen(sql), NULL, 0);
+    cr_assert(!b.oom && h_raw_send(fd, b.data, b.len), "send QUERY");
+    pbuf_free(&b);
+}
+
+/* Send sql and expect READY with txstate `tx`. */
+static void raw_exec(int fd, const char *sql, char tx)
+{
+    struct h_frame f;
+    raw_send_query(fd, sql);
+    uint8_t t = h_raw_read_until_terminal(fd, 10000, &f);
+    cr_assert_eq(t, PT_READY, "%s: answered with frame '%c'", sql, t);
+    cr_assert_eq(f.len, 1);
+    cr_assert_eq((char)f.payload[0], tx, "%s: txstate '%c'", sql, f.payload[0]);
+    h_frame_free(&f);
+}
+
+/* ================================================================ values */
+
+TestSuite(pgvalues, .init = pg_init, .fini = h_fini, .timeout = 120);
+
+static void expect_col(const dbpool_result *r, size_t i, const char *name, const char *decl)
+{
+    const dbpool_column *c = &dbpool_result_columns(r)[i];
+    cr_assert_str_eq(c->name, name, "column %zu", i);
+    cr_assert_str_eq(c->decltype, decl, "column %s", name);
+}
+
+static const dbpool_value *val(const dbpool_result *r, size_t row, size_t col, dbpool_type t)
+{
+    const dbpool_value *v = dbpool_result_value(r, row, col);
+    const char *name = dbpool_result_columns(r)[col].name;
+    cr_assert_eq(v->type, t, "column %s (%s): got type %s, expected %s", name,
+                 dbpool_result_columns(r)[col].decltype, dbpool_type_name(v->type),
+                 dbpool_type_name(t));
+    return v;
+}
+
+static void expect_text(const dbpool_result *r, size_t row, size_t col, const char *want)
+{
+    const dbpool_value *v = val(r, row, col, DBPOOL_TEXT);
+    cr_assert(v->u.s.len == strlen(want) && memcmp(v->u.s.ptr, want, v->u.s.len) == 0,
+              "column %s: \"%.*s\", expected \"%s\"", dbpool_result_columns(r)[col].name,
+              (int)v->u.s.len, v->u.s.ptr, want);
+}
+
+static void expect_256_bytes(const dbpool_value *v, const char *what)
+{
+    cr_assert_eq(v->type, DBPOOL_BLOB, "%s: type %s", what, dbpool_type_name(v->type));
+    cr_assert_eq(v->u.s.len, 256, "%s: %zu bytes", what, v->u.s.len);
+    for (int i = 0; i < 256; i++)
+        cr_assert_eq((uint8_t)v->u.s.ptr[i], i, "%s: byte %d is %d", what, i,
+                     (uint8_t)v->u.s.ptr[i]);
+}
+
+Test(pgvalues, result_types_and_declared_types)
+{
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    cr_assert_str_eq(dbpool_backend(c), "postgres");
+
+    dbpool_result *r = h_query(c,
+        "SELECT 1::int2 AS i2, 2::int4 AS i4, 9007199254740993::int8 AS i8, "
+        "(-9223372036854775807 - 1)::int8 AS i8min, "
+        "1.5::float4 AS f4, 0.1::float8 AS f8, 'Infinity'::float8 AS finf, "
+        "true AS bt, false AS bf, NULL::int4 AS nul, "
+        "(SELECT decode(string_agg(lpad(to_hex(i), 2, '0'), '' ORDER BY i), 'hex') "
+        "   FROM generate_series(0, 255) AS g(i)) AS by, "
+        "12345678901234567890.123456789::numeric AS num, "
+        "'2024-01-02 03:04:05.123456+00'::timestamptz AS ts, "
+        "('2024-01-02 03:04:05.123456+00'::timestamptz)::text AS ts_text, "
+        "'{\"a\": [1, 2, null]}'::json AS js, "
+        "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, "
+        "'plain'::text AS t", NULL, 0);
+
+    cr_assert_eq(dbpool_result_nrows(r), 1);
+    cr_assert_eq(dbpool_result_ncols(r), 17);
+    expect_col(r, 0, "i2", "int2");
+    expect_col(r, 1, "i4", "int4");
+    expect_col(r, 2, "i8", "int8");
+    expect_col(r, 3, "i8min", "int8");
+    expect_col(r, 4, "f4", "float4");
+    expect_col(r, 5, "f8", "float8");
+    expect_col(r, 7, "bt", "bool");
+    expect_col(r, 9, "nul", "int4");
+    expect_col(r, 10, "by", "bytea");
+    expect_col(r, 11, "num", "numeric");
+    expect_col(r, 12, "ts", "timestamptz");
+    expect_col(r, 14, "js", "json");
+    expect_col(r, 15, "u", "uuid");
+    expect_col(r, 16, "t", "text");
+
+    cr_assert_eq(val(r, 0, 0, DBPOOL_INT64)->u.i, 1);
+    cr_assert_eq(val(r, 0, 1, DBPOOL_INT64)->u.i, 2);
+    cr_assert_eq(val(r, 0, 2, DBPOOL_INT64)->u.i, 9007199254740993LL);
+    cr_assert_eq(val(r, 0, 3, DBPOOL_INT64)->u.i, INT64_MIN);
+    cr_assert_eq(val(r, 0, 4, DBPOOL_FLOAT64)->u.f, 1.5);
+    cr_assert_eq(val(r, 0, 5, DBPOOL_FLOAT64)->u.f, 0.1);
+    cr_assert(isinf(val(r, 0, 6, DBPOOL_FLOAT64)->u.f));
+    cr_assert_eq(val(r, 0, 7, DBPOOL_BOOL)->u.b, 1, "true is not BOOL 1");
+    cr_assert_eq(val(r, 0, 8, DBPOOL_BOOL)->u.b, 0, "false is not BOOL 0");
+    val(r, 0, 9, DBPOOL_NULL);
+    expect_256_bytes(dbpool_result_value(r, 0, 10), "bytea 0..255");
+    expect_text(r, 0, 11, "12345678901234567890.123456789");
+    const dbpool_value *ts_text = val(r, 0, 13, DBPOOL_TEXT);
+    expect_text(r, 0, 12, ts_text->u.s.ptr);
+    cr_assert_not_null(strstr(ts_text->u.s.ptr, ".123456"), "%s", ts_text->u.s.ptr);
+    expect_text(r, 0, 14, "{\"a\": [1, 2, null]}");
+    expect_text(r, 0, 15, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    expect_text(r, 0, 16, "plain");
+    dbpool_result_free(r);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(pgvalues, typed_parameters_of_every_kind)
+{
+    char t[64], sql[1024];
+    uint8_t bytes[256];
+    const char *utf8 = "h\xc3\xa9llo \xe2\x9c\x93 'quoted' \\ back";
+
+    for (int i = 0; i < 256; i++)
+        bytes[i] = (uint8_t)i;
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    table(c, t, sizeof(t), "typed");
+    h_create_table(c, t, "id int4 PRIMARY KEY, i2 int2, i4 int4, i8 int8, f4 float4, "
+                         "f8 float8, b bool, by bytea, tx text, n numeric, ts timestamptz, "
+                         "j json, u uuid");
+
+    /* Every protocol type as a parameter; TEXT into numeric, timestamptz,
+     * json and uuid columns (the server infers their types). */
+    dbpool_value row1[13] = {
+        dbpool_int(1), dbpool_int(-32768), dbpool_int(2147483647), dbpool_int(INT64_MIN),
+        dbpool_float(0.5), dbpool_float(-1e300), dbpool_bool(1),
+        dbpool_blob(bytes, sizeof(bytes)), dbpool_text(utf8),
+        dbpool_text("3.14159265358979323846264338327950288"),
+        dbpool_text("2024-02-29 12:00:00+00"), dbpool_text("{\"k\": \"v\"}"),
+        dbpool_text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+    };
+    snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+             "$10, $11, $12, $13)", t);
+    h_execp(c, sql, row1, 13);
+    /* NULL of every column; INT64 and FLOAT64 into numeric; BOOL false. */
+    dbpool_value row2[13] = {
+        dbpool_int(2), dbpool_null(), dbpool_null(), dbpool_null(), dbpool_null(),
+        dbpool_null(), dbpool_bool(0), dbpool_null(), dbpool_null(), dbpool_int(12),
+        dbpool_null(), dbpool_null(), dbpool_null(),
+    };
+    h_execp(c, sql, row2, 13);
+    dbpool_value row3[2] = { dbpool_int(3), dbpool_float(2.5) };
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (id, n) VALUES ($1, $2)", t);
+    h_execp(c, sql, row3, 2);
+
+    snprintf(sql, sizeof(sql), "SELECT id, i2, i4, i8, f4, f8, b, by, tx, n, "
+             "ts = '2024-02-29 12:00:00+00'::timestamptz AS ts_ok, j::text, u::text "
+             "FROM %s ORDER BY id", t);
+    dbpool_result *r = h_query(c, sql, NULL, 0);
+    cr_assert_eq(dbpool_result_nrows(r), 3);
+    cr_assert_eq(val(r, 0, 1, DBPOOL_INT64)->u.i, -32768);
+    cr_assert_eq(val(r, 0, 2, DBPOOL_INT64)->u.i, 2147483647);
+    cr_assert_eq(val(r, 0, 3, DBPOOL_INT64)->u.i, INT64_MIN);
+    cr_assert_eq(val(r, 0, 4, DBPOOL_FLOAT64)->u.f, 0.5);
+    cr_assert_eq(val(r, 0, 5, DBPOOL_FLOAT64)->u.f, -1e300);
+    cr_assert_eq(val(r, 0, 6, DBPOOL_BOOL)->u.b, 1);
+    expect_256_bytes(dbpool_result_value(r, 0, 7), "BLOB parameter read back");
+    expect_text(r, 0, 8, utf8);
+    expect_text(r, 0, 9, "3.14159265358979323846264338327950288");
+    cr_assert_eq(val(r, 0, 10, DBPOOL_BOOL)->u.b, 1, "TEXT into timestamptz stored wrong");
+    expect_text(r, 0, 11, "{\"k\": \"v\"}");
+    expect_text(r, 0, 12, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    for (size_t col = 1; col < 13; col++)   /* NULL parameters stored as NULL */
+        if (col != 6 && col != 9)
+            val(r, 1, col, DBPOOL_NULL);
+    cr_assert_eq(val(r, 1, 6, DBPOOL_BOOL)->u.b, 0);
+    expect_text(r, 1, 9, "12");
+    expect_text(r, 2, 9, "2.5");
+    dbpool_result_free(r);
+
+    /* TEXT parameters compared with timestamptz and uuid columns. */
+    dbpool_value q[2] = { dbpool_text("2024-02-29 13:00:00+01"),
+                          dbpool_text("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11") };
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE ts = $1 AND u = $2", t);
+    r = h_query(c, sql, q, 2);
+    cr_assert_eq(val(r, 0, 0, DBPOOL_INT64)->u.i, 1, "TEXT compared with timestamptz/uuid");
+    dbpool_result_free(r);
+
+    /* Parameters in expressions keep their protocol types. */
+    dbpool_value e[6] = { dbpool_int(41), dbpool_float(1.25), dbpool_bool(0),
+                          dbpool_blob(bytes, sizeof(bytes)), dbpool_text(utf8), dbpool_null() };
+    r = h_query(c, "SELECT $1::int8 + 1, $2::float8 * 2, NOT $3::bool, length($4::bytea), "
+                   "$5::text || '!', $6::int8 IS NULL, $4::bytea", e, 6);
+    cr_assert_eq(val(r, 0, 0, DBPOOL_INT64)->u.i, 42);
+    cr_assert_eq(val(r, 0, 1, DBPOOL_FLOAT64)->u.f, 2.5);
+    cr_assert_eq(val(r, 0, 2, DBPOOL_BOOL)->u.b, 1);
+    cr_assert_eq(val(r, 0, 3, DBPOOL_INT64)->u.i, 256);
+    char bang[128];
+    snprintf(bang, sizeof(bang), "%s!", utf8);
+    expect_text(r, 0, 4, bang);
+    cr_assert_eq(val(r, 0, 5, DBPOOL_BOOL)->u.b, 1);
+    expect_256_bytes(dbpool_result_value(r, 0, 6), "BLOB parameter echoed");
+    dbpool_result_free(r);
+    drop_schema(c);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ errors */
+
+TestSuite(pgerrors, .init = pg_init, .fini = h_fini, .timeout = 120);
+
+static void expect_sql_error(dbpool_conn *c, const char *sql, const char *sqlstate)
+{
+    int rc = dbpool_exec(c, sql);
+    const dbpool_error *e = dbpool_last_error(c);
+    cr_assert_eq(rc, -1, "%s succeeded", sql);
+    cr_assert_eq(e->code, DBPOOL_E_SQL, "%s: %s [%s] %s", sql, dbpool_code_name(e->code),
+                 e->sqlstate, e->message);
+    cr_assert_str_eq(e->sqlstate, sqlstate, "%s: %s", sql, e->message);
+    cr_assert(dbpool_is_open(c), "%s closed the session", sql);
+}
+
+Test(pgerrors, sqlstates_and_the_session_goes_on)
+{
+    char t[64], sql[256];
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    table(c, t, sizeof(t), "errs");
+    h_create_table(c, t, "id int4 PRIMARY KEY");
+    snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1)", t);
+    h_exec(c, sql);
+
+    expect_sql_error(c, sql, "23505");
+    expect_sql_error(c, "SELEC 1", "42601");
+    snprintf(sql, sizeof(sql), "SELECT * FROM no_such_table_%d", (int)getpid());
+    expect_sql_error(c, sql, "42P01");
+    expect_sql_error(c, "SELECT 1 / 0", "22012");
+    assert_txstate(c, 'I', "after autocommit errors");
+    cr_assert_eq(h_scalar(c, "SELECT 6 * 7"), 42, "the session is unusable after errors");
+    drop_schema(c);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(pgerrors, error_fails_the_transaction_and_commit_reports_it)
+{
+    char t[64], ins[256], cnt[256];
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    table(c, t, sizeof(t), "txerr");
+    snprintf(ins, sizeof(ins), "INSERT INTO %s VALUES (1)", t);
+    snprintf(cnt, sizeof(cnt), "SELECT count(*) FROM %s", t);
+    h_create_table(c, t, "id int4");
+
+    /* COMMIT of a failed transaction: TX_STATE 25P02, nothing committed. */
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    h_exec(c, ins);
+    expect_sql_error(c, "SELECT 1 / 0", "22012");
+    assert_txstate(c, 'E', "after an error in a transaction");
+    expect_sql_error(c, "SELECT 1", "25P02");   /* "current transaction is aborted" */
+    assert_txstate(c, 'E', "still failed");
+    int rc = dbpool_commit(c);
+    h_expect_error(c, rc, DBPOOL_E_TX_STATE, "COMMIT of a failed transaction");
+    cr_assert_str_eq(dbpool_last_error(c)->sqlstate, "25P02");
+    assert_txstate(c, 'I', "after COMMIT of a failed transaction");
+    cr_assert_eq(h_scalar(c, cnt), 0, "the failed transaction was committed");
+
+    /* ROLLBACK of a failed transaction works. */
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    h_exec(c, ins);
+    expect_sql_error(c, "SELEC", "42601");
+    assert_txstate(c, 'E', "after a syntax error in a transaction");
+    must_ok(c, dbpool_rollback(c), "rollback of a failed transaction");
+    assert_txstate(c, 'I', "after ROLLBACK");
+    cr_assert_eq(h_scalar(c, cnt), 0);
+
+    /* And a good transaction still commits. */
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    h_exec(c, ins);
+    must_ok(c, dbpool_commit(c), "commit");
+    cr_assert_eq(h_scalar(c, cnt), 1);
+    drop_schema(c);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ streaming */
+
+TestSuite(pgstream, .init = pg_init, .fini = h_fini, .timeout = 300);
+
+#define SERIES_SQL "SELECT n, $2::text AS pad FROM generate_series(1, $1::int8) AS g(n)"
+
+static char *make_pad(size_t n)
+{
+    char *p = malloc(n + 1);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)('a' + i % 26);
+    p[n] = '\0';
+    return p;
+}
+
+/* Read up to max rows of SERIES_SQL, checking order and content; adds the
+ * ROW frames' wire size to *wire. Returns the rows read; *rc as next_row. */
+static int64_t read_series(dbpool_conn *c, int64_t max, int64_t *next, const char *pad,
+                           uint64_t *wire, int *rc)
+{
+    const dbpool_value *row;
+    int64_t got = 0;
+    size_t padlen = strlen(pad);
+
+    while (got < max && (*rc = dbpool_next_row(c, &row)) == 1) {
+        if (row[0].type != DBPOOL_INT64 || row[0].u.i != *next)
+            cr_assert_fail("row %lld: got %s %lld", (long long)*next,
+                           dbpool_type_name(row[0].type), (long long)row[0].u.i);
+        if (row[1].type != DBPOOL_TEXT || row[1].u.s.len != padlen ||
+            memcmp(row[1].u.s.ptr, pad, padlen) != 0)
+            cr_assert_fail("row %lld: pad corrupted", (long long)*next);
+        /* frame header 5, ncols 2, INT64 1+8, TEXT 1+4+len */
+        *wire += 5 + 2 + 9 + 5 + padlen;
+        (*next)++;
+        got++;
+    }
+    return got;
+}
+
+/* Poll the daemon's RSS until it stops changing (5 samples within 256 KiB). */
+static long await_stable_rss(void)
+{
+    long prev = h_rss_kib();
+    int stable = 0;
+    uint64_t deadline = h_now_ms() + 10000;
+
+    while (stable < 5 && h_now_ms() < deadline) {
+        h_sleep_ms(50);
+        long cur = h_rss_kib();
+        stable = labs(cur - prev) < 256 ? stable + 1 : 0;
+        prev = cur;
+    }
+    return prev;
+}
+
+Test(pgstream, million_rows_to_a_slow_reader_with_bounded_daemon_memory)
+{
+    const int64_t rows = 1000000;
+    const long bound_kib = 30 * 1024;
+    char *pad = make_pad(50);
+    dbpool_value p[2];
+    uint64_t wire = 0;
+    int64_t next = 1;
+    int rc = 1;
+
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+
+    /* Warm up (connection, buffers), then take the baseline. */
+    p[0] = dbpool_int(5000);
+    p[1] = dbpool_text(pad);
+    must_ok(c, dbpool_query_start(c, SERIES_SQL, p, 2), "query_start");
+    read_series(c, INT64_MAX, &next, pad, &wire, &rc);
+    must_ok(c, rc, "warm-up stream");
+    long base = await_stable_rss();
+
+    p[0] = dbpool_int(rows);
+    must_ok(c, dbpool_query_start(c, SERIES_SQL, p, 2), "query_start");
+    cr_assert_eq(dbpool_ncolumns(c), 2);
+    cr_assert_str_eq(dbpool_columns(c)[0].decltype, "int8");
+    cr_assert_str_eq(dbpool_columns(c)[1].decltype, "text");
+    next = 1;
+    wire = 0;
+    long peak = base;
+    /* Pause after 1,000 rows and again in the middle; read on in between. */
+    const int64_t stops[] = { 1000, rows / 2 };
+    for (size_t s = 0; s < 2; s++) {
+        read_series(c, stops[s] - (next - 1), &next, pad, &wire, &rc);
+        cr_assert_eq(rc, 1, "the stream ended early at row %lld: %s", (long long)next,
+                     dbpool_last_error(c)->message);
+        long paused = await_stable_rss();
+        if (paused > peak)
+            peak = paused;
+        cr_assert_lt(paused - base, bound_kib,
+                     "daemon RSS grew by %ld KiB while the client paused at row %lld (bound "
+                     "%ld KiB): rows are buffered instead of back-pressured",
+                     paused - base, (long long)next - 1, bound_kib);
+    }
+    while (rc == 1) {
+        read_series(c, 100000, &next, pad, &wire, &rc);
+        long now = h_rss_kib();
+        if (now > peak)
+            peak = now;
+    }
+    must_ok(c, rc, "reading the stream");
+    cr_assert_eq(next - 1, rows, "got %lld rows, expected %lld", (long long)(next - 1),
+                 (long long)rows);
+    cr_assert_eq(dbpool_rows_affected(c), rows);
+    cr_assert_gt(wire, 50u * 1000 * 1000, "the result was only %llu bytes on the wire",
+                 (unsigned long long)wire);
+    cr_assert_lt(peak - base, bound_kib, "daemon RSS peaked %ld KiB above the baseline", peak - base);
+    cr_log_info("1M rows, %.1f MB of ROW frames: daemon RSS %ld KiB at the start, peak +%ld KiB",
+                (double)wire / 1e6, base, peak - base);
+    assert_txstate(c, 'I', "after the stream");
+    cr_assert_eq(h_scalar(c, "SELECT 5"), 5, "the session is unusable after a long stream");
+    dbpool_close(c);
+    free(pad);
+    h_stop_ok();
+}
+
+/* ================================================================ cancel */
+
+TestSuite(pgcancel, .init = pg_init, .fini = h_fini, .timeout = 120);
+
+Test(pgcancel, cancel_from_another_thread_stops_pg_sleep)
+{
+    char extra[2048] = "", marker[64], sql[128];
+    struct h_opts o = { .extra_pools = extra };
+
+    uniq(marker, sizeof(marker), "cancel_marker");
+    snprintf(sql, sizeof(sql), "SELECT pg_sleep(30) /* %s */", marker);
+    add_admin_pool(extra, sizeof(extra));
+    h_start(&o);
+    dbpool_conn *adm = connect_pool("admin");
+    struct bg_query q = { .c = h_connect(), .sql = sql };
+
+    bg_start(&q);
+    bool running = H_AWAIT(active_with_marker(adm, marker, NULL) == 1, 10000);
+    cr_assert(running, "pg_sleep never showed up in pg_stat_activity");
+    uint64_t t0 = h_now_ms();
+    cr_assert_eq(dbpool_cancel(q.c), 0, "dbpool_cancel");
+    cr_assert_eq(pthread_join(q.tid, NULL), 0);
+    cr_assert_eq(q.rc, -1, "pg_sleep(30) was not cancelled");
+    cr_assert_eq(q.err.code, DBPOOL_E_CANCELED, "%s: %s", dbpool_code_name(q.err.code),
+                 q.err.message);
+    cr_assert_str_eq(q.err.sqlstate, "57014");
+    cr_assert_lt(q.ended_ms - t0, 5000, "the cancel took %llu ms",
+                 (unsigned long long)(q.ended_ms - t0));
+    cr_assert_eq(active_with_marker(adm, marker, NULL), 0, "pg_sleep still runs on the server");
+    assert_txstate(q.c, 'I', "after the cancel");
+    cr_assert_eq(h_scalar(q.c, "SELECT 11"), 11, "the session is unusable after a cancel");
+    dbpool_close(q.c);
+    dbpool_close(adm);
+    h_stop_ok();
+}
+
+Test(pgcancel, statement_timeout_cancels_pg_sleep)
+{
+    struct h_opts o = { .pool_settings = "statementTimeout = \"300ms\";" };
+    h_start(&o);
+    dbpool_conn *c = h_connect();
+
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1, "a short statement fails under statementTimeout");
+    uint64_t t0 = h_now_ms();
+    int rc = dbpool_exec(c, "SELECT pg_sleep(5)");
+    uint64_t took = h_now_ms() - t0;
+    h_expect_error(c, rc, DBPOOL_E_CANCELED, "pg_sleep(5) with statementTimeout 300ms");
+    cr_assert_str_eq(dbpool_last_error(c)->sqlstate, "57014");
+    cr_assert_not_null(strstr(dbpool_last_error(c)->message, "statementTimeout"),
+                       "the message does not name statementTimeout: %s",
+                       dbpool_last_error(c)->message);
+    cr_assert_geq(took, 250, "cancelled before the timeout (%llu ms)", (unsigned long long)took);
+    cr_assert_lt(took, 2500, "the timeout took %llu ms", (unsigned long long)took);
+    assert_txstate(c, 'I', "after the timeout");
+    cr_assert_eq(h_scalar(c, "SELECT 3"), 3, "the session is unusable after a timeout");
+
+    /* Inside a transaction: the statement fails, the transaction with it. */
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    rc = dbpool_exec(c, "SELECT pg_sleep(5)");
+    h_expect_error(c, rc, DBPOOL_E_CANCELED, "pg_sleep(5) in a transaction");
+    assert_txstate(c, 'E', "after a timeout in a transaction");
+    must_ok(c, dbpool_rollback(c), "rollback");
+    cr_assert_eq(h_scalar(c, "SELECT 4"), 4);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ transactions */
+
+TestSuite(pgtx, .init = pg_init, .fini = h_fini, .timeout = 120);
+
+Test(pgtx, session_stays_bound_inside_a_transaction)
+{
+    char t[64], ins[256], cnt[256];
+    struct h_opts o = { .max_open_conns = 2 };
+
+    h_start(&o);
+    dbpool_conn *a = h_connect(), *b = h_connect();
+    table(a, t, sizeof(t), "bound");
+    snprintf(ins, sizeof(ins), "INSERT INTO %s VALUES (1)", t);
+    snprintf(cnt, sizeof(cnt), "SELECT count(*) FROM %s", t);
+    h_create_table(a, t, "id int4");
+
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    int64_t pid1 = backend_pid(a);
+    h_exec(a, ins);
+    /* B works meanwhile (it would take A's connection if A were not bound). */
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(h_scalar(b, cnt), 0, "another session sees an uncommitted row");
+    cr_assert_neq(backend_pid(b), pid1, "B ran on A's server connection");
+    cr_assert_eq(h_scalar(a, cnt), 1, "the transaction does not see its own row");
+    cr_assert_eq(backend_pid(a), pid1, "pg_backend_pid() changed inside a transaction");
+    assert_txstate(a, 'T', "inside the transaction");
+    must_ok(a, dbpool_commit(a), "commit");
+    cr_assert_eq(h_scalar(b, cnt), 1, "the committed row is not visible");
+
+    /* The same with SQL BEGIN / COMMIT. */
+    h_exec(a, "BEGIN");
+    assert_txstate(a, 'T', "after SQL BEGIN");
+    int64_t pid2 = backend_pid(a);
+    h_exec(a, ins);
+    cr_assert_eq(h_scalar(b, cnt), 1);
+    cr_assert_eq(h_scalar(a, cnt), 2);
+    cr_assert_eq(backend_pid(a), pid2, "pg_backend_pid() changed inside a SQL transaction");
+    h_exec(a, "COMMIT");
+    assert_txstate(a, 'I', "after SQL COMMIT");
+    cr_assert_eq(h_scalar(b, cnt), 2);
+    drop_schema(a);
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+Test(pgtx, connection_is_released_after_commit)
+{
+    char t[64], ins[256], cnt[256];
+    struct h_opts o = { .max_open_conns = 1, .pool_settings = "acquireTimeout = \"500ms\";" };
+
+    h_start(&o);
+    dbpool_conn *a = h_connect(), *b = h_connect();
+    table(a, t, sizeof(t), "released");
+    snprintf(ins, sizeof(ins), "INSERT INTO %s VALUES (1)", t);
+    snprintf(cnt, sizeof(cnt), "SELECT count(*) FROM %s", t);
+    h_create_table(a, t, "id int4");
+
+    for (int round = 0; round < 2; round++) {
+        if (round == 0)
+            must_ok(a, dbpool_begin(a, 0), "begin");
+        else
+            h_exec(a, "BEGIN");
+        h_exec(a, ins);
+        /* A holds the only connection: B waits and times out. */
+        int rc = dbpool_exec(b, "SELECT 1");
+        h_expect_error(b, rc, DBPOOL_E_POOL_TIMEOUT, "B while A is in a transaction");
+        if (round == 0)
+            must_ok(a, dbpool_commit(a), "commit");
+        else
+            h_exec(a, "COMMIT");
+        /* Released at once: B runs right away. */
+        uint64_t t0 = h_now_ms();
+        cr_assert_eq(h_scalar(b, cnt), round + 1, "B does not see A's committed row");
+        cr_assert_lt(h_now_ms() - t0, 400, "B waited for the connection after A committed");
+    }
+    drop_schema(a);
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* ================================================================ resilience */
+
+/* pgresilience.server_stopped_and_started_again runs its own PostgreSQL. */
+static char second_server[128];
+static pid_t guardian;             /* stops it, whatever happens to this process */
+static int guardian_fd = -1;       /* the only write end of the guardian's pipe */
+
+static const char *harness_script(void)
+{
+    static char path[1024];
+    const char *s = getenv("DBPOOL_TEST_PG_HARNESS");
+    const char *top = getenv("TOP_SRCDIR");
+
+    if (s && *s)
+        return s;
+    if (top && *top)
+        snprintf(path, sizeof(path), "%s/tests/pg/pg-harness.sh", top);
+    else
+        snprintf(path, sizeof(path), "%s", __FILE__);   /* .../tests/integration/test_postgres.c */
+    if (!(top && *top)) {
+        char *slash = strstr(path, "tests/integration/");
+        if (slash)
+            snprintf(slash, sizeof(path) - (size_t)(slash - path), "tests/pg/pg-harness.sh");
+    }
+    cr_assert_eq(access(path, R_OK), 0, "cannot find pg-harness.sh (%s); set "
+                 "DBPOOL_TEST_PG_HARNESS", path);
+    return path;
+}
+
+/* Run `bash pg-harness.sh CMD DIR` for the second server; stdout into out. */
+static int run_harness(const char *cmd, const char *dir, char *out, size_t len)
+{
+    char line[2048];
+    snprintf(line, sizeof(line), "PGPORT_TEST=54339 bash '%s' %s '%s' 2>>'%s.log'",
+             harness_script(), cmd, dir, dir);
+    FILE *f = popen(line, "r");
+    cr_assert_not_null(f, "popen: %s", strerror(errno));
+    size_t n = out ? fread(out, 1, len - 1, f) : 0;
+    if (out)
+        out[n] = '\0';
+    else
+        while (fgets(line, sizeof(line), f))
+            ;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A child in its own session that waits for EOF on a pipe only this
+ * process holds (close-on-exec: neither the daemon nor the server inherits
+ * it), then stops the second server and removes its directory. So the
+ * server is stopped when the test ends normally (fini closes the pipe) and
+ * also when the test process is killed (criterion timeout, watchdog, crash)
+ * and fini never runs. */
+static void start_guardian(const char *dir)
+{
+    char cmd[2048];
+    int p[2];
+
+    snprintf(cmd, sizeof(cmd), "PGPORT_TEST=54339 bash '%s' stop '%s' >>'%s.log' 2>&1; "
+             "rm -f '%s.log'", harness_script(), dir, dir, dir);
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        char c;
+        close(p[1]);
+        setsid();   /* out of the test's process group: survives its killing */
+        while (read(p[0], &c, 1) < 0 && errno == EINTR)
+            ;
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(p[0]);
+    guardian = pid;
+    guardian_fd = p[1];
+}
+
+static void resilience_fini(void)
+{
+    h_fini();
+    if (guardian > 0) {
+        close(guardian_fd);   /* EOF: the guardian stops the server now */
+        waitpid(guardian, NULL, 0);
+        guardian = 0;
+        guardian_fd = -1;
+        second_server[0] = '\0';
+    }
+}
+
+TestSuite(pgresilience, .init = pg_init, .fini = resilience_fini, .timeout = 240);
+
+/* A TCP port on 127.0.0.1 where nothing listens (bound, not listening:
+ * connections are refused). The socket stays open for the test. */
+static int refused_port(int *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert_geq(fd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static void expect_unavailable_pool(const char *pool)
+{
+    dbpool_conn *c = connect_pool(pool);
+    for (int i = 0; i < 2; i++) {
+        uint64_t t0 = h_now_ms();
+        int rc = dbpool_exec(c, "SELECT 1");
+        uint64_t took = h_now_ms() - t0;
+        h_expect_error(c, rc, DBPOOL_E_UNAVAILABLE, pool);
+        cr_assert_lt(took, 2000, "pool %s: the failure took %llu ms", pool,
+                     (unsigned long long)took);
+        cr_assert(dbpool_is_open(c), "pool %s: the session was closed", pool);
+    }
+    dbpool_close(c);
+
+    char *j = pool_json(pool), err[300];
+    char type[32];
+    cr_assert(H_JSON_STR(j, type, "type") && strcmp(type, "postgres") == 0, "%s", j);
+    cr_assert_eq(H_JSON_NUM(j, "healthy"), 0, "pool %s is reported healthy: %s", pool, j);
+    cr_assert(H_JSON_STR(j, err, "last_error") && err[0], "pool %s has no last_error: %s",
+              pool, j);
+    free(j);
+}
+
+Test(pgresilience, unreachable_server_fails_fast_and_shows_unhealthy)
+{
+    char extra[4096] = "", host[128], settings[256];
+    int port, portfd = refused_port(&port);
+    struct h_opts o = { .extra_pools = extra };
+
+    snprintf(settings, sizeof(settings), "maxRetries = 2; retryDelay = \"50ms\"; "
+             "acquireTimeout = \"500ms\"; timeout = \"2s\"; maxOpenConns = 2;");
+    snprintf(host, sizeof(host), "/nonexistent/dbpool-%d", (int)getpid());
+    add_pool(extra, sizeof(extra), "nosocket", host, 5432, NULL, settings);
+    add_pool(extra, sizeof(extra), "refused", "127.0.0.1", port, NULL, settings);
+    h_start(&o);
+
+    expect_unavailable_pool("nosocket");
+    expect_unavailable_pool("refused");
+
+    char *body = NULL;
+    int st = h_http_get("/health", &body);
+    cr_assert_eq(st, 503, "/health with unreachable pools: %d %s", st, body);
+    cr_assert_not_null(strstr(body, "\"degraded\""), "%s", body);
+    free(body);
+    cr_assert_eq(pool_stat("app", "healthy", NULL), 1, "the good pool is reported unhealthy");
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1, "the good pool is affected");
+    dbpool_close(c);
+    close(portfd);
+    h_stop_ok();
+}
+
+/* Idle server connections killed on the server: the daemon notices them
+ * (idle watch), replaces them, and the next statements succeed. */
+Test(pgresilience, idle_connections_killed_are_replaced)
+{
+    char extra[2048] = "";
+    struct h_opts o = { .max_open_conns = 2, .extra_pools = extra };
+
+    add_admin_pool(extra, sizeof(extra));
+    h_start(&o);
+    dbpool_conn *adm = connect_pool("admin");
+    dbpool_conn *a = h_connect(), *b = h_connect();
+
+    /* Two server connections, both idle afterwards. */
+    must_ok(a, dbpool_begin(a, 0), "begin A");
+    must_ok(b, dbpool_begin(b, 0), "begin B");
+    int64_t pa = backend_pid(a), pb = backend_pid(b);
+    cr_assert_neq(pa, pb);
+    must_ok(a, dbpool_commit(a), "commit A");
+    must_ok(b, dbpool_commit(b), "commit B");
+    cr_assert(H_AWAIT(pool_stat("app", "servers", "idle") == 2, 5000), "not 2 idle servers");
+    double closes = pool_stat("app", "totals", "server_closes");
+    double connects = pool_stat("app", "totals", "connects");
+
+    kill_backend(adm, pa);
+    kill_backend(adm, pb);
+    bool noticed = H_AWAIT(pool_stat("app", "totals", "server_closes") >= closes + 2, 5000);
+    cr_assert(noticed, "the daemon did not notice its idle connections being killed "
+              "(server_closes %g -> %g)", closes, pool_stat("app", "totals", "server_closes"));
+    bool replaced = H_AWAIT(pool_stat("app", "totals", "connects") > connects &&
+                            pool_stat("app", "servers", "idle") >= 1, 5000);
+    cr_assert(replaced, "no replacement connection was opened");
+    cr_assert_eq(pool_stat("app", "healthy", NULL), 1);
+
+    /* The requirement: the next statements succeed, on new backends. */
+    int64_t na = backend_pid(a), nb = backend_pid(b);
+    cr_assert(na != pa && na != pb && nb != pa && nb != pb, "a killed backend was reused");
+    cr_assert(!backend_exists(adm, pa) && !backend_exists(adm, pb));
+    cr_assert_eq(health_status(), 200);
+    dbpool_close(a);
+    dbpool_close(b);
+    dbpool_close(adm);
+    h_stop_ok();
+}
+
+struct bystander {
+    dbpool_conn *c;
+    const char *sql;
+    pthread_t tid;
+    atomic_bool stop;
+    atomic_int ok, failed;
+    dbpool_error first_err;
+};
+
+static void *bystander_main(void *p)
+{
+    struct bystander *b = p;
+    while (!atomic_load(&b->stop)) {
+        if (dbpool_exec(b->c, b->sql) == 0) {
+            atomic_fetch_add(&b->ok, 1);
+        } else {
+            if (atomic_fetch_add(&b->failed, 1) == 0)
+                b->first_err = *dbpool_last_error(b->c);
+        }
+    }
+    return NULL;
+}
+
+Test(pgresilience, connection_killed_inside_a_transaction)
+{
+    char extra[2048] = "", t[64], ins[256], cnt[256];
+    struct h_opts o = { .max_open_conns = 2, .extra_pools = extra };
+
+    add_admin_pool(extra, sizeof(extra));
+    h_start(&o);
+    dbpool_conn *adm = connect_pool("admin");
+    dbpool_conn *a = h_connect();
+    table(a, t, sizeof(t), "killed_tx");
+    snprintf(ins, sizeof(ins), "INSERT INTO %s VALUES (1)", t);
+    snprintf(cnt, sizeof(cnt), "SELECT count(*) FROM %s", t);
+    h_create_table(a, t, "id int4");
+
+    struct bystander b = { .c = h_connect(), .sql = cnt };
+    atomic_init(&b.stop, false);
+    atomic_init(&b.ok, 0);
+    atomic_init(&b.failed, 0);
+
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    h_exec(a, ins);
+    int64_t pid = backend_pid(a);
+    cr_assert_eq(pthread_create(&b.tid, NULL, bystander_main, &b), 0);
+    cr_assert(H_AWAIT(atomic_load(&b.ok) >= 20, 5000), "B does not run");
+
+    kill_backend(adm, pid);
+    cr_assert(H_AWAIT(!backend_exists(adm, pid), 5000), "the backend was not terminated");
+    int rc = dbpool_exec(a, "SELECT 1");
+    h_expect_error(a, rc, DBPOOL_E_CONN_LOST, "statement after the backend was killed");
+    cr_assert_not_null(strstr(dbpool_last_error(a)->message, "transaction aborted"),
+                       "the message does not say the transaction was aborted: %s",
+                       dbpool_last_error(a)->message);
+    assert_txstate(a, 'I', "after CONN_LOST");
+    cr_assert(dbpool_is_open(a), "CONN_LOST closed the session");
+
+    /* A goes on, on a fresh connection; the aborted row is gone. */
+    int64_t pid2 = backend_pid(a);
+    cr_assert_neq(pid2, pid);
+    cr_assert_eq(h_scalar(a, cnt), 0, "the aborted transaction's row is visible");
+    h_exec(a, ins);
+    int before = atomic_load(&b.ok);
+    cr_assert(H_AWAIT(atomic_load(&b.ok) >= before + 20, 5000), "B stopped running");
+    atomic_store(&b.stop, true);
+    cr_assert_eq(pthread_join(b.tid, NULL), 0);
+    cr_assert_eq(atomic_load(&b.failed), 0, "B saw %d errors, first: %s: %s",
+                 atomic_load(&b.failed), dbpool_code_name(b.first_err.code),
+                 b.first_err.message);
+    cr_assert_eq(h_scalar(b.c, cnt), 1);
+    drop_schema(a);
+    dbpool_close(b.c);
+    dbpool_close(a);
+    dbpool_close(adm);
+    h_stop_ok();
+}
+
+/* Start a second throwaway PostgreSQL (own directory, port 54339) and point
+ * the harness's postgres profile at it: this test may stop it. */
+static void use_second_server(void)
+{
+    char env[1024], host[256] = "", port[32] = "";
+
+    snprintf(second_server, sizeof(second_server), "/tmp/dbpool-pgd.XXXXXX");
+    cr_assert_not_null(mkdtemp(second_server), "mkdtemp: %s", strerror(errno));
+    start_guardian(second_server);
+    int st = run_harness("start", second_server, env, sizeof(env));
+    cr_assert_eq(st, 0, "could not start a second PostgreSQL (see %s.log)", second_server);
+    /* export PGHOST=/tmp/... PGPORT=54339 PGUSER=dbpool PGDATABASE=dbpool_test */
+    const char *h = strstr(env, "PGHOST="), *p = strstr(env, "PGPORT=");
+    cr_assert(h && p, "unexpected harness output: %s", env);
+    sscanf(h + 7, "%255s", host);
+    sscanf(p + 7, "%31s", port);
+    setenv("DBPOOL_TEST_PG_HOST", host, 1);
+    setenv("DBPOOL_TEST_PG_PORT", port, 1);
+}
+
+static const struct h_opts health_opts = {
+    .max_open_conns = 2,
+    .pool_settings = "healthCheckInterval = \"200ms\"; retryDelay = \"100ms\"; "
+                     "maxRetries = 3; acquireTimeout = \"1s\"; timeout = \"2s\";",
+};
+
+Test(pgresilience, server_stopped_and_started_again)
+{
+    use_second_server();
+    h_start(&health_opts);
+    pid_t daemon = h_pid();
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
+    cr_assert_eq(health_status(), 200);
+
+    cr_assert_eq(run_harness("pause", second_server, NULL, 0), 0, "could not stop PostgreSQL");
+    uint64_t t0 = h_now_ms();
+    bool down = H_AWAIT(health_status() == 503, 5000);
+    cr_assert(down, "/health did not turn 503 within 5 s of the server stopping");
+    cr_log_info("/health was 503 %llu ms after the server stopped",
+                (unsigned long long)(h_now_ms() - t0));
+    cr_assert_eq(pool_stat("app", "healthy", NULL), 0);
+    /* No dead idle connection is handed out: the statement waits for a
+     * connect that fails, and gets UNAVAILABLE (not CONN_LOST). */
+    t0 = h_now_ms();
+    int rc = dbpool_exec(c, "SELECT 1");
+    h_expect_error(c, rc, DBPOOL_E_UNAVAILABLE, "statement with the server stopped");
+    cr_assert_lt(h_now_ms() - t0, 3000, "the failure took %llu ms",
+                 (unsigned long long)(h_now_ms() - t0));
+
+    cr_assert_eq(run_harness("resume", second_server, NULL, 0), 0,
+                 "could not start PostgreSQL again");
+    bool up = H_AWAIT(health_status() == 200, 15000);
+    cr_assert(up, "/health did not return to 200 after the server came back");
+    cr_assert_eq(pool_stat("app", "healthy", NULL), 1);
+    cr_assert_eq(h_scalar(c, "SELECT 2"), 2, "statements fail after the server came back");
+    dbpool_conn *c2 = h_connect();
+    cr_assert_eq(h_scalar(c2, "SELECT 3"), 3);
+    cr_assert(h_running() && h_pid() == daemon, "the daemon was restarted");
+    dbpool_close(c2);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* The same while a session holds the only open server connection in a
+ * transaction: nothing is idle to watch or ping, but the pool has room for
+ * a probe connection, so /health must still notice the stopped server. The
+ * session in the transaction gets CONN_LOST; everything works again after
+ * the restart. */
+Test(pgresilience, server_stopped_while_a_transaction_holds_the_connection)
+{
+    use_second_server();
+    h_start(&health_opts);
+    dbpool_conn *c = h_connect(), *intx = h_connect();
+    must_ok(intx, dbpool_begin(intx, 0), "begin");
+    cr_assert_eq(h_scalar(intx, "SELECT 10"), 10);
+    cr_assert_eq(pool_stat("app", "servers", "open"), 1, "expected one server connection");
+    cr_assert_eq(health_status(), 200);
+
+    cr_assert_eq(run_harness("pause", second_server, NULL, 0), 0, "could not stop PostgreSQL");
+    bool down = H_AWAIT(health_status() == 503, 5000);
+    cr_assert(down, "/health stayed 200 for 5 s after the server stopped while a transaction "
+              "held the pool's only connection (healthCheckInterval 200ms, maxOpenConns 2)");
+    int rc = dbpool_exec(intx, "SELECT 11");
+    h_expect_error(intx, rc, DBPOOL_E_CONN_LOST, "statement in a transaction, server stopped");
+    cr_assert_not_null(strstr(dbpool_last_error(intx)->message, "transaction aborted"), "%s",
+                       dbpool_last_error(intx)->message);
+    assert_txstate(intx, 'I', "after the server stopped");
+    rc = dbpool_exec(c, "SELECT 1");
+    h_expect_error(c, rc, DBPOOL_E_UNAVAILABLE, "statement with the server stopped");
+
+    cr_assert_eq(run_harness("resume", second_server, NULL, 0), 0,
+                 "could not start PostgreSQL again");
+    cr_assert(H_AWAIT(health_status() == 200, 15000),
+              "/health did not return to 200 after the server came back");
+    must_ok(intx, dbpool_begin(intx, 0), "begin after the server came back");
+    cr_assert_eq(h_scalar(intx, "SELECT 12"), 12);
+    must_ok(intx, dbpool_commit(intx), "commit after the server came back");
+    cr_assert_eq(h_scalar(c, "SELECT 2"), 2);
+    dbpool_close(intx);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(pgresilience, connection_lifetime_and_idle_time)
+{
+    struct h_opts o = {
+        .max_open_conns = 1,
+        .pool_settings = "connMaxLifetime = \"300ms\"; connMaxIdleTime = \"300ms\";",
+    };
+    h_start(&o);
+    dbpool_conn *c = h_connect();
+
+    /* New transactions get a new backend once the lifetime has passed. */
+    int64_t p1 = backend_pid(c);
+    bool changed = H_AWAIT(backend_pid(c) != p1, 3000);
+    cr_assert(changed, "pg_backend_pid() stayed %lld for 3 s with connMaxLifetime 300ms",
+              (long long)p1);
+
+    /* Never inside a transaction, however long it runs. */
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    int64_t q1 = backend_pid(c);
+    h_sleep_ms(600);   /* the duration under test, not a synchronisation */
+    int64_t q2 = backend_pid(c);
+    h_sleep_ms(100);
+    cr_assert_eq(backend_pid(c), q1, "the backend changed inside a transaction");
+    cr_assert_eq(q2, q1, "the backend changed inside a transaction");
+    must_ok(c, dbpool_commit(c), "commit");
+    /* Expired while bound: closed when released, not reused. */
+    cr_assert_neq(backend_pid(c), q1, "an expired connection was reused after its transaction");
+
+    /* Idle connections are closed after connMaxIdleTime. */
+    bool closed = H_AWAIT(pool_stat("app", "servers", "open") == 0, 3000);
+    cr_assert(closed, "the idle connection is still open (connMaxIdleTime 300ms)");
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1, "no new connection after idle recycling");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(pgresilience, client_vanishing_mid_statement_and_mid_transaction)
+{
+    char extra[2048] = "", marker[64], sql[256], t[64], ins[256], cnt[256];
+    struct h_opts o = { .max_open_conns = 1, .extra_pools = extra };
+    int64_t pid = 0;
+
+    uniq(marker, sizeof(marker), "vanish_marker");
+    add_admin_pool(extra, sizeof(extra));
+    h_start(&o);
+    dbpool_conn *adm = connect_pool("admin");
+    dbpool_conn *c = h_connect();
+    table(c, t, sizeof(t), "vanish");
+    snprintf(ins, sizeof(ins), "INSERT INTO %s VALUES (1)", t);
+    snprintf(cnt, sizeof(cnt), "SELECT count(*) FROM %s", t);
+    h_create_table(c, t, "id int4");
+    int64_t server_pid = backend_pid(c);
+    dbpool_close(c);
+
+    /* 1. Autocommit pg_sleep, socket closed: cancelled on the server, the
+     *    connection goes back to the pool and is reused (not replaced). */
+    double closes = pool_stat("app", "totals", "server_closes");
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    snprintf(sql, sizeof(sql), "SELECT pg_sleep(30) /* %s */", marker);
+    raw_send_query(fd, sql);
+    cr_assert(H_AWAIT(active_with_marker(adm, marker, &pid) == 1, 10000),
+              "pg_sleep never showed up in pg_stat_activity");
+    cr_assert_eq(pid, server_pid);
+    close(fd);
+    bool gone = H_AWAIT(active_with_marker(adm, marker, NULL) == 0, 5000);
+    cr_assert(gone, "the server still runs the vanished client's pg_sleep");
+    cr_assert(H_AWAIT(pool_stat("app", "servers", "idle") == 1, 5000),
+              "the connection did not go back to the pool");
+    c = h_connect();
+    cr_assert_eq(backend_pid(c), server_pid, "the connection was not reused");
+    dbpool_close(c);
+
+    /* 2. Row inserted in a transaction, socket closed: rolled back. */
+    fd = h_raw_connect();
+    h_raw_handshake(fd);
+    raw_exec(fd, "BEGIN", 'T');
+    raw_exec(fd, ins, 'T');
+    close(fd);
+    c = h_connect();   /* maxOpenConns 1: runs only once the rollback is done */
+    cr_assert_eq(h_scalar(c, cnt), 0, "the vanished client's transaction was committed");
+    cr_assert_eq(backend_pid(c), server_pid, "the connection was not reused");
+    dbpool_close(c);
+
+    /* 3. Inside a transaction with a row inserted, while pg_sleep runs. */
+    fd = h_raw_connect();
+    h_raw_handshake(fd);
+    raw_exec(fd, "BEGIN", 'T');
+    raw_exec(fd, ins, 'T');
+    raw_send_query(fd, sql);
+    cr_assert(H_AWAIT(active_with_marker(adm, marker, NULL) == 1, 10000),
+              "pg_sleep never showed up in pg_stat_activity");
+    close(fd);
+    cr_assert(H_AWAIT(active_with_marker(adm, marker, NULL) == 0, 5000),
+              "the server still runs the vanished client's pg_sleep");
+    c = h_connect();
+    cr_assert_eq(h_scalar(c, cnt), 0, "the vanished client's transaction was committed");
+    cr_assert_eq(backend_pid(c), server_pid, "the connection was not reused");
+    assert_txstate(c, 'I', "a fresh session");
+
+    /* 4. Politely closed (dbpool_close) inside a transaction: the same. */
+    dbpool_conn *d = h_connect();
+    must_ok(d, dbpool_begin(d, 0), "begin");
+    h_exec(d, ins);
+    dbpool_close(d);
+    cr_assert_eq(h_scalar(c, cnt), 0, "a closed session's transaction was committed");
+    cr_assert_eq(pool_stat("app", "totals", "server_closes"), closes,
+                 "server connections were closed instead of reused");
+    cr_assert_eq(pool_stat("app", "servers", "open"), 1);
+    drop_schema(c);
+    dbpool_close(c);
+    dbpool_close(adm);
+    h_stop_ok();
+}
+
+/* ================================================================ status */
+
+TestSuite(pgstatus, .init = pg_init, .fini = h_fini, .timeout = 120);
+
+Test(pgstatus, pools_and_health_report_the_postgres_pool)
+{
+    struct h_opts o = { .max_open_conns = 3 };
+    h_start(&o);
+    dbpool_conn *a = h_connect(), *b = h_connect();
+    char type[32];
+
+    must_ok(a, dbpool_begin(a, 0), "begin A");
+    must_ok(b, dbpool_begin(b, 0), "begin B");
+    cr_assert_neq(backend_pid(a), backend_pid(b));
+    char *j = pool_json("app");
+    cr_assert(H_JSON_STR(j, type, "type"), "%s", j);
+    cr_assert_str_eq(type, "postgres");
+    cr_assert_eq(H_JSON_NUM(j, "healthy"), 1, "%s", j);
+    cr_assert_eq(H_JSON_NUM(j, "servers", "max"), 3, "%s", j);
+    cr_assert_geq(H_JSON_NUM(j, "servers", "open"), 2, "%s", j);
+    cr_assert_eq(H_JSON_NUM(j, "servers", "busy"), 2, "%s", j);
+    cr_assert_eq(H_JSON_NUM(j, "clients", "connected"), 2, "%s", j);
+    cr_assert_eq(H_JSON_NUM(j, "clients", "active"), 2, "%s", j);
+    free(j);
+    must_ok(a, dbpool_commit(a), "commit A");
+    must_ok(b, dbpool_commit(b), "commit B");
+    j = pool_json("app");
+    cr_assert_eq(H_JSON_NUM(j, "servers", "busy"), 0, "%s", j);
+    cr_assert_geq(H_JSON_NUM(j, "servers", "idle"), 2, "%s", j);
+    cr_assert_geq(H_JSON_NUM(j, "totals", "statements"), 4, "%s", j);
+    cr_assert_geq(H_JSON_NUM(j, "totals", "connects"), 2, "%s", j);
+    free(j);
+    char *body = NULL;
+    int st = h_http_get("/health", &body);
+    cr_assert_eq(st, 200, "%s", body);
+    cr_assert_not_null(strstr(body, "\"ok\""), "%s", body);
+    free(body);
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+static void write_file(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fputs(content, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void assert_absent(const char *where, const char *text, const char *needle)
+{
+    const char *hit = strstr(text, needle);
+    cr_assert_null(hit, "%s contains the password \"%s\": ...%.200s", where, needle,
+                   hit ? (hit - text > 100 ? hit - 100 : text) : "");
+}
+
+/* Password authentication through passwordFile (role dbpool_pw, SCRAM):
+ * the right password works, a wrong one fails, and neither password shows
+ * up in the log (at debug level) or in any status endpoint. */
+Test(pgstatus, passwords_stay_out_of_the_log_and_status)
+{
+    char dir[] = "/tmp/dbpool-pw.XXXXXX";
+    char good[128], bad[128], wrong[64], settings[512], extra[4096] = "";
+    struct h_opts o = { .extra_pools = extra };
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(good, sizeof(good), "%s/good.pw", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.pw", dir);
+    snprintf(wrong, sizeof(wrong), "WrongPw-%d-Zz", (int)getpid());
+    write_file(good, "secret\n");   /* pg-harness.sh's password for dbpool_pw */
+    write_file(bad, wrong);
+    snprintf(settings, sizeof(settings), "passwordFile = \"%s\"; maxOpenConns = 2;", good);
+    add_pool(extra, sizeof(extra), "pwgood", NULL, 0, "dbpool_pw", settings);
+    snprintf(settings, sizeof(settings), "passwordFile = \"%s\"; maxRetries = 0; "
+             "retryDelay = \"50ms\"; acquireTimeout = \"1s\"; maxOpenConns = 2;", bad);
+    add_pool(extra, sizeof(extra), "pwbad", NULL, 0, "dbpool_pw", settings);
+    h_start(&o);
+
+    dbpool_conn *c = connect_pool("pwgood");
+    dbpool_result *r = h_query(c, "SELECT current_user::text", NULL, 0);
+    const dbpool_value *v = dbpool_result_value(r, 0, 0);
+    cr_assert(v->type == DBPOOL_TEXT && strcmp(v->u.s.ptr, "dbpool_pw") == 0,
+              "current_user is not dbpool_pw");
+    dbpool_result_free(r);
+    dbpool_close(c);
+
+    c = connect_pool("pwbad");
+    int rc = dbpool_exec(c, "SELECT 1");
+    h_expect_error(c, rc, DBPOOL_E_UNAVAILABLE, "pool with a wrong password");
+    cr_assert_not_null(strstr(dbpool_last_error(c)->message, "password authentication failed"),
+                       "%s", dbpool_last_error(c)->message);
+    assert_absent("the error message", dbpool_last_error(c)->message, wrong);
+    assert_absent("the error message", dbpool_last_error(c)->message, "secret");
+    dbpool_close(c);
+
+    static const char *const paths[] = { "/health", "/pools", "/stats", "/metrics" };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        char *body = NULL, where[64];
+        h_http_get(paths[i], &body);
+        snprintf(where, sizeof(where), "GET %s", paths[i]);
+        assert_absent(where, body, wrong);
+        assert_absent(where, body, "secret");
+        if (strcmp(paths[i], "/pools") == 0)
+            cr_assert_not_null(strstr(body, "password authentication failed"),
+                               "/pools does not show pwbad's error: %s", body);
+        free(body);
+    }
+    h_stop_ok();
+    char *log = h_read_log();
+    cr_assert_not_null(strstr(log, "password authentication failed"),
+                       "the failed authentication is not logged");
+    assert_absent("the daemon log", log, wrong);
+    assert_absent("the daemon log", log, "secret");
+    free(log);
+    unlink(good);
+    unlink(bad);
+    rmdir(dir);
+}
