@@ -49,7 +49,7 @@ struct step {
 
 struct request {
     uint8_t type;
-    uint8_t *frame;           /* payload copy; statements point into it (owned) */
+    uint8_t *frame;           /* payload copy, right after this struct; statements point into it */
     struct proto_stmt *stmts; /* decoded statements (owned) */
     size_t nstmts;
     struct step *steps;       /* owned */
@@ -64,6 +64,9 @@ struct request {
     struct backend_error saved_err;
     int32_t saved_index;
     char sql[2][64];          /* generated SQL (savepoint names) */
+    struct proto_stmt one_stmt;             /* a QUERY's statement (no allocation) */
+    struct step inline_steps[1 + MAX_STEPS_EXTRA];
+    /* the frame payload follows the struct in the same allocation */
 };
 
 struct client {
@@ -192,11 +195,13 @@ static void request_end(struct client *c)
 
     if (!r)
         return;
-    free(r->frame);
-    if (r->stmts)
+    if (r->stmts == &r->one_stmt)
+        free(r->one_stmt.params);
+    else if (r->stmts)
         proto_stmts_free(r->stmts, r->nstmts);
-    free(r->steps);
-    free(r);
+    if (r->steps != r->inline_steps)
+        free(r->steps);
+    free(r);   /* and the frame with it */
     c->req = NULL;
 }
 
@@ -228,6 +233,10 @@ static void add_user_stmt(struct request *r, const struct proto_stmt *st, int32_
 
 static bool alloc_steps(struct request *r, size_t n)
 {
+    if (n + MAX_STEPS_EXTRA <= sizeof(r->inline_steps) / sizeof(r->inline_steps[0])) {
+        r->steps = r->inline_steps;
+        return true;
+    }
     r->steps = calloc(n + MAX_STEPS_EXTRA, sizeof(*r->steps));
     return r->steps != NULL;
 }
@@ -275,9 +284,7 @@ static bool build_query(struct client *c, struct request *r, size_t len)
 {
     uint32_t maxp = c->d->cfg->daemon.max_params;
 
-    r->stmts = calloc(1, sizeof(*r->stmts));
-    if (!r->stmts)
-        return false;
+    r->stmts = &r->one_stmt;
     r->nstmts = 1;
     if (!proto_get_query(r->frame, len, maxp, &r->stmts[0]))
         return false;
@@ -775,6 +782,22 @@ static void peek_cancel(struct client *c)
     }
 }
 
+/* A request frame: its payload goes into the request's own allocation. */
+static int start_frame_request(struct client *c, uint8_t type, uint32_t plen)
+{
+    c->req = calloc(1, sizeof(*c->req) + plen);
+    if (!c->req) {
+        sockbuf_take(&c->io, NULL, plen);
+        protocol_error(c, DBPOOL_E_INTERNAL, "out of memory starting a request");
+        return -1;
+    }
+    c->req->type = type;
+    c->req->frame = (uint8_t *)(c->req + 1);
+    sockbuf_take(&c->io, c->req->frame, plen);
+    start_request(c, plen);
+    return c->state == CL_CLOSING ? -1 : 1;
+}
+
 /* Take one complete frame off the input. 1: handled; 0: need more bytes;
  * -1: the session is closing. */
 static int next_frame(struct client *c)
@@ -804,6 +827,8 @@ static int next_frame(struct client *c)
     if (sockbuf_in_len(&c->io) < sizeof(hdr) + plen)
         return 0;
     sockbuf_take(&c->io, NULL, sizeof(hdr));
+    if (c->state != CL_HANDSHAKE && type != PT_HELLO && type != PT_TERMINATE && type != PT_CANCEL)
+        return start_frame_request(c, type, plen);
     uint8_t *payload = malloc(plen ? plen : 1);
     if (!payload) {
         protocol_error(c, DBPOOL_E_INTERNAL, "out of memory reading a frame");
@@ -839,16 +864,9 @@ static int next_frame(struct client *c)
             close_after_flush(c);
         return -1;
     }
-    c->req = calloc(1, sizeof(*c->req));
-    if (!c->req) {
-        free(payload);
-        protocol_error(c, DBPOOL_E_INTERNAL, "out of memory starting a request");
-        return -1;
-    }
-    c->req->type = type;
-    c->req->frame = payload;
-    start_request(c, plen);
-    return c->state == CL_CLOSING ? -1 : 1;
+    free(payload);
+    protocol_error(c, DBPOOL_E_PROTOCOL, "unexpected frame");   /* not reached */
+    return -1;
 }
 
 static void process_input(struct client *c)
