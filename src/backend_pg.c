@@ -7,7 +7,9 @@
  * are sent with PQsendQueryParams + PQflush, results are read with
  * PQconsumeInput/PQisBusy/PQgetResult in single-row mode, all driven by
  * libevent events on PQsocket(). The one blocking libpq call, PQcancel(),
- * runs on a short detached helper thread (see "Cancel threads").
+ * runs on a short detached helper thread (see "Cancel threads"), and so
+ * does the one blocking libc call libpq would make, getaddrinfo() for a
+ * host NAME (see "NAME RESOLUTION").
  *
  * CONNECTION STATES (c->phase)
  *
@@ -15,6 +17,11 @@
  *                   pool watches the idle connection (watch_idle, see "IDLE
  *                   WATCH"); otherwise whatever the server sends meanwhile
  *                   waits in the kernel and is read by the next operation
+ *   PH_RESOLVING    connect, before libpq starts: host names are resolved
+ *                   on a helper thread (see "NAME RESOLUTION"); its answer
+ *                   comes back through c->ev_resolved. c->ev_timer runs
+ *                   from here on: cfg->timeout_ms covers resolution and
+ *                   connection together.
  *   PH_CONNECTING   PQconnectPoll runs on every socket event. libpq may
  *                   switch sockets while connecting (next host or address,
  *                   SSL or GSS fallback), and a new socket can even reuse
@@ -42,8 +49,9 @@
  * OWNERSHIP AND LIFETIME
  *
  * The pool owns a struct backend_conn from conn_new until close(). The
- * connection owns its PGconn, its three events, the PGresult being delivered
- * (c->cur) and reusable buffers for columns, values and decoded bytea.
+ * connection owns its PGconn, its events (three, and c->ev_resolved once a
+ * host name had to be resolved), the PGresult being delivered (c->cur) and
+ * reusable buffers for columns, values and decoded bytea.
  * Values handed to the sink point into c->cur or those buffers and are valid
  * only during the call. Parameters are converted into one temporary
  * allocation that is freed as soon as PQsendQueryParams has copied them into
@@ -73,6 +81,37 @@
  * c->ev_kick, never from inside watch_idle(). Starting an operation,
  * unwatch_idle() and close() end the watch.
  *
+ * NAME RESOLUTION
+ *
+ * libpq resolves a host NAME with a blocking getaddrinfo() inside
+ * PQconnectPoll, so connect() looks at cfg->host first: a comma-separated
+ * list, as libpq reads it, whose entries are empty (libpq's default), a
+ * socket directory ("/..."), an abstract socket ("@..."), an IPv4 or IPv6
+ * literal (inet_pton) or a name. When there is at least one name, a
+ * detached helper thread (see "Helper threads") resolves each name
+ * (getaddrinfo, AF_UNSPEC, SOCK_STREAM) and keeps its first address. libpq
+ * then gets `host` (the entries as configured: SSL verification uses the
+ * name) and `hostaddr` (per entry, that address, or "" for an entry that is
+ * not a name, which libpq then uses as it is, without DNS). A name that does
+ * not resolve is left out of both lists, as libpq would skip it; when
+ * nothing is left the connect fails with "cannot resolve host NAME:
+ * <reason>" (DBPOOL_E_UNAVAILABLE). When libpq fails, its message names the
+ * server by address only, so "(NAME is ADDR, ...)" follows it, and the
+ * first resolution error, if any, precedes it.
+ *
+ * The helper and the connection share a struct resolve_job (refs, under
+ * job->mu). The helper works on its own copy of the names and reaches the
+ * connection only through job->ev (c->ev_resolved), which it activates under
+ * job->mu and only while it is set. resolve_abandon() clears job->ev under
+ * that mutex when the connect operation ends (any way: answer used, timeout,
+ * failure) or the connection is closed, and then deletes any activation
+ * already posted: the loop never waits for a helper, and a helper never
+ * touches a freed connection or event. (event_active from another thread
+ * needs libevent's pthread locking, which the daemon enables before it
+ * creates the base, as the SQLite driver requires too.) quiesce() waits
+ * (bounded) for helpers still running; one stuck in a slow lookup past that
+ * bound holds nothing but its job and is abandoned safely.
+ *
  * VALUES
  *
  * Results come in text format and are typed by column OID: int2/int4/int8/
@@ -86,12 +125,11 @@
  *
  * LIMITS
  *
- * A host NAME is resolved by libpq with a blocking getaddrinfo() inside
- * PQconnectStartParams/PQconnectPoll; configure an IP address or a socket
- * directory to keep DNS off the loop. COPY FROM STDIN / TO STDOUT is
- * refused (0A000) without breaking the session.
+ * Only the first address of each name is tried (libpq, resolving itself,
+ * would try them all). COPY FROM STDIN / TO STDOUT is refused (0A000)
+ * without breaking the session.
  *
- * The only mutable global is the cancel-thread counter used by quiesce().
+ * The only mutable global is the helper-thread counter used by quiesce().
  * Text conversions (strtod, "%.17g") assume the C numeric locale, which the
  * daemon never changes.
  */
@@ -105,6 +143,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -113,6 +152,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <event2/event.h>
 #include <libpq-fe.h>
@@ -125,7 +168,8 @@ enum {
     PASSWORD_FILE_MAX = 4096,     /* bytes read from passwordFile */
     CANCEL_WAIT_MS = 1000,        /* PH_CANCEL_WAIT bound */
     CANCEL_POLL_MS = 2,
-    QUIESCE_WAIT_MS = 5000,       /* bound on waiting for cancel threads */
+    QUIESCE_WAIT_MS = 5000,       /* bound on waiting for helper threads */
+    ADDR_MAX = 64,                /* numeric address + "%" + interface name + NUL */
     SSL_EXTRA_READS = 4,          /* see read_step() */
     DECL_LEN = 16,                /* "oid:4294967295" + NUL */
 };
@@ -138,7 +182,9 @@ enum {
 
 enum op_kind { OP_NONE = 0, OP_CONNECT, OP_EXEC, OP_PING };
 
-enum phase { PH_IDLE = 0, PH_CONNECTING, PH_SENDING, PH_READING, PH_CANCEL_WAIT, PH_DEFERRED };
+enum phase {
+    PH_IDLE = 0, PH_RESOLVING, PH_CONNECTING, PH_SENDING, PH_READING, PH_CANCEL_WAIT, PH_DEFERRED
+};
 
 /* A cancel request in flight. The helper thread owns cc and frees it; the
  * ticket itself is shared (refs) so the connection can see `delivered`
@@ -147,6 +193,28 @@ struct cancel_ticket {
     PGcancel *cc;
     atomic_bool delivered;   /* PQcancel returned: the server has the request */
     atomic_int refs;
+};
+
+/* One entry of the host list (see "NAME RESOLUTION"). */
+struct resolve_entry {
+    const char *name;        /* the entry as configured; points into job->names */
+    bool lookup;             /* a name: the helper resolves it */
+    int gai;                 /* getaddrinfo's (or getnameinfo's) result, 0: ok */
+    int sys_errno;           /* errno when gai is EAI_SYSTEM */
+    char addr[ADDR_MAX];     /* the first address, numeric */
+};
+
+/* A resolution in flight, shared by the connection and its helper thread.
+ * mu guards ev, finished and refs; the helper writes the entries before it
+ * sets finished, the loop reads them only after seeing finished. */
+struct resolve_job {
+    pthread_mutex_t mu;
+    struct event *ev;        /* the connection's ev_resolved; NULL once abandoned */
+    bool finished;
+    int refs;
+    char *names;             /* copy of the host list, commas replaced by NULs */
+    size_t n;
+    struct resolve_entry e[];
 };
 
 struct backend_conn {
@@ -163,6 +231,8 @@ struct backend_conn {
     short io_what;
     struct event *ev_timer;      /* connect timeout; PH_CANCEL_WAIT polling */
     struct event *ev_kick;       /* deferred work: results, resume, cancel */
+    struct event *ev_resolved;   /* a resolver helper is done; created when first needed */
+    struct resolve_job *resolve; /* PH_RESOLVING, and until the connect completes */
 
     /* The operation in flight. */
     enum op_kind op;
@@ -260,12 +330,12 @@ static void timeval_ms(struct timeval *tv, uint64_t ms)
     tv->tv_usec = (suseconds_t)(ms % 1000u) * 1000;
 }
 
-/* ------------------------------------------------------- cancel threads */
+/* ------------------------------------------------------- helper threads */
 
 /*
- * Cancel threads — PQcancel() opens a new connection to the server and
- * blocks, so it runs on a detached helper thread that owns only its
- * PGcancel (and a reference to the ticket). `running` counts helpers that
+ * Helper threads — the blocking calls this driver needs (PQcancel, which
+ * opens a new connection to the server; getaddrinfo) run on short detached
+ * threads that own only what they were given. `running` counts helpers that
  * have not finished; quiesce() waits for it to reach zero. This is the
  * file's only mutable global state.
  */
@@ -273,7 +343,7 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int running;
-} cancel_threads = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+} helpers = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 
 /* Mutex/condvar calls fail only on programming errors: abort loudly. */
 static void must(int rc, const char *what)
@@ -284,15 +354,48 @@ static void must(int rc, const char *what)
     }
 }
 
-static void cancel_threads_add(int delta)
+static void helpers_add(int delta)
 {
-    must(pthread_mutex_lock(&cancel_threads.mu), "pthread_mutex_lock");
-    cancel_threads.running += delta;
-    if (cancel_threads.running == 0)
-        must(pthread_cond_broadcast(&cancel_threads.cv), "pthread_cond_broadcast");
-    must(pthread_mutex_unlock(&cancel_threads.mu), "pthread_mutex_unlock");
+    must(pthread_mutex_lock(&helpers.mu), "pthread_mutex_lock");
+    helpers.running += delta;
+    if (helpers.running == 0)
+        must(pthread_cond_broadcast(&helpers.cv), "pthread_cond_broadcast");
+    must(pthread_mutex_unlock(&helpers.mu), "pthread_mutex_unlock");
 }
 
+/* Start a detached helper running fn(arg); its last action must be
+ * helpers_add(-1). The helper blocks all signals: they belong to the loop
+ * thread. 0, or an error number (then fn never runs). */
+static int helper_start(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_t tid;
+    sigset_t all, old;
+    int rc;
+
+    if (pthread_attr_init(&attr) != 0)
+        return ENOMEM;
+    helpers_add(1);
+    rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (rc == 0 && sigfillset(&all) == 0) {
+        must(pthread_sigmask(SIG_SETMASK, &all, &old), "pthread_sigmask");
+        rc = pthread_create(&tid, &attr, fn, arg);
+        must(pthread_sigmask(SIG_SETMASK, &old, NULL), "pthread_sigmask");
+    } else if (rc == 0) {
+        rc = EINVAL;
+    }
+    must(pthread_attr_destroy(&attr), "pthread_attr_destroy");
+    if (rc != 0)
+        helpers_add(-1);
+    return rc;
+}
+
+/* ------------------------------------------------------- cancel threads */
+
+/*
+ * Cancel threads — a helper runs PQcancel() and owns only its PGcancel
+ * (and a reference to the ticket).
+ */
 static void ticket_unref(struct cancel_ticket *t)
 {
     if (t && atomic_fetch_sub(&t->refs, 1) == 1)
@@ -311,43 +414,26 @@ static void *cancel_main(void *arg)
     t->cc = NULL;
     atomic_store(&t->delivered, true);
     ticket_unref(t);
-    cancel_threads_add(-1);
+    helpers_add(-1);
     return NULL;
 }
 
-/* Start a helper for PQcancel. The helper blocks all signals: they belong
- * to the loop thread. On any failure the cancel is simply not sent. */
+/* Start a helper for PQcancel. On any failure the cancel is simply not
+ * sent. */
 static struct cancel_ticket *cancel_start(PGconn *pg)
 {
-    struct cancel_ticket *t;
-    pthread_attr_t attr;
-    pthread_t tid;
-    sigset_t all, old;
-    int rc;
+    struct cancel_ticket *t = calloc(1, sizeof(*t));
 
-    t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
     t->cc = PQgetCancel(pg);
-    if (!t->cc || pthread_attr_init(&attr) != 0) {
-        PQfreeCancel(t->cc);   /* accepts NULL */
+    if (!t->cc) {
         free(t);
         return NULL;
     }
     atomic_init(&t->delivered, false);
     atomic_init(&t->refs, 2);   /* the connection's and the helper's */
-    cancel_threads_add(1);
-    rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (rc == 0 && sigfillset(&all) == 0) {
-        must(pthread_sigmask(SIG_SETMASK, &all, &old), "pthread_sigmask");
-        rc = pthread_create(&tid, &attr, cancel_main, t);
-        must(pthread_sigmask(SIG_SETMASK, &old, NULL), "pthread_sigmask");
-    } else if (rc == 0) {
-        rc = EINVAL;
-    }
-    must(pthread_attr_destroy(&attr), "pthread_attr_destroy");
-    if (rc != 0) {
-        cancel_threads_add(-1);
+    if (helper_start(cancel_main, t) != 0) {
         PQfreeCancel(t->cc);
         free(t);
         return NULL;
@@ -355,8 +441,148 @@ static struct cancel_ticket *cancel_start(PGconn *pg)
     return t;
 }
 
-/* Wait (bounded) for every cancel helper: a helper stuck connecting to an
- * unreachable server must not hold up shutdown forever. */
+/* ----------------------------------------------------- resolver threads */
+
+/* Whether a host-list entry is a name to resolve: not empty (libpq's
+ * default), not a socket directory or abstract socket, not an IP literal. */
+static bool entry_needs_lookup(const char *p, size_t len)
+{
+    char lit[ADDR_MAX];
+    unsigned char bin[sizeof(struct in6_addr)];
+
+    if (len == 0 || p[0] == '/' || p[0] == '@')
+        return false;
+    if (len >= sizeof(lit))
+        return true;   /* longer than any literal */
+    memcpy(lit, p, len);
+    lit[len] = '\0';
+    return inet_pton(AF_INET, lit, bin) != 1 && inet_pton(AF_INET6, lit, bin) != 1;
+}
+
+static bool hosts_need_lookup(const char *hosts)
+{
+    for (const char *p = hosts;; ) {
+        size_t len = strcspn(p, ",");
+        if (entry_needs_lookup(p, len))
+            return true;
+        if (!p[len])
+            return false;
+        p += len + 1;
+    }
+}
+
+static void job_unref(struct resolve_job *job)
+{
+    bool last;
+
+    must(pthread_mutex_lock(&job->mu), "pthread_mutex_lock");
+    last = --job->refs == 0;
+    must(pthread_mutex_unlock(&job->mu), "pthread_mutex_unlock");
+    if (last) {
+        must(pthread_mutex_destroy(&job->mu), "pthread_mutex_destroy");
+        free(job->names);
+        free(job);
+    }
+}
+
+/* The helper: resolve every name, then tell the loop unless abandoned. */
+static void *resolve_main(void *arg)
+{
+    struct resolve_job *job = arg;
+    struct addrinfo hints, *ai;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    for (size_t i = 0; i < job->n; i++) {
+        struct resolve_entry *e = &job->e[i];
+
+        if (!e->lookup)
+            continue;
+        ai = NULL;
+        errno = 0;
+        e->gai = getaddrinfo(e->name, NULL, &hints, &ai);
+        if (e->gai == 0 && !ai)
+            e->gai = EAI_NONAME;
+        if (e->gai == 0)
+            e->gai = getnameinfo(ai->ai_addr, ai->ai_addrlen, e->addr, sizeof(e->addr), NULL, 0,
+                                 NI_NUMERICHOST);
+        if (e->gai == EAI_SYSTEM)
+            e->sys_errno = errno ? errno : EIO;
+        if (e->gai != 0)
+            e->addr[0] = '\0';
+        if (ai)
+            freeaddrinfo(ai);
+    }
+    must(pthread_mutex_lock(&job->mu), "pthread_mutex_lock");
+    job->finished = true;
+    if (job->ev)
+        event_active(job->ev, 0, 0);
+    must(pthread_mutex_unlock(&job->mu), "pthread_mutex_unlock");
+    job_unref(job);
+    helpers_add(-1);
+    return NULL;
+}
+
+/* A job for the host list, with its own copy of the names; NULL when out
+ * of memory. */
+static struct resolve_job *job_new(const char *hosts)
+{
+    struct resolve_job *job;
+    size_t n = 1;
+    char *p;
+
+    for (const char *q = hosts; *q; q++)
+        n += *q == ',';
+    job = calloc(1, sizeof(*job) + n * sizeof(job->e[0]));
+    if (!job)
+        return NULL;
+    job->names = strdup(hosts);
+    if (!job->names || pthread_mutex_init(&job->mu, NULL) != 0) {
+        free(job->names);
+        free(job);
+        return NULL;
+    }
+    job->n = n;
+    p = job->names;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(p, ",");
+        bool last = !p[len];
+
+        job->e[i].name = p;
+        job->e[i].lookup = entry_needs_lookup(p, len);
+        p[len] = '\0';
+        if (!last)
+            p += len + 1;
+    }
+    return job;
+}
+
+/* Why entry e did not resolve. */
+static void entry_error(const struct resolve_entry *e, char *dst, size_t size)
+{
+    snprintf(dst, size, "cannot resolve host %s: %s", e->name,
+             e->gai == EAI_SYSTEM ? strerror(e->sys_errno) : gai_strerror(e->gai));
+}
+
+/* Drop the connection's part in its resolution, if any: from here on the
+ * helper cannot reach c, and an answer it already posted is withdrawn. */
+static void resolve_abandon(struct backend_conn *c)
+{
+    struct resolve_job *job = c->resolve;
+
+    if (!job)
+        return;
+    c->resolve = NULL;
+    must(pthread_mutex_lock(&job->mu), "pthread_mutex_lock");
+    job->ev = NULL;
+    must(pthread_mutex_unlock(&job->mu), "pthread_mutex_unlock");
+    (void)event_del(c->ev_resolved);   /* removes a posted activation, too */
+    job_unref(job);
+}
+
+/* Wait (bounded) for every helper: one stuck connecting to an unreachable
+ * server, or in a slow DNS lookup, must not hold up shutdown forever. */
 static void pg_quiesce(void)
 {
     struct timespec deadline;
@@ -365,13 +591,13 @@ static void pg_quiesce(void)
     if (clock_gettime(CLOCK_REALTIME, &deadline) != 0)
         abort();   /* cannot fail for CLOCK_REALTIME */
     deadline.tv_sec += QUIESCE_WAIT_MS / 1000;
-    must(pthread_mutex_lock(&cancel_threads.mu), "pthread_mutex_lock");
-    while (cancel_threads.running > 0 && rc != ETIMEDOUT) {
-        rc = pthread_cond_timedwait(&cancel_threads.cv, &cancel_threads.mu, &deadline);
+    must(pthread_mutex_lock(&helpers.mu), "pthread_mutex_lock");
+    while (helpers.running > 0 && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&helpers.cv, &helpers.mu, &deadline);
         if (rc != ETIMEDOUT)
             must(rc, "pthread_cond_timedwait");
     }
-    must(pthread_mutex_unlock(&cancel_threads.mu), "pthread_mutex_unlock");
+    must(pthread_mutex_unlock(&helpers.mu), "pthread_mutex_unlock");
 }
 
 /* --------------------------------------------------------------- events */
@@ -545,6 +771,7 @@ static void end_op(struct backend_conn *c, char txstate)
     }
     ticket_unref(c->ticket);
     c->ticket = NULL;
+    resolve_abandon(c);
     disarm_io(c);
     (void)event_del(c->ev_timer);   /* fails only for an uninitialised event */
 }
@@ -665,8 +892,10 @@ static void wipe_password(char *pw)
     }
 }
 
-/* PQconnectStartParams with our keywords. libpq copies the values. */
-static PGconn *start_connection(const struct pool_config *cfg, const char *password)
+/* PQconnectStartParams with our keywords. libpq copies the values.
+ * hostaddr: NULL, or one address (or "") per entry of hosts. */
+static PGconn *start_connection(const struct pool_config *cfg, const char *hosts,
+                                const char *hostaddr, const char *password)
 {
     const char *kw[12], *val[12];
     char port[16] = "";
@@ -675,7 +904,9 @@ static PGconn *start_connection(const struct pool_config *cfg, const char *passw
     if (cfg->port > 0)
         snprintf(port, sizeof(port), "%d", cfg->port);
 #define KV(k, v) (kw[n] = (k), val[n] = (v), n++)
-    KV("host", cfg->host);
+    KV("host", hosts);
+    if (hostaddr)
+        KV("hostaddr", hostaddr);
     KV("port", port);
     KV("dbname", cfg->dbname);
     KV("user", cfg->username);
@@ -699,11 +930,53 @@ static void drop_pg(struct backend_conn *c)
     c->connected = false;
 }
 
+/* Append to the NUL-terminated string in dst (truncating). */
+static void append(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *dst, size_t size, const char *fmt, ...)
+{
+    size_t used = strlen(dst);
+    va_list ap;
+
+    if (used + 1 >= size)
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(dst + used, size - used, fmt, ap);   /* truncation is fine */
+    va_end(ap);
+}
+
+/* libpq's error message. With resolved names (see "NAME RESOLUTION"): the
+ * first resolution error goes in front, and the addresses used go after it,
+ * since libpq names a host given by hostaddr by its address only. */
+static void connect_error_message(const struct backend_conn *c, char *dst, size_t size)
+{
+    const struct resolve_job *job = c->resolve;
+    char libpq[sizeof(c->res.err.message)];
+    bool failed = false;
+    int shown = 0;
+
+    dst[0] = '\0';
+    for (size_t i = 0; job && i < job->n && !failed; i++) {
+        if (job->e[i].lookup && job->e[i].gai != 0) {
+            entry_error(&job->e[i], dst, size);
+            append(dst, size, "; ");
+            failed = true;
+        }
+    }
+    conn_error_message(c, libpq, sizeof(libpq), "connection failed");
+    append(dst, size, "%s", libpq);
+    for (size_t i = 0; job && i < job->n; i++)
+        if (job->e[i].lookup && job->e[i].gai == 0)
+            append(dst, size, "%s%s is %s", shown++ ? ", " : " (", job->e[i].name,
+                   job->e[i].addr);
+    if (shown)
+        append(dst, size, ")");
+}
+
 static void connect_failed(struct backend_conn *c)
 {
     char msg[sizeof(c->res.err.message)];
 
-    conn_error_message(c, msg, sizeof(msg), "connection failed");
+    connect_error_message(c, msg, sizeof(msg));
     drop_pg(c);
     fail_now(c, DBPOOL_E_UNAVAILABLE, true, "%s", msg);
 }
@@ -722,9 +995,12 @@ static void connect_succeeded(struct backend_conn *c)
 
 static void connect_timed_out(struct backend_conn *c)
 {
+    bool resolving = c->phase == PH_RESOLVING;
+
     drop_pg(c);
-    fail_now(c, DBPOOL_E_UNAVAILABLE, true, "connection to %s:%d timed out after %llu ms",
-             c->cfg->host, c->cfg->port, (unsigned long long)c->cfg->timeout_ms);
+    fail_now(c, DBPOOL_E_UNAVAILABLE, true, "connection to %s:%d timed out after %llu ms%s",
+             c->cfg->host, c->cfg->port, (unsigned long long)c->cfg->timeout_ms,
+             resolving ? " (resolving the host name)" : "");
 }
 
 /* One PQconnectPoll step, then wait for what libpq asks for. */
@@ -753,22 +1029,18 @@ static void connect_step(struct backend_conn *c)
     }
 }
 
-static void pg_connect(struct backend_conn *c, backend_done_fn done, void *arg)
+/* Start libpq on hosts (and hostaddr, see start_connection). No DNS
+ * happens here: every name in hosts has its address in hostaddr. */
+static void begin_connection(struct backend_conn *c, const char *hosts, const char *hostaddr)
 {
     char err[sizeof(c->res.err.message)];
     char *password;
-    struct timeval tv;
 
-    start_op(c, OP_CONNECT, done, arg, NULL);
-    if (c->pg) {
-        fail_later(c, DBPOOL_E_INTERNAL, "", false, "connect called on an open connection");
-        return;
-    }
     if (!read_password(c->cfg, &password, err, sizeof(err))) {
         fail_later(c, DBPOOL_E_UNAVAILABLE, "", true, "%s", err);
         return;
     }
-    c->pg = start_connection(c->cfg, password);
+    c->pg = start_connection(c->cfg, hosts, hostaddr, password);
     wipe_password(password);
     if (!c->pg) {
         fail_later(c, DBPOOL_E_INTERNAL, "", true, "cannot connect to PostgreSQL: out of memory");
@@ -777,19 +1049,125 @@ static void pg_connect(struct backend_conn *c, backend_done_fn done, void *arg)
     (void)PQsetNoticeProcessor(c->pg, ignore_notice, NULL);   /* returns the previous one */
     if (PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0 ||
         !arm_io(c, EV_WRITE, true)) {
-        conn_error_message(c, err, sizeof(err), "connection failed");
+        connect_error_message(c, err, sizeof(err));
         drop_pg(c);
         fail_later(c, DBPOOL_E_UNAVAILABLE, "", true, "%s", err);
         return;
     }
     c->phase = PH_CONNECTING;   /* libpq: act as if PGRES_POLLING_WRITING */
-    if (c->cfg->timeout_ms > 0) {
+}
+
+/* The helper has resolved the names: connect to the hosts that resolved. */
+static void resolved(struct backend_conn *c)
+{
+    const struct resolve_job *job = c->resolve;
+    const struct resolve_entry *failed = NULL;
+    size_t hosts_size = strlen(c->cfg->host) + 1;
+    char *hosts = malloc(hosts_size + job->n * ADDR_MAX);
+    char *addrs = hosts + hosts_size;
+    char msg[sizeof(c->res.err.message)];
+    size_t nh = 0, na = 0, kept = 0;
+
+    if (!hosts) {
+        fail_now(c, DBPOOL_E_INTERNAL, true, "cannot connect to PostgreSQL: out of memory");
+        return;
+    }
+    for (size_t i = 0; i < job->n; i++) {
+        const struct resolve_entry *e = &job->e[i];
+        size_t len = strlen(e->name), alen = strlen(e->addr);
+
+        if (e->lookup && e->gai != 0) {
+            if (!failed)
+                failed = e;
+            continue;
+        }
+        if (kept++ > 0) {
+            hosts[nh++] = ',';
+            addrs[na++] = ',';
+        }
+        memcpy(hosts + nh, e->name, len);
+        nh += len;
+        memcpy(addrs + na, e->addr, alen);   /* "" for an entry that is not a name */
+        na += alen;
+    }
+    hosts[nh] = addrs[na] = '\0';
+    if (kept == 0 && failed) {
+        entry_error(failed, msg, sizeof(msg));
+        free(hosts);
+        fail_now(c, DBPOOL_E_UNAVAILABLE, true, "%s", msg);
+        return;
+    }
+    begin_connection(c, hosts, addrs);
+    free(hosts);
+}
+
+static void on_resolved(evutil_socket_t fd, short what, void *arg)
+{
+    struct backend_conn *c = arg;
+    bool finished = false;
+
+    (void)fd;
+    (void)what;
+    enter(c);
+    if (c->phase == PH_RESOLVING && c->resolve) {
+        must(pthread_mutex_lock(&c->resolve->mu), "pthread_mutex_lock");
+        finished = c->resolve->finished;
+        must(pthread_mutex_unlock(&c->resolve->mu), "pthread_mutex_unlock");
+    }
+    if (finished)
+        resolved(c);
+    leave(c);
+}
+
+/* Resolve the names in cfg->host on a helper thread; on_resolved goes on.
+ * 0, or an error number. */
+static int resolve_start(struct backend_conn *c)
+{
+    struct resolve_job *job;
+    int rc;
+
+    if (!c->ev_resolved && !(c->ev_resolved = event_new(c->base, -1, 0, on_resolved, c)))
+        return ENOMEM;
+    if (!(job = job_new(c->cfg->host)))
+        return ENOMEM;
+    job->ev = c->ev_resolved;
+    job->refs = 2;   /* the connection's and the helper's */
+    rc = helper_start(resolve_main, job);
+    if (rc != 0) {
+        job->refs = 1;
+        job_unref(job);
+        return rc;
+    }
+    c->resolve = job;
+    c->phase = PH_RESOLVING;
+    return 0;
+}
+
+static void pg_connect(struct backend_conn *c, backend_done_fn done, void *arg)
+{
+    struct timeval tv;
+    int rc;
+
+    start_op(c, OP_CONNECT, done, arg, NULL);
+    if (c->pg) {
+        fail_later(c, DBPOOL_E_INTERNAL, "", false, "connect called on an open connection");
+        return;
+    }
+    if (c->cfg->timeout_ms > 0) {   /* covers name resolution too */
         timeval_ms(&tv, c->cfg->timeout_ms);
         if (event_add(c->ev_timer, &tv) != 0) {
-            drop_pg(c);
             fail_later(c, DBPOOL_E_INTERNAL, "", true, "cannot arm the connect timer");
+            return;
         }
     }
+    if (!hosts_need_lookup(c->cfg->host)) {
+        begin_connection(c, c->cfg->host, NULL);
+        return;
+    }
+    rc = resolve_start(c);
+    if (rc != 0)
+        fail_later(c, DBPOOL_E_INTERNAL, "", true, "cannot resolve host %s: %s", c->cfg->host,
+                   strerror(rc));
 }
 
 /* ----------------------------------------------------------- parameters */
@@ -1498,7 +1876,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     enter(c);
-    if (c->phase == PH_CONNECTING)
+    if (c->phase == PH_CONNECTING || c->phase == PH_RESOLVING)
         connect_timed_out(c);
     else if (c->phase == PH_CANCEL_WAIT)
         cancel_wait_step(c);
@@ -1644,7 +2022,8 @@ static void conn_free(struct backend_conn *c)
 
 /* PQfinish sends Terminate without waiting (the socket is non-blocking) and
  * closes the socket. A cancel helper still running owns only its PGcancel
- * and its reference to the ticket. */
+ * and its reference to the ticket; a resolver helper only its job, which no
+ * longer points at ev_resolved. */
 static void pg_close(struct backend_conn *c)
 {
     if (!c || c->closed)
@@ -1657,12 +2036,15 @@ static void pg_close(struct backend_conn *c)
          * computes: cancel the statement so it does not run on. */
         c->ticket = cancel_start(c->pg);
     }
+    resolve_abandon(c);   /* before ev_resolved goes */
     drop_pg(c);
     if (c->ev_timer)
         event_free(c->ev_timer);
     if (c->ev_kick)
         event_free(c->ev_kick);
-    c->ev_timer = c->ev_kick = NULL;
+    if (c->ev_resolved)
+        event_free(c->ev_resolved);
+    c->ev_timer = c->ev_kick = c->ev_resolved = NULL;
     ticket_unref(c->ticket);
     c->ticket = NULL;
     c->op = OP_NONE;

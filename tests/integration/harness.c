@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -92,49 +93,73 @@ static bool sqlite_group(char *buf, size_t len, const char *dir, char *why, size
     return true;
 }
 
-/* host/port/name/username/passwordFile from $<prefix>HOST, ...PORT, ...DB,
- * ...USER, ...PASSWORD_FILE, falling back to the client library's own
+/* Where a server backend's settings come from: $<prefix>HOST, ...PORT,
+ * ...DB, ...USER, ...PASSWORD_FILE, falling back to the client library's own
  * variables (std[i], e.g. PGHOST as printed by tests/pg/pg-harness.sh). */
-static bool server_group(const char *prefix, const char *const std[5], char *buf, size_t len,
-                         char *why, size_t whylen)
+struct server_env {
+    const char *prefix;
+    const char *std[5];
+    const char *default_port;
+};
+
+enum { SV_HOST, SV_PORT, SV_DB, SV_USER, SV_PASSWORD_FILE, SV_COUNT };
+
+static const char *const server_vars[SV_COUNT] = { "HOST", "PORT", "DB", "USER", "PASSWORD_FILE" };
+
+static const struct server_env pg_env = {
+    "DBPOOL_TEST_PG_", { "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", NULL }, "5432",
+};
+static const struct server_env mysql_env = {
+    "DBPOOL_TEST_MYSQL_", { "MYSQL_HOST", "MYSQL_TCP_PORT", NULL, NULL, NULL }, "3306",
+};
+
+/* Setting i (SV_*) of a server backend; NULL when unset. var receives the
+ * name of the primary variable. */
+static const char *server_setting(const struct server_env *e, int i, char *var, size_t len)
 {
-    static const char *const keys[] = { "host", "port", "name", "username", "passwordFile" };
-    static const char *const envs[] = { "HOST", "PORT", "DB", "USER", "PASSWORD_FILE" };
+    snprintf(var, len, "%s%s", e->prefix, server_vars[i]);
+    const char *v = getenv(var);
+    if ((!v || !*v) && e->std[i])
+        v = getenv(e->std[i]);
+    return v && *v ? v : NULL;
+}
+
+/* host/port/name/username/passwordFile for the pool's type group. */
+static bool server_group(const struct server_env *e, char *buf, size_t len, char *why,
+                         size_t whylen)
+{
+    static const char *const keys[SV_COUNT] = { "host", "port", "name", "username",
+                                                "passwordFile" };
     size_t pos = 0;
 
     buf[0] = '\0';
-    for (size_t i = 0; i < 5; i++) {
+    for (int i = 0; i < SV_COUNT; i++) {
         char var[64];
-        snprintf(var, sizeof(var), "%s%s", prefix, envs[i]);
-        const char *v = getenv(var);
-        if ((!v || !*v) && std[i])
-            v = getenv(std[i]);
-        if (!v || !*v) {
-            if (i == 1 || i == 4)
+        const char *v = server_setting(e, i, var, sizeof(var));
+        if (!v) {
+            if (i == SV_PORT || i == SV_PASSWORD_FILE)
                 continue;            /* optional */
             snprintf(why, whylen, "set %s%s%s (and the other %s* variables) to run the suite "
-                     "against this backend", var, std[i] ? " or " : "", std[i] ? std[i] : "",
-                     prefix);
+                     "against this backend", var, e->std[i] ? " or " : "",
+                     e->std[i] ? e->std[i] : "", e->prefix);
             return false;
         }
         pos += (size_t)snprintf(buf + pos, pos < len ? len - pos : 0,
-                                i == 1 ? "%s = %s; " : "%s = \"%s\"; ", keys[i], v);
+                                i == SV_PORT ? "%s = %s; " : "%s = \"%s\"; ", keys[i], v);
     }
     return pos < len;
 }
 
 static bool postgres_group(char *buf, size_t len, const char *dir, char *why, size_t whylen)
 {
-    static const char *const std[5] = { "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", NULL };
     (void)dir;
-    return server_group("DBPOOL_TEST_PG_", std, buf, len, why, whylen);
+    return server_group(&pg_env, buf, len, why, whylen);
 }
 
 static bool mysql_group(char *buf, size_t len, const char *dir, char *why, size_t whylen)
 {
-    static const char *const std[5] = { "MYSQL_HOST", "MYSQL_TCP_PORT", NULL, NULL, NULL };
     (void)dir;
-    return server_group("DBPOOL_TEST_MYSQL_", std, buf, len, why, whylen);
+    return server_group(&mysql_env, buf, len, why, whylen);
 }
 
 #define MYSQL_DIGITS "(SELECT 0 i UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 " \
@@ -702,20 +727,58 @@ static void arm_watchdog(void)
     alarm((unsigned)secs);
 }
 
-/* Server backends: one test at a time holds the database (the lock is
- * released when the test process exits). */
+/* The settings of a server profile (NULL for sqlite). */
+static const struct server_env *server_env_of(const struct backend_profile *prof)
+{
+    if (prof->pool_group == postgres_group)
+        return &pg_env;
+    if (prof->pool_group == mysql_group)
+        return &mysql_env;
+    return NULL;
+}
+
+/* FNV-1a, 64 bits: names the lock file of a server. */
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Server backends: one test at a time holds the database, across test
+ * processes and test runs (two `make check`s, or test_daemon and
+ * test_postgres started at once, against the same server). The lock file is
+ * /tmp/dbpool-test-<backend>-<hash of host and port>.lock, the same for
+ * every process whatever its TMPDIR; the lock is released when the test
+ * process exits. */
 static void lock_shared_server(void)
 {
-    const char *root = getenv("DBPOOL_TEST_ROOT");
-    const char *tmp = getenv("TMPDIR");
-    char path[300];
+    const struct backend_profile *prof = h_profile();
+    const struct server_env *e = server_env_of(prof);
+    char var[64], real[PATH_MAX], path[300];
+    const char *host = e ? server_setting(e, SV_HOST, var, sizeof(var)) : NULL;
+    const char *port = e ? server_setting(e, SV_PORT, var, sizeof(var)) : NULL;
+    uint64_t h = 0xcbf29ce484222325ULL;
 
-    if (root)
-        snprintf(path, sizeof(path), "%s/shared-server.lock", root);
-    else
-        snprintf(path, sizeof(path), "%s/dbpoold-it-%s.lock", tmp && *tmp ? tmp : "/tmp",
-                 h_profile()->name);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    host = host ? host : "";
+    if (host[0] == '/' && realpath(host, real))
+        host = real;   /* a socket directory, however it is spelled */
+    if (!port && e)
+        port = e->default_port;
+    h = fnv1a(h, prof->name);
+    h = fnv1a(h, "\n");
+    h = fnv1a(h, host);
+    h = fnv1a(h, "\n");
+    h = fnv1a(h, port ? port : "");
+    snprintf(path, sizeof(path), "/tmp/dbpool-test-%s-%016llx.lock", prof->name,
+             (unsigned long long)h);
+    /* Another user's file (their tests use the same server) may refuse
+     * O_RDWR or O_CREAT; read-only is enough for flock. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
     cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
     while (flock(fd, LOCK_EX) != 0)
         cr_assert_eq(errno, EINTR, "flock %s: %s", path, strerror(errno));

@@ -14,16 +14,28 @@
  *
  * Every wait runs the loop until a callback sets a flag, with a timer guard
  * (30 s, or $PG_TEST_GUARD_S, e.g. under valgrind): a hang fails the test
- * instead of hanging it. Tests run in parallel processes, so they use TEMP
+ * instead of hanging it (driver_loop.c, shared with test_backend_sqlite.c). Tests run in parallel processes, so they use TEMP
  * tables only. Each test ends with driver->quiesce().
+ *
+ * getaddrinfo() is interposed for the whole test process (see "name
+ * resolution"): it counts host-name lookups on the loop thread and off it,
+ * answers *.invalid names with EAI_NONAME itself, and resolves SLOW_HOST
+ * only after slow_ms.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* RTLD_NEXT */
+#endif
 #include <criterion/criterion.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <math.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +48,7 @@
 
 #include "backend.h"
 #include "backend_pg.h"
+#include "driver_loop.h"
 
 static const struct backend_driver *drv = &backend_pg_driver;
 static struct event_base *base;
@@ -45,6 +58,9 @@ static char host[256], dbname[128], user[128];
 static char ssl_disable[] = "disable";
 static char pw_user[] = "dbpool_pw", pw_secret[] = "secret";
 static char loopback[] = "127.0.0.1";
+static pthread_t loop_thread;   /* the thread running setup, tests and the loop */
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+static gai_fn real_getaddrinfo;   /* libc's (see "name resolution"); set by setup() */
 
 /* ------------------------------------------------------------ fixtures */
 
@@ -52,6 +68,12 @@ static void copy_env(char *dst, size_t size, const char *name, const char *fallb
 {
     const char *v = getenv(name);
     snprintf(dst, size, "%s", v && *v ? v : fallback);
+}
+
+static int guard_seconds(void)
+{
+    const char *s = getenv("PG_TEST_GUARD_S");
+    return s && atoi(s) > 0 ? atoi(s) : 30;
 }
 
 static void setup(void)
@@ -66,8 +88,12 @@ static void setup(void)
     copy_env(dbname, sizeof(dbname), "PGDATABASE", "dbpool_test");
     copy_env(user, sizeof(user), "PGUSER", "dbpool");
     cr_assert_eq(evthread_use_pthreads(), 0);
+    loop_thread = pthread_self();
+    *(void **)&real_getaddrinfo = dlsym(RTLD_NEXT, "getaddrinfo");
+    cr_assert_not_null(real_getaddrinfo, "dlsym(getaddrinfo): %s", dlerror());
     base = event_base_new();
     cr_assert_not_null(base);
+    driver_loop_init(base, drv, guard_seconds());
     memset(&cfg, 0, sizeof(cfg));
     cfg.name = pool_name;
     cfg.type = BACKEND_POSTGRES;
@@ -89,243 +115,12 @@ static void teardown(void)
 
 TestSuite(pg, .init = setup, .fini = teardown, .timeout = 600);
 
-/* ------------------------------------------------------------- the loop */
-
-static bool timed_out;
-
-static void on_guard(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    timed_out = true;
-    event_base_loopbreak(base);
-}
-
-static int guard_seconds(void)
-{
-    const char *s = getenv("PG_TEST_GUARD_S");
-    return s && atoi(s) > 0 ? atoi(s) : 30;
-}
-
-/* Run the loop until *flag is true; fail after the guard time. */
-static void run_until(const bool *flag)
-{
-    struct event *guard = evtimer_new(base, on_guard, NULL);
-    struct timeval tv = { guard_seconds(), 0 };
-
-    cr_assert_not_null(guard);
-    timed_out = false;
-    cr_assert_eq(evtimer_add(guard, &tv), 0);
-    while (!*flag && !timed_out)
-        cr_assert_geq(event_base_loop(base, EVLOOP_ONCE), 0);
-    event_free(guard);
-    cr_assert(!timed_out, "timed out waiting for a driver callback");
-}
-
-/* Run the loop for ms milliseconds. */
-static void run_for(int ms)
-{
-    struct event *t = evtimer_new(base, on_guard, NULL);
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    cr_assert_not_null(t);
-    timed_out = false;
-    cr_assert_eq(evtimer_add(t, &tv), 0);
-    while (!timed_out)
-        cr_assert_geq(event_base_loop(base, EVLOOP_ONCE), 0);
-    event_free(t);
-    timed_out = false;
-}
-
-/* A one-shot timer calling fn(arg) after ms milliseconds. */
-struct later {
-    struct event *ev;
-    void (*fn)(void *);
-    void *arg;
-};
-
-static void on_later(evutil_socket_t fd, short what, void *p)
-{
-    struct later *l = p;
-    (void)fd, (void)what;
-    l->fn(l->arg);
-}
-
-static void schedule(struct later *l, int ms, void (*fn)(void *), void *arg)
-{
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    l->fn = fn;
-    l->arg = arg;
-    l->ev = evtimer_new(base, on_later, l);
-    cr_assert_not_null(l->ev);
-    cr_assert_eq(evtimer_add(l->ev, &tv), 0);
-}
-
-static void unschedule(struct later *l)
-{
-    if (l->ev)
-        event_free(l->ev);
-    l->ev = NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* -------------------------------------------------------- collecting */
-
-#define MAXR 64
-#define MAXC 32
-
-struct cell {
-    dbpool_type type;
-    int64_t i;
-    double f;
-    char *s;
-    size_t len;
-};
-
-struct collect {
-    bool done;
-    struct backend_result res;
-    int columns_calls;
-    bool columns_after_row;
-    size_t ncols;
-    char *names[MAXC];
-    char *decls[MAXC];
-    size_t nrows;
-    struct cell cells[MAXR][MAXC];
-};
-
-static char *dupn(const char *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    cr_assert_not_null(s);
-    if (n)
-        memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
-static void col_columns(void *arg, size_t ncols, const dbpool_column *cols)
-{
-    struct collect *k = arg;
-
-    cr_assert_leq(ncols, MAXC);
-    k->columns_calls++;
-    k->ncols = ncols;
-    for (size_t i = 0; i < ncols; i++) {
-        k->names[i] = dupn(cols[i].name, strlen(cols[i].name));
-        k->decls[i] = dupn(cols[i].decltype, strlen(cols[i].decltype));
-    }
-}
-
-static bool col_row(void *arg, size_t ncols, const dbpool_value *vals)
-{
-    struct collect *k = arg;
-
-    if (k->columns_calls == 0)
-        k->columns_after_row = true;
-    cr_assert_eq(ncols, k->ncols);
-    if (k->nrows < MAXR) {
-        for (size_t i = 0; i < ncols; i++) {
-            struct cell *c = &k->cells[k->nrows][i];
-            c->type = vals[i].type;
-            if (vals[i].type == DBPOOL_TEXT || vals[i].type == DBPOOL_BLOB) {
-                c->s = dupn(vals[i].u.s.ptr, vals[i].u.s.len);
-                c->len = vals[i].u.s.len;
-            } else if (vals[i].type == DBPOOL_FLOAT64) {
-                c->f = vals[i].u.f;
-            } else if (vals[i].type == DBPOOL_BOOL) {
-                c->i = vals[i].u.b;
-            } else {
-                c->i = vals[i].u.i;
-            }
-        }
-    }
-    k->nrows++;
-    return true;
-}
-
-static void col_done(void *arg, const struct backend_result *res)
-{
-    struct collect *k = arg;
-    cr_assert(!k->done, "done called twice");
-    k->res = *res;
-    k->done = true;
-}
-
-static void collect_free(struct collect *k)
-{
-    for (size_t i = 0; i < k->ncols; i++) {
-        free(k->names[i]);
-        free(k->decls[i]);
-    }
-    for (size_t r = 0; r < k->nrows && r < MAXR; r++)
-        for (size_t i = 0; i < k->ncols; i++)
-            free(k->cells[r][i].s);
-    memset(k, 0, sizeof(*k));
-}
-
-static const struct backend_sink collect_sink = { col_columns, col_row, col_done };
+/* ------------------------------------------------------------- helpers */
 
 /* A TEXT parameter from a C string (libdbpool's dbpool_text is not linked). */
 static dbpool_value txt(const char *s)
 {
     return dbpool_textn(s, strlen(s));
-}
-
-static void start_exec(struct backend_conn *c, const char *sql, const dbpool_value *params,
-                       size_t n, const struct backend_sink *sink, void *arg)
-{
-    struct backend_query q = { sql, strlen(sql), params, n, 0 };
-    drv->exec(c, &q, sink, arg);
-}
-
-/* Run one statement to completion; the caller frees k with collect_free. */
-static void run_q(struct backend_conn *c, const char *sql, const dbpool_value *params, size_t n,
-                  struct collect *k)
-{
-    memset(k, 0, sizeof(*k));
-    start_exec(c, sql, params, n, &collect_sink, k);
-    run_until(&k->done);
-}
-
-/* Run a statement that must succeed; returns its result. */
-static struct backend_result exec_ok(struct backend_conn *c, const char *sql)
-{
-    struct collect k;
-    struct backend_result r;
-
-    run_q(c, sql, NULL, 0, &k);
-    cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
-    r = k.res;
-    collect_free(&k);
-    return r;
-}
-
-/* First column of the first row as an integer. */
-static int64_t query_int_p(struct backend_conn *c, const char *sql, const dbpool_value *p,
-                           size_t n)
-{
-    struct collect k;
-    int64_t v;
-
-    run_q(c, sql, p, n, &k);
-    cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
-    cr_assert_eq(k.nrows, 1, "%s", sql);
-    cr_assert_eq(k.cells[0][0].type, DBPOOL_INT64, "%s", sql);
-    v = k.cells[0][0].i;
-    collect_free(&k);
-    return v;
-}
-
-static int64_t query_int(struct backend_conn *c, const char *sql)
-{
-    return query_int_p(c, sql, NULL, 0);
 }
 
 /* First column of the first row as text (static buffer). */
@@ -335,26 +130,13 @@ static const char *query_text(struct backend_conn *c, const char *sql, const dbp
     static char buf[512];
     struct collect k;
 
-    run_q(c, sql, p, n, &k);
+    run_q(c, sql, p, n, 0, &k);
     cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
     cr_assert_eq(k.nrows, 1, "%s", sql);
     cr_assert_eq(k.cells[0][0].type, DBPOOL_TEXT, "%s: type %d", sql, k.cells[0][0].type);
     snprintf(buf, sizeof(buf), "%s", k.cells[0][0].s);
     collect_free(&k);
     return buf;
-}
-
-struct opdone {
-    bool done;
-    struct backend_result res;
-};
-
-static void on_done(void *arg, const struct backend_result *res)
-{
-    struct opdone *d = arg;
-    cr_assert(!d->done, "done called twice");
-    d->res = *res;
-    d->done = true;
 }
 
 static struct backend_conn *new_conn(void)
@@ -400,7 +182,7 @@ static void expect_sql_error(struct backend_conn *c, const char *sql, const char
 {
     struct collect k;
 
-    run_q(c, sql, NULL, 0, &k);
+    run_q(c, sql, NULL, 0, 0, &k);
     cr_assert(!k.res.ok, "%s succeeded", sql);
     cr_assert_eq(k.res.err.code, DBPOOL_E_SQL, "%s: code %d %s", sql, k.res.err.code,
                  k.res.err.message);
@@ -610,13 +392,248 @@ Test(pg, close_during_connect_and_without_connect)
     cr_assert(!d.done, "a callback ran after close");
 }
 
+/* ---------------------------------------------------- name resolution */
+
+/*
+ * The driver resolves host names on a helper thread (libpq would call the
+ * blocking getaddrinfo() on the loop). This getaddrinfo() replaces libc's
+ * for the whole test process: the driver's helper and libpq both call it.
+ * It counts lookups of names (not IP literals) by thread, answers every
+ * *.invalid name with EAI_NONAME at once (RFC 6761: they never resolve; the
+ * tests do not depend on the machine's DNS), and answers SLOW_HOST with
+ * 127.0.0.1 after slow_ms.
+ */
+#define SLOW_HOST "slow.dbpool-test"
+
+static atomic_int names_on_loop, names_off_loop;
+static atomic_int slow_ms;
+
+
+static bool ip_literal(const char *s)
+{
+    unsigned char bin[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1;
+}
+
+int getaddrinfo(const char *restrict node, const char *restrict service,
+                const struct addrinfo *restrict hints, struct addrinfo **restrict res)
+{
+    size_t len = node ? strlen(node) : 0;
+
+    if (!real_getaddrinfo)
+        abort();
+    if (node && !ip_literal(node))
+        atomic_fetch_add(pthread_equal(pthread_self(), loop_thread) ? &names_on_loop
+                                                                    : &names_off_loop, 1);
+    if (len >= 8 && strcmp(node + len - 8, ".invalid") == 0)
+        return EAI_NONAME;
+    if (node && strcmp(node, SLOW_HOST) == 0) {
+        int ms = atomic_load(&slow_ms);
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        node = "127.0.0.1";
+    }
+    return real_getaddrinfo(node, service, hints, res);
+}
+
+static void reset_lookups(void)
+{
+    atomic_store(&names_on_loop, 0);
+    atomic_store(&names_off_loop, 0);
+}
+
+/* A connect that must fail: UNAVAILABLE, the connection broken. */
+static struct backend_result connect_unavailable(void)
+{
+    struct backend_result r = try_connect(NULL);
+
+    cr_assert(!r.ok);
+    cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE, "%d %s", r.err.code, r.err.message);
+    cr_assert(r.broken);
+    return r;
+}
+
+/* (a) A name that does not resolve: UNAVAILABLE at once, with the reason. */
+Test(pg, unresolvable_host_fails_fast)
+{
+    static char bad[] = "nonexistent.invalid";
+    struct backend_result r;
+    char expect[256];
+    double t0 = now_s();
+
+    cfg.host = bad;
+    reset_lookups();
+    r = connect_unavailable();
+    snprintf(expect, sizeof(expect), "cannot resolve host nonexistent.invalid: %s",
+             gai_strerror(EAI_NONAME));
+    cr_assert_str_eq(r.err.message, expect);
+    cr_assert_lt(now_s() - t0, 2.0);
+    cr_assert_eq(atomic_load(&names_on_loop), 0);
+    cr_assert_eq(atomic_load(&names_off_loop), 1);
+}
+
+/* (b) "localhost" is resolved off the loop; libpq then gets the address
+ * (hostaddr) and the name (host) and is refused on a port nobody listens
+ * on: a connection error, not a DNS error. libpq names the server by its
+ * address; the driver adds which name that was. */
+Test(pg, host_name_is_resolved_off_the_loop)
+{
+    static char localhost[] = "localhost";
+    struct backend_result r;
+    int port, fd = bound_tcp_socket(&port);
+
+    close(fd);   /* nobody listens there now */
+    cfg.port = port;
+
+    cfg.host = loopback;   /* a literal: nothing to resolve */
+    reset_lookups();
+    r = connect_unavailable();
+    cr_assert(strstr(r.err.message, "Connection refused"), "%s", r.err.message);
+    cr_assert_eq(atomic_load(&names_on_loop) + atomic_load(&names_off_loop), 0);
+
+    cfg.host = localhost;
+    reset_lookups();
+    r = connect_unavailable();
+    cr_assert(strstr(r.err.message, "Connection refused"), "%s", r.err.message);
+    cr_assert(strstr(r.err.message, "(localhost is "), "%s", r.err.message);
+    cr_assert_null(strstr(r.err.message, "resolve"), "%s", r.err.message);
+    cr_assert_eq(atomic_load(&names_on_loop), 0, "a host name was looked up on the loop");
+    cr_assert_eq(atomic_load(&names_off_loop), 1);
+}
+
+/* A host list mixing names, an unresolvable name and a socket directory:
+ * host and hostaddr stay aligned, the unresolvable entry is skipped, and
+ * libpq goes on to the next host (nothing listens on TCP port PGPORT). */
+Test(pg, host_list_with_names_and_a_socket_directory)
+{
+    char hosts[512], expect[256];
+    struct backend_conn *c;
+    struct backend_result r;
+    int port, fd;
+
+    snprintf(hosts, sizeof(hosts), "nonexistent.invalid,localhost,%s", host);
+    cfg.host = hosts;
+    reset_lookups();
+    c = open_conn();
+    cr_assert_eq(query_int(c, "SELECT 1"), 1);
+    drv->close(c);
+    cr_assert_eq(atomic_load(&names_on_loop), 0);
+    cr_assert_eq(atomic_load(&names_off_loop), 2);
+
+    /* Every host fails: the resolution error comes first in the message. */
+    fd = bound_tcp_socket(&port);
+    close(fd);
+    cfg.port = port;
+    snprintf(hosts, sizeof(hosts), "nonexistent.invalid,localhost");
+    r = connect_unavailable();
+    cr_assert(strncmp(r.err.message, "cannot resolve host nonexistent.invalid: ", 41) == 0,
+              "%s", r.err.message);
+    cr_assert(strstr(r.err.message, "Connection refused"), "%s", r.err.message);
+
+    /* No name resolves: the first one is reported. */
+    snprintf(hosts, sizeof(hosts), "first.invalid,second.invalid");
+    r = connect_unavailable();
+    snprintf(expect, sizeof(expect), "cannot resolve host first.invalid: %s",
+             gai_strerror(EAI_NONAME));
+    cr_assert_str_eq(r.err.message, expect);
+}
+
+static void tick(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* A slow lookup leaves the loop running, and cfg->timeout_ms covers it. */
+Test(pg, slow_resolution_does_not_block_the_loop)
+{
+    static char slow[] = SLOW_HOST;
+    struct backend_conn *c;
+    struct opdone d = { 0 };
+    struct later t[20];
+    struct backend_result r;
+    char expect[256];
+    double t0, dt;
+    int ticks = 0, port, fd = bound_tcp_socket(&port);
+
+    close(fd);
+    cfg.host = slow;
+    cfg.port = port;
+    atomic_store(&slow_ms, 400);
+    c = new_conn();
+    drv->connect(c, on_done, &d);
+    for (int i = 0; i < 20; i++)
+        schedule(&t[i], 10 * (i + 1), tick, &ticks);   /* all due within 200 ms */
+    run_until(&d.done);
+    for (int i = 0; i < 20; i++)
+        unschedule(&t[i]);
+    drv->close(c);
+    cr_assert_eq(ticks, 20, "the loop was blocked while resolving");
+    cr_assert(!d.res.ok);
+    cr_assert(strstr(d.res.err.message, "Connection refused"), "%s", d.res.err.message);
+
+    /* The connect timeout runs during resolution. */
+    atomic_store(&slow_ms, 1500);
+    cfg.timeout_ms = 300;
+    t0 = now_s();
+    r = connect_unavailable();
+    dt = now_s() - t0;
+    snprintf(expect, sizeof(expect),
+             "connection to " SLOW_HOST ":%d timed out after 300 ms (resolving the host name)",
+             port);
+    cr_assert_str_eq(r.err.message, expect);
+    cr_assert_geq(dt, 0.25);
+    cr_assert_lt(dt, 1.2);
+    run_for(100);   /* the abandoned helper's answer never arrives */
+}
+
+/* (c) close() while the helper resolves, or after it has posted its
+ * answer: no callback, nothing touched after free (ASan/valgrind), and
+ * quiesce() waits for the helpers. */
+Test(pg, close_while_resolving_then_quiesce)
+{
+    static char localhost[] = "localhost", slow[] = SLOW_HOST;
+    struct backend_conn *c[10];
+    struct opdone d[11];
+    struct timespec pause = { 0, 20 * 1000000L };
+    double t0, dt;
+
+    cfg.host = localhost;
+    memset(d, 0, sizeof(d));
+    for (int i = 0; i < 10; i++) {
+        c[i] = new_conn();
+        drv->connect(c[i], on_done, &d[i]);
+        if (i % 2)
+            drv->close(c[i]);   /* before the helper can answer */
+    }
+    nanosleep(&pause, NULL);   /* the loop does not run: answers are posted, not taken */
+    for (int i = 0; i < 10; i += 2)
+        drv->close(c[i]);
+
+    cfg.host = slow;   /* a helper certainly still resolving at close() */
+    atomic_store(&slow_ms, 500);
+    c[0] = new_conn();
+    drv->connect(c[0], on_done, &d[10]);
+    run_for(50);
+    drv->close(c[0]);
+    run_for(50);
+    t0 = now_s();
+    drv->quiesce();
+    dt = now_s() - t0;
+    cr_assert_geq(dt, 0.3, "quiesce did not wait for the resolver (%.3f s)", dt);
+    cr_assert_lt(dt, 5.0);
+    run_for(50);
+    for (int i = 0; i < 11; i++)
+        cr_assert(!d[i].done, "a callback ran after close (%d)", i);
+}
+
 Test(pg, exec_and_ping_before_connect_are_broken)
 {
     struct backend_conn *c = new_conn();
     struct collect k;
     struct opdone d = { 0 };
 
-    run_q(c, "SELECT 1", NULL, 0, &k);
+    run_q(c, "SELECT 1", NULL, 0, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_eq(k.res.err.code, DBPOOL_E_CONN_LOST);
     cr_assert(k.res.broken);
@@ -652,7 +669,7 @@ Test(pg, result_types)
           "ARRAY[1,2]::int4[] AS u, 9223372036854775807::int8 AS v, (-32768)::int2 AS w, "
           "'2024-02-29'::date AS x, '1 day 2 hours'::interval AS y, 'ab'::char(3) AS z, "
           "'' AS empty",
-          NULL, 0, &k);
+          NULL, 0, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_eq(k.columns_calls, 1);
     cr_assert(!k.columns_after_row);
@@ -723,14 +740,14 @@ Test(pg, declared_type_names_match_catalog)
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(sql, sizeof(sql), "SELECT NULL::pg_catalog.%s AS v", names[i]);
-        run_q(c, sql, NULL, 0, &k);
+        run_q(c, sql, NULL, 0, 0, &k);
         cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
         cr_assert_str_eq(k.decls[0], names[i]);
         cr_assert_eq(k.cells[0][0].type, DBPOOL_NULL);
         collect_free(&k);
     }
     /* The pseudo-types in the table, through expressions of that type. */
-    run_q(c, "SELECT 'x' AS u, ROW(1, 2) AS r, pg_sleep(0) AS v", NULL, 0, &k);
+    run_q(c, "SELECT 'x' AS u, ROW(1, 2) AS r, pg_sleep(0) AS v", NULL, 0, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_str_eq(k.decls[0], "text");   /* unknown literals resolve to text */
     cr_assert_str_eq(k.decls[1], "record");
@@ -749,7 +766,7 @@ Test(pg, user_types_are_text_with_oid_names)
     exec_ok(c, "CREATE TYPE pg_temp.mood AS ENUM ('sad', 'happy')");
     oid = query_int(c, "SELECT 'pg_temp.mood'::regtype::oid::int8");
     snprintf(expect, sizeof(expect), "oid:%lld", (long long)oid);
-    run_q(c, "SELECT 'happy'::pg_temp.mood AS m", NULL, 0, &k);
+    run_q(c, "SELECT 'happy'::pg_temp.mood AS m", NULL, 0, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_str_eq(k.decls[0], expect);
     cr_assert_eq(k.cells[0][0].type, DBPOOL_TEXT);
@@ -778,20 +795,20 @@ Test(pg, bytea_round_trips_every_byte)
     exec_ok(c, "CREATE TEMP TABLE b(id int, x bytea)");
     p[0] = dbpool_int(1);
     p[1] = dbpool_blob(all, sizeof(all));
-    run_q(c, "INSERT INTO b VALUES ($1, $2)", p, 2, &k);
+    run_q(c, "INSERT INTO b VALUES ($1, $2)", p, 2, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_eq(k.res.rows_affected, 1);
     collect_free(&k);
     p[0] = dbpool_int(2);
     p[1] = dbpool_blob(NULL, 0);   /* empty, not NULL */
-    run_q(c, "INSERT INTO b VALUES ($1, $2)", p, 2, &k);
+    run_q(c, "INSERT INTO b VALUES ($1, $2)", p, 2, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     collect_free(&k);
     cr_assert_eq(query_int(c, "SELECT length(x) FROM b WHERE id = 1"), 256);
     cr_assert_eq(query_int(c, "SELECT count(*) FROM b WHERE x = '\\x'::bytea"), 1);
 
     for (int pass = 0; pass < 2; pass++) {   /* hex, then escape output format */
-        run_q(c, "SELECT x, x AS again FROM b ORDER BY id", NULL, 0, &k);
+        run_q(c, "SELECT x, x AS again FROM b ORDER BY id", NULL, 0, 0, &k);
         cr_assert(k.res.ok, "%s", k.res.err.message);
         cr_assert_eq(k.nrows, 2);
         cr_assert_str_eq(k.decls[0], "bytea");
@@ -804,7 +821,7 @@ Test(pg, bytea_round_trips_every_byte)
     }
     /* A BLOB parameter straight back. */
     p[0] = dbpool_blob(all, sizeof(all));
-    run_q(c, "SELECT $1 AS v", p, 1, &k);
+    run_q(c, "SELECT $1 AS v", p, 1, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     check_256(&k, 0, 0);
     collect_free(&k);
@@ -827,7 +844,7 @@ Test(pg, typed_parameters)
     p[6] = dbpool_textn(NULL, 0);
     run_q(c, "SELECT $1 AS i, $2 AS f, $3 AS b, $4 AS t, $5 AS x, $6 AS n, $7 AS e, "
              "pg_typeof($1)::text, pg_typeof($2)::text, pg_typeof($3)::text, pg_typeof($5)::text",
-          p, 7, &k);
+          p, 7, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     {
         static const char *const decls[] = { "int8", "float8", "bool", "text", "bytea", "text",
@@ -861,7 +878,7 @@ Test(pg, typed_parameters)
     p[3] = dbpool_bool(0);
     p[4] = dbpool_float(-1.5e300);
     run_q(c, "SELECT $1 = 'NaN'::float8, $2 = 'Infinity'::float8, $3 = '-Infinity'::float8, "
-             "NOT $4, $5 = -1.5e300::float8", p, 5, &k);
+             "NOT $4, $5 = -1.5e300::float8", p, 5, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     for (int i = 0; i < 5; i++) {
         cr_assert_eq(k.cells[0][i].type, DBPOOL_BOOL);
@@ -891,11 +908,11 @@ Test(pg, text_parameters_take_the_column_type)
     p[6] = dbpool_int(2147483647);
     p[7] = dbpool_int(-5);
     p[8] = dbpool_float(0.5);
-    run_q(c, "INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", p, 9, &k);
+    run_q(c, "INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", p, 9, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_eq(k.res.rows_affected, 1);
     collect_free(&k);
-    run_q(c, "SELECT * FROM t", NULL, 0, &k);
+    run_q(c, "SELECT * FROM t", NULL, 0, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_str_eq(k.cells[0][0].s, "2024-05-06 07:08:09+00");
     cr_assert_str_eq(k.cells[0][1].s, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
@@ -911,7 +928,7 @@ Test(pg, text_parameters_take_the_column_type)
     /* In comparisons too. */
     p[0] = txt("2024-05-06 07:08:09+00");
     p[1] = dbpool_int(-5);
-    run_q(c, "SELECT count(*) FROM t WHERE ts = $1 AND i2 = $2", p, 2, &k);
+    run_q(c, "SELECT count(*) FROM t WHERE ts = $1 AND i2 = $2", p, 2, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_eq(k.cells[0][0].i, 1);
     collect_free(&k);
@@ -920,7 +937,7 @@ Test(pg, text_parameters_take_the_column_type)
     p[0] = txt("2024-05-06 07:08:09+00");
     p[1] = txt("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
     p[6] = dbpool_int(2147483648LL);
-    run_q(c, "INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", p, 9, &k);
+    run_q(c, "INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", p, 9, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_str_eq(k.res.err.sqlstate, "22003", "%s", k.res.err.message);
     collect_free(&k);
@@ -933,7 +950,7 @@ Test(pg, parameter_errors)
     dbpool_value p[2] = { dbpool_textn("a\0b", 3), dbpool_int(1) };
     struct collect k;
 
-    run_q(c, "SELECT $1", p, 1, &k);
+    run_q(c, "SELECT $1", p, 1, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
     cr_assert_str_eq(k.res.err.sqlstate, "22021");
@@ -942,7 +959,7 @@ Test(pg, parameter_errors)
     collect_free(&k);
 
     /* Count mismatch: the server's error, with doc/protocol.md's SQLSTATE. */
-    run_q(c, "SELECT $1, $2", p + 1, 1, &k);
+    run_q(c, "SELECT $1, $2", p + 1, 1, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
     cr_assert_str_eq(k.res.err.sqlstate, "07001", "%s", k.res.err.message);
@@ -952,19 +969,19 @@ Test(pg, parameter_errors)
     collect_free(&k);
     /* Too many: PostgreSQL itself would accept an unused parameter whose
      * type is declared; the driver refuses it before sending (07001). */
-    run_q(c, "SELECT 1", p + 1, 1, &k);
+    run_q(c, "SELECT 1", p + 1, 1, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_str_eq(k.res.err.sqlstate, "07001", "%s", k.res.err.message);
     cr_assert(!k.res.broken);
     collect_free(&k);
     p[0] = txt("x");
-    run_q(c, "SELECT '$1', $$ $2 $$ -- $3\n", p, 1, &k);   /* no real placeholder */
+    run_q(c, "SELECT '$1', $$ $2 $$ -- $3\n", p, 1, 0, &k);   /* no real placeholder */
     cr_assert_str_eq(k.res.err.sqlstate, "07001", "%s", k.res.err.message);
     collect_free(&k);
     cr_assert_eq(query_int(c, "SELECT 2"), 2);
 
     /* INT64 is int8: a function taking int4 needs a cast. */
-    run_q(c, "SELECT repeat('x', $1)", p + 1, 1, &k);
+    run_q(c, "SELECT repeat('x', $1)", p + 1, 1, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_str_eq(k.res.err.sqlstate, "42883", "%s", k.res.err.message);
     collect_free(&k);
@@ -1003,7 +1020,7 @@ Test(pg, exec_copies_its_input)
 
     cr_assert(sql && text && p);
     *p = dbpool_textn(text, 3);
-    start_exec(c, sql, p, 1, &collect_sink, &k);
+    start_exec(c, sql, p, 1, 0, &collect_sink, &k);
     memset(sql, 'Z', strlen(sql));
     memset(text, 'Z', 3);
     free(sql);
@@ -1034,7 +1051,7 @@ Test(pg, counts_empty_queries_and_zero_rows)
     r = exec_ok(c, "DELETE FROM t WHERE v = 1");
     cr_assert_eq(r.rows_affected, 1);
 
-    run_q(c, "INSERT INTO t(v) VALUES (10), (11) RETURNING id", NULL, 0, &k);
+    run_q(c, "INSERT INTO t(v) VALUES (10), (11) RETURNING id", NULL, 0, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_eq(k.columns_calls, 1);
     cr_assert_eq(k.nrows, 2);
@@ -1042,7 +1059,7 @@ Test(pg, counts_empty_queries_and_zero_rows)
     cr_assert_eq(k.cells[1][0].i, 5);
     collect_free(&k);
 
-    run_q(c, "SELECT id, v FROM t WHERE false", NULL, 0, &k);
+    run_q(c, "SELECT id, v FROM t WHERE false", NULL, 0, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_eq(k.columns_calls, 1);   /* columns even without rows */
     cr_assert_eq(k.ncols, 2);
@@ -1052,13 +1069,13 @@ Test(pg, counts_empty_queries_and_zero_rows)
     cr_assert_eq(k.res.rows_affected, 0);
     collect_free(&k);
 
-    run_q(c, "  ", NULL, 0, &k);   /* empty query */
+    run_q(c, "  ", NULL, 0, 0, &k);   /* empty query */
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_eq(k.columns_calls, 0);
     cr_assert_eq(k.res.rows_affected, 0);
     collect_free(&k);
 
-    run_q(c, "DO $$BEGIN RAISE NOTICE 'notices are not printed'; END$$", NULL, 0, &k);
+    run_q(c, "DO $$BEGIN RAISE NOTICE 'notices are not printed'; END$$", NULL, 0, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     collect_free(&k);
     drv->close(c);
@@ -1080,13 +1097,13 @@ Test(pg, errors_carry_sqlstate_and_the_session_goes_on)
     expect_sql_error(c, "SELECT 1; SELECT 2", "42601", 'I');   /* one statement per exec */
     cr_assert_eq(query_int(c, "SELECT 42"), 42);
 
-    run_q(c, "INSERT INTO u VALUES (2, 'a@x')", NULL, 0, &k);
+    run_q(c, "INSERT INTO u VALUES (2, 'a@x')", NULL, 0, 0, &k);
     cr_assert_str_eq(k.res.err.message,
                      "duplicate key value violates unique constraint \"u_email_key\"");
     collect_free(&k);
 
     /* An error after some rows were streamed. */
-    run_q(c, "SELECT 10 / (3 - x) FROM generate_series(1, 5) x", NULL, 0, &k);
+    run_q(c, "SELECT 10 / (3 - x) FROM generate_series(1, 5) x", NULL, 0, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_str_eq(k.res.err.sqlstate, "22012");
     cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
@@ -1118,7 +1135,7 @@ Test(pg, transaction_state)
     cr_assert_eq(query_int(c, "SELECT count(*) FROM t"), 1);
 
     cr_assert_eq(exec_ok(c, drv->begin_sql(true, ROLE_WRITER)).txstate, 'T');
-    run_q(c, "CREATE TABLE ro_check(x int)", NULL, 0, &k);
+    run_q(c, "CREATE TABLE ro_check(x int)", NULL, 0, 0, &k);
     cr_assert_str_eq(k.res.err.sqlstate, "25006", "%s", k.res.err.message);
     cr_assert_eq(k.res.txstate, 'E');
     collect_free(&k);
@@ -1132,7 +1149,7 @@ Test(pg, copy_is_refused_and_the_session_goes_on)
     struct collect k;
 
     exec_ok(c, "CREATE TEMP TABLE t(x int)");
-    run_q(c, "COPY (SELECT generate_series(1, 100000)) TO STDOUT", NULL, 0, &k);
+    run_q(c, "COPY (SELECT generate_series(1, 100000)) TO STDOUT", NULL, 0, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
     cr_assert_str_eq(k.res.err.sqlstate, "0A000");
@@ -1141,7 +1158,7 @@ Test(pg, copy_is_refused_and_the_session_goes_on)
     collect_free(&k);
     cr_assert_eq(query_int(c, "SELECT 1"), 1);
 
-    run_q(c, "COPY t FROM STDIN", NULL, 0, &k);
+    run_q(c, "COPY t FROM STDIN", NULL, 0, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
     cr_assert_str_eq(k.res.err.sqlstate, "0A000");
@@ -1150,7 +1167,7 @@ Test(pg, copy_is_refused_and_the_session_goes_on)
     cr_assert_eq(query_int(c, "SELECT count(*) FROM t"), 0);
 
     cr_assert_eq(exec_ok(c, "BEGIN").txstate, 'T');
-    run_q(c, "COPY t FROM STDIN", NULL, 0, &k);
+    run_q(c, "COPY t FROM STDIN", NULL, 0, 0, &k);
     cr_assert_eq(k.res.txstate, 'E');
     collect_free(&k);
     cr_assert_eq(exec_ok(c, "ROLLBACK").txstate, 'I');
@@ -1197,14 +1214,14 @@ static void chain_done(void *arg, const struct backend_result *res)
         ch->done = true;
         return;
     }
-    start_exec(ch->c, "SELECT 1", NULL, 0, &chain_sink, ch);
+    start_exec(ch->c, "SELECT 1", NULL, 0, 0, &chain_sink, ch);
 }
 
 Test(pg, exec_from_done_callback)
 {
     struct chain ch = { open_conn(), 0, false, false };
 
-    start_exec(ch.c, "SELECT 1", NULL, 0, &chain_sink, &ch);
+    start_exec(ch.c, "SELECT 1", NULL, 0, 0, &chain_sink, &ch);
     run_until(&ch.done);
     cr_assert(ch.ok);
     cr_assert_eq(ch.step, 50);
@@ -1216,89 +1233,12 @@ Test(pg, exec_from_done_callback)
 #define BIG_ROWS 1000000
 #define BIG_SQL "SELECT x, 'row ' || x AS label FROM generate_series(1, 1000000) x"
 
-struct stream {
-    struct backend_conn *c;
-    bool done;
-    struct backend_result res;
-    int columns_calls;
-    int64_t rows, rows_at_done;
-    int64_t next;            /* expected x */
-    bool bad;                /* out of order, wrong value, or a row while paused */
-    bool paused;
-    int pause_every;         /* 0: never pause */
-    bool auto_resume;        /* resume from a 1 ms timer */
-    int resumes;
-    struct later timer;
-    void (*on_row)(struct stream *s);   /* optional hook after each row */
-};
-
-static void stream_resume(void *arg)
-{
-    struct stream *s = arg;
-    unschedule(&s->timer);
-    s->paused = false;
-    s->resumes++;
-    drv->resume(s->c);
-}
-
-static void stream_columns(void *arg, size_t ncols, const dbpool_column *cols)
-{
-    struct stream *s = arg;
-    s->columns_calls++;
-    if (ncols != 2 || strcmp(cols[0].name, "x") != 0 || strcmp(cols[0].decltype, "int4") != 0 ||
-        s->rows != 0)
-        s->bad = true;
-}
-
-static bool stream_row(void *arg, size_t ncols, const dbpool_value *v)
-{
-    struct stream *s = arg;
-    char expect[32];
-
-    if (s->paused || s->columns_calls != 1 || ncols != 2 || v[0].type != DBPOOL_INT64 ||
-        v[0].u.i != s->next || v[1].type != DBPOOL_TEXT)
-        s->bad = true;
-    snprintf(expect, sizeof(expect), "row %lld", (long long)s->next);
-    if (v[1].u.s.len != strlen(expect) || memcmp(v[1].u.s.ptr, expect, v[1].u.s.len) != 0)
-        s->bad = true;
-    s->next++;
-    s->rows++;
-    if (s->on_row)
-        s->on_row(s);
-    if (s->pause_every && s->rows % s->pause_every == 0) {
-        s->paused = true;
-        if (s->auto_resume)
-            schedule(&s->timer, 1, stream_resume, s);
-        return false;
-    }
-    return true;
-}
-
-static void stream_done(void *arg, const struct backend_result *res)
-{
-    struct stream *s = arg;
-    s->res = *res;
-    s->rows_at_done = s->rows;
-    if (s->paused && res->ok)
-        s->bad = true;
-    s->done = true;
-}
-
-static const struct backend_sink stream_sink = { stream_columns, stream_row, stream_done };
-
-static void stream_start(struct stream *s, struct backend_conn *c, const char *sql)
-{
-    s->c = c;
-    s->next = 1;
-    start_exec(c, sql, NULL, 0, &stream_sink, s);
-}
-
 Test(pg, back_pressure_delivers_every_row_once_in_order)
 {
     struct backend_conn *c = open_conn();
     struct stream s = { .pause_every = 10000, .auto_resume = true };
 
-    stream_start(&s, c, BIG_SQL);
+    stream_start(&s, c, BIG_SQL, "int4");
     run_until(&s.done);
     cr_assert(s.res.ok, "%s", s.res.err.message);
     cr_assert(!s.bad);
@@ -1317,7 +1257,7 @@ Test(pg, stream_without_pauses)
     struct backend_conn *c = open_conn();
     struct stream s = { 0 };
 
-    stream_start(&s, c, BIG_SQL);
+    stream_start(&s, c, BIG_SQL, "int4");
     run_until(&s.done);
     cr_assert(s.res.ok, "%s", s.res.err.message);
     cr_assert(!s.bad);
@@ -1337,7 +1277,7 @@ Test(pg, back_pressure_reaches_the_server)
     int64_t rows_paused;
 
     pid = dbpool_int(query_int(c, "SELECT pg_backend_pid()"));
-    stream_start(&s, c, BIG_SQL);
+    stream_start(&s, c, BIG_SQL, "int4");
     run_until(&s.paused);
     rows_paused = s.rows;
     for (int i = 0; i < 50; i++) {   /* up to 5 s for the buffers to fill */
@@ -1361,9 +1301,6 @@ Test(pg, back_pressure_reaches_the_server)
 
 /* ------------------------------------------------------------- cancel */
 
-static void do_cancel(void *arg) { drv->cancel(arg); }
-static void do_close(void *arg) { drv->close(arg); }
-
 Test(pg, cancel_running_statement)
 {
     struct backend_conn *c = open_conn();
@@ -1371,7 +1308,7 @@ Test(pg, cancel_running_statement)
     struct later t = { 0 };
     double t0 = now_s();
 
-    start_exec(c, "SELECT pg_sleep(30)", NULL, 0, &collect_sink, &k);
+    start_exec(c, "SELECT pg_sleep(30)", NULL, 0, 0, &collect_sink, &k);
     schedule(&t, 200, do_cancel, c);
     run_until(&k.done);
     unschedule(&t);
@@ -1394,7 +1331,7 @@ Test(pg, cancel_inside_transaction)
     struct later t = { 0 };
 
     exec_ok(c, "BEGIN");
-    start_exec(c, "SELECT pg_sleep(30)", NULL, 0, &collect_sink, &k);
+    start_exec(c, "SELECT pg_sleep(30)", NULL, 0, 0, &collect_sink, &k);
     schedule(&t, 100, do_cancel, c);
     run_until(&k.done);
     unschedule(&t);
@@ -1418,7 +1355,7 @@ Test(pg, cancel_while_sending)
     cr_assert_not_null(big);
     memset(big, 'q', n);
     p = dbpool_textn(big, n);
-    start_exec(c, "SELECT length($1), pg_sleep(30)", &p, 1, &collect_sink, &k);
+    start_exec(c, "SELECT length($1), pg_sleep(30)", &p, 1, 0, &collect_sink, &k);
     free(big);
     drv->cancel(c);
     run_until(&k.done);
@@ -1439,12 +1376,12 @@ Test(pg, late_cancel_does_not_hit_the_next_statement)
 
     for (int i = 0; i < 20; i++) {
         memset(&k, 0, sizeof(k));
-        start_exec(c, "SELECT 1", NULL, 0, &collect_sink, &k);
+        start_exec(c, "SELECT 1", NULL, 0, 0, &collect_sink, &k);
         drv->cancel(c);
         run_until(&k.done);
         cr_assert(k.res.ok || k.res.err.code == DBPOOL_E_CANCELED, "%s", k.res.err.message);
         collect_free(&k);
-        run_q(c, "SELECT pg_sleep(0.02)", NULL, 0, &k);
+        run_q(c, "SELECT pg_sleep(0.02)", NULL, 0, 0, &k);
         cr_assert(k.res.ok, "round %d: %s", i, k.res.err.message);
         collect_free(&k);
     }
@@ -1458,7 +1395,7 @@ Test(pg, cancel_paused_stream)
     struct stream s = { .pause_every = 1 };
     struct later t = { 0 };
 
-    stream_start(&s, c, BIG_SQL);
+    stream_start(&s, c, BIG_SQL, "int4");
     run_until(&s.paused);
     schedule(&t, 100, do_cancel, c);
     run_until(&s.done);
@@ -1477,7 +1414,7 @@ static void terminate(struct backend_conn *killer, int64_t pid)
     dbpool_value p = dbpool_int(pid);
     struct collect k;
 
-    run_q(killer, "SELECT pg_terminate_backend($1::int)", &p, 1, &k);
+    run_q(killer, "SELECT pg_terminate_backend($1::int)", &p, 1, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_eq(k.cells[0][0].type, DBPOOL_BOOL);
     cr_assert_eq(k.cells[0][0].i, 1);
@@ -1494,7 +1431,7 @@ Test(pg, terminated_connection_is_reported_broken)
 
     terminate(killer, query_int(a, "SELECT pg_backend_pid()"));
     t0 = now_s();
-    run_q(a, "SELECT 1", NULL, 0, &k);
+    run_q(a, "SELECT 1", NULL, 0, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_eq(k.res.err.code, DBPOOL_E_CONN_LOST, "%d %s", k.res.err.code, k.res.err.message);
     cr_assert(k.res.broken);
@@ -1503,7 +1440,7 @@ Test(pg, terminated_connection_is_reported_broken)
     cr_assert_lt(now_s() - t0, 5.0);
     collect_free(&k);
     /* And again: libpq knows now, the send itself fails. */
-    run_q(a, "SELECT 1", NULL, 0, &k);
+    run_q(a, "SELECT 1", NULL, 0, 0, &k);
     cr_assert_eq(k.res.err.code, DBPOOL_E_CONN_LOST);
     cr_assert_str_eq(k.res.err.message, "no connection to the server");
     cr_assert(k.res.broken);
@@ -1530,8 +1467,8 @@ Test(pg, terminated_during_statement)
     dbpool_value pid = dbpool_int(query_int(a, "SELECT pg_backend_pid()"));
     struct collect kk;
 
-    start_exec(a, "SELECT pg_sleep(30)", NULL, 0, &collect_sink, &k);
-    run_q(killer, "SELECT pg_terminate_backend($1::int)", &pid, 1, &kk);
+    start_exec(a, "SELECT pg_sleep(30)", NULL, 0, 0, &collect_sink, &k);
+    run_q(killer, "SELECT pg_terminate_backend($1::int)", &pid, 1, 0, &kk);
     cr_assert(kk.res.ok, "%s", kk.res.err.message);
     collect_free(&kk);
     run_until(&k.done);
@@ -1585,7 +1522,7 @@ static void kill_pid(struct backend_conn *killer, int64_t pid)
     dbpool_value p = dbpool_int(pid);
     struct collect k;
 
-    run_q(killer, "SELECT pg_terminate_backend($1::int)", &p, 1, &k);
+    run_q(killer, "SELECT pg_terminate_backend($1::int)", &p, 1, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     cr_assert_eq(k.cells[0][0].type, DBPOOL_BOOL);
     cr_assert_eq(k.cells[0][0].i, 1, "pg_terminate_backend(%lld) found no such backend",
@@ -1599,7 +1536,7 @@ static void terminate_quietly(struct backend_conn *killer, int64_t pid)
     dbpool_value p = dbpool_int(pid);
     struct collect k;
 
-    run_q(killer, "SELECT pg_terminate_backend($1::int)", &p, 1, &k);
+    run_q(killer, "SELECT pg_terminate_backend($1::int)", &p, 1, 0, &k);
     cr_assert(k.res.ok, "%s", k.res.err.message);
     collect_free(&k);
 }
@@ -1608,7 +1545,7 @@ static void expect_conn_lost(struct backend_conn *c)
 {
     struct collect k;
 
-    run_q(c, "SELECT 1", NULL, 0, &k);
+    run_q(c, "SELECT 1", NULL, 0, 0, &k);
     cr_assert(!k.res.ok, "a statement on a terminated connection succeeded");
     cr_assert_eq(k.res.err.code, DBPOOL_E_CONN_LOST, "%d %s", k.res.err.code, k.res.err.message);
     cr_assert(k.res.broken);
@@ -1788,19 +1725,6 @@ Test(pg, close_ends_the_watch)
 
 /* -------------------------------------------------------------- close */
 
-static void never_done(void *arg, const struct backend_result *res)
-{
-    (void)res;
-    *(bool *)arg = true;
-}
-
-static bool never_row(void *arg, size_t ncols, const dbpool_value *v)
-{
-    (void)ncols, (void)v;
-    *(bool *)arg = true;
-    return true;
-}
-
 /* The statement is cancelled on the server too, not left running. */
 Test(pg, close_with_statement_in_flight_then_quiesce)
 {
@@ -1816,7 +1740,7 @@ Test(pg, close_with_statement_in_flight_then_quiesce)
     snprintf(probe, sizeof(probe),
              "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%close-marker-%d%%' "
              "AND pid <> pg_backend_pid()", (int)getpid());
-    start_exec(c, sql, NULL, 0, &sink, &called);
+    start_exec(c, sql, NULL, 0, 0, &sink, &called);
     schedule(&t, 100, do_close, c);
     run_for(300);
     unschedule(&t);
@@ -1839,7 +1763,7 @@ Test(pg, close_paused_stream)
     struct backend_conn *c = open_conn();
     struct stream s = { .pause_every = 1 };
 
-    stream_start(&s, c, BIG_SQL);
+    stream_start(&s, c, BIG_SQL, "int4");
     run_until(&s.paused);
     run_for(100);
     drv->close(c);
@@ -1854,7 +1778,7 @@ Test(pg, close_right_after_cancel)
     struct backend_conn *c = open_conn();
     bool called = false;
 
-    start_exec(c, "SELECT pg_sleep(30)", NULL, 0, &sink, &called);
+    start_exec(c, "SELECT pg_sleep(30)", NULL, 0, 0, &sink, &called);
     run_for(50);
     drv->cancel(c);
     drv->close(c);
@@ -1863,37 +1787,15 @@ Test(pg, close_right_after_cancel)
     cr_assert(!called);
 }
 
-static void close_after_rows(struct stream *s)
-{
-    if (s->rows == 300) {
-        drv->close(s->c);
-        s->done = true;   /* stop the test loop; done() must never come */
-        s->on_row = NULL;
-    }
-}
-
 Test(pg, close_from_row_callback)
 {
     struct backend_conn *c = open_conn();
     struct stream s = { .on_row = close_after_rows };
 
-    stream_start(&s, c, BIG_SQL);
+    stream_start(&s, c, BIG_SQL, "int4");
     run_until(&s.done);
     run_for(50);
     cr_assert_eq(s.rows, 300);   /* no row after close */
-}
-
-struct close_in_done {
-    struct backend_conn *c;
-    bool done;
-};
-
-static void close_in_done_cb(void *arg, const struct backend_result *res)
-{
-    struct close_in_done *x = arg;
-    (void)res;
-    drv->close(x->c);
-    x->done = true;
 }
 
 Test(pg, close_from_done_and_columns_callbacks)
@@ -1901,7 +1803,7 @@ Test(pg, close_from_done_and_columns_callbacks)
     static const struct backend_sink sink = { NULL, NULL, close_in_done_cb };
     struct close_in_done x = { open_conn(), false };
 
-    start_exec(x.c, "SELECT 1", NULL, 0, &sink, &x);
+    start_exec(x.c, "SELECT 1", NULL, 0, 0, &sink, &x);
     run_until(&x.done);
     run_for(20);
 
@@ -1925,7 +1827,7 @@ Test(pg, close_from_columns_callback)
     static const struct backend_sink sink = { close_in_columns, NULL, close_in_done_cb };
     struct close_in_done x = { open_conn(), false };
 
-    start_exec(x.c, "SELECT generate_series(1, 10)", NULL, 0, &sink, &x);
+    start_exec(x.c, "SELECT generate_series(1, 10)", NULL, 0, 0, &sink, &x);
     run_until(&x.done);
     run_for(50);
 }

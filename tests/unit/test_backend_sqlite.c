@@ -3,8 +3,9 @@
  * through struct backend_driver on a real libevent loop and real database
  * files in a temporary directory.
  *
- * Every wait runs the loop until a callback sets a flag, with a timer guard:
- * a hang fails the test instead of hanging it. Each test ends with
+ * Every wait runs the loop until a callback sets a flag, with a timer guard
+ * (20 s): a hang fails the test instead of hanging it (driver_loop.c, shared
+ * with test_backend_pg.c). Each test ends with
  * driver->quiesce(), so worker threads are joined before the process exits
  * (clean under ASan and valgrind).
  */
@@ -24,6 +25,7 @@
 
 #include "backend.h"
 #include "backend_sqlite.h"
+#include "driver_loop.h"
 
 static const struct backend_driver *drv = &backend_sqlite_driver;
 static struct event_base *base;
@@ -40,6 +42,7 @@ static void setup(void)
     cr_assert_eq(evthread_use_pthreads(), 0);
     base = event_base_new();
     cr_assert_not_null(base);
+    driver_loop_init(base, drv, 20);
     snprintf(dir, sizeof(dir), "/tmp/dbpoold-sqlite-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(dbpath, sizeof(dbpath), "%s/test.db", dir);
@@ -73,237 +76,7 @@ static void teardown(void)
 
 TestSuite(sqlite, .init = setup, .fini = teardown, .timeout = 60);
 
-/* ------------------------------------------------------------- the loop */
-
-static bool timed_out;
-
-static void on_guard(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    timed_out = true;
-    event_base_loopbreak(base);
-}
-
-/* Run the loop until *flag is true; fail after 20 s. */
-static void run_until(const bool *flag)
-{
-    struct event *guard = evtimer_new(base, on_guard, NULL);
-    struct timeval tv = { 20, 0 };
-
-    cr_assert_not_null(guard);
-    timed_out = false;
-    cr_assert_eq(evtimer_add(guard, &tv), 0);
-    while (!*flag && !timed_out)
-        cr_assert_geq(event_base_loop(base, EVLOOP_ONCE), 0);
-    event_free(guard);
-    cr_assert(!timed_out, "timed out waiting for a driver callback");
-}
-
-/* Run the loop for ms milliseconds. */
-static void run_for(int ms)
-{
-    bool flag = false;
-    struct event *t = evtimer_new(base, on_guard, NULL);
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    cr_assert_not_null(t);
-    timed_out = false;
-    cr_assert_eq(evtimer_add(t, &tv), 0);
-    while (!flag && !timed_out)
-        cr_assert_geq(event_base_loop(base, EVLOOP_ONCE), 0);
-    event_free(t);
-    timed_out = false;
-}
-
-/* A one-shot timer calling fn(arg) after ms milliseconds. */
-struct later {
-    struct event *ev;
-    void (*fn)(void *);
-    void *arg;
-};
-
-static void on_later(evutil_socket_t fd, short what, void *p)
-{
-    struct later *l = p;
-    (void)fd, (void)what;
-    l->fn(l->arg);
-}
-
-static void schedule(struct later *l, int ms, void (*fn)(void *), void *arg)
-{
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    l->fn = fn;
-    l->arg = arg;
-    l->ev = evtimer_new(base, on_later, l);
-    cr_assert_not_null(l->ev);
-    cr_assert_eq(evtimer_add(l->ev, &tv), 0);
-}
-
-static void unschedule(struct later *l)
-{
-    if (l->ev)
-        event_free(l->ev);
-    l->ev = NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* -------------------------------------------------------- collecting */
-
-#define MAXR 64
-#define MAXC 10
-
-struct cell {
-    dbpool_type type;
-    int64_t i;
-    double f;
-    char *s;
-    size_t len;
-};
-
-struct collect {
-    bool done;
-    struct backend_result res;
-    int columns_calls;
-    bool columns_after_row;
-    size_t ncols;
-    char *names[MAXC];
-    char *decls[MAXC];
-    size_t nrows;
-    struct cell cells[MAXR][MAXC];
-};
-
-static char *dupn(const char *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    cr_assert_not_null(s);
-    if (n)
-        memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
-static void col_columns(void *arg, size_t ncols, const dbpool_column *cols)
-{
-    struct collect *k = arg;
-
-    cr_assert_leq(ncols, MAXC);
-    k->columns_calls++;
-    k->ncols = ncols;
-    for (size_t i = 0; i < ncols; i++) {
-        k->names[i] = dupn(cols[i].name, strlen(cols[i].name));
-        k->decls[i] = dupn(cols[i].decltype, strlen(cols[i].decltype));
-    }
-}
-
-static bool col_row(void *arg, size_t ncols, const dbpool_value *vals)
-{
-    struct collect *k = arg;
-
-    if (k->columns_calls == 0)
-        k->columns_after_row = true;
-    cr_assert_eq(ncols, k->ncols);
-    if (k->nrows < MAXR) {
-        for (size_t i = 0; i < ncols; i++) {
-            struct cell *c = &k->cells[k->nrows][i];
-            c->type = vals[i].type;
-            if (vals[i].type == DBPOOL_TEXT || vals[i].type == DBPOOL_BLOB) {
-                c->s = dupn(vals[i].u.s.ptr, vals[i].u.s.len);
-                c->len = vals[i].u.s.len;
-            } else if (vals[i].type == DBPOOL_FLOAT64) {
-                c->f = vals[i].u.f;
-            } else {
-                c->i = vals[i].u.i;
-            }
-        }
-    }
-    k->nrows++;
-    return true;
-}
-
-static void col_done(void *arg, const struct backend_result *res)
-{
-    struct collect *k = arg;
-    cr_assert(!k->done, "done called twice");
-    k->res = *res;
-    k->done = true;
-}
-
-static void collect_free(struct collect *k)
-{
-    for (size_t i = 0; i < k->ncols; i++) {
-        free(k->names[i]);
-        free(k->decls[i]);
-    }
-    for (size_t r = 0; r < k->nrows && r < MAXR; r++)
-        for (size_t i = 0; i < k->ncols; i++)
-            free(k->cells[r][i].s);
-    memset(k, 0, sizeof(*k));
-}
-
-static const struct backend_sink collect_sink = { col_columns, col_row, col_done };
-
-static void start_exec(struct backend_conn *c, const char *sql, const dbpool_value *params,
-                       size_t n, unsigned flags, const struct backend_sink *sink, void *arg)
-{
-    struct backend_query q = { sql, strlen(sql), params, n, flags };
-    drv->exec(c, &q, sink, arg);
-}
-
-/* Run one statement to completion; the caller frees k with collect_free. */
-static void run_q(struct backend_conn *c, const char *sql, const dbpool_value *params, size_t n,
-                  unsigned flags, struct collect *k)
-{
-    memset(k, 0, sizeof(*k));
-    start_exec(c, sql, params, n, flags, &collect_sink, k);
-    run_until(&k->done);
-}
-
-/* Run a statement that must succeed; returns its result. */
-static struct backend_result exec_ok(struct backend_conn *c, const char *sql)
-{
-    struct collect k;
-    struct backend_result r;
-
-    run_q(c, sql, NULL, 0, 0, &k);
-    cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
-    r = k.res;
-    collect_free(&k);
-    return r;
-}
-
-/* First column of the first row as an integer. */
-static int64_t query_int(struct backend_conn *c, const char *sql)
-{
-    struct collect k;
-    int64_t v;
-
-    run_q(c, sql, NULL, 0, 0, &k);
-    cr_assert(k.res.ok, "%s: %s", sql, k.res.err.message);
-    cr_assert_eq(k.nrows, 1);
-    cr_assert_eq(k.cells[0][0].type, DBPOOL_INT64);
-    v = k.cells[0][0].i;
-    collect_free(&k);
-    return v;
-}
-
-struct opdone {
-    bool done;
-    struct backend_result res;
-};
-
-static void on_done(void *arg, const struct backend_result *res)
-{
-    struct opdone *d = arg;
-    d->res = *res;
-    d->done = true;
-}
+/* ------------------------------------------------------------- helpers */
 
 static struct backend_conn *new_conn(enum backend_role role)
 {
@@ -724,86 +497,12 @@ Test(sqlite, bad_settings_rejected_by_conn_new)
 #define BIG_SQL "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) " \
                 "SELECT x, 'row ' || x AS label FROM c"
 
-struct stream {
-    struct backend_conn *c;
-    bool done;
-    struct backend_result res;
-    int columns_calls;
-    int64_t rows, rows_at_done;
-    int64_t next;            /* expected x */
-    bool bad;                /* out of order, wrong value, or a row while paused */
-    bool paused;
-    int pause_every;         /* 0: never pause */
-    int resumes;
-    struct later timer;
-    void (*on_row)(struct stream *s);   /* optional hook after each row */
-};
-
-static void stream_resume(void *arg)
-{
-    struct stream *s = arg;
-    unschedule(&s->timer);
-    s->paused = false;
-    s->resumes++;
-    drv->resume(s->c);
-}
-
-static void stream_columns(void *arg, size_t ncols, const dbpool_column *cols)
-{
-    struct stream *s = arg;
-    s->columns_calls++;
-    if (ncols != 2 || strcmp(cols[0].name, "x") != 0 || s->rows != 0)
-        s->bad = true;
-}
-
-static bool stream_row(void *arg, size_t ncols, const dbpool_value *v)
-{
-    struct stream *s = arg;
-    char expect[32];
-
-    if (s->paused || s->columns_calls != 1 || ncols != 2 || v[0].type != DBPOOL_INT64 ||
-        v[0].u.i != s->next || v[1].type != DBPOOL_TEXT)
-        s->bad = true;
-    snprintf(expect, sizeof(expect), "row %lld", (long long)s->next);
-    if (v[1].u.s.len != strlen(expect) || memcmp(v[1].u.s.ptr, expect, v[1].u.s.len) != 0)
-        s->bad = true;
-    s->next++;
-    s->rows++;
-    if (s->on_row)
-        s->on_row(s);
-    if (s->pause_every && s->rows % s->pause_every == 0) {
-        s->paused = true;
-        schedule(&s->timer, 1, stream_resume, s);
-        return false;
-    }
-    return true;
-}
-
-static void stream_done(void *arg, const struct backend_result *res)
-{
-    struct stream *s = arg;
-    s->res = *res;
-    s->rows_at_done = s->rows;
-    if (s->paused)
-        s->bad = true;
-    s->done = true;
-}
-
-static const struct backend_sink stream_sink = { stream_columns, stream_row, stream_done };
-
-static void stream_start(struct stream *s, struct backend_conn *c, const char *sql)
-{
-    s->c = c;
-    s->next = 1;
-    start_exec(c, sql, NULL, 0, 0, &stream_sink, s);
-}
-
 Test(sqlite, back_pressure_delivers_every_row_once_in_order)
 {
     struct backend_conn *w = open_conn(ROLE_WRITER);
-    struct stream s = { .pause_every = 1000 };
+    struct stream s = { .pause_every = 1000, .auto_resume = true };
 
-    stream_start(&s, w, BIG_SQL);
+    stream_start(&s, w, BIG_SQL, NULL);
     run_until(&s.done);
     cr_assert(s.res.ok, "%s", s.res.err.message);
     cr_assert(!s.bad);
@@ -822,7 +521,7 @@ Test(sqlite, stream_without_pauses)
     struct backend_conn *w = open_conn(ROLE_WRITER);
     struct stream s = { 0 };
 
-    stream_start(&s, w, BIG_SQL);
+    stream_start(&s, w, BIG_SQL, NULL);
     run_until(&s.done);
     cr_assert(s.res.ok, "%s", s.res.err.message);
     cr_assert(!s.bad);
@@ -834,9 +533,6 @@ Test(sqlite, stream_without_pauses)
 
 #define ENDLESS_SQL "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) " \
                     "SELECT count(*) FROM c"
-
-static void do_cancel(void *arg) { drv->cancel(arg); }
-static void do_close(void *arg) { drv->close(arg); }
 
 Test(sqlite, cancel_endless_query)
 {
@@ -882,10 +578,10 @@ Test(sqlite, cancel_inside_transaction_keeps_session)
 Test(sqlite, cancel_paused_stream)
 {
     struct backend_conn *w = open_conn(ROLE_WRITER);
-    struct stream s = { .pause_every = 1 };
+    struct stream s = { .pause_every = 1, .auto_resume = true };
     struct later t = { 0 };
 
-    stream_start(&s, w, BIG_SQL);
+    stream_start(&s, w, BIG_SQL, NULL);
     run_until(&s.paused);
     unschedule(&s.timer);   /* nobody resumes */
     schedule(&t, 100, do_cancel, w);
@@ -985,19 +681,6 @@ Test(sqlite, cancel_while_waiting_for_lock)
 
 /* -------------------------------------------------------------- close */
 
-static void never_done(void *arg, const struct backend_result *res)
-{
-    (void)res;
-    *(bool *)arg = true;
-}
-
-static bool never_row(void *arg, size_t ncols, const dbpool_value *v)
-{
-    (void)ncols, (void)v;
-    *(bool *)arg = true;
-    return true;
-}
-
 Test(sqlite, close_with_running_query_then_quiesce)
 {
     struct backend_conn *w = open_conn(ROLE_WRITER);
@@ -1019,9 +702,9 @@ Test(sqlite, close_with_running_query_then_quiesce)
 Test(sqlite, close_while_worker_waits_for_room)
 {
     struct backend_conn *w = open_conn(ROLE_WRITER);
-    struct stream s = { .pause_every = 1 };
+    struct stream s = { .pause_every = 1, .auto_resume = true };
 
-    stream_start(&s, w, BIG_SQL);
+    stream_start(&s, w, BIG_SQL, NULL);
     run_until(&s.paused);
     unschedule(&s.timer);
     run_for(200);   /* the worker fills the queue and waits */
@@ -1053,39 +736,16 @@ Test(sqlite, close_while_waiting_for_lock)
     cr_assert_eq(sqlite3_close(other), SQLITE_OK);
 }
 
-/* close() from inside the sink's callbacks. */
-static void close_after_rows(struct stream *s)
-{
-    if (s->rows == 300) {
-        drv->close(s->c);
-        s->done = true;   /* stop the test loop; done() must never come */
-        s->on_row = NULL;
-    }
-}
-
 Test(sqlite, close_from_row_callback)
 {
     struct backend_conn *w = open_conn(ROLE_WRITER);
     struct stream s = { .on_row = close_after_rows };
 
-    stream_start(&s, w, BIG_SQL);
+    stream_start(&s, w, BIG_SQL, NULL);
     run_until(&s.done);
     run_for(50);
     cr_assert_eq(s.rows, 300);   /* no row after close */
     drv->quiesce();
-}
-
-struct close_in_done {
-    struct backend_conn *c;
-    bool done;
-};
-
-static void close_in_done_cb(void *arg, const struct backend_result *res)
-{
-    struct close_in_done *x = arg;
-    (void)res;
-    drv->close(x->c);
-    x->done = true;
 }
 
 Test(sqlite, close_from_done_callback)
