@@ -227,8 +227,13 @@ struct backend_conn {
     char txstate;                /* as of the last completion */
     char server_info[64];
 
-    struct event *ev_io;         /* on PQsocket(); NULL when nothing is awaited */
+    struct event *ev_io;         /* on PQsocket(); stays armed for EV_READ while the
+                                    connection is healthy, so an operation costs no
+                                    epoll_ctl; NULL when nothing is awaited */
     short io_what;
+    int io_fd;                   /* the descriptor ev_io was made for */
+    char lost_sqlstate[6];       /* a FATAL error the server sent while no query ran */
+    char lost_msg[256];          /* (reported by the next operation, once) */
     struct event *ev_timer;      /* connect timeout; PH_CANCEL_WAIT polling */
     struct event *ev_kick;       /* deferred work: results, resume, cancel */
     struct event *ev_resolved;   /* a resolver helper is done; created when first needed */
@@ -304,10 +309,20 @@ static void conn_error_message(const struct backend_conn *c, char *dst, size_t s
         snprintf(dst, size, "%s", fallback);
 }
 
-static void ignore_notice(void *arg, const char *message)
+/* Notices are dropped (a pooled session has no one to show them to), but
+ * a FATAL error that arrives while no query runs (pg_terminate_backend,
+ * server shutdown) is kept: the next operation reports it. */
+static void on_notice(void *arg, const PGresult *res)
 {
-    (void)arg;
-    (void)message;   /* NOTICE/WARNING from the server: not ours to print */
+    struct backend_conn *c = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+    if (!sev || (strcmp(sev, "FATAL") != 0 && strcmp(sev, "PANIC") != 0))
+        return;
+    snprintf(c->lost_sqlstate, sizeof(c->lost_sqlstate), "%s", state ? state : "");
+    tidy_message(c->lost_msg, sizeof(c->lost_msg), msg ? msg : "");
 }
 
 static char tx_char(PGTransactionStatusType ts, bool *unknown)
@@ -611,19 +626,33 @@ static void disarm_io(struct backend_conn *c)
         c->ev_io = NULL;
     }
     c->io_what = 0;
+    c->io_fd = -1;
 }
 
-/* Watch PQsocket() for `what`. force: re-create the event even if it looks
- * the same (while connecting the socket may have been replaced). */
+/* Watch PQsocket() for `what`. The event is reused when only the interest
+ * changes; force re-creates it (while connecting the socket may have been
+ * replaced by one with the same number). */
 static bool arm_io(struct backend_conn *c, short what, bool force)
 {
     int fd = PQsocket(c->pg);
 
-    if (!force && c->ev_io && c->io_what == what)
-        return true;
-    disarm_io(c);
-    if (fd < 0)
+    if (fd < 0) {
+        disarm_io(c);
         return false;
+    }
+    if (!force && c->ev_io && c->io_fd == fd) {
+        if (c->io_what == what)
+            return true;
+        if (event_del(c->ev_io) != 0 ||
+            event_assign(c->ev_io, c->base, fd, (short)(what | EV_PERSIST), on_io, c) != 0 ||
+            event_add(c->ev_io, NULL) != 0) {
+            disarm_io(c);
+            return false;
+        }
+        c->io_what = what;
+        return true;
+    }
+    disarm_io(c);
     c->ev_io = event_new(c->base, fd, (short)(what | EV_PERSIST), on_io, c);
     if (!c->ev_io)
         return false;
@@ -632,7 +661,20 @@ static bool arm_io(struct backend_conn *c, short what, bool force)
         return false;
     }
     c->io_what = what;
+    c->io_fd = fd;
     return true;
+}
+
+/* Between operations: keep reading (cheap: nothing to do until the server
+ * speaks) on a healthy connection; drop the event otherwise, before libpq's
+ * closed descriptor number can be reused by another socket. */
+static void idle_io(struct backend_conn *c)
+{
+    if (c->pg && c->connected && c->ev_io && PQstatus(c->pg) == CONNECTION_OK &&
+        PQsocket(c->pg) == c->io_fd)
+        (void)arm_io(c, EV_READ, false);
+    else
+        disarm_io(c);
 }
 
 static void enter(struct backend_conn *c)
@@ -660,8 +702,6 @@ static void watch_end(struct backend_conn *c)
     c->watch_dead = false;
     c->lost = NULL;
     c->lost_arg = NULL;
-    if (c->phase == PH_IDLE)
-        disarm_io(c);
 }
 
 /* The watched connection is dead: end the watch, then tell the pool (last:
@@ -697,7 +737,10 @@ static bool idle_input_alive(struct backend_conn *c)
 static void idle_step(struct backend_conn *c)
 {
     if (!c->watching) {
-        disarm_io(c);
+        /* Bound to a client between statements: take what arrived; a dead
+         * connection fails the next operation with CONN_LOST. */
+        if (!idle_input_alive(c))
+            disarm_io(c);   /* libpq knows: the next send fails (see start_send) */
         return;
     }
     if (idle_input_alive(c))
@@ -716,7 +759,7 @@ static void pg_watch_idle(struct backend_conn *c, void (*lost)(void *arg), void 
     c->lost = lost;
     c->lost_arg = arg;
     if (!c->pg || !c->connected || PQstatus(c->pg) != CONNECTION_OK ||
-        !arm_io(c, EV_READ, true)) {
+        !arm_io(c, EV_READ, false)) {
         /* Dead already (or the socket cannot be watched): report it from the
          * loop, never from inside this call. */
         c->watch_dead = true;
@@ -772,7 +815,7 @@ static void end_op(struct backend_conn *c, char txstate)
     ticket_unref(c->ticket);
     c->ticket = NULL;
     resolve_abandon(c);
-    disarm_io(c);
+    idle_io(c);
     (void)event_del(c->ev_timer);   /* fails only for an uninitialised event */
 }
 
@@ -1046,7 +1089,7 @@ static void begin_connection(struct backend_conn *c, const char *hosts, const ch
         fail_later(c, DBPOOL_E_INTERNAL, "", true, "cannot connect to PostgreSQL: out of memory");
         return;
     }
-    (void)PQsetNoticeProcessor(c->pg, ignore_notice, NULL);   /* returns the previous one */
+    (void)PQsetNoticeReceiver(c->pg, on_notice, c);   /* returns the previous one */
     if (PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0 ||
         !arm_io(c, EV_WRITE, true)) {
         connect_error_message(c, err, sizeof(err));
@@ -1929,6 +1972,12 @@ static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
     sent = PQsendQueryParams(c->pg, pp.sql, (int)n, n ? pp.types : NULL, n ? pp.values : NULL,
                              n ? pp.lengths : NULL, n ? pp.formats : NULL, 0);
     free(pp.mem);   /* libpq copied everything into its output buffer */
+    if (!sent && c->lost_msg[0]) {
+        /* The server said why it closed the connection while it was idle. */
+        fail_later(c, DBPOOL_E_CONN_LOST, c->lost_sqlstate, true, "%s", c->lost_msg);
+        c->lost_msg[0] = '\0';
+        return;
+    }
     if (!sent) {
         conn_error_message(c, msg, sizeof(msg), "cannot send the statement");
         if (PQstatus(c->pg) == CONNECTION_BAD)
@@ -2073,6 +2122,7 @@ static struct backend_conn *pg_conn_new(const struct pool_config *cfg, struct ev
         return NULL;
     }
     c->cfg = cfg;
+    c->io_fd = -1;
     c->base = base;
     c->txstate = 'I';
     c->ev_timer = evtimer_new(base, on_timer, c);
