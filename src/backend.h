@@ -68,6 +68,9 @@ struct backend_sink {
 
 /* Flags for exec */
 #define BQ_REQUIRE_READONLY 0x01   /* on a reader: report reroute_to_writer if the statement writes */
+#define BQ_INTERNAL 0x02           /* the daemon's own single statement (BEGIN, COMMIT, SAVEPOINT,
+                                      ...): no parameters, NUL-terminated; a driver may take a
+                                      cheaper path (PostgreSQL's simple query protocol) */
 
 struct backend_query {
     const char *sql;

@@ -1947,16 +1947,33 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 
 /* -------------------------------------------------------- the operations */
 
-static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
-                       const dbpool_value *params, size_t n)
+/* The daemon's own statements (BQ_INTERNAL) go over the simple query
+ * protocol: one Query message instead of Parse/Bind/Describe/Execute/Sync. */
+static int send_query(struct backend_conn *c, const char *sql, size_t sql_len,
+                      const dbpool_value *params, size_t n, unsigned flags)
 {
     struct pg_params pp;
+    int sent;
+
+    if ((flags & BQ_INTERNAL) && n == 0)
+        return PQsendQuery(c->pg, sql);
+    if (!params_build(&pp, sql, sql_len, params, n, &c->res, c->txstate))
+        return -1;
+    sent = PQsendQueryParams(c->pg, pp.sql, (int)n, n ? pp.types : NULL, n ? pp.values : NULL,
+                             n ? pp.lengths : NULL, n ? pp.formats : NULL, 0);
+    free(pp.mem);   /* libpq copied everything into its output buffer */
+    return sent;
+}
+
+static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
+                       const dbpool_value *params, size_t n, unsigned flags)
+{
     char msg[sizeof(c->res.err.message)];
     int sent;
 
     /* Declared parameter types would make PostgreSQL accept (and ignore)
      * surplus parameters; the protocol says a count mismatch is an error. */
-    unsigned used = sql_max_dollar_param(sql, sql_len);
+    unsigned used = n ? sql_max_dollar_param(sql, sql_len) : 0;
     if (n > used) {
         backend_result_error(&c->res, DBPOOL_E_SQL, "07001", c->txstate,
                              "statement uses %u parameter%s but %zu were given; "
@@ -1965,13 +1982,11 @@ static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
         defer_result(c);
         return;
     }
-    if (!params_build(&pp, sql, sql_len, params, n, &c->res, c->txstate)) {
+    sent = send_query(c, sql, sql_len, params, n, flags);
+    if (sent < 0) {   /* a parameter was refused; c->res says why */
         defer_result(c);
         return;
     }
-    sent = PQsendQueryParams(c->pg, pp.sql, (int)n, n ? pp.types : NULL, n ? pp.values : NULL,
-                             n ? pp.lengths : NULL, n ? pp.formats : NULL, 0);
-    free(pp.mem);   /* libpq copied everything into its output buffer */
     if (!sent && c->lost_msg[0]) {
         /* The server said why it closed the connection while it was idle. */
         fail_later(c, DBPOOL_E_CONN_LOST, c->lost_sqlstate, true, "%s", c->lost_msg);
@@ -2008,7 +2023,7 @@ static void pg_exec(struct backend_conn *c, const struct backend_query *q,
 {
     start_op(c, OP_EXEC, sink->done, arg, sink);
     if (usable(c))
-        start_send(c, q->sql, q->sql_len, q->params, q->nparams);
+        start_send(c, q->sql, q->sql_len, q->params, q->nparams, q->flags);
 }
 
 /* An empty query over the simple protocol (PQsendQuery): one round trip

@@ -219,7 +219,10 @@ static struct step *add_step(struct request *r, const char *sql, size_t len, boo
 
 static struct step *add_sql(struct request *r, const char *sql)
 {
-    return add_step(r, sql, strlen(sql), false);
+    struct step *s = add_step(r, sql, strlen(sql), false);
+
+    s->q.flags |= BQ_INTERNAL;
+    return s;
 }
 
 static void add_user_stmt(struct request *r, const struct proto_stmt *st, int32_t index)
