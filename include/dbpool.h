@@ -99,7 +99,7 @@ typedef struct dbpool_error {
 
 typedef struct dbpool_column {
     const char *name;
-    const char *decltype;   /* declared database type ("integer", "text", "timestamptz", ...) or "" */
+    const char *decl_type;   /* declared database type ("integer", "text", "timestamptz", ...) or "" */
 } dbpool_column;
 
 typedef struct dbpool_conn dbpool_conn;

@@ -1680,7 +1680,7 @@ static bool send_columns(struct backend_conn *c, const PGresult *r)
     }
     for (int i = 0; i < n; i++) {
         c->cols[i].name = PQfname(r, i);
-        c->cols[i].decltype = type_name(PQftype(r, i), c->decl[i], DECL_LEN);
+        c->cols[i].decl_type = type_name(PQftype(r, i), c->decl[i], DECL_LEN);
     }
     if (c->sink.columns)
         c->sink.columns(c->arg, (size_t)n, c->cols);

@@ -372,8 +372,8 @@ static bool chunk_set_columns(struct chunk *ch, sqlite3_stmt *stmt)
         if (!name)
             return false;   /* sqlite3_column_name fails only when out of memory */
         ch->cols[i].name = chunk_strdup(ch, name, false);
-        ch->cols[i].decltype = chunk_strdup(ch, decl ? decl : "", true);
-        if (!ch->cols[i].name || !ch->cols[i].decltype)
+        ch->cols[i].decl_type = chunk_strdup(ch, decl ? decl : "", true);
+        if (!ch->cols[i].name || !ch->cols[i].decl_type)
             return false;
     }
     return true;

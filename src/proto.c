@@ -288,7 +288,7 @@ void proto_put_columns(struct pbuf *b, size_t ncols, const dbpool_column *cols)
     if (put_count16(b, ncols)) {
         for (size_t i = 0; i < ncols && !b->oom; i++) {
             pbuf_put_cstr(b, cols[i].name);
-            pbuf_put_cstr(b, cols[i].decltype);
+            pbuf_put_cstr(b, cols[i].decl_type);
         }
     }
     proto_frame_end(b, f);

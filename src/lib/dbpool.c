@@ -450,7 +450,7 @@ static dbpool_column *columns_decode(const uint8_t *p, size_t n, size_t *ncols, 
         s += pc[i].name.len + 1;
         memcpy(s, pc[i].decl_type.p, pc[i].decl_type.len);
         s[pc[i].decl_type.len] = '\0';
-        cols[i].decltype = s;
+        cols[i].decl_type = s;
         s += pc[i].decl_type.len + 1;
     }
     free(pc);
@@ -466,15 +466,15 @@ static dbpool_column *columns_clone(const dbpool_column *src, size_t n)
     char *s;
 
     for (size_t i = 0; i < n; i++)
-        strbytes += strlen(src[i].name) + strlen(src[i].decltype) + 2;
+        strbytes += strlen(src[i].name) + strlen(src[i].decl_type) + 2;
     cols = malloc(n * sizeof *cols + strbytes + 1);
     if (cols == NULL)
         return NULL;
     s = (char *)(cols + n);
     for (size_t i = 0; i < n; i++) {
-        size_t a = strlen(src[i].name) + 1, b = strlen(src[i].decltype) + 1;
+        size_t a = strlen(src[i].name) + 1, b = strlen(src[i].decl_type) + 1;
         cols[i].name = memcpy(s, src[i].name, a);
-        cols[i].decltype = memcpy(s + a, src[i].decltype, b);
+        cols[i].decl_type = memcpy(s + a, src[i].decl_type, b);
         s += a + b;
     }
     return cols;

@@ -283,7 +283,7 @@ Test(values, roundtrip_through_select_param)
         cr_assert_eq(dbpool_result_ncols(r), 1, "%s: columns", s[k].name);
         cr_assert_str_eq(dbpool_result_columns(r)[0].name, "v", "%s: column name", s[k].name);
         if (P->d_expr)
-            cr_assert_str_eq(dbpool_result_columns(r)[0].decltype, P->d_expr,
+            cr_assert_str_eq(dbpool_result_columns(r)[0].decl_type, P->d_expr,
                              "%s: declared type of an expression column", s[k].name);
         dbpool_value want = expected_back(&s[k].v);
         assert_value(dbpool_result_value(r, 0, 0), &want, false, s[k].name);
@@ -339,7 +339,7 @@ Test(values, column_names_and_declared_types)
     const dbpool_column *cols = dbpool_result_columns(r);
     for (int i = 0; i < 5; i++) {
         cr_assert_str_eq(cols[i].name, names[i]);
-        cr_assert_str_eq(cols[i].decltype, decl[i], "declared type of column %s", names[i]);
+        cr_assert_str_eq(cols[i].decl_type, decl[i], "declared type of column %s", names[i]);
     }
     dbpool_result_free(r);
 

@@ -325,7 +325,7 @@ static void expect_col(const dbpool_result *r, size_t i, const char *name, const
 {
     const dbpool_column *c = &dbpool_result_columns(r)[i];
     cr_assert_str_eq(c->name, name, "column %zu", i);
-    cr_assert_str_eq(c->decltype, decl, "column %s", name);
+    cr_assert_str_eq(c->decl_type, decl, "column %s", name);
 }
 
 static const dbpool_value *val(const dbpool_result *r, size_t row, size_t col, dbpool_type t)
@@ -333,7 +333,7 @@ static const dbpool_value *val(const dbpool_result *r, size_t row, size_t col, d
     const dbpool_value *v = dbpool_result_value(r, row, col);
     const char *name = dbpool_result_columns(r)[col].name;
     cr_assert_eq(v->type, t, "column %s (%s): got type %s, expected %s", name,
-                 dbpool_result_columns(r)[col].decltype, dbpool_type_name(v->type),
+                 dbpool_result_columns(r)[col].decl_type, dbpool_type_name(v->type),
                  dbpool_type_name(t));
     return v;
 }
@@ -666,8 +666,8 @@ Test(pgstream, million_rows_to_a_slow_reader_with_bounded_daemon_memory)
     p[0] = dbpool_int(rows);
     must_ok(c, dbpool_query_start(c, SERIES_SQL, p, 2), "query_start");
     cr_assert_eq(dbpool_ncolumns(c), 2);
-    cr_assert_str_eq(dbpool_columns(c)[0].decltype, "int8");
-    cr_assert_str_eq(dbpool_columns(c)[1].decltype, "text");
+    cr_assert_str_eq(dbpool_columns(c)[0].decl_type, "int8");
+    cr_assert_str_eq(dbpool_columns(c)[1].decl_type, "text");
     next = 1;
     wire = 0;
     long peak = base;

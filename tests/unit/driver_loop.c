@@ -121,7 +121,7 @@ static void col_columns(void *arg, size_t ncols, const dbpool_column *cols)
     k->ncols = ncols;
     for (size_t i = 0; i < ncols; i++) {
         k->names[i] = dupn(cols[i].name, strlen(cols[i].name));
-        k->decls[i] = dupn(cols[i].decltype, strlen(cols[i].decltype));
+        k->decls[i] = dupn(cols[i].decl_type, strlen(cols[i].decl_type));
     }
 }
 
@@ -265,7 +265,7 @@ static void stream_columns(void *arg, size_t ncols, const dbpool_column *cols)
     struct stream *s = arg;
     s->columns_calls++;
     if (ncols != 2 || strcmp(cols[0].name, "x") != 0 ||
-        (s->x_decltype && strcmp(cols[0].decltype, s->x_decltype) != 0) || s->rows != 0)
+        (s->x_decltype && strcmp(cols[0].decl_type, s->x_decltype) != 0) || s->rows != 0)
         s->bad = true;
 }
 

@@ -602,7 +602,7 @@ Test(frame, columns)
     for (size_t i = 0; i < 3; i++) {
         const char *s = preader_str(&r, &len);
         cr_assert(len == strlen(cols[i].name) && memcmp(s, cols[i].name, len) == 0);
-        const char *want = cols[i].decltype ? cols[i].decltype : "";
+        const char *want = cols[i].decl_type ? cols[i].decl_type : "";
         s = preader_str(&r, &len);
         cr_assert(len == strlen(want) && (len == 0 || memcmp(s, want, len) == 0));
     }
