@@ -1722,6 +1722,8 @@ static bool deliver_rows(struct backend_conn *c)
 }
 
 static void flush_step(struct backend_conn *c, bool in_callback);
+static void arm_cancel_resend(struct backend_conn *c);
+static void cancel_resend(struct backend_conn *c);
 
 /* COPY FROM STDIN: end it at once with an error so the server aborts it. */
 static bool refuse_copy_in(struct backend_conn *c)
@@ -1856,8 +1858,10 @@ static void flush_step(struct backend_conn *c, bool in_callback)
     }
     if (rc == 0) {
         c->phase = PH_READING;
-        if (c->canceled && !c->ticket)
+        if (c->canceled && !c->ticket) {
             c->ticket = cancel_start(c->pg);
+            arm_cancel_resend(c);
+        }
     }
     if (!arm_io(c, rc == 0 ? EV_READ : EV_READ | EV_WRITE, false)) {
         if (in_callback)
@@ -1923,6 +1927,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         connect_timed_out(c);
     else if (c->phase == PH_CANCEL_WAIT)
         cancel_wait_step(c);
+    else if (c->phase == PH_READING && c->canceled)
+        cancel_resend(c);
     leave(c);
 }
 
@@ -2045,6 +2051,28 @@ static void pg_ping(struct backend_conn *c, backend_done_fn done, void *arg)
     flush_step(c, false);
 }
 
+/* PostgreSQL drops a cancel request that arrives before the backend has
+ * read the query (it is then idle): while the statement still runs, send
+ * the request again every CANCEL_RESEND_MS (one in flight at a time). */
+#define CANCEL_RESEND_MS 1000
+
+static void arm_cancel_resend(struct backend_conn *c)
+{
+    struct timeval tv;
+
+    timeval_ms(&tv, CANCEL_RESEND_MS);
+    (void)event_add(c->ev_timer, &tv);
+}
+
+static void cancel_resend(struct backend_conn *c)
+{
+    if (!c->ticket || atomic_load(&c->ticket->delivered)) {
+        ticket_unref(c->ticket);
+        c->ticket = cancel_start(c->pg);
+    }
+    arm_cancel_resend(c);
+}
+
 static void pg_cancel(struct backend_conn *c)
 {
     if (c->closed || (c->op != OP_EXEC && c->op != OP_PING) || c->canceled)
@@ -2054,6 +2082,7 @@ static void pg_cancel(struct backend_conn *c)
         return;   /* still sending: flush_step sends it; otherwise the result is known */
     if (!c->ticket)
         c->ticket = cancel_start(c->pg);
+    arm_cancel_resend(c);
     if (c->paused) {
         c->paused = false;   /* buffered rows are discarded, not waited on */
         event_active(c->ev_kick, 0, 0);
