@@ -1,0 +1,46 @@
+#!/bin/bash
+# bench/cpu-per-tx.sh — CPU per transaction of dbpoold and of PgBouncer
+# (utime+stime from /proc over one dbpool-bench run each), on one throwaway
+# PostgreSQL. A quick companion to compare.sh when optimising the daemon:
+# CPU per transaction is stable where tps on a shared machine is not.
+# Usage: bash bench/cpu-per-tx.sh   (after scripts/build.sh build; needs pgbouncer)
+# Output: "<daemon> <workload>-<clients> tps=<tps> cpu_ns_per_tx=<ns>"
+set -u
+cd "$(dirname "$0")/.."
+D=$(mktemp -d /tmp/dbpool-cpu.XXXXXX); mkdir -p $D/pgb; chmod 755 $D
+eval "$(PGPORT_TEST=54500 bash tests/pg/pg-harness.sh start $D/pg 2>/dev/null)"
+pgbench -i -q -s 10 >/dev/null 2>&1
+cat > $D/pgb/pgbouncer.ini <<EOI
+[databases]
+$PGDATABASE = host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER
+[pgbouncer]
+listen_addr =
+listen_port = 6499
+unix_socket_dir = $D/pgb
+auth_type = trust
+auth_file = $D/pgb/userlist.txt
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 12000
+logfile = $D/pgb/pgbouncer.log
+pidfile = $D/pgb/pgbouncer.pid
+EOI
+printf '"%s" ""\n' "$PGUSER" > $D/pgb/userlist.txt; chown -R postgres: $D/pgb
+runuser -u postgres -- pgbouncer -d $D/pgb/pgbouncer.ini
+cat > $D/d.conf <<EOI
+daemon = { socket = "$D/d.sock"; statusSocket = ""; logLevel = "warn"; };
+pools = ( { name = "bench"; type = "postgres"; postgres = { host = "$PGHOST"; port = $PGPORT; name = "$PGDATABASE"; username = "$PGUSER"; maxOpenConns = 20; maxIdleConns = 20; }; } );
+EOI
+build/dbpoold -c $D/d.conf 2>$D/d.log & DP=$!
+sleep 1; BP=$(cat $D/pgb/pgbouncer.pid)
+ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+run() { # target pid workload clients
+  local t0=$(ticks $2); local out=$(build/dbpool-bench --target "$1" -w $3 -c $4 -T ${DUR:-6} --warmup 0 --scale 10 2>&1 | grep "^transactions"); local t1=$(ticks $2)
+  local n=$(echo "$out" | awk '{print $2}'); local tps=$(echo "$out" | sed 's/.*(\(.*\) tps)/\1/')
+  echo "$5 $3-$4 tps=$tps cpu_ns_per_tx=$(( (t1-t0)*10000000 / n ))"
+}
+for w in select tpcb; do for c in 20; do
+  run "dbpool:$D/d.sock:bench" $DP $w $c dbpoold
+  run "host=$D/pgb port=6499 dbname=$PGDATABASE user=$PGUSER" $BP $w $c pgbouncer
+done; done
+kill $DP; kill $BP; bash tests/pg/pg-harness.sh stop $D/pg >/dev/null 2>&1; rm -rf $D
