@@ -113,7 +113,8 @@ build_programs() {
         # the build does not produce it (yet): compile it by hand
         BENCH=$WORK/dbpool-bench
         say "compiling dbpool-bench into $BENCH"
-        gcc -O2 -Wall -Wextra -I"$ROOT/include" -o "$BENCH" "$ROOT/bench/dbpool-bench.c" \
+        # shellcheck disable=SC2046  # pkg-config's flags are meant to split
+        gcc -O2 -Wall -Wextra -I"$ROOT/include" -I"$ROOT/src" -o "$BENCH" "$ROOT/bench/dbpool-bench.c" \
             "$ROOT/build/.libs/libdbpool.so" -Wl,-rpath,"$ROOT/build/.libs" \
             $(pkg-config --cflags --libs libpq) -lpthread -lm >&2 || die "compiling dbpool-bench failed"
     fi
