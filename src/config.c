@@ -1,5 +1,5 @@
 /*
- * config.c — loads dbpoold's configuration (contract: config.h; reference:
+ * config.c — loads dbpoold's configuration (contract: configuration.h; reference:
  * doc/configuration.md).
  *
  * Every known key is described once, in a table of key_spec (name, kind,
@@ -21,7 +21,7 @@
  * "file:line: context: key: " or "environment VAR: ". The value of a secret
  * key (password) is never copied into a message.
  */
-#include "config.h"
+#include "configuration.h"
 
 #include <ctype.h>
 #include <errno.h>

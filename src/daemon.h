@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "config.h"
+#include "configuration.h"
 #include "proto.h"
 
 struct event_base;

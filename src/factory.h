@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "backend.h"
-#include "config.h"
+#include "configuration.h"
 
 /* The driver for type, or NULL with a message saying what is supported. */
 const struct backend_driver *factory_driver(enum backend_type type, char *errbuf, size_t errlen);

@@ -11,7 +11,7 @@
 
 #include <event2/thread.h>
 
-#include "config.h"
+#include "configuration.h"
 #include "daemon.h"
 #include "factory.h"
 #include "log.h"

@@ -21,7 +21,7 @@
 #include <sys/queue.h>
 
 #include "backend.h"
-#include "config.h"
+#include "configuration.h"
 
 struct event_base;
 struct pool;

@@ -1,5 +1,5 @@
 /*
- * config.h — the running configuration as a value.
+ * configuration.h — the running configuration as a value.
  *
  * config_load() parses a libconfig file, applies environment overrides
  * (DBPOOLD_DAEMON_<KEY>, DBPOOLD_POOL_<NAME>_<KEY>; camelCase keys written in
@@ -10,8 +10,8 @@
  * Ownership: config_load returns a struct config the caller frees with
  * config_free. Nothing in it is shared.
  */
-#ifndef DBPOOLD_CONFIG_H
-#define DBPOOLD_CONFIG_H
+#ifndef DBPOOLD_CONFIGURATION_H
+#define DBPOOLD_CONFIGURATION_H
 
 #include <stdbool.h>
 #include <stddef.h>
