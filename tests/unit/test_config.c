@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "configuration.h"
 
 /* ---- helpers ---- */
 
