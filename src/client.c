@@ -86,7 +86,6 @@ struct client {
     bool rows_paused;
     bool input_paused;        /* waiting for output to drain */
     bool stmt_timed_out;
-    bool shutdown_noticed;
     bool free_pending;        /* close finished while inside process_input */
     bool read_only_tx;        /* inside a protocol BEGIN READ ONLY transaction */
     struct request *req;      /* the request in progress (owned), or NULL */
@@ -557,7 +556,7 @@ static void exec_step(struct client *c)
     c->stmt_timed_out = false;
     if (s->user)
         arm_stmt_timer(c);
-    server_exec(c->sv, &s->q, s->user ? &client_sink : &client_sink, c);
+    server_exec(c->sv, &s->q, &client_sink, c);
 }
 
 static void on_granted(void *arg, struct server *sv, const struct backend_error *err)
@@ -984,7 +983,6 @@ void client_accept(struct daemon *d, int fd)
 
 void client_shutdown_notice(struct client *c)
 {
-    c->shutdown_noticed = true;
     if (c->state == CL_CLOSING)
         return;
     if (!c->busy && !c->sv)

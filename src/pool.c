@@ -56,6 +56,7 @@ struct pool {
     int max_role[2];
     struct waiter_list waiters;
     int nwaiting;
+    int nwait_role[2];               /* waiters per wanted role */
     struct event *wait_timer;        /* acquire timeouts of the queue head */
     struct event *maint_timer;       /* idle time, lifetime, health, recovery */
     struct event *retry_timer;       /* connect backoff */
@@ -252,6 +253,7 @@ static void waiter_remove(struct pool *p, struct pool_waiter *w)
     TAILQ_REMOVE(&p->waiters, w, link);
     w->queued = false;
     p->nwaiting--;
+    p->nwait_role[w->want]--;
     uint64_t waited = now_us() - w->enqueued_us;
     p->totals.total_wait_us += waited;
 }
@@ -350,12 +352,7 @@ static void pool_maybe_connect(struct pool *p, enum backend_role role)
     TAILQ_FOREACH(sv, &p->lists[SV_CONNECTING], link)
         if (sv->role == role)
             pending++;
-    int want = 0;
-    struct pool_waiter *w;
-    TAILQ_FOREACH(w, &p->waiters, link)
-        if (w->want == role)
-            want++;
-    if (pending < want)
+    if (pending < p->nwait_role[role])
         server_open(p, role);
 }
 
@@ -378,6 +375,7 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
     w->queued = true;
     TAILQ_INSERT_TAIL(&p->waiters, w, link);
     p->nwaiting++;
+    p->nwait_role[want]++;
     if (p->nwaiting == 1)
         arm_wait_timer(p);
     pool_maybe_connect(p, want);
