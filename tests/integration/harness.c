@@ -908,6 +908,21 @@ long h_rss_kib(void)
     return kib;
 }
 
+long h_await_stable_rss(uint64_t timeout_ms)
+{
+    long prev = h_rss_kib();
+    int stable = 0;
+    uint64_t deadline = h_now_ms() + timeout_ms;
+
+    while (stable < 5 && h_now_ms() < deadline) {
+        h_sleep_ms(50);
+        long cur = h_rss_kib();
+        stable = labs(cur - prev) < 256 ? stable + 1 : 0;
+        prev = cur;
+    }
+    return prev;
+}
+
 /* ================================================================ clients */
 
 dbpool_conn *h_try_connect(const char *pool, dbpool_error *err)

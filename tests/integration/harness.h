@@ -155,6 +155,9 @@ void h_signal(int sig);
 int h_wait_exit(int timeout_ms);
 /* Resident set size of the daemon in KiB (VmRSS). */
 long h_rss_kib(void);
+/* Poll the daemon's RSS until it stops changing (5 samples 50 ms apart
+ * within 256 KiB), for at most timeout_ms; returns the last sample. */
+long h_await_stable_rss(uint64_t timeout_ms);
 /* The daemon log so far (malloc'ed, caller frees; "" if none). */
 char *h_read_log(void);
 /* Fails the test if the log contains a sanitizer report. */

@@ -583,22 +583,6 @@ Test(streaming, large_result_arrives_complete_and_in_order)
     h_stop_ok();
 }
 
-/* Poll the daemon's RSS until it stops changing (5 samples within 256 KiB). */
-static long await_stable_rss(void)
-{
-    long prev = h_rss_kib();
-    int stable = 0;
-    uint64_t deadline = h_now_ms() + 8000;
-
-    while (stable < 5 && h_now_ms() < deadline) {
-        h_sleep_ms(50);
-        long cur = h_rss_kib();
-        stable = labs(cur - prev) < 256 ? stable + 1 : 0;
-        prev = cur;
-    }
-    return prev;
-}
-
 Test(streaming, daemon_memory_bounded_while_client_pauses)
 {
     const int64_t rows = 200000;          /* x ~220 bytes per ROW frame = ~44 MB */
@@ -611,13 +595,13 @@ Test(streaming, daemon_memory_bounded_while_client_pauses)
     int64_t next = 1;                     /* warm up the reader connection */
     start_series(c, 2000, pad);
     read_series_to_end(c, 2000, &next, pad);
-    long base = await_stable_rss();
+    long base = h_await_stable_rss(8000);
 
     start_series(c, rows, pad);
     next = 1;
     int rc = 1;
     cr_assert_eq(read_series(c, 1000, &next, pad, &rc), 1000);
-    long paused = await_stable_rss();
+    long paused = h_await_stable_rss(8000);
     cr_assert_lt(paused - base, bound_kib, "daemon RSS grew by %ld KiB while the client paused "
                  "(bound %ld KiB): rows are buffered instead of back-pressured",
                  paused - base, bound_kib);

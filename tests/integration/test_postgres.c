@@ -626,22 +626,6 @@ static int64_t read_series(dbpool_conn *c, int64_t max, int64_t *next, const cha
     return got;
 }
 
-/* Poll the daemon's RSS until it stops changing (5 samples within 256 KiB). */
-static long await_stable_rss(void)
-{
-    long prev = h_rss_kib();
-    int stable = 0;
-    uint64_t deadline = h_now_ms() + 10000;
-
-    while (stable < 5 && h_now_ms() < deadline) {
-        h_sleep_ms(50);
-        long cur = h_rss_kib();
-        stable = labs(cur - prev) < 256 ? stable + 1 : 0;
-        prev = cur;
-    }
-    return prev;
-}
-
 Test(pgstream, million_rows_to_a_slow_reader_with_bounded_daemon_memory)
 {
     const int64_t rows = 1000000;
@@ -661,7 +645,7 @@ Test(pgstream, million_rows_to_a_slow_reader_with_bounded_daemon_memory)
     must_ok(c, dbpool_query_start(c, SERIES_SQL, p, 2), "query_start");
     read_series(c, INT64_MAX, &next, pad, &wire, &rc);
     must_ok(c, rc, "warm-up stream");
-    long base = await_stable_rss();
+    long base = h_await_stable_rss(10000);
 
     p[0] = dbpool_int(rows);
     must_ok(c, dbpool_query_start(c, SERIES_SQL, p, 2), "query_start");
@@ -677,7 +661,7 @@ Test(pgstream, million_rows_to_a_slow_reader_with_bounded_daemon_memory)
         read_series(c, stops[s] - (next - 1), &next, pad, &wire, &rc);
         cr_assert_eq(rc, 1, "the stream ended early at row %lld: %s", (long long)next,
                      dbpool_last_error(c)->message);
-        long paused = await_stable_rss();
+        long paused = h_await_stable_rss(10000);
         if (paused > peak)
             peak = paused;
         cr_assert_lt(paused - base, bound_kib,
