@@ -258,7 +258,11 @@ pools = (
 );
 EOF
     say "starting dbpoold"
-    "$DBPOOLD" -c "$d/dbpoold.conf" >"$d/dbpoold.log" 2>&1 &
+    # In its own session, like PgBouncer (-d) and PostgreSQL (pg_ctl): with
+    # the kernel's autogroup scheduling a session is one CPU-share group, and
+    # a daemon left in this script's session would share its group with the
+    # benchmark client (on a systemd host every service has its own group).
+    setsid "$DBPOOLD" -c "$d/dbpoold.conf" >"$d/dbpoold.log" 2>&1 &
     DBPOOLD_PID=$!
     for _ in $(seq 100); do [ -S "$d/dbpoold.sock" ] && break; kill -0 "$DBPOOLD_PID" 2>/dev/null || break; sleep 0.1; done
     [ -S "$d/dbpoold.sock" ] || { cat "$d/dbpoold.log" >&2; die "dbpoold did not start"; }

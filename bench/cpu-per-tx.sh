@@ -31,7 +31,7 @@ cat > $D/d.conf <<EOI
 daemon = { socket = "$D/d.sock"; statusSocket = ""; logLevel = "warn"; };
 pools = ( { name = "bench"; type = "postgres"; postgres = { host = "$PGHOST"; port = $PGPORT; name = "$PGDATABASE"; username = "$PGUSER"; maxOpenConns = 20; maxIdleConns = 20; }; } );
 EOI
-build/dbpoold -c $D/d.conf 2>$D/d.log & DP=$!
+setsid build/dbpoold -c $D/d.conf 2>$D/d.log & DP=$!   # own session = own autogroup, like pgbouncer -d
 sleep 1; BP=$(cat $D/pgb/pgbouncer.pid)
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 run() { # target pid workload clients
