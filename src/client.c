@@ -614,6 +614,7 @@ static void finish_request(struct client *c, const struct backend_error *err, in
         send_error(c, err->code, err->sqlstate, err->message, index);
     else
         send_ready(c);
+    sockbuf_flush(&c->io);   /* the answer is complete: no wait for the loop pass */
     request_end(c);
     c->busy = false;
     c->state = CL_IDLE;

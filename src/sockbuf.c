@@ -4,7 +4,9 @@
  * is created on demand; queued output is written by a write event that is
  * activated (not polled) when the first bytes are queued, so everything a
  * callback chain produced leaves in one writev, and polled for writability
- * only when the socket's buffer is full.
+ * only when the socket's buffer is full. sockbuf_flush writes at once, for
+ * the owner that knows its answer is complete (no wait for the rest of the
+ * loop pass: a reply should not queue behind other sessions' callbacks).
  */
 #include <errno.h>
 #include <unistd.h>
@@ -169,6 +171,26 @@ bool sockbuf_write(struct sockbuf *sb, const void *p, size_t n)
         event_active(sb->wev, EV_WRITE, 0);
     }
     return true;
+}
+
+void sockbuf_flush(struct sockbuf *sb)
+{
+    if (sb->failed || !sb->out || !sb->flush_pending)
+        return;
+    while (evbuffer_get_length(sb->out) > 0) {
+        int n = evbuffer_write(sb->out, sb->fd);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;   /* full socket or an error: the pending write event handles it */
+    }
+    if (sb->above_low || sb->notify_empty)
+        return;       /* on_writable calls drained() from the loop */
+    if (event_del(sb->wev) == 0) {
+        sb->flush_pending = false;
+        evbuffer_free(sb->out);
+        sb->out = NULL;
+    }
 }
 
 size_t sockbuf_out_len(const struct sockbuf *sb)

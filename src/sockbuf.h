@@ -56,6 +56,9 @@ void sockbuf_read_enable(struct sockbuf *sb, bool on);
 
 /* Output: queue bytes; the flush happens after the current callbacks. */
 bool sockbuf_write(struct sockbuf *sb, const void *p, size_t n);
+/* Write the queued output now (the owner's answer is complete). Never
+ * calls back: a full socket or an error is left to the write event. */
+void sockbuf_flush(struct sockbuf *sb);
 size_t sockbuf_out_len(const struct sockbuf *sb);
 
 /* Free empty buffers (called when the session goes idle). */
