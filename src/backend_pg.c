@@ -162,6 +162,7 @@
 
 #include "backend.h"
 #include "backend_pg.h"
+#include "pg_stmtcache.h"
 
 enum {
     PG_MAX_PARAMS = 65535,        /* the protocol's limit (16-bit count) */
@@ -217,6 +218,24 @@ struct resolve_job {
     struct resolve_entry e[];
 };
 
+/* The arrays for PQsendQueryParams / PQsendQueryPrepared, in one allocation
+ * with the parameter values (binary for int8, float8 and bool, text
+ * otherwise) and a NUL-terminated copy of the statement. Kept until the
+ * operation ends: a statement may be prepared first and executed after. */
+struct pg_params {
+    void *mem;
+    const char *sql;
+    size_t sql_len;
+    size_t n;
+    const char **values;
+    int *lengths;
+    int *formats;
+    Oid *types;
+};
+
+/* What the operation sends next (see "STATEMENT CACHE"). */
+enum stage { ST_EXEC = 0, ST_DEALLOC, ST_PREPARE };
+
 struct backend_conn {
     const struct pool_config *cfg;
     struct event_base *base;
@@ -260,6 +279,14 @@ struct backend_conn {
     struct backend_result res;   /* first error; or the final result while deferred */
     struct cancel_ticket *ticket;
     int cancel_polls;            /* PH_CANCEL_WAIT: polls left */
+    const char *simple_sql;      /* a BQ_INTERNAL statement sent with PQsendQuery, or NULL */
+    struct pg_params pp;         /* the statement and its parameters (pp.mem owned) */
+    enum stage stage;
+    enum stmt_verdict verdict;   /* SC_UNNAMED, or executed by the name in ref */
+    struct stmt_ref ref;
+    bool retried;                /* re-prepared once after the server dropped the plan */
+
+    struct stmt_cache *sc;       /* prepared statements (owned); NULL when caching is off */
 
     /* Idle watch (only while op == OP_NONE; see "IDLE WATCH"). */
     bool watching;
@@ -814,6 +841,9 @@ static void end_op(struct backend_conn *c, char txstate)
     }
     ticket_unref(c->ticket);
     c->ticket = NULL;
+    free(c->pp.mem);
+    memset(&c->pp, 0, sizeof(c->pp));
+    c->simple_sql = NULL;
     resolve_abandon(c);
     idle_io(c);
     (void)event_del(c->ev_timer);   /* fails only for an uninitialised event */
@@ -1031,6 +1061,8 @@ static void connect_succeeded(struct backend_conn *c)
 
     disarm_io(c);
     c->connected = true;
+    if (!c->sc && c->cfg->statement_cache_size > 0)
+        c->sc = stmt_cache_new((unsigned)c->cfg->statement_cache_size);   /* NULL: no caching */
     snprintf(c->server_info, sizeof(c->server_info), "PostgreSQL %s", version ? version : "");
     backend_result_ok(&r, 'I');
     complete(c, &r);
@@ -1215,25 +1247,14 @@ static void pg_connect(struct backend_conn *c, backend_done_fn done, void *arg)
 
 /* ----------------------------------------------------------- parameters */
 
-/* The arrays for PQsendQueryParams, in one allocation with the text of the
- * parameters and a NUL-terminated copy of the statement. */
-struct pg_params {
-    void *mem;
-    const char *sql;
-    const char **values;
-    int *lengths;
-    int *formats;
-    Oid *types;
-};
 
-static void format_float(char *dst, size_t size, double f)
+/* Network byte order, as PostgreSQL's binary int8 and float8 want it. */
+static void put_be64(char *dst, uint64_t v)
 {
-    if (isnan(f))
-        snprintf(dst, size, "NaN");
-    else if (isinf(f))
-        snprintf(dst, size, "%s", f > 0 ? "Infinity" : "-Infinity");
-    else
-        snprintf(dst, size, "%.17g", f);
+    for (int i = 7; i >= 0; i--) {
+        dst[i] = (char)(v & 0xff);
+        v >>= 8;
+    }
 }
 
 /* Bytes of text one parameter needs; false (with *r filled) when it cannot
@@ -1251,9 +1272,9 @@ static bool param_size(const dbpool_value *v, size_t i, size_t *size, struct bac
         }
         *size = 0;
         return true;
-    case DBPOOL_INT64: *size = 24; return true;
-    case DBPOOL_FLOAT64: *size = 32; return true;
-    case DBPOOL_BOOL: *size = 2; return true;
+    case DBPOOL_INT64: *size = 8; return true;
+    case DBPOOL_FLOAT64: *size = 8; return true;
+    case DBPOOL_BOOL: *size = 1; return true;
     case DBPOOL_TEXT:
         if (v->u.s.len > (size_t)INT_MAX - 1) {
             backend_result_error(r, DBPOOL_E_SQL, "54000", txstate,
@@ -1288,17 +1309,21 @@ static void param_fill(struct pg_params *pp, size_t i, const dbpool_value *v, ch
         return;
     case DBPOOL_INT64:
         pp->types[i] = OID_INT8;
-        used = (size_t)snprintf(*p, 24, "%lld", (long long)v->u.i) + 1;
+        put_be64(*p, (uint64_t)v->u.i);
+        used = 8;
         break;
-    case DBPOOL_FLOAT64:
+    case DBPOOL_FLOAT64: {
+        uint64_t bits;
         pp->types[i] = OID_FLOAT8;
-        format_float(*p, 32, v->u.f);
-        used = strlen(*p) + 1;
+        memcpy(&bits, &v->u.f, sizeof(bits));
+        put_be64(*p, bits);
+        used = 8;
         break;
+    }
     case DBPOOL_BOOL:
         pp->types[i] = OID_BOOL;
-        memcpy(*p, v->u.b ? "t" : "f", 2);
-        used = 2;
+        **p = v->u.b ? 1 : 0;
+        used = 1;
         break;
     case DBPOOL_TEXT:
         if (v->u.s.len > 0)
@@ -1314,6 +1339,10 @@ static void param_fill(struct pg_params *pp, size_t i, const dbpool_value *v, ch
         return;
     }
     pp->values[i] = *p;
+    if (v->type != DBPOOL_TEXT) {
+        pp->lengths[i] = (int)used;
+        pp->formats[i] = 1;   /* binary: no formatting here, no parsing there */
+    }
     *p += used;
 }
 
@@ -1358,6 +1387,8 @@ static bool params_build(struct pg_params *pp, const char *sql, size_t sql_len,
         memcpy(p, sql, sql_len);
     p[sql_len] = '\0';
     pp->sql = p;
+    pp->sql_len = sql_len;
+    pp->n = n;
     p += sql_len + 1;
     for (size_t i = 0; i < n; i++)
         param_fill(pp, i, &params[i], &p);
@@ -1614,7 +1645,11 @@ static void mark_lost(struct backend_conn *c, struct backend_result *r)
     r->txstate = 'I';   /* the server aborted any transaction */
 }
 
-/* PQgetResult returned NULL: the statement is over. */
+static bool next_stage(struct backend_conn *c);
+static bool stale_statement(struct backend_conn *c, char tx);
+static void note_session_reset(struct backend_conn *c);
+
+/* PQgetResult returned NULL: the statement (or a stage before it) is over. */
 static void finish_results(struct backend_conn *c)
 {
     struct backend_result r;
@@ -1622,6 +1657,12 @@ static void finish_results(struct backend_conn *c)
     bool unknown;
     char tx = tx_char(PQtransactionStatus(c->pg), &unknown);
 
+    if (c->op == OP_EXEC && !unknown) {
+        if (c->stage != ST_EXEC && next_stage(c))
+            return;
+        if (stale_statement(c, tx))
+            return;
+    }
     if (c->have_err) {
         r = c->res;
     } else {
@@ -1639,6 +1680,8 @@ static void finish_results(struct backend_conn *c)
                              "canceling statement due to user request (the statement had already "
                              "completed; %lld rows were not delivered)", (long long)c->dropped);
     }
+    if (c->op == OP_EXEC && r.ok)
+        note_session_reset(c);
     if (c->op == OP_PING && !r.ok) {
         r.err.code = DBPOOL_E_CONN_LOST;
         r.broken = true;
@@ -1953,33 +1996,91 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 
 /* -------------------------------------------------------- the operations */
 
-/* The daemon's own statements (BQ_INTERNAL) go over the simple query
- * protocol: one Query message instead of Parse/Bind/Describe/Execute/Sync. */
-static int send_query(struct backend_conn *c, const char *sql, size_t sql_len,
-                      const dbpool_value *params, size_t n, unsigned flags)
+/* Queue the current stage's message on libpq; its return value. The
+ * daemon's own statements (BQ_INTERNAL) go over the simple query protocol:
+ * one Query message instead of Parse/Bind/Describe/Execute/Sync. */
+static int queue_stage(struct backend_conn *c)
 {
-    struct pg_params pp;
-    int sent;
+    const struct pg_params *pp = &c->pp;
+    int n = (int)pp->n;
 
-    if ((flags & BQ_INTERNAL) && n == 0)
-        return PQsendQuery(c->pg, sql);
-    if (!params_build(&pp, sql, sql_len, params, n, &c->res, c->txstate))
-        return -1;
-    sent = PQsendQueryParams(c->pg, pp.sql, (int)n, n ? pp.types : NULL, n ? pp.values : NULL,
-                             n ? pp.lengths : NULL, n ? pp.formats : NULL, 0);
-    free(pp.mem);   /* libpq copied everything into its output buffer */
-    return sent;
+    switch (c->stage) {
+    case ST_DEALLOC:
+        return PQsendQuery(c->pg, stmt_cache_garbage(c->sc));
+    case ST_PREPARE:
+        return PQsendPrepare(c->pg, c->ref.name, pp->sql, n, n ? pp->types : NULL);
+    case ST_EXEC:
+        break;
+    }
+    if (c->simple_sql)
+        return PQsendQuery(c->pg, c->simple_sql);
+    if (c->verdict != SC_UNNAMED)
+        return PQsendQueryPrepared(c->pg, c->ref.name, n, n ? pp->values : NULL,
+                                   n ? pp->lengths : NULL, n ? pp->formats : NULL, 0);
+    return PQsendQueryParams(c->pg, pp->sql, n, n ? pp->types : NULL, n ? pp->values : NULL,
+                             n ? pp->lengths : NULL, n ? pp->formats : NULL, 0);
+}
+
+/* Send the current stage; from exec() (errors are reported from the loop)
+ * or from our callback when the previous stage completed. */
+static void send_stage(struct backend_conn *c, bool in_callback)
+{
+    char msg[sizeof(c->res.err.message)];
+
+    if (!queue_stage(c)) {
+        int code = PQstatus(c->pg) == CONNECTION_BAD ? DBPOOL_E_CONN_LOST : DBPOOL_E_INTERNAL;
+        if (c->lost_msg[0]) {
+            /* The server said why it closed the connection while it was idle. */
+            snprintf(msg, sizeof(msg), "%s", c->lost_msg);
+            c->lost_msg[0] = '\0';
+        } else {
+            conn_error_message(c, msg, sizeof(msg), "cannot send the statement");
+        }
+        if (in_callback)
+            fail_now(c, code, true, "%s", msg);
+        else
+            fail_later(c, code, code == DBPOOL_E_CONN_LOST ? c->lost_sqlstate : "", true, "%s", msg);
+        return;
+    }
+    if (c->stage == ST_EXEC && !PQsetSingleRowMode(c->pg)) {
+        /* Fails only when not called right after a successful send, which
+         * this is. Rows would then arrive in one PGresult; deliver_rows()
+         * handles that too (without the memory bound). */
+    }
+    c->phase = PH_SENDING;
+    flush_step(c, in_callback);
+}
+
+/* The first stage of a statement met again: prepare it, after deallocating
+ * evicted statements (only outside a transaction: in a failed one the
+ * DEALLOCATE would fail, and it need not run inside the client's). */
+static void plan_prepare(struct backend_conn *c)
+{
+    c->stage = stmt_cache_garbage(c->sc) && c->txstate == 'I' ? ST_DEALLOC : ST_PREPARE;
 }
 
 static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
                        const dbpool_value *params, size_t n, unsigned flags)
 {
-    char msg[sizeof(c->res.err.message)];
-    int sent;
-
+    c->stage = ST_EXEC;
+    c->verdict = SC_UNNAMED;
+    c->retried = false;
+    c->simple_sql = NULL;
+    if ((flags & BQ_INTERNAL) && n == 0) {
+        c->simple_sql = sql;   /* NUL-terminated: the daemon's own text */
+        send_stage(c, false);
+        return;
+    }
+    if (!params_build(&c->pp, sql, sql_len, params, n, &c->res, c->txstate)) {
+        defer_result(c);   /* a parameter was refused; c->res says why */
+        return;
+    }
+    if (c->sc && c->txstate != 'E' && !(flags & BQ_INTERNAL) && stmt_cacheable(sql, sql_len))
+        c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, sql_len, c->pp.types, n, &c->ref);
     /* Declared parameter types would make PostgreSQL accept (and ignore)
-     * surplus parameters; the protocol says a count mismatch is an error. */
-    unsigned used = n ? sql_max_dollar_param(sql, sql_len) : 0;
+     * surplus parameters; the protocol says a count mismatch is an error.
+     * (A statement in the cache passed this check when it was prepared.) */
+    unsigned used = n && c->verdict != SC_PREPARED ? sql_max_dollar_param(sql, sql_len) : (unsigned)n;
     if (n > used) {
         backend_result_error(&c->res, DBPOOL_E_SQL, "07001", c->txstate,
                              "statement uses %u parameter%s but %zu were given; "
@@ -1988,32 +2089,79 @@ static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
         defer_result(c);
         return;
     }
-    sent = send_query(c, sql, sql_len, params, n, flags);
-    if (sent < 0) {   /* a parameter was refused; c->res says why */
-        defer_result(c);
-        return;
+    if (c->verdict == SC_PREPARE)
+        plan_prepare(c);
+    send_stage(c, false);
+}
+
+/* Results of a stage before the execution are in: go on with the next
+ * stage. False when the operation ends here (an error to report). */
+static bool next_stage(struct backend_conn *c)
+{
+    if (PQstatus(c->pg) == CONNECTION_BAD || c->input_failed || c->force_broken)
+        return false;
+    if (c->stage == ST_DEALLOC) {
+        stmt_cache_garbage_done(c->sc);
+        c->have_err = false;   /* statements already gone (DISCARD ALL) are fine */
+        c->stage = ST_PREPARE;
+    } else {
+        if (c->have_err)
+            return false;      /* the statement does not parse: the client hears why */
+        (void)stmt_cache_add(c->sc, &c->ref, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n);
+        c->stage = ST_EXEC;
     }
-    if (!sent && c->lost_msg[0]) {
-        /* The server said why it closed the connection while it was idle. */
-        fail_later(c, DBPOOL_E_CONN_LOST, c->lost_sqlstate, true, "%s", c->lost_msg);
-        c->lost_msg[0] = '\0';
-        return;
+    if (c->canceled) {
+        note_error(c, DBPOOL_E_CANCELED, "57014", "canceling statement due to user request");
+        return false;
     }
-    if (!sent) {
-        conn_error_message(c, msg, sizeof(msg), "cannot send the statement");
-        if (PQstatus(c->pg) == CONNECTION_BAD)
-            fail_later(c, DBPOOL_E_CONN_LOST, "", true, "%s", msg);
-        else
-            fail_later(c, DBPOOL_E_INTERNAL, "", true, "%s", msg);
-        return;
+    c->affected = c->rows_seen = 0;
+    send_stage(c, true);
+    return true;
+}
+
+/* The server no longer has the prepared statement the execution named
+ * (26000: DEALLOCATE or DISCARD ALL ran inside a function), or its cached
+ * plan cannot serve the statement any more (0A000: a table it reads changed
+ * its columns). Forget it; outside a transaction, and before any row was
+ * delivered, prepare it afresh and run it again (once). True when retried. */
+static bool stale_statement(struct backend_conn *c, char tx)
+{
+    const char *st = c->res.err.sqlstate;
+    bool gone = strcmp(st, "26000") == 0;
+    bool changed = strcmp(st, "0A000") == 0 &&
+                   strstr(c->res.err.message, "cached plan must not change result type");
+
+    if (c->verdict == SC_UNNAMED || c->stage != ST_EXEC || !c->have_err || !(gone || changed))
+        return false;
+    if (gone)
+        stmt_cache_clear(c->sc);
+    else
+        stmt_cache_forget(c->sc, &c->ref);
+    if (tx != 'I' || c->retried || c->cols_sent || c->canceled ||
+        PQstatus(c->pg) == CONNECTION_BAD || c->input_failed || c->force_broken)
+        return false;
+    c->retried = true;
+    c->have_err = false;
+    c->affected = c->rows_seen = 0;
+    c->txstate = tx;
+    c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n, &c->ref);
+    if (c->verdict == SC_UNNAMED) {
+        c->stage = ST_EXEC;   /* the seen table lost it: run it unnamed */
+    } else {
+        c->verdict = SC_PREPARE;
+        plan_prepare(c);
     }
-    if (!PQsetSingleRowMode(c->pg)) {
-        /* Fails only when not called right after a successful send, which
-         * this is. Rows would then arrive in one PGresult; deliver_rows()
-         * handles that too (without the memory bound). */
-    }
-    c->phase = PH_SENDING;
-    flush_step(c, false);
+    send_stage(c, true);
+    return true;
+}
+
+/* A user statement that drops the session's prepared statements. */
+static void note_session_reset(struct backend_conn *c)
+{
+    static const char *const kw[] = { "DISCARD", "DEALLOCATE", NULL };
+
+    if (c->sc && c->pp.sql && sql_starts_with_keyword(c->pp.sql, c->pp.sql_len, kw))
+        stmt_cache_clear(c->sc);
 }
 
 static bool usable(struct backend_conn *c)
@@ -2106,6 +2254,8 @@ static void conn_free(struct backend_conn *c)
 {
     if (c->cur)
         PQclear(c->cur);
+    free(c->pp.mem);
+    stmt_cache_free(c->sc);
     free(c->cols);
     free(c->decl);
     free(c->vals);

@@ -157,6 +157,7 @@ static const struct key_spec postgres_keys[] = {
     COMMON_POOL_KEYS,
     SERVER_POOL_KEYS,
     { "sslMode", K_CHOICE, POFF(ssl_mode), 0, 0, ssl_modes, 0, NULL },
+    { "statementCacheSize", K_INT, POFF(statement_cache_size), 0, 65536, NULL, 0, NULL },
 };
 
 static const struct key_spec mysql_keys[] = {
@@ -991,6 +992,7 @@ static void pool_defaults(struct loader *ld, struct pool_config *p)
     } else if (p->type == BACKEND_POSTGRES) {
         p->port = 5432;
         set_str(ld, &p->ssl_mode, "disable");
+        p->statement_cache_size = 256;
     } else {
         p->port = 3306;
         set_str(ld, &p->charset, "utf8mb4");

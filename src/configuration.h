@@ -69,6 +69,7 @@ struct pool_config {
     char *password;                 /* secret: never logged or reported */
     char *password_file;            /* read at connect time */
     char *ssl_mode;                 /* postgres, default "disable" */
+    int statement_cache_size;       /* postgres: prepared statements per connection, default 256; 0 = off */
     char *charset;                  /* mysql, default "utf8mb4" */
 };
 
