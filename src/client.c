@@ -61,7 +61,7 @@ struct request {
     bool commit_became_rollback;
     bool begin_read_only;
     int sp_delta;             /* savepoint depth change applied on success */
-    struct backend_error saved_err;
+    struct backend_error *saved_err; /* an atomic batch's error, kept while it rolls back (owned) */
     int32_t saved_index;
     char sql[2][64];          /* generated SQL (savepoint names) */
     struct proto_stmt one_stmt;             /* a QUERY's statement (no allocation) */
@@ -200,6 +200,7 @@ static void request_end(struct client *c)
         proto_stmts_free(r->stmts, r->nstmts);
     if (r->steps != r->inline_steps)
         free(r->steps);
+    free(r->saved_err);
     free(r);   /* and the frame with it */
     c->req = NULL;
 }
@@ -472,12 +473,24 @@ static void canceled_message(struct client *c, struct backend_error *err)
                  (unsigned long long)pool_config(c->pool)->statement_timeout_ms);
 }
 
+static const struct backend_error *batch_error(const struct request *r)
+{
+    static const struct backend_error oom = {
+        DBPOOL_E_INTERNAL, "", "a statement of the atomic batch failed and the batch was rolled "
+        "back (its error was lost: out of memory)"
+    };
+
+    return r->saved_err ? r->saved_err : &oom;
+}
+
 /* An atomic batch failed: keep the error, roll back, report afterwards. */
 static void start_batch_rollback(struct client *c, const struct backend_error *err, int32_t index)
 {
     struct request *r = c->req;
 
-    r->saved_err = *err;
+    r->saved_err = malloc(sizeof(*r->saved_err));
+    if (r->saved_err)
+        *r->saved_err = *err;   /* else batch_error() reports running out of memory */
     r->saved_index = index;
     r->rolling_back = true;
     r->nsteps = 0;
@@ -577,7 +590,7 @@ static void run_step(struct client *c)
 
     if (r->cur >= r->nsteps) {
         if (r->rolling_back)
-            finish_request(c, &r->saved_err, r->saved_index);
+            finish_request(c, batch_error(r), r->saved_index);
         else
             finish_request(c, NULL, -1);
         return;

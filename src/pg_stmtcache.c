@@ -92,15 +92,31 @@ void stmt_cache_free(struct stmt_cache *sc)
     free(sc);
 }
 
-/* FNV-1a over the SQL and the type OIDs; never 0 (0 marks an empty seen slot). */
+/* A word-at-a-time multiplicative hash over the SQL and the type OIDs (the
+ * cache compares the text on a hit, so this only has to spread well);
+ * never 0, which marks an empty seen slot. */
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
 static uint64_t stmt_hash(const char *sql, size_t len, const unsigned *types, size_t n)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = len, w;
+    size_t i = 0;
 
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)sql[i]) * 1099511628211ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ types[i] ^ ((uint64_t)(i + 1) << 32)) * 1099511628211ull;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, sql + i, 8);
+        h = mix(h, w);
+    }
+    if (i < len) {
+        w = 0;
+        memcpy(&w, sql + i, len - i);
+        h = mix(h, w);
+    }
+    for (size_t k = 0; k < n; k++)
+        h = mix(h, types[k] | ((uint64_t)(k + 1) << 32));
     return h ? h : 1;
 }
 
