@@ -78,6 +78,9 @@ struct backend_query {
     const dbpool_value *params;
     size_t nparams;
     unsigned flags;
+    const char *begin_sql;   /* non-NULL (drivers with begin_with only): open a transaction
+                                with this SQL first, in the same round trip when the driver
+                                can; the result's txstate says whether it is open */
 };
 
 struct backend_driver {
@@ -111,6 +114,10 @@ struct backend_driver {
      * after this call. */
     void (*close)(struct backend_conn *c);
 
+    /* exec() honours backend_query.begin_sql, so the daemon may answer a
+     * protocol BEGIN itself and open the transaction with its first
+     * statement. */
+    bool begin_with;
     /* SQL to start a transaction ("BEGIN", "BEGIN READ ONLY", ...). */
     const char *(*begin_sql)(bool read_only, enum backend_role role);
     /* Which role an autocommit statement should go to (a cheap, lexical

@@ -233,8 +233,9 @@ struct pg_params {
     Oid *types;
 };
 
-/* What the operation sends next (see "STATEMENT CACHE"). */
-enum stage { ST_EXEC = 0, ST_DEALLOC, ST_PREPARE };
+/* What the operation sends, in this order, each stage only when needed
+ * (see "STAGES"). */
+enum stage { ST_DEALLOC = 0, ST_BEGIN, ST_PREPARE, ST_EXEC };
 
 struct backend_conn {
     const struct pool_config *cfg;
@@ -280,6 +281,9 @@ struct backend_conn {
     struct cancel_ticket *ticket;
     int cancel_polls;            /* PH_CANCEL_WAIT: polls left */
     const char *simple_sql;      /* a BQ_INTERNAL statement sent with PQsendQuery, or NULL */
+    const char *begin_sql;       /* the query's begin_sql until the BEGIN was sent */
+    bool pipeline;               /* BEGIN + statement + Sync sent in libpq's pipeline mode */
+    bool pipe_begin;             /* ... and the BEGIN's results are still to come */
     struct pg_params pp;         /* the statement and its parameters (pp.mem owned) */
     enum stage stage;
     enum stmt_verdict verdict;   /* SC_UNNAMED, or executed by the name in ref */
@@ -843,7 +847,10 @@ static void end_op(struct backend_conn *c, char txstate)
     c->ticket = NULL;
     free(c->pp.mem);
     memset(&c->pp, 0, sizeof(c->pp));
-    c->simple_sql = NULL;
+    c->simple_sql = c->begin_sql = NULL;
+    if (c->pipeline && c->pg)
+        (void)PQexitPipelineMode(c->pg);   /* only after a failure: the connection is broken */
+    c->pipeline = c->pipe_begin = false;
     resolve_abandon(c);
     idle_io(c);
     (void)event_del(c->ev_timer);   /* fails only for an uninitialised event */
@@ -1647,6 +1654,8 @@ static void mark_lost(struct backend_conn *c, struct backend_result *r)
 
 static bool next_stage(struct backend_conn *c);
 static bool stale_statement(struct backend_conn *c, char tx);
+static void pipeline_next(struct backend_conn *c);
+static void pipeline_end(struct backend_conn *c);
 static void note_session_reset(struct backend_conn *c);
 
 /* PQgetResult returned NULL: the statement (or a stage before it) is over. */
@@ -1829,6 +1838,7 @@ static bool take_result(struct backend_conn *c, PGresult *r)
         c->affected = cmd_tuples(r, 0);
         break;
     case PGRES_EMPTY_QUERY:
+    case PGRES_PIPELINE_ABORTED:   /* skipped after a failed BEGIN: its error is noted */
         break;
     case PGRES_COPY_IN:
         PQclear(r);
@@ -1873,6 +1883,15 @@ static void pump(struct backend_conn *c)
             return;
         }
         r = PQgetResult(c->pg);
+        if (!r && c->pipeline) {
+            pipeline_next(c);
+            continue;
+        }
+        if (r && c->pipeline && PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            pipeline_end(c);
+            r = NULL;
+        }
         if (!r) {
             finish_results(c);
             return;
@@ -1996,29 +2015,66 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 
 /* -------------------------------------------------------- the operations */
 
+/* The daemon's own statement, after the BEGIN that opens the transaction
+ * when there is one: "BEGIN; SAVEPOINT dbpool_sp_1" is one Query message. */
+static int send_simple(struct backend_conn *c)
+{
+    char buf[256];
+
+    if (!c->begin_sql)
+        return PQsendQuery(c->pg, c->simple_sql);
+    if ((size_t)snprintf(buf, sizeof(buf), "%s; %s", c->begin_sql, c->simple_sql) >= sizeof(buf))
+        return 0;   /* the daemon's statements are short */
+    c->begin_sql = NULL;
+    return PQsendQuery(c->pg, buf);
+}
+
+/* The statement itself; a pending BEGIN goes first in the same write, in
+ * libpq's pipeline mode (BEGIN, statement, Sync: one round trip). */
+static int send_exec(struct backend_conn *c)
+{
+    const struct pg_params *pp = &c->pp;
+    int n = (int)pp->n, rc;
+
+    if (c->simple_sql)
+        return send_simple(c);
+    if (c->begin_sql) {
+        if (!PQenterPipelineMode(c->pg))
+            return 0;
+        c->pipeline = c->pipe_begin = true;
+        if (!PQsendQueryParams(c->pg, c->begin_sql, 0, NULL, NULL, NULL, NULL, 0))
+            return 0;
+        c->begin_sql = NULL;
+    }
+    if (c->verdict != SC_UNNAMED)
+        rc = PQsendQueryPrepared(c->pg, c->ref.name, n, n ? pp->values : NULL,
+                                 n ? pp->lengths : NULL, n ? pp->formats : NULL, 0);
+    else
+        rc = PQsendQueryParams(c->pg, pp->sql, n, n ? pp->types : NULL, n ? pp->values : NULL,
+                               n ? pp->lengths : NULL, n ? pp->formats : NULL, 0);
+    if (rc && c->pipeline)
+        rc = PQpipelineSync(c->pg);
+    return rc;
+}
+
 /* Queue the current stage's message on libpq; its return value. The
  * daemon's own statements (BQ_INTERNAL) go over the simple query protocol:
  * one Query message instead of Parse/Bind/Describe/Execute/Sync. */
 static int queue_stage(struct backend_conn *c)
 {
     const struct pg_params *pp = &c->pp;
-    int n = (int)pp->n;
 
     switch (c->stage) {
     case ST_DEALLOC:
         return PQsendQuery(c->pg, stmt_cache_garbage(c->sc));
+    case ST_BEGIN:
+        return PQsendQuery(c->pg, c->begin_sql);
     case ST_PREPARE:
-        return PQsendPrepare(c->pg, c->ref.name, pp->sql, n, n ? pp->types : NULL);
+        return PQsendPrepare(c->pg, c->ref.name, pp->sql, (int)pp->n, pp->n ? pp->types : NULL);
     case ST_EXEC:
         break;
     }
-    if (c->simple_sql)
-        return PQsendQuery(c->pg, c->simple_sql);
-    if (c->verdict != SC_UNNAMED)
-        return PQsendQueryPrepared(c->pg, c->ref.name, n, n ? pp->values : NULL,
-                                   n ? pp->lengths : NULL, n ? pp->formats : NULL, 0);
-    return PQsendQueryParams(c->pg, pp->sql, n, n ? pp->types : NULL, n ? pp->values : NULL,
-                             n ? pp->lengths : NULL, n ? pp->formats : NULL, 0);
+    return send_exec(c);
 }
 
 /* Send the current stage; from exec() (errors are reported from the loop)
@@ -2042,45 +2098,69 @@ static void send_stage(struct backend_conn *c, bool in_callback)
             fail_later(c, code, code == DBPOOL_E_CONN_LOST ? c->lost_sqlstate : "", true, "%s", msg);
         return;
     }
-    if (c->stage == ST_EXEC && !PQsetSingleRowMode(c->pg)) {
+    if (c->stage == ST_EXEC && !c->pipeline && !PQsetSingleRowMode(c->pg)) {
         /* Fails only when not called right after a successful send, which
          * this is. Rows would then arrive in one PGresult; deliver_rows()
-         * handles that too (without the memory bound). */
+         * handles that too (without the memory bound). In pipeline mode it
+         * is called when the statement's turn comes (pipeline_next). */
     }
     c->phase = PH_SENDING;
     flush_step(c, in_callback);
 }
 
-/* The first stage of a statement met again: prepare it, after deallocating
- * evicted statements (only outside a transaction: in a failed one the
- * DEALLOCATE would fail, and it need not run inside the client's). */
-static void plan_prepare(struct backend_conn *c)
+static bool stage_needed(const struct backend_conn *c, enum stage st)
 {
-    c->stage = stmt_cache_garbage(c->sc) && c->txstate == 'I' ? ST_DEALLOC : ST_PREPARE;
+    bool prepare = c->verdict == SC_PREPARE;
+
+    switch (st) {
+    case ST_DEALLOC:
+        /* Only outside a transaction: in a failed one DEALLOCATE would fail,
+         * and it need not run inside the client's. */
+        return prepare && stmt_cache_garbage(c->sc) && c->txstate == 'I';
+    case ST_BEGIN:
+        return prepare && c->begin_sql;   /* else it is pipelined with the statement */
+    case ST_PREPARE:
+        return prepare;
+    case ST_EXEC:
+        return true;
+    }
+    return false;
 }
 
-static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
-                       const dbpool_value *params, size_t n, unsigned flags)
+/* The first stage after `done` (-1: the first of all) that is needed. */
+static enum stage stage_after(const struct backend_conn *c, int done)
 {
-    c->stage = ST_EXEC;
+    for (int st = done + 1; st < ST_EXEC; st++)
+        if (stage_needed(c, (enum stage)st))
+            return (enum stage)st;
+    return ST_EXEC;
+}
+
+static void start_send(struct backend_conn *c, const struct backend_query *q)
+{
+    size_t n = q->nparams;
+
     c->verdict = SC_UNNAMED;
     c->retried = false;
     c->simple_sql = NULL;
-    if ((flags & BQ_INTERNAL) && n == 0) {
-        c->simple_sql = sql;   /* NUL-terminated: the daemon's own text */
+    c->begin_sql = q->begin_sql;
+    if ((q->flags & BQ_INTERNAL) && n == 0) {
+        c->simple_sql = q->sql;   /* NUL-terminated: the daemon's own text */
+        c->stage = ST_EXEC;
         send_stage(c, false);
         return;
     }
-    if (!params_build(&c->pp, sql, sql_len, params, n, &c->res, c->txstate)) {
+    if (!params_build(&c->pp, q->sql, q->sql_len, q->params, n, &c->res, c->txstate)) {
         defer_result(c);   /* a parameter was refused; c->res says why */
         return;
     }
-    if (c->sc && c->txstate != 'E' && !(flags & BQ_INTERNAL) && stmt_cacheable(sql, sql_len))
-        c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, sql_len, c->pp.types, n, &c->ref);
+    if (c->sc && c->txstate != 'E' && !(q->flags & BQ_INTERNAL) && stmt_cacheable(q->sql, q->sql_len))
+        c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, q->sql_len, c->pp.types, n, &c->ref);
     /* Declared parameter types would make PostgreSQL accept (and ignore)
      * surplus parameters; the protocol says a count mismatch is an error.
      * (A statement in the cache passed this check when it was prepared.) */
-    unsigned used = n && c->verdict != SC_PREPARED ? sql_max_dollar_param(sql, sql_len) : (unsigned)n;
+    unsigned used = n && c->verdict != SC_PREPARED ? sql_max_dollar_param(q->sql, q->sql_len)
+                                                   : (unsigned)n;
     if (n > used) {
         backend_result_error(&c->res, DBPOOL_E_SQL, "07001", c->txstate,
                              "statement uses %u parameter%s but %zu were given; "
@@ -2089,8 +2169,7 @@ static void start_send(struct backend_conn *c, const char *sql, size_t sql_len,
         defer_result(c);
         return;
     }
-    if (c->verdict == SC_PREPARE)
-        plan_prepare(c);
+    c->stage = stage_after(c, -1);
     send_stage(c, false);
 }
 
@@ -2100,23 +2179,56 @@ static bool next_stage(struct backend_conn *c)
 {
     if (PQstatus(c->pg) == CONNECTION_BAD || c->input_failed || c->force_broken)
         return false;
-    if (c->stage == ST_DEALLOC) {
+    switch (c->stage) {
+    case ST_DEALLOC:
         stmt_cache_garbage_done(c->sc);
         c->have_err = false;   /* statements already gone (DISCARD ALL) are fine */
-        c->stage = ST_PREPARE;
-    } else {
+        break;
+    case ST_BEGIN:
+        if (c->have_err)
+            return false;
+        c->begin_sql = NULL;
+        break;
+    case ST_PREPARE:
         if (c->have_err)
             return false;      /* the statement does not parse: the client hears why */
         (void)stmt_cache_add(c->sc, &c->ref, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n);
-        c->stage = ST_EXEC;
+        break;
+    case ST_EXEC:
+        return false;
     }
     if (c->canceled) {
         note_error(c, DBPOOL_E_CANCELED, "57014", "canceling statement due to user request");
         return false;
     }
+    c->stage = stage_after(c, (int)c->stage);
     c->affected = c->rows_seen = 0;
     send_stage(c, true);
     return true;
+}
+
+/* Pipeline mode: a NULL from PQgetResult ends the BEGIN's results (the
+ * statement's turn comes: single-row mode is set for it now) or the
+ * statement's (the Sync's result follows). */
+static void pipeline_next(struct backend_conn *c)
+{
+    if (!c->pipe_begin)
+        return;
+    c->pipe_begin = false;
+    c->affected = 0;
+    if (!c->have_err && !PQsetSingleRowMode(c->pg)) {
+        /* as in send_stage: rows then arrive in one PGresult */
+    }
+}
+
+/* The pipeline's Sync arrived: the operation's results are complete. */
+static void pipeline_end(struct backend_conn *c)
+{
+    c->pipeline = false;
+    if (!PQexitPipelineMode(c->pg)) {
+        note_error(c, DBPOOL_E_INTERNAL, "", "libpq did not leave pipeline mode");
+        c->force_broken = true;
+    }
 }
 
 /* The server no longer has the prepared statement the execution named
@@ -2145,12 +2257,7 @@ static bool stale_statement(struct backend_conn *c, char tx)
     c->affected = c->rows_seen = 0;
     c->txstate = tx;
     c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n, &c->ref);
-    if (c->verdict == SC_UNNAMED) {
-        c->stage = ST_EXEC;   /* the seen table lost it: run it unnamed */
-    } else {
-        c->verdict = SC_PREPARE;
-        plan_prepare(c);
-    }
+    c->stage = stage_after(c, -1);   /* unnamed if the seen table lost it */
     send_stage(c, true);
     return true;
 }
@@ -2177,7 +2284,7 @@ static void pg_exec(struct backend_conn *c, const struct backend_query *q,
 {
     start_op(c, OP_EXEC, sink->done, arg, sink);
     if (usable(c))
-        start_send(c, q->sql, q->sql_len, q->params, q->nparams, q->flags);
+        start_send(c, q);
 }
 
 /* An empty query over the simple protocol (PQsendQuery): one round trip
@@ -2370,6 +2477,7 @@ const struct backend_driver backend_pg_driver = {
     .resume = pg_resume,
     .txstate = pg_txstate,
     .close = pg_close,
+    .begin_with = true,
     .begin_sql = pg_begin_sql,
     .route = pg_route,
     .server_info = pg_server_info,

@@ -88,6 +88,9 @@ struct client {
     bool stmt_timed_out;
     bool free_pending;        /* close finished while inside process_input */
     bool read_only_tx;        /* inside a protocol BEGIN READ ONLY transaction */
+    bool pending_begin;       /* BEGIN answered here; the transaction opens with the first
+                                 step (drivers with begin_with): no server is held until then */
+    bool pending_read_only;
     struct request *req;      /* the request in progress (owned), or NULL */
     struct event *stmt_timer; /* lazily created */
     struct event *timer;      /* on_timer; NULL while no deadline applies */
@@ -525,6 +528,13 @@ static void on_step_done(void *arg, const struct backend_result *res)
         return;
     }
     c->txstate = res->txstate;
+    if (s->q.begin_sql && c->txstate == 'I') {
+        /* Refused before it reached the server: the client's transaction
+         * is still to be opened, by its next statement. */
+        s->q.begin_sql = NULL;
+        c->pending_begin = true;
+        c->txstate = 'T';
+    }
     if (c->txstate == 'I') {
         c->sp_depth = 0;
         c->read_only_tx = false;
@@ -565,6 +575,10 @@ static void exec_step(struct client *c)
     }
     if (s->user && c->read_only_tx)
         s->q.flags |= BQ_REQUIRE_READONLY;   /* enforced by drivers that route (SQLite) */
+    if (c->pending_begin) {   /* the deferred BEGIN goes with this step */
+        s->q.begin_sql = pool_driver(c->pool)->begin_sql(c->pending_read_only, server_role(c->sv));
+        c->pending_begin = false;
+    }
     c->state = CL_ACTIVE;
     c->stmt_timed_out = false;
     if (s->user)
@@ -621,7 +635,7 @@ static void finish_request(struct client *c, const struct backend_error *err, in
     }
     if (!err)
         c->sp_depth += r->sp_delta;
-    if (c->sv && c->txstate == 'I')
+    if (c->sv && (c->txstate == 'I' || c->pending_begin))
         unbind(c);
     if (err)
         send_error(c, err->code, err->sqlstate, err->message, index);
@@ -632,7 +646,7 @@ static void finish_request(struct client *c, const struct backend_error *err, in
     c->busy = false;
     c->state = CL_IDLE;
     sockbuf_trim(&c->io);
-    if (c->d->shutting_down && !c->sv) {
+    if (c->d->shutting_down && !c->sv && !c->pending_begin) {
         close_after_flush(c);
         return;
     }
@@ -703,6 +717,38 @@ static bool build_tx_request(struct client *c, struct request *r, size_t len)
     return true;
 }
 
+/* A protocol BEGIN outside a transaction, on a driver that can open the
+ * transaction together with its first statement: answer it now, hold no
+ * server until that statement comes (and save the server a round trip). */
+static void defer_begin(struct client *c, size_t len)
+{
+    uint8_t flags = 0;
+
+    if (!proto_get_begin(c->req->frame, len, &flags) || (flags & ~PB_READ_ONLY)) {
+        request_end(c);
+        protocol_error(c, DBPOOL_E_PROTOCOL, "malformed BEGIN frame");
+        return;
+    }
+    request_end(c);
+    c->pending_begin = true;
+    c->pending_read_only = c->read_only_tx = (flags & PB_READ_ONLY) != 0;
+    c->txstate = 'T';
+    send_ready(c);
+    sockbuf_flush(&c->io);
+    arm_idle_timer(c);   /* idleTransactionTimeout from here */
+}
+
+/* COMMIT or ROLLBACK of a deferred BEGIN before any statement. */
+static void end_pending_begin(struct client *c)
+{
+    request_end(c);
+    c->pending_begin = c->read_only_tx = false;
+    c->txstate = 'I';
+    send_ready(c);
+    sockbuf_flush(&c->io);
+    arm_idle_timer(c);
+}
+
 /* Start the request in c->req (frame already copied). */
 static void start_request(struct client *c, size_t len)
 {
@@ -721,6 +767,14 @@ static void start_request(struct client *c, size_t len)
         send_ready(c);
         return;
     }
+    if (r->type == PT_BEGIN && c->txstate == 'I' && pool_driver(c->pool)->begin_with) {
+        defer_begin(c, len);
+        return;
+    }
+    if ((r->type == PT_COMMIT || r->type == PT_ROLLBACK) && c->pending_begin && len == 0) {
+        end_pending_begin(c);   /* nothing ran: nothing to commit or roll back */
+        return;
+    }
     if ((r->type == PT_COMMIT || r->type == PT_ROLLBACK) && c->txstate == 'I') {
         bool commit = r->type == PT_COMMIT;
         request_end(c);
@@ -729,7 +783,7 @@ static void start_request(struct client *c, size_t len)
                           : "ROLLBACK without a transaction: there is no transaction in progress", -1);
         return;
     }
-    if (c->d->shutting_down && !c->sv) {
+    if (c->d->shutting_down && !c->sv && !c->pending_begin) {
         request_end(c);
         send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold is shutting down; reconnect later", -1);
         close_after_flush(c);
@@ -749,6 +803,8 @@ static void start_request(struct client *c, size_t len)
         protocol_error(c, DBPOOL_E_PROTOCOL, msg);
         return;
     }
+    if (c->pending_begin)   /* the deferred BEGIN decides the role */
+        r->role = c->pending_read_only ? ROLE_READER : ROLE_WRITER;
     c->busy = true;
     if (c->timer)
         evtimer_del(c->timer);
@@ -999,7 +1055,7 @@ void client_shutdown_notice(struct client *c)
 {
     if (c->state == CL_CLOSING)
         return;
-    if (!c->busy && !c->sv)
+    if (!c->busy && !c->sv && !c->pending_begin)
         close_after_flush(c);
 }
 

@@ -407,7 +407,7 @@ static const struct backend_sink reset_sink = { NULL, NULL, reset_done };
 
 static void server_reset(struct pool *p, struct server *sv)
 {
-    struct backend_query q = { rollback_sql, strlen(rollback_sql), NULL, 0, BQ_INTERNAL };
+    struct backend_query q = { rollback_sql, strlen(rollback_sql), NULL, 0, BQ_INTERNAL, NULL };
 
     log_info("server_reset", "pool=%s server=%llu reason=\"client left a transaction open\"",
              p->cfg->name, (unsigned long long)sv->id);

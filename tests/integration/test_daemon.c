@@ -2181,3 +2181,114 @@ Test(cancel, ignored_when_nothing_runs)
     close(fd);
     h_stop_ok();
 }
+
+/* ====================================================== deferred BEGIN */
+/* On drivers that can open a transaction together with its first statement
+ * (PostgreSQL), a protocol BEGIN is answered by the daemon and holds no
+ * server; the first step of the transaction carries it. These tests hold
+ * on every backend; the server-side expectations only where it defers. */
+
+TestSuite(deferred_begin, .fini = h_fini, .timeout = 60);
+
+static bool backend_defers_begin(void)
+{
+    return strcmp(P->name, "postgres") == 0;
+}
+
+Test(deferred_begin, commit_or_rollback_before_any_statement)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    cr_assert(H_AWAIT(pool_num("clients", "connected") == 1, 5000),
+              "the harness's start-up session did not go");
+    double stmts = pool_num("totals", "statements");
+
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    assert_txstate(a, 'T', "after BEGIN");
+    must_ok(a, dbpool_commit(a), "commit of an empty transaction");
+    assert_txstate(a, 'I', "after COMMIT");
+    must_ok(a, dbpool_begin(a, DBPOOL_READ_ONLY), "begin read only");
+    must_ok(a, dbpool_rollback(a), "rollback of an empty transaction");
+    assert_txstate(a, 'I', "after ROLLBACK");
+    h_expect_error(a, dbpool_commit(a), DBPOOL_E_TX_STATE, "COMMIT after the transaction ended");
+    if (backend_defers_begin())
+        cr_assert_eq(pool_num("totals", "statements"), stmts,
+                     "an empty transaction ran statements on the server");
+    cr_assert_eq(h_scalar(a, "SELECT 41 + 1"), 42, "the session does not go on");
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(deferred_begin, server_bound_from_the_first_statement_to_commit)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    cr_assert(H_AWAIT(pool_num("clients", "connected") == 1, 5000),
+              "the harness's start-up session did not go");
+
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    if (backend_defers_begin())
+        cr_assert_eq(pool_num("servers", "busy"), 0, "BEGIN alone holds a server");
+    insert_int(a, "t", 1);
+    cr_assert_eq(pool_num("servers", "busy"), 1, "the transaction is not bound after a statement");
+    dbpool_conn *b = h_connect();
+    cr_assert_eq(count_rows(b, "t"), 0, "the uncommitted row is visible outside");
+    must_ok(a, dbpool_commit(a), "commit");
+    cr_assert(H_AWAIT(pool_num("servers", "busy") == 0, 5000), "COMMIT did not release the server");
+    cr_assert_eq(count_rows(b, "t"), 1, "the committed row is not visible");
+    dbpool_close(b);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(deferred_begin, statement_refused_before_the_server_keeps_the_transaction)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    dbpool_value two[2] = { dbpool_int(1), dbpool_int(2) };
+
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    h_expect_error(a, dbpool_query(a, h_sql("INSERT INTO t VALUES (?)"), two, 2, NULL),
+                   DBPOOL_E_SQL, "too many parameters as the first statement");
+    cr_assert_str_eq(dbpool_last_error(a)->sqlstate, "07001");
+    assert_txstate(a, 'T', "after a statement refused for its parameter count");
+    insert_int(a, "t", 5);
+    must_ok(a, dbpool_commit(a), "commit");
+    cr_assert_str_eq(table_ints(a, "t"), "5");
+
+    must_ok(a, dbpool_begin(a, 0), "begin again");
+    h_expect_error(a, dbpool_query(a, h_sql("INSERT INTO t VALUES (?)"), two, 2, NULL),
+                   DBPOOL_E_SQL, "too many parameters again");
+    must_ok(a, dbpool_rollback(a), "rollback after the refused statement");
+    assert_txstate(a, 'I', "after ROLLBACK");
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+Test(deferred_begin, savepoint_or_batch_as_the_first_step)
+{
+    dbpool_conn *a = start_with_table(NULL);
+    dbpool_value v[2] = { dbpool_int(1), dbpool_int(2) };
+    dbpool_stmt both[] = { stmt("INSERT INTO t VALUES (?)", &v[0], 1),
+                           stmt("INSERT INTO t VALUES (?)", &v[1], 1) };
+
+    must_ok(a, dbpool_begin(a, 0), "outer begin");
+    must_ok(a, dbpool_begin(a, 0), "inner begin as the first step");
+    insert_int(a, "t", 7);
+    must_ok(a, dbpool_rollback(a), "inner rollback");
+    assert_txstate(a, 'T', "after rolling back the savepoint");
+    must_ok(a, dbpool_commit(a), "outer commit");
+    cr_assert_eq(count_rows(a, "t"), 0, "the rolled back savepoint's row survived");
+
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    cr_assert_eq(dbpool_batch(a, both, 2, 1, NULL, NULL), 0, "atomic batch as the first step: %s",
+                 dbpool_last_error(a)->message);
+    assert_txstate(a, 'T', "after the batch");
+    must_ok(a, dbpool_rollback(a), "rollback");
+    cr_assert_eq(count_rows(a, "t"), 0, "the batch's rows survived the rollback");
+
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    cr_assert_eq(dbpool_batch(a, both, 2, 1, NULL, NULL), 0, "atomic batch: %s",
+                 dbpool_last_error(a)->message);
+    must_ok(a, dbpool_commit(a), "commit");
+    cr_assert_str_eq(table_ints(a, "t"), "1,2");
+    dbpool_close(a);
+    h_stop_ok();
+}
