@@ -18,6 +18,11 @@
  *                 statement and mid transaction
  *   pgstatus      /pools and /health for a postgres pool; no secrets in the
  *                 status output or the log
+ *   pgcache       the transparent statement cache, seen in the server's
+ *                 pg_prepared_statements: prepare on second sight, LRU bound
+ *                 (statementCacheSize), off at 0, stale plans and statements
+ *                 dropped behind its back, DISCARD/DEALLOCATE, failing
+ *                 statements; binary INT64/FLOAT64/BOOL parameters
  *
  * Isolation: criterion runs tests in parallel processes against one
  * database. The harness serializes server-backed tests of one run with a
@@ -1459,4 +1464,736 @@ Test(pgstatus, passwords_stay_out_of_the_log_and_status)
     unlink(good);
     unlink(bad);
     rmdir(dir);
+}
+
+/* ================================================================ statement cache */
+
+/* The driver prepares a statement on its server connection the second time
+ * that connection sees it (dbpool_s<N>), executes it by name afterwards,
+ * keeps at most statementCacheSize of them (LRU; evicted ones are
+ * deallocated before the next PREPARE outside a transaction), prepares
+ * again and retries once when the server lost the statement (26000) or its
+ * plan no longer fits (0A000), and forgets everything after a user's
+ * DISCARD / DEALLOCATE. Every test runs on ONE server connection
+ * (maxOpenConns = 1) and looks at that session's pg_prepared_statements
+ * through the daemon, with a probe that is itself never cached: a user
+ * prepared statement run with EXECUTE (not a statement kind the cache
+ * takes), so looking does not change what is looked at. */
+TestSuite(pgcache, .init = pg_init, .fini = h_fini, .timeout = 120);
+
+#define PROBE_NAME "tp_probe"
+#define MAX_PREPARED 64
+
+struct prepared {
+    size_t n;
+    char name[MAX_PREPARED][32];
+    char stmt[MAX_PREPARED][512];
+    char types[MAX_PREPARED][128];
+};
+
+/* (Re)create the probe; needed again after anything that drops the
+ * session's prepared statements (DISCARD ALL, DEALLOCATE ALL). */
+static void install_probe(dbpool_conn *c)
+{
+    h_exec(c, "PREPARE " PROBE_NAME " AS SELECT name::text, statement::text, "
+              "parameter_types::text FROM pg_prepared_statements "
+              "WHERE name ~ '^dbpool_s[0-9]+$' ORDER BY substr(name, 9)::int8");
+}
+
+static void copy_text(char *dst, size_t len, const dbpool_value *v)
+{
+    cr_assert_eq(v->type, DBPOOL_TEXT, "probe column of type %s", dbpool_type_name(v->type));
+    cr_assert_lt(v->u.s.len, len, "probe value too long: %.*s", (int)v->u.s.len, v->u.s.ptr);
+    memcpy(dst, v->u.s.ptr, v->u.s.len);
+    dst[v->u.s.len] = '\0';
+}
+
+/* The statements the daemon has prepared on this session. */
+static void prepared(dbpool_conn *c, struct prepared *p)
+{
+    dbpool_result *r = h_query(c, "EXECUTE " PROBE_NAME, NULL, 0);
+
+    memset(p, 0, sizeof(*p));
+    p->n = dbpool_result_nrows(r);
+    cr_assert_leq(p->n, MAX_PREPARED, "%zu prepared statements", p->n);
+    for (size_t i = 0; i < p->n; i++) {
+        copy_text(p->name[i], sizeof(p->name[i]), dbpool_result_value(r, i, 0));
+        copy_text(p->stmt[i], sizeof(p->stmt[i]), dbpool_result_value(r, i, 1));
+        copy_text(p->types[i], sizeof(p->types[i]), dbpool_result_value(r, i, 2));
+    }
+    dbpool_result_free(r);
+}
+
+static size_t n_prepared(dbpool_conn *c)
+{
+    struct prepared p;
+    prepared(c, &p);
+    return p.n;
+}
+
+/* Index of the prepared statement with this text (and, unless NULL, these
+ * parameter types, as PostgreSQL prints them: "{bigint}"); -1 if none.
+ * Asserts there is at most one. */
+static int find_prepared(const struct prepared *p, const char *sql, const char *types)
+{
+    int found = -1;
+    for (size_t i = 0; i < p->n; i++) {
+        if (strcmp(p->stmt[i], sql) != 0 || (types && strcmp(p->types[i], types) != 0))
+            continue;
+        cr_assert_eq(found, -1, "prepared twice: %s (%s and %s)", sql, p->name[found], p->name[i]);
+        found = (int)i;
+    }
+    return found;
+}
+
+/* The name the statement is prepared under ("" when it is not). */
+static const char *prepared_name(const struct prepared *p, const char *sql)
+{
+    int i = find_prepared(p, sql, NULL);
+    return i < 0 ? "" : p->name[i];
+}
+
+static void start_one_conn(const char *pool_settings)
+{
+    struct h_opts o = { .max_open_conns = 1, .pool_settings = pool_settings };
+    h_start(&o);
+}
+
+/* sql (one int8 parameter, returning one int8) run with x must give want. */
+static void expect_int_result(dbpool_conn *c, const char *sql, int64_t x, int64_t want)
+{
+    dbpool_value p = dbpool_int(x);
+    dbpool_result *r = h_query(c, sql, &p, 1);
+    cr_assert_eq(dbpool_result_nrows(r), 1, "%s: %zu rows", sql, dbpool_result_nrows(r));
+    cr_assert_eq(val(r, 0, 0, DBPOOL_INT64)->u.i, want, "%s with %lld", sql, (long long)x);
+    dbpool_result_free(r);
+}
+
+/* "SELECT id, v FROM t WHERE id >= $1 ORDER BY id" over rows 1 a, 2 b, 3 c. */
+static void expect_rows_from(dbpool_conn *c, const char *sql, dbpool_value from, int64_t first)
+{
+    static const char *const v[] = { "a", "b", "c" };
+    dbpool_result *r = h_query(c, sql, &from, 1);
+    cr_assert_eq(dbpool_result_ncols(r), 2);
+    cr_assert_eq(dbpool_result_nrows(r), (size_t)(4 - first), "%s: %zu rows from %lld", sql,
+                 dbpool_result_nrows(r), (long long)first);
+    for (int64_t id = first; id <= 3; id++) {
+        cr_assert_eq(val(r, (size_t)(id - first), 0, DBPOOL_INT64)->u.i, id);
+        expect_text(r, (size_t)(id - first), 1, v[id - 1]);
+    }
+    dbpool_result_free(r);
+}
+
+/* (a) Once: not prepared. Twice: prepared (with the declared parameter
+ * type), and from then on executed under that one name. */
+Test(pgcache, prepared_on_the_second_run_and_executed_by_name_after)
+{
+    char t[64], ins[256], q[256], other[256], name[32];
+    struct prepared p;
+
+    start_one_conn(NULL);
+    dbpool_conn *c = h_connect();
+    table(c, t, sizeof(t), "cache_a");
+    h_create_table(c, t, "id int8 PRIMARY KEY, v text");
+    snprintf(ins, sizeof(ins), "INSERT INTO %s VALUES (1, 'a'), (2, 'b'), (3, 'c')", t);
+    h_exec(c, ins);
+    install_probe(c);
+    cr_assert_eq(n_prepared(c), 0, "statements prepared before any ran twice");
+
+    snprintf(q, sizeof(q), "SELECT id, v FROM %s WHERE id >= $1 ORDER BY id", t);
+    expect_rows_from(c, q, dbpool_int(2), 2);
+    cr_assert_eq(n_prepared(c), 0, "a statement run once was prepared");
+
+    expect_rows_from(c, q, dbpool_int(1), 1);
+    prepared(c, &p);
+    cr_assert_eq(p.n, 1, "a statement run twice: %zu prepared, expected 1", p.n);
+    int i = find_prepared(&p, q, NULL);
+    cr_assert_geq(i, 0, "the prepared statement is not the one run twice: %s", p.stmt[0]);
+    cr_assert_str_eq(p.types[i], "{bigint}", "declared parameter types");
+    snprintf(name, sizeof(name), "%s", p.name[i]);
+
+    for (int64_t from = 1; from <= 3; from++) {
+        expect_rows_from(c, q, dbpool_int(from), from);
+        prepared(c, &p);
+        cr_assert_eq(p.n, 1, "run %lld: %zu prepared", (long long)from + 2, p.n);
+        cr_assert_str_eq(prepared_name(&p, q), name, "prepared again instead of run by name");
+    }
+
+    /* The same SQL with a float8 parameter is another statement: first
+     * sight again, then prepared beside the int8 one. */
+    expect_rows_from(c, q, dbpool_float(2.0), 2);
+    cr_assert_eq(n_prepared(c), 1, "a new parameter type was prepared on first sight");
+    expect_rows_from(c, q, dbpool_float(2.5), 3);
+    prepared(c, &p);
+    cr_assert_eq(p.n, 2, "%zu prepared after the float8 variant ran twice", p.n);
+    cr_assert_geq(find_prepared(&p, q, "{bigint}"), 0);
+    cr_assert_geq(find_prepared(&p, q, "{\"double precision\"}"), 0, "float8 variant: %s %s",
+                  p.types[0], p.types[1]);
+
+    /* A different statement run once changes nothing. */
+    snprintf(other, sizeof(other), "SELECT count(*) FROM %s", t);
+    cr_assert_eq(h_scalar(c, other), 3);
+    cr_assert_eq(n_prepared(c), 2);
+    expect_rows_from(c, q, dbpool_int(3), 3);
+    prepared(c, &p);
+    cr_assert_eq(p.n, 2);
+    i = find_prepared(&p, q, "{bigint}");
+    cr_assert_geq(i, 0);
+    cr_assert_str_eq(p.name[i], name, "the int8 statement was prepared again");
+
+    drop_schema(c);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* (b) statementCacheSize = 2. The least recently USED statement is the one
+ * evicted, and it is deallocated on the server before the next PREPARE.
+ * So outside a transaction the session holds at most 3 = size + 1 of our
+ * statements: the cached ones plus at most one evicted by the last PREPARE
+ * and not yet deallocated. */
+Test(pgcache, lru_eviction_bounds_the_server_statements)
+{
+    enum { SIZE = 2, BOUND = SIZE + 1, NSTMT = 5 };
+    char sa[64], sb[64], sc[64], sd[64], a_name[32], s[NSTMT][64];
+    struct prepared p;
+
+    start_one_conn("statementCacheSize = 2;");
+    dbpool_conn *c = h_connect();
+    install_probe(c);
+    snprintf(sa, sizeof(sa), "SELECT $1::int8 + 1000");
+    snprintf(sb, sizeof(sb), "SELECT $1::int8 + 2000");
+    snprintf(sc, sizeof(sc), "SELECT $1::int8 + 3000");
+    snprintf(sd, sizeof(sd), "SELECT $1::int8 + 4000");
+
+    expect_int_result(c, sa, 1, 1001);
+    expect_int_result(c, sa, 2, 1002);   /* A prepared */
+    expect_int_result(c, sb, 3, 2003);
+    expect_int_result(c, sb, 4, 2004);   /* B prepared: the cache is full */
+    prepared(c, &p);
+    cr_assert_eq(p.n, 2, "A and B run twice: %zu prepared", p.n);
+    snprintf(a_name, sizeof(a_name), "%s", prepared_name(&p, sa));
+    cr_assert_str_neq(a_name, "", "A is not prepared");
+    cr_assert_str_neq(prepared_name(&p, sb), "", "B is not prepared");
+
+    expect_int_result(c, sa, 5, 1005);   /* A used: B is now the least recently used */
+    expect_int_result(c, sc, 6, 3006);
+    expect_int_result(c, sc, 7, 3007);   /* C prepared, evicts B */
+    prepared(c, &p);
+    cr_assert_leq(p.n, BOUND, "%zu prepared with statementCacheSize = %d", p.n, SIZE);
+    cr_assert_str_eq(prepared_name(&p, sa), a_name, "A (recently used) lost its statement");
+    cr_assert_str_neq(prepared_name(&p, sc), "", "C is not prepared");
+
+    expect_int_result(c, sa, 8, 1008);   /* by name: A stays the most recently used */
+    expect_int_result(c, sd, 9, 4009);
+    expect_int_result(c, sd, 10, 4010);  /* D: deallocates B first, then evicts C */
+    prepared(c, &p);
+    cr_assert_leq(p.n, BOUND, "%zu prepared with statementCacheSize = %d", p.n, SIZE);
+    cr_assert_str_eq(prepared_name(&p, sb), "", "evicted B was never deallocated (%s)",
+                     prepared_name(&p, sb));
+    cr_assert_str_eq(prepared_name(&p, sa), a_name,
+                     "A was evicted or prepared again although it was used most recently");
+    cr_assert_str_neq(prepared_name(&p, sd), "", "D is not prepared");
+
+    /* More statements than the cache holds, round and round: results stay
+     * right and the server never holds more than size + 1 of them. */
+    for (int i = 0; i < NSTMT; i++)
+        snprintf(s[i], sizeof(s[i]), "SELECT $1::int8 * %d", i + 2);
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < NSTMT; i++) {
+            int64_t x = round * 100 + i;
+            expect_int_result(c, s[i], x, x * (i + 2));
+            size_t n = n_prepared(c);
+            cr_assert_leq(n, BOUND, "round %d statement %d: %zu prepared with "
+                          "statementCacheSize = %d", round, i, n, SIZE);
+            cr_assert_geq(n, SIZE, "round %d statement %d: only %zu prepared: the cache "
+                          "forgot statements the server still has", round, i, n);
+        }
+    }
+    /* Cycling through 5 statements with room for 2 must prepare some of
+     * them on the server (each is met again after 4 others). */
+    prepared(c, &p);
+    int ours = 0;
+    for (int i = 0; i < NSTMT; i++)
+        ours += find_prepared(&p, s[i], NULL) >= 0;
+    cr_assert_geq(ours, 1, "none of the cycled statements is prepared");
+
+    /* Two statements used in turn fit in the cache: once prepared, each
+     * keeps its one name. */
+    expect_int_result(c, sa, 1, 1001);
+    expect_int_result(c, sa, 2, 1002);
+    expect_int_result(c, sb, 3, 2003);
+    expect_int_result(c, sb, 4, 2004);
+    prepared(c, &p);
+    char an[32], bn[32];
+    snprintf(an, sizeof(an), "%s", prepared_name(&p, sa));
+    snprintf(bn, sizeof(bn), "%s", prepared_name(&p, sb));
+    cr_assert_str_neq(an, "", "A not prepared");
+    cr_assert_str_neq(bn, "", "B not prepared");
+    for (int i = 0; i < 5; i++) {
+        expect_int_result(c, sa, i, 1000 + i);
+        expect_int_result(c, sb, i, 2000 + i);
+        prepared(c, &p);
+        cr_assert_leq(p.n, BOUND);
+        cr_assert_str_eq(prepared_name(&p, sa), an, "A prepared again while it fits");
+        cr_assert_str_eq(prepared_name(&p, sb), bn, "B prepared again while it fits");
+    }
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* (c) statementCacheSize = 0: nothing is ever prepared. */
+Test(pgcache, size_zero_turns_caching_off)
+{
+    const char *q = "SELECT $1::int8 * 3";
+
+    start_one_conn("statementCacheSize = 0;");
+    dbpool_conn *c = h_connect();
+    install_probe(c);
+    for (int i = 0; i < 6; i++) {
+        expect_int_result(c, q, i, i * 3);
+        cr_assert_eq(n_prepared(c), 0, "run %d: prepared with statementCacheSize = 0", i + 1);
+    }
+    cr_assert_eq(h_scalar(c, "SELECT 7::int8"), 7);
+    cr_assert_eq(h_scalar(c, "SELECT 7::int8"), 7);
+    cr_assert_eq(h_scalar(c, "SELECT 7::int8"), 7);
+    cr_assert_eq(n_prepared(c), 0, "prepared with statementCacheSize = 0");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* SELECT * over (id 1, a 'x', then b 7, c 8 as columns get added). */
+static void expect_star(dbpool_conn *c, const char *sql, size_t ncols)
+{
+    static const char *const names[] = { "id", "a", "b", "c" };
+    dbpool_result *r = h_query(c, sql, NULL, 0);
+    cr_assert_eq(dbpool_result_ncols(r), ncols, "%s: %zu columns, expected %zu", sql,
+                 dbpool_result_ncols(r), ncols);
+    cr_assert_eq(dbpool_result_nrows(r), 1);
+    for (size_t i = 0; i < ncols; i++)
+        cr_assert_str_eq(dbpool_result_columns(r)[i].name, names[i]);
+    cr_assert_eq(val(r, 0, 0, DBPOOL_INT64)->u.i, 1);
+    expect_text(r, 0, 1, "x");
+    if (ncols > 2)
+        cr_assert_eq(val(r, 0, 2, DBPOOL_INT64)->u.i, 7);
+    if (ncols > 3)
+        cr_assert_eq(val(r, 0, 3, DBPOOL_INT64)->u.i, 8);
+    dbpool_result_free(r);
+}
+
+/* (d) A column added under a cached SELECT *: the server refuses the old
+ * plan (0A000 "cached plan must not change result type"). Outside a
+ * transaction the daemon prepares it afresh and runs it again: the client
+ * sees the new column. Inside one it cannot (the transaction has failed):
+ * the client gets the 0A000, and after ROLLBACK the statement works. */
+Test(pgcache, column_added_under_a_cached_select_star)
+{
+    char t[64], sql[256], q[256], name1[32], name2[32];
+    struct prepared p;
+
+    start_one_conn(NULL);
+    dbpool_conn *c = h_connect();
+    table(c, t, sizeof(t), "cache_d");
+    h_create_table(c, t, "id int8 PRIMARY KEY, a text");
+    snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1, 'x')", t);
+    h_exec(c, sql);
+    install_probe(c);
+    snprintf(q, sizeof(q), "SELECT * FROM %s ORDER BY id", t);
+    expect_star(c, q, 2);
+    expect_star(c, q, 2);
+    prepared(c, &p);
+    cr_assert_eq(p.n, 1, "SELECT * run twice: %zu prepared", p.n);
+    snprintf(name1, sizeof(name1), "%s", prepared_name(&p, q));
+    cr_assert_str_neq(name1, "", "SELECT * is not prepared");
+
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN b int8 DEFAULT 7", t);
+    h_exec(c, sql);
+    expect_star(c, q, 3);   /* 0A000 from the old plan, prepared again, retried */
+    assert_txstate(c, 'I', "after the retried SELECT *");
+    prepared(c, &p);
+    cr_assert_eq(p.n, 1, "%zu prepared after the re-prepare: the old statement was not "
+                 "deallocated", p.n);
+    snprintf(name2, sizeof(name2), "%s", prepared_name(&p, q));
+    cr_assert_str_neq(name2, "", "SELECT * is no longer prepared");
+    cr_assert_str_neq(name2, name1, "the stale statement is still in use");
+    expect_star(c, q, 3);
+    prepared(c, &p);
+    cr_assert_eq(p.n, 1);
+    cr_assert_str_eq(prepared_name(&p, q), name2, "prepared again without a reason");
+
+    /* Inside a transaction. */
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN c int8 DEFAULT 8", t);
+    h_exec(c, sql);
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    dbpool_result *r = NULL;
+    int rc = dbpool_query(c, q, NULL, 0, &r);
+    const dbpool_error *e = dbpool_last_error(c);
+    cr_assert_eq(rc, -1, "SELECT * with a stale plan succeeded inside a transaction");
+    cr_assert_null(r);
+    cr_assert_eq(e->code, DBPOOL_E_SQL, "%s [%s] %s", dbpool_code_name(e->code), e->sqlstate,
+                 e->message);
+    cr_assert_str_eq(e->sqlstate, "0A000", "%s", e->message);
+    cr_assert_not_null(strstr(e->message, "cached plan must not change result type"), "%s",
+                       e->message);
+    assert_txstate(c, 'E', "after the stale plan failed the transaction");
+    must_ok(c, dbpool_rollback(c), "rollback");
+    assert_txstate(c, 'I', "after ROLLBACK");
+    expect_star(c, q, 4);
+    prepared(c, &p);
+    cr_assert_eq(p.n, 1, "%zu prepared after the transaction's stale statement", p.n);
+    cr_assert_str_neq(prepared_name(&p, q), "");
+    cr_assert_str_neq(prepared_name(&p, q), name2, "the stale statement is still in use");
+    expect_star(c, q, 4);
+
+    drop_schema(c);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* Run q1 and q2 (one int8 parameter each; q1 adds 1, q2 adds 2) twice. */
+static void run_pair(dbpool_conn *c, const char *q1, const char *q2, int64_t x)
+{
+    for (int i = 0; i < 2; i++) {
+        expect_int_result(c, q1, x + i, x + i + 1);
+        expect_int_result(c, q2, x + i, x + i + 2);
+    }
+}
+
+/* (e) The user's DISCARD ALL / DEALLOCATE ALL drop the session's prepared
+ * statements, ours included: the cache forgets them and prepares afresh.
+ * Checked inside a transaction, where running a statement the server no
+ * longer has could not be retried. */
+Test(pgcache, user_discard_all_and_deallocate_all)
+{
+    static const char *const resets[] = { "DISCARD ALL", "DEALLOCATE ALL",
+                                          "  deallocate prepare all" };
+    const char *q1 = "SELECT $1::int8 + 1", *q2 = "SELECT $1::int8 + 2";
+    struct prepared p;
+
+    start_one_conn(NULL);
+    dbpool_conn *c = h_connect();
+    install_probe(c);
+    for (size_t k = 0; k < sizeof(resets) / sizeof(resets[0]); k++) {
+        char n1[32], n2[32];
+        run_pair(c, q1, q2, 10);
+        prepared(c, &p);
+        cr_assert_eq(p.n, 2, "before %s: %zu prepared", resets[k], p.n);
+        snprintf(n1, sizeof(n1), "%s", prepared_name(&p, q1));
+        snprintf(n2, sizeof(n2), "%s", prepared_name(&p, q2));
+
+        h_exec(c, resets[k]);
+        install_probe(c);   /* dropped too */
+        cr_assert_eq(n_prepared(c), 0, "%s left statements", resets[k]);
+
+        must_ok(c, dbpool_begin(c, 0), "begin");
+        run_pair(c, q1, q2, 20);
+        must_ok(c, dbpool_commit(c), "commit");
+        prepared(c, &p);
+        cr_assert_eq(p.n, 2, "after %s: %zu prepared", resets[k], p.n);
+        cr_assert_str_neq(prepared_name(&p, q1), "");
+        cr_assert_str_neq(prepared_name(&p, q1), n1, "name reused after %s", resets[k]);
+        cr_assert_str_neq(prepared_name(&p, q2), n2, "name reused after %s", resets[k]);
+        run_pair(c, q1, q2, 30);
+    }
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* (f) Our statements dropped where the daemon cannot see it (inside a
+ * function): the server answers 26000; outside a transaction the daemon
+ * prepares the statement again and retries, inside one the client gets the
+ * 26000 and the statement works again after ROLLBACK. */
+Test(pgcache, statements_dropped_behind_the_caches_back)
+{
+    const char *q = "SELECT $1::int8 - 1", *q2 = "SELECT -$1::int8";
+    const char *drop_ours =
+        "DO $$ DECLARE r record; BEGIN "
+        "FOR r IN SELECT name FROM pg_prepared_statements WHERE name ~ '^dbpool_s[0-9]+$' LOOP "
+        "EXECUTE format('DEALLOCATE %I', r.name); END LOOP; END $$";
+
+    start_one_conn(NULL);
+    dbpool_conn *c = h_connect();
+    install_probe(c);
+    expect_int_result(c, q, 5, 4);
+    expect_int_result(c, q, 6, 5);
+    cr_assert_eq(n_prepared(c), 1);
+
+    h_exec(c, "DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; END $$");
+    install_probe(c);
+    cr_assert_eq(n_prepared(c), 0, "DEALLOCATE ALL inside DO did not drop the statement");
+    expect_int_result(c, q, 7, 6);   /* 26000, prepared again, retried */
+    assert_txstate(c, 'I', "after the retry");
+    cr_assert_eq(n_prepared(c), 1, "not prepared again after the server lost it");
+    expect_int_result(c, q, 8, 7);
+
+    /* Again, with a DO block that keeps the probe. */
+    h_exec(c, drop_ours);
+    cr_assert_eq(n_prepared(c), 0);
+    expect_int_result(c, q, 9, 8);
+    cr_assert_eq(n_prepared(c), 1);
+
+    /* Inside a transaction: no retry. A second cached statement, q2. */
+    expect_int_result(c, q2, 1, -1);
+    expect_int_result(c, q2, 2, -2);
+    cr_assert_eq(n_prepared(c), 2);
+    h_exec(c, drop_ours);
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    dbpool_value v = dbpool_int(1);
+    dbpool_result *r = NULL;
+    int rc = dbpool_query(c, q, &v, 1, &r);
+    const dbpool_error *e = dbpool_last_error(c);
+    cr_assert_eq(rc, -1, "a statement the server no longer has ran inside a transaction");
+    cr_assert_eq(e->code, DBPOOL_E_SQL, "%s [%s] %s", dbpool_code_name(e->code), e->sqlstate,
+                 e->message);
+    cr_assert_str_eq(e->sqlstate, "26000", "%s", e->message);
+    assert_txstate(c, 'E', "after the lost statement");
+    must_ok(c, dbpool_rollback(c), "rollback");
+    /* One lost statement means the session lost them all: q2 is prepared
+     * afresh too, so it works inside a transaction. */
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    expect_int_result(c, q2, 3, -3);
+    expect_int_result(c, q, 10, 9);
+    must_ok(c, dbpool_commit(c), "commit");
+    expect_int_result(c, q, 11, 10);
+    expect_int_result(c, q2, 4, -4);
+    cr_assert_eq(n_prepared(c), 2);
+    cr_assert(dbpool_is_open(c));
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* (g) Statements that fail keep failing with their own error, however often
+ * they are repeated (a failed PREPARE is not cached), and the session goes
+ * on; a statement failing only at execution stays prepared. */
+Test(pgcache, failing_statements_repeated)
+{
+    char missing[128];
+    const char *div = "SELECT 10 / $1::int8";
+    struct prepared p;
+
+    start_one_conn(NULL);
+    dbpool_conn *c = h_connect();
+    install_probe(c);
+    snprintf(missing, sizeof(missing), "SELECT * FROM no_such_table_%d", (int)getpid());
+    for (int i = 0; i < 3; i++) {
+        expect_sql_error(c, "SELECT 1 FROM", "42601");
+        assert_txstate(c, 'I', "after a syntax error");
+    }
+    for (int i = 0; i < 3; i++)
+        expect_sql_error(c, missing, "42P01");
+    cr_assert_eq(n_prepared(c), 0, "a statement that does not parse is prepared");
+
+    for (int i = 0; i < 3; i++) {
+        dbpool_value zero = dbpool_int(0);
+        int rc = dbpool_query(c, div, &zero, 1, NULL);
+        const dbpool_error *e = dbpool_last_error(c);
+        cr_assert_eq(rc, -1, "run %d: division by zero succeeded", i + 1);
+        cr_assert_str_eq(e->sqlstate, "22012", "run %d: %s [%s] %s", i + 1,
+                         dbpool_code_name(e->code), e->sqlstate, e->message);
+        cr_assert(dbpool_is_open(c));
+    }
+    expect_int_result(c, div, 5, 2);
+    prepared(c, &p);
+    cr_assert_eq(p.n, 1, "%zu prepared", p.n);
+    cr_assert_str_neq(prepared_name(&p, div), "", "the statement failing at run time is not "
+                      "prepared");
+
+    /* In a transaction: the error, the failed transaction, ROLLBACK. */
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    expect_sql_error(c, "SELECT 1 FROM", "42601");
+    assert_txstate(c, 'E', "after a syntax error in a transaction");
+    must_ok(c, dbpool_rollback(c), "rollback");
+    expect_sql_error(c, "SELECT 1 FROM", "42601");
+    cr_assert_eq(h_scalar(c, "SELECT 6 * 7"), 42, "the session is unusable after errors");
+    cr_assert_eq(h_scalar(c, "SELECT 6 * 7"), 42);
+    cr_assert_eq(h_scalar(c, "SELECT 6 * 7"), 42);
+    expect_int_result(c, div, 2, 5);
+    cr_assert_eq(n_prepared(c), 2);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* One value through "SELECT $1::<type> AS v<k>, ($1::<type>)::text" three
+ * times: unnamed, prepared then executed, executed by name. The value must
+ * come back bit for bit and the server must have read it as meant (its own
+ * text form). Each value gets a statement of its own (alias v<k>), so each
+ * goes through all three paths. */
+static void round_trip(dbpool_conn *c, int k, const char *type, dbpool_value v,
+                       const char *server_text, char *sql, size_t len)
+{
+    snprintf(sql, len, "SELECT $1::%s AS v%d, ($1::%s)::text AS s", type, k, type);
+    for (int run = 1; run <= 3; run++) {
+        dbpool_result *r = h_query(c, sql, &v, 1);
+        const dbpool_value *got = dbpool_result_value(r, 0, 0);
+        cr_assert_eq(got->type, v.type, "%s run %d: type %s", sql, run,
+                     dbpool_type_name(got->type));
+        switch (v.type) {
+        case DBPOOL_INT64:
+            cr_assert_eq(got->u.i, v.u.i, "%s run %d: %lld, sent %lld", sql, run,
+                         (long long)got->u.i, (long long)v.u.i);
+            break;
+        case DBPOOL_FLOAT64:
+            if (isnan(v.u.f))
+                cr_assert(isnan(got->u.f), "%s run %d: %g, sent NaN", sql, run, got->u.f);
+            else
+                cr_assert(memcmp(&got->u.f, &v.u.f, sizeof(double)) == 0,
+                          "%s run %d: %.17g (sign %d), sent %.17g (sign %d)", sql, run,
+                          got->u.f, signbit(got->u.f) != 0, v.u.f, signbit(v.u.f) != 0);
+            break;
+        case DBPOOL_BOOL:
+            cr_assert_eq(got->u.b, v.u.b, "%s run %d: %d, sent %d", sql, run, got->u.b, v.u.b);
+            break;
+        default:
+            cr_assert_fail("round_trip: unexpected type");
+        }
+        expect_text(r, 0, 1, server_text);
+        dbpool_result_free(r);
+    }
+}
+
+/* (h) INT64, FLOAT64 and BOOL parameters go to the server in binary: exact
+ * at the extremes, the sign of -0.0, NaN and the infinities, on every path
+ * (unnamed, prepare + execute, execute by name). */
+Test(pgcache, binary_parameters_round_trip_exactly)
+{
+    static const struct { int64_t v; const char *text; } ints[] = {
+        { INT64_MIN, "-9223372036854775808" }, { INT64_MAX, "9223372036854775807" },
+        { 0, "0" }, { -1, "-1" }, { 1, "1" }, { 256, "256" }, { -256, "-256" },
+        { 0x0102030405060708LL, "72623859790382856" },
+    };
+    const struct { double v; const char *text; } floats[] = {
+        { 0.1, "0.1" }, { -0.0, "-0" }, { 0.0, "0" }, { 1e308, "1e+308" },
+        { NAN, "NaN" }, { INFINITY, "Infinity" }, { -INFINITY, "-Infinity" },
+        { 5e-324, "5e-324" }, { -1.5, "-1.5" },
+    };
+    enum { NI = sizeof(ints) / sizeof(ints[0]), NF = sizeof(floats) / sizeof(floats[0]) };
+    char isql[NI][128], fsql[NF][128], bsql[2][128], msql[256];
+    struct prepared p;
+
+    start_one_conn(NULL);
+    dbpool_conn *c = h_connect();
+    install_probe(c);
+    int k = 0;
+    for (size_t i = 0; i < NI; i++)
+        round_trip(c, k++, "int8", dbpool_int(ints[i].v), ints[i].text, isql[i], sizeof(isql[i]));
+    for (size_t i = 0; i < NF; i++)
+        round_trip(c, k++, "float8", dbpool_float(floats[i].v), floats[i].text, fsql[i],
+                   sizeof(fsql[i]));
+    round_trip(c, k++, "bool", dbpool_bool(1), "true", bsql[0], sizeof(bsql[0]));
+    round_trip(c, k++, "bool", dbpool_bool(0), "false", bsql[1], sizeof(bsql[1]));
+
+    /* All three kinds in one statement, and uncast: the declared types. */
+    snprintf(msql, sizeof(msql), "SELECT $1 AS i, $2 AS f, $3 AS b, "
+             "$1::text || ' ' || $2::text || ' ' || $3::text AS s");
+    for (int run = 1; run <= 3; run++) {
+        dbpool_value ps[3] = { dbpool_int(INT64_MIN + run), dbpool_float(-0.0),
+                               dbpool_bool(run & 1) };
+        dbpool_result *r = h_query(c, msql, ps, 3);
+        expect_col(r, 0, "i", "int8");
+        expect_col(r, 1, "f", "float8");
+        expect_col(r, 2, "b", "bool");
+        cr_assert_eq(val(r, 0, 0, DBPOOL_INT64)->u.i, INT64_MIN + run);
+        double f = val(r, 0, 1, DBPOOL_FLOAT64)->u.f;
+        cr_assert(f == 0.0 && signbit(f), "run %d: -0.0 came back as %g", run, f);
+        cr_assert_eq(val(r, 0, 2, DBPOOL_BOOL)->u.b, run & 1);
+        char want[64];
+        snprintf(want, sizeof(want), "%lld -0 %s", (long long)(INT64_MIN + run),
+                 run & 1 ? "true" : "false");
+        expect_text(r, 0, 3, want);
+        dbpool_result_free(r);
+    }
+
+    /* Every statement went through the prepared path, with its parameter
+     * types declared. */
+    prepared(c, &p);
+    cr_assert_eq(p.n, NI + NF + 2 + 1, "%zu prepared", p.n);
+    for (size_t i = 0; i < NI; i++)
+        cr_assert_geq(find_prepared(&p, isql[i], "{bigint}"), 0, "%s not prepared", isql[i]);
+    for (size_t i = 0; i < NF; i++)
+        cr_assert_geq(find_prepared(&p, fsql[i], "{\"double precision\"}"), 0,
+                      "%s not prepared", fsql[i]);
+    for (size_t i = 0; i < 2; i++)
+        cr_assert_geq(find_prepared(&p, bsql[i], "{boolean}"), 0, "%s not prepared", bsql[i]);
+    cr_assert_geq(find_prepared(&p, msql, "{bigint,\"double precision\",boolean}"), 0,
+                  "%s not prepared", msql);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(pgcache, zz_scratch)
+{
+    const char *q = "SELECT $1::int8 + 5";
+    struct prepared p;
+    start_one_conn("statementCacheSize = 2;");
+    dbpool_conn *c = h_connect();
+    install_probe(c);
+    /* S5 rollback keeps statements */
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    expect_int_result(c, q, 1, 6);
+    expect_int_result(c, q, 1, 6);
+    must_ok(c, dbpool_rollback(c), "rb");
+    cr_log_warn("S5 after rollback: %zu", n_prepared(c));
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    dbpool_value v = dbpool_int(1);
+    int rc = dbpool_query(c, q, &v, 1, NULL);
+    cr_log_warn("S5 in next tx: rc=%d %s %s", rc, dbpool_last_error(c)->sqlstate, dbpool_last_error(c)->message);
+    dbpool_rollback(c);
+    /* S1 DISCARD PLANS / TEMP */
+    for (int i = 0; i < 3; i++) {
+        h_exec(c, i == 0 ? "DISCARD PLANS" : i == 1 ? "DISCARD TEMP" : "DISCARD SEQUENCES");
+        expect_int_result(c, q, 1, 6);
+        expect_int_result(c, q, 1, 6);
+        prepared(c, &p);
+        cr_log_warn("S1 after DISCARD #%d: %zu prepared (size 2)", i, p.n);
+    }
+    /* S2 DEALLOCATE of the user's own */
+    h_exec(c, "PREPARE mine AS SELECT 1");
+    h_exec(c, "DEALLOCATE mine");
+    expect_int_result(c, q, 1, 6);
+    expect_int_result(c, q, 1, 6);
+    cr_log_warn("S2 after DEALLOCATE mine: %zu prepared", n_prepared(c));
+    /* S4 in a transaction: many statements */
+    h_exec(c, "DEALLOCATE ALL"); install_probe(c);
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    char s[6][64];
+    for (int i = 0; i < 6; i++) {
+        snprintf(s[i], sizeof(s[i]), "SELECT $1::int8 + %d", 100 + i);
+        expect_int_result(c, s[i], 1, 101 + i);
+        expect_int_result(c, s[i], 1, 101 + i);
+    }
+    cr_log_warn("S4 in tx with 6 statements, size 2: %zu prepared", n_prepared(c));
+    must_ok(c, dbpool_commit(c), "commit");
+    cr_log_warn("S4 after commit: %zu prepared", n_prepared(c));
+    expect_int_result(c, "SELECT $1::int8 + 999", 1, 1000);
+    expect_int_result(c, "SELECT $1::int8 + 999", 1, 1000);
+    cr_log_warn("S4 after next prepare: %zu prepared", n_prepared(c));
+    /* S3 user statement named like ours */
+    h_exec(c, "DEALLOCATE ALL"); install_probe(c);
+    expect_int_result(c, "SELECT $1::int8 + 7", 1, 8);
+    prepared(c, &p);
+    h_exec(c, "PREPARE dbpool_s100 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s101 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s102 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s103 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s104 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s105 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s106 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s107 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s108 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s109 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s110 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s11 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s12 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s13 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s14 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s15 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s16 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s17 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s18 AS SELECT 1");
+    h_exec(c, "PREPARE dbpool_s19 AS SELECT 1");
+    for (int i = 0; i < 3; i++) {
+        rc = dbpool_query(c, "SELECT $1::int8 + 7", &v, 1, NULL);
+        cr_log_warn("S3 run %d: rc=%d %s %s", i, rc, rc ? dbpool_last_error(c)->sqlstate : "", rc ? dbpool_last_error(c)->message : "");
+    }
+    dbpool_close(c);
+    h_stop_ok();
 }
