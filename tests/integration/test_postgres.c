@@ -1849,6 +1849,42 @@ Test(pgcache, column_added_under_a_cached_select_star)
     h_stop_ok();
 }
 
+/* A statement prepared inside a transaction that is rolled back stays
+ * prepared (PREPARE is not transactional), and so does one used in a
+ * transaction that fails: later transactions run it by name under the same
+ * name (a statement lost there could not be retried). */
+Test(pgcache, prepared_inside_a_rolled_back_transaction_stays_usable)
+{
+    const char *q = "SELECT $1::int8 + 5";
+    char name[32];
+    struct prepared p;
+
+    start_one_conn(NULL);
+    dbpool_conn *c = h_connect();
+    install_probe(c);
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    expect_int_result(c, q, 1, 6);
+    expect_int_result(c, q, 2, 7);   /* prepared inside the transaction */
+    must_ok(c, dbpool_rollback(c), "rollback");
+    prepared(c, &p);
+    cr_assert_eq(p.n, 1, "%zu prepared after ROLLBACK", p.n);
+    snprintf(name, sizeof(name), "%s", prepared_name(&p, q));
+    cr_assert_str_neq(name, "");
+
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    expect_int_result(c, q, 3, 8);
+    expect_sql_error(c, "SELECT 1 / 0", "22012");
+    must_ok(c, dbpool_rollback(c), "rollback");
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    expect_int_result(c, q, 4, 9);
+    must_ok(c, dbpool_commit(c), "commit");
+    prepared(c, &p);
+    cr_assert_eq(p.n, 1);
+    cr_assert_str_eq(prepared_name(&p, q), name, "prepared again after a rolled back transaction");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
 /* Run q1 and q2 (one int8 parameter each; q1 adds 1, q2 adds 2) twice. */
 static void run_pair(dbpool_conn *c, const char *q1, const char *q2, int64_t x)
 {
@@ -2115,85 +2151,6 @@ Test(pgcache, binary_parameters_round_trip_exactly)
         cr_assert_geq(find_prepared(&p, bsql[i], "{boolean}"), 0, "%s not prepared", bsql[i]);
     cr_assert_geq(find_prepared(&p, msql, "{bigint,\"double precision\",boolean}"), 0,
                   "%s not prepared", msql);
-    dbpool_close(c);
-    h_stop_ok();
-}
-
-Test(pgcache, zz_scratch)
-{
-    const char *q = "SELECT $1::int8 + 5";
-    struct prepared p;
-    start_one_conn("statementCacheSize = 2;");
-    dbpool_conn *c = h_connect();
-    install_probe(c);
-    /* S5 rollback keeps statements */
-    must_ok(c, dbpool_begin(c, 0), "begin");
-    expect_int_result(c, q, 1, 6);
-    expect_int_result(c, q, 1, 6);
-    must_ok(c, dbpool_rollback(c), "rb");
-    cr_log_warn("S5 after rollback: %zu", n_prepared(c));
-    must_ok(c, dbpool_begin(c, 0), "begin");
-    dbpool_value v = dbpool_int(1);
-    int rc = dbpool_query(c, q, &v, 1, NULL);
-    cr_log_warn("S5 in next tx: rc=%d %s %s", rc, dbpool_last_error(c)->sqlstate, dbpool_last_error(c)->message);
-    dbpool_rollback(c);
-    /* S1 DISCARD PLANS / TEMP */
-    for (int i = 0; i < 3; i++) {
-        h_exec(c, i == 0 ? "DISCARD PLANS" : i == 1 ? "DISCARD TEMP" : "DISCARD SEQUENCES");
-        expect_int_result(c, q, 1, 6);
-        expect_int_result(c, q, 1, 6);
-        prepared(c, &p);
-        cr_log_warn("S1 after DISCARD #%d: %zu prepared (size 2)", i, p.n);
-    }
-    /* S2 DEALLOCATE of the user's own */
-    h_exec(c, "PREPARE mine AS SELECT 1");
-    h_exec(c, "DEALLOCATE mine");
-    expect_int_result(c, q, 1, 6);
-    expect_int_result(c, q, 1, 6);
-    cr_log_warn("S2 after DEALLOCATE mine: %zu prepared", n_prepared(c));
-    /* S4 in a transaction: many statements */
-    h_exec(c, "DEALLOCATE ALL"); install_probe(c);
-    must_ok(c, dbpool_begin(c, 0), "begin");
-    char s[6][64];
-    for (int i = 0; i < 6; i++) {
-        snprintf(s[i], sizeof(s[i]), "SELECT $1::int8 + %d", 100 + i);
-        expect_int_result(c, s[i], 1, 101 + i);
-        expect_int_result(c, s[i], 1, 101 + i);
-    }
-    cr_log_warn("S4 in tx with 6 statements, size 2: %zu prepared", n_prepared(c));
-    must_ok(c, dbpool_commit(c), "commit");
-    cr_log_warn("S4 after commit: %zu prepared", n_prepared(c));
-    expect_int_result(c, "SELECT $1::int8 + 999", 1, 1000);
-    expect_int_result(c, "SELECT $1::int8 + 999", 1, 1000);
-    cr_log_warn("S4 after next prepare: %zu prepared", n_prepared(c));
-    /* S3 user statement named like ours */
-    h_exec(c, "DEALLOCATE ALL"); install_probe(c);
-    expect_int_result(c, "SELECT $1::int8 + 7", 1, 8);
-    prepared(c, &p);
-    h_exec(c, "PREPARE dbpool_s100 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s101 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s102 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s103 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s104 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s105 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s106 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s107 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s108 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s109 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s110 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s11 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s12 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s13 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s14 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s15 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s16 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s17 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s18 AS SELECT 1");
-    h_exec(c, "PREPARE dbpool_s19 AS SELECT 1");
-    for (int i = 0; i < 3; i++) {
-        rc = dbpool_query(c, "SELECT $1::int8 + 7", &v, 1, NULL);
-        cr_log_warn("S3 run %d: rc=%d %s %s", i, rc, rc ? dbpool_last_error(c)->sqlstate : "", rc ? dbpool_last_error(c)->message : "");
-    }
     dbpool_close(c);
     h_stop_ok();
 }

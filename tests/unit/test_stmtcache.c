@@ -1,0 +1,388 @@
+/*
+ * test_stmtcache.c — unit tests for the PostgreSQL driver's per-connection
+ * prepared-statement cache (src/pg_stmtcache.c): prepare on second sight,
+ * names, statement identity (SQL and parameter types), LRU eviction and the
+ * garbage list of DEALLOCATEs, forget, clear, and which statements are worth
+ * caching at all.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pg_stmtcache.h"
+
+#define OID_INT8 20u
+#define OID_TEXT 25u
+#define OID_FLOAT8 701u
+
+static struct stmt_cache *sc;
+
+static void fini(void)
+{
+    stmt_cache_free(sc);
+    sc = NULL;
+}
+
+TestSuite(stmtcache, .fini = fini);
+
+static enum stmt_verdict look_t(const char *sql, const unsigned *types, size_t n,
+                                struct stmt_ref *ref)
+{
+    struct stmt_ref dummy;
+    return stmt_cache_lookup(sc, sql, strlen(sql), types, n, ref ? ref : &dummy);
+}
+
+static enum stmt_verdict look(const char *sql, struct stmt_ref *ref)
+{
+    return look_t(sql, NULL, 0, ref);
+}
+
+static void add_t(const struct stmt_ref *ref, const char *sql, const unsigned *types, size_t n)
+{
+    cr_assert(stmt_cache_add(sc, ref, sql, strlen(sql), types, n), "stmt_cache_add(%s)", sql);
+}
+
+/* Run sql through the cache as the driver does: look it up, and when told
+ * to prepare it, report it prepared. Returns the verdict; *ref the name. */
+static enum stmt_verdict use(const char *sql, struct stmt_ref *ref)
+{
+    struct stmt_ref r;
+    enum stmt_verdict v = look(sql, &r);
+    if (v == SC_PREPARE)
+        add_t(&r, sql, NULL, 0);
+    if (ref)
+        *ref = r;
+    return v;
+}
+
+/* Bring sql into the cache (first sight, then prepare); its name in *ref. */
+static void cache(const char *sql, struct stmt_ref *ref)
+{
+    cr_assert_eq(use(sql, NULL), SC_UNNAMED, "%s: first sight", sql);
+    cr_assert_eq(use(sql, ref), SC_PREPARE, "%s: second sight", sql);
+}
+
+/* A statement no longer cached that was seen before: the cache tells the
+ * driver to prepare it again (under a new name). The "seen" table is
+ * direct-mapped, so a collision may have forgotten the sighting: then it
+ * is first sight again and the next lookup prepares it. */
+static enum stmt_verdict lookup_again_t(const char *sql, const unsigned *types, size_t n,
+                                        struct stmt_ref *ref)
+{
+    enum stmt_verdict v = look_t(sql, types, n, ref);
+    if (v == SC_UNNAMED)
+        v = look_t(sql, types, n, ref);
+    return v;
+}
+
+static enum stmt_verdict lookup_again(const char *sql, struct stmt_ref *ref)
+{
+    return lookup_again_t(sql, NULL, 0, ref);
+}
+
+static void expect_name(const struct stmt_ref *ref)
+{
+    char want[STMT_NAME_LEN];
+    snprintf(want, sizeof(want), "dbpool_s%u", ref->id);
+    cr_assert_str_eq(ref->name, want, "name of statement id %u", ref->id);
+}
+
+static const char *garbage(void)
+{
+    const char *g = stmt_cache_garbage(sc);
+    return g ? g : "(null)";
+}
+
+/* ----------------------------------------------------------------- basics */
+
+Test(stmtcache, capacity_zero_means_no_cache)
+{
+    cr_assert_null(stmt_cache_new(0));
+    cr_assert_eq(stmt_cache_count(NULL), 0);
+    stmt_cache_free(NULL);   /* harmless */
+}
+
+Test(stmtcache, prepared_on_second_sight_and_executed_by_name_after)
+{
+    struct stmt_ref r1, r2, r3;
+    const char *sql = "SELECT 1";
+
+    sc = stmt_cache_new(4);
+    cr_assert_not_null(sc);
+    cr_assert_eq(stmt_cache_count(sc), 0);
+    cr_assert_eq(look(sql, &r1), SC_UNNAMED, "first sight must run unnamed");
+    cr_assert_eq(stmt_cache_count(sc), 0, "first sight must not enter the cache");
+    cr_assert_eq(look(sql, &r2), SC_PREPARE, "second sight must prepare");
+    expect_name(&r2);
+    cr_assert_eq(strncmp(r2.name, "dbpool_s", 8), 0, "name %s", r2.name);
+    cr_assert_eq(stmt_cache_count(sc), 0, "not in the cache before it was prepared");
+    add_t(&r2, sql, NULL, 0);
+    cr_assert_eq(stmt_cache_count(sc), 1);
+    for (int i = 0; i < 3; i++) {
+        memset(&r3, 0, sizeof(r3));
+        cr_assert_eq(look(sql, &r3), SC_PREPARED, "run %d after prepare", i);
+        cr_assert_str_eq(r3.name, r2.name, "executed under another name");
+        cr_assert_eq(r3.id, r2.id);
+        cr_assert_eq(r3.hash, r2.hash);
+    }
+    cr_assert_eq(stmt_cache_count(sc), 1);
+    cr_assert_null(stmt_cache_garbage(sc), "nothing was evicted: %s", garbage());
+}
+
+Test(stmtcache, every_prepare_gets_a_new_name)
+{
+    struct stmt_ref a, b, c;
+
+    sc = stmt_cache_new(8);
+    cache("SELECT 'a'", &a);
+    cache("SELECT 'b'", &b);
+    cache("SELECT 'c'", &c);
+    expect_name(&a);
+    expect_name(&b);
+    expect_name(&c);
+    cr_assert_str_neq(a.name, b.name);
+    cr_assert_str_neq(a.name, c.name);
+    cr_assert_str_neq(b.name, c.name);
+    cr_assert_eq(stmt_cache_count(sc), 3);
+}
+
+Test(stmtcache, sql_and_types_make_the_statement)
+{
+    const unsigned t8[] = { OID_INT8 }, tf[] = { OID_FLOAT8 }, tu[] = { 0 };
+    const unsigned t88[] = { OID_INT8, OID_INT8 }, t8f[] = { OID_INT8, OID_FLOAT8 };
+    const unsigned tf8[] = { OID_FLOAT8, OID_INT8 };
+    const char *one = "SELECT $1", *two = "SELECT $1, $2";
+    struct stmt_ref r, r8, rf;
+
+    sc = stmt_cache_new(16);
+    /* int8 parameter: seen, then prepared. */
+    cr_assert_eq(look_t(one, t8, 1, NULL), SC_UNNAMED);
+    cr_assert_eq(look_t(one, t8, 1, &r8), SC_PREPARE);
+    add_t(&r8, one, t8, 1);
+    cr_assert_eq(look_t(one, t8, 1, &r), SC_PREPARED);
+    cr_assert_str_eq(r.name, r8.name);
+
+    /* The same SQL with a float8, an inferred or no parameter type is
+     * another statement: first sight again. */
+    cr_assert_eq(look_t(one, tf, 1, NULL), SC_UNNAMED, "float8 matched the int8 statement");
+    cr_assert_eq(look_t(one, tu, 1, NULL), SC_UNNAMED, "unknown type matched the int8 statement");
+    cr_assert_eq(look_t(one, NULL, 0, NULL), SC_UNNAMED, "no types matched the int8 statement");
+    cr_assert_eq(lookup_again_t(one, tf, 1, &rf), SC_PREPARE);
+    add_t(&rf, one, tf, 1);
+    cr_assert_str_neq(rf.name, r8.name, "two statements, one name");
+    cr_assert_eq(look_t(one, tf, 1, &r), SC_PREPARED);
+    cr_assert_str_eq(r.name, rf.name);
+    cr_assert_eq(look_t(one, t8, 1, &r), SC_PREPARED);
+    cr_assert_str_eq(r.name, r8.name, "int8 statement now resolves to the float8 one");
+
+    /* Order of the types matters. */
+    cr_assert_eq(look_t(two, t8f, 2, NULL), SC_UNNAMED);
+    cr_assert_eq(look_t(two, t8f, 2, &r), SC_PREPARE);
+    add_t(&r, two, t8f, 2);
+    cr_assert_eq(look_t(two, tf8, 2, NULL), SC_UNNAMED, "swapped types matched");
+    cr_assert_eq(look_t(two, t88, 2, NULL), SC_UNNAMED, "other types matched");
+
+    /* Different SQL (even by one character or by case) is another statement. */
+    cr_assert_eq(look("SELECT 1", NULL), SC_UNNAMED);
+    cr_assert_eq(look("SELECT 1", &r), SC_PREPARE);
+    add_t(&r, "SELECT 1", NULL, 0);
+    cr_assert_eq(look("SELECT 2", NULL), SC_UNNAMED);
+    cr_assert_eq(look("select 1", NULL), SC_UNNAMED);
+    cr_assert_eq(look("SELECT 1 ", NULL), SC_UNNAMED);
+    cr_assert_eq(look("SELECT 1", NULL), SC_PREPARED);
+
+    /* The length counts, not a NUL: a prefix of a cached statement is new. */
+    cr_assert_eq(stmt_cache_lookup(sc, "SELECT 12", 8, NULL, 0, &r), SC_PREPARED,
+                 "length-delimited SQL (\"SELECT 1\" out of \"SELECT 12\")");
+    cr_assert_eq(stmt_cache_lookup(sc, "SELECT 1", 7, NULL, 0, &r), SC_UNNAMED);
+    cr_assert_eq(stmt_cache_count(sc), 4);
+}
+
+/* ----------------------------------------------------------------- LRU */
+
+Test(stmtcache, lru_eviction_puts_the_oldest_on_the_garbage_list)
+{
+    struct stmt_ref a, b, c, r;
+    char want[64];
+
+    sc = stmt_cache_new(2);
+    cache("SELECT 'a'", &a);
+    cache("SELECT 'b'", &b);
+    cr_assert_eq(stmt_cache_count(sc), 2);
+    cr_assert_null(stmt_cache_garbage(sc), "garbage before the cache was full: %s", garbage());
+
+    /* A third statement evicts the least recently used one: a. */
+    cache("SELECT 'c'", &c);
+    cr_assert_eq(stmt_cache_count(sc), 2, "the cache grew beyond its capacity");
+    snprintf(want, sizeof(want), "DEALLOCATE %s", a.name);
+    cr_assert_not_null(stmt_cache_garbage(sc), "nothing to deallocate after an eviction");
+    cr_assert_str_eq(stmt_cache_garbage(sc), want);
+    cr_assert_eq(look("SELECT 'b'", &r), SC_PREPARED, "b was evicted instead of a");
+    cr_assert_str_eq(r.name, b.name);
+    cr_assert_eq(look("SELECT 'c'", &r), SC_PREPARED);
+    cr_assert_str_eq(r.name, c.name);
+    /* a is no longer prepared; it was seen, so the next run prepares it
+     * again under a new name. */
+    cr_assert_eq(lookup_again("SELECT 'a'", &r), SC_PREPARE, "an evicted statement is still cached");
+    cr_assert_str_neq(r.name, a.name, "an evicted name reused");
+
+    /* garbage_done empties the list. */
+    stmt_cache_garbage_done(sc);
+    cr_assert_null(stmt_cache_garbage(sc), "garbage after garbage_done: %s", garbage());
+}
+
+Test(stmtcache, using_an_entry_makes_it_recent)
+{
+    struct stmt_ref a, b, r;
+    char want[64];
+
+    sc = stmt_cache_new(2);
+    cache("SELECT 'a'", &a);
+    cache("SELECT 'b'", &b);
+    /* Use a: now b is the least recently used one. */
+    cr_assert_eq(use("SELECT 'a'", NULL), SC_PREPARED);
+    cache("SELECT 'c'", NULL);
+    snprintf(want, sizeof(want), "DEALLOCATE %s", b.name);
+    cr_assert_str_eq(garbage(), want, "LRU must evict b (a was used after it)");
+    cr_assert_eq(look("SELECT 'a'", &r), SC_PREPARED, "a was evicted although used recently");
+    cr_assert_str_eq(r.name, a.name);
+    cr_assert_neq(look("SELECT 'b'", NULL), SC_PREPARED, "b survived the eviction");
+}
+
+Test(stmtcache, garbage_accumulates_until_done)
+{
+    struct stmt_ref a, b, c, d;
+    char want[128];
+
+    sc = stmt_cache_new(1);
+    cache("SELECT 'a'", &a);
+    cache("SELECT 'b'", &b);   /* evicts a */
+    cache("SELECT 'c'", &c);   /* evicts b */
+    snprintf(want, sizeof(want), "DEALLOCATE %s; DEALLOCATE %s", a.name, b.name);
+    cr_assert_str_eq(garbage(), want);
+    cr_assert_eq(stmt_cache_count(sc), 1);
+    stmt_cache_garbage_done(sc);
+    cr_assert_null(stmt_cache_garbage(sc));
+    cache("SELECT 'd'", &d);   /* evicts c: the list starts afresh */
+    snprintf(want, sizeof(want), "DEALLOCATE %s", c.name);
+    cr_assert_str_eq(garbage(), want);
+    stmt_cache_garbage_done(sc);
+    cr_assert_null(stmt_cache_garbage(sc));
+    stmt_cache_garbage_done(sc);   /* twice is harmless */
+    cr_assert_null(stmt_cache_garbage(sc));
+    cr_assert_eq(look("SELECT 'd'", NULL), SC_PREPARED);
+}
+
+Test(stmtcache, many_evictions_keep_the_cache_bounded)
+{
+    char sql[64];
+    struct stmt_ref r;
+
+    sc = stmt_cache_new(3);
+    for (int i = 0; i < 200; i++) {
+        snprintf(sql, sizeof(sql), "SELECT %d", i);
+        cache(sql, &r);
+        expect_name(&r);
+        cr_assert_leq(stmt_cache_count(sc), 3, "after %d statements", i + 1);
+        stmt_cache_garbage_done(sc);
+    }
+    cr_assert_eq(stmt_cache_count(sc), 3);
+    /* The three most recent ones are the ones cached. */
+    for (int i = 197; i < 200; i++) {
+        snprintf(sql, sizeof(sql), "SELECT %d", i);
+        cr_assert_eq(look(sql, NULL), SC_PREPARED, "%s", sql);
+    }
+    cr_assert_neq(look("SELECT 196", NULL), SC_PREPARED);
+}
+
+/* ----------------------------------------------------------------- forget, clear */
+
+Test(stmtcache, forget_deallocates_later_and_uncaches)
+{
+    struct stmt_ref a, b, r;
+    char want[64];
+
+    sc = stmt_cache_new(4);
+    cache("SELECT * FROM t", &a);
+    cache("SELECT 'b'", &b);
+    cr_assert_null(stmt_cache_garbage(sc));
+    stmt_cache_forget(sc, &a);
+    cr_assert_eq(stmt_cache_count(sc), 1);
+    snprintf(want, sizeof(want), "DEALLOCATE %s", a.name);
+    cr_assert_str_eq(garbage(), want);
+    cr_assert_neq(look("SELECT * FROM t", &r), SC_PREPARED, "a forgotten statement is still cached");
+    cr_assert_eq(look("SELECT 'b'", &r), SC_PREPARED, "forget dropped another statement");
+    cr_assert_str_eq(r.name, b.name);
+}
+
+Test(stmtcache, forgotten_statement_is_prepared_again_under_a_new_name)
+{
+    struct stmt_ref a, r;
+
+    sc = stmt_cache_new(4);
+    cache("SELECT * FROM t", &a);
+    stmt_cache_forget(sc, &a);
+    cr_assert_eq(look("SELECT * FROM t", &r), SC_PREPARE, "the retry must prepare afresh");
+    cr_assert_str_neq(r.name, a.name, "re-prepared under the name being deallocated");
+    add_t(&r, "SELECT * FROM t", NULL, 0);
+    cr_assert_eq(look("SELECT * FROM t", NULL), SC_PREPARED);
+    cr_assert_eq(stmt_cache_count(sc), 1);
+    /* Forgetting an unknown ref changes nothing. */
+    stmt_cache_garbage_done(sc);
+    stmt_cache_forget(sc, &a);
+    cr_assert_null(stmt_cache_garbage(sc), "forget of a statement no longer cached: %s", garbage());
+    cr_assert_eq(stmt_cache_count(sc), 1);
+}
+
+Test(stmtcache, clear_forgets_everything_without_garbage)
+{
+    struct stmt_ref a, r;
+
+    sc = stmt_cache_new(2);
+    cache("SELECT 'a'", &a);
+    cache("SELECT 'b'", NULL);
+    cache("SELECT 'c'", NULL);   /* evicts a: garbage */
+    cr_assert_not_null(stmt_cache_garbage(sc));
+    stmt_cache_clear(sc);
+    cr_assert_eq(stmt_cache_count(sc), 0);
+    cr_assert_null(stmt_cache_garbage(sc), "the server dropped everything: nothing to "
+                   "deallocate, got %s", garbage());
+    cr_assert_neq(look("SELECT 'b'", NULL), SC_PREPARED, "b still cached after clear");
+    cr_assert_neq(look("SELECT 'c'", NULL), SC_PREPARED, "c still cached after clear");
+    /* The cache works after a clear: names are never reused. */
+    cr_assert_eq(lookup_again("SELECT 'a'", &r), SC_PREPARE);
+    cr_assert_str_neq(r.name, a.name);
+    add_t(&r, "SELECT 'a'", NULL, 0);
+    cr_assert_eq(look("SELECT 'a'", NULL), SC_PREPARED);
+    cr_assert_eq(stmt_cache_count(sc), 1);
+}
+
+/* ----------------------------------------------------------------- cacheable */
+
+Test(stmtcache, cacheable_statements)
+{
+    static const char *const yes[] = {
+        "SELECT 1", "select 1", "  SELECT 1", "\n\tSelect 1", "insert into t values (1)",
+        "UPDATE t SET a = 1", "DELETE FROM t", "VALUES (1)", "TABLE t",
+        "WITH x AS (SELECT 1) SELECT * FROM x", "   WITH x AS (SELECT 1) SELECT * FROM x",
+        "-- comment\nSELECT 1", "/* comment */ SELECT 1", "/* a */ -- b\n  insert into t values (1)",
+        "MERGE INTO t USING s ON true WHEN MATCHED THEN DO NOTHING", "SELECT",
+        NULL,
+    };
+    static const char *const no[] = {
+        "BEGIN", "begin", "SET search_path = x", "  SET x = 1", "CREATE TABLE t (a int)",
+        "EXECUTE s", "PREPARE s AS SELECT 1", "DEALLOCATE ALL", "DISCARD ALL", "COMMIT",
+        "ROLLBACK", "SHOW search_path", "DO $$ BEGIN END $$", "ALTER TABLE t ADD b int",
+        "DROP TABLE t", "-- SELECT 1\nBEGIN", "/* SELECT */ SET x = 1", "SELECTED", "selectx 1",
+        "WITHOUT", "", "   ", "-- only a comment", "COPY t FROM STDIN", "EXPLAIN SELECT 1",
+        NULL,
+    };
+
+    for (const char *const *s = yes; *s; s++)
+        cr_assert(stmt_cacheable(*s, strlen(*s)), "not cacheable: <<%s>>", *s);
+    for (const char *const *s = no; *s; s++)
+        cr_assert_not(stmt_cacheable(*s, strlen(*s)), "cacheable: <<%s>>", *s);
+    /* Only len bytes count. */
+    cr_assert_not(stmt_cacheable("SELECT 1", 3));
+    cr_assert(stmt_cacheable("SELECT 1", 6));
+}
