@@ -140,6 +140,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -289,6 +290,7 @@ struct backend_conn {
     enum stmt_verdict verdict;   /* SC_UNNAMED, or executed by the name in ref */
     struct stmt_ref ref;
     bool retried;                /* re-prepared once after the server dropped the plan */
+    bool stale_plan;             /* the server refused a cached plan (0A000, result type) */
 
     struct stmt_cache *sc;       /* prepared statements (owned); NULL when caching is off */
 
@@ -1629,6 +1631,11 @@ static void note_result_error(struct backend_conn *c, const PGresult *r)
         sqlstate = "07001";
     note_error(c, sqlstate && strcmp(sqlstate, "57014") == 0 ? DBPOOL_E_CANCELED : DBPOOL_E_SQL,
                sqlstate, msg);
+    /* "cached plan must not change result type": told apart by where the
+     * server raised it, which (unlike the message) is not translated. */
+    const char *fn = PQresultErrorField(r, PG_DIAG_SOURCE_FUNCTION);
+    if (sqlstate && strcmp(sqlstate, "0A000") == 0 && fn && strcmp(fn, "RevalidateCachedQuery") == 0)
+        c->stale_plan = true;
 }
 
 static int64_t cmd_tuples(PGresult *r, int64_t fallback)
@@ -2141,7 +2148,7 @@ static void start_send(struct backend_conn *c, const struct backend_query *q)
     size_t n = q->nparams;
 
     c->verdict = SC_UNNAMED;
-    c->retried = false;
+    c->retried = c->stale_plan = false;
     c->simple_sql = NULL;
     c->begin_sql = q->begin_sql;
     if ((q->flags & BQ_INTERNAL) && n == 0) {
@@ -2240,8 +2247,7 @@ static bool stale_statement(struct backend_conn *c, char tx)
 {
     const char *st = c->res.err.sqlstate;
     bool gone = strcmp(st, "26000") == 0;
-    bool changed = strcmp(st, "0A000") == 0 &&
-                   strstr(c->res.err.message, "cached plan must not change result type");
+    bool changed = c->stale_plan;
 
     if (c->verdict == SC_UNNAMED || c->stage != ST_EXEC || !c->have_err || !(gone || changed))
         return false;
@@ -2253,7 +2259,7 @@ static bool stale_statement(struct backend_conn *c, char tx)
         PQstatus(c->pg) == CONNECTION_BAD || c->input_failed || c->force_broken)
         return false;
     c->retried = true;
-    c->have_err = false;
+    c->have_err = c->stale_plan = false;
     c->affected = c->rows_seen = 0;
     c->txstate = tx;
     c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n, &c->ref);
@@ -2262,13 +2268,37 @@ static bool stale_statement(struct backend_conn *c, char tx)
     return true;
 }
 
-/* A user statement that drops the session's prepared statements. */
+/* A user statement that drops prepared statements: DISCARD ALL and
+ * DEALLOCATE [PREPARE] ALL drop the cache's, DEALLOCATE [PREPARE] dbpool_sN
+ * one of them. (Other ways, e.g. inside functions, end in 26000 and a
+ * retry: see stale_statement.) */
 static void note_session_reset(struct backend_conn *c)
 {
-    static const char *const kw[] = { "DISCARD", "DEALLOCATE", NULL };
+    char words[64], *p = words;
+    const char *s = c->pp.sql;
+    size_t i = 0;
 
-    if (c->sc && c->pp.sql && sql_starts_with_keyword(c->pp.sql, c->pp.sql_len, kw))
+    if (!c->sc || !s || !(s[0] == 'D' || s[0] == 'd' || s[0] == ' ' || s[0] == '\n' || s[0] == '\t'))
+        return;   /* the common case, cheaply */
+    /* The first words, upper case, single-spaced. */
+    for (; i < c->pp.sql_len && p < words + sizeof(words) - 1; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (isspace(ch)) {
+            if (p > words && p[-1] != ' ')
+                *p++ = ' ';
+        } else if (ch != ';') {
+            *p++ = (char)toupper(ch);
+        }
+    }
+    while (p > words && p[-1] == ' ')
+        p--;
+    *p = '\0';
+    const char *name = strncmp(words, "DEALLOCATE PREPARE ", 19) == 0 ? words + 19
+                       : strncmp(words, "DEALLOCATE ", 11) == 0 ? words + 11 : NULL;
+    if (strcmp(words, "DISCARD ALL") == 0 || (name && strcmp(name, "ALL") == 0))
         stmt_cache_clear(c->sc);
+    else if (name && strncmp(name, "DBPOOL_S", 8) == 0)
+        stmt_cache_gone(c->sc, (unsigned)strtoul(name + 8, NULL, 10));
 }
 
 static bool usable(struct backend_conn *c)

@@ -245,6 +245,16 @@ void stmt_cache_forget(struct stmt_cache *sc, const struct stmt_ref *ref)
     }
 }
 
+void stmt_cache_gone(struct stmt_cache *sc, unsigned id)
+{
+    for (unsigned i = 0; i < sc->cap; i++) {
+        if (sc->e[i].sql && sc->e[i].id == id) {
+            unlink_entry(sc, (int)i);
+            return;
+        }
+    }
+}
+
 void stmt_cache_clear(struct stmt_cache *sc)
 {
     for (unsigned i = 0; i < sc->cap; i++)

@@ -58,6 +58,10 @@ bool stmt_cache_add(struct stmt_cache *sc, const struct stmt_ref *ref, const cha
  * changed): forget it and deallocate it later. */
 void stmt_cache_forget(struct stmt_cache *sc, const struct stmt_ref *ref);
 
+/* The server no longer has statement dbpool_s<id> (the user deallocated
+ * it): forget it, nothing to deallocate. */
+void stmt_cache_gone(struct stmt_cache *sc, unsigned id);
+
 /* The session's prepared statements were dropped on the server (DISCARD
  * ALL, DEALLOCATE by the user): forget them all, nothing to deallocate. */
 void stmt_cache_clear(struct stmt_cache *sc);

@@ -1934,6 +1934,49 @@ Test(pgcache, user_discard_all_and_deallocate_all)
     h_stop_ok();
 }
 
+/* DISCARD PLANS / TEMP / SEQUENCES and DEALLOCATE of another name leave our
+ * statements on the server: the cache must keep them (and so its bound);
+ * DEALLOCATE of one of ours drops just that one. */
+Test(pgcache, partial_discard_and_deallocate_keep_the_cache)
+{
+    static const char *const keep[] = { "DISCARD PLANS", "DISCARD TEMP", "DISCARD SEQUENCES",
+                                        "DEALLOCATE mine" };
+    const char *q1 = "SELECT $1::int8 + 1", *q2 = "SELECT $1::int8 + 2";
+    char n1[32], n2[32], drop[64];
+    struct prepared p;
+
+    start_one_conn("statementCacheSize = 2;");
+    dbpool_conn *c = h_connect();
+    install_probe(c);
+    run_pair(c, q1, q2, 10);
+    prepared(c, &p);
+    cr_assert_eq(p.n, 2);
+    snprintf(n1, sizeof(n1), "%s", prepared_name(&p, q1));
+    snprintf(n2, sizeof(n2), "%s", prepared_name(&p, q2));
+    for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
+        if (strcmp(keep[k], "DEALLOCATE mine") == 0)
+            h_exec(c, "PREPARE mine AS SELECT 1");
+        h_exec(c, keep[k]);
+        run_pair(c, q1, q2, 20);
+        prepared(c, &p);
+        cr_assert_eq(p.n, 2, "after %s: %zu prepared (the cache forgot statements the server "
+                     "still has)", keep[k], p.n);
+        cr_assert_str_eq(prepared_name(&p, q1), n1, "after %s", keep[k]);
+        cr_assert_str_eq(prepared_name(&p, q2), n2, "after %s", keep[k]);
+    }
+    snprintf(drop, sizeof(drop), "DEALLOCATE %s", n1);
+    h_exec(c, drop);
+    must_ok(c, dbpool_begin(c, 0), "begin");   /* no retry inside: the cache must know */
+    run_pair(c, q1, q2, 30);
+    must_ok(c, dbpool_commit(c), "commit");
+    prepared(c, &p);
+    cr_assert_eq(p.n, 2, "after %s: %zu prepared", drop, p.n);
+    cr_assert_str_neq(prepared_name(&p, q1), n1, "%s was not prepared afresh", n1);
+    cr_assert_str_eq(prepared_name(&p, q2), n2, "%s was dropped too", n2);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
 /* (f) Our statements dropped where the daemon cannot see it (inside a
  * function): the server answers 26000; outside a transaction the daemon
  * prepares the statement again and retries, inside one the client gets the
