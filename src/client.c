@@ -767,10 +767,6 @@ static void start_request(struct client *c, size_t len)
         send_ready(c);
         return;
     }
-    if (r->type == PT_BEGIN && c->txstate == 'I' && pool_driver(c->pool)->begin_with) {
-        defer_begin(c, len);
-        return;
-    }
     if ((r->type == PT_COMMIT || r->type == PT_ROLLBACK) && c->pending_begin && len == 0) {
         end_pending_begin(c);   /* nothing ran: nothing to commit or roll back */
         return;
@@ -787,6 +783,10 @@ static void start_request(struct client *c, size_t len)
         request_end(c);
         send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold is shutting down; reconnect later", -1);
         close_after_flush(c);
+        return;
+    }
+    if (r->type == PT_BEGIN && c->txstate == 'I' && pool_driver(c->pool)->begin_with) {
+        defer_begin(c, len);
         return;
     }
     switch (r->type) {
