@@ -56,7 +56,12 @@ struct backend_result {
     bool reroute_to_writer;     /* exec on a reader: the statement is not read-only; nothing
                                    ran. ok is false with err.code 0: check this first. */
     bool broken;                /* the connection is unusable; the pool must close it */
+    uint8_t stmt_cache;         /* exec: BR_CACHED ran a statement the server had prepared,
+                                   BR_PREPARED prepared it for this execution, else 0 */
 };
+
+#define BR_CACHED 1
+#define BR_PREPARED 2
 
 typedef void (*backend_done_fn)(void *arg, const struct backend_result *res);
 

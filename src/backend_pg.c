@@ -1698,6 +1698,8 @@ static void finish_results(struct backend_conn *c)
     }
     if (c->op == OP_EXEC && r.ok)
         note_session_reset(c);
+    if (c->op == OP_EXEC && c->verdict != SC_UNNAMED && c->stage == ST_EXEC)
+        r.stmt_cache = c->verdict == SC_PREPARED ? BR_CACHED : BR_PREPARED;
     if (c->op == OP_PING && !r.ok) {
         r.err.code = DBPOOL_E_CONN_LOST;
         r.broken = true;

@@ -488,6 +488,10 @@ static void server_on_done(void *arg, const struct backend_result *res)
             p->totals.total_statements++;
         else
             p->totals.total_errors++;
+        if (res->stmt_cache == BR_CACHED)
+            p->totals.total_cached_execs++;
+        else if (res->stmt_cache == BR_PREPARED)
+            p->totals.total_prepares++;
     }
     if (sv->abandoned) {
         sv->abandoned = false;

@@ -58,6 +58,8 @@ struct pool_stats {
     uint64_t total_transactions;     /* server bindings released (xact pooling unit) */
     uint64_t total_statements;
     uint64_t total_errors;           /* failed statements */
+    uint64_t total_cached_execs;     /* executed as statements the server had prepared */
+    uint64_t total_prepares;         /* statements prepared by the statement cache */
     uint64_t total_wait_us;          /* time clients spent waiting for a server */
     uint64_t total_waits;            /* acquisitions that had to wait */
     uint64_t total_acquire_timeouts;

@@ -176,6 +176,8 @@ static void snapshot_sum(const struct snapshot *snap, struct pool_stats *sum)
         sum->total_transactions += s->total_transactions;
         sum->total_statements += s->total_statements;
         sum->total_errors += s->total_errors;
+        sum->total_cached_execs += s->total_cached_execs;
+        sum->total_prepares += s->total_prepares;
         sum->total_wait_us += s->total_wait_us;
         sum->total_waits += s->total_waits;
         sum->total_acquire_timeouts += s->total_acquire_timeouts;
@@ -277,8 +279,10 @@ static void render_totals(struct evbuffer *b, const struct pool_stats *s)
 {
     evbuffer_add_printf(b,
         "{\"transactions\": %" PRIu64 ", \"statements\": %" PRIu64
-        ", \"errors\": %" PRIu64 ", \"wait_ms\": ",
-        s->total_transactions, s->total_statements, s->total_errors);
+        ", \"errors\": %" PRIu64 ", \"cached_executions\": %" PRIu64
+        ", \"prepares\": %" PRIu64 ", \"wait_ms\": ",
+        s->total_transactions, s->total_statements, s->total_errors, s->total_cached_execs,
+        s->total_prepares);
     json_us_as_ms(b, s->total_wait_us);
     evbuffer_add_printf(b,
         ", \"waits\": %" PRIu64 ", \"acquire_timeouts\": %" PRIu64
@@ -388,6 +392,11 @@ static const struct pool_metric pool_metrics[] = {
        MK_U64, total_transactions),
     PM("statements_total", "counter", "Statements executed.", NULL, MK_U64, total_statements),
     PM("errors_total", "counter", "Statements that failed.", NULL, MK_U64, total_errors),
+    PM("cached_executions_total", "counter",
+       "Statements executed as server-side prepared statements (statement cache hits).", NULL,
+       MK_U64, total_cached_execs),
+    PM("prepares_total", "counter", "Statements the statement cache prepared on a server.", NULL,
+       MK_U64, total_prepares),
     PM("wait_seconds_total", "counter", "Time clients spent waiting for a server, in seconds.",
        NULL, MK_US_AS_SECONDS, total_wait_us),
     PM("waits_total", "counter", "Server acquisitions that had to wait.", NULL, MK_U64,

@@ -1641,6 +1641,11 @@ Test(pgcache, prepared_on_the_second_run_and_executed_by_name_after)
     cr_assert_geq(i, 0);
     cr_assert_str_eq(p.name[i], name, "the int8 statement was prepared again");
 
+    /* The status socket counts both. */
+    cr_assert_geq(H_STATUS_NUM("/pools", "totals", "prepares"), 2);
+    cr_assert_geq(H_STATUS_NUM("/pools", "totals", "cached_executions"), 2);
+    cr_assert_geq(H_STATUS_NUM("/stats", "totals", "prepares"), 2);
+
     drop_schema(c);
     dbpool_close(c);
     h_stop_ok();
