@@ -3,8 +3,9 @@
 # (utime+stime from /proc over one dbpool-bench run each), on one throwaway
 # PostgreSQL. A quick companion to compare.sh when optimising the daemon:
 # CPU per transaction is stable where tps on a shared machine is not.
-# Usage: bash bench/cpu-per-tx.sh   (after scripts/build.sh build; needs pgbouncer)
-# Output: "<daemon> <workload>-<clients> tps=<tps> cpu_ns_per_tx=<ns>"
+# Usage: [DUR=S] [WORKLOADS="select tpcb connect"] bash bench/cpu-per-tx.sh
+#   (after scripts/build.sh build; needs pgbouncer)
+# Output: "<daemon> <workload>-<clients> tps=<tps> cpu_ns_per_tx=<ns> client_ns_per_tx=<ns>"
 set -u
 cd "$(dirname "$0")/.."
 D=$(mktemp -d /tmp/dbpool-cpu.XXXXXX); mkdir -p $D/pgb; chmod 755 $D
@@ -34,12 +35,17 @@ EOI
 setsid build/dbpoold -c $D/d.conf 2>$D/d.log & DP=$!   # own session = own autogroup, like pgbouncer -d
 sleep 1; BP=$(cat $D/pgb/pgbouncer.pid)
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
-run() { # target pid workload clients
-  local t0=$(ticks $2); local out=$(build/dbpool-bench --target "$1" -w $3 -c $4 -T ${DUR:-6} --warmup 0 --scale 10 2>&1 | grep "^transactions"); local t1=$(ticks $2)
-  local n=$(echo "$out" | awk '{print $2}'); local tps=$(echo "$out" | sed 's/.*(\(.*\) tps)/\1/')
-  echo "$5 $3-$4 tps=$tps cpu_ns_per_tx=$(( (t1-t0)*10000000 / n ))"
+run() { # target pid workload clients name
+  local wl=$3 flag=; [ $wl = connect ] && wl=select flag=-C
+  local t0=$(ticks $2)
+  local out=$( { TIMEFORMAT="client_ticks %U %S"; time build/dbpool-bench --target "$1" -w $wl $flag -c $4 -T ${DUR:-6} --warmup 0 --scale 10; } 2>&1)
+  local t1=$(ticks $2)
+  local n=$(echo "$out" | awk '/^transactions/ {print $2}'); local tps=$(echo "$out" | sed -n 's/^transactions.*(\(.*\) tps)/\1/p')
+  local cl=$(echo "$out" | awk '/^client_ticks/ {printf "%d", ($2+$3)*1e9}')
+  echo "$5 $3-$4 tps=$tps cpu_ns_per_tx=$(( (t1-t0)*10000000 / n )) client_ns_per_tx=$(( cl / n ))"
 }
-for w in select tpcb; do for c in 20; do
+# WORKLOADS: any of select tpcb connect (connect = select with a new connection per transaction)
+for w in ${WORKLOADS:-select tpcb}; do for c in 20; do
   run "dbpool:$D/d.sock:bench" $DP $w $c dbpoold
   run "host=$D/pgb port=6499 dbname=$PGDATABASE user=$PGUSER" $BP $w $c pgbouncer
 done; done

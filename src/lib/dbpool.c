@@ -365,6 +365,18 @@ static int make_room(dbpool_conn *c, size_t need)
     return 0;
 }
 
+/* Waits until fd has data (or EOF, or an error) to read. poll(2) rather
+ * than a blocking recv(2): a thread blocked in recv on a Unix socket is
+ * woken, for nothing, each time the daemon reads what this side sent (the
+ * kernel's write-space wakeup does not say which event it is for), while
+ * poll only wakes for input. Returns 0, or -1 with errno set. */
+static int await_readable(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+    return poll(&pfd, 1, -1) < 0 ? -1 : 0;
+}
+
 /* Reads the next complete frame. *payload points into the receive buffer
  * and stays valid until the next read_frame on c. */
 static int read_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, size_t *len)
@@ -387,8 +399,10 @@ static int read_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, si
         }
         if (make_room(c, h > 0 ? PROTO_HEADER_SIZE + (size_t)plen : PROTO_HEADER_SIZE) < 0)
             return -1;
-        ssize_t r = recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, 0);
-        if (r < 0 && errno == EINTR)
+        ssize_t r = await_readable(c->fd);
+        if (r == 0)
+            r = recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, MSG_DONTWAIT);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (r == 0)
             return eof_error(c);
