@@ -33,8 +33,7 @@ void backend_result_error(struct backend_result *r, int code, const char *sqlsta
     va_end(ap);
 }
 
-/* Skip whitespace, -- line comments and block comments. */
-static size_t skip_space_and_comments(const char *s, size_t len, size_t i)
+size_t sql_skip_space_and_comments(const char *s, size_t len, size_t i)
 {
     while (i < len) {
         if (isspace((unsigned char)s[i])) {
@@ -56,7 +55,7 @@ static size_t skip_space_and_comments(const char *s, size_t len, size_t i)
 
 bool sql_starts_with_keyword(const char *sql, size_t len, const char *const *keywords)
 {
-    size_t i = skip_space_and_comments(sql, len, 0);
+    size_t i = sql_skip_space_and_comments(sql, len, 0);
 
     for (; *keywords; keywords++) {
         size_t k = strlen(*keywords);
@@ -110,7 +109,7 @@ unsigned sql_max_dollar_param(const char *s, size_t len)
             i = skip_quoted(s, len, i, ch);
         } else if ((ch == '-' && i + 1 < len && s[i + 1] == '-') ||
                    (ch == '/' && i + 1 < len && s[i + 1] == '*')) {
-            i = skip_space_and_comments(s, len, i);
+            i = sql_skip_space_and_comments(s, len, i);
         } else if (ch == '$' && i + 1 < len && isdigit((unsigned char)s[i + 1]) &&
                    (i == 0 || !(isalnum((unsigned char)s[i - 1]) || s[i - 1] == '_'))) {
             unsigned n = 0;

@@ -149,6 +149,9 @@ void backend_result_ok(struct backend_result *r, char txstate);
 void backend_result_error(struct backend_result *r, int code, const char *sqlstate,
                           char txstate, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* Index of the first byte at or after i that is not whitespace or inside a
+ * -- line comment or a block comment (len when there is none). */
+size_t sql_skip_space_and_comments(const char *s, size_t len, size_t i);
 /* Lexical: does the statement start (after spaces/comments) with one of the
  * given upper-case keywords? Used by route(). */
 bool sql_starts_with_keyword(const char *sql, size_t len, const char *const *keywords);

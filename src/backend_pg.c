@@ -2270,36 +2270,62 @@ static bool stale_statement(struct backend_conn *c, char tx)
     return true;
 }
 
-/* A user statement that drops prepared statements: DISCARD ALL and
- * DEALLOCATE [PREPARE] ALL drop the cache's, DEALLOCATE [PREPARE] dbpool_sN
- * one of them. (Other ways, e.g. inside functions, end in 26000 and a
- * retry: see stale_statement.) */
-static void note_session_reset(struct backend_conn *c)
+/* The words of s from i on, the way PostgreSQL reads names: unquoted ones
+ * upper-cased, single-spaced, comments and ';' dropped. A quoted name keeps
+ * its case, so its lower-case letters are upper-cased and its upper-case
+ * ones become '?' ("dbpool_s1" reads as DBPOOL_S1, "DBPOOL_S1" matches
+ * nothing). Truncated to fit out. */
+static void reset_words(const char *s, size_t len, size_t i, char *out, size_t outlen)
 {
-    char words[64], *p = words;
-    const char *s = c->pp.sql;
-    size_t i = 0;
+    char *p = out, *end = out + outlen - 1;
+    bool quoted = false;
 
-    if (!c->sc || !s || !(s[0] == 'D' || s[0] == 'd' || s[0] == ' ' || s[0] == '\n' || s[0] == '\t'))
-        return;   /* the common case, cheaply */
-    /* The first words, upper case, single-spaced. */
-    for (; i < c->pp.sql_len && p < words + sizeof(words) - 1; i++) {
+    while (i < len && p < end) {
         unsigned char ch = (unsigned char)s[i];
-        if (isspace(ch)) {
-            if (p > words && p[-1] != ' ')
+        if (quoted) {
+            quoted = ch != '"';
+            if (quoted)
+                *p++ = isupper(ch) ? '?' : (char)toupper(ch);
+            i++;
+        } else if (isspace(ch) || ((ch == '-' || ch == '/') && i + 1 < len &&
+                                   s[i + 1] == (ch == '-' ? '-' : '*'))) {
+            i = sql_skip_space_and_comments(s, len, i);
+            if (p > out && p[-1] != ' ')
                 *p++ = ' ';
-        } else if (ch != ';') {
-            *p++ = (char)toupper(ch);
+        } else {
+            quoted = ch == '"';
+            if (!quoted && ch != ';')
+                *p++ = (char)toupper(ch);
+            i++;
         }
     }
-    while (p > words && p[-1] == ' ')
+    while (p > out && p[-1] == ' ')
         p--;
     *p = '\0';
+}
+
+/* A user statement that drops prepared statements: DISCARD ALL and
+ * DEALLOCATE [PREPARE] ALL drop the cache's, DEALLOCATE [PREPARE] dbpool_sN
+ * one of them. Comments may stand before and between the words, and the
+ * name may be quoted. (Other ways, e.g. inside functions, end in 26000 and
+ * a retry outside a transaction: see stale_statement.) */
+static void note_session_reset(struct backend_conn *c)
+{
+    char words[64];
+    const char *s = c->pp.sql;
+    size_t len = c->pp.sql_len, i;
+
+    if (!c->sc || !s)
+        return;
+    i = sql_skip_space_and_comments(s, len, 0);
+    if (i >= len || (s[i] != 'D' && s[i] != 'd'))
+        return;   /* the common case, cheaply */
+    reset_words(s, len, i, words, sizeof(words));
     const char *name = strncmp(words, "DEALLOCATE PREPARE ", 19) == 0 ? words + 19
                        : strncmp(words, "DEALLOCATE ", 11) == 0 ? words + 11 : NULL;
     if (strcmp(words, "DISCARD ALL") == 0 || (name && strcmp(name, "ALL") == 0))
         stmt_cache_clear(c->sc);
-    else if (name && strncmp(name, "DBPOOL_S", 8) == 0)
+    else if (name && strncmp(name, "DBPOOL_S", 8) == 0 && name[8] >= '0' && name[8] <= '9')
         stmt_cache_gone(c->sc, (unsigned)strtoul(name + 8, NULL, 10));
 }
 

@@ -1906,7 +1906,9 @@ static void run_pair(dbpool_conn *c, const char *q1, const char *q2, int64_t x)
 Test(pgcache, user_discard_all_and_deallocate_all)
 {
     static const char *const resets[] = { "DISCARD ALL", "DEALLOCATE ALL",
-                                          "  deallocate prepare all" };
+                                          "  deallocate prepare all",
+                                          "/* pool reset */ DISCARD ALL",
+                                          "-- clean up\nDEALLOCATE /* every one */ ALL;" };
     const char *q1 = "SELECT $1::int8 + 1", *q2 = "SELECT $1::int8 + 2";
     struct prepared p;
 
@@ -1926,6 +1928,7 @@ Test(pgcache, user_discard_all_and_deallocate_all)
         cr_assert_eq(n_prepared(c), 0, "%s left statements", resets[k]);
 
         must_ok(c, dbpool_begin(c, 0), "begin");
+        h_exec(c, "SET LOCAL application_name = 'in_tx'");   /* the server's BEGIN is sent now */
         run_pair(c, q1, q2, 20);
         must_ok(c, dbpool_commit(c), "commit");
         prepared(c, &p);
@@ -1939,15 +1942,38 @@ Test(pgcache, user_discard_all_and_deallocate_all)
     h_stop_ok();
 }
 
+/* Runs drop (a DEALLOCATE of q[gone], prepared as name[gone]), then both
+ * statements inside a transaction, where a statement the server no longer
+ * has could not be retried: the cache must have forgotten just that one.
+ * name[] is updated to the names the statements have afterwards. */
+static void drop_one_and_rerun(dbpool_conn *c, const char *drop, const char *const q[2],
+                               char name[2][32], int gone, int64_t x)
+{
+    struct prepared p;
+    int kept = !gone;
+
+    h_exec(c, drop);
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    h_exec(c, "SET LOCAL application_name = 'in_tx'");   /* the server's BEGIN is sent now */
+    run_pair(c, q[0], q[1], x);
+    must_ok(c, dbpool_commit(c), "commit");
+    prepared(c, &p);
+    cr_assert_eq(p.n, 2, "after %s: %zu prepared", drop, p.n);
+    cr_assert_str_neq(prepared_name(&p, q[gone]), name[gone], "%s was not prepared afresh",
+                      name[gone]);
+    cr_assert_str_eq(prepared_name(&p, q[kept]), name[kept], "%s was dropped too", name[kept]);
+    snprintf(name[gone], 32, "%s", prepared_name(&p, q[gone]));
+}
+
 /* DISCARD PLANS / TEMP / SEQUENCES and DEALLOCATE of another name leave our
  * statements on the server: the cache must keep them (and so its bound);
  * DEALLOCATE of one of ours drops just that one. */
 Test(pgcache, partial_discard_and_deallocate_keep_the_cache)
 {
     static const char *const keep[] = { "DISCARD PLANS", "DISCARD TEMP", "DISCARD SEQUENCES",
-                                        "DEALLOCATE mine" };
+                                        "DEALLOCATE mine", "DEALLOCATE \"DBPOOL_S1\"" };
     const char *q1 = "SELECT $1::int8 + 1", *q2 = "SELECT $1::int8 + 2";
-    char n1[32], n2[32], drop[64];
+    char n1[32], n2[32], drop[96];
     struct prepared p;
 
     start_one_conn("statementCacheSize = 2;");
@@ -1961,6 +1987,8 @@ Test(pgcache, partial_discard_and_deallocate_keep_the_cache)
     for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
         if (strcmp(keep[k], "DEALLOCATE mine") == 0)
             h_exec(c, "PREPARE mine AS SELECT 1");
+        if (strstr(keep[k], "DBPOOL_S1"))   /* quoted: another name than dbpool_s1 */
+            h_exec(c, "PREPARE \"DBPOOL_S1\" AS SELECT 1");
         h_exec(c, keep[k]);
         run_pair(c, q1, q2, 20);
         prepared(c, &p);
@@ -1969,15 +1997,15 @@ Test(pgcache, partial_discard_and_deallocate_keep_the_cache)
         cr_assert_str_eq(prepared_name(&p, q1), n1, "after %s", keep[k]);
         cr_assert_str_eq(prepared_name(&p, q2), n2, "after %s", keep[k]);
     }
-    snprintf(drop, sizeof(drop), "DEALLOCATE %s", n1);
-    h_exec(c, drop);
-    must_ok(c, dbpool_begin(c, 0), "begin");   /* no retry inside: the cache must know */
-    run_pair(c, q1, q2, 30);
-    must_ok(c, dbpool_commit(c), "commit");
-    prepared(c, &p);
-    cr_assert_eq(p.n, 2, "after %s: %zu prepared", drop, p.n);
-    cr_assert_str_neq(prepared_name(&p, q1), n1, "%s was not prepared afresh", n1);
-    cr_assert_str_eq(prepared_name(&p, q2), n2, "%s was dropped too", n2);
+    const char *const q[2] = { q1, q2 };
+    char name[2][32];
+    snprintf(name[0], sizeof(name[0]), "%s", n1);
+    snprintf(name[1], sizeof(name[1]), "%s", n2);
+    snprintf(drop, sizeof(drop), "DEALLOCATE %s", name[0]);
+    drop_one_and_rerun(c, drop, q, name, 0, 30);
+    /* The same with a comment in front and the name quoted. */
+    snprintf(drop, sizeof(drop), "-- one of yours\nDEALLOCATE PREPARE \"%s\"", name[1]);
+    drop_one_and_rerun(c, drop, q, name, 1, 40);
     dbpool_close(c);
     h_stop_ok();
 }
