@@ -285,6 +285,7 @@ struct backend_conn {
     const char *begin_sql;       /* the query's begin_sql until the BEGIN was sent */
     bool pipeline;               /* BEGIN + statement + Sync sent in libpq's pipeline mode */
     bool pipe_begin;             /* ... and the BEGIN's results are still to come */
+    bool pipe_null;              /* the last PQgetResult in the pipeline gave NULL */
     struct pg_params pp;         /* the statement and its parameters (pp.mem owned) */
     enum stage stage;
     enum stmt_verdict verdict;   /* SC_UNNAMED, or executed by the name in ref */
@@ -852,7 +853,7 @@ static void end_op(struct backend_conn *c, char txstate)
     c->simple_sql = c->begin_sql = NULL;
     if (c->pipeline && c->pg)
         (void)PQexitPipelineMode(c->pg);   /* only after a failure: the connection is broken */
-    c->pipeline = c->pipe_begin = false;
+    c->pipeline = c->pipe_begin = c->pipe_null = false;
     resolve_abandon(c);
     idle_io(c);
     (void)event_del(c->ev_timer);   /* fails only for an uninitialised event */
@@ -1661,7 +1662,7 @@ static void mark_lost(struct backend_conn *c, struct backend_result *r)
 
 static bool next_stage(struct backend_conn *c);
 static bool stale_statement(struct backend_conn *c, char tx);
-static void pipeline_next(struct backend_conn *c);
+static bool pipeline_next(struct backend_conn *c);
 static void pipeline_end(struct backend_conn *c);
 static void note_session_reset(struct backend_conn *c);
 
@@ -1893,9 +1894,12 @@ static void pump(struct backend_conn *c)
         }
         r = PQgetResult(c->pg);
         if (!r && c->pipeline) {
-            pipeline_next(c);
-            continue;
+            if (pipeline_next(c))
+                continue;
+            finish_results(c);   /* the pipeline cannot go on: reported as lost */
+            return;
         }
+        c->pipe_null = false;
         if (r && c->pipeline && PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
             pipeline_end(c);
@@ -2218,16 +2222,28 @@ static bool next_stage(struct backend_conn *c)
 
 /* Pipeline mode: a NULL from PQgetResult ends the BEGIN's results (the
  * statement's turn comes: single-row mode is set for it now) or the
- * statement's (the Sync's result follows). */
-static void pipeline_next(struct backend_conn *c)
+ * statement's (the Sync's result follows). A NULL right after a NULL, or
+ * on a broken connection, means libpq has nothing more to give: it returns
+ * NULL for ever once the connection died mid-pipeline (calling it again in
+ * a loop froze the daemon). False then: the operation ends as lost. */
+static bool pipeline_next(struct backend_conn *c)
 {
+    if (PQstatus(c->pg) == CONNECTION_BAD || c->input_failed || c->pipe_null) {
+        if (PQstatus(c->pg) != CONNECTION_BAD && !c->input_failed)
+            note_error(c, DBPOOL_E_CONN_LOST, "", "libpq ended the pipeline without its Sync");
+        c->force_broken = true;
+        c->pipeline = c->pipe_begin = false;
+        return false;
+    }
+    c->pipe_null = true;
     if (!c->pipe_begin)
-        return;
+        return true;
     c->pipe_begin = false;
     c->affected = 0;
     if (!c->have_err && !PQsetSingleRowMode(c->pg)) {
         /* as in send_stage: rows then arrive in one PGresult */
     }
+    return true;
 }
 
 /* The pipeline's Sync arrived: the operation's results are complete. */

@@ -1128,6 +1128,64 @@ Test(pgresilience, connection_killed_inside_a_transaction)
     h_stop_ok();
 }
 
+/* The server connection dies while the first statement of a protocol
+ * BEGIN transaction runs: on PostgreSQL that statement went out in one
+ * pipeline with the deferred BEGIN. The session gets CONN_LOST ('I': the
+ * server aborted the transaction) in bounded time, and the daemon keeps
+ * serving everyone (it used to spin for ever in the driver's result loop). */
+static void kill_during_first_statement(bool read_only)
+{
+    char extra[2048] = "", marker[64], sql[128];
+    struct h_opts o = { .max_open_conns = 3, .extra_pools = extra };
+
+    uniq(marker, sizeof(marker), "first_stmt_marker");
+    snprintf(sql, sizeof(sql), "SELECT pg_sleep(20) /* %s */", marker);
+    add_admin_pool(extra, sizeof(extra));
+    h_start(&o);
+    dbpool_conn *adm = connect_pool("admin");
+    dbpool_conn *other = h_connect();
+    struct bg_query q = { .c = h_connect(), .sql = sql };
+    int64_t pid = 0;
+
+    must_ok(q.c, dbpool_begin(q.c, read_only ? DBPOOL_READ_ONLY : 0), "begin");
+    bg_start(&q);
+    cr_assert(H_AWAIT(active_with_marker(adm, marker, &pid) == 1, 10000),
+              "the first statement never showed up in pg_stat_activity");
+    uint64_t t0 = h_now_ms();
+    kill_backend(adm, pid);
+    cr_assert(H_AWAIT(atomic_load(&q.done), 10000),
+              "the first statement of the transaction never ended after its server "
+              "connection was killed (daemon frozen?)");
+    cr_assert_eq(pthread_join(q.tid, NULL), 0);
+    cr_assert_eq(q.rc, -1, "the statement succeeded on a killed connection");
+    cr_assert_eq(q.err.code, DBPOOL_E_CONN_LOST, "%s: %s", dbpool_code_name(q.err.code),
+                 q.err.message);
+    cr_assert_lt(q.ended_ms - t0, 5000, "CONN_LOST took %llu ms",
+                 (unsigned long long)(q.ended_ms - t0));
+    assert_txstate(q.c, 'I', "after the first statement's connection was killed");
+    /* Everyone is still served, the status socket answers. */
+    cr_assert_eq(h_scalar(other, "SELECT 7"), 7);
+    cr_assert_eq(health_status(), 200);
+    cr_assert_eq(h_scalar(q.c, "SELECT 8"), 8, "the session is unusable after CONN_LOST");
+    must_ok(q.c, dbpool_begin(q.c, 0), "begin after CONN_LOST");
+    cr_assert_eq(h_scalar(q.c, "SELECT 9"), 9);
+    must_ok(q.c, dbpool_commit(q.c), "commit after CONN_LOST");
+    dbpool_close(q.c);
+    dbpool_close(other);
+    dbpool_close(adm);
+    h_stop_ok();
+}
+
+Test(pgresilience, connection_killed_during_the_first_statement_of_a_begin)
+{
+    kill_during_first_statement(false);
+}
+
+Test(pgresilience, connection_killed_during_the_first_statement_of_a_read_only_begin)
+{
+    kill_during_first_statement(true);
+}
+
 /* Start a second throwaway PostgreSQL (own directory, port 54339) and point
  * the harness's postgres profile at it: this test may stop it. */
 static void use_second_server(void)
