@@ -68,11 +68,14 @@ bool sql_starts_with_keyword(const char *sql, size_t len, const char *const *key
 }
 
 /* Skip a quoted run starting at s[i] == q ('...', "...", with doubled-quote
- * escapes); returns the index after the closing quote. */
-static size_t skip_quoted(const char *s, size_t len, size_t i, char q)
+ * escapes, and backslash escapes when `backslash`: PostgreSQL's E'...');
+ * returns the index after the closing quote. */
+static size_t skip_quoted(const char *s, size_t len, size_t i, char q, bool backslash)
 {
     for (i++; i < len; i++) {
-        if (s[i] == q) {
+        if (backslash && s[i] == '\\') {
+            i++;
+        } else if (s[i] == q) {
             if (i + 1 < len && s[i + 1] == q)
                 i++;
             else
@@ -99,6 +102,34 @@ static size_t skip_dollar_quote(const char *s, size_t len, size_t i)
     return len;
 }
 
+/* At s[i] == '/' and s[i + 1] == '*': skip a PostgreSQL block comment,
+ * which nests; returns the index after it. */
+static size_t skip_nested_comment(const char *s, size_t len, size_t i)
+{
+    unsigned depth = 0;
+
+    while (i + 1 < len) {
+        if (s[i] == '/' && s[i + 1] == '*') {
+            depth++;
+            i += 2;
+        } else if (s[i] == '*' && s[i + 1] == '/') {
+            i += 2;
+            if (--depth == 0)
+                return i;
+        } else {
+            i++;
+        }
+    }
+    return len;
+}
+
+/* Whether the quote at s[i] opens an escape string constant (E'...'). */
+static bool escape_string_at(const char *s, size_t i)
+{
+    return i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e') &&
+           (i == 1 || !(isalnum((unsigned char)s[i - 2]) || s[i - 2] == '_'));
+}
+
 unsigned sql_max_dollar_param(const char *s, size_t len)
 {
     unsigned max = 0;
@@ -106,9 +137,10 @@ unsigned sql_max_dollar_param(const char *s, size_t len)
     for (size_t i = 0; i < len;) {
         char ch = s[i];
         if (ch == '\'' || ch == '"') {
-            i = skip_quoted(s, len, i, ch);
-        } else if ((ch == '-' && i + 1 < len && s[i + 1] == '-') ||
-                   (ch == '/' && i + 1 < len && s[i + 1] == '*')) {
+            i = skip_quoted(s, len, i, ch, ch == '\'' && escape_string_at(s, i));
+        } else if (ch == '/' && i + 1 < len && s[i + 1] == '*') {
+            i = skip_nested_comment(s, len, i);
+        } else if (ch == '-' && i + 1 < len && s[i + 1] == '-') {
             i = sql_skip_space_and_comments(s, len, i);
         } else if (ch == '$' && i + 1 < len && isdigit((unsigned char)s[i + 1]) &&
                    (i == 0 || !(isalnum((unsigned char)s[i - 1]) || s[i - 1] == '_'))) {

@@ -2149,6 +2149,23 @@ static enum stage stage_after(const struct backend_conn *c, int done)
     return ST_EXEC;
 }
 
+/* The statement's placeholders ($1..$used) and the parameters given (n)
+ * disagree: refused before sending, the transaction stays as it is. */
+static void refuse_param_count(struct backend_conn *c, unsigned used, size_t n)
+{
+    const char *s = n == 1 ? " was" : "s were";
+
+    if (used == 0)
+        backend_result_error(&c->res, DBPOOL_E_SQL, "07001", c->txstate,
+                             "statement has no $N placeholder but %zu parameter%s given; "
+                             "pass no parameters", n, s);
+    else
+        backend_result_error(&c->res, DBPOOL_E_SQL, "07001", c->txstate,
+                             "statement uses $1..$%u but %zu parameter%s given; "
+                             "pass exactly one value per $N placeholder", used, n, s);
+    defer_result(c);
+}
+
 static void start_send(struct backend_conn *c, const struct backend_query *q)
 {
     size_t n = q->nparams;
@@ -2169,17 +2186,14 @@ static void start_send(struct backend_conn *c, const struct backend_query *q)
     }
     if (c->sc && c->txstate != 'E' && !(q->flags & BQ_INTERNAL) && stmt_cacheable(q->sql, q->sql_len))
         c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, q->sql_len, c->pp.types, n, &c->ref);
-    /* Declared parameter types would make PostgreSQL accept (and ignore)
-     * surplus parameters; the protocol says a count mismatch is an error.
+    /* A count mismatch is refused here, before anything is sent: the
+     * server would abort the transaction over it (too few), or, with the
+     * parameter types declared, accept and ignore the surplus (too many).
      * (A statement in the cache passed this check when it was prepared.) */
-    unsigned used = n && c->verdict != SC_PREPARED ? sql_max_dollar_param(q->sql, q->sql_len)
-                                                   : (unsigned)n;
-    if (n > used) {
-        backend_result_error(&c->res, DBPOOL_E_SQL, "07001", c->txstate,
-                             "statement uses %u parameter%s but %zu were given; "
-                             "pass exactly one value per $N placeholder",
-                             used, used == 1 ? "" : "s", n);
-        defer_result(c);
+    unsigned used = c->verdict != SC_PREPARED ? sql_max_dollar_param(q->sql, q->sql_len)
+                                              : (unsigned)n;
+    if (n != used) {
+        refuse_param_count(c, used, n);
         return;
     }
     c->stage = stage_after(c, -1);

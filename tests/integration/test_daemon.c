@@ -2249,6 +2249,10 @@ Test(deferred_begin, statement_refused_before_the_server_keeps_the_transaction)
                    DBPOOL_E_SQL, "too many parameters as the first statement");
     cr_assert_str_eq(dbpool_last_error(a)->sqlstate, "07001");
     assert_txstate(a, 'T', "after a statement refused for its parameter count");
+    h_expect_error(a, dbpool_query(a, h_sql("INSERT INTO t VALUES (?)"), NULL, 0, NULL),
+                   DBPOOL_E_SQL, "too few parameters in the transaction");
+    cr_assert_str_eq(dbpool_last_error(a)->sqlstate, "07001");
+    assert_txstate(a, 'T', "after a statement refused for too few parameters");
     insert_int(a, "t", 5);
     must_ok(a, dbpool_commit(a), "commit");
     cr_assert_str_eq(table_ints(a, "t"), "5");

@@ -958,15 +958,23 @@ Test(pg, parameter_errors)
     cr_assert(!k.res.broken);
     collect_free(&k);
 
-    /* Count mismatch: the server's error, with doc/protocol.md's SQLSTATE. */
+    /* Too few: refused before sending (the server would abort a
+     * transaction over it), with doc/protocol.md's SQLSTATE. */
     run_q(c, "SELECT $1, $2", p + 1, 1, 0, &k);
     cr_assert(!k.res.ok);
     cr_assert_eq(k.res.err.code, DBPOOL_E_SQL);
     cr_assert_str_eq(k.res.err.sqlstate, "07001", "%s", k.res.err.message);
     cr_assert_str_eq(k.res.err.message,
-                     "bind message supplies 1 parameters, but prepared statement \"\" requires 2");
+                     "statement uses $1..$2 but 1 parameter was given; "
+                     "pass exactly one value per $N placeholder");
     cr_assert(!k.res.broken);
     collect_free(&k);
+    run_q(c, "SELECT $1", NULL, 0, 0, &k);
+    cr_assert_str_eq(k.res.err.sqlstate, "07001", "%s", k.res.err.message);
+    collect_free(&k);
+    /* Not placeholders: in an escape string, nested comments, dollar quotes. */
+    cr_assert_eq(query_int(c, "SELECT length(E'\\'' || '$1') /* a /* $2 */ $3 */"), 3);
+    cr_assert_eq(query_int(c, "SELECT length($q$ $1 $q$)"), 4);
     /* Too many: PostgreSQL itself would accept an unused parameter whose
      * type is declared; the driver refuses it before sending (07001). */
     run_q(c, "SELECT 1", p + 1, 1, 0, &k);
