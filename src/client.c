@@ -44,6 +44,7 @@
 struct step {
     struct backend_query q;
     bool user;                /* forward results; counts as a statement */
+    bool commits;             /* the daemon's COMMIT of a whole transaction */
     int32_t index;            /* statement index in a batch, -1 otherwise */
 };
 
@@ -273,7 +274,7 @@ static void add_commit(struct client *c, struct request *r, int depth)
     if (depth > 0)
         add_sql(r, savepoint_sql(r, 1, "RELEASE SAVEPOINT", depth));
     else
-        add_sql(r, "COMMIT");
+        add_sql(r, "COMMIT")->commits = true;
 }
 
 static void add_rollback(struct client *c, struct request *r, int depth)
@@ -454,15 +455,45 @@ static void unbind(struct client *c)
     pool_release(c->pool, sv);
 }
 
+/* Whether the step, had the server completed it, ended a transaction by
+ * committing: the daemon's COMMIT, the user's COMMIT / END, or any user
+ * statement outside a transaction (autocommit). */
+static bool step_may_commit(const struct client *c, const struct step *s)
+{
+    static const char *const commit_words[] = { "COMMIT", "END", NULL };
+
+    if (s->commits)
+        return true;
+    if (!s->user)
+        return false;
+    return sql_starts_with_keyword(s->q.sql, s->q.sql_len, commit_words) ||
+           (c->txstate == 'I' && !s->q.begin_sql);
+}
+
+/* The server connection died during the request. Inside a transaction
+ * the server aborted it; while a commit was in flight nobody can say
+ * whether it happened (SQLSTATE 08007, transaction resolution unknown). */
 static void lost_connection(struct client *c, const struct backend_result *res)
 {
     struct backend_error err = res->err;
-    bool in_tx = c->txstate != 'I' || c->req->nsteps > 1;
+    const struct step *s = &c->req->steps[c->req->cur];
 
     err.code = DBPOOL_E_CONN_LOST;
-    snprintf(err.message, sizeof(err.message),
-             "server connection lost%s: %.400s; retry on this session",
-             in_tx ? ", transaction aborted" : "", res->err.message);
+    if (s->commits || (step_may_commit(c, s) && c->txstate != 'I')) {
+        snprintf(err.sqlstate, sizeof(err.sqlstate), "08007");
+        snprintf(err.message, sizeof(err.message),
+                 "server connection lost during COMMIT: %.300s; the transaction may or may not "
+                 "have been committed (outcome unknown): check before retrying it", res->err.message);
+    } else if (step_may_commit(c, s)) {
+        snprintf(err.sqlstate, sizeof(err.sqlstate), "08007");
+        snprintf(err.message, sizeof(err.message),
+                 "server connection lost while the statement ran: %.300s; it may or may not have "
+                 "taken effect (outcome unknown): check before retrying it", res->err.message);
+    } else {
+        snprintf(err.message, sizeof(err.message),
+                 "server connection lost, transaction aborted: %.400s; retry the transaction on "
+                 "this session", res->err.message);
+    }
     c->txstate = 'I';
     unbind(c);
     finish_request(c, &err, c->req->steps[c->req->cur].index);

@@ -1186,6 +1186,105 @@ Test(pgresilience, connection_killed_during_the_first_statement_of_a_read_only_b
     kill_during_first_statement(true);
 }
 
+/* COMMIT runs long here: a deferred constraint trigger sleeps at commit
+ * time, marked so it can be found and killed. */
+enum commit_kind { COMMIT_FRAME, COMMIT_SQL, COMMIT_ATOMIC_BATCH };
+
+struct commit_run {
+    dbpool_conn *c;
+    enum commit_kind kind;
+    const char *ins;
+    pthread_t tid;
+    int rc;
+    dbpool_error err;
+    atomic_bool done;
+};
+
+static void *commit_main(void *p)
+{
+    struct commit_run *k = p;
+    dbpool_stmt st = { .sql = k->ins };
+
+    if (k->kind == COMMIT_FRAME)
+        k->rc = dbpool_commit(k->c);
+    else if (k->kind == COMMIT_SQL)
+        k->rc = dbpool_exec(k->c, "COMMIT");
+    else
+        k->rc = dbpool_batch(k->c, &st, 1, 1, NULL, NULL);
+    k->err = *dbpool_last_error(k->c);
+    atomic_store(&k->done, true);
+    return NULL;
+}
+
+/* The server process of a COMMIT sleeping in its deferred trigger, or 0. */
+static int64_t sleeping_commit(dbpool_conn *adm)
+{
+    int64_t pid = 0;
+    dbpool_result *r = h_query(adm, "SELECT pid::int8 FROM pg_stat_activity WHERE state = "
+                               "'active' AND wait_event = 'PgSleep' AND query = 'COMMIT'", NULL, 0);
+    if (dbpool_result_nrows(r) == 1)
+        pid = dbpool_result_value(r, 0, 0)->u.i;
+    dbpool_result_free(r);
+    return pid;
+}
+
+/* A COMMIT whose server connection dies: the outcome is unknown (the
+ * server may have committed before it went), which the client is told as
+ * CONN_LOST with SQLSTATE 08007, never as "transaction aborted". */
+Test(pgresilience, commit_with_its_connection_lost_reports_an_unknown_outcome)
+{
+    char extra[2048] = "", t[64], sql[512], ins[256], marker[64];
+    struct h_opts o = { .max_open_conns = 3, .extra_pools = extra };
+    static const char *const names[] = { "COMMIT frame", "SQL COMMIT", "atomic batch" };
+
+    add_admin_pool(extra, sizeof(extra));
+    h_start(&o);
+    dbpool_conn *adm = connect_pool("admin");
+    dbpool_conn *a = h_connect();
+    table(a, t, sizeof(t), "slow_commit");
+    uniq(marker, sizeof(marker), "slow_commit_fn");
+    h_create_table(a, t, "id int4");
+    snprintf(sql, sizeof(sql),
+             "CREATE FUNCTION tp_%d.%s() RETURNS trigger LANGUAGE plpgsql AS "
+             "$f$ BEGIN PERFORM pg_sleep(20); RETURN NULL; END $f$", (int)getpid(), marker);
+    h_exec(a, sql);
+    snprintf(sql, sizeof(sql),
+             "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON %s DEFERRABLE INITIALLY DEFERRED "
+             "FOR EACH ROW EXECUTE FUNCTION tp_%d.%s()", t, (int)getpid(), marker);
+    h_exec(a, sql);
+    snprintf(ins, sizeof(ins), "INSERT INTO %s VALUES (1)", t);
+
+    for (int kind = COMMIT_FRAME; kind <= COMMIT_ATOMIC_BATCH; kind++) {
+        struct commit_run k = { .c = h_connect(), .kind = kind, .ins = ins };
+        int64_t pid = 0;
+        atomic_init(&k.done, false);
+        if (kind != COMMIT_ATOMIC_BATCH) {
+            must_ok(k.c, dbpool_begin(k.c, 0), "begin");
+            h_exec(k.c, ins);
+        }
+        cr_assert_eq(pthread_create(&k.tid, NULL, commit_main, &k), 0);
+        cr_assert(H_AWAIT((pid = sleeping_commit(adm)) > 0, 10000),
+                  "%s: the slow commit never showed up", names[kind]);
+        kill_backend(adm, pid);
+        cr_assert(H_AWAIT(atomic_load(&k.done), 10000), "%s never ended", names[kind]);
+        cr_assert_eq(pthread_join(k.tid, NULL), 0);
+        cr_assert_eq(k.rc, -1, "%s succeeded on a killed connection", names[kind]);
+        cr_assert_eq(k.err.code, DBPOOL_E_CONN_LOST, "%s: %s: %s", names[kind],
+                     dbpool_code_name(k.err.code), k.err.message);
+        cr_assert_str_eq(k.err.sqlstate, "08007", "%s: %s", names[kind], k.err.message);
+        cr_assert_not_null(strstr(k.err.message, "outcome unknown"), "%s: %s", names[kind],
+                           k.err.message);
+        cr_assert_null(strstr(k.err.message, "aborted"), "%s: %s", names[kind], k.err.message);
+        assert_txstate(k.c, 'I', "after a lost COMMIT");
+        cr_assert_eq(h_scalar(k.c, "SELECT 1"), 1, "the session is unusable after a lost COMMIT");
+        dbpool_close(k.c);
+    }
+    drop_schema(a);
+    dbpool_close(a);
+    dbpool_close(adm);
+    h_stop_ok();
+}
+
 /* Start a second throwaway PostgreSQL (own directory, port 54339) and point
  * the harness's postgres profile at it: this test may stop it. */
 static void use_second_server(void)
