@@ -58,6 +58,8 @@ struct backend_result {
     bool broken;                /* the connection is unusable; the pool must close it */
     uint8_t stmt_cache;         /* exec: BR_CACHED ran a statement the server had prepared,
                                    BR_PREPARED prepared it for this execution, else 0 */
+    bool schema_changed;        /* exec: DDL on this connection took effect (its transaction
+                                   ended): the pool calls schema_changed() on every connection */
 };
 
 #define BR_CACHED 1
@@ -138,6 +140,10 @@ struct backend_driver {
      * connections cannot die while idle). */
     void (*watch_idle)(struct backend_conn *c, void (*lost)(void *arg), void *arg);
     void (*unwatch_idle)(struct backend_conn *c);
+    /* DDL ran on some connection of the pool (a result had
+     * schema_changed): forget what depends on the schema, e.g. cached
+     * statement plans. May be NULL. */
+    void (*schema_changed)(struct backend_conn *c);
     /* Block until every closed connection has released its resources (worker
      * threads joined, files closed). Called once, after the event loop has
      * stopped, before exit. May be NULL. */

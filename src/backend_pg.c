@@ -236,7 +236,7 @@ struct pg_params {
 
 /* What the operation sends, in this order, each stage only when needed
  * (see "STAGES"). */
-enum stage { ST_DEALLOC = 0, ST_BEGIN, ST_PREPARE, ST_EXEC };
+enum stage { ST_ROLLBACK = 0, ST_DEALLOC, ST_BEGIN, ST_PREPARE, ST_EXEC };
 
 struct backend_conn {
     const struct pool_config *cfg;
@@ -283,6 +283,10 @@ struct backend_conn {
     int cancel_polls;            /* PH_CANCEL_WAIT: polls left */
     const char *simple_sql;      /* a BQ_INTERNAL statement sent with PQsendQuery, or NULL */
     const char *begin_sql;       /* the query's begin_sql until the BEGIN was sent */
+    const char *opened_with;     /* the query's begin_sql: this operation opens the
+                                    transaction (a replay sends it again) */
+    bool ddl;                    /* the statement is CREATE / ALTER / DROP */
+    bool ddl_pending;            /* DDL succeeded in the open transaction */
     bool pipeline;               /* BEGIN + statement + Sync sent in libpq's pipeline mode */
     bool pipe_begin;             /* ... and the BEGIN's results are still to come */
     bool pipe_null;              /* the last PQgetResult in the pipeline gave NULL */
@@ -1666,6 +1670,19 @@ static bool pipeline_next(struct backend_conn *c);
 static void pipeline_end(struct backend_conn *c);
 static void note_session_reset(struct backend_conn *c);
 
+/* DDL took effect once its transaction is over (committed or not: a
+ * rolled-back one just costs a re-prepare): tell the pool, which clears
+ * the statement cache of every connection (see pg_schema_changed). */
+static void note_schema_change(struct backend_conn *c, struct backend_result *r)
+{
+    if (r->ok && c->ddl)
+        c->ddl_pending = true;
+    if (c->ddl_pending && (r->txstate == 'I' || r->broken)) {
+        c->ddl_pending = false;
+        r->schema_changed = true;
+    }
+}
+
 /* PQgetResult returned NULL: the statement (or a stage before it) is over. */
 static void finish_results(struct backend_conn *c)
 {
@@ -1699,6 +1716,8 @@ static void finish_results(struct backend_conn *c)
     }
     if (c->op == OP_EXEC && r.ok)
         note_session_reset(c);
+    if (c->op == OP_EXEC)
+        note_schema_change(c, &r);
     if (c->op == OP_EXEC && c->verdict != SC_UNNAMED && c->stage == ST_EXEC)
         r.stmt_cache = c->verdict == SC_PREPARED ? BR_CACHED : BR_PREPARED;
     if (c->op == OP_PING && !r.ok) {
@@ -2078,6 +2097,8 @@ static int queue_stage(struct backend_conn *c)
     const struct pg_params *pp = &c->pp;
 
     switch (c->stage) {
+    case ST_ROLLBACK:
+        return PQsendQuery(c->pg, "ROLLBACK");
     case ST_DEALLOC:
         return PQsendQuery(c->pg, stmt_cache_garbage(c->sc));
     case ST_BEGIN:
@@ -2126,6 +2147,8 @@ static bool stage_needed(const struct backend_conn *c, enum stage st)
     bool prepare = c->verdict == SC_PREPARE;
 
     switch (st) {
+    case ST_ROLLBACK:
+        return false;   /* only for a replay (stale_statement) */
     case ST_DEALLOC:
         /* Only outside a transaction: in a failed one DEALLOCATE would fail,
          * and it need not run inside the client's. */
@@ -2147,6 +2170,15 @@ static enum stage stage_after(const struct backend_conn *c, int done)
         if (stage_needed(c, (enum stage)st))
             return (enum stage)st;
     return ST_EXEC;
+}
+
+/* Whether a statement changes the schema, so that cached plans of other
+ * statements may have gone stale. */
+static bool is_ddl(const char *sql, size_t len)
+{
+    static const char *const words[] = { "CREATE", "ALTER", "DROP", NULL };
+
+    return sql_starts_with_keyword(sql, len, words);
 }
 
 /* The statement's placeholders ($1..$used) and the parameters given (n)
@@ -2173,7 +2205,8 @@ static void start_send(struct backend_conn *c, const struct backend_query *q)
     c->verdict = SC_UNNAMED;
     c->retried = c->stale_plan = false;
     c->simple_sql = NULL;
-    c->begin_sql = q->begin_sql;
+    c->begin_sql = c->opened_with = q->begin_sql;
+    c->ddl = false;
     if ((q->flags & BQ_INTERNAL) && n == 0) {
         c->simple_sql = q->sql;   /* NUL-terminated: the daemon's own text */
         c->stage = ST_EXEC;
@@ -2184,6 +2217,7 @@ static void start_send(struct backend_conn *c, const struct backend_query *q)
         defer_result(c);   /* a parameter was refused; c->res says why */
         return;
     }
+    c->ddl = !(q->flags & BQ_INTERNAL) && is_ddl(q->sql, q->sql_len);
     if (c->sc && c->txstate != 'E' && !(q->flags & BQ_INTERNAL) && stmt_cacheable(q->sql, q->sql_len))
         c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, q->sql_len, c->pp.types, n, &c->ref);
     /* A count mismatch is refused here, before anything is sent: the
@@ -2207,6 +2241,11 @@ static bool next_stage(struct backend_conn *c)
     if (PQstatus(c->pg) == CONNECTION_BAD || c->input_failed || c->force_broken)
         return false;
     switch (c->stage) {
+    case ST_ROLLBACK:
+        if (c->have_err)
+            return false;
+        c->begin_sql = c->opened_with;   /* the replay opens the transaction afresh */
+        break;
     case ST_DEALLOC:
         stmt_cache_garbage_done(c->sc);
         c->have_err = false;   /* statements already gone (DISCARD ALL) are fine */
@@ -2273,8 +2312,13 @@ static void pipeline_end(struct backend_conn *c)
 /* The server no longer has the prepared statement the execution named
  * (26000: DEALLOCATE or DISCARD ALL ran inside a function), or its cached
  * plan cannot serve the statement any more (0A000: a table it reads changed
- * its columns). Forget it; outside a transaction, and before any row was
- * delivered, prepare it afresh and run it again (once). True when retried. */
+ * its columns). Forget it; before any row was delivered, prepare it afresh
+ * and run it again (once): outside a transaction, or as the first
+ * statement of the transaction this operation opened (deferred BEGIN),
+ * which is rolled back and opened again. A later statement of a client's
+ * transaction cannot be replayed (the transaction is aborted, and the
+ * client saw its earlier work): the client gets the error. True when
+ * retried. */
 static bool stale_statement(struct backend_conn *c, char tx)
 {
     const char *st = c->res.err.sqlstate;
@@ -2287,14 +2331,24 @@ static bool stale_statement(struct backend_conn *c, char tx)
         stmt_cache_clear(c->sc);
     else
         stmt_cache_forget(c->sc, &c->ref);
-    if (tx != 'I' || c->retried || c->cols_sent || c->canceled ||
+    if (c->retried || c->cols_sent || c->canceled ||
         PQstatus(c->pg) == CONNECTION_BAD || c->input_failed || c->force_broken)
         return false;
+    if (tx != 'I' && !c->opened_with)
+        return false;   /* a later statement of the client's transaction: see below */
     c->retried = true;
     c->have_err = c->stale_plan = false;
     c->affected = c->rows_seen = 0;
-    c->txstate = tx;
     c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n, &c->ref);
+    if (tx != 'I') {
+        /* The transaction this operation opened failed at its first
+         * statement, before the client saw anything of it: roll it back,
+         * then BEGIN and the statement again (next_stage). */
+        c->stage = ST_ROLLBACK;
+        send_stage(c, true);
+        return true;
+    }
+    c->txstate = tx;
     c->stage = stage_after(c, -1);   /* unnamed if the seen table lost it */
     send_stage(c, true);
     return true;
@@ -2440,6 +2494,14 @@ static void pg_resume(struct backend_conn *c)
     event_active(c->ev_kick, 0, 0);   /* via the loop: no recursion into the sink */
 }
 
+/* DDL ran on the pool (see note_schema_change): every cached plan may be
+ * stale. The statements are deallocated before the next PREPARE. */
+static void pg_schema_changed(struct backend_conn *c)
+{
+    if (c->sc)
+        stmt_cache_forget_all(c->sc);
+}
+
 static char pg_txstate(const struct backend_conn *c)
 {
     return c->txstate;
@@ -2571,5 +2633,6 @@ const struct backend_driver backend_pg_driver = {
     .server_info = pg_server_info,
     .watch_idle = pg_watch_idle,
     .unwatch_idle = pg_unwatch_idle,
+    .schema_changed = pg_schema_changed,
     .quiesce = pg_quiesce,
 };

@@ -245,6 +245,18 @@ void stmt_cache_forget(struct stmt_cache *sc, const struct stmt_ref *ref)
     }
 }
 
+void stmt_cache_forget_all(struct stmt_cache *sc)
+{
+    for (unsigned i = 0; i < sc->cap; i++) {
+        if (sc->e[i].sql) {
+            (void)garbage_add(sc, sc->e[i].id);
+            entry_release(&sc->e[i]);
+        }
+    }
+    memset(sc->bucket, 0xff, sc->nbuckets * sizeof(*sc->bucket));
+    sc->count = 0;
+}
+
 void stmt_cache_gone(struct stmt_cache *sc, unsigned id)
 {
     for (unsigned i = 0; i < sc->cap; i++) {

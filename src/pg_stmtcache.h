@@ -58,6 +58,10 @@ bool stmt_cache_add(struct stmt_cache *sc, const struct stmt_ref *ref, const cha
  * changed): forget it and deallocate it later. */
 void stmt_cache_forget(struct stmt_cache *sc, const struct stmt_ref *ref);
 
+/* The schema changed (DDL ran through the pool): every statement may have
+ * a stale plan. Forget them all and deallocate them later. */
+void stmt_cache_forget_all(struct stmt_cache *sc);
+
 /* The server no longer has statement dbpool_s<id> (the user deallocated
  * it): forget it, nothing to deallocate. */
 void stmt_cache_gone(struct stmt_cache *sc, unsigned id);

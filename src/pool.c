@@ -468,6 +468,18 @@ static bool server_on_row(void *arg, size_t n, const dbpool_value *vals)
     return true;   /* nobody listens: discard */
 }
 
+/* DDL took effect on one connection: tell every connection of the pool. */
+static void pool_schema_changed(struct pool *p)
+{
+    struct server *sv;
+
+    if (!p->drv->schema_changed)
+        return;
+    for (size_t i = 0; i < sizeof(p->lists) / sizeof(p->lists[0]); i++)
+        TAILQ_FOREACH(sv, &p->lists[i], link)
+            p->drv->schema_changed(sv->conn);
+}
+
 static void server_on_done(void *arg, const struct backend_result *res)
 {
     struct server *sv = arg;
@@ -483,6 +495,8 @@ static void server_on_done(void *arg, const struct backend_result *res)
         log_warn("server_broken", "pool=%s server=%llu error=\"%s\"", p->cfg->name,
                  (unsigned long long)sv->id, res->err.message);
     }
+    if (res->schema_changed)
+        pool_schema_changed(p);
     if (!res->reroute_to_writer) {
         if (res->ok)
             p->totals.total_statements++;

@@ -1942,17 +1942,33 @@ static void expect_star(dbpool_conn *c, const char *sql, size_t ncols)
     dbpool_result_free(r);
 }
 
-/* (d) A column added under a cached SELECT *: the server refuses the old
- * plan (0A000 "cached plan must not change result type"). Outside a
- * transaction the daemon prepares it afresh and runs it again: the client
- * sees the new column. Inside one it cannot (the transaction has failed):
- * the client gets the 0A000, and after ROLLBACK the statement works. */
+/* One server connection for "app", plus the "admin" pool: DDL run there
+ * is invisible to app's pool (another pool: its caches are not told). */
+static dbpool_conn *start_one_conn_with_admin(int max_open)
+{
+    static char extra[2048];
+    struct h_opts o = { .max_open_conns = max_open, .extra_pools = extra };
+
+    extra[0] = '\0';
+    add_admin_pool(extra, sizeof(extra));
+    h_start(&o);
+    return connect_pool("admin");
+}
+
+/* (d) A column added under a cached SELECT * by another pool's session:
+ * the server refuses the old plan (0A000 "cached plan must not change
+ * result type"). Outside a transaction, and as the first statement of one
+ * (the daemon sent BEGIN with it: nothing reached the client yet), the
+ * daemon prepares it afresh and runs it again: the client sees the new
+ * column. As a later statement of a transaction it cannot (the transaction
+ * has failed and the client saw its earlier work): the client gets the
+ * 0A000, and after ROLLBACK the statement works. */
 Test(pgcache, column_added_under_a_cached_select_star)
 {
     char t[64], sql[256], q[256], name1[32], name2[32];
     struct prepared p;
 
-    start_one_conn(NULL);
+    dbpool_conn *adm = start_one_conn_with_admin(1);
     dbpool_conn *c = h_connect();
     table(c, t, sizeof(t), "cache_d");
     h_create_table(c, t, "id int8 PRIMARY KEY, a text");
@@ -1968,7 +1984,7 @@ Test(pgcache, column_added_under_a_cached_select_star)
     cr_assert_str_neq(name1, "", "SELECT * is not prepared");
 
     snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN b int8 DEFAULT 7", t);
-    h_exec(c, sql);
+    h_exec(adm, sql);
     expect_star(c, q, 3);   /* 0A000 from the old plan, prepared again, retried */
     assert_txstate(c, 'I', "after the retried SELECT *");
     prepared(c, &p);
@@ -1982,14 +1998,28 @@ Test(pgcache, column_added_under_a_cached_select_star)
     cr_assert_eq(p.n, 1);
     cr_assert_str_eq(prepared_name(&p, q), name2, "prepared again without a reason");
 
-    /* Inside a transaction. */
+    /* The first statement of a transaction: replayed, invisibly. */
     snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN c int8 DEFAULT 8", t);
-    h_exec(c, sql);
+    h_exec(adm, sql);
     must_ok(c, dbpool_begin(c, 0), "begin");
+    expect_star(c, q, 4);
+    assert_txstate(c, 'T', "after the replayed first statement");
+    must_ok(c, dbpool_commit(c), "commit after the replayed first statement");
+    expect_star(c, q, 4);
+
+    /* A later statement of a transaction: the documented remaining case. */
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s DROP COLUMN c", t);
+    h_exec(adm, sql);   /* (our cached SELECT * still expects c) */
+    expect_star(c, q, 3);
+    expect_star(c, q, 3);
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN c int8 DEFAULT 8", t);
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
+    h_exec(adm, sql);
     dbpool_result *r = NULL;
     int rc = dbpool_query(c, q, NULL, 0, &r);
     const dbpool_error *e = dbpool_last_error(c);
-    cr_assert_eq(rc, -1, "SELECT * with a stale plan succeeded inside a transaction");
+    cr_assert_eq(rc, -1, "SELECT * with a stale plan succeeded as a later statement");
     cr_assert_null(r);
     cr_assert_eq(e->code, DBPOOL_E_SQL, "%s [%s] %s", dbpool_code_name(e->code), e->sqlstate,
                  e->message);
@@ -2003,11 +2033,128 @@ Test(pgcache, column_added_under_a_cached_select_star)
     prepared(c, &p);
     cr_assert_eq(p.n, 1, "%zu prepared after the transaction's stale statement", p.n);
     cr_assert_str_neq(prepared_name(&p, q), "");
-    cr_assert_str_neq(prepared_name(&p, q), name2, "the stale statement is still in use");
     expect_star(c, q, 4);
 
     drop_schema(c);
     dbpool_close(c);
+    dbpool_close(adm);
+    h_stop_ok();
+}
+
+/* Every kind of DDL that changes what a cached SELECT * returns, or drops
+ * and recreates its table, in three places: DDL from another pool, then the
+ * statement in autocommit and as the first statement of a transaction
+ * (transparent re-prepare); DDL through this pool on another of its
+ * connections, then the statement as a LATER statement of a transaction
+ * (the pool forgot every connection's cache: nothing stale is run). */
+struct ddl_case {
+    const char *name;
+    const char *ddl;           /* '@' stands for the table */
+    size_t ncols;              /* columns of SELECT * afterwards */
+    const char *last_col;      /* name of the last column afterwards */
+};
+
+static const struct ddl_case ddl_cases[] = {
+    { "add column", "ALTER TABLE @ ADD COLUMN b int8 DEFAULT 7", 3, "b" },
+    { "drop column", "ALTER TABLE @ DROP COLUMN a", 1, "id" },
+    { "change a column's type", "ALTER TABLE @ ALTER COLUMN a TYPE varchar(10)", 2, "a" },
+    { "rename a column", "ALTER TABLE @ RENAME COLUMN a TO a2", 2, "a2" },
+    { "drop and recreate the table",
+      "DROP TABLE @; CREATE TABLE @ (id int8, a text, z int8); "
+      "INSERT INTO @ VALUES (1, 'x', 3)", 3, "z" },
+};
+
+enum ddl_place { DDL_AUTOCOMMIT, DDL_FIRST_IN_TX, DDL_POOL_LATER_IN_TX };
+
+static void expect_shape(dbpool_conn *c, const char *q, const struct ddl_case *k, const char *ctx)
+{
+    dbpool_result *r = NULL;
+    int rc = dbpool_query(c, q, NULL, 0, &r);
+    const dbpool_error *e = dbpool_last_error(c);
+
+    cr_assert_eq(rc, 0, "%s, %s: %s [%s] %s", k->name, ctx, dbpool_code_name(e->code),
+                 e->sqlstate, e->message);
+    cr_assert_eq(dbpool_result_ncols(r), k->ncols, "%s, %s: %zu columns", k->name, ctx,
+                 dbpool_result_ncols(r));
+    cr_assert_str_eq(dbpool_result_columns(r)[k->ncols - 1].name, k->last_col, "%s, %s",
+                     k->name, ctx);
+    cr_assert_eq(dbpool_result_nrows(r), 1, "%s, %s", k->name, ctx);
+    dbpool_result_free(r);
+}
+
+/* Run DDL ('@' replaced by the table t) split at ';', one statement per
+ * QUERY. */
+static void run_ddl(dbpool_conn *c, const char *t, const char *ddl)
+{
+    char sql[512], *save = NULL;
+    size_t n = 0;
+
+    for (const char *p = ddl; *p; p++) {
+        const char *add = *p == '@' ? t : (char[2]){ *p, 0 };
+        size_t k = strlen(add);
+        cr_assert_lt(n + k, sizeof(sql));
+        memcpy(sql + n, add, k);
+        n += k;
+    }
+    sql[n] = '\0';
+    for (char *st = strtok_r(sql, ";", &save); st; st = strtok_r(NULL, ";", &save))
+        h_exec(c, st);
+}
+
+static void ddl_case_run(dbpool_conn *adm, dbpool_conn *c, const struct ddl_case *k,
+                         enum ddl_place place, int n)
+{
+    char base[32], t[64], sql[256], q[256];
+    static const char *const places[] = { "autocommit", "first statement of a transaction",
+                                          "later statement, DDL through the pool" };
+    dbpool_conn *holder = NULL, *other = NULL;
+
+    snprintf(base, sizeof(base), "ddl_%d_%d", n, (int)place);
+    table(c, t, sizeof(t), base);
+    h_create_table(c, t, "id int8, a text");
+    snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1, 'x')", t);
+    h_exec(c, sql);
+    snprintf(q, sizeof(q), "SELECT * FROM %s", t);
+    h_exec(c, q);
+    h_exec(c, q);   /* prepared on c's connection (the pool reuses the last idle one) */
+    if (place == DDL_POOL_LATER_IN_TX) {
+        /* Hold c's connection so the DDL runs on the pool's other one. */
+        holder = h_connect();
+        must_ok(holder, dbpool_begin(holder, 0), "begin (holder)");
+        cr_assert_eq(h_scalar(holder, "SELECT 1"), 1);
+        other = h_connect();
+        run_ddl(other, t, k->ddl);
+        must_ok(holder, dbpool_commit(holder), "commit (holder)");   /* idle on top again */
+        must_ok(c, dbpool_begin(c, 0), "begin");
+        cr_assert_eq(h_scalar(c, "SELECT 2"), 2);
+    } else {
+        run_ddl(adm, t, k->ddl);
+        if (place == DDL_FIRST_IN_TX)
+            must_ok(c, dbpool_begin(c, 0), "begin");
+    }
+    expect_shape(c, q, k, places[place]);
+    if (place != DDL_AUTOCOMMIT) {
+        assert_txstate(c, 'T', places[place]);
+        must_ok(c, dbpool_commit(c), "commit");
+    }
+    expect_shape(c, q, k, "again");
+    if (holder)
+        dbpool_close(holder);
+    if (other)
+        dbpool_close(other);
+}
+
+Test(pgcache, every_kind_of_ddl_under_a_cached_statement)
+{
+    dbpool_conn *adm = start_one_conn_with_admin(2);
+    dbpool_conn *c = h_connect();
+
+    for (size_t i = 0; i < sizeof(ddl_cases) / sizeof(ddl_cases[0]); i++)
+        for (int place = DDL_AUTOCOMMIT; place <= DDL_POOL_LATER_IN_TX; place++)
+            ddl_case_run(adm, c, &ddl_cases[i], (enum ddl_place)place, (int)i);
+    drop_schema(c);
+    dbpool_close(c);
+    dbpool_close(adm);
     h_stop_ok();
 }
 
@@ -2168,9 +2315,10 @@ Test(pgcache, partial_discard_and_deallocate_keep_the_cache)
 }
 
 /* (f) Our statements dropped where the daemon cannot see it (inside a
- * function): the server answers 26000; outside a transaction the daemon
- * prepares the statement again and retries, inside one the client gets the
- * 26000 and the statement works again after ROLLBACK. */
+ * function): the server answers 26000; outside a transaction, or as the
+ * first statement of one, the daemon prepares the statement again and
+ * retries; as a later statement of a transaction the client gets the 26000
+ * and the statement works again after ROLLBACK. */
 Test(pgcache, statements_dropped_behind_the_caches_back)
 {
     const char *q = "SELECT $1::int8 - 1", *q2 = "SELECT -$1::int8";
@@ -2200,12 +2348,23 @@ Test(pgcache, statements_dropped_behind_the_caches_back)
     expect_int_result(c, q, 9, 8);
     cr_assert_eq(n_prepared(c), 1);
 
-    /* Inside a transaction: no retry. A second cached statement, q2. */
+    /* The first statement of a transaction: replayed (the daemon rolls
+     * back the BEGIN it sent with it and starts again). */
+    h_exec(c, drop_ours);
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    expect_int_result(c, q, 12, 11);
+    assert_txstate(c, 'T', "after the replayed first statement");
+    must_ok(c, dbpool_commit(c), "commit");
+    cr_assert_eq(n_prepared(c), 1);
+
+    /* A later statement of a transaction: no retry. A second cached
+     * statement, q2. */
     expect_int_result(c, q2, 1, -1);
     expect_int_result(c, q2, 2, -2);
     cr_assert_eq(n_prepared(c), 2);
     h_exec(c, drop_ours);
     must_ok(c, dbpool_begin(c, 0), "begin");
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
     dbpool_value v = dbpool_int(1);
     dbpool_result *r = NULL;
     int rc = dbpool_query(c, q, &v, 1, &r);

@@ -357,6 +357,29 @@ Test(stmtcache, clear_forgets_everything_without_garbage)
     cr_assert_eq(stmt_cache_count(sc), 1);
 }
 
+Test(stmtcache, forget_all_deallocates_everything_later)
+{
+    struct stmt_ref b, c, r;
+    char want[128];
+
+    sc = stmt_cache_new(4);
+    cache("SELECT 'b'", &b);
+    cache("SELECT 'c'", &c);
+    stmt_cache_forget_all(sc);
+    cr_assert_eq(stmt_cache_count(sc), 0);
+    snprintf(want, sizeof(want), "DEALLOCATE %s; DEALLOCATE %s", b.name, c.name);
+    cr_assert_str_eq(garbage(), want);
+    cr_assert_neq(look("SELECT 'b'", NULL), SC_PREPARED, "b still cached after forget_all");
+    /* Prepared again under a new name. */
+    cr_assert_eq(lookup_again("SELECT 'c'", &r), SC_PREPARE);
+    cr_assert_str_neq(r.name, c.name);
+    add_t(&r, "SELECT 'c'", NULL, 0);
+    cr_assert_eq(look("SELECT 'c'", NULL), SC_PREPARED);
+    stmt_cache_forget_all(sc);
+    stmt_cache_forget_all(sc);   /* nothing left: no second DEALLOCATE of the same name */
+    cr_assert_eq(stmt_cache_count(sc), 0);
+}
+
 /* ----------------------------------------------------------------- cacheable */
 
 Test(stmtcache, cacheable_statements)
