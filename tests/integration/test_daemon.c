@@ -1338,6 +1338,48 @@ static void bad_bytes(bool handshake, const void *bytes, size_t n, int code, con
     h_stop_ok();
 }
 
+static size_t count_in_log(const char *needle)
+{
+    char *log = h_read_log();
+    size_t n = 0;
+    for (const char *p = log; (p = strstr(p, needle)); p++)
+        n++;
+    free(log);
+    return n;
+}
+
+/* One garbage session: a frame type no protocol has, before HELLO. */
+static void garbage_session(void)
+{
+    static const uint8_t junk[] = { 0, 0, 0, 1, '~' };
+    int fd = h_raw_connect();
+    cr_assert(h_raw_send(fd, junk, sizeof(junk)));
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_PROTOCOL, "garbage before HELLO");
+}
+
+/* A local user opening session after session with garbage cannot flood
+ * the log: each event writes a bounded number of lines per second, and a
+ * summary says how many were left out. */
+Test(badinput, a_flood_of_bad_sessions_writes_a_bounded_log)
+{
+    h_start(NULL);
+    uint64_t t0 = h_now_ms();
+    for (int i = 0; i < 600; i++)
+        garbage_session();
+    uint64_t secs = (h_now_ms() - t0) / 1000 + 2;   /* windows the flood touched */
+    size_t lines = count_in_log("event=client_protocol_error");
+    cr_log_info("600 bad sessions in %llu ms: %zu log lines", (unsigned long long)(h_now_ms() - t0),
+                lines);
+    cr_assert_leq(lines, secs * 50, "%zu client_protocol_error lines for 600 sessions in < %llu s",
+                  lines, (unsigned long long)secs);
+    /* Once the window is over, the next line brings the summary. */
+    bool summarised = H_AWAIT((garbage_session(),
+                               count_in_log("suppressed_event=client_protocol_error") > 0), 5000);
+    cr_assert(summarised, "no log_suppressed line for the dropped lines");
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
 static void bad_frame(bool handshake, uint8_t type, const void *payload, uint32_t len, int code,
                       const char *what)
 {
