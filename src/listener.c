@@ -158,10 +158,12 @@ static const char *accept_hint(int err)
 static void arm_retry(struct listener *l)
 {
     struct timeval tv = { ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000 };
+    char q[300];
 
     if (evtimer_add(l->retry, &tv) != 0)
         log_error("accept_timer_failed", "socket=%s hint=\"cannot schedule the accept retry; "
-                  "accepting resumes when a client session ends\"", l->path);
+                  "accepting resumes when a client session ends\"",
+                  log_quote(q, sizeof(q), l->path, strlen(l->path)));
 }
 
 static void pause_accepting(struct listener *l, int err)
@@ -187,10 +189,12 @@ static void pause_accepting(struct listener *l, int err)
 
 static void resume_accepting(struct listener *l)
 {
+    char q[300];
+
     l->state = PROBATION;
     if (evconnlistener_enable(l->evl) != 0)
         log_error("accept_resume_failed", "socket=%s hint=\"cannot watch the socket again; "
-                  "restart dbpoold\"", l->path);
+                  "restart dbpoold\"", log_quote(q, sizeof(q), l->path, strlen(l->path)));
     arm_retry(l);
 }
 
