@@ -114,6 +114,7 @@ static const struct key_spec daemon_keys[] = {
     { "maxParams", K_U32, DOFF(max_params), 1, 65535, NULL, 0, NULL },
     { "maxBatchStatements", K_U32, DOFF(max_batch_statements), 1, 65535, NULL, 0, NULL },
     { "maxClients", K_U32, DOFF(max_clients), 1, 1000000, NULL, 0, NULL },
+    { "listenBacklog", K_U32, DOFF(listen_backlog), 1, 65535, NULL, 0, NULL },
     { "outputHighWater", K_SIZE, DOFF(output_high_water), 4096, 1073741824, NULL, 0, NULL },
     { "shutdownTimeout", K_DURATION, DOFF(shutdown_timeout_ms), 1, DURATION_MAX_MS, NULL, 0, NULL },
     { "clientIdleTimeout", K_DURATION, DOFF(client_idle_timeout_ms), 0, DURATION_MAX_MS, NULL, 0, NULL },
@@ -962,6 +963,7 @@ static void daemon_defaults(struct loader *ld, struct daemon_config *d)
     d->max_params = 1024;
     d->max_batch_statements = 1000;
     d->max_clients = 10000;
+    d->listen_backlog = 4096;
     d->output_high_water = 262144;
     d->shutdown_timeout_ms = 30000;
     d->client_idle_timeout_ms = 0;

@@ -30,6 +30,7 @@ struct daemon_config {
     uint32_t max_params;            /* parameters per statement, default 1024 */
     uint32_t max_batch_statements;  /* statements per batch, default 1000 */
     uint32_t max_clients;           /* accepted client sessions, default 10000 */
+    uint32_t listen_backlog;        /* listen() backlog of both sockets, default 4096 */
     size_t output_high_water;       /* bytes queued to a client before row fetching pauses, default 256 KiB */
     uint64_t shutdown_timeout_ms;   /* SIGTERM drain bound, default 30s */
     uint64_t client_idle_timeout_ms;        /* 0 = off (default) */

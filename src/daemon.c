@@ -177,6 +177,10 @@ void daemon_shutdown(struct daemon *d, const char *reason)
 
 void daemon_client_gone(struct daemon *d)
 {
+    /* Its socket is closed: a listener paused for want of descriptors may
+     * accept again. */
+    listener_fd_freed(d->listener);
+    status_fd_freed(d->status);
     if (d->shutting_down && d->nclients == 0)
         event_base_loopexit(d->base, NULL);
 }

@@ -52,7 +52,8 @@ void daemon_free(struct daemon *d);
 
 /* Begin a graceful shutdown (stop accepting, drain, exit). */
 void daemon_shutdown(struct daemon *d, const char *reason);
-/* A client ended; when shutting down and none are left, stop the loop. */
+/* A client ended (its descriptor is free): paused listeners retry; when
+ * shutting down and none are left, stop the loop. */
 void daemon_client_gone(struct daemon *d);
 
 struct pool *daemon_find_pool(const struct daemon *d, const char *name, size_t len);

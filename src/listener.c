@@ -1,14 +1,29 @@
 /*
  * listener.c — binds the Unix socket files (client and status sockets) and
  * accepts client sessions with an evconnlistener on the daemon's loop.
- * Accepted sockets are handed to client_new(); above maxClients the new
+ * Accepted sockets are handed to client_accept(); above maxClients the new
  * session gets an error frame and is closed.
+ *
+ * When accept() fails for want of a resource (out of descriptors: EMFILE,
+ * ENFILE; out of socket memory: ENOBUFS, ENOMEM) the pending connection
+ * stays in the backlog and the socket stays readable, so retrying at once
+ * would spin. Instead the listener pauses: it stops watching the socket
+ * and resumes when a client session ends (listener_fd_freed) or after
+ * ACCEPT_RETRY_MS, whichever comes first. The state is the `state` field:
+ *
+ *   ACCEPTING --accept fails--> PAUSED --fd freed / timer--> PROBATION
+ *   PROBATION --accept fails--> PAUSED (same episode, nothing logged)
+ *   PROBATION --a retry interval without failure--> ACCEPTING
+ *
+ * so an episode logs two lines (accept_paused, accept_resumed) however long
+ * it lasts and however often clients come and go during it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,10 +36,24 @@
 #include "daemon.h"
 #include "listener.h"
 #include "log.h"
+#include "pool.h"
+
+#define ACCEPT_RETRY_MS 1000
+
+enum accept_state {
+    ACCEPTING,      /* normal */
+    PAUSED,         /* accept failed: the socket is not watched */
+    PROBATION,      /* watched again; the episode ends after a quiet interval */
+};
 
 struct listener {
     struct daemon *d;
     struct evconnlistener *evl;
+    struct event *retry;            /* PAUSED: resume; PROBATION: end the episode */
+    enum accept_state state;
+    int last_error;                 /* errno of the latest failed accept */
+    uint64_t failures;              /* failed accepts in this episode */
+    uint64_t paused_since_us;
     char *path;
 };
 
@@ -74,7 +103,7 @@ static int clear_stale(const struct sockaddr_un *sa, const char *path, char *err
     return 0;
 }
 
-int unix_socket_listen(const char *path, unsigned mode, char *errbuf, size_t errlen)
+int unix_socket_listen(const char *path, unsigned mode, int backlog, char *errbuf, size_t errlen)
 {
     struct sockaddr_un sa;
 
@@ -91,7 +120,7 @@ int unix_socket_listen(const char *path, unsigned mode, char *errbuf, size_t err
         close(fd);
         return -1;
     }
-    if (chmod(sa.sun_path, mode) != 0 || listen(fd, 1024) != 0) {
+    if (chmod(sa.sun_path, mode) != 0 || listen(fd, backlog) != 0) {
         snprintf(errbuf, errlen, "cannot listen on %s: %s", sa.sun_path, strerror(errno));
         close(fd);
         unlink(sa.sun_path);
@@ -108,19 +137,106 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd,
     client_accept(l->d, fd);
 }
 
+/* What the operator can do about a failed accept(). */
+static const char *accept_hint(int err)
+{
+    switch (err) {
+    case EMFILE:
+        return "dbpoold is out of file descriptors: raise LimitNOFILE (systemd) or ulimit -n, "
+               "or lower maxClients or the pools' maxOpenConns";
+    case ENFILE:
+        return "the system is out of file descriptors: raise fs.file-max or find the process "
+               "holding them";
+    case ENOBUFS:
+    case ENOMEM:
+        return "the kernel is out of memory for sockets: free memory";
+    default:
+        return "accept() failed; retrying every second";
+    }
+}
+
+static void arm_retry(struct listener *l)
+{
+    struct timeval tv = { ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000 };
+    char q[300];
+
+    if (evtimer_add(l->retry, &tv) != 0)
+        log_error("accept_timer_failed", "socket=%s hint=\"cannot schedule the accept retry; "
+                  "accepting resumes when a client session ends\"",
+                  log_quote(q, sizeof(q), l->path, strlen(l->path)));
+}
+
+static void pause_accepting(struct listener *l, int err)
+{
+    struct rlimit rl;
+    char q[300];
+
+    evconnlistener_disable(l->evl);
+    l->failures++;
+    l->last_error = err;
+    if (l->state == ACCEPTING) {
+        l->paused_since_us = now_us();
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = 0;
+        log_warn("accept_paused", "socket=%s error=\"%s\" clients=%zu nofile_limit=%llu "
+                 "retry_ms=%d hint=\"%s\"", log_quote(q, sizeof(q), l->path, strlen(l->path)),
+                 strerror(err), l->d->nclients, (unsigned long long)rl.rlim_cur, ACCEPT_RETRY_MS,
+                 accept_hint(err));
+    }
+    l->state = PAUSED;
+    arm_retry(l);
+}
+
+static void resume_accepting(struct listener *l)
+{
+    char q[300];
+
+    l->state = PROBATION;
+    if (evconnlistener_enable(l->evl) != 0)
+        log_error("accept_resume_failed", "socket=%s hint=\"cannot watch the socket again; "
+                  "restart dbpoold\"", log_quote(q, sizeof(q), l->path, strlen(l->path)));
+    arm_retry(l);
+}
+
+static void end_episode(struct listener *l)
+{
+    char q[300];
+
+    log_info("accept_resumed", "socket=%s paused_ms=%llu failed_accepts=%llu last_error=\"%s\" "
+             "clients=%zu", log_quote(q, sizeof(q), l->path, strlen(l->path)),
+             (unsigned long long)((now_us() - l->paused_since_us) / 1000),
+             (unsigned long long)l->failures, strerror(l->last_error), l->d->nclients);
+    l->state = ACCEPTING;
+    l->failures = 0;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener *l = arg;
+
+    if (l->state == PAUSED)
+        resume_accepting(l);
+    else if (l->state == PROBATION)
+        end_episode(l);
+}
+
+/* libevent calls this for errors other than EAGAIN/EINTR/ECONNABORTED; the
+ * socket stays readable, so every such error pauses accepting. */
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
-    int err = EVUTIL_SOCKET_ERROR();
+    pause_accepting(arg, EVUTIL_SOCKET_ERROR());
+}
 
-    /* EMFILE/ENFILE: out of descriptors; libevent retries on the next event. */
-    log_error("accept_failed", "error=\"%s\" hint=\"raise LimitNOFILE or lower maxClients\"",
-              strerror(err));
+void listener_fd_freed(struct listener *l)
+{
+    if (l && l->state == PAUSED)
+        resume_accepting(l);
 }
 
 struct listener *listener_start(struct daemon *d, const char *path, unsigned mode,
                                 char *errbuf, size_t errlen)
 {
-    int fd = unix_socket_listen(path, mode, errbuf, errlen);
+    int fd = unix_socket_listen(path, mode, (int)d->cfg->daemon.listen_backlog, errbuf, errlen);
     if (fd < 0)
         return NULL;
     struct listener *l = calloc(1, sizeof(*l));
@@ -132,10 +248,14 @@ struct listener *listener_start(struct daemon *d, const char *path, unsigned mod
         return NULL;
     }
     l->d = d;
-    l->evl = evconnlistener_new(d->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-    if (!l->evl) {
+    l->retry = evtimer_new(d->base, on_retry, l);
+    /* Backlog 0: listen() was called above (libevent's -1 means 128). */
+    l->evl = evconnlistener_new(d->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                0, fd);
+    if (!l->evl || !l->retry) {
         snprintf(errbuf, errlen, "cannot watch %s for connections", path);
-        close(fd);
+        if (!l->evl)
+            close(fd);
         listener_free(l);
         return NULL;
     }
@@ -149,6 +269,8 @@ void listener_free(struct listener *l)
         return;
     if (l->evl)
         evconnlistener_free(l->evl);
+    if (l->retry)
+        event_free(l->retry);
     unlink(l->path);
     free(l->path);
     free(l);

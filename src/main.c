@@ -2,6 +2,7 @@
  * main.c — dbpoold's entry point: command line, config check (-t), and the
  * daemon's lifetime. Runs in the foreground; systemd supervises it.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,22 +56,71 @@ static bool report(const char *path, const struct config *cfg, const struct conf
     return ok;
 }
 
-/* Sessions and server connections each need a descriptor: raise the soft
- * limit toward the hard one so maxClients is reachable without tuning. */
+/* Descriptors beyond sessions and server connections: stdio, the event
+ * loop and its notification and signal pipes, both listening sockets,
+ * status requests and transient files (SQLite journals, passwordFile). */
+#define OWN_FDS 32
+
+/* Descriptors a pool can hold: one socket per server connection, or per
+ * SQLite connection its database and -wal files (the -shm once per pool). */
+static rlim_t pool_fds(const struct pool_config *pc)
+{
+    if (pc->type == BACKEND_SQLITE)
+        return 2 * (rlim_t)pc->max_open_conns + 1;
+    return (rlim_t)pc->max_open_conns;
+}
+
+/* Descriptors for everything but the client sessions. */
+static rlim_t fds_besides_clients(const struct config *cfg)
+{
+    rlim_t n = OWN_FDS;
+
+    for (size_t i = 0; i < cfg->npools; i++)
+        n += pool_fds(&cfg->pools[i]);
+    return n;
+}
+
+/* The soft limit up to the hard one (ours to take; systemd sets the soft
+ * limit low for select()'s sake, which dbpoold does not use). */
+static void nofile_to_hard(struct rlimit *rl)
+{
+    struct rlimit up = { rl->rlim_max, rl->rlim_max };
+
+    if (rl->rlim_cur == rl->rlim_max)
+        return;
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+        rl->rlim_cur = rl->rlim_max;
+        return;
+    }
+    log_warn("nofile_raise_failed", "soft=%llu hard=%llu error=\"%s\" hint=\"set LimitNOFILE= "
+             "(systemd) or ulimit -n instead\"", (unsigned long long)rl->rlim_cur,
+             (unsigned long long)rl->rlim_max, strerror(errno));
+}
+
+/* Raise the soft RLIMIT_NOFILE to the hard limit, log it, and warn when
+ * maxClients sessions plus the pools' connections cannot fit: past the
+ * limit accepting pauses (listener.c) instead of serving maxClients. */
 static void raise_nofile(const struct config *cfg)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)cfg->daemon.max_clients + 64;
+    rlim_t other = fds_besides_clients(cfg), need = other + cfg->daemon.max_clients;
 
-    for (size_t i = 0; i < cfg->npools; i++)
-        want += (rlim_t)cfg->pools[i].max_open_conns;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("nofile_limit_unknown", "error=\"%s\"", strerror(errno));
         return;
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-        log_warn("nofile_limit", "limit=%llu needed=%llu hint=\"raise LimitNOFILE (systemd) or "
-                 "ulimit -n, or lower maxClients\"", (unsigned long long)rl.rlim_cur,
-                 (unsigned long long)want);
+    }
+    rlim_t was = rl.rlim_cur;
+    nofile_to_hard(&rl);
+    log_info("nofile_limit", "soft=%llu hard=%llu was=%llu needed=%llu", (unsigned long long)rl.rlim_cur,
+             (unsigned long long)rl.rlim_max, (unsigned long long)was, (unsigned long long)need);
+    if (rl.rlim_cur >= need)
+        return;
+    rlim_t fit = rl.rlim_cur > other ? rl.rlim_cur - other : 0;
+    log_warn("nofile_limit_low", "limit=%llu needed=%llu max_clients=%u clients_fit=%llu "
+             "hint=\"raise LimitNOFILE= (systemd) or ulimit -n to at least %llu, or lower maxClients "
+             "to %llu; past the limit new sessions wait in the backlog\"",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)need, cfg->daemon.max_clients,
+             (unsigned long long)fit, (unsigned long long)need, (unsigned long long)fit);
 }
 
 int main(int argc, char **argv)

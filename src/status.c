@@ -17,8 +17,15 @@
  * hosts, users and passwords never leave the daemon this way.
  *
  * Ownership: status_start() returns a struct status_server that owns the
- * evhttp (which owns the listening socket); status_stop() frees it, which
- * closes the socket, and unlinks the socket file.
+ * evhttp (which owns the listener and so the listening socket);
+ * status_stop() frees it, which closes the socket, and unlinks the socket
+ * file. status_stop() runs only when the loop no longer dispatches (see
+ * on_accept_error).
+ *
+ * Out of descriptors, accept() fails and the socket stays readable; evhttp
+ * alone would retry at once, for ever, at 100% CPU. The listener is ours
+ * (evhttp_bind_listener) so that an accept error pauses it: it resumes
+ * after a second, or sooner when a client session ends (status_fd_freed).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -33,6 +40,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "daemon.h"
 #include "listener.h"
@@ -50,6 +58,7 @@
 #define STATUS_TIMEOUT_S 10              /* idle/slow HTTP connections */
 #define STATUS_MAX_HEADERS 8192          /* bytes of request headers */
 #define STATUS_MAX_BODY 4096             /* GET needs none; keep it small */
+#define STATUS_ACCEPT_RETRY_S 1          /* after a failed accept() */
 #define CT_JSON "application/json"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define ALLOWED_METHODS "GET, HEAD"
@@ -57,6 +66,7 @@
 struct status_server {
     struct daemon *d;
     struct evhttp *http;
+    struct evconnlistener *evl;      /* owned by http once bound */
     char *path;
 };
 
@@ -608,6 +618,48 @@ static void http_configure(struct status_server *s)
     evhttp_set_gencb(s->http, on_request, s);
 }
 
+static void resume_listener(evutil_socket_t fd, short what, void *evl)
+{
+    evconnlistener_enable(evl);
+}
+
+/* accept() failed with something other than EAGAIN/EINTR (EMFILE, ENFILE,
+ * ENOBUFS, ...): stop watching the socket and retry in a second. The
+ * callback's argument is evhttp's (evhttp_bind_listener sets it), so no
+ * state of ours is reachable here: the retry is a one-shot event on the
+ * base, which is safe because the listener outlives every dispatch (it is
+ * freed by status_stop after the loop has ended; event_base_free drops a
+ * pending one-shot). The client socket's accept_paused/accept_resumed
+ * events report the episode; each status pause is logged at debug level. */
+static void on_accept_error(struct evconnlistener *evl, void *http)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = { STATUS_ACCEPT_RETRY_S, 0 };
+
+    evconnlistener_disable(evl);
+    log_debug("status_accept_paused", "error=\"%s\" retry_ms=%d", strerror(err),
+              STATUS_ACCEPT_RETRY_S * 1000);
+    if (event_base_once(evconnlistener_get_base(evl), -1, EV_TIMEOUT, resume_listener, evl, &tv) != 0)
+        log_error("status_accept_timer_failed", "hint=\"the status socket resumes accepting "
+                  "when a client session ends\"");
+}
+
+/* Watch fd (listening) with a listener of ours and hand it to evhttp. */
+static bool bind_listener(struct status_server *s, int fd)
+{
+    s->evl = evconnlistener_new(s->d->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                0, fd);
+    if (!s->evl)
+        return false;
+    if (!evhttp_bind_listener(s->http, s->evl)) {
+        evconnlistener_free(s->evl);     /* closes fd */
+        s->evl = NULL;
+        return false;
+    }
+    evconnlistener_set_error_cb(s->evl, on_accept_error);
+    return true;
+}
+
 struct status_server *status_start(struct daemon *d, const char *path, char *errbuf, size_t errlen)
 {
     struct status_server *s = calloc(1, sizeof(*s));
@@ -620,16 +672,17 @@ struct status_server *status_start(struct daemon *d, const char *path, char *err
     }
     s->d = d;
     http_configure(s);
-    fd = unix_socket_listen(path, STATUS_SOCKET_MODE, errbuf, errlen);
+    fd = unix_socket_listen(path, STATUS_SOCKET_MODE, (int)d->cfg->daemon.listen_backlog, errbuf, errlen);
     if (fd < 0) {
         evhttp_free(s->http);
         free(s->path);
         free(s);
         return NULL;
     }
-    if (!evhttp_accept_socket_with_handle(s->http, fd)) {
+    if (!bind_listener(s, fd)) {
         snprintf(errbuf, errlen, "status socket %s: cannot watch it for connections", path);
-        close(fd);
+        if (!s->evl)
+            close(fd);
         status_stop(s);
         return NULL;
     }
@@ -638,12 +691,18 @@ struct status_server *status_start(struct daemon *d, const char *path, char *err
     return s;
 }
 
+void status_fd_freed(struct status_server *s)
+{
+    if (s && s->evl)
+        evconnlistener_enable(s->evl);
+}
+
 void status_stop(struct status_server *s)
 {
     if (!s)
         return;
     if (s->http) {
-        evhttp_free(s->http);            /* closes the listening socket */
+        evhttp_free(s->http);            /* frees the listener: closes the listening socket */
         if (s->path)
             unlink(s->path);
     }

@@ -32,6 +32,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -476,6 +477,7 @@ static struct {
     bool own_dir;               /* not under the runner's root: h_fini removes it */
     struct h_paths p;
     pid_t pid;
+    unsigned long nofile_soft, nofile_hard;  /* h_opts: kept for h_restart */
 } H;
 
 const struct h_paths *h_paths(void)
@@ -590,6 +592,26 @@ static char **daemon_env(char *asan_buf, size_t len)
     return env;
 }
 
+/* In the child: apply the h_opts descriptor limits (0 = unchanged). */
+static bool limit_nofile(void)
+{
+    struct rlimit rl;
+
+    if (!H.nofile_soft && !H.nofile_hard)
+        return true;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return false;
+    if (H.nofile_hard)
+        rl.rlim_max = H.nofile_hard;
+    if (H.nofile_soft)
+        rl.rlim_cur = H.nofile_soft;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        return true;
+    dprintf(2, "harness: setrlimit(RLIMIT_NOFILE, %lu, %lu): %s\n", (unsigned long)rl.rlim_cur,
+            (unsigned long)rl.rlim_max, strerror(errno));
+    return false;
+}
+
 static void spawn(void)
 {
     const char *bin = getenv("DBPOOLD_BIN");
@@ -617,6 +639,8 @@ static void spawn(void)
             for (int fd = 3; fd < 4096; fd++)
                 close(fd);
         signal(SIGPIPE, SIG_DFL);
+        if (!limit_nofile())
+            _exit(127);
         execve(bin, argv, env);
         dprintf(2, "harness: exec %s: %s\n", bin, strerror(errno));
         _exit(127);
@@ -803,6 +827,8 @@ void h_start(const struct h_opts *opts)
         lock_shared_server();
     arm_watchdog();
     make_dir();
+    H.nofile_soft = opts ? opts->nofile_soft : 0;
+    H.nofile_hard = opts ? opts->nofile_hard : 0;
     write_config(opts);
     spawn();
     await_ready();

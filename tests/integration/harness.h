@@ -118,6 +118,9 @@ struct h_opts {
     int max_idle_conns;           /* 0 -> max_open_conns */
     const char *shutdown_timeout; /* NULL -> "5s" */
     const char *extra_pools;      /* spliced after the "app" pool entry, e.g. `, { name = ... }` */
+    /* RLIMIT_NOFILE of the daemon: soft and hard limits set in the child
+     * before exec (so the daemon cannot raise past them); 0 keeps ours. */
+    unsigned long nofile_soft, nofile_hard;
 };
 
 #define H_POOL "app"

@@ -20,20 +20,26 @@
  *   pool         acquire timeout, the wait queue
  *   timeouts     statement, idle-transaction and client-idle timeouts
  *   cancel       CANCEL of running and waiting requests
+ *   fdlimits     descriptor exhaustion, RLIMIT_NOFILE, the listen backlog
  *
  * Tests await conditions (a query, the status socket) with deadlines; they
  * never sleep to synchronise.
  */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -2336,5 +2342,294 @@ Test(deferred_begin, savepoint_or_batch_as_the_first_step)
     must_ok(a, dbpool_commit(a), "commit");
     cr_assert_str_eq(table_ints(a, "t"), "1,2");
     dbpool_close(a);
+    h_stop_ok();
+}
+
+/* ================================================================ fdlimits */
+
+/* Descriptor exhaustion, the RLIMIT_NOFILE raise and the listen backlog.
+ * Nothing here depends on the backend: the suite runs with SQLite only. */
+TestSuite(fdlimits, .fini = h_fini, .timeout = 120);
+
+#define FD_LIMIT 64          /* the daemon's RLIMIT_NOFILE in the exhaustion test */
+#define HELD_CONNS 100       /* connections held open against it */
+
+static void skip_unless_sqlite(void)
+{
+    if (P->shared_server)
+        cr_skip_test("backend-independent; run with sqlite only");
+}
+
+/* Our own soft descriptor limit raised to at least n (skip when impossible). */
+static void need_own_fds(rlim_t n)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= n)
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < n)
+        cr_skip_test("needs %lu descriptors, the hard limit is %lu", (unsigned long)n,
+                     (unsigned long)rl.rlim_max);
+    rl.rlim_cur = n;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+}
+
+/* utime + stime of the daemon, in seconds (/proc/<pid>/stat fields 14, 15). */
+static double daemon_cpu_s(void)
+{
+    char path[64], buf[1024];
+    unsigned long ut = 0, st = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)h_pid());
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');   /* the command name may hold spaces */
+    cr_assert(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2,
+              "cannot parse %s: %s", path, buf);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The daemon's scheduling state letter (R, S, T, ...). */
+static char daemon_state(void)
+{
+    char path[64], buf[512], state = '?';
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)h_pid());
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return state;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    if (p && p[1] == ' ')
+        state = p[2];
+    return state;
+}
+
+static int daemon_open_fds(void)
+{
+    char path[64];
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)h_pid());
+    DIR *dir = opendir(path);
+    if (!dir)
+        return -1;
+    for (struct dirent *e; (e = readdir(dir));)
+        n += e->d_name[0] != '.';
+    closedir(dir);
+    return n;
+}
+
+/* "Max open files" soft and hard limits of the daemon from /proc/<pid>/limits. */
+static void daemon_nofile(unsigned long *soft, unsigned long *hard)
+{
+    char path[64], line[256];
+    bool found = false;
+
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)h_pid());
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    while (!found && fgets(line, sizeof(line), f))
+        found = sscanf(line, "Max open files %lu %lu", soft, hard) == 2;
+    fclose(f);
+    cr_assert(found, "no \"Max open files\" line in %s", path);
+}
+
+/* Lines of the daemon log holding any of the words. */
+static int log_lines_with(const char *const *words)
+{
+    char *log = h_read_log();
+    int n = 0;
+
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
+        for (const char *const *w = words; *w; w++)
+            if (strstr(line, *w)) {
+                n++;
+                break;
+            }
+    free(log);
+    return n;
+}
+#define LOG_LINES_WITH(...) log_lines_with((const char *const[]){ __VA_ARGS__, NULL })
+
+/* A fresh raw session gets HELLO_OK within timeout_ms (no assert). */
+static bool hello_answered(int timeout_ms)
+{
+    int fd = h_raw_try_connect(h_paths()->sock);
+    struct h_frame f;
+    bool ok = false;
+
+    if (fd < 0)
+        return false;
+    h_raw_send_hello(fd, PROTO_VERSION, H_POOL);
+    if (h_raw_read_frame(fd, timeout_ms, &f) == 1) {
+        ok = f.type == PT_HELLO_OK;
+        h_frame_free(&f);
+    }
+    close(fd);
+    return ok;
+}
+
+/* Read an HTTP response until EOF; its status code, or -1 after timeout_ms. */
+static int http_status_within(int fd, int timeout_ms)
+{
+    char buf[8192];
+    size_t len = 0;
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+
+    while (len < sizeof(buf) - 1 && h_now_ms() < deadline) {
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        if (poll(&pfd, 1, (int)(deadline - h_now_ms())) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    int code = -1;
+    return sscanf(buf, "HTTP/1.%*d %d", &code) == 1 ? code : -1;
+}
+
+Test(fdlimits, exhaustion_pauses_accepting_without_spinning)
+{
+    skip_unless_sqlite();
+    need_own_fds(HELD_CONNS + 64);
+    struct h_opts o = { .nofile_soft = FD_LIMIT, .nofile_hard = FD_LIMIT };
+    h_start(&o);
+    cr_expect_eq(LOG_LINES_WITH("nofile_limit_low"), 1,
+                 "no warning that maxClients (10000) cannot fit in %d descriptors", FD_LIMIT);
+
+    int held[HELD_CONNS];
+    for (int i = 0; i < HELD_CONNS; i++) {
+        held[i] = h_raw_connect();
+        h_raw_send_hello(held[i], PROTO_VERSION, H_POOL);
+    }
+    cr_assert(H_AWAIT(daemon_open_fds() >= FD_LIMIT, 5000),
+              "the daemon never ran out of descriptors (%d open)", daemon_open_fds());
+    /* A status request made now waits in the status socket's backlog. */
+    int http = h_raw_try_connect(h_paths()->status_sock);
+    cr_assert_geq(http, 0, "connect to the status socket: %s", strerror(errno));
+    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert(h_raw_send(http, req, sizeof(req) - 1));
+
+    /* A measurement window (nothing to await): out of descriptors, the
+     * daemon must idle, not retry accept() in a loop. */
+    double cpu0 = daemon_cpu_s();
+    h_sleep_ms(2000);
+    double used = daemon_cpu_s() - cpu0;
+    int noisy = LOG_LINES_WITH("event=accept_failed", "event=accept_paused", "Error from accept");
+    int retries = LOG_LINES_WITH("event=status_accept_paused");
+    cr_expect_lt(used, 0.3, "the daemon used %.2f s of CPU in 2 s while out of descriptors", used);
+    cr_expect_eq(noisy, 1, "%d accept failure lines in the log while out of descriptors, "
+                 "expected one accept_paused", noisy);
+    /* The status socket retries once a second, logged at debug level. */
+    cr_expect_leq(retries, 5, "%d status_accept_paused lines in about 2 s", retries);
+
+    for (int i = 0; i < HELD_CONNS; i++)
+        close(held[i]);
+    int code = http_status_within(http, 5000);
+    close(http);
+    cr_assert_eq(code, 200, "the pending /health request got %d once descriptors were free", code);
+    cr_assert(H_AWAIT(hello_answered(1000), 5000), "no new session served after the release");
+    cr_assert(H_AWAIT(LOG_LINES_WITH("accept_resumed") >= 1, 5000),
+              "no accept_resumed event after the release");
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+Test(fdlimits, soft_limit_raised_to_the_hard_limit)
+{
+    skip_unless_sqlite();
+    /* maxClients = 10 fits in 128 already: the raise must not depend on need. */
+    struct h_opts o = { .nofile_soft = 128, .nofile_hard = 1024, .daemon_settings = "maxClients = 10;" };
+    unsigned long soft = 0, hard = 0;
+
+    h_start(&o);
+    daemon_nofile(&soft, &hard);
+    cr_assert_eq(hard, 1024, "the harness did not set the hard limit (%lu)", hard);
+    cr_assert_eq(soft, 1024, "the soft descriptor limit is %lu, not raised to the hard 1024", soft);
+    cr_assert_eq(LOG_LINES_WITH("event=nofile_limit soft=1024 hard=1024"), 1,
+                 "the raised limit is not logged");
+    cr_assert_eq(LOG_LINES_WITH("nofile_limit_low"), 0, "a warning though maxClients fits");
+    h_stop_ok();
+}
+
+/* Non-blocking connects to the client socket: how many got into the backlog. */
+static int connect_burst(int *fds, int n)
+{
+    int ok = 0;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    const char *path = h_paths()->sock;
+
+    cr_assert_lt(strlen(path), sizeof(sa.sun_path), "socket path too long: %s", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    for (int i = 0; i < n; i++) {
+        fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fds[i], 0, "socket: %s", strerror(errno));
+        if (connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            ok++;
+            continue;
+        }
+        cr_assert_eq(errno, EAGAIN, "connect %d: %s", i, strerror(errno));
+    }
+    return ok;
+}
+
+static void close_all(int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+static void stop_daemon_process(void)
+{
+    h_signal(SIGSTOP);
+    cr_assert(H_AWAIT(daemon_state() == 'T', 5000), "the daemon did not stop (state %c)",
+              daemon_state());
+}
+
+Test(fdlimits, listen_backlog_setting_reaches_listen)
+{
+    skip_unless_sqlite();
+    struct h_opts o = { .daemon_settings = "listenBacklog = 16;" };
+    int fds[40];
+
+    h_start(&o);
+    stop_daemon_process();
+    int ok = connect_burst(fds, 40);
+    h_signal(SIGCONT);
+    /* Linux queues backlog + 1 connections on a Unix stream socket. */
+    cr_expect(ok >= 16 && ok <= 18, "%d of 40 connects queued with listenBacklog = 16", ok);
+    close_all(fds, 40);
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+Test(fdlimits, default_backlog_queues_a_burst_beyond_1024)
+{
+    enum { BURST = 1500 };
+    static int fds[BURST];
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    int somaxconn = 0;
+
+    skip_unless_sqlite();
+    if (!f || fscanf(f, "%d", &somaxconn) != 1 || somaxconn < BURST)
+        cr_skip_test("net.core.somaxconn (%d) caps the backlog below %d", somaxconn, BURST);
+    fclose(f);
+    need_own_fds(BURST + 64);
+    h_start(NULL);
+    stop_daemon_process();
+    int ok = connect_burst(fds, BURST);
+    h_signal(SIGCONT);
+    cr_expect_eq(ok, BURST, "only %d of %d connects queued while the daemon was stopped", ok, BURST);
+    close_all(fds, BURST);
+    assert_daemon_serves();
     h_stop_ok();
 }

@@ -121,6 +121,7 @@ Test(config, minimal_sqlite_gets_defaults)
     cr_expect_eq(dm->max_params, 1024);
     cr_expect_eq(dm->max_batch_statements, 1000);
     cr_expect_eq(dm->max_clients, 10000);
+    cr_expect_eq(dm->listen_backlog, 4096);
     cr_expect_eq(dm->output_high_water, 262144);
     cr_expect_eq(dm->shutdown_timeout_ms, 30000);
     cr_expect_eq(dm->client_idle_timeout_ms, 0);
@@ -160,7 +161,7 @@ static const char full_example[] =
     "  maxFrameSize = 1048576;\n"
     "  maxParams = 100;\n"
     "  maxBatchStatements = 50;\n"
-    "  maxClients = 20L;\n"                 /* int64 literals are accepted */
+    "  maxClients = 20L; listenBacklog = 512;\n"   /* int64 literals are accepted */
     "  outputHighWater = 65536;\n"
     "  shutdownTimeout = \"1m30s\";\n"
     "  clientIdleTimeout = \"10m\";\n"
@@ -201,6 +202,7 @@ Test(config, full_example)
     cr_expect_eq(dm->max_params, 100);
     cr_expect_eq(dm->max_batch_statements, 50);
     cr_expect_eq(dm->max_clients, 20);
+    cr_expect_eq(dm->listen_backlog, 512);
     cr_expect_eq(dm->output_high_water, 65536);
     cr_expect_eq(dm->shutdown_timeout_ms, 90000);
     cr_expect_eq(dm->client_idle_timeout_ms, 600000);
@@ -652,6 +654,30 @@ Test(config_env, daemon_and_pool_overrides)
     cr_expect_eq(d.nwarnings, 0);   /* the env password counts */
     config_free(cfg);
     config_diag_free(&d);
+}
+
+Test(config_errors, listen_backlog_range)
+{
+    EXPECT_ERRORS("daemon = { listenBacklog = 0; };\n" MINIMAL,
+                  ":1: daemon.listenBacklog: must be at least 1 (got 0)");
+    EXPECT_ERRORS("daemon = {\n  listenBacklog = 65536; };\n" MINIMAL,
+                  ":2: daemon.listenBacklog: must be at most 65535 (got 65536)");
+    EXPECT_ERRORS("daemon = { listenBacklog = \"4096\"; };\n" MINIMAL,
+                  ":1: daemon.listenBacklog: must be an integer, not a string (remove the quotes)");
+}
+
+Test(config_env, listen_backlog_override)
+{
+    struct config_diag d;
+    struct config *cfg;
+
+    setenv("DBPOOLD_DAEMON_LISTEN_BACKLOG", "65535", 1);
+    cfg = load_ok("daemon = { listenBacklog = 100; };\n" MINIMAL, &d);
+    cr_expect_eq(cfg->daemon.listen_backlog, 65535);
+    config_free(cfg);
+    config_diag_free(&d);
+    setenv("DBPOOLD_DAEMON_LISTEN_BACKLOG", "0", 1);
+    EXPECT_ERRORS(MINIMAL, "environment DBPOOLD_DAEMON_LISTEN_BACKLOG: must be at least 1 (got 0)");
 }
 
 Test(config_env, env_can_supply_required_key)
