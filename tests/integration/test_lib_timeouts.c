@@ -476,6 +476,33 @@ Test(request_timeout, slow_statement_is_cancelled_session_usable)
     h_stop_ok();
 }
 
+/* A request larger than the socket buffers to a daemon that stopped
+ * reading: the send itself times out, half a frame is out, so the session
+ * must be closed (no grace: a CANCEL cannot follow half a frame). */
+Test(request_timeout, send_to_a_stopped_daemon)
+{
+    size_t n = 4u << 20;
+    char *blob = malloc(n);
+    cr_assert_not_null(blob);
+    memset(blob, 'x', n);
+    dbpool_value v = dbpool_blob(blob, n);
+
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(dbpool_set_timeout(c, 300), 0);
+    stop_daemon();
+    uint64_t t0 = h_now_ms();
+    h_expect_error(c, dbpool_query(c, h_sql("SELECT length(?)"), &v, 1, NULL), DBPOOL_E_TIMEOUT,
+                   "a 4 MiB request to a stopped daemon");
+    expect_elapsed(t0, 300, 0, "a 4 MiB request to a stopped daemon");
+    expect_in_message(dbpool_last_error(c), "only part of it was sent", "a 4 MiB request");
+    cr_assert_not(dbpool_is_open(c));
+    dbpool_close(c);
+    free(blob);
+    resume_daemon();
+    h_stop_ok();
+}
+
 struct bg_exec {
     dbpool_conn *c;
     const char *sql;
