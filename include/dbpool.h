@@ -14,6 +14,12 @@
  * failure is described by dbpool_last_error(conn). A request error (SQL error,
  * pool timeout, ...) leaves the session usable; a protocol or I/O error
  * (code DBPOOL_E_PROTOCOL / DBPOOL_E_IO) closes it (dbpool_is_open() -> 0).
+ * A DBPOOL_E_TIMEOUT may do either: check dbpool_is_open().
+ *
+ * Timeouts (doc/libdbpool.md): dbpool_connect gives up after the connect
+ * timeout (default 10 s, $DBPOOL_CONNECT_TIMEOUT); a call waiting for the
+ * daemon gives up after the request timeout (default none, $DBPOOL_TIMEOUT,
+ * dbpool_set_timeout). Both fail with DBPOOL_E_TIMEOUT.
  */
 #ifndef DBPOOL_H
 #define DBPOOL_H
@@ -82,6 +88,9 @@ typedef enum dbpool_code {
     DBPOOL_E_INTERNAL = 14,       /* daemon-side failure (out of memory, ...) */
     DBPOOL_E_IO = 100,            /* library-side: socket error or daemon closed the session */
     DBPOOL_E_USAGE = 101,         /* library-side: bad argument / call out of order */
+    DBPOOL_E_TIMEOUT = 102,       /* library-side: dbpoold did not answer within the connect or
+                                     request timeout (the message says which, and whether the
+                                     session was closed) */
 } dbpool_code;
 
 /* Session transaction state, reported with every completion. */
@@ -107,9 +116,56 @@ typedef struct dbpool_result dbpool_result;
 
 /* Connect and handshake. socket_path NULL -> $DBPOOL_SOCKET, else the default
  * socket. client_name may be NULL. On failure returns NULL and fills *err
- * (if err is not NULL). */
+ * (if err is not NULL). Gives up with DBPOOL_E_TIMEOUT after the connect
+ * timeout ($DBPOOL_CONNECT_TIMEOUT, else 10 s); calls on the connection have
+ * the request timeout $DBPOOL_TIMEOUT (else none). */
 dbpool_conn *dbpool_connect(const char *socket_path, const char *pool,
                             const char *client_name, dbpool_error *err);
+
+/* ---- Connect options and timeouts (doc/libdbpool.md). ----
+ * Times are milliseconds; 0 means "no limit". DBPOOL_TIMEOUT_FROM_ENV takes
+ * the value from the environment variable named below (a duration written as
+ * in the configuration: "250ms", "10s", "1m30s", or "0"), else the default.
+ *
+ * ABI: always fill the struct with dbpool_options_init first; it records the
+ * struct's size so that fields added later keep their defaults for programs
+ * built against this header. */
+#define DBPOOL_TIMEOUT_FROM_ENV (-1)
+#define DBPOOL_DEFAULT_CONNECT_TIMEOUT_MS 10000   /* socket connect + HELLO/HELLO_OK */
+#define DBPOOL_DEFAULT_REQUEST_TIMEOUT_MS 0       /* none: a statement may run as long as it runs */
+
+typedef struct dbpool_options {
+    size_t size;                  /* sizeof(dbpool_options), set by dbpool_options_init */
+    int64_t connect_timeout_ms;   /* connect(2) + handshake; $DBPOOL_CONNECT_TIMEOUT */
+    int64_t request_timeout_ms;   /* each call waiting for the daemon; $DBPOOL_TIMEOUT */
+} dbpool_options;
+
+static inline void dbpool_options_init(dbpool_options *o)
+{
+    o->size = sizeof *o;
+    o->connect_timeout_ms = DBPOOL_TIMEOUT_FROM_ENV;
+    o->request_timeout_ms = DBPOOL_TIMEOUT_FROM_ENV;
+}
+
+/* dbpool_connect with options; opts NULL is the same as dbpool_connect
+ * (every option from the environment, else its default). An environment
+ * variable that is consulted and is not a valid duration fails the connect
+ * with DBPOOL_E_USAGE. */
+dbpool_conn *dbpool_connect_opts(const char *socket_path, const char *pool,
+                                 const char *client_name, const dbpool_options *opts,
+                                 dbpool_error *err);
+/* The request timeout of c for the calls that follow: each call that waits
+ * for the daemon (query, next row, batch, begin, commit, rollback, ping)
+ * waits at most timeout_ms for it (0: no limit). When it expires the call
+ * sends a CANCEL and waits a short grace (the timeout, at most 1 s) for the
+ * request to end: if it does, the call fails with DBPOOL_E_TIMEOUT and the
+ * session stays usable; if not, the session is closed (DBPOOL_E_TIMEOUT,
+ * dbpool_is_open() -> 0). Returns 0, or -1 (DBPOOL_E_USAGE) when timeout_ms
+ * is negative. */
+int dbpool_set_timeout(dbpool_conn *c, int64_t timeout_ms);
+/* The request timeout in force on c, in ms (0: none). */
+int64_t dbpool_timeout(const dbpool_conn *c);
+
 void dbpool_close(dbpool_conn *c);
 int dbpool_is_open(const dbpool_conn *c);
 const dbpool_error *dbpool_last_error(const dbpool_conn *c);
@@ -175,7 +231,9 @@ int dbpool_ping(dbpool_conn *c);
  * still waiting for a server connection). That request then fails with
  * DBPOOL_E_CANCELED (or succeeds, if it finished first). The one call that
  * may be made from another thread while a thread is blocked in a call on c;
- * it does not touch the connection's error state. Returns 0 when sent. */
+ * it does not touch the connection's error state and never blocks. Returns
+ * 0 when sent, -1 when it could not be (session closed, or the daemon is not
+ * reading: its socket buffer is full). */
 int dbpool_cancel(const dbpool_conn *c);
 
 const char *dbpool_code_name(int code);

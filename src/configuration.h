@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "duration.h"   /* parse_duration_ms, shared with libdbpool */
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
@@ -99,10 +100,6 @@ void config_diag_free(struct config_diag *diag);
 const struct pool_config *config_find_pool(const struct config *cfg,
                                            const char *name, size_t name_len);
 
-/* "250ms", "30s", "5m", "1h30m", "0" -> milliseconds. Returns false when the
- * string is not a valid duration. Units: ms s m h; components in descending
- * order; no sign. */
-bool parse_duration_ms(const char *s, uint64_t *out_ms);
 const char *backend_type_name(enum backend_type t);
 const char *log_level_name(enum log_level l);
 

@@ -3,6 +3,7 @@
  * that talks to dbpoold through libdbpool (doc/dbpool.1.md is its manual).
  *
  *   dbpool [-S SOCKET] [-d POOL] [-c SQL]... [-f FILE]... [--csv|--json] [-q]
+ *          [--connect-timeout=DURATION] [--timeout=DURATION]
  *
  * All -c and -f arguments run in the order given, in one session, statement
  * by statement (scripts are cut with sqlsplit), stopping at the first error.
@@ -17,6 +18,7 @@
  * Exit status: 0 success, 1 an error (SQL, connection, I/O), 2 usage error.
  */
 #include "dbpool.h"
+#include "duration.h"
 #include "sqlsplit.h"
 
 #include <errno.h>
@@ -52,6 +54,7 @@ struct options {
     bool quiet;
     struct action *actions;     /* owned (malloc) */
     size_t nactions;
+    dbpool_options conn_opts;   /* timeouts; DBPOOL_TIMEOUT_FROM_ENV unless given */
 };
 
 struct session {
@@ -729,6 +732,10 @@ static void usage(FILE *f)
           "      --csv            print result sets as CSV\n"
           "      --json           print each result set as one JSON array per line\n"
           "  -q, --quiet          no status lines or banner\n"
+          "      --connect-timeout=DURATION  give up connecting after DURATION (\"10s\", \"250ms\";\n"
+          "                       0: never; default $DBPOOL_CONNECT_TIMEOUT, else 10s)\n"
+          "      --timeout=DURATION  give up on a statement dbpoold has not answered within\n"
+          "                       DURATION (0: never; default $DBPOOL_TIMEOUT, else never)\n"
           "  -h, --help           show this help and exit\n"
           "  -V, --version        show the version and exit\n"
           "\n"
@@ -745,10 +752,25 @@ static void add_action(struct options *o, bool is_file, const char *arg)
     o->nactions++;
 }
 
+/* A --connect-timeout / --timeout value into *ms. Returns false (after
+ * telling the user) when it is not a duration. */
+static bool parse_timeout_flag(const char *flag, const char *arg, int64_t *ms)
+{
+    uint64_t v;
+
+    if (!parse_duration_ms(arg, &v) || v > INT64_MAX) {
+        fprintf(stderr, "dbpool: --%s: \"%s\" is not a duration; write it like \"10s\", "
+                "\"250ms\" or \"1m30s\" (0: no limit)\n", flag, arg);
+        return false;
+    }
+    *ms = (int64_t)v;
+    return true;
+}
+
 /* Returns -1 to continue, else the exit status to exit with now. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_CSV = 1000, OPT_JSON };
+    enum { OPT_CSV = 1000, OPT_JSON, OPT_CONNECT_TIMEOUT, OPT_TIMEOUT };
     static const struct option longopts[] = {
         { "socket", required_argument, NULL, 'S' },
         { "pool", required_argument, NULL, 'd' },
@@ -758,6 +780,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "csv", no_argument, NULL, OPT_CSV },
         { "json", no_argument, NULL, OPT_JSON },
         { "quiet", no_argument, NULL, 'q' },
+        { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -766,6 +790,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     int ch;
 
     memset(o, 0, sizeof *o);
+    dbpool_options_init(&o->conn_opts);
     o->pool = env_pool != NULL && env_pool[0] != '\0' ? env_pool : "app";
     while ((ch = getopt_long(argc, argv, "S:d:c:f:qhV", longopts, NULL)) != -1) {
         switch (ch) {
@@ -776,6 +801,14 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_CSV: o->format = FMT_CSV; break;
         case OPT_JSON: o->format = FMT_JSON; break;
         case 'q': o->quiet = true; break;
+        case OPT_CONNECT_TIMEOUT:
+            if (!parse_timeout_flag("connect-timeout", optarg, &o->conn_opts.connect_timeout_ms))
+                return EXIT_USAGE;
+            break;
+        case OPT_TIMEOUT:
+            if (!parse_timeout_flag("timeout", optarg, &o->conn_opts.request_timeout_ms))
+                return EXIT_USAGE;
+            break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("dbpool (dbpoold) %s\n", PACKAGE_VERSION_STR); return 0;
         default:
@@ -797,18 +830,20 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 /* ------------------------------------------------------------ main */
 
+/* Returns 0, or the exit status: EXIT_USAGE for a bad argument or
+ * environment variable (a timeout), else EXIT_ERROR. */
 static int connect_session(struct session *s, const struct options *o)
 {
     dbpool_error err;
 
     s->opt = o;
-    s->conn = dbpool_connect(o->socket, o->pool, "dbpool", &err);
+    s->conn = dbpool_connect_opts(o->socket, o->pool, "dbpool", &o->conn_opts, &err);
     if (s->conn == NULL) {
         if (err.code == DBPOOL_E_IO || err.code == DBPOOL_E_USAGE)
             fprintf(stderr, "dbpool: %s\n", err.message);
         else
             print_error(&err);
-        return -1;
+        return err.code == DBPOOL_E_USAGE ? EXIT_USAGE : EXIT_ERROR;
     }
     s->split_flags = sqlsplit_flags_for_backend(dbpool_backend(s->conn));
     return 0;
@@ -839,9 +874,10 @@ int main(int argc, char **argv)
         free(o.actions);
         return status;
     }
-    if (connect_session(&s, &o) < 0) {
+    status = connect_session(&s, &o);
+    if (status != 0) {
         free(o.actions);
-        return EXIT_ERROR;
+        return status;
     }
     if (o.nactions > 0)
         status = run_actions(&s, &o);

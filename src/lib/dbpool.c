@@ -35,26 +35,45 @@
  * (DBPOOL_E_PROTOCOL), socket errors, EOF and local out-of-memory while
  * receiving (DBPOOL_E_IO) close the connection locally.
  *
+ * Timeouts: every wait for the daemon is a poll(2) bounded by the deadline
+ * of the call in progress (arm_deadline): the connect timeout for
+ * dbpool_connect (connect(2) through SO_SNDTIMEO, then HELLO/HELLO_OK), the
+ * request timeout for each later call. Sends are non-blocking too, so a
+ * daemon that stops reading cannot block a call either. When a request's
+ * deadline passes the call sends CANCEL and keeps reading the response for a
+ * grace (the timeout, at most GRACE_MAX_MS): the response then ends as usual
+ * and an ERROR CANCELED is reported as DBPOOL_E_TIMEOUT, session usable. If
+ * the grace passes too, the stream is out of sync for good: the session is
+ * closed with DBPOOL_E_TIMEOUT. Connect timeouts always close.
+ *
  * No global mutable state: everything lives in struct dbpool_conn, so
  * different connections may be used from different threads.
  */
 #include "dbpool.h"
+#include "duration.h"
 #include "proto.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define READ_CHUNK (64u * 1024)         /* bytes asked of each read */
 #define BUF_KEEP (1024u * 1024)         /* idle buffers above this are shrunk */
 #define ARENA_BLOCK (64u * 1024)        /* result arena block size */
 #define NO_INDEX SIZE_MAX               /* *failed_index when not statement-specific */
+#define GRACE_MAX_MS 1000u              /* longest wait for a response after a timeout's CANCEL */
+#define ENV_CONNECT_TIMEOUT "DBPOOL_CONNECT_TIMEOUT"
+#define ENV_REQUEST_TIMEOUT "DBPOOL_TIMEOUT"
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
@@ -91,6 +110,15 @@ struct dbpool_conn {
     uint32_t max_frame;         /* the daemon's limits, from HELLO_OK */
     uint16_t max_params;
     bool shutdown_seen;         /* an E_SHUTDOWN error was received */
+
+    /* timeouts, in ms (0: none), and the deadline of the call in progress */
+    uint64_t connect_timeout;
+    uint64_t request_timeout;
+    uint64_t limit;             /* the timeout the current deadline came from */
+    uint64_t deadline;          /* CLOCK_MONOTONIC ms; 0: none */
+    const char *connect_path;   /* the socket, while connecting; NULL after */
+    uint8_t req_type;           /* frame type of the request in progress (messages) */
+    bool timeout_cancel;        /* this request timed out and a CANCEL was sent */
 
     struct pbuf out;            /* request being sent; owned */
 
@@ -215,6 +243,182 @@ static int eof_error(dbpool_conn *c)
                        "dbpoold closed the session (was it stopped or restarted? reconnect)");
 }
 
+/* ------------------------------------------------------------ timeouts */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A duration for messages: "250ms", "10s", "1.500s". */
+static const char *fmt_ms(uint64_t ms, char *buf, size_t cap)
+{
+    if (ms < 1000)
+        snprintf(buf, cap, "%llums", (unsigned long long)ms);
+    else if (ms % 1000 == 0)
+        snprintf(buf, cap, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(buf, cap, "%llu.%03llus", (unsigned long long)(ms / 1000),
+                 (unsigned long long)(ms % 1000));
+    return buf;
+}
+
+/* Starts the clock of a call: the daemon has limit ms (0: no limit, and
+ * no clock read). */
+static void arm_deadline(dbpool_conn *c, uint64_t limit)
+{
+    uint64_t now;
+
+    c->limit = limit;
+    c->deadline = 0;
+    if (limit == 0)
+        return;
+    now = now_ms();
+    c->deadline = limit > UINT64_MAX - now ? UINT64_MAX : now + limit;
+}
+
+/* Milliseconds to the deadline for poll(2): -1 without one, 0 once passed. */
+static int poll_ms(uint64_t deadline)
+{
+    uint64_t now;
+
+    if (deadline == 0)
+        return -1;
+    now = now_ms();
+    if (now >= deadline)
+        return 0;
+    return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
+}
+
+/* Waits until fd is ready for events (or has an error or hang-up, which the
+ * following recv/send reports) before the deadline. poll(2) rather than a
+ * blocking recv(2) also because a thread blocked in recv on a Unix socket is
+ * woken, for nothing, each time the daemon reads what this side sent (the
+ * kernel's write-space wakeup does not say which event it is for), while
+ * poll only wakes for the events asked. Returns 1 ready, 0 the deadline
+ * passed, -1 an error (errno set). */
+static int await_fd(int fd, short events, uint64_t deadline)
+{
+    struct pollfd pfd = { .fd = fd, .events = events };
+
+    for (;;) {
+        int ms = poll_ms(deadline), r = poll(&pfd, 1, ms);
+        if (r > 0)
+            return 1;
+        if (r == 0 && ms == 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* Wait after a timeout's CANCEL for the request to end: the timeout itself,
+ * at most GRACE_MAX_MS (a hung daemon costs at most twice the timeout). */
+static uint64_t grace_ms(uint64_t limit)
+{
+    return limit < GRACE_MAX_MS ? limit : GRACE_MAX_MS;
+}
+
+/* What a closed session means for the request that timed out. */
+static const char *lost_work_hint(const dbpool_conn *c)
+{
+    if (c->req_type == PT_COMMIT)
+        return "; whether the transaction committed is unknown: check before retrying it";
+    if (c->tx != DBPOOL_TX_IDLE)
+        return "; the open transaction is lost (dbpoold rolls it back)";
+    return "";
+}
+
+static int connect_timed_out(dbpool_conn *c, bool handshake)
+{
+    char lim[32];
+    const char *path = c->connect_path != NULL ? c->connect_path : "its socket";
+
+    fmt_ms(c->limit, lim, sizeof lim);
+    if (!handshake)
+        return fail_closed(c, DBPOOL_E_TIMEOUT,
+                           "cannot connect to %s within %s (connect timeout): dbpoold is not "
+                           "accepting connections (hung or overloaded?); check it, or raise the "
+                           "limit with $" ENV_CONNECT_TIMEOUT " / dbpool --connect-timeout",
+                           path, lim);
+    return fail_closed(c, DBPOOL_E_TIMEOUT,
+                       "dbpoold at %s accepted the connection but did not answer the handshake "
+                       "within %s (connect timeout); is it hung or overloaded? Check it, or raise "
+                       "the limit with $" ENV_CONNECT_TIMEOUT " / dbpool --connect-timeout",
+                       path, lim);
+}
+
+/* The request's deadline passed and its grace too (or no CANCEL could be
+ * sent): the response stream is out of sync for good. */
+static int request_timed_out(dbpool_conn *c)
+{
+    char lim[32];
+
+    fmt_ms(c->limit, lim, sizeof lim);
+    return fail_closed(c, DBPOOL_E_TIMEOUT,
+                       "dbpoold did not answer the %s within %s (request timeout) nor end it "
+                       "after a cancel; the session was closed%s. Is dbpoold hung or overloaded? "
+                       "Reconnect; if the statement needs longer, raise the timeout "
+                       "(dbpool_set_timeout, $" ENV_REQUEST_TIMEOUT ", dbpool --timeout)",
+                       proto_type_name(c->req_type), lim, lost_work_hint(c));
+}
+
+/* An ERROR CANCELED ended a request this call cancelled for its timeout:
+ * report the timeout (keeping SQLSTATE 57014); the session is in sync. */
+static void report_cancelled_timeout(dbpool_conn *c)
+{
+    char lim[32];
+    const char *tx = c->tx == DBPOOL_TX_FAILED ? "; the transaction failed: roll it back"
+                     : c->tx == DBPOOL_TX_ACTIVE ? "; still inside the transaction" : "";
+
+    c->err.code = DBPOOL_E_TIMEOUT;
+    snprintf(c->err.message, sizeof c->err.message,
+             "the %s did not complete within %s (request timeout) and was cancelled; the "
+             "session is still usable%s. If it needs longer, raise the timeout "
+             "(dbpool_set_timeout, $" ENV_REQUEST_TIMEOUT ", dbpool --timeout)",
+             proto_type_name(c->req_type), fmt_ms(c->limit, lim, sizeof lim), tx);
+}
+
+/* The call's deadline passed while waiting for the daemon. While
+ * connecting, or when this request was already cancelled: fail and close.
+ * Else send CANCEL and give the response a grace to end. Returns 0 to go on
+ * reading, -1 when the session was closed. */
+static int on_deadline(dbpool_conn *c)
+{
+    if (c->connect_path != NULL)
+        return connect_timed_out(c, true);
+    if (c->timeout_cancel || dbpool_cancel(c) < 0)
+        return request_timed_out(c);
+    c->timeout_cancel = true;
+    c->deadline = now_ms() + grace_ms(c->limit);
+    return 0;
+}
+
+/* The deadline passed while sending: unsendable is the daemon not reading.
+ * Nothing of the request sent: the session stays in sync and usable. */
+static int send_timed_out(dbpool_conn *c, bool partly_sent)
+{
+    char lim[32];
+
+    if (c->connect_path != NULL)
+        return connect_timed_out(c, true);
+    fmt_ms(c->limit, lim, sizeof lim);
+    if (!partly_sent)
+        return fail(c, DBPOOL_E_TIMEOUT,
+                    "cannot send the %s: dbpoold has not read from this session for %s (request "
+                    "timeout); is it hung or overloaded? Nothing was sent; the session is "
+                    "still usable", proto_type_name(c->req_type), lim);
+    return fail_closed(c, DBPOOL_E_TIMEOUT,
+                       "dbpoold stopped reading the %s for %s (request timeout), so only part of "
+                       "it was sent; the session was closed%s. Is dbpoold hung or overloaded? "
+                       "Reconnect", proto_type_name(c->req_type), lim, lost_work_hint(c));
+}
+
+/* ------------------------------------------------------------ daemon errors */
+
 /* Codes after which the daemon always closes the session. After other
  * errors it may close too (SHUTDOWN, TX_TIMEOUT, LIMIT, INTERNAL in
  * doc/protocol.md); check_peer_closed notices that when it already has. */
@@ -273,6 +477,8 @@ static int take_error(dbpool_conn *c, const uint8_t *p, size_t n)
 {
     if (!store_error(c, p, n))
         return malformed_frame(c, PT_ERROR);
+    if (c->timeout_cancel && c->err.code == DBPOOL_E_CANCELED)
+        report_cancelled_timeout(c);
     if (code_closes_session(c->err.code))
         drop_connection(c);
     else
@@ -325,16 +531,26 @@ static int send_failed(dbpool_conn *c, int errnum)
                        strerror(errnum));
 }
 
-/* Writes all of p, retrying on EINTR and partial writes. */
+/* Writes all of p before the call's deadline, retrying on EINTR and
+ * partial writes; waits with poll when the socket buffer is full. */
 static int send_all(dbpool_conn *c, const uint8_t *p, size_t n)
 {
+    size_t total = n;
+
     while (n > 0) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return send_failed(c, errno);
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int r = await_fd(c->fd, POLLOUT, c->deadline);
+            if (r == 0)
+                return send_timed_out(c, n < total);
+            if (r < 0)
+                return send_failed(c, errno);
+            continue;
         }
+        if (w < 0)
+            return send_failed(c, errno);
         p += w;
         n -= (size_t)w;
     }
@@ -365,18 +581,6 @@ static int make_room(dbpool_conn *c, size_t need)
     return 0;
 }
 
-/* Waits until fd has data (or EOF, or an error) to read. poll(2) rather
- * than a blocking recv(2): a thread blocked in recv on a Unix socket is
- * woken, for nothing, each time the daemon reads what this side sent (the
- * kernel's write-space wakeup does not say which event it is for), while
- * poll only wakes for input. Returns 0, or -1 with errno set. */
-static int await_readable(int fd)
-{
-    struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-    return poll(&pfd, 1, -1) < 0 ? -1 : 0;
-}
-
 /* Reads the next complete frame. *payload points into the receive buffer
  * and stays valid until the next read_frame on c. */
 static int read_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, size_t *len)
@@ -399,8 +603,13 @@ static int read_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, si
         }
         if (make_room(c, h > 0 ? PROTO_HEADER_SIZE + (size_t)plen : PROTO_HEADER_SIZE) < 0)
             return -1;
-        ssize_t r = await_readable(c->fd);
-        if (r == 0)
+        ssize_t r = await_fd(c->fd, POLLIN, c->deadline);
+        if (r == 0) {
+            if (on_deadline(c) < 0)
+                return -1;
+            continue;
+        }
+        if (r > 0)
             r = recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, MSG_DONTWAIT);
         if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
@@ -668,14 +877,16 @@ static int drain(dbpool_conn *c)
     return ev == EV_DONE ? 0 : -1;
 }
 
-/* Common prologue of every request: drain a streaming statement, check the
- * session is open, clear the last error. */
-static int begin_request(dbpool_conn *c)
+/* Common prologue of every request (type: its frame type): start the
+ * call's clock, drain a streaming statement, check the session is open,
+ * clear the last error. A drain that used up the call's time fails it. */
+static int begin_request(dbpool_conn *c, uint8_t type)
 {
     bool was_open = c->fd >= 0;
 
-    if (c->stream == STREAM_ACTIVE)
-        drain(c);
+    arm_deadline(c, c->request_timeout);
+    if (c->stream == STREAM_ACTIVE && drain(c) < 0 && c->err.code == DBPOOL_E_TIMEOUT)
+        return -1;
     if (c->fd < 0) {
         if (was_open)
             return -1;                  /* drain's error says why */
@@ -686,6 +897,8 @@ static int begin_request(dbpool_conn *c)
     c->err.message[0] = '\0';
     c->err_index = -1;
     c->stream = STREAM_NONE;
+    c->req_type = type;
+    c->timeout_cancel = false;
     if (c->rstart == c->rend && c->rcap > BUF_KEEP) {
         uint8_t *nb = realloc(c->rbuf, READ_CHUNK);
         if (nb != NULL) {
@@ -835,19 +1048,29 @@ static const char *connect_hint(int errnum)
     }
 }
 
-/* connect(2) interrupted by a signal goes on asynchronously: wait for it. */
-static int finish_interrupted_connect(int fd)
+/* connect(2) interrupted by a signal goes on asynchronously: wait for it
+ * until the deadline (ETIMEDOUT after it). */
+static int finish_interrupted_connect(int fd, uint64_t deadline)
 {
-    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-    int soerr = 0;
+    int soerr = 0, r = await_fd(fd, POLLOUT, deadline);
     socklen_t len = sizeof soerr;
 
-    while (poll(&pfd, 1, -1) < 0)
-        if (errno != EINTR)
-            return errno;
+    if (r <= 0)
+        return r == 0 ? ETIMEDOUT : errno;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
         return errno;
     return soerr;
+}
+
+/* A blocking connect(2) on a Unix socket waits while the daemon's accept
+ * queue is full; SO_SNDTIMEO bounds that wait (it then fails with EAGAIN).
+ * Every later send is non-blocking, so the option has no other effect. */
+static void bound_connect_wait(int fd, uint64_t limit)
+{
+    struct timeval tv = { .tv_sec = (time_t)(limit / 1000), .tv_usec = (suseconds_t)(limit % 1000) * 1000 };
+
+    if (limit > 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 static int open_socket(dbpool_conn *c, const char *path)
@@ -864,10 +1087,13 @@ static int open_socket(dbpool_conn *c, const char *path)
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fail(c, DBPOOL_E_IO, "cannot create a socket: %s", strerror(errno));
+    bound_connect_wait(fd, c->limit);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-        e = errno == EINTR ? finish_interrupted_connect(fd) : errno;
+        e = errno == EINTR ? finish_interrupted_connect(fd, c->deadline) : errno;
     if (e != 0) {
         close(fd);
+        if ((e == EAGAIN || e == ETIMEDOUT) && c->deadline != 0 && poll_ms(c->deadline) == 0)
+            return connect_timed_out(c, false);
         return fail(c, DBPOOL_E_IO, "cannot connect to %s: %s%s", path, strerror(e),
                     connect_hint(e));
     }
@@ -950,9 +1176,78 @@ static void conn_free(dbpool_conn *c)
     free(c);
 }
 
+/* One timeout: the value given, else the environment variable, else dflt. */
+static int resolve_timeout(int64_t given, const char *field, const char *var, uint64_t dflt,
+                           uint64_t *out, dbpool_error *err)
+{
+    const char *v;
+
+    if (given >= 0) {
+        *out = (uint64_t)given;
+        return 0;
+    }
+    if (given != DBPOOL_TIMEOUT_FROM_ENV) {
+        set_error(err, DBPOOL_E_USAGE, "dbpool_options.%s is %lld: give milliseconds "
+                  "(0: no limit) or DBPOOL_TIMEOUT_FROM_ENV", field, (long long)given);
+        return -1;
+    }
+    v = getenv(var);
+    if (v == NULL || v[0] == '\0') {
+        *out = dflt;
+        return 0;
+    }
+    if (!parse_duration_ms(v, out)) {
+        set_error(err, DBPOOL_E_USAGE, "%s=\"%.100s\" is not a duration: write it like "
+                  "\"10s\", \"250ms\" or \"1m30s\" (\"0\": no limit), or unset it", var, v);
+        return -1;
+    }
+    return 0;
+}
+
+/* Does the caller's options struct (of o->size bytes) have field? */
+#define OPTS_HAVE(o, field) \
+    ((o)->size >= offsetof(dbpool_options, field) + sizeof((o)->field))
+
+/* Fills the connection's timeouts from opts (may be NULL), the environment
+ * and the defaults. */
+static int resolve_options(dbpool_conn *c, const dbpool_options *opts, dbpool_error *err)
+{
+    int64_t ct = DBPOOL_TIMEOUT_FROM_ENV, rt = DBPOOL_TIMEOUT_FROM_ENV;
+
+    if (opts != NULL && opts->size == 0) {
+        set_error(err, DBPOOL_E_USAGE,
+                  "dbpool_options.size is 0: initialise the options with dbpool_options_init()");
+        return -1;
+    }
+    if (opts != NULL && OPTS_HAVE(opts, connect_timeout_ms))
+        ct = opts->connect_timeout_ms;
+    if (opts != NULL && OPTS_HAVE(opts, request_timeout_ms))
+        rt = opts->request_timeout_ms;
+    if (resolve_timeout(ct, "connect_timeout_ms", ENV_CONNECT_TIMEOUT,
+                        DBPOOL_DEFAULT_CONNECT_TIMEOUT_MS, &c->connect_timeout, err) < 0)
+        return -1;
+    return resolve_timeout(rt, "request_timeout_ms", ENV_REQUEST_TIMEOUT,
+                           DBPOOL_DEFAULT_REQUEST_TIMEOUT_MS, &c->request_timeout, err);
+}
+
+/* Socket connect and handshake, all within the connect timeout. */
+static int establish(dbpool_conn *c, const char *path, const char *pool, const char *client_name)
+{
+    int rc;
+
+    c->connect_path = path;
+    c->req_type = PT_HELLO;
+    arm_deadline(c, c->connect_timeout);
+    rc = open_socket(c, path) < 0 || handshake(c, pool, client_name) < 0 ? -1 : 0;
+    c->connect_path = NULL;
+    c->deadline = 0;
+    return rc;
+}
+
 /* Ownership: the returned connection belongs to the caller (dbpool_close). */
-dbpool_conn *dbpool_connect(const char *socket_path, const char *pool,
-                            const char *client_name, dbpool_error *err)
+dbpool_conn *dbpool_connect_opts(const char *socket_path, const char *pool,
+                                 const char *client_name, const dbpool_options *opts,
+                                 dbpool_error *err)
 {
     dbpool_error local;
     dbpool_conn *c;
@@ -972,13 +1267,41 @@ dbpool_conn *dbpool_connect(const char *socket_path, const char *pool,
         set_error(err, DBPOOL_E_IO, "out of memory in libdbpool");
         return NULL;
     }
-    if (open_socket(c, socket_path) < 0 || handshake(c, pool, client_name) < 0) {
+    if (resolve_options(c, opts, err) < 0) {
+        conn_free(c);
+        return NULL;
+    }
+    if (establish(c, socket_path, pool, client_name) < 0) {
         *err = c->err;
         conn_free(c);
         return NULL;
     }
     pbuf_reset(&c->out);
     return c;
+}
+
+dbpool_conn *dbpool_connect(const char *socket_path, const char *pool,
+                            const char *client_name, dbpool_error *err)
+{
+    return dbpool_connect_opts(socket_path, pool, client_name, NULL, err);
+}
+
+int dbpool_set_timeout(dbpool_conn *c, int64_t timeout_ms)
+{
+    if (c == NULL)
+        return -1;
+    if (timeout_ms < 0)
+        return fail(c, DBPOOL_E_USAGE, "dbpool_set_timeout: %lld ms is negative; give "
+                    "milliseconds, 0 for no limit", (long long)timeout_ms);
+    c->request_timeout = (uint64_t)timeout_ms;
+    return 0;
+}
+
+int64_t dbpool_timeout(const dbpool_conn *c)
+{
+    if (c == NULL)
+        return 0;
+    return c->request_timeout > INT64_MAX ? INT64_MAX : (int64_t)c->request_timeout;
 }
 
 void dbpool_close(dbpool_conn *c)
@@ -1019,7 +1342,7 @@ const char *dbpool_backend(const dbpool_conn *c)
 int dbpool_query_start(dbpool_conn *c, const char *sql,
                        const dbpool_value *params, size_t nparams)
 {
-    if (c == NULL || begin_request(c) < 0)
+    if (c == NULL || begin_request(c, PT_QUERY) < 0)
         return -1;
     if (sql == NULL)
         return fail(c, DBPOOL_E_USAGE, "sql is NULL");
@@ -1065,6 +1388,7 @@ int dbpool_next_row(dbpool_conn *c, const dbpool_value **row)
     case STREAM_ACTIVE:
         break;
     }
+    arm_deadline(c, c->request_timeout);
     switch (query_event(c)) {
     case EV_ROW:
         if (terminate_texts(c) < 0)
@@ -1189,7 +1513,7 @@ int dbpool_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n, int atomic,
     if (results != NULL)
         for (size_t i = 0; i < n; i++)
             results[i] = NULL;
-    if (c == NULL || begin_request(c) < 0 || check_batch(c, stmts, n) < 0)
+    if (c == NULL || begin_request(c, PT_BATCH) < 0 || check_batch(c, stmts, n) < 0)
         return -1;
     if (n == 0)
         return 0;                       /* nothing to run; the protocol rejects empty batches */
@@ -1214,7 +1538,7 @@ static int simple_request(dbpool_conn *c, uint8_t type, int with_flags, uint8_t 
     const uint8_t *p;
     size_t n;
 
-    if (c == NULL || begin_request(c) < 0)
+    if (c == NULL || begin_request(c, type) < 0)
         return -1;
     if (with_flags)
         proto_put_begin(&c->out, flags);
@@ -1248,7 +1572,9 @@ int dbpool_ping(dbpool_conn *c)
 int dbpool_cancel(const dbpool_conn *c)
 {
     /* Built on the stack and sent with one send(): safe while another thread
-     * is blocked reading this connection (a 5-byte write is never split). */
+     * is blocked reading this connection (a 5-byte write is never split).
+     * Non-blocking: when the daemon is not reading there is no one to
+     * cancel anything, and the caller must not hang on it. */
     uint8_t frame[PROTO_HEADER_SIZE];
     struct pbuf b = { frame, 0, sizeof(frame), false };
 
@@ -1257,7 +1583,7 @@ int dbpool_cancel(const dbpool_conn *c)
     proto_put_empty(&b, PT_CANCEL);
     if (b.oom || b.data != frame)
         return -1;
-    return send(c->fd, frame, b.len, MSG_NOSIGNAL) == (ssize_t)b.len ? 0 : -1;
+    return send(c->fd, frame, b.len, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)b.len ? 0 : -1;
 }
 
 int dbpool_with_transaction(dbpool_conn *c, int flags,
@@ -1309,6 +1635,7 @@ const char *dbpool_code_name(int code)
     case DBPOOL_E_INTERNAL: return "INTERNAL";
     case DBPOOL_E_IO: return "IO";
     case DBPOOL_E_USAGE: return "USAGE";
+    case DBPOOL_E_TIMEOUT: return "TIMEOUT";
     default: return "UNKNOWN";
     }
 }

@@ -5,8 +5,9 @@
 # with a SQLite pool, then runs $DBPOOL_BIN against it and checks output,
 # exit status and error messages: -c chains in one session, --csv quoting,
 # --json types (checked with jq), errors stopping the run, -f scripts,
-# $DBPOOL_SOCKET / $DBPOOL_POOL defaults, and `dbpoold -t` on good and bad
-# configurations. Every check runs; the script exits 1 if any failed.
+# $DBPOOL_SOCKET / $DBPOOL_POOL defaults, --timeout / --connect-timeout and
+# their environment variables (against a slow statement and a daemon stopped
+# with SIGSTOP), and `dbpoold -t` on good and bad configurations. Every check runs; the script exits 1 if any failed.
 #
 #   DBPOOLD_BIN=$PWD/build/dbpoold DBPOOL_BIN=$PWD/build/dbpool \
 #       bash tests/integration/test_cli.sh
@@ -24,6 +25,7 @@ CHECKS=0
 
 cleanup() {
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+        kill -CONT "$DAEMON_PID" 2>/dev/null || true     # if a timeout test left it stopped
         kill "$DAEMON_PID" 2>/dev/null || true
         wait "$DAEMON_PID" 2>/dev/null || true
     fi
@@ -277,6 +279,73 @@ test_table_format() {
         fail "the default table format has a header and a row count" "$OUT"
 }
 
+now_ms() { date +%s%3N; }
+
+# expect_took NAME START_MS MIN_MS MAX_MS: the last run took MIN..MAX ms.
+expect_took() {
+    local took=$(($(now_ms) - $2))
+    CHECKS=$((CHECKS + 1))
+    if [ "$took" -lt "$3" ] || [ "$took" -gt "$4" ]; then
+        fail "$1" "took $took ms, wanted $3..$4 ms" "stderr: $ERR"
+    fi
+}
+
+ENDLESS_SQL="WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 4000000000) SELECT count(*) FROM s"
+
+test_timeout_flags() {
+    run dbpool --timeout=abc -c "select 1"
+    expect "--timeout=abc is a usage error" 2 ""
+    expect_err "--timeout=abc names the flag and the value" '--timeout: "abc" is not a duration'
+    run dbpool --connect-timeout=10 -c "select 1"
+    expect "--connect-timeout without a unit is a usage error" 2 ""
+    expect_err "--connect-timeout=10 names the flag" '--connect-timeout: "10" is not a duration'
+    run dbpool --csv --connect-timeout=2s --timeout=1m30s -c "select 1 as n"
+    expect "valid --connect-timeout and --timeout" 0 $'n\n1'
+    run dbpool --csv --connect-timeout=0 --timeout=0 -c "select 1 as n"
+    expect "0 is no limit" 0 $'n\n1'
+
+    run env DBPOOL_TIMEOUT=soon "$DBPOOL_BIN" -S "$SOCK" -c "select 1"
+    expect "an invalid DBPOOL_TIMEOUT is a usage error" 2 ""
+    expect_err "an invalid DBPOOL_TIMEOUT is named" 'DBPOOL_TIMEOUT="soon" is not a duration'
+    run env DBPOOL_CONNECT_TIMEOUT=-1s "$DBPOOL_BIN" -S "$SOCK" -c "select 1"
+    expect "an invalid DBPOOL_CONNECT_TIMEOUT is a usage error" 2 ""
+    expect_err "an invalid DBPOOL_CONNECT_TIMEOUT is named" 'DBPOOL_CONNECT_TIMEOUT="-1s"'
+    run env DBPOOL_TIMEOUT=soon DBPOOL_CONNECT_TIMEOUT=soon "$DBPOOL_BIN" -S "$SOCK" --csv \
+        --timeout=5s --connect-timeout=5s -c "select 2 as n"
+    expect "flags win over the environment" 0 $'n\n2'
+}
+
+test_timeouts_apply() {
+    local t0
+    t0=$(now_ms)
+    run dbpool --timeout=300ms -c "select 1" -c "$ENDLESS_SQL"
+    expect_took "--timeout=300ms ends an endless statement in time" "$t0" 300 3000
+    CHECKS=$((CHECKS + 1))
+    [ "$RC" -eq 1 ] || fail "a timed-out statement exits 1" "exit $RC"
+    expect_err "a timed-out statement reports TIMEOUT" 'ERROR \[TIMEOUT 57014\]: .*request timeout'
+
+    t0=$(now_ms)
+    run env DBPOOL_TIMEOUT=300ms "$DBPOOL_BIN" -S "$SOCK" -c "$ENDLESS_SQL"
+    expect_took "DBPOOL_TIMEOUT=300ms ends an endless statement in time" "$t0" 300 3000
+    expect_err "DBPOOL_TIMEOUT reports TIMEOUT" 'ERROR \[TIMEOUT'
+
+    kill -STOP "$DAEMON_PID"
+    t0=$(now_ms)
+    run dbpool --connect-timeout=300ms -c "select 1"
+    expect_took "--connect-timeout=300ms gives up on a stopped daemon in time" "$t0" 300 3000
+    CHECKS=$((CHECKS + 1))
+    [ "$RC" -eq 1 ] || fail "a connect timeout exits 1" "exit $RC"
+    expect_err "a connect timeout says so" 'ERROR \[TIMEOUT\]: .*connect timeout'
+    t0=$(now_ms)
+    run env DBPOOL_CONNECT_TIMEOUT=300ms "$DBPOOL_BIN" -S "$SOCK" -c "select 1"
+    expect_took "DBPOOL_CONNECT_TIMEOUT=300ms gives up in time" "$t0" 300 3000
+    expect_err "DBPOOL_CONNECT_TIMEOUT reports TIMEOUT" 'ERROR \[TIMEOUT\]'
+    kill -CONT "$DAEMON_PID"
+
+    run dbpool --csv -c "select 3 as n"
+    expect "the daemon serves again after SIGCONT" 0 $'n\n3'
+}
+
 # ---------------------------------------------------------------- main
 
 write_config
@@ -290,6 +359,8 @@ test_files
 test_env_defaults
 test_open_transaction_at_exit
 test_table_format
+test_timeout_flags
+test_timeouts_apply
 
 kill "$DAEMON_PID"
 RC=0
