@@ -235,6 +235,18 @@ void fs_init(void)
     setenv("DBPOOL_TEST_PG_PORT", fs_port_, 1);
     setenv("DBPOOL_TEST_PG_DB", "dbpool_test", 1);
     setenv("DBPOOL_TEST_PG_USER", "dbpool", 1);
+    /* pg-harness.sh turns synchronous_commit off for speed: an immediate
+     * shutdown then loses commits already reported to the client, which
+     * would make "every commit the client saw is present" false for the
+     * server's reasons, not the daemon's. fsync may stay off (no OS crash). */
+    PGconn *c = NULL;
+    cr_assert(obs_exec(&c, "ALTER SYSTEM SET synchronous_commit = on") &&
+              obs_exec(&c, "SELECT pg_reload_conf()"),
+              "cannot configure the fault server in %s: %s", dir,
+              c ? PQerrorMessage(c) : "no connection");
+    cr_assert(H_AWAIT(obs_int(&c, "SELECT (current_setting('synchronous_commit') = 'on')::int")
+                      == 1, 5000), "synchronous_commit did not turn on");
+    obs_close(&c);
 }
 
 pid_t fs_postmaster(void)
@@ -360,19 +372,23 @@ void obs_close(PGconn **c)
     *c = NULL;
 }
 
+/* A session killed by a server restart is only noticed when used: then
+ * connect again and retry once. */
 PGresult *obs_query(PGconn **c, const char *sql)
 {
-    if (!obs_connect(c))
-        return NULL;
-    PGresult *r = PQexec(*c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!obs_connect(c))
+            return NULL;
+        PGresult *r = PQexec(*c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            return r;
         PQclear(r);
-        if (PQstatus(*c) != CONNECTION_OK)
-            obs_close(c);
-        return NULL;
+        if (PQstatus(*c) == CONNECTION_OK)
+            return NULL;            /* the statement failed, not the session */
+        obs_close(c);
     }
-    return r;
+    return NULL;
 }
 
 bool obs_exec(PGconn **c, const char *sql)

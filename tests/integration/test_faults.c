@@ -61,7 +61,7 @@
 
 #define FC_ANSWER_MS 8000          /* no answer within this: a hang */
 #define SHUTDOWN_TIMEOUT_MS 3000   /* the daemon's shutdownTimeout in these tests */
-#define DOWN_HOLD_MS 2000          /* server stopped this much longer than the timeouts */
+#define DOWN_HOLD_MS 1500          /* server stopped this much longer than the timeouts */
 #define RECOVER_MS 15000           /* back to normal after the fault, at most */
 
 /* ================================================================ cell state */
@@ -301,18 +301,19 @@ static bool pg_gone(long pid)
 
 /* ================================================================ phases */
 
-/* Connecting: the pool has no server connection left for the victim and
- * the postmaster is frozen, so the daemon's connect for it hangs in the
- * server's accept queue. The bystander holds a connection of its own (in a
- * transaction) from before the freeze. */
+/* Connecting: the postmaster is frozen (new connections hang in its accept
+ * queue) and the pool's idle server connections are terminated, so the
+ * victim's request waits for a connect that cannot finish. The bystander
+ * holds a connection of its own (in a transaction) from before the freeze. */
 static void enter_connecting(void)
 {
-    obs_must("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'dbpool' "
-             "AND backend_type = 'client backend'");
-    cr_assert(H_AWAIT(pool_num("servers", "open") == 0, 10000),
-              "the daemon kept server connections that were terminated");
     by_start(true, 0);
+    cr_assert_eq(obs_int(&C.obs, "SELECT 1"), 1, "the observer must connect before the freeze");
     fs_freeze(fs_postmaster());
+    obs_must("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'dbpool' "
+             "AND backend_type = 'client backend' AND state = 'idle'");
+    cr_assert(H_AWAIT(pool_num("servers", "idle") == 0, 10000),
+              "the daemon kept idle server connections that were terminated");
     cr_assert(fc_send_query(C.v, "SELECT 1", NULL, 0));
     cr_assert(H_AWAIT(pool_num("clients", "waiting") >= 1 &&
                       pool_num("servers", "connecting") >= 1, 5000),
@@ -375,7 +376,7 @@ static void enter_commit(void)
         struct fc_res r;
         int fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
         cr_assert_geq(fd, 0);
-        snprintf(sql, sizeof(sql), "SELECT pg_sleep(%s)", C.f == F_SIGTERM ? "1.5" : "60");
+        snprintf(sql, sizeof(sql), "pg_sleep(%s)", C.f == F_SIGTERM ? "1.5" : "60");
         char fn[512];
         snprintf(fn, sizeof(fn), "CREATE FUNCTION fm_slow() RETURNS trigger LANGUAGE plpgsql "
                  "AS $$ BEGIN PERFORM %s; RETURN NULL; END $$", sql);
