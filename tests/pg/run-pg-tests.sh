@@ -5,13 +5,18 @@
 # PostgreSQL-specific integration tests (test_postgres: types, errors,
 # streaming, cancel, resilience; one of them starts a second throwaway server
 # itself through pg-harness.sh, found via DBPOOL_TEST_PG_HARNESS), and always
-# stop the server afterwards. Exit status: 1 if any test program failed, else 0.
+# stop the server afterwards. The fault matrix and the bank-transfer test
+# (test_faults, test_bank) stop, restart and freeze their server, so they get
+# a second throwaway server of their own (DBPOOL_TEST_PG_FAULT_DIR), also
+# always stopped. Exit status: 1 if any test program failed, else 0.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=${TOP_BUILDDIR:-$(pwd)}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-pg.XXXXXX")
-trap 'bash "$here/pg-harness.sh" stop "$dir" >/dev/null 2>&1 || true' EXIT
+faultdir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-pgf.XXXXXX")
+trap 'bash "$here/pg-harness.sh" stop "$dir" >/dev/null 2>&1 || true
+      bash "$here/pg-harness.sh" stop "$faultdir" >/dev/null 2>&1 || true' EXIT
 
 if ! env_lines=$(bash "$here/pg-harness.sh" start "$dir"); then
     echo "run-pg-tests: could not start PostgreSQL (see above)" >&2
@@ -27,6 +32,17 @@ status=0
 for t in tests/unit/test_backend_pg tests/integration/test_daemon tests/integration/test_postgres \
          tests/integration/test_lib_timeouts; do
     echo "== $t (postgres)"
+    "$build/$t" || { echo "FAIL: $t (postgres)"; [ $status -ne 0 ] || status=1; }
+done
+
+echo "== fault server"
+if ! bash "$here/pg-harness.sh" start "$faultdir" >/dev/null; then
+    echo "run-pg-tests: could not start the fault server (see above)" >&2
+    exit 1
+fi
+export DBPOOL_TEST_PG_FAULT_DIR="$faultdir"
+for t in tests/integration/test_faults tests/integration/test_bank; do
+    echo "== $t (postgres, fault server)"
     "$build/$t" || { echo "FAIL: $t (postgres)"; [ $status -ne 0 ] || status=1; }
 done
 exit $status

@@ -1,0 +1,429 @@
+/*
+ * fault_tools.c — raw client with deadlines, the fault server and the
+ * libpq observer for the fault tests (see fault_tools.h).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "fault_tools.h"
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "proto.h"
+
+/* ================================================================ raw client */
+
+static bool send_pbuf(int fd, struct pbuf *b)
+{
+    bool ok = !b->oom && h_raw_send(fd, b->data, b->len);
+    pbuf_free(b);
+    return ok;
+}
+
+int fc_open(const char *sock, int timeout_ms)
+{
+    struct pbuf b;
+    struct h_frame f;
+    int fd = h_raw_try_connect(sock);
+
+    if (fd < 0)
+        return -1;
+    pbuf_init(&b);
+    proto_put_hello(&b, PROTO_VERSION, H_POOL, "fault-test");
+    if (!send_pbuf(fd, &b) || h_raw_read_frame(fd, timeout_ms, &f) != 1) {
+        int e = errno ? errno : EPIPE;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    bool ok = f.type == PT_HELLO_OK;
+    h_frame_free(&f);
+    if (!ok) {
+        close(fd);
+        errno = EPROTO;
+        return -1;
+    }
+    return fd;
+}
+
+bool fc_send_query(int fd, const char *sql, const dbpool_value *params, size_t n)
+{
+    struct pbuf b;
+    const char *s = h_sql(sql);
+    pbuf_init(&b);
+    proto_put_query(&b, s, strlen(s), params, n);
+    return send_pbuf(fd, &b);
+}
+
+bool fc_send_begin(int fd)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_begin(&b, 0);
+    return send_pbuf(fd, &b);
+}
+
+bool fc_send_empty(int fd, uint8_t type)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_empty(&b, type);
+    return send_pbuf(fd, &b);
+}
+
+bool fc_send_pair(int fd, uint8_t t1, uint8_t t2)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_empty(&b, t1);
+    proto_put_empty(&b, t2);
+    return send_pbuf(fd, &b);
+}
+
+/* The first value of a ROW frame, if it is an INT64. */
+static void first_int(const struct h_frame *f, struct fc_res *r)
+{
+    struct preader rd;
+    dbpool_value v;
+
+    preader_init(&rd, f->payload, f->len);
+    if (preader_u16(&rd) >= 1 && preader_value(&rd, &v) && v.type == DBPOOL_INT64) {
+        r->have_int = true;
+        r->first_int = v.u.i;
+    }
+}
+
+static void terminal(const struct h_frame *f, struct fc_res *r)
+{
+    struct proto_error e;
+
+    if (f->type == PT_READY) {
+        r->kind = proto_get_ready(f->payload, f->len, &r->tx) ? FC_READY : FC_BAD;
+        return;
+    }
+    if (!proto_get_error(f->payload, f->len, &e)) {
+        r->kind = FC_BAD;
+        return;
+    }
+    r->kind = FC_ERROR;
+    r->code = e.code;
+    r->tx = e.txstate;
+    snprintf(r->sqlstate, sizeof(r->sqlstate), "%.*s", (int)e.sqlstate.len, e.sqlstate.p);
+    snprintf(r->msg, sizeof(r->msg), "%.*s", (int)e.message.len, e.message.p);
+}
+
+void fc_read(int fd, int timeout_ms, struct fc_res *r)
+{
+    uint64_t t0 = h_now_ms(), deadline = t0 + (uint64_t)timeout_ms;
+
+    memset(r, 0, sizeof(*r));
+    for (;;) {
+        struct h_frame f;
+        uint64_t now = h_now_ms();
+        int got = now < deadline ? h_raw_read_frame(fd, (int)(deadline - now), &f) : -1;
+        if (got != 1) {
+            r->kind = got == 0 ? FC_EOF : errno == ETIMEDOUT || now >= deadline ? FC_TIMEOUT
+                                                                                : FC_EOF;
+            break;
+        }
+        if (f.type == PT_ROW) {
+            if (r->rows++ == 0)
+                first_int(&f, r);
+        } else if (f.type == PT_READY || f.type == PT_ERROR) {
+            terminal(&f, r);
+            h_frame_free(&f);
+            break;
+        }
+        h_frame_free(&f);
+    }
+    r->ms = h_now_ms() - t0;
+}
+
+void fc_query(int fd, const char *sql, const dbpool_value *params, size_t n, int timeout_ms,
+              struct fc_res *r)
+{
+    if (!fc_send_query(fd, sql, params, n)) {
+        memset(r, 0, sizeof(*r));
+        r->kind = FC_EOF;
+        return;
+    }
+    fc_read(fd, timeout_ms, r);
+}
+
+const char *fc_describe(const struct fc_res *r, char *buf, size_t len)
+{
+    switch (r->kind) {
+    case FC_READY:
+        snprintf(buf, len, "READY '%c' after %ld rows", r->tx, r->rows);
+        break;
+    case FC_ERROR:
+        snprintf(buf, len, "ERROR %s [%s] '%c' after %ld rows: %s", dbpool_code_name(r->code),
+                 r->sqlstate, r->tx, r->rows, r->msg);
+        break;
+    case FC_EOF:
+        snprintf(buf, len, "EOF (no terminal frame) after %ld rows", r->rows);
+        break;
+    case FC_TIMEOUT:
+        snprintf(buf, len, "NO ANSWER within %llu ms (hang) after %ld rows",
+                 (unsigned long long)r->ms, r->rows);
+        break;
+    default:
+        snprintf(buf, len, "a malformed terminal frame");
+    }
+    return buf;
+}
+
+bool fc_is(const struct fc_res *r, int code)
+{
+    return code == 0 ? r->kind == FC_READY : r->kind == FC_ERROR && r->code == code;
+}
+
+/* ================================================================ fault server */
+
+static char fs_dir_[256];
+static char fs_port_[16];
+static pid_t frozen[16];
+static int nfrozen;
+
+bool fs_active(void)
+{
+    return fs_dir_[0] != '\0';
+}
+
+const char *fs_dir(void)
+{
+    return fs_dir_;
+}
+
+static bool read_line(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    bool ok = f && fgets(buf, (int)len, f) != NULL;
+    if (f)
+        fclose(f);
+    if (ok)
+        buf[strcspn(buf, "\r\n")] = '\0';
+    return ok;
+}
+
+void fs_init(void)
+{
+    const char *be = getenv("DBPOOL_TEST_BACKEND");
+    char path[400];
+
+    if (!be || strcmp(be, "postgres") != 0)
+        return;
+    const char *dir = getenv("DBPOOL_TEST_PG_FAULT_DIR");
+    cr_assert(dir && *dir, "DBPOOL_TEST_PG_FAULT_DIR is not set: these tests stop and restart "
+              "PostgreSQL, so they need a server of their own; run them under "
+              "tests/pg/run-pg-tests.sh, or start one with `bash tests/pg/pg-harness.sh start "
+              "DIR` and export DBPOOL_TEST_PG_FAULT_DIR=DIR");
+    snprintf(fs_dir_, sizeof(fs_dir_), "%s", dir);
+    snprintf(path, sizeof(path), "%s/port", dir);
+    cr_assert(read_line(path, fs_port_, sizeof(fs_port_)), "%s: no pg-harness.sh server there "
+              "(%s missing)", dir, path);
+    setenv("DBPOOL_TEST_PG_HOST", fs_dir_, 1);
+    setenv("DBPOOL_TEST_PG_PORT", fs_port_, 1);
+    setenv("DBPOOL_TEST_PG_DB", "dbpool_test", 1);
+    setenv("DBPOOL_TEST_PG_USER", "dbpool", 1);
+    /* pg-harness.sh turns synchronous_commit off for speed: an immediate
+     * shutdown then loses commits already reported to the client, which
+     * would make "every commit the client saw is present" false for the
+     * server's reasons, not the daemon's. fsync may stay off (no OS crash). */
+    PGconn *c = NULL;
+    cr_assert(obs_exec(&c, "ALTER SYSTEM SET synchronous_commit = on") &&
+              obs_exec(&c, "SELECT pg_reload_conf()"),
+              "cannot configure the fault server in %s: %s", dir,
+              c ? PQerrorMessage(c) : "no connection");
+    cr_assert(H_AWAIT(obs_int(&c, "SELECT (current_setting('synchronous_commit') = 'on')::int")
+                      == 1, 5000), "synchronous_commit did not turn on");
+    obs_close(&c);
+}
+
+pid_t fs_postmaster(void)
+{
+    char path[400], line[64];
+    snprintf(path, sizeof(path), "%s/data/postmaster.pid", fs_dir_);
+    return read_line(path, line, sizeof(line)) ? (pid_t)atoi(line) : -1;
+}
+
+void fs_freeze(pid_t pid)
+{
+    cr_assert_gt(pid, 0, "no process to freeze");
+    cr_assert_lt(nfrozen, (int)(sizeof(frozen) / sizeof(frozen[0])));
+    cr_assert_eq(kill(pid, SIGSTOP), 0, "SIGSTOP %d: %s", (int)pid, strerror(errno));
+    frozen[nfrozen++] = pid;
+}
+
+void fs_thaw_all(void)
+{
+    for (int i = 0; i < nfrozen; i++)
+        kill(frozen[i], SIGCONT);
+    nfrozen = 0;
+}
+
+/* Gone or a zombie (its parent may not be ours to reap). */
+static bool process_gone(pid_t pid)
+{
+    char path[64], buf[256];
+    if (kill(pid, 0) != 0)
+        return true;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!read_line(path, buf, sizeof(buf)))
+        return true;
+    const char *close_paren = strrchr(buf, ')');
+    return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
+int fs_shutdown_nothrow(char mode)
+{
+    pid_t pm = fs_postmaster();
+    if (pm <= 0)
+        return -1;
+    if (kill(pm, mode == 'i' ? SIGQUIT : SIGINT) != 0)
+        return -1;
+    kill(pm, SIGCONT);
+    uint64_t deadline = h_now_ms() + 60000;
+    while (!process_gone(pm)) {
+        if (h_now_ms() > deadline)
+            return -1;
+        h_sleep_ms(10);
+    }
+    return 0;
+}
+
+void fs_shutdown(char mode)
+{
+    pid_t pm = fs_postmaster();
+    cr_assert_gt(pm, 0, "the fault server is not running (no postmaster.pid in %s)", fs_dir_);
+    for (int i = 0; i < nfrozen; i++)
+        if (frozen[i] != pm)
+            kill(frozen[i], SIGCONT);
+    cr_assert_eq(fs_shutdown_nothrow(mode), 0, "PostgreSQL (pid %d) did not shut down (%c)",
+                 (int)pm, mode);
+    nfrozen = 0;
+}
+
+static const char *harness_script(void)
+{
+    static char path[1024];
+    const char *s = getenv("DBPOOL_TEST_PG_HARNESS");
+    const char *top = getenv("TOP_SRCDIR");
+
+    if (s && *s)
+        return s;
+    snprintf(path, sizeof(path), "%s/tests/pg/pg-harness.sh", top && *top ? top : ".");
+    return path;
+}
+
+int fs_resume_nothrow(void)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "bash '%s' resume '%s' >/dev/null 2>>'%s.log'", harness_script(),
+             fs_dir_, fs_dir_);
+    int st = system(cmd);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+void fs_resume(void)
+{
+    cr_assert_eq(fs_resume_nothrow(), 0, "could not start the fault server again (see %s.log)",
+                 fs_dir_);
+}
+
+void fs_cleanup(void)
+{
+    if (!fs_active())
+        return;
+    fs_thaw_all();
+    pid_t pm = fs_postmaster();
+    if (pm <= 0 || process_gone(pm))
+        fs_resume_nothrow();
+}
+
+/* ================================================================ observer */
+
+static bool obs_connect(PGconn **c)
+{
+    char info[512];
+
+    if (*c && PQstatus(*c) == CONNECTION_OK)
+        return true;
+    obs_close(c);
+    snprintf(info, sizeof(info), "host=%s port=%s dbname=dbpool_test user=postgres "
+             "connect_timeout=3 application_name=fault-observer", fs_dir_, fs_port_);
+    *c = PQconnectdb(info);
+    return PQstatus(*c) == CONNECTION_OK;
+}
+
+void obs_close(PGconn **c)
+{
+    if (*c)
+        PQfinish(*c);
+    *c = NULL;
+}
+
+/* A session killed by a server restart is only noticed when used: then
+ * connect again and retry once. */
+PGresult *obs_query(PGconn **c, const char *sql)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!obs_connect(c))
+            return NULL;
+        PGresult *r = PQexec(*c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            return r;
+        PQclear(r);
+        if (PQstatus(*c) == CONNECTION_OK)
+            return NULL;            /* the statement failed, not the session */
+        obs_close(c);
+    }
+    return NULL;
+}
+
+bool obs_exec(PGconn **c, const char *sql)
+{
+    PGresult *r = obs_query(c, sql);
+    PQclear(r);
+    return r != NULL;
+}
+
+long obs_int(PGconn **c, const char *sql)
+{
+    PGresult *r = obs_query(c, sql);
+    long v = r && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? atol(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return v;
+}
+
+#define DBPOOL_SESSIONS "FROM pg_stat_activity WHERE usename = 'dbpool' " \
+    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+
+long obs_busy_backends(PGconn **c)
+{
+    return obs_int(c, "SELECT count(*) " DBPOOL_SESSIONS
+                   " AND (state = 'active' OR state LIKE 'idle in transaction%')");
+}
+
+long obs_backends(PGconn **c)
+{
+    return obs_int(c, "SELECT count(*) " DBPOOL_SESSIONS);
+}
+
+long obs_active_pid(PGconn **c, const char *marker)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT pid " DBPOOL_SESSIONS " AND state = 'active' AND "
+             "query LIKE '%%%s%%' ORDER BY pid LIMIT 1", marker);
+    return obs_int(c, sql);
+}

@@ -1,0 +1,942 @@
+/*
+ * test_faults.c — the fault matrix: every phase of a request x every fault,
+ * against the real dbpoold, for the backend chosen by $DBPOOL_TEST_BACKEND
+ * (SQLite by default; PostgreSQL under tests/pg/run-pg-tests.sh, on a server
+ * of its own that the tests stop, restart and freeze: fault_tools.h).
+ *
+ * Each cell is one criterion test named <phase>_x_<fault>. It starts a
+ * daemon, brings a victim session (a raw socket: every read has a deadline)
+ * into the phase, starts a bystander session on another thread, injects the
+ * fault, and asserts what doc/protocol.md and doc/operations.md promise:
+ *
+ *   - bounded time: no request of the victim or the bystander goes
+ *     unanswered for FC_ANSWER_MS (a hang fails the cell; it never blocks
+ *     the run: criterion's .timeout is the backstop);
+ *   - the documented outcome: CONN_LOST when the server connection is lost,
+ *     UNAVAILABLE while the server cannot be reached, SHUTDOWN on SIGTERM
+ *     (after the drain operations.md describes), CANCELED for a cancel;
+ *   - nothing leaked: the pool's /pools counters go back to no busy, no
+ *     connecting, no waiting server; on PostgreSQL no session of the pool's
+ *     user is left 'active' or 'idle in transaction' and the server has as
+ *     many sessions as the daemon thinks it has; a rolled-back write is
+ *     absent;
+ *   - everyone else is served: the bystander gets no error the fault does
+ *     not explain and succeeds again right after the fault; the victim's
+ *     session (when it survives) works again.
+ *
+ * The matrix is two tables: PHASES (how to bring the victim into a phase and
+ * what a server fault must end its request with) and FAULTS (how to inject
+ * one). A new phase or fault is one row in the table and one line in the
+ * X-macro lists below; a cell that cannot exist (no server connection to
+ * terminate while connecting; SQLite has no server) is skipped with the
+ * reason.
+ *
+ * How phases are held still, with real components only: a statement that
+ * runs (pg_sleep, an endless recursive CTE), a COMMIT kept busy by a
+ * deferred constraint trigger that sleeps, and on PostgreSQL a server
+ * process frozen with SIGSTOP (the postmaster, to hold a connect; a backend,
+ * to hold a reset or a cancel). Frozen processes are always thawed in .fini.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fault_tools.h"
+#include "harness.h"
+#include "proto.h"
+
+#define FC_ANSWER_MS 8000          /* no answer within this: a hang */
+#define SHUTDOWN_TIMEOUT_MS 3000   /* the daemon's shutdownTimeout in these tests */
+#define DOWN_HOLD_MS 1500          /* server stopped this much longer than the timeouts */
+#define RECOVER_MS 15000           /* back to normal after the fault, at most */
+
+/* ================================================================ cell state */
+
+enum fault { F_TERMINATE, F_RESTART_FAST, F_RESTART_IMMEDIATE, F_STOPPED, F_CLIENT_KILLED,
+             F_SIGTERM };
+
+static const char *const fault_names[] = {
+    "server connection terminated (pg_terminate_backend)", "server fast restart",
+    "server immediate restart", "server stopped longer than the timeouts", "client killed",
+    "daemon SIGTERM",
+};
+
+struct phase;
+
+/* The victim and what the phase left running. */
+static struct {
+    const struct phase *ph;
+    enum fault f;
+    bool pg;
+    int v;                  /* the victim's socket, -1 once gone */
+    char marker[64];        /* in the victim's statement text */
+    long pid;               /* the victim's server process (PostgreSQL), or -1 */
+    bool inflight;          /* a request of the victim awaits its answer */
+    bool held;              /* ... and it is certainly still running */
+    bool in_tx;             /* the victim is inside a transaction */
+    bool wrote;             /* it inserted a row into fm_t in that transaction */
+    bool committed;         /* that row was committed (READY 'I' after COMMIT) */
+    bool unknown;           /* a COMMIT was cut: either outcome is right */
+    bool down;              /* the server is stopped */
+    PGconn *obs;
+} C = { .v = -1, .pid = -1 };
+
+static bool is_pg(void)
+{
+    return strcmp(h_profile()->name, "postgres") == 0;
+}
+
+/* ================================================================ bystander */
+
+/* Another session on its own thread, one `SELECT 1` every 10 ms (in a
+ * transaction it keeps open when in_tx: it then holds a server connection
+ * of its own). It counts, and records what the fault does not explain. */
+static struct bystander {
+    int fd;
+    bool in_tx;
+    unsigned allowed;           /* bit per error code the fault explains */
+    pthread_t tid;
+    bool started;
+    atomic_bool stop, shutting;
+    atomic_int ok, hangs, bad;
+    _Atomic uint64_t last_ok_ms;
+    char first_bad[400];
+} B;
+
+static void by_note_bad(const char *what, const struct fc_res *r)
+{
+    char d[300];
+    if (atomic_fetch_add(&B.bad, 1) == 0)
+        snprintf(B.first_bad, sizeof(B.first_bad), "%s: %s", what, fc_describe(r, d, sizeof(d)));
+}
+
+/* One request of the bystander; false when its session is over. */
+static bool by_step(bool *tx_open)
+{
+    struct fc_res r;
+
+    if (B.in_tx && !*tx_open) {
+        if (!fc_send_begin(B.fd))
+            return false;
+        fc_read(B.fd, FC_ANSWER_MS, &r);
+        if (r.kind != FC_READY) {
+            by_note_bad("BEGIN", &r);
+            return r.kind == FC_ERROR && r.code != DBPOOL_E_SHUTDOWN;
+        }
+        *tx_open = true;
+    }
+    fc_query(B.fd, "SELECT 1", NULL, 0, FC_ANSWER_MS, &r);
+    if (atomic_load(&B.stop))
+        return false;
+    if (r.kind == FC_READY) {
+        atomic_fetch_add(&B.ok, 1);
+        atomic_store(&B.last_ok_ms, h_now_ms());
+        *tx_open = r.tx == 'T';
+        return true;
+    }
+    if (r.kind == FC_TIMEOUT) {
+        atomic_fetch_add(&B.hangs, 1);
+        by_note_bad("SELECT 1", &r);
+        return false;
+    }
+    bool shutting = atomic_load(&B.shutting);
+    if (r.kind == FC_ERROR && (r.code < 32 && (B.allowed & (1u << r.code))))
+        ;                                   /* explained by the fault */
+    else if (!(shutting && (r.kind == FC_EOF || fc_is(&r, DBPOOL_E_SHUTDOWN))))
+        by_note_bad("SELECT 1", &r);
+    if (r.kind != FC_ERROR || r.code == DBPOOL_E_SHUTDOWN)
+        return false;
+    *tx_open = r.tx == 'T';
+    if (r.tx == 'E') {
+        fc_send_empty(B.fd, PT_ROLLBACK);
+        fc_read(B.fd, FC_ANSWER_MS, &r);
+        *tx_open = false;
+    }
+    return true;
+}
+
+static void *by_main(void *arg)
+{
+    (void)arg;
+    bool tx_open = false;
+    while (!atomic_load(&B.stop) && by_step(&tx_open))
+        h_sleep_ms(10);
+    return NULL;
+}
+
+static void by_start(bool in_tx, unsigned allowed)
+{
+    if (B.started)
+        return;
+    B.fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
+    cr_assert_geq(B.fd, 0, "the bystander could not connect: %s", strerror(errno));
+    B.in_tx = in_tx;
+    B.allowed = allowed;
+    atomic_init(&B.stop, false);
+    atomic_init(&B.shutting, false);
+    atomic_init(&B.ok, 0);
+    atomic_init(&B.hangs, 0);
+    atomic_init(&B.bad, 0);
+    atomic_init(&B.last_ok_ms, 0);
+    cr_assert_eq(pthread_create(&B.tid, NULL, by_main, NULL), 0);
+    B.started = true;
+    cr_assert(H_AWAIT(atomic_load(&B.ok) >= 1 || atomic_load(&B.bad) > 0, FC_ANSWER_MS + 1000),
+              "the bystander's first request was not answered");
+    cr_assert_eq(atomic_load(&B.bad), 0, "the bystander failed before the fault: %s",
+                 B.first_bad);
+}
+
+/* Stop it (its session closes; an open transaction is rolled back). */
+static void by_stop(void)
+{
+    if (!B.started)
+        return;
+    atomic_store(&B.stop, true);
+    shutdown(B.fd, SHUT_RDWR);
+    pthread_join(B.tid, NULL);
+    close(B.fd);
+    B.started = false;
+}
+
+/* ================================================================ helpers */
+
+static double pool_num(const char *a, const char *b)
+{
+    return H_STATUS_NUM("/pools", a, b);
+}
+
+static double pool_total(const char *k)
+{
+    return H_STATUS_NUM("/pools", "totals", k);
+}
+
+/* One request of the victim that must succeed with txstate tx. */
+static struct fc_res victim_ok(const char *sql, char tx)
+{
+    struct fc_res r;
+    char d[400];
+    fc_query(C.v, sql, NULL, 0, FC_ANSWER_MS, &r);
+    cr_assert(r.kind == FC_READY && r.tx == tx, "%s: %s (expected READY '%c')", sql,
+              fc_describe(&r, d, sizeof(d)), tx);
+    return r;
+}
+
+static void victim_begin(void)
+{
+    struct fc_res r;
+    char d[400];
+    cr_assert(fc_send_begin(C.v), "send BEGIN");
+    fc_read(C.v, FC_ANSWER_MS, &r);
+    cr_assert(r.kind == FC_READY && r.tx == 'T', "BEGIN: %s", fc_describe(&r, d, sizeof(d)));
+    C.in_tx = true;
+}
+
+static void victim_insert(void)
+{
+    victim_ok("INSERT INTO fm_t VALUES (1)", 'T');
+    C.wrote = true;
+}
+
+/* Inside a transaction on PostgreSQL: the victim's server process. */
+static void victim_pid(void)
+{
+    struct fc_res r = victim_ok("SELECT pg_backend_pid()::int8", 'T');
+    cr_assert(r.have_int, "pg_backend_pid() returned no integer");
+    C.pid = (long)r.first_int;
+}
+
+/* A statement that runs until something stops it (PostgreSQL: long enough
+ * for any fault, except under SIGTERM, where it must end within the drain
+ * so that the drain's documented path is taken). */
+static void long_sql(char *buf, size_t len)
+{
+    if (!C.pg)
+        snprintf(buf, len, "%s", h_profile()->endless_sql);
+    else
+        snprintf(buf, len, "SELECT pg_sleep(%s) /* %s */", C.f == F_SIGTERM ? "1.5" : "60",
+                 C.marker);
+}
+
+/* Await the victim's statement running: on PostgreSQL its marker is active
+ * in pg_stat_activity (C.pid gets its process), else the pool shows an
+ * active client. */
+static void await_running(const char *what)
+{
+    if (C.pg) {
+        cr_assert(H_AWAIT((C.pid = obs_active_pid(&C.obs, C.marker)) > 0, 10000),
+                  "%s never showed up as active in pg_stat_activity", what);
+    } else {
+        cr_assert(H_AWAIT(pool_num("clients", "active") >= 1, 10000), "%s never started",
+                  what);
+    }
+    C.inflight = C.held = true;
+}
+
+static void obs_must(const char *sql)
+{
+    cr_assert(obs_exec(&C.obs, sql), "observer: %s: %s", sql,
+              C.obs ? PQerrorMessage(C.obs) : "no connection");
+}
+
+static bool pg_gone(long pid)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE pid = %ld", pid);
+    return obs_int(&C.obs, sql) == 0;
+}
+
+/* ================================================================ phases */
+
+/* Connecting: the postmaster is frozen (new connections hang in its accept
+ * queue) and the pool's idle server connections are terminated, so the
+ * victim's request waits for a connect that cannot finish. The bystander
+ * holds a connection of its own (in a transaction) from before the freeze. */
+static void enter_connecting(void)
+{
+    by_start(true, 0);
+    cr_assert_eq(obs_int(&C.obs, "SELECT 1"), 1, "the observer must connect before the freeze");
+    fs_freeze(fs_postmaster());
+    obs_must("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'dbpool' "
+             "AND backend_type = 'client backend' AND state = 'idle'");
+    cr_assert(H_AWAIT(pool_num("servers", "idle") == 0, 10000),
+              "the daemon kept idle server connections that were terminated");
+    cr_assert(fc_send_query(C.v, "SELECT 1", NULL, 0));
+    cr_assert(H_AWAIT(pool_num("clients", "waiting") >= 1 &&
+                      pool_num("servers", "connecting") >= 1, 5000),
+              "the victim's request is not waiting for a connect");
+    C.inflight = C.held = true;
+}
+
+/* Idle in the pool: the victim's last statement is done and its server
+ * connection went back to the pool. */
+static void enter_idle(void)
+{
+    struct fc_res r = victim_ok(C.pg ? "SELECT pg_backend_pid()::int8" : "SELECT 1", 'I');
+    C.pid = C.pg && r.have_int ? (long)r.first_int : -1;
+    cr_assert(H_AWAIT(pool_num("servers", "busy") == 0, 5000));
+}
+
+/* The first statement of a protocol-BEGIN transaction (on PostgreSQL the
+ * daemon sends the server's BEGIN together with it: deferred BEGIN). */
+static void enter_first_stmt(void)
+{
+    char sql[256];
+    victim_begin();
+    long_sql(sql, sizeof(sql));
+    cr_assert(fc_send_query(C.v, sql, NULL, 0));
+    await_running("the transaction's first statement");
+}
+
+/* A later statement of a transaction that has written a row. */
+static void enter_later_stmt(void)
+{
+    char sql[256];
+    victim_begin();
+    victim_insert();
+    long_sql(sql, sizeof(sql));
+    cr_assert(fc_send_query(C.v, sql, NULL, 0));
+    await_running("the transaction's second statement");
+}
+
+/* Streaming a long result to a client that has stopped reading. */
+static void enter_streaming(void)
+{
+    char sql[512], pad[101];
+    memset(pad, 'p', 100);
+    pad[100] = '\0';
+    snprintf(sql, sizeof(sql), "%s /* %s */", h_profile()->series_sql, C.marker);
+    dbpool_value p[2] = { dbpool_int(2000000), dbpool_text(pad) };
+    cr_assert(fc_send_query(C.v, sql, p, 2));
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_frame(C.v, FC_ANSWER_MS, &f), 1, "the stream did not start");
+    h_frame_free(&f);
+    await_running("the streaming statement");   /* and the victim reads no more */
+}
+
+/* COMMIT in flight: on PostgreSQL a deferred constraint trigger sleeps at
+ * commit time; SQLite's COMMIT cannot be held, the fault follows it. */
+static void enter_commit(void)
+{
+    char sql[128];
+    if (C.pg) {
+        struct fc_res r;
+        int fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
+        cr_assert_geq(fd, 0);
+        snprintf(sql, sizeof(sql), "pg_sleep(%s)", C.f == F_SIGTERM ? "1.5" : "60");
+        char fn[512];
+        snprintf(fn, sizeof(fn), "CREATE FUNCTION fm_slow() RETURNS trigger LANGUAGE plpgsql "
+                 "AS $$ BEGIN PERFORM %s; RETURN NULL; END $$", sql);
+        fc_query(fd, fn, NULL, 0, FC_ANSWER_MS, &r);
+        cr_assert(fc_is(&r, 0), "%s", r.msg);
+        fc_query(fd, "CREATE CONSTRAINT TRIGGER fm_slow AFTER INSERT ON fm_t DEFERRABLE "
+                 "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fm_slow()", NULL, 0,
+                 FC_ANSWER_MS, &r);
+        cr_assert(fc_is(&r, 0), "%s", r.msg);
+        close(fd);
+    }
+    victim_begin();
+    victim_insert();
+    if (C.pg)
+        victim_pid();
+    cr_assert(fc_send_empty(C.v, PT_COMMIT));
+    C.inflight = C.unknown = true;
+    if (C.pg) {
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE pid = %ld AND "
+                 "state = 'active'", C.pid);
+        cr_assert(H_AWAIT(obs_int(&C.obs, sql) == 1, 10000), "the COMMIT never ran");
+        C.held = true;
+    }
+}
+
+/* A transaction with a write, idle: the fault comes before its ROLLBACK. */
+static void enter_rollback(void)
+{
+    victim_begin();
+    victim_insert();
+    if (C.pg)
+        victim_pid();
+}
+
+/* Reset between clients: a client vanished inside a transaction and the
+ * daemon is rolling back its server connection before reuse. The backend is
+ * frozen, so the reset (ROLLBACK) stays in flight. */
+static void enter_reset(void)
+{
+    victim_begin();
+    victim_insert();
+    victim_pid();
+    fs_freeze((pid_t)C.pid);
+    close(C.v);
+    C.v = -1;
+    C.in_tx = false;
+    cr_assert(H_AWAIT(pool_num("clients", "connected") == 0, 5000),
+              "the vanished client's session was not closed");
+    cr_assert_geq(pool_num("servers", "busy"), 1, "no server connection is being reset");
+}
+
+/* Cancel in flight: a CANCEL was sent for a running statement. On
+ * PostgreSQL the statement's backend is frozen, so the cancel cannot
+ * complete before the fault. */
+static void enter_cancel(void)
+{
+    char sql[256];
+    long_sql(sql, sizeof(sql));
+    if (C.pg)
+        snprintf(sql, sizeof(sql), "SELECT pg_sleep(60) /* %s */", C.marker);
+    cr_assert(fc_send_query(C.v, sql, NULL, 0));
+    await_running("the statement to cancel");
+    if (C.pg)
+        fs_freeze((pid_t)C.pid);
+    cr_assert(fc_send_empty(C.v, PT_CANCEL));
+    C.held = C.pg;   /* SQLite's interrupt cannot be held: it may be over already */
+}
+
+#define NA_SERVER (1u << F_TERMINATE | 1u << F_RESTART_FAST | 1u << F_RESTART_IMMEDIATE | \
+                   1u << F_STOPPED)
+#define CODE(c) (1u << (c))
+#define READY_OK 1u    /* bit 0: READY (code 0) is acceptable */
+
+struct phase {
+    const char *name;
+    void (*enter)(void);
+    bool pg_only;
+    unsigned na;                /* faults that cannot happen in this phase */
+    const char *na_why;
+    bool by_in_tx;              /* the bystander holds its own connection */
+    /* What a server fault must end the in-flight request with (bit 0:
+     * READY; else 1 << code), and the follow-up request sent after it when
+     * nothing was in flight (NULL: none) with what it must end with while
+     * the server is down / after it is back. */
+    unsigned server_fault_ok;
+    const char *followup;
+    unsigned down_ok, after_ok;
+};
+
+static const struct phase PHASES[] = {
+    { "connecting", enter_connecting, .pg_only = true, .na = 1u << F_TERMINATE,
+      .na_why = "no server connection exists yet (the stopped and restarted server cover a "
+                "failing connect)",
+      .by_in_tx = true, .server_fault_ok = READY_OK | CODE(DBPOOL_E_UNAVAILABLE) },
+    { "idle", enter_idle, .followup = "SELECT 1", .down_ok = CODE(DBPOOL_E_UNAVAILABLE),
+      .after_ok = READY_OK },
+    { "first_stmt", enter_first_stmt, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
+    { "later_stmt", enter_later_stmt, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
+    { "streaming", enter_streaming, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
+    { "commit", enter_commit, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
+    { "rollback", enter_rollback, .followup = "ROLLBACK",
+      .down_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST),
+      .after_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST) },
+    { "reset", enter_reset, .pg_only = true, .na = 1u << F_CLIENT_KILLED,
+      .na_why = "the reset runs because the client is already gone" },
+    { "cancel", enter_cancel,
+      .server_fault_ok = CODE(DBPOOL_E_CANCELED) | CODE(DBPOOL_E_CONN_LOST) },
+};
+
+static const struct phase *phase_named(const char *name)
+{
+    for (size_t i = 0; i < sizeof(PHASES) / sizeof(PHASES[0]); i++)
+        if (strcmp(PHASES[i].name, name) == 0)
+            return &PHASES[i];
+    cr_assert_fail("no phase %s", name);
+    return NULL;
+}
+
+/* ================================================================ checks */
+
+static void expect_res(const struct fc_res *r, unsigned ok, const char *what)
+{
+    char d[400];
+    bool good = (r->kind == FC_READY && (ok & READY_OK)) ||
+                (r->kind == FC_ERROR && r->code < 32 && (ok & CODE(r->code)));
+    cr_assert(good, "[%s x %s] %s ended with %s", C.ph->name, fault_names[C.f], what,
+              fc_describe(r, d, sizeof(d)));
+    cr_assert_eq(r->tx, 'I', "[%s x %s] %s: txstate '%c' after a lost connection", C.ph->name,
+                 fault_names[C.f], what, r->tx);
+}
+
+/* The victim's in-flight request (or the follow-up) after a server fault. */
+static void check_victim_server_fault(void)
+{
+    struct fc_res r;
+    if (C.v < 0)
+        return;
+    if (C.inflight) {
+        fc_read(C.v, FC_ANSWER_MS, &r);
+        expect_res(&r, C.ph->server_fault_ok, "the request in flight");
+    } else if (C.ph->followup) {
+        fc_query(C.v, C.ph->followup, NULL, 0, FC_ANSWER_MS, &r);
+        expect_res(&r, C.down ? C.ph->down_ok : C.ph->after_ok, C.ph->followup);
+    }
+    C.in_tx = false;
+}
+
+/* The victim's session works again (server faults: it must survive). */
+static void check_victim_recovers(void)
+{
+    struct fc_res r;
+    char d[400];
+    if (C.v < 0)
+        return;
+    uint64_t deadline = h_now_ms() + RECOVER_MS;
+    do {
+        fc_query(C.v, "SELECT 1", NULL, 0, FC_ANSWER_MS, &r);
+        cr_assert(r.kind == FC_READY || r.kind == FC_ERROR,
+                  "[%s x %s] the victim's session is gone or hangs after the fault: %s",
+                  C.ph->name, fault_names[C.f], fc_describe(&r, d, sizeof(d)));
+        if (r.kind == FC_READY)
+            break;
+        h_sleep_ms(100);
+    } while (h_now_ms() < deadline);
+    cr_assert(r.kind == FC_READY && r.tx == 'I', "[%s x %s] the victim never recovered: %s",
+              C.ph->name, fault_names[C.f], fc_describe(&r, d, sizeof(d)));
+}
+
+static void check_bystander(uint64_t fault_end)
+{
+    cr_assert_eq(atomic_load(&B.hangs), 0, "[%s x %s] the bystander hung: %s", C.ph->name,
+                 fault_names[C.f], B.first_bad);
+    if (C.f != F_SIGTERM) {
+        cr_assert(H_AWAIT(atomic_load(&B.last_ok_ms) > fault_end, RECOVER_MS),
+                  "[%s x %s] the bystander was not served again after the fault (%d ok, "
+                  "first problem: %s)", C.ph->name, fault_names[C.f], atomic_load(&B.ok),
+                  B.first_bad[0] ? B.first_bad : "none");
+    }
+    cr_assert_eq(atomic_load(&B.bad), 0, "[%s x %s] the bystander got what the fault does not "
+                 "explain: %s", C.ph->name, fault_names[C.f], B.first_bad);
+}
+
+static bool pool_quiet(void)
+{
+    char *body = NULL;
+    int st = h_http_get("/pools", &body);
+    bool q = st == 200 && H_JSON_NUM(body, "servers", "busy") == 0 &&
+             H_JSON_NUM(body, "servers", "connecting") == 0 &&
+             H_JSON_NUM(body, "clients", "active") == 0 &&
+             H_JSON_NUM(body, "clients", "waiting") == 0;
+    free(body);
+    return q;
+}
+
+static long fm_rows(void)
+{
+    if (C.pg)
+        return obs_int(&C.obs, "SELECT count(*) FROM public.fm_t");
+    int fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
+    cr_assert_geq(fd, 0);
+    struct fc_res r;
+    fc_query(fd, "SELECT count(*) FROM fm_t", NULL, 0, FC_ANSWER_MS, &r);
+    close(fd);
+    return r.kind == FC_READY && r.have_int ? (long)r.first_int : -1;
+}
+
+/* Nothing leaked once the victim's work is over. */
+static void check_no_leak(void)
+{
+    char body[64];
+    cr_assert(H_AWAIT(pool_quiet(), 10000),
+              "[%s x %s] the pool did not go back to rest (a server busy, connecting or a "
+              "client active/waiting): /pools servers.busy=%g connecting=%g clients.active=%g "
+              "waiting=%g", C.ph->name, fault_names[C.f], pool_num("servers", "busy"),
+              pool_num("servers", "connecting"), pool_num("clients", "active"),
+              pool_num("clients", "waiting"));
+    if (C.pg) {
+        cr_assert(H_AWAIT(obs_busy_backends(&C.obs) == 0, 10000),
+                  "[%s x %s] a session of the pool's user is left active or idle in "
+                  "transaction on the server (%ld)", C.ph->name, fault_names[C.f],
+                  obs_busy_backends(&C.obs));
+        cr_assert(H_AWAIT(obs_backends(&C.obs) == (long)pool_num("servers", "open"), 10000),
+                  "[%s x %s] the server has %ld sessions of the pool's user, the daemon "
+                  "counts %g open", C.ph->name, fault_names[C.f], obs_backends(&C.obs),
+                  pool_num("servers", "open"));
+    }
+    if (C.wrote && !C.unknown) {
+        long n = fm_rows();
+        snprintf(body, sizeof(body), "%ld", n);
+        cr_assert_eq(n, C.committed ? 1 : 0, "[%s x %s] fm_t has %s rows: the victim's %s",
+                     C.ph->name, fault_names[C.f], body,
+                     C.committed ? "committed row is missing" : "rolled-back row is there");
+    }
+}
+
+/* ================================================================ faults */
+
+static void terminate_victims_server(void)
+{
+    char sql[256];
+    if (C.pid > 0) {
+        snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%ld)", C.pid);
+        obs_must(sql);
+        fs_thaw_all();
+        cr_assert(H_AWAIT(pg_gone(C.pid), 10000), "backend %ld survived", C.pid);
+    }
+}
+
+static void inject_server_fault(void)
+{
+    switch (C.f) {
+    case F_TERMINATE: {
+        double closes = pool_total("server_closes");
+        terminate_victims_server();
+        if (C.ph->enter == enter_idle)   /* the daemon notices idle connections dying */
+            cr_assert(H_AWAIT(pool_total("server_closes") > closes, 5000),
+                      "the daemon did not notice its idle server connection terminated");
+        break;
+    }
+    case F_RESTART_FAST:
+    case F_RESTART_IMMEDIATE:
+        fs_shutdown(C.f == F_RESTART_FAST ? 'f' : 'i');
+        fs_resume();
+        break;
+    case F_STOPPED:
+        fs_shutdown('f');
+        C.down = true;
+        break;
+    default:
+        break;
+    }
+}
+
+static void server_fault_cell(void)
+{
+    inject_server_fault();
+    check_victim_server_fault();
+    if (C.down) {
+        /* Stay down longer than acquireTimeout + connect timeout: every
+         * request (the bystander's) must still be answered. */
+        h_sleep_ms(DOWN_HOLD_MS);  /* the duration under test */
+        fs_resume();
+        C.down = false;
+    }
+    uint64_t end = h_now_ms();
+    check_victim_recovers();
+    check_bystander(end);
+}
+
+static void client_killed_cell(void)
+{
+    close(C.v);          /* abruptly: no TERMINATE, unread results dropped */
+    C.v = -1;
+    fs_thaw_all();
+    if (C.pg && C.marker[0])
+        cr_assert(H_AWAIT(obs_active_pid(&C.obs, C.marker) < 0, 10000),
+                  "[%s x client killed] the server still runs the vanished client's statement",
+                  C.ph->name);
+    uint64_t end = h_now_ms();
+    check_bystander(end);
+}
+
+/* /health says shutting_down, or the daemon has already closed its status
+ * socket (it exits at once when nothing is left to drain). Never asserts. */
+static bool shutting_down(void)
+{
+    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char resp[4096];
+    size_t len = 0;
+    int fd = h_raw_try_connect(h_paths()->status_sock);
+
+    if (fd < 0)
+        return true;
+    if (h_raw_send(fd, req, sizeof(req) - 1)) {
+        uint64_t deadline = h_now_ms() + 2000;
+        while (len < sizeof(resp) - 1 && h_now_ms() < deadline) {
+            struct pollfd p = { fd, POLLIN, 0 };
+            if (poll(&p, 1, 100) <= 0)
+                continue;
+            ssize_t r = recv(fd, resp + len, sizeof(resp) - 1 - len, 0);
+            if (r <= 0)
+                break;
+            len += (size_t)r;
+        }
+    }
+    close(fd);
+    resp[len] = '\0';
+    return len == 0 || strstr(resp, "shutting_down") != NULL;
+}
+
+/* Read one terminal frame of the victim during the drain. */
+static void drain_read(struct fc_res *r, const char *what)
+{
+    char d[400];
+    fc_read(C.v, SHUTDOWN_TIMEOUT_MS + FC_ANSWER_MS, r);
+    cr_assert(r->kind != FC_TIMEOUT, "[%s x SIGTERM] %s: %s", C.ph->name, what,
+              fc_describe(r, d, sizeof(d)));
+    cr_assert(r->kind != FC_EOF, "[%s x SIGTERM] %s: bare EOF instead of ERROR SHUTDOWN "
+              "(protocol.md: every request gets one terminal frame, SHUTDOWN when the session "
+              "is closed for the shutdown; operations.md: requests during the drain get ERROR "
+              "SHUTDOWN)", C.ph->name, what);
+}
+
+static void expect_shutdown_then_eof(const char *what)
+{
+    struct fc_res r;
+    char d[400];
+    drain_read(&r, what);
+    cr_assert(fc_is(&r, DBPOOL_E_SHUTDOWN), "[%s x SIGTERM] %s: %s, expected ERROR SHUTDOWN",
+              C.ph->name, what, fc_describe(&r, d, sizeof(d)));
+    fc_read(C.v, FC_ANSWER_MS, &r);
+    cr_assert_eq(r.kind, FC_EOF, "[%s x SIGTERM] the session stayed open after ERROR "
+                 "SHUTDOWN: %s", C.ph->name, fc_describe(&r, d, sizeof(d)));
+}
+
+/* The victim during the drain (operations.md): a session inside a
+ * transaction may finish it; a request from a session outside one gets
+ * ERROR SHUTDOWN and the session is closed; a request still running when
+ * shutdownTimeout expires is cut (ERROR SHUTDOWN). */
+static void sigterm_victim(void)
+{
+    struct fc_res r, p;
+    char d[400];
+
+    if (C.v < 0)
+        return;
+    if (!C.inflight && !C.in_tx) {       /* idle: closed promptly */
+        fc_read(C.v, 5000, &r);
+        cr_assert(r.kind == FC_EOF || fc_is(&r, DBPOOL_E_SHUTDOWN),
+                  "[%s x SIGTERM] an idle session was not closed: %s", C.ph->name,
+                  fc_describe(&r, d, sizeof(d)));
+        return;
+    }
+    if (C.inflight) {
+        fc_send_empty(C.v, PT_PING);   /* pipelined behind it, during the drain */
+        drain_read(&r, "the request in flight");
+    } else {
+        fc_send_pair(C.v, PT_ROLLBACK, PT_PING);   /* a failed send shows as EOF */
+        drain_read(&r, "ROLLBACK during the drain");
+        C.in_tx = false;
+        C.held = true;                   /* the PING arrived with it, during the drain */
+    }
+    if (fc_is(&r, DBPOOL_E_SHUTDOWN)) {
+        fc_read(C.v, FC_ANSWER_MS, &r);
+        cr_assert_eq(r.kind, FC_EOF, "the session stayed open after ERROR SHUTDOWN: %s",
+                     fc_describe(&r, d, sizeof(d)));
+        return;
+    }
+    cr_assert(r.kind == FC_READY || fc_is(&r, DBPOOL_E_CANCELED),
+              "[%s x SIGTERM] the request in flight ended with %s", C.ph->name,
+              fc_describe(&r, d, sizeof(d)));
+    if (C.ph->enter == enter_commit && r.kind == FC_READY) {
+        C.committed = true;
+        C.unknown = false;
+    }
+    if (r.tx == 'T') {                   /* the transaction may go on and commit */
+        drain_read(&p, "a PING inside the transaction during the drain");
+        cr_assert(p.kind == FC_READY && p.tx == 'T', "PING in a draining transaction: %s",
+                  fc_describe(&p, d, sizeof(d)));
+        fc_send_pair(C.v, PT_COMMIT, PT_PING);
+        drain_read(&p, "COMMIT during the drain");
+        cr_assert(p.kind == FC_READY && p.tx == 'I', "COMMIT during the drain: %s",
+                  fc_describe(&p, d, sizeof(d)));
+        C.committed = C.wrote;
+    }
+    if (!C.held) {
+        /* The request may have ended before the signal: the session was
+         * then idle and may be closed before the PING is read. */
+        fc_read(C.v, FC_ANSWER_MS, &p);
+        cr_assert(p.kind == FC_EOF || fc_is(&p, DBPOOL_E_SHUTDOWN) || p.kind == FC_READY,
+                  "%s", fc_describe(&p, d, sizeof(d)));
+        return;
+    }
+    expect_shutdown_then_eof("a request after the transaction ended, during the drain");
+}
+
+static void sigterm_cell(void)
+{
+    atomic_store(&B.shutting, true);
+    uint64_t t0 = h_now_ms();
+    h_signal(SIGTERM);
+    if (C.v >= 0 && (C.inflight || C.in_tx))
+        cr_assert(H_AWAIT(shutting_down(), 5000), "/health never said shutting_down");
+    if (C.ph->enter == enter_cancel)
+        fs_thaw_all();                   /* let the cancel complete during the drain */
+    sigterm_victim();
+    int st = h_wait_exit(SHUTDOWN_TIMEOUT_MS + 5000);
+    cr_assert_neq(st, -1, "[%s x SIGTERM] dbpoold did not exit within shutdownTimeout + 5 s "
+                  "(%llu ms after SIGTERM)", C.ph->name,
+                  (unsigned long long)(h_now_ms() - t0));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "[%s x SIGTERM] exit status %d",
+              C.ph->name, st);
+    fs_thaw_all();
+    check_bystander(0);
+    by_stop();
+    if (C.pg) {
+        cr_assert(H_AWAIT(obs_busy_backends(&C.obs) == 0, 5000),
+                  "[%s x SIGTERM] the daemon exited leaving a session active or idle in "
+                  "transaction on the server", C.ph->name);
+        cr_assert(H_AWAIT(obs_backends(&C.obs) == 0, 5000),
+                  "[%s x SIGTERM] server sessions outlive the daemon", C.ph->name);
+        if (C.wrote && !C.unknown)
+            cr_assert_eq(obs_int(&C.obs, "SELECT count(*) FROM public.fm_t"),
+                         C.committed ? 1 : 0, "[%s x SIGTERM] fm_t is wrong", C.ph->name);
+    }
+    h_assert_log_clean();
+}
+
+/* ================================================================ the cell */
+
+static void setup_daemon(void)
+{
+    struct h_opts o = {
+        .max_open_conns = 3,
+        .shutdown_timeout = "3s",
+        .pool_settings = C.pg ? "acquireTimeout = \"1s500ms\"; timeout = \"1s\"; "
+                                "retryDelay = \"100ms\"; maxRetries = 2; "
+                                "healthCheckInterval = \"200ms\";"
+                              : "acquireTimeout = \"1s500ms\";",
+    };
+    h_start(&o);
+    int fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
+    cr_assert_geq(fd, 0, "setup session: %s", strerror(errno));
+    struct fc_res r;
+    fc_query(fd, "CREATE TABLE fm_t (id INTEGER)", NULL, 0, FC_ANSWER_MS, &r);
+    cr_assert(fc_is(&r, 0), "CREATE TABLE fm_t: %s", r.msg);
+    close(fd);
+    C.v = fc_open(h_paths()->sock, FC_ANSWER_MS);
+    cr_assert_geq(C.v, 0, "the victim could not connect: %s", strerror(errno));
+}
+
+static unsigned by_allowed(void)
+{
+    switch (C.f) {
+    case F_RESTART_FAST:
+    case F_RESTART_IMMEDIATE:
+    case F_STOPPED:
+        return CODE(DBPOOL_E_UNAVAILABLE) | CODE(DBPOOL_E_CONN_LOST) |
+               CODE(DBPOOL_E_POOL_TIMEOUT);
+    case F_TERMINATE:   /* idle: the bystander may have taken the victim's connection */
+        return C.ph->enter == enter_idle ? CODE(DBPOOL_E_CONN_LOST) : 0;
+    case F_SIGTERM:
+        return CODE(DBPOOL_E_SHUTDOWN);
+    default:
+        return 0;
+    }
+}
+
+static void run_cell(const char *phase, enum fault f)
+{
+    C.ph = phase_named(phase);
+    C.f = f;
+    C.pg = is_pg();
+    if (!C.pg && (C.ph->pg_only || (NA_SERVER & (1u << f))))
+        cr_skip_test("%s x %s: not applicable to %s (no server process)", phase,
+                     fault_names[f], h_profile()->name);
+    if (C.ph->na & (1u << f))
+        cr_skip_test("%s x %s: not applicable: %s", phase, fault_names[f], C.ph->na_why);
+    snprintf(C.marker, sizeof(C.marker), "fm_marker_%d", (int)getpid());
+    setup_daemon();
+    C.ph->enter();
+    by_start(C.ph->by_in_tx, by_allowed());
+    B.allowed = by_allowed();
+    if (f == F_SIGTERM) {
+        sigterm_cell();
+        return;
+    }
+    if (f == F_CLIENT_KILLED)
+        client_killed_cell();
+    else
+        server_fault_cell();
+    by_stop();
+    check_no_leak();
+    cr_assert(h_wait_exit(0) == -1, "the daemon died");
+    if (C.v >= 0)
+        close(C.v);
+    C.v = -1;
+    h_stop_ok();
+}
+
+static void faults_init(void)
+{
+    fs_init();
+}
+
+static void faults_fini(void)
+{
+    fs_thaw_all();
+    if (B.started) {
+        atomic_store(&B.stop, true);
+        shutdown(B.fd, SHUT_RDWR);
+        pthread_join(B.tid, NULL);
+        B.started = false;
+    }
+    h_fini();
+    fs_cleanup();
+    obs_close(&C.obs);
+}
+
+TestSuite(faults, .init = faults_init, .fini = faults_fini, .timeout = 90);
+
+/* ================================================================ the matrix */
+
+#define FAULTS(X, phase)                                                      \
+    X(phase, terminate, F_TERMINATE)                                          \
+    X(phase, restart_fast, F_RESTART_FAST)                                    \
+    X(phase, restart_immediate, F_RESTART_IMMEDIATE)                          \
+    X(phase, stopped, F_STOPPED)                                              \
+    X(phase, client_killed, F_CLIENT_KILLED)                                  \
+    X(phase, sigterm, F_SIGTERM)
+
+#define CELL(phase, fname, fault) \
+    Test(faults, phase##_x_##fname) { run_cell(#phase, fault); }
+
+FAULTS(CELL, connecting)
+FAULTS(CELL, idle)
+FAULTS(CELL, first_stmt)
+FAULTS(CELL, later_stmt)
+FAULTS(CELL, streaming)
+FAULTS(CELL, commit)
+FAULTS(CELL, rollback)
+FAULTS(CELL, reset)
+FAULTS(CELL, cancel)
