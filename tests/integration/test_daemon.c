@@ -1997,6 +1997,7 @@ Test(pool, sqlite_writer_held_by_a_transaction_is_named_in_the_timeout)
     int rc = dbpool_query(b, h_sql("INSERT INTO t VALUES (?)"), &v, 1, NULL);
     h_expect_error(b, rc, DBPOOL_E_POOL_TIMEOUT, "a write while A holds the writer");
     const char *msg = dbpool_last_error(b)->message;
+    cr_log_info("POOL_TIMEOUT: %s", msg);
     cr_assert_null(strstr(msg, "maxOpenConns;"), "the advice is to raise maxOpenConns: %s", msg);
     cr_assert_null(strstr(msg, "raise maxOpenConns"), "the advice is to raise maxOpenConns: %s",
                    msg);
