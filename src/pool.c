@@ -92,6 +92,7 @@ static const struct backend_sink server_sink;
 static void server_on_done(void *arg, const struct backend_result *res);
 static void pool_dispatch(struct pool *p, struct server *sv);
 static void pool_maybe_connect(struct pool *p, enum backend_role role);
+static void schedule_fail_fast(struct pool *p);
 
 uint64_t now_us(void)
 {
@@ -145,6 +146,7 @@ static void server_close(struct server *sv, const char *reason)
     p->totals.total_server_closes++;
     p->drv->close(sv->conn);
     free(sv);
+    schedule_fail_fast(p);   /* waiters for it may have nothing left to wait for */
 }
 
 /* Copy with truncation (messages are informative; cutting them is fine). */
@@ -218,25 +220,50 @@ static void unavailable_message(const struct pool *p, char *buf, size_t len)
     else
         snprintf(when, sizeof(when), "one is under way");
     snprintf(buf, len,
-             "pool \"%.64s\" is unavailable: %d connection attempts in a row failed, last: "
-             "%.200s; requests fail at once until an attempt succeeds (%s): check that the "
-             "database server is running and reachable",
-             p->cfg->name, p->connect_failures, p->last_error, when);
+             "pool \"%.64s\" is unavailable: %d connection attempt%s in a row failed, last: "
+             "%.190s; requests fail at once until an attempt succeeds (%s): check that the "
+             "database server is running, reachable and accepting connections",
+             p->cfg->name, p->connect_failures, p->connect_failures == 1 ? "" : "s",
+             p->last_error, when);
 }
 
-/* More than maxRetries attempts in a row failed: fail the waiters (on the
- * next loop pass) and every request from now on, until an attempt succeeds. */
-static void pool_go_down(struct pool *p)
+/* While the pool is down, a request for `role` fails at once when no open
+ * connection of that role could come back to serve it (connections that
+ * work, e.g. when only growing the pool fails, are still waited for). */
+static bool nothing_to_wait_for(const struct pool *p, enum backend_role role)
+{
+    const struct server *sv;
+    int open = p->nrole[role];
+
+    if (!p->down)
+        return false;
+    TAILQ_FOREACH(sv, &p->lists[SV_CONNECTING], link)
+        if (sv->role == role)
+            open--;
+    return open <= 0;
+}
+
+/* Fail the waiters that have nothing to wait for on the next loop pass
+ * (never from inside the caller's stack). */
+static void schedule_fail_fast(struct pool *p)
 {
     static const struct timeval now = { 0, 0 };
+
+    if (p->down && p->nwaiting)
+        event_add(p->fail_timer, &now);
+}
+
+/* More than maxRetries attempts in a row failed: from now on until an
+ * attempt succeeds, requests with nothing to wait for fail at once. */
+static void pool_go_down(struct pool *p)
+{
     char q[300];
 
     p->down = true;
     log_error("pool_down", "pool=%s failures=%d next_attempt_ms=%llu error=%s", p->cfg->name,
               p->connect_failures, (unsigned long long)next_attempt_in_ms(p),
               log_quote(q, sizeof(q), p->last_error, strlen(p->last_error)));
-    if (p->nwaiting)
-        event_add(p->fail_timer, &now);
+    schedule_fail_fast(p);
 }
 
 /* An attempt to open a connection failed (conn_new or connect): count it,
@@ -373,31 +400,27 @@ static void waiter_fail(struct pool *p, struct pool_waiter *w, int code, const c
     w->fn(w->arg, NULL, &err);
 }
 
-/* Fail the waiters queued now (not those their callbacks queue: they get
- * the next pass). */
-static void fail_waiters(struct pool *p, int code, const char *msg)
-{
-    int n = p->nwaiting;
-    struct pool_waiter *w;
-
-    while (n-- > 0 && (w = TAILQ_FIRST(&p->waiters)))
-        waiter_fail(p, w, code, msg);
-    arm_wait_timer(p);
-}
-
-/* fail_timer: the pool is down, so queued requests fail at once. */
+/* fail_timer: the pool is down; queued requests with nothing to wait for
+ * fail now. Only those queued before this pass (what their callbacks queue
+ * goes to the next one). */
 static void on_fail_fast(evutil_socket_t fd, short what, void *arg)
 {
     struct pool *p = arg;
+    struct pool_waiter *w, *next;
+    int n = p->nwaiting;
     char msg[512];
 
     (void)fd;
     (void)what;
-    if (!p->down)
-        return;   /* recovered meanwhile: the waiters get connections */
-    p->totals.total_unavailable += (uint64_t)p->nwaiting;
     unavailable_message(p, msg, sizeof(msg));
-    fail_waiters(p, DBPOOL_E_UNAVAILABLE, msg);
+    for (w = TAILQ_FIRST(&p->waiters); w && n-- > 0; w = next) {
+        next = TAILQ_NEXT(w, link);
+        if (nothing_to_wait_for(p, w->want)) {
+            p->totals.total_unavailable++;
+            waiter_fail(p, w, DBPOOL_E_UNAVAILABLE, msg);
+        }
+    }
+    arm_wait_timer(p);
 }
 
 /* The server of `role` held longest by a client, or NULL. */
@@ -533,9 +556,8 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
     p->nwait_role[want]++;
     if (p->nwaiting == 1)
         arm_wait_timer(p);
-    if (p->down) {
-        static const struct timeval now = { 0, 0 };
-        event_add(p->fail_timer, &now);   /* fail fast, without dialling */
+    if (nothing_to_wait_for(p, want)) {
+        schedule_fail_fast(p);   /* fail fast, without dialling */
         return NULL;
     }
     pool_maybe_connect(p, want);

@@ -1317,9 +1317,10 @@ static int count_in(const char *text, const char *needle)
     return n;
 }
 
-static double pool_num_or_nan(const char *k1, const char *k2)
+/* A number of pool `name` in /pools; NaN when absent (no assert). */
+static double pool_num_or_nan(const char *name, const char *k1, const char *k2)
 {
-    char *j = pool_json("app");
+    char *j = pool_json(name);
     double v = k2 ? H_JSON_NUM(j, k1, k2) : H_JSON_NUM(j, k1);
     free(j);
     return v;
@@ -1356,9 +1357,9 @@ Test(pgresilience, stopped_server_no_connect_storm_and_recovery_without_traffic)
     cr_assert_eq(run_harness("pause", second_server, NULL, 0), 0, "could not stop PostgreSQL");
     cr_assert(H_AWAIT(health_status() == 503, 5000), "/health not 503 with the server stopped");
     /* maxRetries 2: the pool is down after three failures (~0.3 s). */
-    bool down = H_AWAIT(pool_num_or_nan("down", NULL) == 1, 5000);
+    bool down = H_AWAIT(pool_num_or_nan("app", "down", NULL) == 1, 5000);
 
-    double attempts0 = pool_num_or_nan("totals", "connect_attempts");
+    double attempts0 = pool_num_or_nan("app", "totals", "connect_attempts");
     double errors0 = pool_stat("app", "totals", "connect_errors");
     uint64_t t0 = h_now_ms();
     for (int i = 0; i < STORM_CLIENTS; i++)
@@ -1368,7 +1369,7 @@ Test(pgresilience, stopped_server_no_connect_storm_and_recovery_without_traffic)
     for (int i = 0; i < STORM_CLIENTS; i++)
         cr_assert_eq(pthread_join(cl[i].tid, NULL), 0);
     uint64_t window = h_now_ms() - t0;
-    double attempts = pool_num_or_nan("totals", "connect_attempts") - attempts0;
+    double attempts = pool_num_or_nan("app", "totals", "connect_attempts") - attempts0;
     double errors = pool_stat("app", "totals", "connect_errors") - errors0;
 
     int requests = 0, unavailable = 0, other = 0, first_other = -1;
@@ -1431,6 +1432,63 @@ Test(pgresilience, stopped_server_no_connect_storm_and_recovery_without_traffic)
     cr_assert_leq(count_in(episode, "level=warn event=connect_failed"), 1, "%s", episode);
     free(episode);
     dbpool_close(c);
+    h_stop_ok();
+}
+
+/* The server refuses new connections while the pool's open ones keep
+ * working (a role's CONNECTION LIMIT here; the same happens at the server's
+ * max_connections): after maxRetries failures the pool is down, but a
+ * request that finds every working connection busy waits for one instead
+ * of failing at once — failing fast is for requests with nothing to wait
+ * for. */
+Test(pgresilience, down_pool_still_serves_on_its_working_connections)
+{
+    char extra[2048] = "";
+    struct h_opts o = { .extra_pools = extra };
+
+    use_second_server();
+    add_pool(extra, sizeof(extra), "lim", NULL, 0, "tp_limited",
+             "maxOpenConns = 3; healthCheckInterval = \"1h\"; retryDelay = \"100ms\"; "
+             "maxRetries = 0; acquireTimeout = \"10s\"; timeout = \"2s\";");
+    h_start(&o);
+    dbpool_conn *adm = h_connect();
+    h_exec(adm, "DROP ROLE IF EXISTS tp_limited");
+    h_exec(adm, "CREATE ROLE tp_limited LOGIN");   /* not a superuser: limits apply */
+    cr_assert(H_AWAIT(health_status() == 200, 10000), "pool lim did not connect");
+
+    dbpool_conn *a = connect_pool("lim"), *b = connect_pool("lim");
+    struct bg_query c = { .c = connect_pool("lim"), .sql = "SELECT 3" };
+    must_ok(a, dbpool_begin(a, 0), "begin A");
+    cr_assert_eq(h_scalar(a, "SELECT 1"), 1);
+    must_ok(b, dbpool_begin(b, 0), "begin B");
+    cr_assert_eq(h_scalar(b, "SELECT 2"), 2);
+    cr_assert_eq(pool_stat("lim", "servers", "open"), 2, "expected A's and B's connections");
+    h_exec(adm, "ALTER ROLE tp_limited CONNECTION LIMIT 2");
+
+    bg_start(&c);   /* needs a third connection: refused */
+    cr_assert(H_AWAIT(pool_stat("lim", "totals", "connect_errors") >= 1, 5000),
+              "the third connection was not refused");
+    cr_assert(H_AWAIT(pool_stat("lim", "clients", "waiting") == 1 || atomic_load(&c.done), 5000));
+    cr_assert(!atomic_load(&c.done), "C failed at once (%s: %s) though two working "
+              "connections will come back", dbpool_code_name(c.err.code), c.err.message);
+    cr_assert(H_AWAIT(pool_num_or_nan("lim", "down", NULL) == 1, 5000),
+              "pool lim is not down after its connection attempt was refused (maxRetries 0)");
+    cr_assert(!atomic_load(&c.done), "C failed (%s: %s) though two working connections will "
+              "come back", dbpool_code_name(c.err.code), c.err.message);
+    must_ok(a, dbpool_commit(a), "commit A");
+    cr_assert(H_AWAIT(atomic_load(&c.done), 5000), "C did not get A's connection");
+    cr_assert_eq(pthread_join(c.tid, NULL), 0);
+    cr_assert_eq(c.rc, 0, "C: %s: %s", dbpool_code_name(c.err.code), c.err.message);
+
+    /* The limit lifted: the backoff timer's next attempt succeeds. */
+    must_ok(b, dbpool_commit(b), "commit B");
+    h_exec(adm, "ALTER ROLE tp_limited CONNECTION LIMIT -1");
+    cr_assert(H_AWAIT(health_status() == 200, 10000), "pool lim did not recover");
+    cr_assert_eq(pool_stat("lim", "down", NULL), 0);
+    dbpool_close(c.c);
+    dbpool_close(b);
+    dbpool_close(a);
+    dbpool_close(adm);
     h_stop_ok();
 }
 
