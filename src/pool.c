@@ -16,9 +16,10 @@
  * dials, on the schedule of backoff.c (exponential from retryDelay, capped,
  * jittered), for as long as attempts fail — that is also the probe that turns
  * /health green again without client traffic. After maxRetries retries the
- * pool is down: requests fail at once with UNAVAILABLE (on the next loop
- * pass, without dialling) until an attempt succeeds. Logged are the changes
- * (first failure, pool_down, pool_recovered), the other failures at debug.
+ * pool is down: until an attempt succeeds, requests that have no open
+ * connection of their role to wait for fail with UNAVAILABLE on the next
+ * loop pass, without dialling. Logged are the changes (first failure,
+ * pool_down, pool_recovered), the other failures at debug.
  *
  * Ownership: the pool owns every struct server and its backend connection;
  * waiters belong to their clients.
