@@ -12,16 +12,28 @@
  * pool counts statements and errors and sees broken connections before the
  * client does.
  *
+ * Connect failures: after one, the pool is unhealthy and only the retry timer
+ * dials, on the schedule of backoff.c (exponential from retryDelay, capped,
+ * jittered), for as long as attempts fail — that is also the probe that turns
+ * /health green again without client traffic. After maxRetries retries the
+ * pool is down: until an attempt succeeds, requests that have no open
+ * connection of their role to wait for fail with UNAVAILABLE on the next
+ * loop pass, without dialling. Logged are the changes (first failure,
+ * pool_down, pool_recovered), the other failures at debug.
+ *
  * Ownership: the pool owns every struct server and its backend connection;
  * waiters belong to their clients.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/event.h>
+#include <event2/util.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "pool.h"
 
@@ -39,6 +51,7 @@ struct server {
     uint64_t id;
     uint64_t created_us;
     uint64_t idle_since_us;
+    uint64_t busy_since_us;          /* when it last became active (bound to a client) */
     bool op_running;
     bool abandoned;                  /* its client vanished; reset when the op ends */
     bool broken;
@@ -59,12 +72,18 @@ struct pool {
     int nwait_role[2];               /* waiters per wanted role */
     struct event *wait_timer;        /* acquire timeouts of the queue head */
     struct event *maint_timer;       /* idle time, lifetime, health, recovery */
-    struct event *retry_timer;       /* connect backoff */
+    struct event *retry_timer;       /* connect backoff: the only dialler while failing */
+    struct event *fail_timer;        /* fails queued waiters at once while down */
     uint64_t next_server_id;
     uint64_t last_health_us;
     int connect_failures;            /* consecutive */
     bool retry_pending;
+    enum backend_role retry_role;    /* what the retry timer opens */
+    uint64_t next_attempt_us;        /* when it fires (valid while retry_pending) */
     bool unhealthy;
+    bool down;                       /* more than maxRetries failures in a row */
+    uint64_t unhealthy_since_us;
+    bool role_grows[2];              /* raising maxOpenConns adds connections of the role */
     char last_error[256];
     int clients_connected;
     struct pool_stats totals;        /* only the total_* fields are used */
@@ -74,6 +93,7 @@ static const struct backend_sink server_sink;
 static void server_on_done(void *arg, const struct backend_result *res);
 static void pool_dispatch(struct pool *p, struct server *sv);
 static void pool_maybe_connect(struct pool *p, enum backend_role role);
+static void schedule_fail_fast(struct pool *p);
 
 uint64_t now_us(void)
 {
@@ -93,6 +113,8 @@ static void set_state(struct server *sv, enum server_state st)
         p->drv->unwatch_idle(sv->conn);
     if (st == SV_IDLE && sv->state != SV_IDLE && p->drv->watch_idle)
         p->drv->watch_idle(sv->conn, on_idle_lost, sv);
+    if (st == SV_ACTIVE && sv->state != SV_ACTIVE)
+        sv->busy_since_us = now_us();
     TAILQ_REMOVE(&p->lists[sv->state], sv, link);
     p->counts[sv->state]--;
     sv->state = st;
@@ -125,6 +147,7 @@ static void server_close(struct server *sv, const char *reason)
     p->totals.total_server_closes++;
     p->drv->close(sv->conn);
     free(sv);
+    schedule_fail_fast(p);   /* waiters for it may have nothing left to wait for */
 }
 
 /* Copy with truncation (messages are informative; cutting them is fine). */
@@ -143,23 +166,143 @@ static void pool_note_error(struct pool *p, const char *msg)
     copy_text(p->last_error, sizeof(p->last_error), msg);
 }
 
-/* A connection failed to open: back off, and tell waiters when hopeless. */
-static void fail_waiters(struct pool *p, enum backend_role role, int code, const char *msg);
+/* ------------------------------------------------ connect retry, up/down */
 
-static void schedule_retry(struct pool *p)
+static uint32_t jitter_bits(void)
+{
+    uint32_t r;
+
+    evutil_secure_rng_get_bytes(&r, sizeof(r));
+    return r;
+}
+
+/* Arm the retry timer: it opens one connection of `role` after the backoff
+ * delay for the current run of failures. */
+static void schedule_retry(struct pool *p, enum backend_role role)
 {
     struct timeval tv;
-    uint64_t delay = p->cfg->retry_delay_ms ? p->cfg->retry_delay_ms : 1000;
-    int shift = p->connect_failures > 1 ? p->connect_failures - 1 : 0;
+    uint64_t first = p->cfg->retry_delay_ms ? p->cfg->retry_delay_ms : 1000;
+    int n = p->connect_failures > 0 ? p->connect_failures : 1;
+    uint64_t delay_us = backoff_delay_ms(first, BACKOFF_CAP_MS, n, jitter_bits()) * 1000u;
 
-    if (shift > 5)
-        shift = 5;
-    delay <<= shift;
-    if (delay > 30000)
-        delay = 30000;
-    timeval_from_us(&tv, delay * 1000u);
+    p->retry_role = role;
     p->retry_pending = true;
+    p->next_attempt_us = now_us() + delay_us;
+    timeval_from_us(&tv, delay_us);
     event_add(p->retry_timer, &tv);
+}
+
+static uint64_t next_attempt_in_ms(const struct pool *p)
+{
+    uint64_t now = now_us();
+
+    if (!p->retry_pending)
+        return 0;
+    return p->next_attempt_us > now ? (p->next_attempt_us - now) / 1000u : 0;
+}
+
+static void mark_unhealthy(struct pool *p, const char *msg)
+{
+    if (!p->unhealthy)
+        p->unhealthy_since_us = now_us();
+    p->unhealthy = true;
+    pool_note_error(p, msg);
+}
+
+/* What a request gets while the pool is down (or unhealthy at its acquire
+ * timeout): the cause, and when the pool tries again. */
+static void unavailable_message(const struct pool *p, char *buf, size_t len)
+{
+    char when[40];
+
+    if (p->retry_pending)
+        snprintf(when, sizeof(when), "next in %llu ms",
+                 (unsigned long long)next_attempt_in_ms(p));
+    else
+        snprintf(when, sizeof(when), "one is under way");
+    snprintf(buf, len,
+             "pool \"%.64s\" is unavailable: %d connection attempt%s in a row failed, last: "
+             "%.190s; requests fail at once until an attempt succeeds (%s): check that the "
+             "database server is running, reachable and accepting connections",
+             p->cfg->name, p->connect_failures, p->connect_failures == 1 ? "" : "s",
+             p->last_error, when);
+}
+
+/* While the pool is down, a request for `role` fails at once when no open
+ * connection of that role could come back to serve it (connections that
+ * work, e.g. when only growing the pool fails, are still waited for). */
+static bool nothing_to_wait_for(const struct pool *p, enum backend_role role)
+{
+    const struct server *sv;
+    int open = p->nrole[role];
+
+    if (!p->down)
+        return false;
+    TAILQ_FOREACH(sv, &p->lists[SV_CONNECTING], link)
+        if (sv->role == role)
+            open--;
+    return open <= 0;
+}
+
+/* Fail the waiters that have nothing to wait for on the next loop pass
+ * (never from inside the caller's stack). */
+static void schedule_fail_fast(struct pool *p)
+{
+    static const struct timeval now = { 0, 0 };
+
+    if (p->down && p->nwaiting)
+        event_add(p->fail_timer, &now);
+}
+
+/* More than maxRetries attempts in a row failed: from now on until an
+ * attempt succeeds, requests with nothing to wait for fail at once. */
+static void pool_go_down(struct pool *p)
+{
+    char q[300];
+
+    p->down = true;
+    log_error("pool_down", "pool=%s failures=%d next_attempt_ms=%llu error=%s", p->cfg->name,
+              p->connect_failures, (unsigned long long)next_attempt_in_ms(p),
+              log_quote(q, sizeof(q), p->last_error, strlen(p->last_error)));
+    schedule_fail_fast(p);
+}
+
+/* An attempt to open a connection failed (conn_new or connect): count it,
+ * back off, log the first failure of a run (the others at debug). */
+static void connect_failed(struct pool *p, enum backend_role role, const char *msg)
+{
+    char q[300];
+
+    p->totals.total_connect_errors++;
+    p->connect_failures++;
+    mark_unhealthy(p, msg);
+    schedule_retry(p, role);
+    log_quote(q, sizeof(q), msg, strlen(msg));
+    if (p->connect_failures == 1)
+        log_warn("connect_failed", "pool=%s attempt=1 next_attempt_ms=%llu error=%s",
+                 p->cfg->name, (unsigned long long)next_attempt_in_ms(p), q);
+    else
+        log_debug("connect_failed", "pool=%s attempt=%d next_attempt_ms=%llu error=%s",
+                  p->cfg->name, p->connect_failures, (unsigned long long)next_attempt_in_ms(p), q);
+    if (!p->down && p->connect_failures > p->cfg->max_retries)
+        pool_go_down(p);
+}
+
+/* A connection opened: the database answers. Ends a failure run. */
+static void pool_recovered(struct pool *p)
+{
+    if (p->unhealthy || p->down)
+        log_info("pool_recovered", "pool=%s failures=%d unhealthy_ms=%llu", p->cfg->name,
+                 p->connect_failures,
+                 (unsigned long long)((now_us() - p->unhealthy_since_us) / 1000u));
+    p->connect_failures = 0;
+    p->unhealthy = false;
+    p->down = false;
+    p->last_error[0] = '\0';
+    if (p->retry_pending) {
+        event_del(p->retry_timer);
+        p->retry_pending = false;
+    }
 }
 
 static void on_connected(void *arg, const struct backend_result *res)
@@ -171,29 +314,19 @@ static void on_connected(void *arg, const struct backend_result *res)
         char msg[sizeof(res->err.message)];
         copy_text(msg, sizeof(msg), res->err.message);
         enum backend_role role = sv->role;
-        p->totals.total_connect_errors++;
-        p->connect_failures++;
-        p->unhealthy = true;
-        pool_note_error(p, msg);
-        log_error("connect_failed", "pool=%s attempt=%d error=\"%s\"", p->cfg->name,
-                  p->connect_failures, msg);
         server_close(sv, "connect_failed");
-        if (p->connect_failures > p->cfg->max_retries)
-            fail_waiters(p, role, DBPOOL_E_UNAVAILABLE, msg);
-        else
-            schedule_retry(p);
+        connect_failed(p, role, msg);
         return;
     }
-    if (p->unhealthy)
-        log_info("pool_recovered", "pool=%s", p->cfg->name);
     p->totals.total_connects++;
-    p->connect_failures = 0;
-    p->unhealthy = false;
-    p->last_error[0] = '\0';
+    pool_recovered(p);
     log_debug("server_open", "pool=%s server=%llu role=%s", p->cfg->name,
               (unsigned long long)sv->id, sv->role == ROLE_READER ? "reader" : "writer");
     sv->idle_since_us = now_us();
     pool_dispatch(p, sv);
+    /* Waiters that queued while attempts failed get their connections now. */
+    pool_maybe_connect(p, ROLE_WRITER);
+    pool_maybe_connect(p, ROLE_READER);
 }
 
 static void server_open(struct pool *p, enum backend_role role)
@@ -201,16 +334,15 @@ static void server_open(struct pool *p, enum backend_role role)
     char err[256];
     struct server *sv = calloc(1, sizeof(*sv));
 
+    p->totals.total_connect_attempts++;
     if (!sv) {
-        pool_note_error(p, "out of memory opening a server connection");
+        connect_failed(p, role, "out of memory opening a server connection");
         return;
     }
     sv->conn = p->drv->conn_new(p->cfg, p->base, role, err, sizeof(err));
     if (!sv->conn) {
         free(sv);
-        pool_note_error(p, err);
-        p->unhealthy = true;
-        log_error("connect_failed", "pool=%s error=\"%s\"", p->cfg->name, err);
+        connect_failed(p, role, err);
         return;
     }
     sv->pool = p;
@@ -269,18 +401,67 @@ static void waiter_fail(struct pool *p, struct pool_waiter *w, int code, const c
     w->fn(w->arg, NULL, &err);
 }
 
-static void fail_waiters(struct pool *p, enum backend_role role, int code, const char *msg)
+/* fail_timer: the pool is down; queued requests with nothing to wait for
+ * fail now. Only those queued before this pass (what their callbacks queue
+ * goes to the next one). */
+static void on_fail_fast(evutil_socket_t fd, short what, void *arg)
 {
-    char text[512];
+    struct pool *p = arg;
     struct pool_waiter *w, *next;
+    int n = p->nwaiting;
+    char msg[512];
 
-    snprintf(text, sizeof(text), "pool \"%.64s\" cannot reach its database: %.400s", p->cfg->name, msg);
-    for (w = TAILQ_FIRST(&p->waiters); w; w = next) {
+    (void)fd;
+    (void)what;
+    unavailable_message(p, msg, sizeof(msg));
+    for (w = TAILQ_FIRST(&p->waiters); w && n-- > 0; w = next) {
         next = TAILQ_NEXT(w, link);
-        if (w->want == role)
-            waiter_fail(p, w, code, text);
+        if (nothing_to_wait_for(p, w->want)) {
+            p->totals.total_unavailable++;
+            waiter_fail(p, w, DBPOOL_E_UNAVAILABLE, msg);
+        }
     }
     arm_wait_timer(p);
+}
+
+/* The server of `role` held longest by a client, or NULL. */
+static const struct server *longest_held(const struct pool *p, enum backend_role role)
+{
+    const struct server *sv, *best = NULL;
+
+    TAILQ_FOREACH(sv, &p->lists[SV_ACTIVE], link)
+        if (sv->role == role && (!best || sv->busy_since_us < best->busy_since_us))
+            best = sv;
+    return best;
+}
+
+/* POOL_TIMEOUT text. When more connections of the role would help, say so;
+ * when the role has a fixed size (SQLite's one writer), name the holder. */
+static void pool_timeout_message(const struct pool *p, enum backend_role role, char *msg,
+                                 size_t len)
+{
+    const char *rname = role == ROLE_READER ? "reader" : "writer";
+    const struct server *h = longest_held(p, role);
+    uint64_t held_ms = h ? (now_us() - h->busy_since_us) / 1000u : 0;
+
+    if (p->role_grows[role]) {
+        snprintf(msg, len,
+                 "no server connection in pool \"%s\" became free within %llu ms "
+                 "(all %d %s%sbusy; raise maxOpenConns or acquireTimeout, or shorten "
+                 "transactions)",
+                 p->cfg->name, (unsigned long long)p->cfg->acquire_timeout_ms,
+                 p->max_role[role], p->max_role[ROLE_READER] ? rname : "",
+                 p->max_role[ROLE_READER] ? " connections " : "");
+        return;
+    }
+    snprintf(msg, len,
+             "the %s connection of pool \"%s\" did not become free within %llu ms: it is "
+             "held by another session's transaction or statement (for %llu.%llu s). The pool "
+             "has %d %s connection%s and raising maxOpenConns does not add any: shorten write "
+             "transactions, or raise acquireTimeout",
+             rname, p->cfg->name, (unsigned long long)p->cfg->acquire_timeout_ms,
+             (unsigned long long)(held_ms / 1000u), (unsigned long long)(held_ms % 1000u / 100u),
+             p->max_role[role], rname, p->max_role[role] == 1 ? "" : "s");
 }
 
 static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
@@ -294,15 +475,11 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     while ((w = TAILQ_FIRST(&p->waiters)) && now - w->enqueued_us >= limit) {
         p->totals.total_acquire_timeouts++;
         if (p->unhealthy) {
-            snprintf(msg, sizeof(msg), "pool \"%.64s\" is unavailable: %.300s (waited %llu ms)",
-                     p->cfg->name, p->last_error, (unsigned long long)p->cfg->acquire_timeout_ms);
+            p->totals.total_unavailable++;
+            unavailable_message(p, msg, sizeof(msg));
             waiter_fail(p, w, DBPOOL_E_UNAVAILABLE, msg);
         } else {
-            snprintf(msg, sizeof(msg),
-                     "no server connection in pool \"%s\" became free within %llu ms "
-                     "(all %d busy; raise maxOpenConns or acquireTimeout, or shorten transactions)",
-                     p->cfg->name, (unsigned long long)p->cfg->acquire_timeout_ms,
-                     p->cfg->max_open_conns);
+            pool_timeout_message(p, w->want, msg, sizeof(msg));
             waiter_fail(p, w, DBPOOL_E_POOL_TIMEOUT, msg);
         }
     }
@@ -342,9 +519,11 @@ static enum backend_role normalize_role(const struct pool *p, enum backend_role 
     return (want == ROLE_READER && p->max_role[ROLE_READER] > 0) ? ROLE_READER : ROLE_WRITER;
 }
 
+/* Open a connection for waiters of `role` that no connect in flight will
+ * serve. Never while attempts fail: then the retry timer alone dials. */
 static void pool_maybe_connect(struct pool *p, enum backend_role role)
 {
-    if (p->retry_pending || p->nrole[role] >= p->max_role[role])
+    if (p->retry_pending || p->connect_failures > 0 || p->nrole[role] >= p->max_role[role])
         return;
     /* Don't open more than there are waiters for (connects in flight count). */
     int pending = 0;
@@ -378,6 +557,10 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
     p->nwait_role[want]++;
     if (p->nwaiting == 1)
         arm_wait_timer(p);
+    if (nothing_to_wait_for(p, want)) {
+        schedule_fail_fast(p);   /* fail fast, without dialling */
+        return NULL;
+    }
     pool_maybe_connect(p, want);
     return NULL;
 }
@@ -562,12 +745,18 @@ uint64_t server_id(const struct server *sv)
 /* ------------------------------------------------------------ maintenance */
 
 /* Open one writer to find out whether the database answers (unless one is
- * being opened already); its outcome sets the pool's health. */
+ * being opened already or the retry timer will); its outcome sets the
+ * pool's health. With every writer open (busy), an unhealthy pool asks the
+ * retry timer to try later. */
 static void pool_probe(struct pool *p)
 {
-    if (p->retry_pending || p->counts[SV_CONNECTING] > 0 ||
-        p->nrole[ROLE_WRITER] >= p->max_role[ROLE_WRITER])
+    if (p->retry_pending || p->counts[SV_CONNECTING] > 0)
         return;
+    if (p->nrole[ROLE_WRITER] >= p->max_role[ROLE_WRITER]) {
+        if (p->unhealthy)
+            schedule_retry(p, ROLE_WRITER);
+        return;
+    }
     server_open(p, ROLE_WRITER);
 }
 
@@ -592,8 +781,7 @@ static void health_done(void *arg, const struct backend_result *res)
 
     sv->op_running = false;
     if (!res->ok) {
-        p->unhealthy = true;
-        pool_note_error(p, res->err.message);
+        mark_unhealthy(p, res->err.message);
         log_warn("health_check_failed", "pool=%s server=%llu error=\"%s\"", p->cfg->name,
                  (unsigned long long)sv->id, res->err.message);
         server_close(sv, "health_check_failed");
@@ -649,14 +837,22 @@ static void on_maint(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The backoff delay is over: one attempt (a probe, also without waiters,
+ * so health returns without traffic). With every connection of the role
+ * open there is nothing to dial: look again after another delay. */
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     struct pool *p = arg;
+    enum backend_role role = p->retry_role;
 
+    (void)fd;
+    (void)what;
     p->retry_pending = false;
-    if (first_waiter_for(p, ROLE_WRITER) || p->nrole[ROLE_WRITER] == 0)
-        server_open(p, ROLE_WRITER);
-    pool_maybe_connect(p, ROLE_READER);
+    if (p->nrole[role] >= p->max_role[role]) {
+        schedule_retry(p, role);
+        return;
+    }
+    server_open(p, role);
 }
 
 static uint64_t maint_period_ms(const struct pool_config *cfg)
@@ -669,6 +865,20 @@ static uint64_t maint_period_ms(const struct pool_config *cfg)
         if (cands[i] && cands[i] / 4 < m)
             m = cands[i] / 4;
     return m < 20 ? 20 : m;
+}
+
+/* Whether a larger maxOpenConns would give the pool more connections of
+ * this role (asked of the driver: SQLite keeps one writer whatever it is). */
+static bool role_grows(const struct pool *p, enum backend_role role)
+{
+    struct pool_config more = *p->cfg;
+    int lim[2];
+
+    if (more.max_open_conns == INT_MAX)
+        return false;
+    more.max_open_conns++;
+    p->drv->pool_limits(&more, &lim[ROLE_WRITER], &lim[ROLE_READER]);
+    return lim[role] > p->max_role[role];
 }
 
 /* ---------------------------------------------------------------- public */
@@ -687,10 +897,13 @@ struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver
         TAILQ_INIT(&p->lists[i]);
     TAILQ_INIT(&p->waiters);
     drv->pool_limits(cfg, &p->max_role[ROLE_WRITER], &p->max_role[ROLE_READER]);
+    p->role_grows[ROLE_WRITER] = role_grows(p, ROLE_WRITER);
+    p->role_grows[ROLE_READER] = role_grows(p, ROLE_READER);
     p->wait_timer = evtimer_new(base, on_wait_timeout, p);
     p->maint_timer = event_new(base, -1, EV_PERSIST, on_maint, p);
     p->retry_timer = evtimer_new(base, on_retry, p);
-    if (!p->wait_timer || !p->maint_timer || !p->retry_timer) {
+    p->fail_timer = evtimer_new(base, on_fail_fast, p);
+    if (!p->wait_timer || !p->maint_timer || !p->retry_timer || !p->fail_timer) {
         pool_free(p);
         return NULL;
     }
@@ -725,6 +938,8 @@ void pool_free(struct pool *p)
         event_free(p->maint_timer);
     if (p->retry_timer)
         event_free(p->retry_timer);
+    if (p->fail_timer)
+        event_free(p->fail_timer);
     free(p);
 }
 
@@ -761,6 +976,9 @@ void pool_get_stats(const struct pool *p, struct pool_stats *out)
     out->name = p->cfg->name;
     out->type = p->drv->name;
     out->healthy = !p->unhealthy;
+    out->down = p->down;
+    out->connect_failures = p->connect_failures;
+    out->next_connect_in_ms = p->retry_pending ? (int64_t)next_attempt_in_ms(p) : -1;
     copy_text(out->last_error, sizeof(out->last_error), p->last_error);
     out->max_open = p->cfg->max_open_conns;
     out->servers_idle = p->counts[SV_IDLE];

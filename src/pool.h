@@ -45,6 +45,10 @@ struct pool_stats {
     const char *name;
     const char *type;
     bool healthy;
+    bool down;                       /* more than maxRetries connect failures in a row:
+                                        requests fail at once with UNAVAILABLE */
+    int connect_failures;            /* consecutive failed connection attempts */
+    int64_t next_connect_in_ms;      /* until the retry timer's attempt; -1: none due */
     char last_error[256];            /* last connect/health error, "" if none */
     int max_open;                    /* configured maxOpenConns */
     int servers_open;                /* all states */
@@ -63,8 +67,10 @@ struct pool_stats {
     uint64_t total_wait_us;          /* time clients spent waiting for a server */
     uint64_t total_waits;            /* acquisitions that had to wait */
     uint64_t total_acquire_timeouts;
+    uint64_t total_connect_attempts; /* connections the pool tried to open */
     uint64_t total_connects;
     uint64_t total_connect_errors;
+    uint64_t total_unavailable;      /* requests failed with UNAVAILABLE */
     uint64_t total_server_closes;
 };
 

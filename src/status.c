@@ -191,8 +191,10 @@ static void snapshot_sum(const struct snapshot *snap, struct pool_stats *sum)
         sum->total_wait_us += s->total_wait_us;
         sum->total_waits += s->total_waits;
         sum->total_acquire_timeouts += s->total_acquire_timeouts;
+        sum->total_connect_attempts += s->total_connect_attempts;
         sum->total_connects += s->total_connects;
         sum->total_connect_errors += s->total_connect_errors;
+        sum->total_unavailable += s->total_unavailable;
         sum->total_server_closes += s->total_server_closes;
     }
 }
@@ -296,10 +298,12 @@ static void render_totals(struct evbuffer *b, const struct pool_stats *s)
     json_us_as_ms(b, s->total_wait_us);
     evbuffer_add_printf(b,
         ", \"waits\": %" PRIu64 ", \"acquire_timeouts\": %" PRIu64
-        ", \"connects\": %" PRIu64 ", \"connect_errors\": %" PRIu64
+        ", \"connect_attempts\": %" PRIu64 ", \"connects\": %" PRIu64
+        ", \"connect_errors\": %" PRIu64 ", \"unavailable\": %" PRIu64
         ", \"server_closes\": %" PRIu64 "}",
-        s->total_waits, s->total_acquire_timeouts, s->total_connects,
-        s->total_connect_errors, s->total_server_closes);
+        s->total_waits, s->total_acquire_timeouts, s->total_connect_attempts,
+        s->total_connects, s->total_connect_errors, s->total_unavailable,
+        s->total_server_closes);
 }
 
 static void render_pool(struct evbuffer *b, const struct pool_stats *s)
@@ -308,7 +312,14 @@ static void render_pool(struct evbuffer *b, const struct pool_stats *s)
     json_str(b, s->name ? s->name : "");
     evbuffer_add(b, ", \"type\": ", 10);
     json_str(b, s->type ? s->type : "");
-    evbuffer_add_printf(b, ", \"healthy\": %s, \"last_error\": ", json_bool(s->healthy));
+    evbuffer_add_printf(b, ", \"healthy\": %s, \"down\": %s, \"connect_failures\": %d, "
+                        "\"next_connect_in_ms\": ", json_bool(s->healthy), json_bool(s->down),
+                        s->connect_failures);
+    if (s->next_connect_in_ms >= 0)
+        evbuffer_add_printf(b, "%" PRId64, s->next_connect_in_ms);
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add(b, ", \"last_error\": ", 16);
     json_str_or_null(b, s->last_error);
     evbuffer_add_printf(b,
         ", \"servers\": {\"max\": %d, \"open\": %d, \"idle\": %d, \"busy\": %d, "
@@ -384,6 +395,12 @@ struct pool_metric {
 
 static const struct pool_metric pool_metrics[] = {
     PM("healthy", "gauge", "1 when the pool is healthy, 0 otherwise.", NULL, MK_BOOL, healthy),
+    PM("down", "gauge",
+       "1 while the pool is down (more than maxRetries connect failures in a row): requests "
+       "fail at once with UNAVAILABLE.", NULL, MK_BOOL, down),
+    PM("connect_failures", "gauge",
+       "Connection attempts that failed in a row (0 once one succeeds).", NULL, MK_INT,
+       connect_failures),
     PM("servers_max", "gauge", "Configured maximum of open server connections (maxOpenConns).",
        NULL, MK_INT, max_open),
     PM("servers", "gauge", "Server connections by state.", "idle", MK_INT, servers_idle),
@@ -413,10 +430,15 @@ static const struct pool_metric pool_metrics[] = {
        total_waits),
     PM("acquire_timeouts_total", "counter", "Waits that ended in an acquire timeout.", NULL,
        MK_U64, total_acquire_timeouts),
+    PM("connect_attempts_total", "counter", "Server connections the pool tried to open.", NULL,
+       MK_U64, total_connect_attempts),
     PM("connects_total", "counter", "Server connections opened successfully.", NULL, MK_U64,
        total_connects),
     PM("connect_errors_total", "counter", "Server connection attempts that failed.", NULL,
        MK_U64, total_connect_errors),
+    PM("unavailable_total", "counter",
+       "Requests that failed with UNAVAILABLE (the database could not be reached).", NULL, MK_U64,
+       total_unavailable),
     PM("server_closes_total", "counter", "Server connections closed.", NULL, MK_U64,
        total_server_closes),
 };

@@ -2014,6 +2014,9 @@ Test(pool, acquire_timeout_then_recovers)
     h_expect_error(b, rc, DBPOOL_E_POOL_TIMEOUT, "B while A holds the only connection");
     cr_assert(waited >= 150 && waited < 5000, "B waited %llu ms (acquireTimeout 200ms)",
               (unsigned long long)waited);
+    if (!P->single_writer)   /* a server pool: more connections would have helped */
+        cr_assert_not_null(strstr(dbpool_last_error(b)->message, "raise maxOpenConns"), "%s",
+                           dbpool_last_error(b)->message);
     assert_txstate(b, 'I', "after the pool timeout");
     cr_assert_geq(pool_num("totals", "acquire_timeouts"), 1);
 
@@ -2021,6 +2024,43 @@ Test(pool, acquire_timeout_then_recovers)
     cr_assert_eq(count_rows(b, "t"), 1, "B cannot run after A released the connection");
     dbpool_close(a);
     dbpool_close(b);
+    h_stop_ok();
+}
+
+/* SQLite has one writer whatever maxOpenConns says: a write that waits for
+ * it while another session's transaction holds it must be told that (and to
+ * shorten write transactions or wait longer), not to raise maxOpenConns,
+ * which only adds readers. Reads go on meanwhile. */
+Test(pool, sqlite_writer_held_by_a_transaction_is_named_in_the_timeout)
+{
+    if (!P->single_writer)
+        cr_skip_test("backend %s has no single writer connection", P->name);
+    struct h_opts o = { .max_open_conns = 4, .pool_settings = "acquireTimeout = \"300ms\";" };
+    dbpool_conn *a = start_with_table(&o);
+    dbpool_conn *b = h_connect();
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+
+    dbpool_value v = dbpool_int(2);
+    int rc = dbpool_query(b, h_sql("INSERT INTO t VALUES (?)"), &v, 1, NULL);
+    h_expect_error(b, rc, DBPOOL_E_POOL_TIMEOUT, "a write while A holds the writer");
+    const char *msg = dbpool_last_error(b)->message;
+    cr_log_info("POOL_TIMEOUT: %s", msg);
+    cr_assert_null(strstr(msg, "maxOpenConns;"), "the advice is to raise maxOpenConns: %s", msg);
+    cr_assert_null(strstr(msg, "raise maxOpenConns"), "the advice is to raise maxOpenConns: %s",
+                   msg);
+    cr_assert_null(strstr(msg, "all 4 busy"), "the message counts readers as writers: %s", msg);
+    cr_assert_not_null(strstr(msg, "writer connection"), "the writer is not named: %s", msg);
+    cr_assert_not_null(strstr(msg, "another session's transaction"), "no cause: %s", msg);
+    cr_assert_not_null(strstr(msg, "shorten write transactions"), "no advice: %s", msg);
+    cr_assert_not_null(strstr(msg, "acquireTimeout"), "no advice: %s", msg);
+    cr_assert_eq(count_rows(b, "t"), 0, "B's read (on a reader) did not run or saw A's row");
+
+    must_ok(a, dbpool_commit(a), "commit");
+    h_execp(b, "INSERT INTO t VALUES (?)", &v, 1);
+    cr_assert_str_eq(table_ints(a, "t"), "1,2");
+    dbpool_close(b);
+    dbpool_close(a);
     h_stop_ok();
 }
 

@@ -1389,6 +1389,284 @@ Test(pgresilience, server_stopped_while_a_transaction_holds_the_connection)
     h_stop_ok();
 }
 
+/* ---- a stopped server under a retry storm ---- */
+
+#define STORM_CLIENTS 50
+#define STORM_MS 3000
+#define STORM_RETRY_MS 100
+
+/* Clients that retry a statement in a tight loop, as applications do when
+ * the database is away: the fate of every request. */
+struct storm_client {
+    dbpool_conn *c;
+    pthread_t tid;
+    const atomic_bool *stop;
+    int requests, unavailable, other;
+    uint64_t slowest_ms;
+    dbpool_error other_err;
+};
+
+static void *storm_main(void *p)
+{
+    struct storm_client *s = p;
+    while (!atomic_load(s->stop)) {
+        uint64_t t0 = h_now_ms();
+        int rc = dbpool_exec(s->c, "SELECT 1");
+        uint64_t took = h_now_ms() - t0;
+        s->requests++;
+        if (took > s->slowest_ms)
+            s->slowest_ms = took;
+        if (rc == -1 && dbpool_last_error(s->c)->code == DBPOOL_E_UNAVAILABLE)
+            s->unavailable++;
+        else if (s->other++ == 0)
+            s->other_err = *dbpool_last_error(s->c);
+    }
+    return NULL;
+}
+
+/* The most connection attempts the backoff schedule allows in any window of
+ * `window_ms`: one at its start, then one per (shortest, jittered) delay
+ * from the first failure on, exponential from retryDelay, capped at 30 s. */
+static int attempts_allowed(uint64_t window_ms, uint64_t retry_ms)
+{
+    uint64_t t = 0, base = retry_ms;
+    int n = 1;
+
+    for (;;) {
+        uint64_t d = base - base / 4;
+        if (t + d > window_ms)
+            return n;
+        t += d;
+        n++;
+        base = base * 2 < 30000 ? base * 2 : 30000;
+    }
+}
+
+static int count_in(const char *text, const char *needle);
+
+/* Log lines of the default level or above (info, warn, error: the tests
+ * run the daemon at debug) in log[from..]; the text of that part into out. */
+static int log_lines_since(size_t from, char **out)
+{
+    char *log = h_read_log();
+    size_t len = strlen(log);
+    const char *p = from < len ? log + from : log + len;
+
+    *out = strdup(p);
+    cr_assert_not_null(*out);
+    free(log);
+    return count_in(*out, "level=") - count_in(*out, "level=debug");
+}
+
+static size_t log_size(void)
+{
+    char *log = h_read_log();
+    size_t n = strlen(log);
+    free(log);
+    return n;
+}
+
+static int count_in(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A number of pool `name` in /pools; NaN when absent (no assert). */
+static double pool_num_or_nan(const char *name, const char *k1, const char *k2)
+{
+    char *j = pool_json(name);
+    double v = k2 ? H_JSON_NUM(j, k1, k2) : H_JSON_NUM(j, k1);
+    free(j);
+    return v;
+}
+
+/* How long, at most, until the backoff timer's next attempt: the announced
+ * next_connect_in_ms; when none is announced (the pool is healthy, or an
+ * attempt is under way, which may fail if it started before the server was
+ * ready), the delay that would follow one more failure. */
+static double recovery_bound_ms(const char *pool, uint64_t retry_ms)
+{
+    char *j = pool_json(pool);
+    double next = H_JSON_NUM(j, "next_connect_in_ms");
+    double failures = H_JSON_NUM(j, "connect_failures");
+    free(j);
+    cr_assert(!isnan(failures), "pool %s shows no connect_failures", pool);
+    if (!isnan(next))
+        return next;
+    double base = (double)retry_ms;
+    for (int i = 0; i < (int)failures && base < 30000; i++)
+        base *= 2;
+    return base < 30000 ? base : 30000;
+}
+
+/* PostgreSQL stopped for good while 50 clients retry in a tight loop: the
+ * pool backs off (capped, jittered) for as long as the server is away and
+ * requests fail at once with UNAVAILABLE without dialling each; the log
+ * shows the episode in a handful of lines. When the server returns, the
+ * backoff timer's next probe turns /health green with no client traffic at
+ * all (healthCheckInterval is an hour), and statements work. */
+Test(pgresilience, stopped_server_no_connect_storm_and_recovery_without_traffic)
+{
+    char settings[256];
+    snprintf(settings, sizeof(settings),
+             "healthCheckInterval = \"1h\"; retryDelay = \"%dms\"; maxRetries = 2; "
+             "acquireTimeout = \"2s\"; timeout = \"2s\";", STORM_RETRY_MS);
+    struct h_opts o = { .max_open_conns = 4, .pool_settings = settings };
+    struct storm_client cl[STORM_CLIENTS];
+    atomic_bool stop;
+
+    use_second_server();
+    h_start(&o);
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
+    memset(cl, 0, sizeof(cl));
+    atomic_init(&stop, false);
+    for (int i = 0; i < STORM_CLIENTS; i++) {
+        cl[i].c = h_connect();
+        cl[i].stop = &stop;
+    }
+
+    size_t log_mark = log_size();
+    cr_assert_eq(run_harness("pause", second_server, NULL, 0), 0, "could not stop PostgreSQL");
+    cr_assert(H_AWAIT(health_status() == 503, 5000), "/health not 503 with the server stopped");
+    /* maxRetries 2: the pool is down after three failures (~0.3 s). */
+    bool down = H_AWAIT(pool_num_or_nan("app", "down", NULL) == 1, 5000);
+
+    double attempts0 = pool_num_or_nan("app", "totals", "connect_attempts");
+    double errors0 = pool_stat("app", "totals", "connect_errors");
+    uint64_t t0 = h_now_ms();
+    for (int i = 0; i < STORM_CLIENTS; i++)
+        cr_assert_eq(pthread_create(&cl[i].tid, NULL, storm_main, &cl[i]), 0);
+    h_sleep_ms(STORM_MS);   /* the duration under test: a storm of this length */
+    atomic_store(&stop, true);
+    for (int i = 0; i < STORM_CLIENTS; i++)
+        cr_assert_eq(pthread_join(cl[i].tid, NULL), 0);
+    uint64_t window = h_now_ms() - t0;
+    double attempts = pool_num_or_nan("app", "totals", "connect_attempts") - attempts0;
+    double errors = pool_stat("app", "totals", "connect_errors") - errors0;
+
+    int requests = 0, unavailable = 0, other = 0, first_other = -1;
+    uint64_t slowest = 0;
+    for (int i = 0; i < STORM_CLIENTS; i++) {
+        requests += cl[i].requests;
+        unavailable += cl[i].unavailable;
+        other += cl[i].other;
+        if (cl[i].other && first_other < 0)
+            first_other = i;
+        if (cl[i].slowest_ms > slowest)
+            slowest = cl[i].slowest_ms;
+    }
+    int allowed = attempts_allowed(window, STORM_RETRY_MS);
+    cr_log_info("storm: %d requests in %llu ms (%d UNAVAILABLE), slowest %llu ms; %g connect "
+                "attempts, %g errors (schedule allows %d)", requests,
+                (unsigned long long)window, unavailable, (unsigned long long)slowest, attempts,
+                errors, allowed);
+    cr_assert_leq(errors, allowed, "%g failed connect attempts in %llu ms of %d clients "
+                  "retrying (%d requests): the backoff schedule allows %d", errors,
+                  (unsigned long long)window, STORM_CLIENTS, requests, allowed);
+    cr_assert(down, "the pool never reported down (more than maxRetries failures)");
+    cr_assert_leq(attempts, allowed, "%g connect attempts in %llu ms; the schedule allows %d",
+                  attempts, (unsigned long long)window, allowed);
+    cr_assert_eq(other, 0, "%d of %d requests did not get UNAVAILABLE, first: %s: %s", other,
+                 requests, dbpool_code_name(cl[first_other].other_err.code),
+                 cl[first_other].other_err.message);
+    cr_assert_gt(requests, STORM_CLIENTS * 10, "the clients were not retrying: %d requests",
+                 requests);
+    cr_assert_lt(slowest, 1000, "a request took %llu ms to fail (the pool is down: at once)",
+                 (unsigned long long)slowest);
+    const char *msg = dbpool_last_error(cl[0].c)->message;
+    cr_assert(strstr(msg, "next in") && strstr(msg, "check that the database server"),
+              "UNAVAILABLE does not say when the next attempt is or what to do: %s", msg);
+    cr_assert_geq(pool_stat("app", "totals", "unavailable"), unavailable);
+    for (int i = 0; i < STORM_CLIENTS; i++)
+        dbpool_close(cl[i].c);
+
+    /* Back, with no traffic: the backoff timer's next probe finds it. */
+    cr_assert_eq(run_harness("resume", second_server, NULL, 0), 0,
+                 "could not start PostgreSQL again");
+    uint64_t t_up = h_now_ms();
+    double next = recovery_bound_ms("app", STORM_RETRY_MS);
+    bool up = H_AWAIT(health_status() == 200, (uint64_t)next + 2000);
+    cr_assert(up, "/health still 503 %llu ms after the server came back (next attempt was "
+              "due in %g ms, healthCheckInterval 1h)", (unsigned long long)(h_now_ms() - t_up),
+              next);
+    cr_log_info("/health 200 %llu ms after the server came back (next attempt was due in %g ms)",
+                (unsigned long long)(h_now_ms() - t_up), next);
+    cr_assert_eq(pool_stat("app", "down", NULL), 0);
+    cr_assert_eq(pool_stat("app", "connect_failures", NULL), 0);
+    cr_assert_eq(h_scalar(c, "SELECT 2"), 2, "statements fail after the server came back");
+
+    char *episode;
+    int lines = log_lines_since(log_mark, &episode);
+    cr_assert_leq(lines, 6, "%d log lines (info and above) for one outage:\n%s", lines, episode);
+    cr_assert_eq(count_in(episode, "event=pool_down"), 1, "%s", episode);
+    cr_assert_eq(count_in(episode, "event=pool_recovered"), 1, "%s", episode);
+    cr_assert_leq(count_in(episode, "level=warn event=connect_failed"), 1, "%s", episode);
+    free(episode);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* The server refuses new connections while the pool's open ones keep
+ * working (a role's CONNECTION LIMIT here; the same happens at the server's
+ * max_connections): after maxRetries failures the pool is down, but a
+ * request that finds every working connection busy waits for one instead
+ * of failing at once — failing fast is for requests with nothing to wait
+ * for. */
+Test(pgresilience, down_pool_still_serves_on_its_working_connections)
+{
+    char extra[2048] = "";
+    struct h_opts o = { .extra_pools = extra };
+
+    use_second_server();
+    add_pool(extra, sizeof(extra), "lim", NULL, 0, "tp_limited",
+             "maxOpenConns = 3; healthCheckInterval = \"1h\"; retryDelay = \"100ms\"; "
+             "maxRetries = 0; acquireTimeout = \"10s\"; timeout = \"2s\";");
+    h_start(&o);
+    dbpool_conn *adm = h_connect();
+    h_exec(adm, "DROP ROLE IF EXISTS tp_limited");
+    h_exec(adm, "CREATE ROLE tp_limited LOGIN");   /* not a superuser: limits apply */
+    cr_assert(H_AWAIT(health_status() == 200, 10000), "pool lim did not connect");
+
+    dbpool_conn *a = connect_pool("lim"), *b = connect_pool("lim");
+    struct bg_query c = { .c = connect_pool("lim"), .sql = "SELECT 3" };
+    must_ok(a, dbpool_begin(a, 0), "begin A");
+    cr_assert_eq(h_scalar(a, "SELECT 1"), 1);
+    must_ok(b, dbpool_begin(b, 0), "begin B");
+    cr_assert_eq(h_scalar(b, "SELECT 2"), 2);
+    cr_assert_eq(pool_stat("lim", "servers", "open"), 2, "expected A's and B's connections");
+    h_exec(adm, "ALTER ROLE tp_limited CONNECTION LIMIT 2");
+
+    bg_start(&c);   /* needs a third connection: refused */
+    cr_assert(H_AWAIT(pool_stat("lim", "totals", "connect_errors") >= 1, 5000),
+              "the third connection was not refused");
+    cr_assert(H_AWAIT(pool_stat("lim", "clients", "waiting") == 1 || atomic_load(&c.done), 5000));
+    cr_assert(!atomic_load(&c.done), "C failed at once (%s: %s) though two working "
+              "connections will come back", dbpool_code_name(c.err.code), c.err.message);
+    cr_assert(H_AWAIT(pool_num_or_nan("lim", "down", NULL) == 1, 5000),
+              "pool lim is not down after its connection attempt was refused (maxRetries 0)");
+    cr_assert(!atomic_load(&c.done), "C failed (%s: %s) though two working connections will "
+              "come back", dbpool_code_name(c.err.code), c.err.message);
+    must_ok(a, dbpool_commit(a), "commit A");
+    cr_assert(H_AWAIT(atomic_load(&c.done), 5000), "C did not get A's connection");
+    cr_assert_eq(pthread_join(c.tid, NULL), 0);
+    cr_assert_eq(c.rc, 0, "C: %s: %s", dbpool_code_name(c.err.code), c.err.message);
+
+    /* The limit lifted: the backoff timer's next attempt succeeds. */
+    must_ok(b, dbpool_commit(b), "commit B");
+    h_exec(adm, "ALTER ROLE tp_limited CONNECTION LIMIT -1");
+    cr_assert(H_AWAIT(health_status() == 200, 10000), "pool lim did not recover");
+    cr_assert_eq(pool_stat("lim", "down", NULL), 0);
+    dbpool_close(c.c);
+    dbpool_close(b);
+    dbpool_close(a);
+    dbpool_close(adm);
+    h_stop_ok();
+}
+
 Test(pgresilience, connection_lifetime_and_idle_time)
 {
     struct h_opts o = {
