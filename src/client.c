@@ -50,7 +50,7 @@
 #define MAX_STEPS_EXTRA 3     /* begin + commit, or rollback-to + release */
 #define STEP_BEGIN (-2)       /* step index marker: BEGIN, SQL chosen at exec time */
 #define STEP_BEGUN (-3)       /* ... and after its SQL was chosen */
-#define INPUT_READ_AHEAD 65536 /* unadmitted input read per session (pipelined frames included) */
+#define INPUT_READ_AHEAD 16384 /* unadmitted input read per session (pipelined frames included) */
 
 struct step {
     struct backend_query q;

@@ -2394,10 +2394,10 @@ Test(budget, stalled_partial_frames_bounded_and_timed_out)
     bool full = H_AWAIT(H_STATUS_NUM("/stats", "client_buffers", "waiting") >= N / 2, 20000);
     cr_assert(full, "sessions never queued for budget: /stats client_buffers.waiting = %g",
               H_STATUS_NUM("/stats", "client_buffers", "waiting"));
-    /* Admitted frames stay within the budget; the read-ahead (64 KiB) of each
+    /* Admitted frames stay within the budget; the read-ahead (16 KiB) of each
      * session comes on top (doc/operations.md). */
     double used = H_STATUS_NUM("/stats", "client_buffers", "used");
-    cr_assert_leq(used, 64.0 * MIB + N * 65536.0, "the daemon buffers %g bytes: more than "
+    cr_assert_leq(used, 64.0 * MIB + N * 16384.0, "the daemon buffers %g bytes: more than "
                   "clientBufferBudget + the sessions' read-ahead", used);
     /* Small requests are served while the budget is exhausted. */
     assert_daemon_serves();
@@ -2465,8 +2465,8 @@ Test(budget, pipelined_input_bounded_per_session)
                  "pipelined %ld MiB frames behind a waiting request", paused - base, N,
                  BIG_FRAME / MIB);
     double used = H_STATUS_NUM("/stats", "client_buffers", "used");
-    cr_assert_lt(used, N * 160.0 * 1024, "%d sessions with pipelined %ld MiB frames buffer %g "
-                 "bytes (read-ahead is 64 KiB each)", N, BIG_FRAME / MIB, used);
+    cr_assert_lt(used, N * 48.0 * 1024, "%d sessions with pipelined %ld MiB frames buffer %g "
+                 "bytes (read-ahead is 16 KiB each)", N, BIG_FRAME / MIB, used);
     for (int i = 0; i < N; i++) {
         shutdown(s[i].fd, SHUT_RDWR);   /* ends the blocked send */
         pthread_join(s[i].th, NULL);
