@@ -14,6 +14,16 @@
  * Rows go straight from the driver into the output buffer; when it passes
  * outputHighWater the driver is paused until the socket drains.
  *
+ * Memory (doc/operations.md has the formula): input is read ahead at most
+ * INPUT_READ_AHEAD bytes, also while a request runs (the bound on pipelined
+ * requests); a larger frame is read only once the daemon-wide budget
+ * (clientBufferBudget) admits its whole length, in FIFO order. Two deadlines
+ * keep anyone from holding budget or a server for ever: a frame that has
+ * started must be complete within frameTimeout (the clock runs only while
+ * the daemon is reading it), and output that stays above the back-pressure
+ * mark for writeStallTimeout closes the session (its statement cancelled,
+ * its transaction rolled back, the server returned to the pool).
+ *
  * Ownership: the daemon's client list owns each struct client; the request's
  * frame copy and decoded statements belong to the client until the request
  * ends (the driver reads SQL and parameters from them while it runs).
@@ -40,6 +50,7 @@
 #define MAX_STEPS_EXTRA 3     /* begin + commit, or rollback-to + release */
 #define STEP_BEGIN (-2)       /* step index marker: BEGIN, SQL chosen at exec time */
 #define STEP_BEGUN (-3)       /* ... and after its SQL was chosen */
+#define INPUT_READ_AHEAD 16384 /* unadmitted input read per session (pipelined frames included) */
 
 struct step {
     struct backend_query q;
@@ -63,11 +74,19 @@ struct request {
     bool begin_read_only;
     int sp_delta;             /* savepoint depth change applied on success */
     struct backend_error *saved_err; /* an atomic batch's error, kept while it rolls back (owned) */
+    size_t charged;           /* frame bytes charged to the daemon's io_budget */
     int32_t saved_index;
     char sql[2][64];          /* generated SQL (savepoint names) */
     struct proto_stmt one_stmt;             /* a QUERY's statement (no allocation) */
     struct step inline_steps[1 + MAX_STEPS_EXTRA];
     /* the frame payload follows the struct in the same allocation */
+};
+
+/* Which deadline c->io_timer runs. */
+enum io_watch {
+    IO_NONE,
+    IO_FRAME,                 /* a started frame must arrive (frameTimeout) */
+    IO_STALL,                 /* output must drain (writeStallTimeout) */
 };
 
 struct client {
@@ -95,9 +114,14 @@ struct client {
     struct request *req;      /* the request in progress (owned), or NULL */
     struct event *stmt_timer; /* lazily created */
     struct event *timer;      /* on_timer; NULL while no deadline applies */
+    struct event *io_timer;   /* on_io_timer (lazily created) */
+    enum io_watch io_watch;   /* the deadline io_timer runs */
+    struct budget_waiter bwait; /* queued for budget to read the frame at the head */
+    size_t bwait_frame;       /* that frame's length with its header */
 };
 
 static void process_input(struct client *c);
+static void watch_io(struct client *c);
 static void arm_timer(struct client *c, uint64_t ms);
 static void run_step(struct client *c);
 static void finish_request(struct client *c, const struct backend_error *err, int32_t index);
@@ -162,6 +186,8 @@ static void close_after_flush(struct client *c)
     if (c->state == CL_CLOSING)
         return;
     c->state = CL_CLOSING;
+    io_budget_cancel(&c->d->budget, &c->bwait);
+    watch_io(c);
     if (c->waiter.queued)
         pool_cancel_wait(c->pool, &c->waiter);
     if (c->sv) {
@@ -204,6 +230,7 @@ static void request_end(struct client *c)
         proto_stmts_free(r->stmts, r->nstmts);
     if (r->steps != r->inline_steps)
         free(r->steps);
+    io_budget_release(&c->d->budget, r->charged);
     free(r->saved_err);
     free(r);   /* and the frame with it */
     c->req = NULL;
@@ -423,6 +450,90 @@ static void arm_idle_timer(struct client *c)
     }
 }
 
+/* The client does not take its output: it holds a server (or daemon
+ * memory) for nothing. Closing cancels the statement and rolls back. */
+static void write_stall(struct client *c)
+{
+    c->d->write_stalls++;
+    log_warn("client_write_stall", "client=%llu pool=%s state=%s tx=%c queued_bytes=%zu "
+             "timeout_ms=%llu action=\"session closed%s\" hint=\"the client stopped reading its "
+             "results; fix the client or raise writeStallTimeout\"", (unsigned long long)c->id,
+             c->pool ? pool_config(c->pool)->name : "-", client_state_name(c->state), c->txstate,
+             output_len(c), (unsigned long long)c->d->cfg->daemon.write_stall_timeout_ms,
+             c->sv ? "; its statement is cancelled, its transaction rolled back" : "");
+    client_free(c);
+}
+
+/* A frame started but did not arrive although the daemon was reading it. */
+static void frame_timeout(struct client *c)
+{
+    char msg[160];
+    uint64_t ms = c->d->cfg->daemon.frame_timeout_ms;
+
+    c->d->frame_timeouts++;
+    log_warn("client_frame_timeout", "client=%llu state=%s received_bytes=%zu timeout_ms=%llu",
+             (unsigned long long)c->id, client_state_name(c->state), sockbuf_in_len(&c->io),
+             (unsigned long long)ms);
+    snprintf(msg, sizeof(msg), "a frame did not arrive completely within frameTimeout (%llu ms); "
+             "the session was closed (send each frame at once)", (unsigned long long)ms);
+    send_error(c, DBPOOL_E_TX_TIMEOUT, "", msg, -1);
+    close_after_flush(c);
+}
+
+static void on_io_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    enum io_watch kind = c->io_watch;
+
+    c->io_watch = IO_NONE;
+    if (c->state == CL_CLOSING)
+        return;
+    if (kind == IO_STALL && (c->rows_paused || c->input_paused))
+        write_stall(c);
+    else if (kind == IO_FRAME && !c->busy && sockbuf_in_len(&c->io) > 0)
+        frame_timeout(c);
+    else
+        watch_io(c);
+}
+
+static void io_deadline(struct client *c, enum io_watch kind, uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+    if (ms == 0)
+        kind = IO_NONE;
+    if (kind == c->io_watch)
+        return;   /* already running: the deadline is not pushed back */
+    c->io_watch = kind;
+    if (kind == IO_NONE) {
+        if (c->io_timer)
+            evtimer_del(c->io_timer);
+        return;
+    }
+    if (!c->io_timer && !(c->io_timer = evtimer_new(c->d->base, on_io_timer, c))) {
+        c->io_watch = IO_NONE;
+        return;
+    }
+    evtimer_add(c->io_timer, &tv);
+}
+
+/* Start or stop the I/O deadline that the session's state calls for:
+ * output held back (rows or requests paused) must drain; a partial frame
+ * that the daemon is reading must complete. */
+static void watch_io(struct client *c)
+{
+    const struct daemon_config *dc = &c->d->cfg->daemon;
+
+    if (c->state == CL_CLOSING)
+        io_deadline(c, IO_NONE, 0);
+    else if (c->rows_paused || c->input_paused)
+        io_deadline(c, IO_STALL, dc->write_stall_timeout_ms);
+    else if (!c->busy && !c->bwait.queued && sockbuf_in_len(&c->io) > 0)
+        io_deadline(c, IO_FRAME, dc->frame_timeout_ms);
+    else
+        io_deadline(c, IO_NONE, 0);
+}
+
 /* ------------------------------------------------------------- results */
 
 static void on_columns(void *arg, size_t n, const dbpool_column *cols)
@@ -441,6 +552,7 @@ static bool on_row(void *arg, size_t n, const dbpool_value *vals)
     flush_scratch(c);
     if (output_len(c) >= c->d->cfg->daemon.output_high_water) {
         c->rows_paused = true;
+        watch_io(c);   /* writeStallTimeout from here */
         return false;
     }
     return true;
@@ -896,9 +1008,42 @@ static int start_frame_request(struct client *c, uint8_t type, uint32_t plen)
     }
     c->req->type = type;
     c->req->frame = (uint8_t *)(c->req + 1);
+    c->req->charged = plen;
+    io_budget_charge(&c->d->budget, plen);   /* before the input's charge goes */
     sockbuf_take(&c->io, c->req->frame, plen);
     start_request(c, plen);
     return c->state == CL_CLOSING ? -1 : 1;
+}
+
+static void on_budget_granted(void *arg)
+{
+    struct client *c = arg;
+
+    if (!sockbuf_admit(&c->io, c->bwait_frame)) {   /* not expected: the budget checked */
+        io_budget_wait(&c->d->budget, &c->bwait, sockbuf_admit_need(&c->io, c->bwait_frame),
+                       on_budget_granted, c);
+        return;
+    }
+    log_debug("client_budget_granted", "client=%llu frame_bytes=%zu", (unsigned long long)c->id,
+              c->bwait_frame);
+    watch_io(c);   /* frameTimeout runs from now */
+}
+
+/* The frame at the head is incomplete. One larger than the read-ahead is
+ * read only when the budget admits all of it, first come first served;
+ * until then the session does not read (and its frameTimeout waits). */
+static void admit_frame(struct client *c, size_t total)
+{
+    struct io_budget *b = &c->d->budget;
+
+    if (total <= INPUT_READ_AHEAD || c->bwait.queued || c->io.in_reserve >= total)
+        return;   /* small, already queued, or already admitted */
+    if (b->nwaiting == 0 && sockbuf_admit(&c->io, total))
+        return;
+    log_debug("client_budget_wait", "client=%llu frame_bytes=%zu budget_used=%zu budget=%zu",
+              (unsigned long long)c->id, total, b->used, b->limit);
+    c->bwait_frame = total;
+    io_budget_wait(b, &c->bwait, sockbuf_admit_need(&c->io, total), on_budget_granted, c);
 }
 
 /* Take one complete frame off the input. 1: handled; 0: need more bytes;
@@ -927,8 +1072,12 @@ static int next_frame(struct client *c)
         protocol_error(c, DBPOOL_E_PROTOCOL, msg);
         return -1;
     }
-    if (sockbuf_in_len(&c->io) < sizeof(hdr) + plen)
+    if (sockbuf_in_len(&c->io) < sizeof(hdr) + plen) {
+        admit_frame(c, sizeof(hdr) + plen);
         return 0;
+    }
+    if (c->io_watch == IO_FRAME)
+        io_deadline(c, IO_NONE, 0);   /* the next frame gets its own frameTimeout */
     sockbuf_take(&c->io, NULL, sizeof(hdr));
     if (c->state != CL_HANDSHAKE && type != PT_HELLO && type != PT_TERMINATE && type != PT_CANCEL)
         return start_frame_request(c, type, plen);
@@ -988,6 +1137,8 @@ static void process_input(struct client *c)
     c->in_input = false;
     if (c->free_pending)
         client_free(c);
+    else
+        watch_io(c);
 }
 
 /* ------------------------------------------------------------- events */
@@ -1019,7 +1170,9 @@ static void on_drained(void *arg)
     if (c->input_paused) {
         c->input_paused = false;
         process_input(c);
+        return;   /* it watches the I/O deadlines (c may be gone) */
     }
+    watch_io(c);
 }
 
 static void on_closed(void *arg)
@@ -1067,8 +1220,8 @@ void client_accept(struct daemon *d, int fd)
         return;
     }
     c->d = d;
-    if (sockbuf_init(&c->io, d->base, fd, &client_io, c,
-                     (size_t)dc->max_frame_size + PROTO_HEADER_SIZE, dc->output_high_water / 2) != 0) {
+    if (sockbuf_init(&c->io, d->base, fd, &client_io, c, &d->budget, INPUT_READ_AHEAD,
+                     dc->output_high_water / 2) != 0) {
         free(c);
         close(fd);
         return;
@@ -1096,12 +1249,15 @@ void client_free(struct client *c)
 
     if (c->waiter.queued)
         pool_cancel_wait(c->pool, &c->waiter);
+    io_budget_cancel(&d->budget, &c->bwait);
     if (c->sv)
         pool_abandon(c->pool, c->sv);
     if (c->pool)
         pool_client_detach(c->pool);
     if (c->stmt_timer)
         event_free(c->stmt_timer);
+    if (c->io_timer)
+        event_free(c->io_timer);
     if (c->timer)
         event_free(c->timer);
     sockbuf_deinit(&c->io);

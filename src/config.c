@@ -116,6 +116,9 @@ static const struct key_spec daemon_keys[] = {
     { "maxClients", K_U32, DOFF(max_clients), 1, 1000000, NULL, 0, NULL },
     { "listenBacklog", K_U32, DOFF(listen_backlog), 1, 65535, NULL, 0, NULL },
     { "outputHighWater", K_SIZE, DOFF(output_high_water), 4096, 1073741824, NULL, 0, NULL },
+    { "clientBufferBudget", K_SIZE, DOFF(client_buffer_budget), 2048, 1099511627776LL, NULL, 0, NULL },
+    { "frameTimeout", K_DURATION, DOFF(frame_timeout_ms), 1, DURATION_MAX_MS, NULL, 0, NULL },
+    { "writeStallTimeout", K_DURATION, DOFF(write_stall_timeout_ms), 0, DURATION_MAX_MS, NULL, 0, NULL },
     { "shutdownTimeout", K_DURATION, DOFF(shutdown_timeout_ms), 1, DURATION_MAX_MS, NULL, 0, NULL },
     { "clientIdleTimeout", K_DURATION, DOFF(client_idle_timeout_ms), 0, DURATION_MAX_MS, NULL, 0, NULL },
     { "idleTransactionTimeout", K_DURATION, DOFF(idle_transaction_timeout_ms), 0, DURATION_MAX_MS, NULL, 0, NULL },
@@ -913,6 +916,9 @@ static void daemon_defaults(struct loader *ld, struct daemon_config *d)
     d->max_clients = 10000;
     d->listen_backlog = 4096;
     d->output_high_water = 262144;
+    d->client_buffer_budget = 268435456;
+    d->frame_timeout_ms = 30000;
+    d->write_stall_timeout_ms = 60000;
     d->shutdown_timeout_ms = 30000;
     d->client_idle_timeout_ms = 0;
     d->idle_transaction_timeout_ms = 0;
@@ -1463,6 +1469,24 @@ static void check_daemon(struct loader *ld)
            "or set statusSocket = \"\"; to disable it)", quoted(d->socket, q, sizeof(q)));
 }
 
+/* The budget must hold a frame being received while the one before it is
+ * processed, or a maximum-size frame could wait for budget for ever. */
+static void check_budget(struct loader *ld)
+{
+    const struct daemon_config *d = &ld->cfg->daemon;
+    struct section *sec = &ld->daemon;
+    int ib = find_key(daemon_keys, NELEMS(daemon_keys), "clientBufferBudget");
+    int ifs = find_key(daemon_keys, NELEMS(daemon_keys), "maxFrameSize");
+    const struct slot *sl = slot_set(&sec->slots[ib]) ? &sec->slots[ib] : &sec->slots[ifs];
+    struct where w;
+
+    if (sec->failed[ib] || sec->failed[ifs] || d->client_buffer_budget / 2 >= d->max_frame_size)
+        return;
+    w = where_slot(ld, sec, &daemon_keys[sl == &sec->slots[ib] ? ib : ifs], sl);
+    report(ld, &w, "clientBufferBudget (%zu) must be at least twice maxFrameSize (%u) (raise "
+           "clientBufferBudget or lower maxFrameSize)", d->client_buffer_budget, d->max_frame_size);
+}
+
 static void check_idle(struct loader *ld, struct pool_work *pw, struct pool_config *pc)
 {
     struct section *sec = &pw->sec;
@@ -1638,6 +1662,7 @@ static struct config *build(struct loader *ld, const config_t *lc)
     apply_env(ld);
     finish_section(ld, &ld->daemon);
     check_daemon(ld);
+    check_budget(ld);
     finish_pools(ld);
     check_pool_set(ld);
     free(ld->pools);

@@ -33,6 +33,9 @@ struct daemon_config {
     uint32_t max_clients;           /* accepted client sessions, default 10000 */
     uint32_t listen_backlog;        /* listen() backlog of both sockets, default 4096 */
     size_t output_high_water;       /* bytes queued to a client before row fetching pauses, default 256 KiB */
+    size_t client_buffer_budget;    /* bytes buffered for all clients (in + out), default 256 MiB */
+    uint64_t frame_timeout_ms;      /* a started frame must arrive within this, default 30s */
+    uint64_t write_stall_timeout_ms;        /* output not draining; default 60s, 0 = off */
     uint64_t shutdown_timeout_ms;   /* SIGTERM drain bound, default 30s */
     uint64_t client_idle_timeout_ms;        /* 0 = off (default) */
     uint64_t idle_transaction_timeout_ms;   /* idle inside a transaction; 0 = off (default) */

@@ -121,7 +121,8 @@ struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen)
     d->sigint = add_signal(d, SIGINT);
     d->sighup = add_signal(d, SIGHUP);
     d->shutdown_timer = evtimer_new(d->base, on_shutdown_timeout, d);
-    if (!d->sigterm || !d->sigint || !d->sighup || !d->shutdown_timer) {
+    if (io_budget_init(&d->budget, d->base, cfg->daemon.client_buffer_budget) != 0 ||
+        !d->sigterm || !d->sigint || !d->sighup || !d->shutdown_timer) {
         snprintf(errbuf, errlen, "cannot install signal handlers");
         daemon_free(d);
         return NULL;
@@ -212,6 +213,7 @@ void daemon_free(struct daemon *d)
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);
+    io_budget_deinit(&d->budget);
     factory_quiesce_all();
     if (d->base)
         event_base_free(d->base);

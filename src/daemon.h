@@ -16,6 +16,7 @@
 
 #include "configuration.h"
 #include "proto.h"
+#include "sockbuf.h"
 
 struct event_base;
 struct event;
@@ -39,6 +40,9 @@ struct daemon {
     struct listener *listener;       /* client socket */
     struct status_server *status;    /* status socket (NULL when disabled) */
     struct pbuf scratch;             /* frame encoding scratch, loop thread only */
+    struct io_budget budget;         /* clientBufferBudget: every session's buffered bytes */
+    uint64_t frame_timeouts;         /* sessions closed by frameTimeout */
+    uint64_t write_stalls;           /* sessions closed by writeStallTimeout */
     struct event *sigterm, *sigint, *sighup, *shutdown_timer;
     bool shutting_down;
     int exit_code;

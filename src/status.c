@@ -366,9 +366,12 @@ static void handle_stats(struct status_server *s, struct evhttp_request *req,
     json_str(b, STATUS_VERSION);
     evbuffer_add_printf(b,
         ", \"uptime_s\": %.3f, \"clients\": {\"connected\": %zu, \"total_accepted\": %" PRIu64
-        "}, \"shutting_down\": %s, \"pools\": %zu, \"pools_healthy\": %zu, \"totals\": ",
-        uptime_seconds(d), d->nclients, d->total_clients, json_bool(d->shutting_down),
-        snap->n, healthy);
+        "}, \"client_buffers\": {\"budget\": %zu, \"used\": %zu, \"peak\": %zu, \"waiting\": %zu, "
+        "\"frame_timeouts\": %" PRIu64 ", \"write_stalls\": %" PRIu64 "}"
+        ", \"shutting_down\": %s, \"pools\": %zu, \"pools_healthy\": %zu, \"totals\": ",
+        uptime_seconds(d), d->nclients, d->total_clients, d->budget.limit, d->budget.used,
+        d->budget.peak, d->budget.nwaiting, d->frame_timeouts, d->write_stalls,
+        json_bool(d->shutting_down), snap->n, healthy);
     render_totals(b, &sum);
     evbuffer_add(b, "}\n", 2);
     send_body(req, HTTP_OK, "OK", CT_JSON, b);
@@ -508,6 +511,24 @@ static void prom_pool_samples(struct evbuffer *b, const struct snapshot *snap,
     }
 }
 
+static void prom_client_buffers(struct evbuffer *b, const struct daemon *d)
+{
+    prom_header(b, "dbpoold_client_buffer_bytes", "gauge",
+                "Bytes buffered for client sessions now (input, output, request frames).");
+    evbuffer_add_printf(b, "dbpoold_client_buffer_bytes %zu\n", d->budget.used);
+    prom_header(b, "dbpoold_client_buffer_budget_bytes", "gauge", "clientBufferBudget.");
+    evbuffer_add_printf(b, "dbpoold_client_buffer_budget_bytes %zu\n", d->budget.limit);
+    prom_header(b, "dbpoold_client_buffer_waiting", "gauge",
+                "Sessions waiting for budget before their frame is read.");
+    evbuffer_add_printf(b, "dbpoold_client_buffer_waiting %zu\n", d->budget.nwaiting);
+    prom_header(b, "dbpoold_client_frame_timeouts_total", "counter",
+                "Sessions closed because a frame did not arrive within frameTimeout.");
+    evbuffer_add_printf(b, "dbpoold_client_frame_timeouts_total %" PRIu64 "\n", d->frame_timeouts);
+    prom_header(b, "dbpoold_client_write_stalls_total", "counter",
+                "Sessions closed because their output did not drain within writeStallTimeout.");
+    evbuffer_add_printf(b, "dbpoold_client_write_stalls_total %" PRIu64 "\n", d->write_stalls);
+}
+
 static void prom_daemon(struct evbuffer *b, const struct daemon *d)
 {
     prom_header(b, "dbpoold_clients_connected", "gauge", "Client sessions connected now.");
@@ -515,6 +536,7 @@ static void prom_daemon(struct evbuffer *b, const struct daemon *d)
     prom_header(b, "dbpoold_clients_accepted_total", "counter",
                 "Client sessions accepted since start.");
     evbuffer_add_printf(b, "dbpoold_clients_accepted_total %" PRIu64 "\n", d->total_clients);
+    prom_client_buffers(b, d);
     prom_header(b, "dbpoold_uptime_seconds", "gauge", "Seconds since the daemon started.");
     evbuffer_add_printf(b, "dbpoold_uptime_seconds %.3f\n", uptime_seconds(d));
     prom_header(b, "dbpoold_shutting_down", "gauge", "1 while a graceful shutdown is draining.");

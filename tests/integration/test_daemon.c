@@ -21,6 +21,8 @@
  *   timeouts     statement, idle-transaction and client-idle timeouts
  *   cancel       CANCEL of running and waiting requests
  *   fdlimits     descriptor exhaustion, RLIMIT_NOFILE, the listen backlog
+ *   budget       clientBufferBudget, per-session read-ahead, frameTimeout
+ *   writestall   writeStallTimeout: a client that stops reading
  *
  * Tests await conditions (a query, the status socket) with deadlines; they
  * never sleep to synchronise.
@@ -2671,5 +2673,226 @@ Test(fdlimits, default_backlog_queues_a_burst_beyond_1024)
     cr_expect_eq(ok, BURST, "only %d of %d connects queued while the daemon was stopped", ok, BURST);
     close_all(fds, BURST);
     assert_daemon_serves();
+    h_stop_ok();
+}
+
+/* ================================================================ budget */
+
+/* clientBufferBudget, the per-session read-ahead and frameTimeout: hostile
+ * clients that send (parts of) huge frames cannot make the daemon buffer
+ * more than the budget, others are served meanwhile, and stallers do not
+ * hold the budget for ever. */
+TestSuite(budget, .fini = h_fini, .timeout = 120);
+
+#define BIG_FRAME (15 * MIB)
+
+/* A raw session that pushes bytes from its own thread (its sends block
+ * once the daemon stops reading), then reads until the daemon closes it. */
+struct stuffer {
+    int fd;
+    const uint8_t *buf;
+    size_t len;
+    pthread_t th;
+    bool sent_all;
+    atomic_bool done;       /* the thread ended: EOF, or the send failed */
+};
+
+static void *stuffer_main(void *p)
+{
+    struct stuffer *s = p;
+    char sink[4096];
+
+    s->sent_all = h_raw_send(s->fd, s->buf, s->len);
+    while (s->sent_all && recv(s->fd, sink, sizeof(sink), 0) > 0)
+        ;   /* the ERROR frame, then EOF */
+    atomic_store(&s->done, true);
+    return NULL;
+}
+
+static void stuffer_start(struct stuffer *s, const uint8_t *buf, size_t len)
+{
+    s->fd = h_raw_connect();
+    h_raw_handshake(s->fd);
+    s->buf = buf;
+    s->len = len;
+    atomic_store(&s->done, false);
+    cr_assert_eq(pthread_create(&s->th, NULL, stuffer_main, s), 0);
+}
+
+/* A QUERY frame header announcing plen payload bytes, then plen - missing
+ * bytes of an SQL text parameterless query padded with spaces. */
+static uint8_t *big_query_bytes(uint32_t plen, size_t missing, size_t *len)
+{
+    *len = PROTO_HEADER_SIZE + plen - missing;
+    uint8_t *b = malloc(*len);
+    cr_assert_not_null(b);
+    memset(b, ' ', *len);
+    b[0] = (uint8_t)((plen + 1) >> 24);
+    b[1] = (uint8_t)((plen + 1) >> 16);
+    b[2] = (uint8_t)((plen + 1) >> 8);
+    b[3] = (uint8_t)(plen + 1);
+    b[4] = PT_QUERY;
+    return b;
+}
+
+static bool all_done(struct stuffer *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!atomic_load(&s[i].done))
+            return false;
+    return true;
+}
+
+Test(budget, stalled_partial_frames_bounded_and_timed_out)
+{
+    enum { N = 40 };
+    const long budget_kib = 64 * 1024;
+    struct h_opts o = { .daemon_settings =
+        "clientBufferBudget = 67108864; frameTimeout = \"2s\";" };
+    static struct stuffer s[N];
+    size_t len;
+    /* Frames of 16 MiB - 64 of which 15 MiB arrive: never complete. */
+    uint8_t *bytes = big_query_bytes(16 * MIB - 64, 16 * MIB - 64 - BIG_FRAME, &len);
+
+    h_start(&o);
+    assert_daemon_serves();
+    long base = h_await_stable_rss(8000), peak = base;
+    for (int i = 0; i < N; i++)
+        stuffer_start(&s[i], bytes, len);
+
+    /* The budget fills and the rest queue for it. */
+    bool full = H_AWAIT(H_STATUS_NUM("/stats", "client_buffers", "waiting") >= N / 2, 20000);
+    cr_assert(full, "sessions never queued for budget: /stats client_buffers.waiting = %g",
+              H_STATUS_NUM("/stats", "client_buffers", "waiting"));
+    /* Admitted frames stay within the budget; the read-ahead (16 KiB) of each
+     * session comes on top (doc/operations.md). */
+    double used = H_STATUS_NUM("/stats", "client_buffers", "used");
+    cr_assert_leq(used, 64.0 * MIB + N * 16384.0, "the daemon buffers %g bytes: more than "
+                  "clientBufferBudget + the sessions' read-ahead", used);
+    /* Small requests are served while the budget is exhausted. */
+    assert_daemon_serves();
+
+    /* Each staller is admitted in turn, then closed by frameTimeout. */
+    uint64_t deadline = h_now_ms() + 90000;
+    while (!all_done(s, N) && h_now_ms() < deadline) {
+        long rss = h_rss_kib();
+        peak = rss > peak ? rss : peak;
+        h_sleep_ms(20);
+    }
+    cr_assert(all_done(s, N), "stalled sessions were not all closed within 90 s");
+    cr_log_info("%d stalled sessions: RSS peak +%ld KiB over %ld KiB, all closed after %.1f s",
+                N, peak - base, base, (double)(h_now_ms() - deadline + 90000) / 1000);
+    cr_assert_lt(peak - base, budget_kib + 16 * 1024, "daemon RSS grew by %ld KiB with %d "
+                 "stalled %ld MiB frames (budget %ld KiB)", peak - base, N, BIG_FRAME / MIB,
+                 budget_kib);
+    for (int i = 0; i < N; i++) {
+        pthread_join(s[i].th, NULL);
+        cr_assert(s[i].sent_all, "session %d was closed before the daemon read its bytes: it "
+                  "never got budget", i);
+        close(s[i].fd);
+    }
+    cr_assert_eq(count_in_log("event=client_frame_timeout"), N,
+                 "expected one client_frame_timeout log line per stalled session");
+    cr_assert_eq(H_STATUS_NUM("/stats", "client_buffers", "frame_timeouts"), N);
+    await_no_sessions();
+    cr_assert_lt(H_STATUS_NUM("/stats", "client_buffers", "used"), 1.0 * MIB,
+                 "budget not released after the sessions closed");
+    assert_daemon_serves();
+    free(bytes);
+    h_stop_ok();
+}
+
+/* While a request waits (or runs), a session's further frames stay in its
+ * socket beyond a small read-ahead: pipelining cannot grow the daemon. */
+Test(budget, pipelined_input_bounded_per_session)
+{
+    enum { N = 8 };
+    struct h_opts o = { .max_open_conns = 1, .pool_settings = "acquireTimeout = \"60s\";" };
+    static struct stuffer s[N];
+    size_t len;
+    uint8_t *bytes = big_query_bytes((uint32_t)BIG_FRAME, 0, &len);   /* complete frames */
+    dbpool_conn *holder = start_with_table(&o);
+
+    must_ok(holder, dbpool_begin(holder, 0), "begin");
+    insert_int(holder, "t", 1);   /* holds the only server connection */
+    long base = h_await_stable_rss(8000);
+    for (int i = 0; i < N; i++) {
+        s[i].fd = -1;
+        int fd = h_raw_connect();
+        h_raw_handshake(fd);
+        send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);   /* waits for the server */
+        s[i].fd = fd;
+        s[i].buf = bytes;
+        s[i].len = len;
+        atomic_store(&s[i].done, false);
+        cr_assert_eq(pthread_create(&s[i].th, NULL, stuffer_main, &s[i]), 0);
+    }
+    bool waiting = H_AWAIT(pool_num("clients", "waiting") == N, 10000);
+    cr_assert(waiting, "the raw sessions' requests are not waiting for the server");
+    long paused = h_await_stable_rss(8000);
+    cr_log_info("%d sessions pipelining: RSS +%ld KiB", N, paused - base);
+    cr_assert_lt(paused - base, 16 * 1024, "daemon RSS grew by %ld KiB while %d sessions "
+                 "pipelined %ld MiB frames behind a waiting request", paused - base, N,
+                 BIG_FRAME / MIB);
+    double used = H_STATUS_NUM("/stats", "client_buffers", "used");
+    cr_assert_lt(used, N * 48.0 * 1024, "%d sessions with pipelined %ld MiB frames buffer %g "
+                 "bytes (read-ahead is 16 KiB each)", N, BIG_FRAME / MIB, used);
+    for (int i = 0; i < N; i++) {
+        shutdown(s[i].fd, SHUT_RDWR);   /* ends the blocked send */
+        pthread_join(s[i].th, NULL);
+        close(s[i].fd);
+    }
+    must_ok(holder, dbpool_rollback(holder), "rollback");
+    dbpool_close(holder);
+    await_no_sessions();
+    assert_daemon_serves();
+    free(bytes);
+    h_stop_ok();
+}
+
+/* ================================================================ writestall */
+
+/* writeStallTimeout: a client that stops reading its results loses its
+ * session; the statement is cancelled, the transaction rolled back and the
+ * server connection returned to the pool. */
+TestSuite(writestall, .fini = h_fini, .timeout = 60);
+
+Test(writestall, reader_that_stops_is_closed_and_server_returned)
+{
+    struct h_opts o = { .max_open_conns = 1, .daemon_settings = "writeStallTimeout = \"1s\";" };
+    dbpool_conn *a = start_with_table(&o);
+    char *pad = make_pad(200);
+    dbpool_value params[2] = { dbpool_int(1000000), dbpool_text(pad) };
+    dbpool_value one = dbpool_int(1);
+
+    dbpool_close(a);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    send_frame(fd, PT_BEGIN, "\0", 1);
+    expect_ready(fd, 'T', "BEGIN");
+    send_query(fd, "INSERT INTO t VALUES (?)", &one, 1);
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+    h_frame_free(&f);   /* STMT_DONE */
+    expect_ready(fd, 'T', "INSERT");
+    send_query(fd, P->series_sql, params, 2);   /* ~220 MB of rows, never read */
+    uint64_t t0 = h_now_ms();
+
+    bool closed = H_AWAIT(stats_clients() == 0, 15000);
+    cr_assert(closed, "a session that does not read its results was not closed (writeStallTimeout "
+              "1s; /stats clients.connected = %g)", stats_clients());
+    cr_assert_geq(h_now_ms() - t0, 900, "closed before writeStallTimeout passed");
+    bool returned = H_AWAIT(pool_num("clients", "active") == 0 &&
+                            pool_num("servers", "busy") == 0, 10000);
+    cr_assert(returned, "the server connection was not returned to the pool");
+    dbpool_conn *b = h_connect();   /* maxOpenConns = 1: only served if it came back */
+    cr_assert_eq(count_rows(b, "t"), 0, "the stalled session's transaction was not rolled back");
+    insert_int(b, "t", 2);
+    cr_assert_str_eq(table_ints(b, "t"), "2");
+    dbpool_close(b);
+    cr_assert_eq(count_in_log("event=client_write_stall"), 1, "expected one log line");
+    cr_assert_eq(H_STATUS_NUM("/stats", "client_buffers", "write_stalls"), 1);
+    close(fd);
+    free(pad);
     h_stop_ok();
 }

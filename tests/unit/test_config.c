@@ -536,6 +536,42 @@ Test(config_errors, max_idle_above_max_open)
         ":3: pools[0] \"app\": sqlite.maxIdleConns: must not exceed maxOpenConns (2) (got 3;");
 }
 
+/* clientBufferBudget, frameTimeout, writeStallTimeout: defaults, values, "0". */
+Test(config, client_buffer_keys)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(MINIMAL, &d);
+
+    cr_expect_eq(cfg->daemon.client_buffer_budget, 268435456);
+    cr_expect_eq(cfg->daemon.frame_timeout_ms, 30000);
+    cr_expect_eq(cfg->daemon.write_stall_timeout_ms, 60000);
+    config_free(cfg);
+    config_diag_free(&d);
+
+    cfg = load_ok("daemon = { clientBufferBudget = 4294967296L; frameTimeout = \"2s\";\n"
+                  "  writeStallTimeout = \"0\"; };\n" MINIMAL, &d);
+    cr_expect_eq(cfg->daemon.client_buffer_budget, 4294967296ULL);
+    cr_expect_eq(cfg->daemon.frame_timeout_ms, 2000);
+    cr_expect_eq(cfg->daemon.write_stall_timeout_ms, 0, "writeStallTimeout = \"0\" turns it off");
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+Test(config_errors, client_buffer_budget_below_twice_max_frame)
+{
+    EXPECT_ERRORS(
+        "daemon = { maxFrameSize = 1048576;\n"
+        "  clientBufferBudget = 2000000; frameTimeout = \"0\"; };\n" MINIMAL,
+        ":2: daemon.clientBufferBudget: clientBufferBudget (2000000) must be at least twice "
+        "maxFrameSize (1048576) (raise clientBufferBudget or lower maxFrameSize)",
+        ":2: daemon.frameTimeout: must be greater than 0");
+    /* Without a budget in the file, the maxFrameSize that outgrew the default is named. */
+    EXPECT_ERRORS(
+        "daemon = {\n  maxFrameSize = 200000000; };\n" MINIMAL,
+        ":2: daemon.maxFrameSize: clientBufferBudget (268435456) must be at least twice "
+        "maxFrameSize (200000000)");
+}
+
 Test(config_errors, group_for_wrong_type)
 {
     EXPECT_ERRORS(
