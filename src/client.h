@@ -27,6 +27,9 @@ void client_accept(struct daemon *d, int fd);
 /* Daemon shutdown: close now when idle outside a transaction, else after the
  * transaction ends. */
 void client_shutdown_notice(struct client *c);
+/* shutdownTimeout expired: tell the client (ERROR SHUTDOWN, best effort),
+ * then client_free. */
+void client_shutdown_cut(struct client *c);
 /* Close immediately (rolls back through the pool). */
 void client_free(struct client *c);
 

@@ -43,7 +43,7 @@ static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
     log_warn("shutdown_timeout", "clients=%zu action=\"closing remaining sessions; open "
              "transactions are rolled back\"", d->nclients);
     while ((c = TAILQ_FIRST(&d->clients)))
-        client_free(c);
+        client_shutdown_cut(c);
     event_base_loopexit(d->base, NULL);
 }
 
