@@ -678,27 +678,44 @@ static size_t utf8_seq_len(const uint8_t *s, size_t left)
     return n;
 }
 
+/* Number of leading ASCII bytes of s[0..n), 8 at a time. */
+static size_t ascii_run(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        w &= ASCII_MASK8;
+        if (w) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + (size_t)__builtin_ctzll(w) / 8;   /* the first high bit's byte */
+#else
+            break;
+#endif
+        }
+    }
+    while (i < n && s[i] < 0x80)
+        i++;
+    return i;
+}
+
 size_t proto_utf8_check(const void *p, size_t n)
 {
     const uint8_t *s = p;
     size_t i = 0;
 
-    while (i < n) {
-        uint64_t w;
-        if (n - i >= 8 && (memcpy(&w, s + i, 8), (w & ASCII_MASK8) == 0)) {
-            i += 8;
-            continue;
+    for (;;) {
+        i += ascii_run(s + i, n - i);
+        while (i < n && s[i] >= 0x80) {   /* a run of multi-byte characters */
+            size_t k = utf8_seq_len(s + i, n - i);
+            if (k == 0)
+                return i;
+            i += k;
         }
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = utf8_seq_len(s + i, n - i);
-        if (k == 0)
-            return i;
-        i += k;
+        if (i == n)
+            return n;
     }
-    return n;
 }
 
 static bool utf8_where(const void *p, size_t n, int param, struct proto_utf8_error *where)
