@@ -556,13 +556,14 @@ static void refused_result_error(struct client *c, const struct backend_result *
     err->code = DBPOOL_E_LIMIT;
     memcpy(err->sqlstate, "54000", 6);
     snprintf(err->message, sizeof(err->message),
-             "a result %s is %llu bytes, above maxFrameSize (%u bytes): %s; select less per row "
-             "(e.g. substr() of the large value, or fewer columns) or raise maxFrameSize",
+             "a result %s is %llu bytes, above maxFrameSize (%u bytes), so it was not sent; %s%.200s%s "
+             "Select less per row (e.g. substr() of the large value, or fewer columns) or raise "
+             "maxFrameSize",
              c->refused_columns ? "COLUMNS frame (column names and types)" : "row",
              (unsigned long long)c->refused_len, max,
-             res->ok ? "the statement completed before it could be cancelled (what it changed "
-                       "stands) but its result was not sent"
-                     : "the statement was cancelled");
+             res->ok ? "the statement had already completed (any changes it made stand)."
+                     : "the statement was stopped (", res->ok ? "" : res->err.message,
+             res->ok ? "" : ").");
 }
 
 static void canceled_message(struct client *c, struct backend_error *err)
