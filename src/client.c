@@ -95,6 +95,9 @@ struct client {
     uint64_t refused_len;     /* a result frame above maxFrameSize (its length): the
                                  statement is being cancelled */
     bool refused_columns;     /* ... and it was the COLUMNS frame, not a row */
+#ifdef DBPOOLD_FAULT_INJECTION
+    long fi_seen;             /* frames of the injected type so far */
+#endif
     struct request *req;      /* the request in progress (owned), or NULL */
     struct event *stmt_timer; /* lazily created */
     struct event *timer;      /* on_timer; NULL while no deadline applies */
@@ -126,6 +129,24 @@ static struct pbuf *scratch(struct client *c)
     return &c->d->scratch;
 }
 
+#ifdef DBPOOLD_FAULT_INJECTION
+/* Test builds only (CPPFLAGS=-DDBPOOLD_FAULT_INJECTION): in sessions whose
+ * HELLO names the client "fault-injection", DBPOOLD_FAIL_FRAME=T:N makes the
+ * Nth frame of type T fail to queue as if memory ran out, so the tests can
+ * prove that a lost frame ends the session instead of leaving a gap. */
+static bool injected_failure(struct client *c, const struct pbuf *b)
+{
+    const char *e = getenv("DBPOOLD_FAIL_FRAME");
+
+    if (!e || e[0] == 0 || e[1] != ':' || !c->name || strcmp(c->name, "fault-injection") != 0 ||
+        b->len <= 4 || b->data[4] != (uint8_t)e[0])
+        return false;
+    return ++c->fi_seen == strtol(e + 2, NULL, 10);
+}
+#else
+#define injected_failure(c, b) false
+#endif
+
 /* Queue the scratch buffer's frames; false when memory ran out. A frame
  * that cannot be queued is never skipped silently: output_lost is set, no
  * later frame is queued (the client would misread the stream), and the
@@ -136,7 +157,7 @@ static bool flush_scratch(struct client *c)
 
     if (c->output_lost)
         return false;
-    if (b->oom || !sockbuf_write(&c->io, b->data, b->len)) {
+    if (b->oom || injected_failure(c, b) || !sockbuf_write(&c->io, b->data, b->len)) {
         log_error("client_oom", "client=%llu action=\"closing the session\"",
                   (unsigned long long)c->id);
         c->output_lost = true;

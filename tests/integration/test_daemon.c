@@ -1739,6 +1739,141 @@ Test(utf8, stored_invalid_text_passed_through_unchanged)
     h_stop_ok();
 }
 
+/* ================================================================ outputfault */
+/* No frame is dropped silently: when the daemon cannot queue a frame (out of
+ * memory), the session ends with ERROR INTERNAL and a close, and its server
+ * is rolled back and released. Out of memory is simulated by the daemon's
+ * fault-injection hook, compiled only into test builds:
+ *   bash scripts/build.sh build-fi --enable-sanitizers CPPFLAGS=-DDBPOOLD_FAULT_INJECTION
+ *   DBPOOL_TEST_FAULT_INJECTION=1 DBPOOLD_BIN=$PWD/build-fi/dbpoold \
+ *     build-fi/tests/integration/test_daemon --filter 'outputfault/?*'
+ * Without DBPOOL_TEST_FAULT_INJECTION=1 these tests are skipped. */
+
+TestSuite(outputfault, .fini = h_fini, .timeout = 60);
+
+static void fault_setup(const char *fail_frame)
+{
+    const char *on = getenv("DBPOOL_TEST_FAULT_INJECTION");
+    if (!on || strcmp(on, "1") != 0)
+        cr_skip_test("needs a daemon built with -DDBPOOLD_FAULT_INJECTION "
+                     "(DBPOOL_TEST_FAULT_INJECTION=1)");
+    cr_assert_eq(setenv("DBPOOLD_FAIL_FRAME", fail_frame, 1), 0);
+    dbpool_conn *c = start_with_table(&single_conn);
+    dbpool_close(c);
+}
+
+/* A session the hook applies to; HELLO_OK read unless it is the one to fail. */
+static int fault_session(bool read_hello_ok)
+{
+    int fd = h_raw_connect();
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_hello(&b, PROTO_VERSION, H_POOL, "fault-injection");
+    cr_assert(!b.oom && h_raw_send(fd, b.data, b.len));
+    pbuf_free(&b);
+    if (read_hello_ok) {
+        struct h_frame f;
+        cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+        cr_assert_eq(f.type, PT_HELLO_OK);
+        h_frame_free(&f);
+    }
+    return fd;
+}
+
+/* Frames of the expected types, then ERROR INTERNAL, then EOF. */
+static void expect_frames_then_internal(int fd, const char *types, const char *what)
+{
+    for (const char *t = types; *t; t++) {
+        struct h_frame f;
+        cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1, "%s: no '%c' frame", what, *t);
+        cr_assert_eq(f.type, (uint8_t)*t, "%s: frame '%c', expected '%c'", what, f.type, *t);
+        h_frame_free(&f);
+    }
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_INTERNAL, what);
+}
+
+static void fault_end(void)
+{
+    assert_rolled_back_and_writable();
+    await_no_sessions();
+    h_stop_ok();
+}
+
+/* Inside a transaction with three rows inserted: a SELECT of them. */
+static int fault_session_in_tx(void)
+{
+    int fd = fault_session(true);
+    send_frame(fd, PT_BEGIN, "\0", 1);
+    expect_ready(fd, 'T', "BEGIN");
+    send_query(fd, "INSERT INTO t VALUES (1)", NULL, 0);
+    expect_ready(fd, 'T', "INSERT");
+    return fd;
+}
+
+Test(outputfault, lost_row_mid_result)
+{
+    fault_setup("r:2");
+    int fd = fault_session_in_tx();
+    send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);
+    expect_ready(fd, 'T', "INSERT 2");
+    send_query(fd, "SELECT a FROM t ORDER BY a", NULL, 0);
+    expect_frames_then_internal(fd, "dr", "the second ROW lost");
+    fault_end();
+}
+
+Test(outputfault, lost_columns)
+{
+    fault_setup("d:1");
+    int fd = fault_session_in_tx();
+    send_query(fd, "SELECT a FROM t", NULL, 0);
+    expect_frames_then_internal(fd, "", "COLUMNS lost");
+    fault_end();
+}
+
+Test(outputfault, lost_stmt_done)
+{
+    fault_setup("s:2");
+    int fd = fault_session_in_tx();
+    send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);
+    expect_frames_then_internal(fd, "", "STMT_DONE lost");
+    fault_end();
+}
+
+Test(outputfault, lost_ready_inside_transaction)
+{
+    fault_setup("z:3");
+    int fd = fault_session_in_tx();   /* READY 1 and 2 */
+    send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);
+    expect_frames_then_internal(fd, "s", "READY of a statement lost");
+    fault_end();
+}
+
+Test(outputfault, lost_error)
+{
+    fault_setup("e:1");
+    int fd = fault_session_in_tx();
+    send_query(fd, "SELECT * FROM no_such_table", NULL, 0);
+    expect_frames_then_internal(fd, "", "ERROR of a statement lost");
+    fault_end();
+}
+
+Test(outputfault, lost_ready_of_an_immediate_answer)
+{
+    fault_setup("z:1");
+    int fd = fault_session(true);
+    send_frame(fd, PT_PING, NULL, 0);
+    expect_frames_then_internal(fd, "", "READY of a PING lost");
+    fault_end();
+}
+
+Test(outputfault, lost_hello_ok)
+{
+    fault_setup("h:1");
+    int fd = fault_session(false);
+    expect_frames_then_internal(fd, "", "HELLO_OK lost");
+    fault_end();
+}
+
 /* ================================================================ status */
 
 TestSuite(status, .fini = h_fini, .timeout = 60);
