@@ -20,6 +20,9 @@
  *   pool         acquire timeout, the wait queue
  *   timeouts     statement, idle-transaction and client-idle timeouts
  *   cancel       CANCEL of running and waiting requests
+ *   utf8         SQL / TEXT / names must be UTF-8; TEXT results passed through
+ *   outputfault  a frame that cannot be queued ends the session (test builds
+ *                with the fault-injection hook only)
  *
  * Tests await conditions (a query, the status socket) with deadlines; they
  * never sleep to synchronise.
@@ -2202,6 +2205,24 @@ Test(shutdown, request_waiting_for_a_server_gets_shutdown)
     cr_assert_str_eq(table_ints(c, "t"), "1,2", "the waiting request ran, or the commit was lost");
     dbpool_close(c);
     h_stop_ok();
+}
+
+/* Sessions cut by shutdownTimeout are told why before the close. */
+Test(shutdown, session_cut_by_timeout_gets_shutdown)
+{
+    struct h_opts o = { .shutdown_timeout = "300ms" };
+    dbpool_conn *a = start_with_table(&o);
+    dbpool_close(a);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    send_frame(fd, PT_BEGIN, "\0", 1);
+    expect_ready(fd, 'T', "BEGIN");
+    send_query(fd, "INSERT INTO t VALUES (1)", NULL, 0);
+    expect_ready(fd, 'T', "INSERT");
+
+    h_signal(SIGTERM);
+    expect_shutdown_then_eof(fd, 5000, "a transaction cut by shutdownTimeout");
+    assert_exit_0(10000, "after shutdownTimeout");
 }
 
 /* ================================================================ limits */
