@@ -1248,15 +1248,26 @@ void client_shutdown_notice(struct client *c)
     shutdown_close(c);
 }
 
-void client_shutdown_cut(struct client *c)
+bool client_shutdown_cut(struct client *c)
 {
-    if (c->state != CL_CLOSING) {
-        c->txstate = 'I';
-        send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold shut down: shutdownTimeout expired "
-                   "before this session ended its transaction, which was rolled back", -1);
-        sockbuf_flush(&c->io);   /* best effort: the session is freed now */
+    if (c->state == CL_CLOSING) {   /* already flushing a final frame: not for long */
+        arm_timer(c, CLIENT_CUT_FLUSH_MS);
+        return false;
     }
-    client_free(c);
+    c->txstate = 'I';
+    send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold shut down: shutdownTimeout expired "
+               "before this session's request or transaction ended; it was cancelled and "
+               "rolled back", -1);
+    if (output_len(c) == 0) {   /* nothing could be queued, or the peer is gone */
+        client_free(c);
+        return true;
+    }
+    /* The server is abandoned (statement cancelled, transaction rolled back)
+     * and no more rows are queued; what is queued — whole frames, the ERROR
+     * last — is flushed for a short while before the session is freed. */
+    close_after_flush(c);
+    arm_timer(c, CLIENT_CUT_FLUSH_MS);
+    return true;
 }
 
 void client_free(struct client *c)

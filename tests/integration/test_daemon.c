@@ -2225,6 +2225,50 @@ Test(shutdown, session_cut_by_timeout_gets_shutdown)
     assert_exit_0(10000, "after shutdownTimeout");
 }
 
+static bool log_has(const char *needle)
+{
+    char *log = h_read_log();
+    bool yes = strstr(log, needle) != NULL;
+    free(log);
+    return yes;
+}
+
+/* A statement still streaming when shutdownTimeout expires (its client had
+ * stopped reading) is cut; the client, reading on, gets the rows already
+ * queued, then ERROR SHUTDOWN, then EOF — never a bare EOF or a cut frame. */
+Test(shutdown, streaming_cut_by_timeout_gets_shutdown_after_its_rows)
+{
+    struct h_opts o = { .shutdown_timeout = "300ms" };
+    h_start(&o);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    char *pad = make_pad(100);
+    dbpool_value p[2] = { dbpool_int(2000000), dbpool_text(pad) };
+    send_query(fd, P->series_sql, p, 2);
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1, "the stream did not start");
+    h_frame_free(&f);
+    cr_assert(H_AWAIT(pool_num("clients", "active") == 1, 5000), "the statement never ran");
+
+    h_signal(SIGTERM);
+    cr_assert(H_AWAIT(log_has("event=shutdown_timeout"), 5000), "shutdownTimeout never expired");
+    long rows = 0;
+    int r;
+    while ((r = h_raw_read_frame(fd, 5000, &f)) == 1 && f.type == PT_ROW) {
+        rows++;
+        h_frame_free(&f);
+    }
+    cr_assert_eq(r, 1, "after %ld rows: %s instead of ERROR SHUTDOWN", rows,
+                 r == 0 ? "EOF" : strerror(errno));
+    struct proto_error e;
+    cr_assert(f.type == PT_ERROR && proto_get_error(f.payload, f.len, &e), "frame '%c'", f.type);
+    cr_assert_eq(e.code, DBPOOL_E_SHUTDOWN, "%s", dbpool_code_name(e.code));
+    h_frame_free(&f);
+    h_raw_expect_eof(fd, 5000, "after ERROR SHUTDOWN");
+    free(pad);
+    assert_exit_0(10000, "after cutting the stream");
+}
+
 /* ================================================================ limits */
 
 TestSuite(limits, .fini = h_fini, .timeout = 60);
