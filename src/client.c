@@ -111,6 +111,13 @@ struct client {
     bool pending_begin;       /* BEGIN answered here; the transaction opens with the first
                                  step (drivers with begin_with): no server is held until then */
     bool pending_read_only;
+    bool output_lost;         /* a frame could not be queued: the session must end */
+    uint64_t refused_len;     /* a result frame above maxFrameSize (its length): the
+                                 statement is being cancelled */
+    bool refused_columns;     /* ... and it was the COLUMNS frame, not a row */
+#ifdef DBPOOLD_FAULT_INJECTION
+    long fi_seen;             /* frames of the injected type so far */
+#endif
     struct request *req;      /* the request in progress (owned), or NULL */
     struct event *stmt_timer; /* lazily created */
     struct event *timer;      /* on_timer; NULL while no deadline applies */
@@ -125,6 +132,8 @@ static void watch_io(struct client *c);
 static void arm_timer(struct client *c, uint64_t ms);
 static void run_step(struct client *c);
 static void finish_request(struct client *c, const struct backend_error *err, int32_t index);
+static void close_after_flush(struct client *c);
+static void request_end(struct client *c);
 
 struct client *client_next(const struct client *c)
 {
@@ -145,16 +154,63 @@ static struct pbuf *scratch(struct client *c)
     return &c->d->scratch;
 }
 
-/* Queue the scratch buffer's frames; false when memory ran out. */
+#ifdef DBPOOLD_FAULT_INJECTION
+/* Test builds only (CPPFLAGS=-DDBPOOLD_FAULT_INJECTION): in sessions whose
+ * HELLO names the client "fault-injection", DBPOOLD_FAIL_FRAME=T:N makes the
+ * Nth frame of type T fail to queue as if memory ran out, so the tests can
+ * prove that a lost frame ends the session instead of leaving a gap. */
+static bool injected_failure(struct client *c, const struct pbuf *b)
+{
+    const char *e = getenv("DBPOOLD_FAIL_FRAME");
+
+    if (!e || e[0] == 0 || e[1] != ':' || !c->name || strcmp(c->name, "fault-injection") != 0 ||
+        b->len <= 4 || b->data[4] != (uint8_t)e[0])
+        return false;
+    return ++c->fi_seen == strtol(e + 2, NULL, 10);
+}
+#else
+#define injected_failure(c, b) false
+#endif
+
+/* Queue the scratch buffer's frames; false when memory ran out. A frame
+ * that cannot be queued is never skipped silently: output_lost is set, no
+ * later frame is queued (the client would misread the stream), and the
+ * session ends through lose_session() at the next safe point. */
 static bool flush_scratch(struct client *c)
 {
     struct pbuf *b = &c->d->scratch;
 
-    if (b->oom || !sockbuf_write(&c->io, b->data, b->len)) {
-        log_error("client_oom", "client=%llu", (unsigned long long)c->id);
+    if (c->output_lost)
+        return false;
+    if (b->oom || injected_failure(c, b) || !sockbuf_write(&c->io, b->data, b->len)) {
+        log_error("client_oom", "client=%llu action=\"closing the session\"",
+                  (unsigned long long)c->id);
+        c->output_lost = true;
         return false;
     }
     return true;
+}
+
+/* Output was lost (out of memory): the session cannot go on. The client
+ * gets ERROR INTERNAL if memory allows it (whole frames only were queued
+ * before, so it can parse it), else just the close; close_after_flush hands
+ * the server back and the pool rolls back an open transaction. Callers
+ * return at once: c may be freed. */
+static void lose_session(struct client *c)
+{
+    struct pbuf *b = scratch(c);
+
+    if (c->state == CL_CLOSING)
+        return;
+    request_end(c);
+    c->busy = false;
+    c->txstate = 'I';
+    proto_put_error(b, DBPOOL_E_INTERNAL, "", "dbpoold ran out of memory queuing a frame for "
+                    "this session; the session was closed and any open transaction rolled back "
+                    "(retry on a new session)", 'I', -1);
+    if (!b->oom)
+        (void)sockbuf_write(&c->io, b->data, b->len);   /* best effort */
+    close_after_flush(c);
 }
 
 static size_t output_len(const struct client *c)
@@ -212,6 +268,17 @@ static void protocol_error(struct client *c, int code, const char *msg)
     log_info("client_protocol_error", "client=%llu code=%s error=%s", (unsigned long long)c->id,
              dbpool_code_name(code), log_quote(q, sizeof(q), msg, strlen(msg)));
     send_error(c, code, "", msg, -1);
+    close_after_flush(c);
+}
+
+/* The daemon is shutting down and the session holds no transaction: say
+ * so, then close. The ERROR is the answer to the client's next request,
+ * whether it is already in the input (pipelined, or sent after the
+ * transaction ended) or still to come; nothing waits for it. */
+static void shutdown_close(struct client *c)
+{
+    send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold is shutting down; the request was not "
+               "run: reconnect and retry (to the restarted daemon or another instance)", -1);
     close_after_flush(c);
 }
 
@@ -536,20 +603,52 @@ static void watch_io(struct client *c)
 
 /* ------------------------------------------------------------- results */
 
+/* The running statement's result cannot be forwarded (a frame above
+ * maxFrameSize, or output lost): stop it like statementTimeout does. Its
+ * completion reports why (on_step_done). */
+static void stop_statement(struct client *c)
+{
+    if (c->sv)
+        server_cancel(c->sv);
+}
+
 static void on_columns(void *arg, size_t n, const dbpool_column *cols)
 {
     struct client *c = arg;
+    struct pbuf *b = scratch(c);
 
-    proto_put_columns(scratch(c), n, cols);
-    flush_scratch(c);
+    if (c->refused_len || c->output_lost)
+        return;
+    proto_put_columns(b, n, cols);
+    if (!b->oom && b->len - 4 > c->d->cfg->daemon.max_frame_size) {
+        c->refused_len = b->len - 4;
+        c->refused_columns = true;
+        pbuf_reset(b);
+        stop_statement(c);
+        return;
+    }
+    if (!flush_scratch(c))
+        stop_statement(c);
 }
 
 static bool on_row(void *arg, size_t n, const dbpool_value *vals)
 {
     struct client *c = arg;
+    uint64_t flen;
 
+    if (c->refused_len || c->output_lost)
+        return false;   /* stopping: deliver nothing more */
+    flen = proto_row_frame_len(n, vals);
+    if (flen > c->d->cfg->daemon.max_frame_size) {
+        c->refused_len = flen;   /* refused before encoding: no copy of a huge value */
+        stop_statement(c);
+        return false;
+    }
     proto_put_row(scratch(c), n, vals);
-    flush_scratch(c);
+    if (!flush_scratch(c)) {
+        stop_statement(c);
+        return false;
+    }
     if (output_len(c) >= c->d->cfg->daemon.output_high_water) {
         c->rows_paused = true;
         watch_io(c);   /* writeStallTimeout from here */
@@ -611,6 +710,26 @@ static void lost_connection(struct client *c, const struct backend_result *res)
     finish_request(c, &err, c->req->steps[c->req->cur].index);
 }
 
+/* A result frame above maxFrameSize was refused and the statement
+ * cancelled: the statement fails with LIMIT (a request error). */
+static void refused_result_error(struct client *c, const struct backend_result *res,
+                                 struct backend_error *err)
+{
+    uint32_t max = c->d->cfg->daemon.max_frame_size;
+
+    err->code = DBPOOL_E_LIMIT;
+    memcpy(err->sqlstate, "54000", 6);
+    snprintf(err->message, sizeof(err->message),
+             "a result %s is %llu bytes, above maxFrameSize (%u bytes), so it was not sent; %s%.200s%s "
+             "Select less per row (e.g. substr() of the large value, or fewer columns) or raise "
+             "maxFrameSize",
+             c->refused_columns ? "COLUMNS frame (column names and types)" : "row",
+             (unsigned long long)c->refused_len, max,
+             res->ok ? "the statement had already completed (any changes it made stand)."
+                     : "the statement was stopped (", res->ok ? "" : res->err.message,
+             res->ok ? "" : ").");
+}
+
 static void canceled_message(struct client *c, struct backend_error *err)
 {
     if (err->code == DBPOOL_E_CANCELED && c->stmt_timed_out)
@@ -652,6 +771,10 @@ static void on_step_done(void *arg, const struct backend_result *res)
 
     disarm_stmt_timer(c);
     c->rows_paused = false;
+    if (c->output_lost) {
+        lose_session(c);
+        return;
+    }
     if (res->reroute_to_writer && c->txstate != 'I') {
         static const struct backend_error ro = {
             DBPOOL_E_SQL, "25006", "cannot execute a writing statement in a read-only transaction"
@@ -684,9 +807,12 @@ static void on_step_done(void *arg, const struct backend_result *res)
     } else if (res->ok && r->begin_read_only && s->index == STEP_BEGUN) {
         c->read_only_tx = true;
     }
-    if (!res->ok) {
+    if (!res->ok || c->refused_len) {
         struct backend_error err = res->err;
-        canceled_message(c, &err);
+        if (c->refused_len)
+            refused_result_error(c, res, &err);
+        else
+            canceled_message(c, &err);
         if (r->atomic && !r->rolling_back && c->txstate != 'I') {
             start_batch_rollback(c, &err, s->index);
             run_step(c);
@@ -697,7 +823,10 @@ static void on_step_done(void *arg, const struct backend_result *res)
     }
     if (s->user) {
         proto_put_stmt_done(scratch(c), res->rows_affected, res->last_insert_id);
-        flush_scratch(c);
+        if (!flush_scratch(c)) {
+            lose_session(c);
+            return;
+        }
     }
     r->cur++;
     run_step(c);
@@ -724,6 +853,8 @@ static void exec_step(struct client *c)
     }
     c->state = CL_ACTIVE;
     c->stmt_timed_out = false;
+    c->refused_len = 0;
+    c->refused_columns = false;
     if (s->user)
         arm_stmt_timer(c);
     server_exec(c->sv, &s->q, &client_sink, c);
@@ -784,13 +915,17 @@ static void finish_request(struct client *c, const struct backend_error *err, in
         send_error(c, err->code, err->sqlstate, err->message, index);
     else
         send_ready(c);
+    if (c->output_lost) {
+        lose_session(c);   /* the answer could not be queued */
+        return;
+    }
     sockbuf_flush(&c->io);   /* the answer is complete: no wait for the loop pass */
     request_end(c);
     c->busy = false;
     c->state = CL_IDLE;
     sockbuf_trim(&c->io);
     if (c->d->shutting_down && !c->sv && !c->pending_begin) {
-        close_after_flush(c);
+        shutdown_close(c);
         return;
     }
     arm_idle_timer(c);
@@ -807,6 +942,12 @@ static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
 
     if (!proto_get_hello(payload, len, &h)) {
         protocol_error(c, DBPOOL_E_PROTOCOL, "malformed HELLO frame");
+        return;
+    }
+    if (!proto_utf8_valid(h.pool.p, h.pool.len) ||
+        !proto_utf8_valid(h.client_name.p, h.client_name.len)) {
+        protocol_error(c, DBPOOL_E_PROTOCOL, "malformed HELLO frame: the pool and client names "
+                       "must be UTF-8");
         return;
     }
     if (h.version != PROTO_VERSION) {
@@ -828,7 +969,10 @@ static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
     c->state = CL_IDLE;
     proto_put_hello_ok(scratch(c), pool_driver(p)->name, "dbpoold " PACKAGE_VERSION_STR,
                        dc->max_frame_size, (uint16_t)(dc->max_params > 65535 ? 65535 : dc->max_params));
-    flush_scratch(c);
+    if (!flush_scratch(c)) {
+        lose_session(c);
+        return;
+    }
     log_debug("client_hello", "client=%llu pool=%s", (unsigned long long)c->id, pool_config(p)->name);
     arm_idle_timer(c);
     sockbuf_trim(&c->io);
@@ -892,6 +1036,34 @@ static void end_pending_begin(struct client *c)
     arm_idle_timer(c);
 }
 
+/* SQL and TEXT parameters must be UTF-8 (doc/protocol.md). A request that
+ * breaks the rule is refused before any of its statements runs, like a
+ * statement the database rejects (SQLSTATE 22021, the offending statement's
+ * index); the session and its transaction state are unchanged. */
+static bool refuse_invalid_utf8(struct client *c)
+{
+    struct request *r = c->req;
+    struct proto_utf8_error where;
+    char what[48], msg[256];
+
+    for (size_t i = 0; i < r->nstmts; i++) {
+        if (proto_stmt_utf8_valid(&r->stmts[i], &where))
+            continue;
+        if (where.param < 0)
+            snprintf(what, sizeof(what), "the SQL text");
+        else
+            snprintf(what, sizeof(what), "TEXT parameter %d", where.param + 1);
+        snprintf(msg, sizeof(msg), "invalid byte sequence for encoding \"UTF8\": 0x%02x at byte "
+                 "%zu of %s; send SQL and TEXT values as UTF-8 (binary data as BLOB)",
+                 where.byte, where.offset, what);
+        int32_t index = r->type == PT_BATCH ? (int32_t)i : -1;
+        request_end(c);
+        send_error(c, DBPOOL_E_SQL, "22021", msg, index);
+        return true;
+    }
+    return false;
+}
+
 /* Start the request in c->req (frame already copied). */
 static void start_request(struct client *c, size_t len)
 {
@@ -924,8 +1096,7 @@ static void start_request(struct client *c, size_t len)
     }
     if (c->d->shutting_down && !c->sv && !c->pending_begin) {
         request_end(c);
-        send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold is shutting down; reconnect later", -1);
-        close_after_flush(c);
+        shutdown_close(c);
         return;
     }
     if (r->type == PT_BEGIN && c->txstate == 'I' && pool_driver(c->pool)->begin_with) {
@@ -946,6 +1117,8 @@ static void start_request(struct client *c, size_t len)
         protocol_error(c, DBPOOL_E_PROTOCOL, msg);
         return;
     }
+    if (refuse_invalid_utf8(c))
+        return;
     if (c->pending_begin)   /* the deferred BEGIN decides the role */
         r->role = c->pending_read_only ? ROLE_READER : ROLE_WRITER;
     c->busy = true;
@@ -1053,10 +1226,14 @@ static int next_frame(struct client *c)
     uint8_t hdr[PROTO_HEADER_SIZE], type;
     uint32_t plen;
     char msg[160];
+    size_t have = sockbuf_in_len(&c->io);
 
-    if (!sockbuf_peek(&c->io, hdr, sizeof(hdr)))
+    have = have < sizeof(hdr) ? have : sizeof(hdr);   /* the length alone can be refused */
+    if (have < 4 || !sockbuf_peek(&c->io, hdr, have))
         return 0;
-    int h = proto_peek_header(hdr, sizeof(hdr), c->d->cfg->daemon.max_frame_size, &type, &plen);
+    int h = proto_peek_header(hdr, have, c->d->cfg->daemon.max_frame_size, &type, &plen);
+    if (h == 0)
+        return 0;
     if (h < 0 && hdr[0] == 0 && hdr[1] == 0 && hdr[2] == 0 && hdr[3] == 0) {
         protocol_error(c, DBPOOL_E_PROTOCOL, "invalid frame length 0 (a frame has at least a type byte)");
         return -1;
@@ -1133,6 +1310,10 @@ static void process_input(struct client *c)
         }
         if (next_frame(c) <= 0)
             break;
+        if (c->output_lost && !c->busy) {   /* an answer given at once was lost */
+            lose_session(c);
+            break;
+        }
     }
     c->in_input = false;
     if (c->free_pending)
@@ -1237,10 +1418,40 @@ void client_accept(struct daemon *d, int fd)
 
 void client_shutdown_notice(struct client *c)
 {
-    if (c->state == CL_CLOSING)
-        return;
-    if (!c->busy && !c->sv && !c->pending_begin)
-        close_after_flush(c);
+    if (c->state == CL_CLOSING || c->sv || c->pending_begin)
+        return;   /* a transaction may finish (finish_request closes after it) */
+    if (c->busy && !(c->state == CL_WAITING && c->waiter.queued))
+        return;   /* a running request ends first */
+    if (c->busy) {
+        /* Waiting for a server outside a transaction: it will not run. */
+        pool_cancel_wait(c->pool, &c->waiter);
+        request_end(c);
+        c->busy = false;
+        c->state = CL_IDLE;
+    }
+    shutdown_close(c);
+}
+
+bool client_shutdown_cut(struct client *c)
+{
+    if (c->state == CL_CLOSING) {   /* already flushing a final frame: not for long */
+        arm_timer(c, CLIENT_CUT_FLUSH_MS);
+        return false;
+    }
+    c->txstate = 'I';
+    send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold shut down: shutdownTimeout expired "
+               "before this session's request or transaction ended; it was cancelled and "
+               "rolled back", -1);
+    if (output_len(c) == 0) {   /* nothing could be queued, or the peer is gone */
+        client_free(c);
+        return true;
+    }
+    /* The server is abandoned (statement cancelled, transaction rolled back)
+     * and no more rows are queued; what is queued — whole frames, the ERROR
+     * last — is flushed for a short while before the session is freed. */
+    close_after_flush(c);
+    arm_timer(c, CLIENT_CUT_FLUSH_MS);
+    return true;
 }
 
 void client_free(struct client *c)

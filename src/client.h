@@ -27,6 +27,12 @@ void client_accept(struct daemon *d, int fd);
 /* Daemon shutdown: close now when idle outside a transaction, else after the
  * transaction ends. */
 void client_shutdown_notice(struct client *c);
+/* shutdownTimeout expired: cancel and roll back what the session runs, queue
+ * ERROR SHUTDOWN after its output and free it once that is flushed (within
+ * CLIENT_CUT_FLUSH_MS; at once when nothing can be sent). False when the
+ * session was already closing (its flush deadline is only shortened). */
+#define CLIENT_CUT_FLUSH_MS 2000u
+bool client_shutdown_cut(struct client *c);
 /* Close immediately (rolls back through the pool). */
 void client_free(struct client *c);
 

@@ -35,16 +35,31 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     daemon_shutdown(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* Cut the remaining sessions: each gets ERROR SHUTDOWN after what it had
+ * queued; the loop stops when the last is gone (daemon_client_gone), at the
+ * latest after CLIENT_CUT_FLUSH_MS (daemon_free then frees the rest). */
 static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
     struct client *c;
+    struct timeval tv = { CLIENT_CUT_FLUSH_MS / 1000, (CLIENT_CUT_FLUSH_MS % 1000) * 1000 };
 
     log_warn("shutdown_timeout", "clients=%zu action=\"closing remaining sessions; open "
              "transactions are rolled back\"", d->nclients);
-    while ((c = TAILQ_FIRST(&d->clients)))
-        client_free(c);
-    event_base_loopexit(d->base, NULL);
+    /* Cutting one session can end others (its server is handed on), so the
+     * walk starts again after each cut; few sessions are left by now (idle
+     * ones were closed at SIGTERM). */
+    bool again = true;
+    while (again) {
+        again = false;
+        for (c = TAILQ_FIRST(&d->clients); c; c = client_next(c)) {
+            if (client_shutdown_cut(c)) {   /* c may be freed: walk again */
+                again = true;
+                break;
+            }
+        }
+    }
+    event_base_loopexit(d->base, d->nclients ? &tv : NULL);
 }
 
 static struct event *add_signal(struct daemon *d, int sig)

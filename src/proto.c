@@ -302,6 +302,31 @@ void proto_put_row(struct pbuf *b, size_t ncols, const dbpool_value *vals)
     proto_frame_end(b, f);
 }
 
+/* Encoded size of one value: tag + body. */
+static uint64_t value_size(const dbpool_value *v)
+{
+    switch (v->type) {
+    case DBPOOL_INT64:
+    case DBPOOL_FLOAT64:
+        return 1 + 8;
+    case DBPOOL_TEXT:
+    case DBPOOL_BLOB:
+        return 1 + 4 + (uint64_t)v->u.s.len;
+    case DBPOOL_BOOL:
+        return 1 + 1;
+    default:
+        return 1;
+    }
+}
+
+uint64_t proto_row_frame_len(size_t ncols, const dbpool_value *vals)
+{
+    uint64_t n = 1 + 2;   /* type byte, u16 ncols */
+    for (size_t i = 0; i < ncols; i++)
+        n += value_size(&vals[i]);
+    return n;
+}
+
 void proto_put_stmt_done(struct pbuf *b, int64_t affected, int64_t last_id)
 {
     size_t f = proto_frame_begin(b, PT_STMT_DONE);
@@ -334,12 +359,14 @@ void proto_put_error(struct pbuf *b, uint16_t code, const char *sqlstate,
 int proto_peek_header(const uint8_t *p, size_t avail, uint32_t max_frame,
                       uint8_t *type, uint32_t *payload_len)
 {
-    if (avail < PROTO_HEADER_SIZE)
+    if (avail < 4)
         return 0;
     uint32_t flen = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
                     (uint32_t)p[2] << 8 | (uint32_t)p[3];
     if (flen == 0 || flen > max_frame)
         return -1;
+    if (avail < PROTO_HEADER_SIZE)
+        return 0;
     *type = p[4];
     *payload_len = flen - 1;
     return 1;
@@ -616,6 +643,103 @@ bool proto_get_error(const void *payload, size_t len, struct proto_error *out)
     out->txstate = (char)tx;
     out->stmt_index = preader_i32(&r);
     return preader_done(&r) && valid_txstate(tx);
+}
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+#define ASCII_MASK8 0x8080808080808080ull
+
+/* Length of the well-formed multi-byte sequence at s (left bytes remain), or
+ * 0 when it is not one. The second byte's range depends on the lead byte
+ * (this excludes overlong forms, surrogates and code points > U+10FFFF). */
+static size_t utf8_seq_len(const uint8_t *s, size_t left)
+{
+    uint8_t c = s[0], lo = 0x80, hi = 0xbf;
+    size_t n;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 0;
+    }
+    if (left < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Number of leading ASCII bytes of s[0..n), 8 at a time. */
+static size_t ascii_run(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        w &= ASCII_MASK8;
+        if (w) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + (size_t)__builtin_ctzll(w) / 8;   /* the first high bit's byte */
+#else
+            break;
+#endif
+        }
+    }
+    while (i < n && s[i] < 0x80)
+        i++;
+    return i;
+}
+
+size_t proto_utf8_check(const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    size_t i = 0;
+
+    for (;;) {
+        i += ascii_run(s + i, n - i);
+        while (i < n && s[i] >= 0x80) {   /* a run of multi-byte characters */
+            size_t k = utf8_seq_len(s + i, n - i);
+            if (k == 0)
+                return i;
+            i += k;
+        }
+        if (i == n)
+            return n;
+    }
+}
+
+static bool utf8_where(const void *p, size_t n, int param, struct proto_utf8_error *where)
+{
+    size_t off = proto_utf8_check(p, n);
+
+    if (off == n)
+        return true;
+    where->param = param;
+    where->offset = off;
+    where->byte = ((const uint8_t *)p)[off];
+    return false;
+}
+
+bool proto_stmt_utf8_valid(const struct proto_stmt *st, struct proto_utf8_error *where)
+{
+    if (!utf8_where(st->sql.p, st->sql.len, -1, where))
+        return false;
+    for (uint16_t i = 0; i < st->nparams; i++) {
+        const dbpool_value *v = &st->params[i];
+        if (v->type == DBPOOL_TEXT && !utf8_where(v->u.s.ptr, v->u.s.len, i, where))
+            return false;
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------------ names */

@@ -93,11 +93,17 @@ void proto_put_ready(struct pbuf *b, char txstate);
 void proto_put_error(struct pbuf *b, uint16_t code, const char *sqlstate,
                      const char *message, char txstate, int32_t stmt_index);
 
+/* Frame length (type byte + payload, the value of the length field) of the
+ * ROW frame proto_put_row would encode, without encoding it: lets the daemon
+ * refuse a row above maxFrameSize before copying a huge value. */
+uint64_t proto_row_frame_len(size_t ncols, const dbpool_value *vals);
+
 /* ---- frame header ----
  * Looks at the first bytes of a stream. Returns 1 with *type and *payload_len
  * set when a complete header is present (it does not check that the payload
  * has arrived), 0 when more bytes are needed, -1 when the length is invalid
- * (0, or larger than max_frame): a protocol violation. */
+ * (0, or larger than max_frame): a protocol violation. The length alone
+ * decides: -1 comes as soon as its 4 bytes are there, before the type byte. */
 int proto_peek_header(const uint8_t *p, size_t avail, uint32_t max_frame,
                       uint8_t *type, uint32_t *payload_len);
 
@@ -179,6 +185,29 @@ bool proto_get_columns(const void *payload, size_t len, struct proto_column **co
 bool proto_get_row(const void *payload, size_t len, size_t ncols, dbpool_value *vals);
 bool proto_get_stmt_done(const void *payload, size_t len, int64_t *affected, int64_t *last_id);
 bool proto_get_ready(const void *payload, size_t len, char *txstate);
+
+/* ---- UTF-8 ----
+ * SQL text, TEXT values and HELLO names are UTF-8 (doc/protocol.md): the
+ * well-formed sequences of RFC 3629 (no overlong forms, no surrogates,
+ * nothing above U+10FFFF). proto_utf8_check returns n when p[0..n) is valid,
+ * else the offset of the first byte of the first invalid sequence. ASCII
+ * runs are checked 8 bytes at a time (this runs on every statement). */
+size_t proto_utf8_check(const void *p, size_t n);
+static inline bool proto_utf8_valid(const void *p, size_t n)
+{
+    return proto_utf8_check(p, n) == n;
+}
+
+/* Where a statement breaks the UTF-8 rule: param is -1 for its SQL text,
+ * else the index of the TEXT parameter; offset is the first invalid byte's. */
+struct proto_utf8_error {
+    int param;
+    size_t offset;
+    uint8_t byte;       /* the byte at offset */
+};
+/* True when the statement's SQL and TEXT parameters are valid UTF-8; else
+ * false with *where filled in. BLOB parameters are bytes: not checked. */
+bool proto_stmt_utf8_valid(const struct proto_stmt *st, struct proto_utf8_error *where);
 
 const char *proto_type_name(uint8_t type);
 

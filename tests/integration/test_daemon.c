@@ -23,6 +23,9 @@
  *   fdlimits     descriptor exhaustion, RLIMIT_NOFILE, the listen backlog
  *   budget       clientBufferBudget, per-session read-ahead, frameTimeout
  *   writestall   writeStallTimeout: a client that stops reading
+ *   utf8         SQL / TEXT / names must be UTF-8; TEXT results passed through
+ *   outputfault  a frame that cannot be queued ends the session (test builds
+ *                with the fault-injection hook only)
  *
  * Tests await conditions (a query, the status socket) with deadlines; they
  * never sleep to synchronise.
@@ -1472,6 +1475,26 @@ Test(badinput, oversized_length)
     bad_bytes(true, huge, sizeof(huge), DBPOOL_E_LIMIT, "length 0x7fffffff");
 }
 
+/* The header alone decides: no fifth byte is needed to refuse a bad length
+ * (a client that sends only the 4 bytes must not be left waiting). */
+Test(badinput, zero_length_header_alone)
+{
+    static const uint8_t zero[] = { 0, 0, 0, 0 };
+    bad_bytes(true, zero, sizeof(zero), DBPOOL_E_PROTOCOL, "a lone 4-byte header of length 0");
+}
+
+Test(badinput, oversized_length_header_alone)
+{
+    static const uint8_t huge[] = { 0x7f, 0xff, 0xff, 0xff };
+    bad_bytes(true, huge, sizeof(huge), DBPOOL_E_LIMIT, "a lone 4-byte header of length 0x7fffffff");
+}
+
+Test(badinput, zero_length_header_alone_before_hello)
+{
+    static const uint8_t zero[] = { 0, 0, 0, 0 };
+    bad_bytes(false, zero, sizeof(zero), DBPOOL_E_PROTOCOL, "length 0 before HELLO");
+}
+
 Test(badinput, unknown_frame_type)
 {
     bad_frame(true, 'Y', "xyz", 3, DBPOOL_E_PROTOCOL, "frame type 'Y'");
@@ -1609,6 +1632,301 @@ Test(badinput, rapid_connect_disconnect)
     h_stop_ok();
 }
 
+/* ================================================================ utf8 */
+/* SQL, TEXT parameters and HELLO names are UTF-8 (doc/protocol.md). A
+ * request carrying invalid UTF-8 is refused before any of it runs: ERROR SQL
+ * with SQLSTATE 22021, stmt_index naming the offending statement, txstate
+ * unchanged, and the session goes on. TEXT the database returns is passed
+ * through unchanged. */
+
+TestSuite(utf8, .fini = h_fini, .timeout = 60);
+
+/* The next frame is an ERROR with these fields; returns nothing, asserts. */
+static void expect_error_frame(int fd, int code, const char *sqlstate, char txstate,
+                               int32_t index, const char *what)
+{
+    struct h_frame f;
+    struct proto_error e;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1, "%s: no answer", what);
+    cr_assert_eq(f.type, PT_ERROR, "%s: frame '%c', expected ERROR", what, f.type);
+    cr_assert(proto_get_error(f.payload, f.len, &e), "%s: malformed ERROR", what);
+    cr_assert_eq(e.code, code, "%s: %s: %.*s", what, dbpool_code_name(e.code),
+                 (int)e.message.len, e.message.p);
+    cr_assert(e.sqlstate.len == strlen(sqlstate) && memcmp(e.sqlstate.p, sqlstate, e.sqlstate.len) == 0,
+              "%s: SQLSTATE %.*s, expected %s", what, (int)e.sqlstate.len, e.sqlstate.p, sqlstate);
+    cr_assert_eq(e.txstate, txstate, "%s: txstate '%c', expected '%c'", what, e.txstate, txstate);
+    cr_assert_eq(e.stmt_index, index, "%s: stmt_index %d, expected %d", what, e.stmt_index, index);
+    h_frame_free(&f);
+}
+
+static const char *const bad_utf8[] = {
+    "\xff",                   /* never valid */
+    "\x80",                   /* lone continuation byte */
+    "\xc0\x80",               /* overlong NUL */
+    "\xe0\x80\xaf",           /* overlong '/' */
+    "\xed\xa0\x80",           /* UTF-16 surrogate U+D800 */
+    "\xf4\x90\x80\x80",       /* above U+10FFFF */
+    "\xf8\x88\x80\x80\x80",   /* 5-byte form */
+    "\xe2\x82",               /* truncated at the end of the string */
+};
+#define N_BAD_UTF8 (sizeof(bad_utf8) / sizeof(bad_utf8[0]))
+
+Test(utf8, invalid_sql_refused_session_continues)
+{
+    h_start(NULL);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    for (size_t i = 0; i < N_BAD_UTF8; i++) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SELECT 1 --%s", bad_utf8[i]);
+        send_query(fd, sql, NULL, 0);
+        expect_error_frame(fd, DBPOOL_E_SQL, "22021", 'I', -1, sql);
+    }
+    send_query(fd, "SELECT 7 AS \"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", NULL, 0);
+    cr_assert_eq(read_int_result(fd, 'I', "valid multi-byte UTF-8"), 7);
+    close(fd);
+    h_stop_ok();
+}
+
+Test(utf8, invalid_text_parameter_refused_blob_accepted)
+{
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    for (size_t i = 0; i < N_BAD_UTF8; i++) {
+        dbpool_value v = dbpool_text(bad_utf8[i]);
+        int rc = dbpool_query(c, h_sql("SELECT ?"), &v, 1, NULL);
+        cr_assert_eq(rc, -1, "TEXT parameter %zu with invalid UTF-8 was accepted", i);
+        cr_assert_eq(dbpool_last_error(c)->code, DBPOOL_E_SQL, "%s",
+                     dbpool_code_name(dbpool_last_error(c)->code));
+        cr_assert_str_eq(dbpool_last_error(c)->sqlstate, "22021");
+        cr_assert(strstr(dbpool_last_error(c)->message, "UTF8"), "message: %s",
+                  dbpool_last_error(c)->message);
+        assert_txstate(c, 'I', "after the refused parameter");
+    }
+    dbpool_value ok = dbpool_text("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    dbpool_result *r = h_query(c, "SELECT ?", &ok, 1);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->type, DBPOOL_TEXT);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->u.s.len, 9);
+    cr_assert_eq(memcmp(dbpool_result_value(r, 0, 0)->u.s.ptr, ok.u.s.ptr, 9), 0);
+    dbpool_result_free(r);
+    dbpool_value blob = dbpool_blob("\xff\xfe", 2);
+    r = h_query(c, "SELECT ?", &blob, 1);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->u.s.len, 2, "a BLOB with non-UTF-8 bytes failed");
+    dbpool_result_free(r);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* The whole batch is refused before any statement runs; stmt_index names the
+ * offending statement (atomic or not). */
+Test(utf8, batch_names_offending_statement_nothing_runs)
+{
+    dbpool_conn *c = start_with_table(NULL);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    for (int atomic = 0; atomic <= 1; atomic++) {
+        dbpool_value bad = dbpool_text("a\xff");
+        dbpool_stmt s[3] = { { h_sql("INSERT INTO t VALUES (1)"), NULL, 0 },
+                             { h_sql("SELECT ?"), &bad, 1 },
+                             { h_sql("INSERT INTO t VALUES (3)"), NULL, 0 } };
+        struct pbuf b;
+        pbuf_init(&b);
+        proto_put_batch(&b, atomic ? PB_ATOMIC : 0, s, 3);
+        cr_assert(!b.oom && h_raw_send(fd, b.data, b.len));
+        pbuf_free(&b);
+        expect_error_frame(fd, DBPOOL_E_SQL, "22021", 'I', 1, atomic ? "atomic batch" : "batch");
+    }
+    cr_assert_eq(count_rows(c, "t"), 0, "a statement of the refused batch ran");
+    send_query(fd, "SELECT 4", NULL, 0);
+    cr_assert_eq(read_int_result(fd, 'I', "after the refused batches"), 4);
+    close(fd);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(utf8, inside_transaction_the_transaction_stays_open)
+{
+    dbpool_conn *c = start_with_table(NULL);
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    insert_int(c, "t", 1);
+    int rc = dbpool_exec(c, "SELECT 1 -- \xff");
+    cr_assert_eq(rc, -1, "invalid UTF-8 SQL ran");
+    cr_assert_str_eq(dbpool_last_error(c)->sqlstate, "22021", "%s", dbpool_last_error(c)->message);
+    assert_txstate(c, 'T', "after the refused statement");
+    insert_int(c, "t", 2);
+    must_ok(c, dbpool_commit(c), "commit");
+    cr_assert_str_eq(table_ints(c, "t"), "1,2");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(utf8, hello_with_invalid_client_name_is_protocol_error)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_hello(&b, PROTO_VERSION, H_POOL, "app\xff");
+    bad_bytes(false, b.data, b.len, DBPOOL_E_PROTOCOL, "HELLO with a non-UTF-8 client name");
+    pbuf_free(&b);
+}
+
+/* The decision for TEXT coming from the database: passed through unchanged.
+ * SQLite stores any bytes as TEXT; PostgreSQL refuses to make such a value. */
+Test(utf8, stored_invalid_text_passed_through_unchanged)
+{
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    if (strcmp(P->name, "sqlite") == 0) {
+        dbpool_result *r = h_query(c, "SELECT CAST(x'ff41' AS TEXT)", NULL, 0);
+        const dbpool_value *v = dbpool_result_value(r, 0, 0);
+        cr_assert_eq(v->type, DBPOOL_TEXT);
+        cr_assert(v->u.s.len == 2 && memcmp(v->u.s.ptr, "\xff" "A", 2) == 0,
+                  "the stored bytes were changed");
+        dbpool_result_free(r);
+    } else if (strcmp(P->name, "postgres") == 0) {
+        int rc = dbpool_exec(c, "SELECT convert_from('\\xff'::bytea, 'UTF8')");
+        cr_assert_eq(rc, -1);
+        cr_assert_str_eq(dbpool_last_error(c)->sqlstate, "22021");
+    }
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ outputfault */
+/* No frame is dropped silently: when the daemon cannot queue a frame (out of
+ * memory), the session ends with ERROR INTERNAL and a close, and its server
+ * is rolled back and released. Out of memory is simulated by the daemon's
+ * fault-injection hook, compiled only into test builds:
+ *   bash scripts/build.sh build-fi --enable-sanitizers CPPFLAGS=-DDBPOOLD_FAULT_INJECTION
+ *   DBPOOL_TEST_FAULT_INJECTION=1 DBPOOLD_BIN=$PWD/build-fi/dbpoold \
+ *     build-fi/tests/integration/test_daemon --filter 'outputfault/?*'
+ * Without DBPOOL_TEST_FAULT_INJECTION=1 these tests are skipped. */
+
+TestSuite(outputfault, .fini = h_fini, .timeout = 60);
+
+static void fault_setup(const char *fail_frame)
+{
+    const char *on = getenv("DBPOOL_TEST_FAULT_INJECTION");
+    if (!on || strcmp(on, "1") != 0)
+        cr_skip_test("needs a daemon built with -DDBPOOLD_FAULT_INJECTION "
+                     "(DBPOOL_TEST_FAULT_INJECTION=1)");
+    cr_assert_eq(setenv("DBPOOLD_FAIL_FRAME", fail_frame, 1), 0);
+    dbpool_conn *c = start_with_table(&single_conn);
+    dbpool_close(c);
+}
+
+/* A session the hook applies to; HELLO_OK read unless it is the one to fail. */
+static int fault_session(bool read_hello_ok)
+{
+    int fd = h_raw_connect();
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_hello(&b, PROTO_VERSION, H_POOL, "fault-injection");
+    cr_assert(!b.oom && h_raw_send(fd, b.data, b.len));
+    pbuf_free(&b);
+    if (read_hello_ok) {
+        struct h_frame f;
+        cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+        cr_assert_eq(f.type, PT_HELLO_OK);
+        h_frame_free(&f);
+    }
+    return fd;
+}
+
+/* Frames of the expected types, then ERROR INTERNAL, then EOF. */
+static void expect_frames_then_internal(int fd, const char *types, const char *what)
+{
+    for (const char *t = types; *t; t++) {
+        struct h_frame f;
+        cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1, "%s: no '%c' frame", what, *t);
+        cr_assert_eq(f.type, (uint8_t)*t, "%s: frame '%c', expected '%c'", what, f.type, *t);
+        h_frame_free(&f);
+    }
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_INTERNAL, what);
+}
+
+static void fault_end(void)
+{
+    assert_rolled_back_and_writable();
+    await_no_sessions();
+    h_stop_ok();
+}
+
+/* Inside a transaction with three rows inserted: a SELECT of them. */
+static int fault_session_in_tx(void)
+{
+    int fd = fault_session(true);
+    send_frame(fd, PT_BEGIN, "\0", 1);
+    expect_ready(fd, 'T', "BEGIN");
+    send_query(fd, "INSERT INTO t VALUES (1)", NULL, 0);
+    expect_ready(fd, 'T', "INSERT");
+    return fd;
+}
+
+Test(outputfault, lost_row_mid_result)
+{
+    fault_setup("r:2");
+    int fd = fault_session_in_tx();
+    send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);
+    expect_ready(fd, 'T', "INSERT 2");
+    send_query(fd, "SELECT a FROM t ORDER BY a", NULL, 0);
+    expect_frames_then_internal(fd, "dr", "the second ROW lost");
+    fault_end();
+}
+
+Test(outputfault, lost_columns)
+{
+    fault_setup("d:1");
+    int fd = fault_session_in_tx();
+    send_query(fd, "SELECT a FROM t", NULL, 0);
+    expect_frames_then_internal(fd, "", "COLUMNS lost");
+    fault_end();
+}
+
+Test(outputfault, lost_stmt_done)
+{
+    fault_setup("s:2");
+    int fd = fault_session_in_tx();
+    send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);
+    expect_frames_then_internal(fd, "", "STMT_DONE lost");
+    fault_end();
+}
+
+Test(outputfault, lost_ready_inside_transaction)
+{
+    fault_setup("z:3");
+    int fd = fault_session_in_tx();   /* READY 1 and 2 */
+    send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);
+    expect_frames_then_internal(fd, "s", "READY of a statement lost");
+    fault_end();
+}
+
+Test(outputfault, lost_error)
+{
+    fault_setup("e:1");
+    int fd = fault_session_in_tx();
+    send_query(fd, "SELECT * FROM no_such_table", NULL, 0);
+    expect_frames_then_internal(fd, "", "ERROR of a statement lost");
+    fault_end();
+}
+
+Test(outputfault, lost_ready_of_an_immediate_answer)
+{
+    fault_setup("z:1");
+    int fd = fault_session(true);
+    send_frame(fd, PT_PING, NULL, 0);
+    expect_frames_then_internal(fd, "", "READY of a PING lost");
+    fault_end();
+}
+
+Test(outputfault, lost_hello_ok)
+{
+    fault_setup("h:1");
+    int fd = fault_session(false);
+    expect_frames_then_internal(fd, "", "HELLO_OK lost");
+    fault_end();
+}
+
 /* ================================================================ status */
 
 TestSuite(status, .fini = h_fini, .timeout = 60);
@@ -1722,6 +2040,8 @@ TestSuite(shutdown, .fini = h_fini, .timeout = 60);
 
 static const struct h_opts long_drain = { .shutdown_timeout = "60s" };
 
+static void expect_shutdown_then_eof(int fd, int timeout_ms, const char *what);
+
 static bool health_says_shutting_down(void)
 {
     char *body = NULL, st[32] = "";
@@ -1790,7 +2110,7 @@ Test(shutdown, idle_sessions_closed_promptly)
     h_raw_handshake(fd);
 
     h_signal(SIGTERM);
-    h_raw_expect_eof(fd, 5000, "an idle session after SIGTERM");
+    expect_shutdown_then_eof(fd, 5000, "an idle session after SIGTERM");
     int st = h_wait_exit(5000);
     cr_assert_neq(st, -1, "dbpoold did not exit promptly with only idle sessions");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
@@ -1820,6 +2140,183 @@ Test(shutdown, timeout_cuts_stuck_transaction)
     cr_assert_eq(count_rows(b, "t"), 0, "the cut transaction was committed");
     dbpool_close(b);
     h_stop_ok();
+}
+
+/* Every request the daemon will not run during the drain is answered with
+ * ERROR SHUTDOWN before the close (not a bare EOF or a reset). */
+static void expect_shutdown_then_eof(int fd, int timeout_ms, const char *what)
+{
+    struct h_frame f;
+    struct proto_error e;
+    int r = h_raw_read_frame(fd, timeout_ms, &f);
+    cr_assert_eq(r, 1, "%s: expected ERROR SHUTDOWN within %d ms, got %s", what, timeout_ms,
+                 r == 0 ? "EOF" : strerror(errno));
+    cr_assert_eq(f.type, PT_ERROR, "%s: frame '%c', expected ERROR SHUTDOWN", what, f.type);
+    cr_assert(proto_get_error(f.payload, f.len, &e), "%s: malformed ERROR", what);
+    cr_assert_eq(e.code, DBPOOL_E_SHUTDOWN, "%s: %s: %.*s", what, dbpool_code_name(e.code),
+                 (int)e.message.len, e.message.p);
+    cr_assert_eq(e.txstate, 'I', "%s: txstate '%c'", what, e.txstate);
+    h_frame_free(&f);
+    h_raw_expect_eof(fd, timeout_ms, what);
+}
+
+static void assert_exit_0(int timeout_ms, const char *what)
+{
+    int st = h_wait_exit(timeout_ms);
+    cr_assert_neq(st, -1, "dbpoold did not exit within %d ms %s", timeout_ms, what);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    h_assert_log_clean();
+}
+
+/* A request pipelined behind a running statement: the statement ends (here
+ * by statementTimeout), then the pipelined request gets ERROR SHUTDOWN. */
+Test(shutdown, request_pipelined_behind_running_statement_gets_shutdown)
+{
+    struct h_opts o = { .shutdown_timeout = "60s", .pool_settings = "statementTimeout = \"1500ms\";" };
+    h_start(&o);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    struct pbuf b;
+    pbuf_init(&b);
+    const char *endless = h_sql(P->endless_sql);
+    proto_put_query(&b, endless, strlen(endless), NULL, 0);
+    proto_put_empty(&b, PT_PING);
+    cr_assert(!b.oom && h_raw_send(fd, b.data, b.len));
+    pbuf_free(&b);
+    cr_assert(H_AWAIT(pool_num("clients", "active") == 1, 5000), "the statement never started");
+
+    h_signal(SIGTERM);
+    cr_assert(H_AWAIT(health_says_shutting_down(), 5000), "/health never said shutting_down");
+    struct h_frame f;
+    struct proto_error e;
+    cr_assert_eq(h_raw_read_until_terminal(fd, 10000, &f), PT_ERROR);
+    cr_assert(proto_get_error(f.payload, f.len, &e) && e.code == DBPOOL_E_CANCELED,
+              "the running statement ended with %s", dbpool_code_name(e.code));
+    h_frame_free(&f);
+    expect_shutdown_then_eof(fd, 5000, "the PING pipelined behind it");
+    assert_exit_0(10000, "after its last session ended");
+}
+
+/* A session that ends its transaction during the drain is closed; its next
+ * request gets ERROR SHUTDOWN (sent with the close), and the transaction it
+ * committed is kept. */
+Test(shutdown, request_after_commit_during_drain_gets_shutdown)
+{
+    dbpool_conn *a = start_with_table(&long_drain);
+    dbpool_close(a);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    send_frame(fd, PT_BEGIN, "\0", 1);
+    expect_ready(fd, 'T', "BEGIN");
+    send_query(fd, "INSERT INTO t VALUES (1)", NULL, 0);
+    expect_ready(fd, 'T', "INSERT 1");
+
+    h_signal(SIGTERM);
+    cr_assert(H_AWAIT(health_says_shutting_down(), 5000), "/health never said shutting_down");
+    send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);
+    expect_ready(fd, 'T', "INSERT 2 during the drain");
+    send_frame(fd, PT_COMMIT, NULL, 0);
+    expect_ready(fd, 'I', "COMMIT during the drain");
+    uint8_t ping[5] = { 0, 0, 0, 1, PT_PING };
+    (void)h_raw_send(fd, ping, sizeof(ping));   /* may fail: the daemon may have closed already */
+    expect_shutdown_then_eof(fd, 5000, "a PING after COMMIT during the drain");
+    assert_exit_0(10000, "after its last session ended");
+
+    h_restart();
+    dbpool_conn *c = h_connect();
+    cr_assert_str_eq(table_ints(c, "t"), "1,2", "the committed transaction was lost");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* A request waiting for a server when SIGTERM comes will not run: it gets
+ * ERROR SHUTDOWN at once; the transaction holding the server may finish. */
+Test(shutdown, request_waiting_for_a_server_gets_shutdown)
+{
+    struct h_opts o = { .max_open_conns = 1, .shutdown_timeout = "60s",
+                        .pool_settings = "acquireTimeout = \"30s\";" };
+    dbpool_conn *a = start_with_table(&o);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    send_query(fd, "INSERT INTO t VALUES (5)", NULL, 0);
+    cr_assert(H_AWAIT(pool_num("clients", "waiting") == 1, 5000), "the request never queued");
+
+    h_signal(SIGTERM);
+    expect_shutdown_then_eof(fd, 3000, "a request waiting for a server");
+    insert_int(a, "t", 2);
+    must_ok(a, dbpool_commit(a), "commit during the drain");
+    assert_exit_0(10000, "after the last transaction ended");
+    dbpool_close(a);
+
+    h_restart();
+    dbpool_conn *c = h_connect();
+    cr_assert_str_eq(table_ints(c, "t"), "1,2", "the waiting request ran, or the commit was lost");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* Sessions cut by shutdownTimeout are told why before the close. */
+Test(shutdown, session_cut_by_timeout_gets_shutdown)
+{
+    struct h_opts o = { .shutdown_timeout = "300ms" };
+    dbpool_conn *a = start_with_table(&o);
+    dbpool_close(a);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    send_frame(fd, PT_BEGIN, "\0", 1);
+    expect_ready(fd, 'T', "BEGIN");
+    send_query(fd, "INSERT INTO t VALUES (1)", NULL, 0);
+    expect_ready(fd, 'T', "INSERT");
+
+    h_signal(SIGTERM);
+    expect_shutdown_then_eof(fd, 5000, "a transaction cut by shutdownTimeout");
+    assert_exit_0(10000, "after shutdownTimeout");
+}
+
+static bool log_has(const char *needle)
+{
+    char *log = h_read_log();
+    bool yes = strstr(log, needle) != NULL;
+    free(log);
+    return yes;
+}
+
+/* A statement still streaming when shutdownTimeout expires (its client had
+ * stopped reading) is cut; the client, reading on, gets the rows already
+ * queued, then ERROR SHUTDOWN, then EOF — never a bare EOF or a cut frame. */
+Test(shutdown, streaming_cut_by_timeout_gets_shutdown_after_its_rows)
+{
+    struct h_opts o = { .shutdown_timeout = "300ms" };
+    h_start(&o);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    char *pad = make_pad(100);
+    dbpool_value p[2] = { dbpool_int(2000000), dbpool_text(pad) };
+    send_query(fd, P->series_sql, p, 2);
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1, "the stream did not start");
+    h_frame_free(&f);
+    cr_assert(H_AWAIT(pool_num("clients", "active") == 1, 5000), "the statement never ran");
+
+    h_signal(SIGTERM);
+    cr_assert(H_AWAIT(log_has("event=shutdown_timeout"), 5000), "shutdownTimeout never expired");
+    long rows = 0;
+    int r;
+    while ((r = h_raw_read_frame(fd, 5000, &f)) == 1 && f.type == PT_ROW) {
+        rows++;
+        h_frame_free(&f);
+    }
+    cr_assert_eq(r, 1, "after %ld rows: %s instead of ERROR SHUTDOWN", rows,
+                 r == 0 ? "EOF" : strerror(errno));
+    struct proto_error e;
+    cr_assert(f.type == PT_ERROR && proto_get_error(f.payload, f.len, &e), "frame '%c'", f.type);
+    cr_assert_eq(e.code, DBPOOL_E_SHUTDOWN, "%s", dbpool_code_name(e.code));
+    h_frame_free(&f);
+    h_raw_expect_eof(fd, 5000, "after ERROR SHUTDOWN");
+    free(pad);
+    assert_exit_0(10000, "after cutting the stream");
 }
 
 /* ================================================================ limits */
@@ -1974,6 +2471,84 @@ Test(limits, max_batch_statements)
     cr_assert(is_limit_code(dbpool_last_error(c)->code), "error %s",
               dbpool_code_name(dbpool_last_error(c)->code));
     dbpool_close(c);
+    assert_daemon_serves();
+    h_stop_ok();
+}
+
+/* Read a request's frames up to its terminal one; asserts no frame is above
+ * max_frame (the limit HELLO_OK announced). Returns the terminal frame. */
+static struct h_frame read_within_limit(int fd, uint32_t max_frame, int *nrows, const char *what)
+{
+    struct h_frame f;
+    *nrows = 0;
+    for (;;) {
+        int r = h_raw_read_frame(fd, 10000, &f);
+        cr_assert_eq(r, 1, "%s: expected a frame, got %s", what, r == 0 ? "EOF" : strerror(errno));
+        cr_assert_leq(f.len + 1, max_frame, "%s: a '%c' frame of %u bytes, above maxFrameSize %u",
+                      what, f.type, f.len + 1, max_frame);
+        if (f.type == PT_READY || f.type == PT_ERROR)
+            return f;
+        *nrows += f.type == PT_ROW;
+        h_frame_free(&f);
+    }
+}
+
+/* A result row larger than maxFrameSize cannot be sent: the statement fails
+ * with LIMIT (54000), rows before it arrive, and the session goes on. */
+Test(limits, result_row_above_max_frame_fails_statement_session_continues)
+{
+    h_start(&small_limits);                          /* maxFrameSize 65536 */
+    dbpool_conn *c = h_connect();
+    char cols[96], *pad = make_pad(40000);
+    snprintf(cols, sizeof(cols), "id %s, v %s", P->t_int, P->t_text);
+    h_create_table(c, "big", cols);
+    dbpool_value v[2] = { dbpool_int(2), dbpool_textn(pad, 40000) };
+    h_execp(c, "INSERT INTO big VALUES (?, ?)", v, 2);
+    h_exec(c, "UPDATE big SET v = v || v");          /* 80000 bytes: above the limit */
+    h_exec(c, "INSERT INTO big VALUES (1, 'small')");
+    h_exec(c, "INSERT INTO big VALUES (3, 'small')");
+    dbpool_close(c);
+    free(pad);
+
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    int nrows;
+    send_query(fd, "SELECT id, v FROM big ORDER BY id", NULL, 0);
+    struct h_frame f = read_within_limit(fd, 65536, &nrows, "SELECT of the big row");
+    struct proto_error e;
+    cr_assert_eq(f.type, PT_ERROR, "the statement with a row above maxFrameSize succeeded");
+    cr_assert(proto_get_error(f.payload, f.len, &e));
+    cr_assert_eq(e.code, DBPOOL_E_LIMIT, "%s: %.*s", dbpool_code_name(e.code), (int)e.message.len,
+                 e.message.p);
+    cr_assert(e.sqlstate.len == 5 && memcmp(e.sqlstate.p, "54000", 5) == 0);
+    cr_assert_eq(e.txstate, 'I');
+    cr_assert_eq(e.stmt_index, -1);
+    cr_assert_not_null(memmem(e.message.p, e.message.len, "maxFrameSize", 12), "%.*s",
+                       (int)e.message.len, e.message.p);
+    cr_assert_eq(nrows, 1, "the row before the big one did not arrive");
+    h_frame_free(&f);
+    send_query(fd, "SELECT 9", NULL, 0);
+    cr_assert_eq(read_int_result(fd, 'I', "after the refused row"), 9);
+
+    /* inside a transaction: the statement fails, ROLLBACK works */
+    send_frame(fd, PT_BEGIN, "\0", 1);
+    expect_ready(fd, 'T', "BEGIN");
+    send_query(fd, "SELECT v FROM big WHERE id = 2", NULL, 0);
+    f = read_within_limit(fd, 65536, &nrows, "the big row in a transaction");
+    cr_assert_eq(f.type, PT_ERROR);
+    cr_assert(proto_get_error(f.payload, f.len, &e) && e.code == DBPOOL_E_LIMIT);
+    /* the backend's real state: the statement may have completed ('T') or
+     * been stopped by the cancel ('E' where an error fails the transaction) */
+    if (P->error_fails_transaction)
+        cr_assert(e.txstate == 'T' || e.txstate == 'E', "txstate '%c'", e.txstate);
+    else
+        cr_assert_eq(e.txstate, 'T', "a refused read ended the transaction");
+    h_frame_free(&f);
+    send_frame(fd, PT_ROLLBACK, NULL, 0);
+    expect_ready(fd, 'I', "ROLLBACK");
+    send_query(fd, "SELECT 10", NULL, 0);
+    cr_assert_eq(read_int_result(fd, 'I', "after the rollback"), 10);
+    close(fd);
     assert_daemon_serves();
     h_stop_ok();
 }

@@ -392,6 +392,21 @@ Test(header, above_max_frame_rejected)
     cr_assert_eq(proto_peek_header(huge, 5, PROTO_DEFAULT_MAX_FRAME, &t, &n), -1);
 }
 
+/* A bad length is refused as soon as its 4 bytes are there: a client that
+ * sends only them must get its error, not wait for a fifth byte. */
+Test(header, bad_length_refused_on_four_bytes)
+{
+    const uint8_t zero[4] = { 0, 0, 0, 0 };
+    const uint8_t above[4] = { 0, 0, 0, 101 };
+    const uint8_t ok[4] = { 0, 0, 0, 100 };
+    uint8_t t;
+    uint32_t n;
+    cr_assert_eq(proto_peek_header(zero, 3, 100, &t, &n), 0);
+    cr_assert_eq(proto_peek_header(zero, 4, 100, &t, &n), -1);
+    cr_assert_eq(proto_peek_header(above, 4, 100, &t, &n), -1);
+    cr_assert_eq(proto_peek_header(ok, 4, 100, &t, &n), 0, "a valid length needs the type byte");
+}
+
 Test(header, does_not_need_payload)
 {
     const uint8_t buf[6] = { 0, 0, 0, 10, 'Q', 0 };
@@ -955,6 +970,139 @@ Test(pbuf, large_row_frame)
     cr_assert(preader_done(&r));
     free(vals);
     pbuf_free(&b);
+}
+
+Test(pbuf, row_frame_len_matches_encoding)
+{
+    dbpool_value vals[6] = { dbpool_null(), dbpool_int(-5), dbpool_float(2.5),
+                             dbpool_text("h\xc3\xa9llo"), dbpool_blob("\0\1\2", 3),
+                             dbpool_bool(true) };
+    struct pbuf b;
+    for (size_t n = 0; n <= 6; n++) {
+        pbuf_init(&b);
+        proto_put_row(&b, n, vals);
+        cr_assert(!b.oom);
+        cr_assert_eq(proto_row_frame_len(n, vals), b.len - 4, "%zu columns", n);
+        pbuf_free(&b);
+    }
+}
+
+/* ---- UTF-8 ---- */
+
+struct utf8_case {
+    const char *s;
+    size_t len;
+    size_t bad_at;      /* VALID: the whole string is valid */
+};
+#define VALID SIZE_MAX
+#define U8(lit, at) { lit, sizeof(lit) - 1, (at) }
+
+static const struct utf8_case utf8_cases[] = {
+    U8("", VALID),
+    U8("SELECT 1", VALID),
+    U8("exactly8", VALID),
+    U8("sixteen bytes!!!", VALID),
+    U8("\x7f", VALID),
+    U8("\xc2\x80", VALID),                     /* U+0080, smallest 2-byte */
+    U8("\xdf\xbf", VALID),                     /* U+07FF */
+    U8("\xe0\xa0\x80", VALID),                 /* U+0800, smallest 3-byte */
+    U8("\xed\x9f\xbf", VALID),                 /* U+D7FF, below the surrogates */
+    U8("\xee\x80\x80", VALID),                 /* U+E000, above them */
+    U8("\xef\xbf\xbf", VALID),                 /* U+FFFF */
+    U8("\xf0\x90\x80\x80", VALID),             /* U+10000, smallest 4-byte */
+    U8("\xf4\x8f\xbf\xbf", VALID),             /* U+10FFFF, the largest */
+    U8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 long ascii tail after it", VALID),
+    U8("\x80", 0),                          /* lone continuation */
+    U8("abcdefgh\xbf", 8),                  /* ... after an 8-byte ASCII block */
+    U8("\xc0\x80", 0),                      /* overlong NUL */
+    U8("\xc1\xbf", 0),                      /* overlong */
+    U8("\xe0\x9f\xbf", 0),                  /* overlong 3-byte */
+    U8("\xf0\x8f\xbf\xbf", 0),              /* overlong 4-byte */
+    U8("\xed\xa0\x80", 0),                  /* surrogate U+D800 */
+    U8("\xed\xbf\xbf", 0),                  /* surrogate U+DFFF */
+    U8("\xf4\x90\x80\x80", 0),              /* U+110000 */
+    U8("\xf5\x80\x80\x80", 0),
+    U8("\xf8\x88\x80\x80\x80", 0),          /* 5-byte form */
+    U8("\xfe", 0),
+    U8("\xff", 0),
+    U8("ab\xc3", 2),                        /* truncated at the end */
+    U8("ab\xe2\x82", 2),
+    U8("ab\xf0\x9f\x98", 2),
+    U8("\xc3(", 0),                         /* bad continuation */
+    U8("\xe2\x28\xa1", 0),
+    U8("\xe2\x82\x28", 0),
+    U8("\xf0\x9f\x98\x28", 0),
+    U8("0123456789abcdef\xc3\xa9 tail \xff", 24),
+};
+
+Test(utf8, valid_and_invalid_sequences)
+{
+    for (size_t i = 0; i < sizeof(utf8_cases) / sizeof(utf8_cases[0]); i++) {
+        const struct utf8_case *c = &utf8_cases[i];
+        size_t want = c->bad_at == VALID ? c->len : c->bad_at;
+        uint8_t *p = dup_n(c->s, c->len);
+        cr_assert_eq(proto_utf8_check(p, c->len), want, "case %zu: got %zu, expected %zu",
+                     i, proto_utf8_check(p, c->len), want);
+        cr_assert_eq(proto_utf8_valid(p, c->len), c->bad_at == VALID, "case %zu", i);
+        free(p);
+    }
+}
+
+/* Every position of the 8-byte fast path: one bad byte anywhere in a long
+ * ASCII string is found at its exact offset. */
+Test(utf8, bad_byte_found_at_every_offset)
+{
+    char buf[40];
+    for (size_t at = 0; at < sizeof(buf); at++) {
+        memset(buf, 'a', sizeof(buf));
+        buf[at] = (char)0xff;
+        uint8_t *p = dup_n(buf, sizeof(buf));
+        cr_assert_eq(proto_utf8_check(p, sizeof(buf)), at);
+        free(p);
+    }
+}
+
+/* Every code point round-trips through a simple encoder and is accepted,
+ * except the surrogates. */
+Test(utf8, every_code_point)
+{
+    for (uint32_t cp = 0; cp <= 0x10ffff; cp++) {
+        uint8_t b[4];
+        size_t n;
+        if (cp < 0x80) {
+            b[0] = (uint8_t)cp; n = 1;
+        } else if (cp < 0x800) {
+            b[0] = (uint8_t)(0xc0 | cp >> 6); b[1] = (uint8_t)(0x80 | (cp & 0x3f)); n = 2;
+        } else if (cp < 0x10000) {
+            b[0] = (uint8_t)(0xe0 | cp >> 12); b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+            b[2] = (uint8_t)(0x80 | (cp & 0x3f)); n = 3;
+        } else {
+            b[0] = (uint8_t)(0xf0 | cp >> 18); b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+            b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f)); b[3] = (uint8_t)(0x80 | (cp & 0x3f)); n = 4;
+        }
+        bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
+        if (proto_utf8_valid(b, n) == surrogate)
+            cr_assert_fail("U+%04X %s", cp, surrogate ? "accepted" : "refused");
+    }
+}
+
+Test(utf8, statement_names_sql_or_parameter)
+{
+    struct proto_utf8_error where;
+    dbpool_value params[3] = { dbpool_text("ok \xc3\xa9"), dbpool_blob("\xff", 1),
+                               dbpool_text("x\xffy") };
+    struct proto_stmt st = { { "SELECT ?, ?, ?", 14 }, 3, params };
+    cr_assert_not(proto_stmt_utf8_valid(&st, &where));
+    cr_assert_eq(where.param, 2, "the BLOB is not text; the third parameter is the bad one");
+    cr_assert_eq(where.offset, 1);
+    cr_assert_eq(where.byte, 0xff);
+    st.nparams = 2;
+    cr_assert(proto_stmt_utf8_valid(&st, &where));
+    st.sql = (struct proto_str){ "SELECT '\xe2\x82'", 11 };
+    cr_assert_not(proto_stmt_utf8_valid(&st, &where));
+    cr_assert_eq(where.param, -1);
+    cr_assert_eq(where.offset, 8);
+    cr_assert_eq(where.byte, 0xe2);
 }
 
 Test(pbuf, reset_keeps_memory)
