@@ -471,8 +471,11 @@ static const struct phase PHASES[] = {
       .na_why = "no server connection exists yet (the stopped and restarted server cover a "
                 "failing connect)",
       .by_in_tx = true, .server_fault_ok = READY_OK | CODE(DBPOOL_E_UNAVAILABLE) },
+    /* Right after a restart the pool may still be down (it failed to
+     * connect while the server was away) until its next backoff attempt:
+     * UNAVAILABLE then, and check_victim_recovers bounds the wait. */
     { "idle", enter_idle, .followup = "SELECT 1", .down_ok = CODE(DBPOOL_E_UNAVAILABLE),
-      .after_ok = READY_OK },
+      .after_ok = READY_OK | CODE(DBPOOL_E_UNAVAILABLE) },
     { "first_stmt", enter_first_stmt, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
     { "later_stmt", enter_later_stmt, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
     { "streaming", enter_streaming, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
