@@ -22,6 +22,7 @@
  * key (password) is never copied into a message.
  */
 #include "configuration.h"
+#include "backoff.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -144,7 +145,8 @@ static const struct key_spec daemon_keys[] = {
     { "password", K_STRING, POFF(password), 0, 0, NULL, F_SECRET, NULL }, \
     { "passwordFile", K_STRING, POFF(password_file), 0, 0, NULL, F_NONEMPTY, NULL }, \
     { "maxRetries", K_INT, POFF(max_retries), 0, INT_MAX, NULL, 0, NULL }, \
-    { "retryDelay", K_DURATION, POFF(retry_delay_ms), 0, DURATION_MAX_MS, NULL, 0, NULL }
+    { "retryDelay", K_DURATION, POFF(retry_delay_ms), 0, DURATION_MAX_MS, NULL, 0, NULL }, \
+    { "retryMaxDelay", K_DURATION, POFF(retry_max_delay_ms), 1, DURATION_MAX_MS, NULL, 0, NULL }
 
 static const struct key_spec sqlite_keys[] = {
     COMMON_POOL_KEYS,
@@ -938,6 +940,7 @@ static void pool_defaults(struct loader *ld, struct pool_config *p)
     p->acquire_timeout_ms = 10000;
     p->max_retries = 3;
     p->retry_delay_ms = 1000;
+    p->retry_max_delay_ms = BACKOFF_CAP_MS;
     p->statement_timeout_ms = 0;
     if (sqlite) {
         set_str(ld, &p->journal_mode, "WAL");

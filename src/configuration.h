@@ -56,6 +56,7 @@ struct pool_config {
     uint64_t acquire_timeout_ms;    /* wait-queue bound, default 10s (dbpoold addition) */
     int max_retries;                /* connect retries, default 3 (postgres, mysql) */
     uint64_t retry_delay_ms;        /* first backoff delay, default 1s */
+    uint64_t retry_max_delay_ms;    /* backoff cap, default 30s (BACKOFF_CAP_MS) */
     uint64_t statement_timeout_ms;  /* 0 = off (default) */
 
     /* sqlite */

@@ -183,7 +183,7 @@ static void schedule_retry(struct pool *p, enum backend_role role)
     struct timeval tv;
     uint64_t first = p->cfg->retry_delay_ms ? p->cfg->retry_delay_ms : 1000;
     int n = p->connect_failures > 0 ? p->connect_failures : 1;
-    uint64_t delay_us = backoff_delay_ms(first, BACKOFF_CAP_MS, n, jitter_bits()) * 1000u;
+    uint64_t delay_us = backoff_delay_ms(first, p->cfg->retry_max_delay_ms, n, jitter_bits()) * 1000u;
 
     p->retry_role = role;
     p->retry_pending = true;

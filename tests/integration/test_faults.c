@@ -836,7 +836,7 @@ static void setup_daemon(void)
         .max_open_conns = 3,
         .shutdown_timeout = "3s",
         .pool_settings = C.pg ? "acquireTimeout = \"1s500ms\"; timeout = \"1s\"; "
-                                "retryDelay = \"100ms\"; maxRetries = 2; "
+                                "retryDelay = \"100ms\"; retryMaxDelay = \"1s\"; maxRetries = 2; "
                                 "healthCheckInterval = \"200ms\";"
                               : "acquireTimeout = \"1s500ms\";",
     };

@@ -178,7 +178,7 @@ static const char full_example[] =
     "  { name = \"main-db\"; type = \"postgres\";\n"
     "    postgres = { host = \"/run/postgresql\"; port = 5433; name = \"maindb\";\n"
     "      username = \"app\"; passwordFile = \"/etc/dbpoold/main.pw\"; sslMode = \"Verify-Full\";\n"
-    "      maxOpenConns = 10; maxIdleConns = 10; maxRetries = 0; retryDelay = \"500ms\"; };\n"
+    "      maxOpenConns = 10; maxIdleConns = 10; maxRetries = 0; retryDelay = \"500ms\"; retryMaxDelay = \"2s\"; };\n"
     "  },\n"
     "  { name = \"shop_1\"; type = \"mysql\";\n"
     "    mysql = { host = \"db.example\"; name = \"shop\"; username = \"shop\";\n"
@@ -242,6 +242,7 @@ Test(config, full_example)
     cr_expect_eq(pg->max_idle_conns, 10);
     cr_expect_eq(pg->max_retries, 0);
     cr_expect_eq(pg->retry_delay_ms, 500);
+    cr_expect_eq(pg->retry_max_delay_ms, 2000);
     cr_expect_eq(pg->line, 24);
 
     cr_expect_eq(my->type, BACKEND_MYSQL);
@@ -270,6 +271,7 @@ Test(config, server_defaults_and_password_warning)
     cr_expect_eq(p->max_idle_conns, 5);
     cr_expect_eq(p->max_retries, 3);
     cr_expect_eq(p->retry_delay_ms, 1000);
+    cr_expect_eq(p->retry_max_delay_ms, 30000);
     cr_expect_null(p->charset);
     cr_expect_eq(d.nwarnings, 1);
     cr_expect(has_warning(&d, ":1: pools[0] \"pg\": no password or passwordFile set"),
