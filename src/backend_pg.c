@@ -170,7 +170,9 @@ enum {
     PASSWORD_FILE_MAX = 4096,     /* bytes read from passwordFile */
     CANCEL_WAIT_MS = 1000,        /* PH_CANCEL_WAIT bound */
     CANCEL_POLL_MS = 2,
-    QUIESCE_WAIT_MS = 5000,       /* bound on waiting for helper threads */
+    QUIESCE_WAIT_MS = 1000,       /* bound on waiting for helper threads at exit: a cancel
+                                     to a reachable server takes milliseconds; one to a hung
+                                     server (PQcancel has no timeout) must not hold the exit */
     ADDR_MAX = 64,                /* numeric address + "%" + interface name + NUL */
     SSL_EXTRA_READS = 4,          /* see read_step() */
     DECL_LEN = 16,                /* "oid:4294967295" + NUL */
