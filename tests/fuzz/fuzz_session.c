@@ -8,14 +8,18 @@
  *   byte 0      control: bits 0-2 = k, the number of chunk-size bytes;
  *               bit 3 = close abruptly right after the last chunk (without
  *               waiting for the answers: the daemon must cancel, roll back
- *               and free a session that vanished mid-request)
+ *               and free a session that vanished mid-request);
+ *               bit 4 = eager: send the next chunk as soon as the daemon
+ *               has read the previous one, without waiting for its answers
+ *               (frames arrive while a request runs: CANCEL, pipelining)
  *   bytes 1..k  chunk sizes (value + 1 bytes), used in turn
  *   the rest    the bytes the "client" writes, chunk by chunk
  *
  * Per input: socketpair; one end goes to client_accept() exactly as the
  * listener hands over an accepted socket; each chunk is written and the
- * event loop runs until the daemon has read it and answered every request
- * completed so far (or closed the session); then the client end is closed
+ * event loop runs until the daemon has read it and (unless eager) answered
+ * every request completed so far, or closed the session; after the last
+ * chunk, until every request is answered; then the client end is closed
  * and the loop runs until the daemon has freed the session and its pool is
  * idle again (no client attached, active or waiting; no server busy).
  *
@@ -60,6 +64,7 @@ struct session {
     /* what we wrote, and the requests in it */
     const uint8_t *data;
     size_t len, written, parsed;
+    size_t upto;               /* end of the chunk being delivered */
     unsigned expected;         /* requests that must get a terminal answer */
     bool expect_close;         /* we sent something the daemon must close on */
     /* what the daemon sent */
@@ -210,17 +215,20 @@ static int unread_by_daemon(const struct session *s)
     return q;
 }
 
-/* The daemon took every byte we wrote and answered every complete request
- * in it, or closed the session. */
+/* The daemon read the whole chunk, or closed the session. */
+static bool chunk_read(void *arg)
+{
+    struct session *s = arg;
+
+    return s->eof || (s->written >= s->upto && unread_by_daemon(s) == 0);
+}
+
+/* ... and answered every complete request so far. */
 static bool settled(void *arg)
 {
     struct session *s = arg;
 
-    if (s->eof)
-        return true;
-    if (s->written < s->len && unread_by_daemon(s) == 0)
-        return false;   /* still writing this chunk */
-    return !s->expect_close && s->answers >= s->expected && unread_by_daemon(s) == 0;
+    return s->eof || (chunk_read(s) && !s->expect_close && s->answers >= s->expected);
 }
 
 static bool daemon_idle(void *arg)
@@ -235,10 +243,9 @@ static bool daemon_idle(void *arg)
            st.servers_busy == 0;
 }
 
-/* Runs the loop until done(arg), failing when nothing moves for STALL_MS.
- * upto: keep writing our stream up to this offset meanwhile. */
-static void await(struct session *s, size_t upto, bool (*done)(void *), void *arg,
-                  const char *what)
+/* Runs the loop until done(arg), failing when nothing moves for STALL_MS,
+ * and keeps writing the current chunk meanwhile. */
+static void await(struct session *s, bool (*done)(void *), void *arg, const char *what)
 {
     unsigned stalled_ms = 0;
 
@@ -246,7 +253,7 @@ static void await(struct session *s, size_t upto, bool (*done)(void *), void *ar
         uint64_t before = s->progress + s->written;
         int unread = unread_by_daemon(s);
 
-        write_some(s, upto);
+        write_some(s, s->upto);
         if (fuzz_loop_until(done, arg, SLICE_MS))
             return;
         bool moved = s->progress + s->written != before || unread_by_daemon(s) != unread;
@@ -260,27 +267,25 @@ static void await(struct session *s, size_t upto, bool (*done)(void *), void *ar
 /* ------------------------------------------------------- one input */
 
 static void run_session(struct daemon *d, struct session *s, const uint8_t *sizes, size_t k,
-                        bool abrupt)
+                        uint8_t control)
 {
+    bool abrupt = (control & 8u) != 0, eager = (control & 16u) != 0;
     size_t i = 0;
 
     while (s->written < s->len && !s->eof) {
         size_t chunk = k ? (size_t)sizes[i++ % k] + 1 : s->len;
-        size_t upto = s->written + chunk < s->len ? s->written + chunk : s->len;
-        size_t save_len = s->len;
-
-        s->len = upto;   /* settled() looks at this chunk only */
-        write_some(s, upto);
-        if (!(abrupt && upto == save_len))
-            await(s, upto, settled, s, "answering a chunk");
-        s->len = save_len;
-        if (abrupt && upto == save_len)
+        s->upto = s->written + chunk < s->len ? s->written + chunk : s->len;
+        write_some(s, s->upto);
+        if (s->upto == s->len && abrupt)
             break;
+        await(s, eager ? chunk_read : settled, s, "answering a chunk");
     }
+    if (!abrupt)
+        await(s, settled, s, "answering the last request");
     event_del(s->ev);
     close(s->fd);
     s->eof = true;
-    await(s, s->written, daemon_idle, d, "freeing a closed session");
+    await(s, daemon_idle, d, "freeing a closed session");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -293,7 +298,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     size_t k = data[0] & 7u;
-    bool abrupt = (data[0] & 8u) != 0;
     if (size < 1 + k)
         return 0;
     if (!d->total_clients) {
@@ -314,7 +318,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     client_accept(d, sv[0]);
     if (d->nclients != 1)
         fuzz_fail("client_accept did not start a session");
-    run_session(d, &s, data + 1, k, abrupt);
+    run_session(d, &s, data + 1, k, data[0]);
     event_free(s.ev);
     pbuf_free(&s.in);
     fuzz_daemon_recycle(RECYCLE_EVERY);

@@ -8,7 +8,8 @@
  *   make tests/fuzz/gen-seeds && tests/fuzz/gen-seeds ../tests/fuzz/corpus
  *
  * Run it only to change the seeds; the output is committed. Session seeds
- * start with the fuzz_session control byte (see fuzz_session.c).
+ * start with the fuzz_session control byte (see fuzz_session.c): 8 closes
+ * abruptly, 16 sends chunks eagerly, the low bits count chunk sizes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -163,6 +164,11 @@ static void session_seeds(void)
     query(&s, "SELECT 2");
     session("cancel-long-query", 0, NULL, 0, &s);
     session("vanish-mid-query", 8, NULL, 0, &s);  /* close without waiting */
+    {   /* eager: the CANCEL arrives in its own read while the query runs */
+        size_t first = s.len - 5 - (PROTO_HEADER_SIZE + 4 + 8 + 2);   /* HELLO + QUERY */
+        char size = (char)(first - 1);
+        session("cancel-in-flight", 16, &size, 1, &s);
+    }
 
     pbuf_reset(&s);
     hello(&s);
