@@ -6,7 +6,10 @@ set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       libevent-dev libsqlite3-dev sqlite3 libconfig-dev libcriterion-dev
       libpq-dev postgresql
-      curl jq valgrind procps)
+      curl jq valgrind procps
+      # fuzzing (--enable-fuzzing, make fuzz): clang 14, its libFuzzer and
+      # sanitizer runtimes (libclang_rt.fuzzer*), llvm-symbolizer for reports
+      clang libclang-rt-14-dev llvm)
 
 missing=()
 for p in "${PKGS[@]}"; do

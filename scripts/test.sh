@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh — install dependencies, build, and run the whole test
 # suite (make check). Used by .ci/run. Set SANITIZE=1 to also run the suite
-# under AddressSanitizer/UBSan in a second build directory.
+# under AddressSanitizer/UBSan in a second build directory. Then a fuzzing
+# smoke pass: every libFuzzer target for FUZZ_SMOKE_SECONDS (default 10) in
+# build-fuzz (--enable-fuzzing, clang); FUZZ=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -23,5 +25,9 @@ if [ "${SANITIZE:-1}" = 1 ]; then
             [ -f "$f" ] && { echo "==== $f"; tail -n 60 "$f"; }
         done
     fi
+fi
+if [ "${FUZZ:-1}" = 1 ] && command -v clang >/dev/null; then
+    bash scripts/build.sh build-fuzz --enable-fuzzing
+    make -C build-fuzz fuzz FUZZ_SECONDS="${FUZZ_SMOKE_SECONDS:-10}" || status=$?
 fi
 exit $status
