@@ -6,7 +6,7 @@
  *
  * The input is the configuration file. Lines at its start of the form
  *     #!env NAME=VALUE      set DBPOOLD_NAME=VALUE while it loads
- *     #!secret POOLNAME     set DBPOOLD_POOL_POOLNAME_PASSWORD to a marker
+ *     #!secret POOLNAME     set DBPOOLD_POOL_POOLNAME_PASSWORD to a secret
  * are comments to libconfig and let the fuzzer reach the environment
  * override code. Inputs that use @include are skipped: libconfig would read
  * whatever file they name (our include-directory handling is exercised by
@@ -14,9 +14,12 @@
  *
  * Oracle, beyond ASan/UBSan/LSan: config_load returns a config exactly when
  * it reports no error; every message is non-empty; a valid config holds
- * values within the documented ranges; and the password marker never
- * appears in a message (secrets are never copied into messages) unless the
- * input itself contains it. parse_duration_ms also gets the input as a
+ * values within the documented ranges; and the messages do not depend on
+ * the password: an input with #!secret lines is loaded twice, with two
+ * different secrets, and both loads must give the very same messages
+ * (secrets are never copied into messages). A differential check, because
+ * a marker searched for in the messages can be legitimately built by the
+ * input itself ("liteS" "x7-..." is one string to libconfig). parse_duration_ms also gets the input as a
  * string: when it succeeds, formatting the result as "<n>ms" parses back to
  * the same value.
  */
@@ -33,7 +36,8 @@
 #include "configuration.h"
 #include "fuzz_util.h"
 
-#define SECRET_MARKER "Sx7-fuzz-secret-Qv2"
+/* Two secrets of the same length: the messages must not tell them apart. */
+static const char *const secrets[2] = { "Sx7-fuzz-secret-Qv2", "Rk4-other-value-Zp9" };
 #define MAX_ENV 8
 
 static char path[256];
@@ -77,6 +81,8 @@ static void write_file(const uint8_t *data, size_t size)
 struct env {
     char *names[MAX_ENV];
     size_t n;
+    const char *secret;     /* value for #!secret lines */
+    bool has_secret;        /* the input has at least one */
 };
 
 static void env_set(struct env *e, const char *name, size_t nlen, const char *val, size_t vlen)
@@ -113,7 +119,8 @@ static void env_line(struct env *e, const char *p, size_t n)
         env_set(e, name, strlen(name), eq + 1, n - 6 - klen - 1);
     } else if (n > 9 && memcmp(p, "#!secret ", 9) == 0 && n - 9 <= 100 && !memchr(p, 0, n)) {
         snprintf(name, sizeof(name), "DBPOOLD_POOL_%.*s_PASSWORD", (int)(n - 9), p + 9);
-        env_set(e, name, strlen(name), SECRET_MARKER, strlen(SECRET_MARKER));
+        env_set(e, name, strlen(name), e->secret, strlen(e->secret));
+        e->has_secret = true;
     }
 }
 
@@ -166,14 +173,55 @@ static void check_ranges(const struct config *cfg)
     }
 }
 
-static void check_messages(char **msgs, size_t n, bool marker_in_input)
+static void check_messages(char **msgs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (!msgs[i] || !msgs[i][0])
             fuzz_fail("an empty configuration message");
-        if (!marker_in_input && strstr(msgs[i], SECRET_MARKER))
-            fuzz_fail("a password was copied into a message: %s", msgs[i]);
-    }
+}
+
+static bool same_messages(char **a, size_t na, char **b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Loads the file with the environment of the input's #!env / #!secret
+ * lines (the secret given); returns whether it had #!secret lines. */
+static bool load(const uint8_t *data, size_t size, const char *secret, struct config **cfg,
+                 struct config_diag *diag)
+{
+    struct env env = { .n = 0, .secret = secret };
+
+    env_apply(&env, data, size);
+    *cfg = config_load(path, diag);
+    env_clear(&env);
+    if ((*cfg != NULL) != (diag->nerrors == 0))
+        fuzz_fail("config_load returned %s with %zu errors", *cfg ? "a config" : "NULL",
+                  diag->nerrors);
+    check_messages(diag->errors, diag->nerrors);
+    check_messages(diag->warnings, diag->nwarnings);
+    return env.has_secret;
+}
+
+/* The same input with the other secret: the same messages. */
+static void check_secret(const uint8_t *data, size_t size, const struct config_diag *first)
+{
+    struct config_diag diag;
+    struct config *cfg;
+
+    load(data, size, secrets[1], &cfg, &diag);
+    if (!same_messages(first->errors, first->nerrors, diag.errors, diag.nerrors) ||
+        !same_messages(first->warnings, first->nwarnings, diag.warnings, diag.nwarnings))
+        fuzz_fail("the messages depend on the password: it was copied into one (%zu/%zu "
+                  "errors, %zu/%zu warnings)", first->nerrors, diag.nerrors, first->nwarnings,
+                  diag.nwarnings);
+    config_diag_free(&diag);
+    config_free(cfg);
 }
 
 static void check_duration(const uint8_t *data, size_t size)
@@ -196,7 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct config_diag diag;
-    struct env env = { .n = 0 };
+    struct config *cfg;
 
     if (!path[0])
         make_file();
@@ -205,14 +253,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (data[i] == '@' && strncasecmp((const char *)data + i + 1, "include", 7) == 0)
             return -1;   /* never read files the input names */
     write_file(data, size);
-    env_apply(&env, data, size);
-    struct config *cfg = config_load(path, &diag);
-    env_clear(&env);
-    bool marker = memmem(data, size, SECRET_MARKER, strlen(SECRET_MARKER)) != NULL;
-    if ((cfg != NULL) != (diag.nerrors == 0))
-        fuzz_fail("config_load returned %s with %zu errors", cfg ? "a config" : "NULL", diag.nerrors);
-    check_messages(diag.errors, diag.nerrors, marker);
-    check_messages(diag.warnings, diag.nwarnings, marker);
+    if (load(data, size, secrets[0], &cfg, &diag))
+        check_secret(data, size, &diag);
     if (cfg)
         check_ranges(cfg);
     config_diag_free(&diag);
