@@ -1310,6 +1310,8 @@ static void process_input(struct client *c)
         }
         if (next_frame(c) <= 0)
             break;
+        if (c->busy && c->state != CL_CLOSING)
+            peek_cancel(c);   /* a CANCEL read together with the request it cancels */
         if (c->output_lost && !c->busy) {   /* an answer given at once was lost */
             lose_session(c);
             break;

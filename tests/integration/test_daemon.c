@@ -2847,6 +2847,57 @@ Test(cancel, ignored_when_nothing_runs)
     h_stop_ok();
 }
 
+/* Send `sql`, a CANCEL and SELECT 6 in one write(), so the daemon reads
+ * them at once; the first request must end CANCELED at once. */
+static void send_query_with_cancel(int fd, const char *sql, const char *what)
+{
+    struct pbuf b;
+    pbuf_init(&b);
+    proto_put_query(&b, sql, strlen(sql), NULL, 0);
+    proto_put_empty(&b, PT_CANCEL);
+    proto_put_query(&b, "SELECT 6", 8, NULL, 0);
+    cr_assert(!b.oom && h_raw_send(fd, b.data, b.len), "%s: send", what);
+    pbuf_free(&b);
+
+    struct h_frame f;
+    struct proto_error e;
+    uint64_t t0 = h_now_ms();
+    cr_assert_eq(h_raw_read_until_terminal(fd, 10000, &f), PT_ERROR,
+                 "%s: the request was not cancelled (CANCEL in the same read was ignored)", what);
+    cr_assert(proto_get_error(f.payload, f.len, &e), "%s: malformed ERROR", what);
+    cr_assert_eq(e.code, DBPOOL_E_CANCELED, "%s: %s", what, dbpool_code_name(e.code));
+    cr_assert_lt(h_now_ms() - t0, 5000, "%s: the cancel took too long", what);
+    h_frame_free(&f);
+}
+
+Test(cancel, read_together_with_the_running_request)
+{
+    h_start(NULL);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    send_query_with_cancel(fd, P->endless_sql, "a running statement");
+    cr_assert_eq(read_int_result(fd, 'I', "after the cancel"), 6, "the next request");
+    close(fd);
+    h_stop_ok();
+}
+
+Test(cancel, read_together_with_a_waiting_request)
+{
+    dbpool_conn *a = start_with_table(&single_conn);
+    must_ok(a, dbpool_begin(a, 0), "begin");
+    insert_int(a, "t", 1);
+    int fd = h_raw_connect();
+    h_raw_handshake(fd);
+    send_query_with_cancel(fd, "SELECT 1", "a request in the wait queue");
+    /* the wait was cancelled; SELECT 6 now waits for A's connection */
+    cr_assert(H_AWAIT(pool_num("clients", "waiting") == 1, 5000), "SELECT 6 never queued");
+    must_ok(a, dbpool_commit(a), "commit");
+    cr_assert_eq(read_int_result(fd, 'I', "after the cancel"), 6, "the next request");
+    close(fd);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
 /* ====================================================== deferred BEGIN */
 /* On drivers that can open a transaction together with its first statement
  * (PostgreSQL), a protocol BEGIN is answered by the daemon and holds no
