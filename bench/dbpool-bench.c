@@ -41,7 +41,7 @@
  *            lacks (doc/benchmarks.md). libpq: PQsendQueryParams /
  *            PQconsumeInput / PQgetResult. dbpool: libdbpool has no
  *            non-blocking interface, so the frames are built and parsed
- *            with src/proto.c, the wire-format code libdbpool is made of
+ *            with src/common/proto.c, the wire-format code libdbpool is made of
  *            (same frames, rows decoded the same way).
  *   threads  one thread per client, blocking calls: PQexecParams, and
  *            libdbpool's dbpool_query / dbpool_begin / dbpool_commit.
@@ -96,7 +96,7 @@
 #include <libpq-fe.h>
 
 #include "dbpool.h"
-#include "proto.h"
+#include "common/proto.h"
 
 #define ERRLEN 1024
 #define THREAD_STACK (256u * 1024)
@@ -573,7 +573,7 @@ static const struct adriver ADRIVER_PQ = {
     apq_readable, apq_in_tx, apq_close,
 };
 
-/* ---- dbpoold's protocol, non-blocking, through src/proto.c (the wire-format
+/* ---- dbpoold's protocol, non-blocking, through src/common/proto.c (the wire-format
  * code libdbpool itself is built on): the same frames libdbpool sends for
  * dbpool_query / dbpool_begin / dbpool_commit, and rows decoded the same way.
  * libdbpool has no non-blocking interface, hence this small driver. ---- */
@@ -858,7 +858,7 @@ static void adp_close(void *conn)
 }
 
 static const struct adriver ADRIVER_DP = {
-    "dbpool protocol (non-blocking, src/proto.c)", adp_connect, adp_fd, adp_send, adp_want_write,
+    "dbpool protocol (non-blocking, src/common/proto.c)", adp_connect, adp_fd, adp_send, adp_want_write,
     adp_flush, adp_readable, adp_in_tx, adp_close,
 };
 
@@ -899,7 +899,7 @@ static void usage(FILE *f)
         "  -c, --clients N             concurrent clients (default 1)\n"
         "      --model async|threads   async (default): --jobs threads drive the clients with\n"
         "                              non-blocking I/O, like pgbench (libpq's non-blocking API;\n"
-        "                              dbpoold's protocol through src/proto.c).\n"
+        "                              dbpoold's protocol through src/common/proto.c).\n"
         "                              threads: one thread per client, blocking calls\n"
         "                              (PQexecParams; libdbpool's dbpool_query/begin/commit)\n"
         "  -j, --jobs J                threads of the async model (default: CPUs, at most N)\n"

@@ -1,12 +1,12 @@
 /*
  * utf8-bench.c — micro-benchmark of the daemon's UTF-8 check
- * (proto_utf8_check in src/proto.c), which runs on the SQL text and TEXT
+ * (proto_utf8_check in src/common/proto.c), which runs on the SQL text and TEXT
  * parameters of every statement a client sends. It prints nanoseconds per
  * call and throughput for typical inputs, next to a byte-at-a-time check of
  * the same rules (what the 8-byte ASCII fast path saves). Not a test: speed
  * is measured here, never asserted in the suite.
  *
- *   cc -O2 -Iinclude -Isrc bench/utf8-bench.c src/proto.c -o /tmp/utf8-bench
+ *   cc -O2 -Iinclude -Isrc bench/utf8-bench.c src/common/proto.c -o /tmp/utf8-bench
  *   /tmp/utf8-bench
  */
 #include <stdint.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "proto.h"
+#include "common/proto.h"
 
 static double now_s(void)
 {

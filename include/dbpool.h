@@ -3,7 +3,7 @@
  *
  * A dbpool_conn is one session with the daemon over its Unix socket, speaking
  * protocol v1 (doc/protocol.md). Calls are blocking and answered in order.
- * The library shares its wire-format code (src/proto.c) with the daemon.
+ * The library shares its wire-format code (src/common/proto.c) with the daemon.
  *
  * Ownership: objects returned by dbpool_connect / dbpool_query are owned by the
  * caller and freed with dbpool_close / dbpool_result_free. Pointers inside a

@@ -18,8 +18,8 @@
  * Exit status: 0 success, 1 an error (SQL, connection, I/O), 2 usage error.
  */
 #include "dbpool.h"
-#include "duration.h"
-#include "sqlsplit.h"
+#include "common/duration.h"
+#include "cli/sqlsplit.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -2,7 +2,7 @@
  * dbpool.c — libdbpool: the blocking C client for dbpoold (include/dbpool.h).
  *
  * A dbpool_conn owns one AF_UNIX stream socket to the daemon and speaks
- * protocol v1. All framing goes through src/proto.c (the one wire-format
+ * protocol v1. All framing goes through src/common/proto.c (the one wire-format
  * implementation shared with the daemon); this file only sequences frames:
  *
  *   connect:    HELLO            -> HELLO_OK | ERROR (the daemon then closes)
@@ -50,8 +50,8 @@
  * different connections may be used from different threads.
  */
 #include "dbpool.h"
-#include "duration.h"
-#include "proto.h"
+#include "common/duration.h"
+#include "common/proto.h"
 
 #include <errno.h>
 #include <limits.h>

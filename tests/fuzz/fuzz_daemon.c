@@ -18,11 +18,11 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "configuration.h"
-#include "daemon.h"
+#include "daemon/configuration.h"
+#include "daemon/daemon.h"
 #include "fuzz_daemon.h"
-#include "log.h"
-#include "pool.h"
+#include "daemon/log.h"
+#include "daemon/pool.h"
 
 #define DB_SIZE_BOUND (32L * 1024 * 1024)
 #define START_TIMEOUT_MS 10000

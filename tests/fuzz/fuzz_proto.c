@@ -1,5 +1,5 @@
 /*
- * fuzz_proto.c — libFuzzer target: the wire format (src/proto.c), the one
+ * fuzz_proto.c — libFuzzer target: the wire format (src/common/proto.c), the one
  * frame codec shared by the daemon and libdbpool.
  *
  * The input is a stream of frames, cut with proto_peek_header() the way
@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "proto.h"
+#include "common/proto.h"
 
 #define STREAM_MAX_FRAME (1u << 24)
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_session.c — libFuzzer target: the client session state machine
- * (src/client.c with the pool, the SQLite driver, sockbuf and proto.c
+ * (src/daemon/client.c with the pool, the SQLite driver, sockbuf and proto.c
  * underneath), fed arbitrary byte streams over a socketpair against a real
  * SQLite pool.
  *
@@ -47,11 +47,11 @@
 
 #include <event2/event.h>
 
-#include "client.h"
-#include "daemon.h"
+#include "daemon/client.h"
+#include "daemon/daemon.h"
 #include "fuzz_daemon.h"
-#include "pool.h"
-#include "proto.h"
+#include "daemon/pool.h"
+#include "common/proto.h"
 
 #define STALL_MS 5000          /* no progress for this long: the daemon hangs */
 #define SLICE_MS 250           /* loop slice between progress checks */

@@ -1,6 +1,6 @@
 /*
  * fuzz_status.c — libFuzzer target: the status socket's HTTP handling
- * (src/status.c: request routing, method checks, the endpoints' JSON and
+ * (src/daemon/status.c: request routing, method checks, the endpoints' JSON and
  * Prometheus rendering, error replies that echo the request path) behind
  * libevent's evhttp, exactly as served by the daemon.
  *
@@ -24,10 +24,10 @@
 
 #include <event2/event.h>
 
-#include "daemon.h"
+#include "daemon/daemon.h"
 #include "fuzz_daemon.h"
 #include "json_check.h"
-#include "proto.h"
+#include "common/proto.h"
 
 #define STALL_MS 5000
 #define SLICE_MS 250

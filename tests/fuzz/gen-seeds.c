@@ -1,7 +1,7 @@
 /*
  * gen-seeds.c — writes the binary seed inputs of the fuzz corpus
  * (tests/fuzz/corpus/proto and tests/fuzz/corpus/session) with the real
- * encoders of src/proto.c, so the seeds are valid frames by construction
+ * encoders of src/common/proto.c, so the seeds are valid frames by construction
  * plus a few deliberate edge cases. The text corpora (config, status,
  * sqlsplit) are written by hand.
  *
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h"
+#include "common/proto.h"
 
 static const char *outdir;
 

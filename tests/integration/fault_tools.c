@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "proto.h"
+#include "common/proto.h"
 
 /* ================================================================ raw client */
 

@@ -40,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proto.h"
+#include "common/proto.h"
 
 #define START_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 10000

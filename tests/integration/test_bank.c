@@ -44,7 +44,7 @@
 
 #include "fault_tools.h"
 #include "harness.h"
-#include "proto.h"
+#include "common/proto.h"
 
 #define NTHREADS 16
 #define NACCOUNTS 256

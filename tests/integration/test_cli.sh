@@ -140,6 +140,22 @@ EOF
     expect_err "-t names the out-of-range maxOpenConns" "maxOpenConns"
     expect_err "-t gives file and line" "bad\.conf:[0-9]+"
 
+    # a mysql pool is valid configuration but refused until its driver exists
+    cat >"$WORK/mysql.conf" <<'EOF'
+daemon = { socket = "/tmp/x.sock"; };
+pools = (
+    { name = "db"; type = "mysql";
+      mysql = { host = "localhost"; name = "app"; username = "app"; password = "x"; }; }
+);
+EOF
+    run "$DBPOOLD_BIN" -t -c "$WORK/mysql.conf"
+    expect "dbpoold -t on a mysql pool exits 1" 1 "$OUT"
+    expect_err "-t says mysql is not supported yet and what to use" \
+        'mysql\.conf:[0-9]+: pool "db": pool type "mysql" is not supported yet.*use a "sqlite" or "postgres" pool'
+    run "$DBPOOLD_BIN" -c "$WORK/mysql.conf"
+    expect "dbpoold on a mysql pool refuses to start" 1 "$OUT"
+    expect_err "dbpoold names the mysql pool it refuses" 'pool type "mysql" is not supported yet'
+
     run "$DBPOOLD_BIN" -t -c "$WORK/does-not-exist.conf"
     expect "dbpoold -t on a missing file exits 1" 1 ""
     expect_err "-t names the missing file" "does-not-exist\.conf"

@@ -49,7 +49,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "proto.h"
+#include "common/proto.h"
 
 #define P (h_profile())
 #define MIB (1024L * 1024L)

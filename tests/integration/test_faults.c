@@ -57,7 +57,7 @@
 
 #include "fault_tools.h"
 #include "harness.h"
-#include "proto.h"
+#include "common/proto.h"
 
 #define FC_ANSWER_MS 8000          /* no answer within this: a hang */
 #define SHUTDOWN_TIMEOUT_MS 3000   /* the daemon's shutdownTimeout in these tests */

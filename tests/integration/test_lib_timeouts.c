@@ -7,7 +7,7 @@
  * minutes; and a plain Unix socket in this file (struct peer) that plays a
  * hung or vanishing daemon at a precise point of the protocol: it never
  * answers, never accepts, or stops in the middle of a frame. It speaks the
- * wire format through src/proto.c; it is a broken peer, not a database.
+ * wire format through src/common/proto.c; it is a broken peer, not a database.
  *
  * Every timeout test checks the error code (DBPOOL_E_TIMEOUT), that the call
  * returned within bounds (not before the timeout, and at most the timeout +
@@ -17,7 +17,7 @@
 #define _GNU_SOURCE
 #endif
 #include "harness.h"
-#include "proto.h"
+#include "common/proto.h"
 
 #include <criterion/criterion.h>
 

@@ -64,7 +64,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "proto.h"
+#include "common/proto.h"
 
 #define MIB (1024L * 1024L)
 

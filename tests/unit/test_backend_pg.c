@@ -1,5 +1,5 @@
 /*
- * test_backend_pg.c — the PostgreSQL driver (src/backend_pg.c) driven
+ * test_backend_pg.c — the PostgreSQL driver (src/backend/pg/backend_pg.c) driven
  * through struct backend_driver on a real libevent loop against a real
  * PostgreSQL 15 server started by tests/pg/pg-harness.sh:
  *
@@ -46,8 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "backend_pg.h"
+#include "backend/backend.h"
+#include "backend/pg/backend_pg.h"
 #include "driver_loop.h"
 
 static const struct backend_driver *drv = &backend_pg_driver;

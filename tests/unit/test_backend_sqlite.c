@@ -1,5 +1,5 @@
 /*
- * test_backend_sqlite.c — the SQLite driver (src/backend_sqlite.c) driven
+ * test_backend_sqlite.c — the SQLite driver (src/backend/sqlite/backend_sqlite.c) driven
  * through struct backend_driver on a real libevent loop and real database
  * files in a temporary directory.
  *
@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "backend_sqlite.h"
+#include "backend/backend.h"
+#include "backend/sqlite/backend_sqlite.h"
 #include "driver_loop.h"
 
 static const struct backend_driver *drv = &backend_sqlite_driver;

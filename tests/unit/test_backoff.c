@@ -1,13 +1,13 @@
 /*
  * test_backoff.c — unit tests for the connect-retry schedule
- * (src/backoff.c): doubling from retryDelay, the cap, jitter bounds, and
+ * (src/daemon/backoff.c): doubling from retryDelay, the cap, jitter bounds, and
  * that jitter actually spreads the delays of pools that failed together.
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "backoff.h"
+#include "daemon/backoff.h"
 
 TestSuite(backoff);
 

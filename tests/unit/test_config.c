@@ -1,5 +1,5 @@
 /*
- * test_config.c — unit tests of src/config.c: loading, defaults, every kind
+ * test_config.c — unit tests of src/daemon/config.c: loading, defaults, every kind
  * of validation error, environment overrides, durations and secrets.
  *
  * Each test writes its configuration to a temporary file (mkstemp) and
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "configuration.h"
+#include "daemon/configuration.h"
 
 /* ---- helpers ---- */
 

@@ -1,12 +1,12 @@
 /*
- * test_log_limit.c — the per-event log volume bound (src/log_limit.c),
+ * test_log_limit.c — the per-event log volume bound (src/daemon/log_limit.c),
  * driven with an explicit clock.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "log_limit.h"
+#include "daemon/log_limit.h"
 
 static struct log_limit lim;
 

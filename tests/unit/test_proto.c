@@ -1,5 +1,5 @@
 /*
- * test_proto.c — criterion unit tests for the wire format (src/proto.c):
+ * test_proto.c — criterion unit tests for the wire format (src/common/proto.c):
  * value and frame round trips (encode -> proto_peek_header -> decode), exact
  * byte layouts, rejection of malformed payloads (truncation at every cut,
  * trailing bytes, bad tags, counts above limits, hostile counts) and pbuf
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h"
+#include "common/proto.h"
 
 /* ---- helpers ---- */
 

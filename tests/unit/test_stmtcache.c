@@ -1,6 +1,6 @@
 /*
  * test_stmtcache.c — unit tests for the PostgreSQL driver's per-connection
- * prepared-statement cache (src/pg_stmtcache.c): prepare on second sight,
+ * prepared-statement cache (src/backend/pg/pg_stmtcache.c): prepare on second sight,
  * names, statement identity (SQL and parameter types), LRU eviction and the
  * garbage list of DEALLOCATEs, forget, clear, and which statements are worth
  * caching at all.
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pg_stmtcache.h"
+#include "backend/pg/pg_stmtcache.h"
 
 #define OID_INT8 20u
 #define OID_TEXT 25u

@@ -19,7 +19,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "sockbuf.h"
+#include "daemon/sockbuf.h"
 
 #define READ_CHUNK 16384
 

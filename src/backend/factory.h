@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-#include "backend.h"
-#include "configuration.h"
+#include "backend/backend.h"
+#include "daemon/configuration.h"
 
 /* The driver for type, or NULL with a message saying what is supported. */
 const struct backend_driver *factory_driver(enum backend_type type, char *errbuf, size_t errlen);

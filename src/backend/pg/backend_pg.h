@@ -6,7 +6,7 @@
 #ifndef DBPOOLD_BACKEND_PG_H
 #define DBPOOLD_BACKEND_PG_H
 
-#include "backend.h"
+#include "backend/backend.h"
 
 extern const struct backend_driver backend_pg_driver;
 

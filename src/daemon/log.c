@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "log_limit.h"
+#include "daemon/log.h"
+#include "daemon/log_limit.h"
 
 /* The threshold mirrors the running config's logLevel (set on load/reload). */
 static enum log_level threshold = LOG_INFO;

@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "configuration.h"
-#include "proto.h"
-#include "sockbuf.h"
+#include "daemon/configuration.h"
+#include "common/proto.h"
+#include "daemon/sockbuf.h"
 
 struct event_base;
 struct event;

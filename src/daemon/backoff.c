@@ -2,7 +2,7 @@
  * backoff.c — the connect-retry schedule (see backoff.h): exponential from
  * retryDelay, capped, with jitter downwards so the cap is a true bound.
  */
-#include "backoff.h"
+#include "daemon/backoff.h"
 
 uint64_t backoff_base_ms(uint64_t first_ms, uint64_t cap_ms, int failures)
 {

@@ -33,9 +33,9 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "backoff.h"
-#include "log.h"
-#include "pool.h"
+#include "daemon/backoff.h"
+#include "daemon/log.h"
+#include "daemon/pool.h"
 
 TAILQ_HEAD(server_list, server);
 TAILQ_HEAD(waiter_list, pool_waiter);

@@ -5,7 +5,7 @@
 #ifndef DBPOOLD_BACKEND_SQLITE_H
 #define DBPOOLD_BACKEND_SQLITE_H
 
-#include "backend.h"
+#include "backend/backend.h"
 
 extern const struct backend_driver backend_sqlite_driver;
 

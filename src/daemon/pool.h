@@ -20,8 +20,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "backend.h"
-#include "configuration.h"
+#include "backend/backend.h"
+#include "daemon/configuration.h"
 
 struct event_base;
 struct pool;

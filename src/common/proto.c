@@ -1,6 +1,6 @@
 /*
  * proto.c — the dbpoold wire format (protocol v1): the ONE encoder/decoder
- * shared by the daemon (src/client.c and friends) and libdbpool (src/lib/).
+ * shared by the daemon (src/daemon/client.c and friends) and libdbpool (src/lib/).
  * proto.h declares the API and documents the frame layouts; doc/protocol.md
  * is the specification.
  *
@@ -16,7 +16,7 @@
  * against the bytes actually remaining before anything is allocated, so a
  * garbage count cannot make us allocate large amounts of memory.
  */
-#include "proto.h"
+#include "common/proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -161,9 +161,9 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
-#include "backend.h"
-#include "backend_pg.h"
-#include "pg_stmtcache.h"
+#include "backend/backend.h"
+#include "backend/pg/backend_pg.h"
+#include "backend/pg/pg_stmtcache.h"
 
 enum {
     PG_MAX_PARAMS = 65535,        /* the protocol's limit (16-bit count) */

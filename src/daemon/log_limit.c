@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "log_limit.h"
+#include "daemon/log_limit.h"
 
 /* Windows that are over start afresh; those that suppressed lines owe a
  * summary, handed out while there is room (else kept owed). */

@@ -32,11 +32,11 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "client.h"
-#include "daemon.h"
-#include "listener.h"
-#include "log.h"
-#include "pool.h"
+#include "daemon/client.h"
+#include "daemon/daemon.h"
+#include "daemon/listener.h"
+#include "daemon/log.h"
+#include "daemon/pool.h"
 
 #define ACCEPT_RETRY_MS 1000
 

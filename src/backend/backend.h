@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "configuration.h"
+#include "daemon/configuration.h"
 #include "dbpool.h"
 
 struct event_base;

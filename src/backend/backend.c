@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 
 void backend_result_ok(struct backend_result *r, char txstate)
 {

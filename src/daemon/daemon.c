@@ -15,13 +15,13 @@
 
 #include <event2/event.h>
 
-#include "client.h"
-#include "daemon.h"
-#include "factory.h"
-#include "listener.h"
-#include "log.h"
-#include "pool.h"
-#include "status.h"
+#include "daemon/client.h"
+#include "daemon/daemon.h"
+#include "backend/factory.h"
+#include "daemon/listener.h"
+#include "daemon/log.h"
+#include "daemon/pool.h"
+#include "daemon/status.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {

@@ -1,10 +1,10 @@
 /*
  * duration.c — parses durations written as in the configuration ("250ms",
- * "30s", "1h30m"; see src/duration.h). Linked into libdbpool so that the
+ * "30s", "1h30m"; see src/common/duration.h). Linked into libdbpool so that the
  * daemon's config, the library's environment variables and the CLI's flags
  * accept exactly the same strings.
  */
-#include "duration.h"
+#include "common/duration.h"
 
 #include <stddef.h>
 #include <string.h>

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "duration.h"   /* parse_duration_ms, shared with libdbpool */
+#include "common/duration.h"   /* parse_duration_ms, shared with libdbpool */
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 

@@ -77,8 +77,8 @@
 #include <event2/event.h>
 #include <sqlite3.h>
 
-#include "backend.h"
-#include "backend_sqlite.h"
+#include "backend/backend.h"
+#include "backend/sqlite/backend_sqlite.h"
 
 enum {
     CHUNK_MAX_ROWS = 256,          /* rows per chunk ... */

@@ -37,13 +37,13 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "backend.h"
-#include "client.h"
-#include "daemon.h"
-#include "log.h"
-#include "pool.h"
-#include "proto.h"
-#include "sockbuf.h"
+#include "backend/backend.h"
+#include "daemon/client.h"
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+#include "daemon/pool.h"
+#include "common/proto.h"
+#include "daemon/sockbuf.h"
 
 #define HANDSHAKE_TIMEOUT_S 10
 #define CLOSE_FLUSH_TIMEOUT_S 5

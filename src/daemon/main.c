@@ -12,10 +12,10 @@
 
 #include <event2/thread.h>
 
-#include "configuration.h"
-#include "daemon.h"
-#include "factory.h"
-#include "log.h"
+#include "daemon/configuration.h"
+#include "daemon/daemon.h"
+#include "backend/factory.h"
+#include "daemon/log.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"

@@ -42,11 +42,11 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
-#include "daemon.h"
-#include "listener.h"
-#include "log.h"
-#include "pool.h"
-#include "status.h"
+#include "daemon/daemon.h"
+#include "daemon/listener.h"
+#include "daemon/log.h"
+#include "daemon/pool.h"
+#include "daemon/status.h"
 
 #ifdef PACKAGE_VERSION_STR
 #define STATUS_VERSION PACKAGE_VERSION_STR

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "configuration.h"
+#include "daemon/configuration.h"
 
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);

@@ -4,9 +4,9 @@
  */
 #include <stdio.h>
 
-#include "backend_pg.h"
-#include "backend_sqlite.h"
-#include "factory.h"
+#include "backend/pg/backend_pg.h"
+#include "backend/sqlite/backend_sqlite.h"
+#include "backend/factory.h"
 
 static const struct backend_driver *driver_for(enum backend_type type)
 {
@@ -22,7 +22,12 @@ const struct backend_driver *factory_driver(enum backend_type type, char *errbuf
 {
     const struct backend_driver *drv = driver_for(type);
 
-    if (!drv)
+    if (drv)
+        return drv;
+    if (type == BACKEND_MYSQL)
+        snprintf(errbuf, errlen, "pool type \"mysql\" is not supported yet: the MySQL/MariaDB "
+                 "driver is planned; use a \"sqlite\" or \"postgres\" pool for now");
+    else
         snprintf(errbuf, errlen, "pool type \"%s\" is not supported by this build of dbpoold "
                  "(supported: sqlite, postgres)", backend_type_name(type));
     return drv;

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "pg_stmtcache.h"
+#include "backend/backend.h"
+#include "backend/pg/pg_stmtcache.h"
 
 struct sc_entry {
     uint64_t hash;

@@ -21,8 +21,8 @@
  * "file:line: context: key: " or "environment VAR: ". The value of a secret
  * key (password) is never copied into a message.
  */
-#include "configuration.h"
-#include "backoff.h"
+#include "daemon/configuration.h"
+#include "daemon/backoff.h"
 
 #include <ctype.h>
 #include <errno.h>
