@@ -3,7 +3,10 @@
 # (utime+stime from /proc over one dbpool-bench run each), on one throwaway
 # PostgreSQL. A quick companion to compare.sh when optimising the daemon:
 # CPU per transaction is stable where tps on a shared machine is not.
-# Usage: [DUR=S] [WORKLOADS="select tpcb connect"] bash bench/cpu-per-tx.sh
+# Usage: [DUR=S] [WORKLOADS="select tpcb connect"] [CLIENTS="20 200"]
+#        [DBPOOLD="build/dbpoold other/build/dbpoold"] [ROUNDS=N] bash bench/cpu-per-tx.sh
+#   DBPOOLD lists daemon binaries to compare (each gets its own daemon on the
+#   same server; runs alternate between them, ROUNDS times).
 #   (after scripts/build.sh build; needs pgbouncer)
 # Output: "<daemon> <workload>-<clients> tps=<tps> cpu_ns_per_tx=<ns> client_ns_per_tx=<ns>"
 set -u
@@ -32,7 +35,11 @@ cat > $D/d.conf <<EOI
 daemon = { socket = "$D/d.sock"; statusSocket = ""; logLevel = "warn"; };
 pools = ( { name = "bench"; type = "postgres"; postgres = { host = "$PGHOST"; port = $PGPORT; name = "$PGDATABASE"; username = "$PGUSER"; maxOpenConns = 20; maxIdleConns = 20; }; } );
 EOI
-setsid build/dbpoold -c $D/d.conf 2>$D/d.log & DP=$!   # own session = own autogroup, like pgbouncer -d
+DAEMONS=(${DBPOOLD:-build/dbpoold}); DPS=()
+for i in "${!DAEMONS[@]}"; do
+  sed "s|$D/d.sock|$D/d$i.sock|" $D/d.conf > $D/d$i.conf
+  setsid "${DAEMONS[$i]}" -c $D/d$i.conf 2>$D/d$i.log & DPS+=($!)   # own session = own autogroup, like pgbouncer -d
+done
 sleep 1; BP=$(cat $D/pgb/pgbouncer.pid)
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 run() { # target pid workload clients name
@@ -45,8 +52,10 @@ run() { # target pid workload clients name
   echo "$5 $3-$4 tps=$tps cpu_ns_per_tx=$(( (t1-t0)*10000000 / n )) client_ns_per_tx=$(( cl / n ))"
 }
 # WORKLOADS: any of select tpcb connect (connect = select with a new connection per transaction)
-for w in ${WORKLOADS:-select tpcb}; do for c in 20; do
-  run "dbpool:$D/d.sock:bench" $DP $w $c dbpoold
+for r in $(seq ${ROUNDS:-1}); do for w in ${WORKLOADS:-select tpcb}; do for c in ${CLIENTS:-20}; do
+  for i in "${!DAEMONS[@]}"; do
+    run "dbpool:$D/d$i.sock:bench" ${DPS[$i]} $w $c "dbpoold[${DAEMONS[$i]}]"
+  done
   run "host=$D/pgb port=6499 dbname=$PGDATABASE user=$PGUSER" $BP $w $c pgbouncer
-done; done
-kill $DP; kill $BP; bash tests/pg/pg-harness.sh stop $D/pg >/dev/null 2>&1; rm -rf $D
+done; done; done
+kill ${DPS[@]}; kill $BP; bash tests/pg/pg-harness.sh stop $D/pg >/dev/null 2>&1; rm -rf $D
