@@ -1,5 +1,5 @@
 /*
- * dbpool.c — the dbpool command-line client: a small psql/sqlite3-like tool
+ * main.c — dbpool, the command-line client: a small psql/sqlite3-like tool
  * that talks to dbpoold through libdbpool (doc/dbpool.1.md is its manual).
  *
  *   dbpool [-S SOCKET] [-d POOL] [-c SQL]... [-f FILE]... [--csv|--json] [-q]
