@@ -4,7 +4,7 @@
 # command, one run, one Markdown table.
 #
 #   bench/compare.sh [--duration S] [--warmup S] [--repeat R] [--idle N]
-#                    [--results FILE] [--keep]
+#                    [--results FILE] [--keep] [--baseline PATH] [--rows LIST]
 #
 # What it does, in order:
 #   1. installs what is missing (postgresql, pgbouncer, the build
@@ -32,9 +32,23 @@
 #        ratio dbpoold/pgbouncer tps: min=X median=Y
 #      then stops everything it started (also on failure or Ctrl-C).
 #
+# --baseline PATH: a second dbpoold binary (e.g. build/dbpoold of an older
+#   commit's git worktree) runs as the target "dbpoold-base": its own socket
+#   and config, otherwise the same server, warm-up, pool settings and idle
+#   measurement. Its run and dbpoold's are made back to back in the rotation,
+#   their order swapping every round. The table adds its tps and p50/p99, the
+#   column "dbpoold/base" (median over the rounds of dbpoold's tps over the
+#   baseline's in the same round) and those per-round ratios' min-max; the
+#   output ends with
+#        ratio dbpoold/base tps: min=X median=Y
+#   (over the rows' median ratios). Use it with --repeat 3 or more.
+# --rows LIST: only these throughput rows, comma-separated, of
+#   select-20,select-200,tpcb-20,tpcb-200,connect-20 (default all).
+#   --idle 0 leaves out the idle-clients row.
+#
 # Environment: DBPOOLD (daemon binary, default build/dbpoold), DBPOOL_BENCH
-# (default build/dbpool-bench, compiled by hand into the temporary directory
-# when the build does not produce it), PGPORT_TEST (54400), PGBENCH_JOBS (2).
+# (default build/dbpool-bench, made by the build), PGPORT_TEST (54400),
+# PGB_PORT (PgBouncer's port, naming its socket: 6432), PGBENCH_JOBS (2).
 # Progress goes to stderr, the table to stdout.
 set -euo pipefail
 
@@ -49,9 +63,11 @@ HI=200
 RESULTS=""
 KEEP=0
 REPEAT=1
+BASELINE=""
+ROWS=""
 PGBENCH_JOBS=${PGBENCH_JOBS:-2}
 export PGPORT_TEST=${PGPORT_TEST:-54400}
-PGB_PORT=6432
+PGB_PORT=${PGB_PORT:-6432}
 
 say() { printf 'compare: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -70,6 +86,8 @@ while [ $# -gt 0 ]; do
     --results)  RESULTS=${2:?--results needs a file}; shift 2 ;;
     --repeat)   REPEAT=${2:?--repeat needs a count}; shift 2 ;;
     --keep)     KEEP=1; shift ;;
+    --baseline) BASELINE=${2:?--baseline needs the path of a dbpoold binary}; shift 2 ;;
+    --rows)     ROWS=${2:?--rows needs a comma-separated list of rows}; shift 2 ;;
     -h|--help)  usage ;;
     *)          say "unknown argument: $1"; usage ;;
     esac
@@ -79,6 +97,44 @@ done
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup: expected whole seconds, got $WARMUP"
 [[ $IDLE =~ ^[0-9]+$ ]] || die "--idle: expected a count, got $IDLE"
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat: expected a count >= 1, got $REPEAT"
+[[ $PGB_PORT =~ ^[1-9][0-9]*$ ]] || die "PGB_PORT: expected a port number, got $PGB_PORT"
+
+# the throughput rows: NAME WORKLOAD CLIENTS FLAG LABEL (FLAG - or -C)
+ALL_ROWS="select-$LO select-$HI tpcb-$LO tpcb-$HI connect-$LO"
+row_defs() {
+    cat <<EOF
+select-$LO select $LO - select (pgbench -S)
+select-$HI select $HI - select (pgbench -S)
+tpcb-$LO tpcb $LO - tpcb (pgbench default)
+tpcb-$HI tpcb $HI - tpcb (pgbench default)
+connect-$LO select $LO -C select, new connection per transaction (pgbench -S -C)
+EOF
+}
+
+# check_rows — every name in --rows is a row of the table
+check_rows() {
+    local r
+    [ -n "$ROWS" ] || return 0
+    for r in ${ROWS//,/ }; do
+        [[ " $ALL_ROWS " == *" $r "* ]] ||
+            die "--rows: no row named '$r' (the rows are: ${ALL_ROWS// /,})"
+    done
+    [ -n "${ROWS//,/}" ] || die "--rows: empty list (the rows are: ${ALL_ROWS// /,})"
+}
+
+# row_wanted NAME — true when NAME is to run (--rows, or all by default)
+row_wanted() { [ -z "$ROWS" ] || [[ ",$ROWS," == *",$1,"* ]]; }
+
+# check_baseline — --baseline names an executable; made absolute
+check_baseline() {
+    [ -n "$BASELINE" ] || return 0
+    if [ ! -f "$BASELINE" ] || [ ! -x "$BASELINE" ]; then
+        die "--baseline: no executable at $BASELINE (give a dbpoold binary, e.g. build/dbpoold of a git worktree at an older commit)"
+    fi
+    BASELINE=$(cd "$(dirname "$BASELINE")" && pwd)/$(basename "$BASELINE")
+}
+check_rows
+check_baseline
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -104,41 +160,45 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 build_programs() {
     DBPOOLD=${DBPOOLD:-$ROOT/build/dbpoold}
     BENCH=${DBPOOL_BENCH:-$ROOT/build/dbpool-bench}
-    if [ "$DBPOOLD" = "$ROOT/build/dbpoold" ]; then
+    # the build makes both; it runs for the default daemon, and for the
+    # default client when that is missing or older than its source
+    if [ "$DBPOOLD" = "$ROOT/build/dbpoold" ] ||
+        { [ "$BENCH" = "$ROOT/build/dbpool-bench" ] && { [ ! -x "$BENCH" ] || [ "$ROOT/bench/dbpool-bench.c" -nt "$BENCH" ]; }; }; then
         say "building (scripts/build.sh build)"
         bash "$ROOT/scripts/build.sh" build >&2 || die "the build failed"
     fi
     [ -x "$DBPOOLD" ] || die "no daemon at $DBPOOLD (set DBPOOLD)"
-    if [ ! -x "$BENCH" ] || { [ "$BENCH" = "$ROOT/build/dbpool-bench" ] && [ "$ROOT/bench/dbpool-bench.c" -nt "$BENCH" ]; }; then
-        # the build does not produce it (yet): compile it by hand
-        BENCH=$WORK/dbpool-bench
-        say "compiling dbpool-bench into $BENCH"
-        # shellcheck disable=SC2046  # pkg-config's flags are meant to split
-        gcc -O2 -Wall -Wextra -I"$ROOT/include" -I"$ROOT/src" -o "$BENCH" "$ROOT/bench/dbpool-bench.c" \
-            "$ROOT/build/.libs/libdbpool.so" -Wl,-rpath,"$ROOT/build/.libs" \
-            $(pkg-config --cflags --libs libpq) -lpthread -lm >&2 || die "compiling dbpool-bench failed"
-    fi
+    [ -x "$BENCH" ] || die "no dbpool-bench at $BENCH (run scripts/build.sh build, or set DBPOOL_BENCH)"
 }
 
 # ---------------------------------------------------------------- cleanup
 
 WORK=""
 DBPOOLD_PID=""
+BASE_PID=""
+DBPOOL=""          # dbpool-bench's --target for dbpoold, and for the baseline
+BASE_DBPOOL=""
 IDLE_PID=""
 PG_STARTED=0
+
+# stop_daemon NAME PID — TERM, up to 10 s, then KILL (a started child)
+stop_daemon() {
+    local name=$1 pid=$2
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    say "stopping $name"
+    kill -TERM "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+}
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     set +e
     [ -n "$IDLE_PID" ] && kill "$IDLE_PID" 2>/dev/null && wait "$IDLE_PID" 2>/dev/null
-    if [ -n "$DBPOOLD_PID" ] && kill -0 "$DBPOOLD_PID" 2>/dev/null; then
-        say "stopping dbpoold"
-        kill -TERM "$DBPOOLD_PID"
-        for _ in $(seq 100); do kill -0 "$DBPOOLD_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$DBPOOLD_PID" 2>/dev/null
-        wait "$DBPOOLD_PID" 2>/dev/null
-    fi
+    stop_daemon dbpoold "$DBPOOLD_PID"
+    stop_daemon dbpoold-base "$BASE_PID"
     if [ -n "$WORK" ] && [ -f "$WORK/pgb/pgbouncer.pid" ]; then
         local p
         p=$(cat "$WORK/pgb/pgbouncer.pid" 2>/dev/null)
@@ -228,8 +288,11 @@ EOF
     BOUNCER="host=$d port=$PGB_PORT dbname=$PGDATABASE user=$PGUSER"
 }
 
+# start_dbpoold BINARY DIR PIDVAR TARGETVAR — a daemon with its own socket
+# and config in DIR; sets PIDVAR (at once, for cleanup) and TARGETVAR
+# (dbpool-bench's --target)
 start_dbpoold() {
-    local d=$WORK/dp
+    local bin=$1 d=$2 pid
     mkdir -p "$d"
     cat >"$d/dbpoold.conf" <<EOF
 # compare.sh: dbpoold in front of the throwaway server, sized like PgBouncer
@@ -257,16 +320,17 @@ pools = (
     }
 );
 EOF
-    say "starting dbpoold"
+    say "starting $bin"
     # In its own session, like PgBouncer (-d) and PostgreSQL (pg_ctl): with
     # the kernel's autogroup scheduling a session is one CPU-share group, and
     # a daemon left in this script's session would share its group with the
     # benchmark client (on a systemd host every service has its own group).
-    setsid "$DBPOOLD" -c "$d/dbpoold.conf" >"$d/dbpoold.log" 2>&1 &
-    DBPOOLD_PID=$!
-    for _ in $(seq 100); do [ -S "$d/dbpoold.sock" ] && break; kill -0 "$DBPOOLD_PID" 2>/dev/null || break; sleep 0.1; done
-    [ -S "$d/dbpoold.sock" ] || { cat "$d/dbpoold.log" >&2; die "dbpoold did not start"; }
-    DBPOOL="dbpool:$d/dbpoold.sock:bench"
+    setsid "$bin" -c "$d/dbpoold.conf" >"$d/dbpoold.log" 2>&1 &
+    pid=$!
+    printf -v "$3" '%s' "$pid"
+    for _ in $(seq 100); do [ -S "$d/dbpoold.sock" ] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    [ -S "$d/dbpoold.sock" ] || { cat "$d/dbpoold.log" >&2; die "$bin did not start (its log is above)"; }
+    printf -v "$4" '%s' "dbpool:$d/dbpoold.sock:bench"
 }
 
 # ---------------------------------------------------------------- runs
@@ -333,22 +397,26 @@ pgbench_run() {
 ROW=0
 # With --repeat R, the five runs are made R times (the order rotating on every
 # round) and each target's figures are those of its median-tps run.
+# With --baseline the dbpoold run is a pair: dbpoold and dbpoold-base back to
+# back, in one place of the rotation, which of them goes first swapping every
+# round — so each round's ratio of the two compares runs made seconds apart.
 scenario() {
-    local name=$1 wl=$2 clients=$3 cpt=${4:-} runs i k r t
+    local name=$1 wl=$2 clients=$3 cpt=${4:-} runs i k r t a
     say "--- $name ($wl, $clients clients${cpt:+, connection per transaction})"
+    a="$wl $clients $cpt"
     for ((r = 1; r <= REPEAT; r++)); do
-        runs=("bench_run $name.direct.r$r $DIRECT_Q"
-              "bench_run $name.pgbouncer.r$r $BOUNCER_Q"
-              "bench_run $name.dbpoold.r$r $DBPOOL_Q"
-              "pgbench_run $name.pgbench-direct.r$r $PGHOST_Q $PGPORT"
-              "pgbench_run $name.pgbench-pgbouncer.r$r $WORK_Q/pgb $PGB_PORT")
+        runs=("bench_run $name.direct.r$r $DIRECT_Q $a"
+              "bench_run $name.pgbouncer.r$r $BOUNCER_Q $a"
+              "$(daemon_runs "$name" "$r" "$a")"
+              "pgbench_run $name.pgbench-direct.r$r $PGHOST_Q $PGPORT $a"
+              "pgbench_run $name.pgbench-pgbouncer.r$r $WORK_Q/pgb $PGB_PORT $a")
         for ((i = 0; i < 5; i++)); do
             k=$(( (i + ROW) % 5 ))
-            eval "${runs[$k]} $wl $clients $cpt"
+            eval "${runs[$k]}"
         done
         ROW=$((ROW + 1))
     done
-    for t in direct pgbouncer dbpoold; do
+    for t in direct pgbouncer $DAEMONS; do
         median_run "$name.$t" json
         cp "$WORK/r/$name.$t.r$MEDIAN.json" "$WORK/r/$name.$t.json"
     done
@@ -357,6 +425,16 @@ scenario() {
         cp "$WORK/r/$name.$t.r$MEDIAN.tps" "$WORK/r/$name.$t.tps"
         cp "$WORK/r/$name.$t.r$MEDIAN.cpu" "$WORK/r/$name.$t.cpu"
     done
+}
+
+# daemon_runs NAME ROUND ARGS — the command (for eval) of the dbpoold place in
+# the rotation: dbpoold alone, or with the baseline, the pair in ROW's order
+daemon_runs() {
+    local d b
+    d="bench_run $1.dbpoold.r$2 $DBPOOL_Q $3"
+    if [ -z "$BASELINE" ]; then echo "$d"; return; fi
+    b="bench_run $1.dbpoold-base.r$2 $BASE_Q $3"
+    if ((ROW % 2)); then echo "$b; $d"; else echo "$d; $b"; fi
 }
 
 # median_run PREFIX json|tps — sets MEDIAN to the round whose tps is the
@@ -389,7 +467,7 @@ idle_run() {
     wait "$IDLE_PID" || true
     IDLE_PID=""
     echo "$before $after" >"$WORK/r/idle.$name"
-    say "$(printf 'idle %-10s RSS %d KiB -> %d KiB: %.2f KiB per client' "$name" "$before" "$after" \
+    say "$(printf 'idle %-12s RSS %d KiB -> %d KiB: %.2f KiB per client' "$name" "$before" "$after" \
         "$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { print (a - b) / n }')")"
 }
 
@@ -397,50 +475,131 @@ idle_run() {
 
 fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
-print_table() {
-    local name wl clients label d b p
+# stats — "min median max" of the numbers on stdin (one a line; others, such
+# as n/a, skipped); the median of an even count is the mean of the middle two
+stats() {
+    sort -g | awk '/^[0-9.]+$/ { v[++n] = $1 } END {
+        if (n == 0) { print "n/a n/a n/a"; exit }
+        med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        printf "%.4f %.4f %.4f\n", v[1], med, v[n] }'
+}
+
+# round_ratios NAME — dbpoold's tps over dbpoold-base's, one line per round
+round_ratios() {
+    local r
+    for ((r = 1; r <= REPEAT; r++)); do
+        awk -v a="$(json_num "$WORK/r/$1.dbpoold.r$r.json" tps)" \
+            -v b="$(json_num "$WORK/r/$1.dbpoold-base.r$r.json" tps)" \
+            'BEGIN { if (b > 0) printf "%.4f\n", a / b; else print "n/a" }'
+    done
+}
+
+# emit_row CELL... — one Markdown table row in the full layout (17 cells);
+# without --baseline the baseline's four columns (6, 10, 13, 14) are left out
+emit_row() {
+    local out="|" i=0 c
+    for c; do
+        i=$((i + 1))
+        if [ -z "$BASELINE" ] && [[ " 6 10 13 14 " == *" $i "* ]]; then continue; fi
+        out+=" $c |"
+    done
+    echo "$out"
+}
+
+table_header() {
+    local errors="errors (d/B/p)" cols i
+    [ -n "$BASELINE" ] && errors="errors (d/B/p/b)"
+    emit_row workload clients "direct tps" "PgBouncer tps" "dbpoold tps" "dbpoold-base tps" \
+        "direct p50 / p99 ms" "PgBouncer p50 / p99 ms" "dbpoold p50 / p99 ms" "dbpoold-base p50 / p99 ms" \
+        dbpoold/PgBouncer dbpoold/direct dbpoold/base "dbpoold/base per round (min–max)" \
+        "pgbench direct tps" "pgbench PgBouncer tps" "$errors"
+    cols=$(emit_row x x x x x x x x x x x x x x x x x | tr -cd '|' | wc -c)
+    printf '|---|'
+    for ((i = 2; i < cols; i++)); do printf -- '---:|'; done
     echo
-    echo "| workload | clients | direct tps | PgBouncer tps | dbpoold tps | direct p50 / p99 ms | PgBouncer p50 / p99 ms | dbpoold p50 / p99 ms | dbpoold/PgBouncer | dbpoold/direct | pgbench direct tps | pgbench PgBouncer tps | errors (d/B/p) |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+}
+
+# lat FILE — "p50 / p99" of a run, ms
+lat() { printf '%.2f / %.2f' "$(json_num "$1" p50)" "$(json_num "$1" p99)"; }
+
+# table_row NAME CLIENTS LABEL — one throughput row; notes the ratios and the
+# agreement figures for the summary
+table_row() {
+    local name=$1 clients=$2 label=$3 d b p q dt bt pt qt gd gb lo med hi errs
+    d=$WORK/r/$name.direct.json b=$WORK/r/$name.pgbouncer.json p=$WORK/r/$name.dbpoold.json
+    q=$WORK/r/$name.dbpoold-base.json
+    dt=$(json_num "$d" tps) bt=$(json_num "$b" tps) pt=$(json_num "$p" tps) qt=""
+    gd=$(cat "$WORK/r/$name.pgbench-direct.tps") gb=$(cat "$WORK/r/$name.pgbench-pgbouncer.tps")
+    errs="$(json_num "$d" errors)/$(json_num "$b" errors)/$(json_num "$p" errors)"
+    lo="" med="" hi=""
+    if [ -n "$BASELINE" ]; then
+        qt=$(json_num "$q" tps)
+        errs+="/$(json_num "$q" errors)"
+        read -r lo med hi < <(round_ratios "$name" | stats)
+        echo "$med" >>"$WORK/base-ratios"
+    fi
+    emit_row "$label" "$clients" "$(printf %.0f "$dt")" "$(printf %.0f "$bt")" "$(printf %.0f "$pt")" \
+        "$([ -n "$qt" ] && printf %.0f "$qt")" "$(lat "$d")" "$(lat "$b")" "$(lat "$p")" \
+        "$([ -n "$qt" ] && lat "$q")" "$(fmt_ratio "$pt" "$bt")" "$(fmt_ratio "$pt" "$dt")" \
+        "$(fmt_num "$med")" "$(fmt_num "$lo")–$(fmt_num "$hi")" \
+        "$(printf %.0f "$gd")" "$(printf %.0f "$gb")" "$errs"
+    fmt_ratio "$pt" "$bt" >>"$WORK/ratios"; echo >>"$WORK/ratios"
+    printf '%s direct %s %s %s %s\n%s pgbouncer %s %s %s %s\n' \
+        "$name" "$dt" "$gd" "$(json_num "$d" client_cpu_us_per_tx)" "$(cat "$WORK/r/$name.pgbench-direct.cpu")" \
+        "$name" "$bt" "$gb" "$(json_num "$b" client_cpu_us_per_tx)" "$(cat "$WORK/r/$name.pgbench-pgbouncer.cpu")" \
+        >>"$WORK/agreement"
+}
+
+# fmt_num X — X with two decimals, or X as it is when it is not a number
+fmt_num() { if [[ $1 =~ ^[0-9.]+$ ]]; then printf '%.2f' "$1"; else printf '%s' "$1"; fi; }
+
+# per_client NAME — KiB of RSS per idle client of the daemon NAME
+per_client() {
+    local before after
+    read -r before after <"$WORK/r/idle.$1"
+    awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { print (a - b) / n }'
+}
+
+# rss_mib NAME — "before → after MiB" of the daemon NAME in the idle run
+rss_mib() {
+    local before after
+    read -r before after <"$WORK/r/idle.$1"
+    awk -v b="$before" -v a="$after" 'BEGIN { printf "%.1f → %.1f MiB", b / 1024, a / 1024 }'
+}
+
+idle_row() {
+    local dc bc qc="" qm="" qr=""
+    dc=$(per_client dbpoold) bc=$(per_client pgbouncer)
+    if [ -n "$BASELINE" ]; then
+        qc=$(printf %.2f "$(per_client dbpoold-base)") qm=$(rss_mib dbpoold-base)
+        qr=$(fmt_ratio "$dc" "$(per_client dbpoold-base)")
+    fi
+    emit_row "idle clients held open: RSS KiB per client (lower is better)" "$IDLE" — \
+        "$(printf %.2f "$bc")" "$(printf %.2f "$dc")" "$qc" — "$(rss_mib pgbouncer)" "$(rss_mib dbpoold)" "$qm" \
+        "$(fmt_ratio "$dc" "$bc")" — "$qr" — — — —
+}
+
+print_table() {
+    local name wl clients flag label
+    echo
+    table_header
     : >"$WORK/ratios"
+    : >"$WORK/base-ratios"
     : >"$WORK/agreement"
-    while read -r name clients label; do
-        d=$WORK/r/$name.direct.json b=$WORK/r/$name.pgbouncer.json p=$WORK/r/$name.dbpoold.json
-        local dt bt pt gd gb
-        dt=$(json_num "$d" tps) bt=$(json_num "$b" tps) pt=$(json_num "$p" tps)
-        gd=$(cat "$WORK/r/$name.pgbench-direct.tps") gb=$(cat "$WORK/r/$name.pgbench-pgbouncer.tps")
-        printf '| %s | %s | %.0f | %.0f | %.0f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %s | %s | %.0f | %.0f | %s/%s/%s |\n' \
-            "$label" "$clients" "$dt" "$bt" "$pt" \
-            "$(json_num "$d" p50)" "$(json_num "$d" p99)" \
-            "$(json_num "$b" p50)" "$(json_num "$b" p99)" \
-            "$(json_num "$p" p50)" "$(json_num "$p" p99)" \
-            "$(fmt_ratio "$pt" "$bt")" "$(fmt_ratio "$pt" "$dt")" "$gd" "$gb" \
-            "$(json_num "$d" errors)" "$(json_num "$b" errors)" "$(json_num "$p" errors)"
-        fmt_ratio "$pt" "$bt" >>"$WORK/ratios"; echo >>"$WORK/ratios"
-        printf '%s direct %s %s %s %s\n%s pgbouncer %s %s %s %s\n' \
-            "$name" "$dt" "$gd" "$(json_num "$d" client_cpu_us_per_tx)" "$(cat "$WORK/r/$name.pgbench-direct.cpu")" \
-            "$name" "$bt" "$gb" "$(json_num "$b" client_cpu_us_per_tx)" "$(cat "$WORK/r/$name.pgbench-pgbouncer.cpu")" \
-            >>"$WORK/agreement"
+    while read -r name wl clients flag label; do
+        table_row "$name" "$clients" "$label"
     done <"$WORK/rows"
-    local bd ad bb ab
-    read -r bd ad <"$WORK/r/idle.dbpoold"
-    read -r bb ab <"$WORK/r/idle.pgbouncer"
-    printf '| idle clients held open: RSS KiB per client (lower is better) | %s | — | %.2f | %.2f | — | %s → %s MiB | %s → %s MiB | %s | — | — | — | — |\n' \
-        "$IDLE" \
-        "$(awk -v a="$ab" -v b="$bb" -v n="$IDLE" 'BEGIN { print (a - b) / n }')" \
-        "$(awk -v a="$ad" -v b="$bd" -v n="$IDLE" 'BEGIN { print (a - b) / n }')" \
-        "$(awk -v v="$bb" 'BEGIN { printf "%.1f", v / 1024 }')" "$(awk -v v="$ab" 'BEGIN { printf "%.1f", v / 1024 }')" \
-        "$(awk -v v="$bd" 'BEGIN { printf "%.1f", v / 1024 }')" "$(awk -v v="$ad" 'BEGIN { printf "%.1f", v / 1024 }')" \
-        "$(awk -v a="$ad" -v b="$bd" -v c="$ab" -v e="$bb" 'BEGIN { if (c - e > 0) printf "%.2f", (a - b) / (c - e); else print "n/a" }')"
+    if [ "$IDLE" -gt 0 ]; then idle_row; fi
     echo
     # dbpool-bench's libpq mode against pgbench, same settings and window
     echo "dbpool-bench (libpq) vs pgbench -M extended, same settings: tps difference; client CPU per transaction, dbpool-bench | pgbench"
     awk '{ dev = ($4 > 0) ? ($3 / $4 - 1) * 100 : 0; if (dev > 10 || dev < -10) bad++
            printf "- %s %s: %+.1f%%; %.1f | %.1f us\n", $1, $2, dev, $5, $6 }
          END { printf "- %d of %d outside ±10%%\n", bad, NR }' "$WORK/agreement"
-    sort -g "$WORK/ratios" | awk '{ v[NR] = $1 } END {
-        med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "ratio dbpoold/pgbouncer tps: min=%.2f median=%.2f\n", v[1], med }'
+    stats <"$WORK/ratios" | awk '{ printf "ratio dbpoold/pgbouncer tps: min=%.2f median=%.2f\n", $1, $2 }'
+    if [ -n "$BASELINE" ]; then
+        stats <"$WORK/base-ratios" | awk '{ printf "ratio dbpoold/base tps: min=%.2f median=%.2f\n", $1, $2 }'
+    fi
 }
 
 # ---------------------------------------------------------------- main
@@ -453,45 +612,51 @@ build_programs
 raise_fd_limit
 start_postgres
 start_pgbouncer
-start_dbpoold
+start_dbpoold "$DBPOOLD" "$WORK/dp" DBPOOLD_PID DBPOOL
+DAEMONS=dbpoold
+if [ -n "$BASELINE" ]; then
+    start_dbpoold "$BASELINE" "$WORK/dp-base" BASE_PID BASE_DBPOOL
+    DAEMONS="dbpoold dbpoold-base"
+fi
 if [ -n "$RESULTS" ]; then : >"$RESULTS"; fi
 
 printf -v DIRECT_Q '%q' "$DIRECT"
 printf -v BOUNCER_Q '%q' "$BOUNCER"
 printf -v DBPOOL_Q '%q' "$DBPOOL"
+printf -v BASE_Q '%q' "$BASE_DBPOOL"
 printf -v PGHOST_Q '%q' "$PGHOST"
 printf -v WORK_Q '%q' "$WORK"
 
 say "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "warm-up: 3 s of select through every target"
-for t in "$DIRECT" "$BOUNCER" "$DBPOOL"; do
+for t in "$DIRECT" "$BOUNCER" "$DBPOOL" ${BASELINE:+"$BASE_DBPOOL"}; do
     "$BENCH" --target "$t" --clients "$LO" --duration 3 --warmup 0 --scale "$SCALE" >/dev/null ||
         die "warm-up against $t failed"
 done
 
-say "--- idle clients: $IDLE"
-idle_run dbpoold "$DBPOOL" "$DBPOOLD_PID"
-idle_run pgbouncer "$BOUNCER" "$PGB_PID"
+if [ "$IDLE" -gt 0 ]; then
+    say "--- idle clients: $IDLE"
+    idle_run dbpoold "$DBPOOL" "$DBPOOLD_PID"
+    if [ -n "$BASELINE" ]; then idle_run dbpoold-base "$BASE_DBPOOL" "$BASE_PID"; fi
+    idle_run pgbouncer "$BOUNCER" "$PGB_PID"
+fi
 
-: >"$WORK/rows"
-# rows of the table: NAME CLIENTS LABEL...
-cat >"$WORK/rows" <<EOF
-select-$LO $LO select (pgbench -S)
-select-$HI $HI select (pgbench -S)
-tpcb-$LO $LO tpcb (pgbench default)
-tpcb-$HI $HI tpcb (pgbench default)
-connect-$LO $LO select, new connection per transaction (pgbench -S -C)
-EOF
-scenario select-$LO select $LO
-scenario select-$HI select $HI
-scenario tpcb-$LO tpcb $LO
-scenario tpcb-$HI tpcb $HI
-scenario connect-$LO select $LO -C
+# the rows of the table (--rows): NAME WORKLOAD CLIENTS FLAG LABEL
+row_defs | while read -r name wl clients flag label; do
+    if row_wanted "$name"; then echo "$name $wl $clients $flag $label"; fi
+done >"$WORK/rows"
+mapfile -t ROW_LINES <"$WORK/rows"
+for line in "${ROW_LINES[@]}"; do
+    read -r name wl clients flag _ <<<"$line"
+    [ "$flag" = - ] && flag=""
+    scenario "$name" "$wl" "$clients" "$flag"
+done
 
 say "done; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 {
     echo "dbpoold vs PgBouncer vs direct PostgreSQL — $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }'), $(pgbouncer --version | head -n 1)"
     echo "command: $COMMAND (${DURATION} s measured per run after ${WARMUP} s warm-up$([ "$REPEAT" -gt 1 ] && echo ", median of $REPEAT rounds"); dbpool-bench --jobs $PGBENCH_JOBS, pgbench -j $PGBENCH_JOBS -M extended -n -P 1, the same window)"
+    if [ -n "$BASELINE" ]; then echo "dbpoold: $DBPOOLD; dbpoold-base: $BASELINE"; fi
     print_table
 }
