@@ -13,7 +13,9 @@
  *      replace the slot's source;
  *   4. each slot is converted into its struct field with type and range
  *      checks; then the checks that span keys run (required keys,
- *      maxIdleConns <= maxOpenConns, password vs passwordFile, ...).
+ *      maxIdleConns <= maxOpenConns, password vs passwordFile, ...), and
+ *      passwordFile is read into password (backend/secret.c), so no file
+ *      is read at connect time.
  * Defaults are written into the structs before phase 4, so a key without a
  * slot keeps its default.
  *
@@ -23,6 +25,7 @@
  */
 #include "daemon/configuration.h"
 #include "daemon/backoff.h"
+#include "backend/secret.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1537,6 +1540,26 @@ static void check_password(struct loader *ld, struct pool_work *pw)
              "e.g. peer authentication; otherwise set passwordFile)");
 }
 
+/* Reads passwordFile now, at load, into the pool's password: connecting
+ * then reads no file on the event loop, and a file that cannot be used is
+ * a configuration error here rather than a connect error later. */
+static void read_password_file(struct loader *ld, struct pool_work *pw, struct pool_config *pc)
+{
+    struct section *sec = &pw->sec;
+    int ipf = find_key(sec->keys, sec->nkeys, "passwordFile");
+    int ip = find_key(sec->keys, sec->nkeys, "password");
+    struct where w;
+    char err[512];
+
+    if (!pc->password_file || sec->failed[ipf] || slot_set(&sec->slots[ip]))
+        return;     /* none, already reported, or both set (reported) */
+    if (secret_read_file(pc->password_file, &pc->password, err, sizeof(err)) == 0)
+        return;
+    w = where_slot(ld, sec, &sec->keys[ipf], &sec->slots[ipf]);
+    report(ld, &w, "%s (the file must hold the password, readable by the user dbpoold "
+           "runs as; it is read when the configuration is loaded)", err);
+}
+
 static void finish_pools(struct loader *ld)
 {
     size_t i;
@@ -1548,8 +1571,10 @@ static void finish_pools(struct loader *ld)
             continue;
         finish_section(ld, &pw->sec);
         check_idle(ld, pw, &ld->cfg->pools[i]);
-        if (pw->type->type != BACKEND_SQLITE)
-            check_password(ld, pw);
+        if (pw->type->type == BACKEND_SQLITE)
+            continue;
+        check_password(ld, pw);
+        read_password_file(ld, pw, &ld->cfg->pools[i]);
     }
 }
 
@@ -1715,18 +1740,6 @@ struct config *config_load(const char *path, struct config_diag *diag)
 
 /* ---- freeing and small lookups ---- */
 
-/* Overwrites a secret before freeing it, so it does not linger in the heap. */
-static void free_secret(char *s)
-{
-    volatile char *p = s;
-
-    if (!s)
-        return;
-    while (*p)
-        *p++ = '\0';
-    free(s);
-}
-
 static void free_pool(struct pool_config *p)
 {
     free(p->name);
@@ -1737,7 +1750,7 @@ static void free_pool(struct pool_config *p)
     free(p->host);
     free(p->dbname);
     free(p->username);
-    free_secret(p->password);
+    secret_free(p->password);    /* wiped: it does not linger in the heap */
     free(p->password_file);
     free(p->ssl_mode);
     free(p->charset);

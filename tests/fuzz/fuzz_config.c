@@ -10,7 +10,9 @@
  * are comments to libconfig and let the fuzzer reach the environment
  * override code. Inputs that use @include are skipped: libconfig would read
  * whatever file they name (our include-directory handling is exercised by
- * the unit tests).
+ * the unit tests). A passwordFile the input names is read (at most 4 KiB,
+ * regular files only, so this cannot block); its contents never reach a
+ * message.
  *
  * Oracle, beyond ASan/UBSan/LSan: config_load returns a config exactly when
  * it reports no error; every message is non-empty; a valid config holds
