@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c — libFuzzer target: loading and validating the
- * configuration (src/daemon/config.c: config_load, parse_duration_ms). libconfig
+ * configuration (src/daemon/config/: config_load, parse_duration_ms). libconfig
  * parses the syntax; the target is our walk of the tree, environment
  * overrides, conversions, range and cross-key checks, and messages.
  *

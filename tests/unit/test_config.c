@@ -1,6 +1,7 @@
 /*
- * test_config.c — unit tests of src/daemon/config.c: loading, defaults, every kind
- * of validation error, environment overrides, durations and secrets.
+ * test_config.c — unit tests of the configuration loader (src/daemon/config/):
+ * loading, defaults, every kind of validation error, environment overrides,
+ * durations, secrets and the password file read at load.
  *
  * Each test writes its configuration to a temporary file (mkstemp) and
  * removes it again. criterion runs every test in its own process, so tests
