@@ -27,7 +27,7 @@ static void report_missing(struct loader *ld, const struct section *sec, const s
     cf_env_key(k->name, env, sizeof(env));
     if (sec->env_prefix[0])
         cf_report(ld, &w, "missing required key (add %s to the %s group, or set %s%s)",
-               k->example, sec->group, sec->env_prefix, env);
+                  k->example, sec->group, sec->env_prefix, env);
     else
         cf_report(ld, &w, "missing required key (add %s to the %s group)", k->example, sec->group);
 }
@@ -66,7 +66,7 @@ static void check_daemon(struct loader *ld)
         return;
     w = cf_where_slot(ld, sec, &cf_daemon_keys[sl == &sec->slots[iss] ? iss : is], sl);
     cf_report(ld, &w, "socket and statusSocket are both %s (give the status socket its own path, "
-           "or set statusSocket = \"\"; to disable it)", cf_quoted(d->socket, q, sizeof(q)));
+              "or set statusSocket = \"\"; to disable it)", cf_quoted(d->socket, q, sizeof(q)));
 }
 
 /* The budget must hold a frame being received while the one before it is
@@ -84,7 +84,7 @@ static void check_budget(struct loader *ld)
         return;
     w = cf_where_slot(ld, sec, &cf_daemon_keys[sl == &sec->slots[ib] ? ib : ifs], sl);
     cf_report(ld, &w, "clientBufferBudget (%zu) must be at least twice maxFrameSize (%u) (raise "
-           "clientBufferBudget or lower maxFrameSize)", d->client_buffer_budget, d->max_frame_size);
+              "clientBufferBudget or lower maxFrameSize)", d->client_buffer_budget, d->max_frame_size);
 }
 
 static void check_idle(struct loader *ld, struct pool_work *pw, struct pool_config *pc)
@@ -102,7 +102,7 @@ static void check_idle(struct loader *ld, struct pool_work *pw, struct pool_conf
     }
     w = cf_where_slot(ld, sec, &sec->keys[ii], &sec->slots[ii]);
     cf_report(ld, &w, "must not exceed maxOpenConns (%d) (got %d; lower maxIdleConns or raise "
-           "maxOpenConns)", pc->max_open_conns, pc->max_idle_conns);
+              "maxOpenConns)", pc->max_open_conns, pc->max_idle_conns);
 }
 
 /* "line 9" or "environment DBPOOLD_POOL_DB_PASSWORD". */
@@ -126,12 +126,12 @@ static void check_password(struct loader *ld, struct pool_work *pw)
 
     if (has_p && has_pf)
         cf_report(ld, &w, "password (%s) and passwordFile (%s) are both set; keep only one "
-               "(passwordFile is preferred: it keeps the secret out of the configuration)",
-               slot_source(&sec->slots[ip], s1, sizeof(s1)),
-               slot_source(&sec->slots[ipf], s2, sizeof(s2)));
+                  "(passwordFile is preferred: it keeps the secret out of the configuration)",
+                  slot_source(&sec->slots[ip], s1, sizeof(s1)),
+                  slot_source(&sec->slots[ipf], s2, sizeof(s2)));
     else if (!has_p && !has_pf)
         cf_warn(ld, &w, "no password or passwordFile set (fine if the server trusts this user, "
-             "e.g. peer authentication; otherwise set passwordFile)");
+                "e.g. peer authentication; otherwise set passwordFile)");
 }
 
 /* Reads passwordFile now, at load, into the pool's password: connecting
@@ -151,7 +151,7 @@ static void read_password_file(struct loader *ld, struct pool_work *pw, struct p
         return;
     w = cf_where_slot(ld, sec, &sec->keys[ipf], &sec->slots[ipf]);
     cf_report(ld, &w, "%s (the file must hold the password, readable by the user dbpoold "
-           "runs as; it is read when the configuration is loaded)", err);
+              "runs as; it is read when the configuration is loaded)", err);
 }
 
 static void finish_pools(struct loader *ld)
@@ -180,7 +180,7 @@ static void check_pool_set(struct loader *ld)
     w.file = ld->path;
     if (ld->cfg->npools == 0 && !ld->pools_bad)
         cf_report(ld, &w, "no pools defined (add at least one, e.g. pools = ( { name = \"app\"; "
-               "type = \"sqlite\"; sqlite = { filePath = \"/var/lib/dbpoold/app.db\"; }; } );)");
+                  "type = \"sqlite\"; sqlite = { filePath = \"/var/lib/dbpoold/app.db\"; }; } );)");
     for (j = 0; j < ld->cfg->npools; j++) {
         const struct pool_config *pj = &ld->cfg->pools[j];
 
@@ -188,9 +188,9 @@ static void check_pool_set(struct loader *ld)
             if (!ld->pools[i].named || strcmp(ld->cfg->pools[i].name, pj->name) != 0)
                 continue;
             w = cf_where_entry(ld, &ld->pools[j],
-                            config_setting_get_member(ld->pools[j].entry, "name"), "name");
+                               config_setting_get_member(ld->pools[j].entry, "name"), "name");
             cf_report(ld, &w, "duplicate pool name \"%s\" (pools[%zu] at line %d has it too; "
-                   "pool names must be unique)", pj->name, i, ld->cfg->pools[i].line);
+                      "pool names must be unique)", pj->name, i, ld->cfg->pools[i].line);
             break;
         }
     }

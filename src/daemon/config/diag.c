@@ -169,7 +169,7 @@ const char *cf_quoted(const char *s, char *buf, size_t size)
 }
 
 struct where cf_where_setting(const struct loader *ld, const struct section *sec,
-                                  const config_setting_t *s, const char *key)
+                              const config_setting_t *s, const char *key)
 {
     const char *file = config_setting_source_file(s);
     struct where w = { 0 };
@@ -192,7 +192,7 @@ struct where cf_where_env(const char *env, size_t env_len)
 }
 
 struct where cf_where_slot(const struct loader *ld, const struct section *sec,
-                               const struct key_spec *k, const struct slot *sl)
+                           const struct key_spec *k, const struct slot *sl)
 {
     if (sl->env)
         return cf_where_env(sl->env, sl->env_len);

@@ -76,10 +76,10 @@ static void env_no_pool(struct loader *ld, const struct where *w)
     for (i = 0; i < ld->cfg->npools; i++)
         if (ld->pools[i].named)
             cf_appendf(list, sizeof(list), &pos, "%s" ENV_POOL_PREFIX "%s_<KEY>",
-                    pos ? ", " : "", ld->pools[i].env_name);
+                       pos ? ", " : "", ld->pools[i].env_name);
     if (pos)
         cf_report(ld, w, "does not name a configured pool (expected one of: %s; a pool's name "
-               "is written upper-case with '-' as '_')", list);
+                  "is written upper-case with '-' as '_')", list);
     else
         cf_report(ld, w, "does not name a configured pool (no pools are defined)");
 }
@@ -135,8 +135,8 @@ static void env_pool(struct loader *ld, const char *var, size_t name_len)
         set_env_slot(&m.hit->sec.slots[m.idx], var, name_len);
     } else if (m.nhits > 1) {
         cf_report(ld, &w, "is ambiguous: it can set a key of pool \"%s\" or of pool \"%s\" "
-               "(rename one of the pools)", ld->cfg->pools[m.hit - ld->pools].name,
-               ld->cfg->pools[m.other - ld->pools].name);
+                  "(rename one of the pools)", ld->cfg->pools[m.hit - ld->pools].name,
+                  ld->cfg->pools[m.other - ld->pools].name);
     } else if (m.near && m.near->type) {
         size_t plen = strlen(m.near->env_name);
         char what[128];

@@ -29,7 +29,7 @@ static void report_syntax(struct loader *ld, const config_t *lc)
     w.line = config_error_line(lc) > 0 ? (unsigned)config_error_line(lc) : 0;
     if (!text || strcmp(text, "syntax error") == 0)
         cf_report(ld, &w, "syntax error: unexpected input (look for a missing ';', '=', quote or "
-               "brace on this line or the one before)");
+                  "brace on this line or the one before)");
     else
         cf_report(ld, &w, "syntax error: %s", text);
 }
@@ -62,7 +62,7 @@ static bool read_file(struct loader *ld, config_t *lc)
     fp = fopen(ld->path, "r");
     if (!fp) {
         cf_report(ld, &w, "cannot open the configuration file: %s (check the path and its "
-               "permissions)", strerror(errno));
+                  "permissions)", strerror(errno));
         return false;
     }
     if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {

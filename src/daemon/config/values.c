@@ -157,16 +157,16 @@ static const char *type_hint(enum kind kind, int got)
 }
 
 void cf_type_error(struct loader *ld, const struct where *w, const struct key_spec *k,
-                       const config_setting_t *s)
+                   const config_setting_t *s)
 {
     int got = config_setting_type(s);
 
     if (got == CONFIG_TYPE_FLOAT && !(k->flags & F_SECRET))
         cf_report(ld, w, "must be %s, not %s (got %g; %s)", kind_noun(k->kind),
-               cf_type_noun(got), config_setting_get_float(s), type_hint(k->kind, got));
+                  cf_type_noun(got), config_setting_get_float(s), type_hint(k->kind, got));
     else
         cf_report(ld, w, "must be %s, not %s (%s)", kind_noun(k->kind), cf_type_noun(got),
-               type_hint(k->kind, got));
+                  type_hint(k->kind, got));
 }
 
 /* The value as a string; false (reported) when the setting is no string. */
@@ -236,8 +236,8 @@ static bool apply_duration(struct loader *ld, const struct where *w, const struc
         return false;
     if (!parse_duration_ms(s, &ms)) {
         cf_report(ld, w, "must be a duration such as \"250ms\", \"30s\", \"5m\" or \"1h30m\" "
-               "(got %s; units are ms, s, m and h, largest first, whole numbers only)",
-               cf_quoted(s, q, sizeof(q)));
+                  "(got %s; units are ms, s, m and h, largest first, whole numbers only)",
+                  cf_quoted(s, q, sizeof(q)));
         return false;
     }
     if (ms < (uint64_t)k->min) {
@@ -261,7 +261,7 @@ static bool apply_bool(struct loader *ld, const struct where *w, const struct ke
     if (sl->env) {
         if (!parse_bool_word(sl->env_val, &v)) {
             cf_report(ld, w, "must be true or false (also accepted: 1/0, yes/no, on/off) (got %s)",
-                   cf_quoted(sl->env_val, q, sizeof(q)));
+                      cf_quoted(sl->env_val, q, sizeof(q)));
             return false;
         }
     } else if (config_setting_type(sl->setting) == CONFIG_TYPE_BOOL) {
@@ -285,7 +285,7 @@ static bool store_string_value(struct loader *ld, const struct where *w,
         choice = find_choice(k->choices, s);
         if (choice < 0) {
             cf_report(ld, w, "must be one of %s (got %s)", cf_join(k->choices, list, sizeof(list)),
-                   cf_quoted(s, q, sizeof(q)));
+                      cf_quoted(s, q, sizeof(q)));
             return false;
         }
         if (k->kind == K_LOG_LEVEL)
@@ -297,7 +297,7 @@ static bool store_string_value(struct loader *ld, const struct where *w,
     if (k->kind == K_MODE) {
         if (!parse_mode(s, field(base, k))) {
             cf_report(ld, w, "must be an octal permission mode from \"0000\" to \"0777\", "
-                   "such as \"0660\" (got %s)", cf_quoted(s, q, sizeof(q)));
+                      "such as \"0660\" (got %s)", cf_quoted(s, q, sizeof(q)));
             return false;
         }
         return true;
@@ -319,14 +319,14 @@ static bool apply_string(struct loader *ld, const struct where *w, const struct 
     }
     if ((k->flags & F_SOCKPATH) && strlen(s) > SUN_PATH_MAX) {
         cf_report(ld, w, "is %zu bytes long, but a Unix socket path can have at most %zu "
-               "(choose a shorter path)", strlen(s), (size_t)SUN_PATH_MAX);
+                  "(choose a shorter path)", strlen(s), (size_t)SUN_PATH_MAX);
         return false;
     }
     return store_string_value(ld, w, k, s, base);
 }
 
 bool cf_apply_slot(struct loader *ld, const struct section *sec, const struct key_spec *k,
-                       const struct slot *sl)
+                   const struct slot *sl)
 {
     struct where w = cf_where_slot(ld, sec, k, sl);
 

@@ -102,7 +102,7 @@ static bool valid_pool_name(const char *s)
 }
 
 struct where cf_where_entry(const struct loader *ld, const struct pool_work *pw,
-                                const config_setting_t *s, const char *key)
+                            const config_setting_t *s, const char *key)
 {
     struct where w = cf_where_setting(ld, NULL, s, key);
 
@@ -129,7 +129,7 @@ static void read_pool_name(struct loader *ld, struct pool_work *pw, struct pool_
     name = config_setting_get_string(s);
     if (!valid_pool_name(name)) {
         cf_report(ld, &w, "must be 1 to %d characters from A-Z, a-z, 0-9, '_' and '-' (got %s)",
-               POOL_NAME_MAX, cf_quoted(name, q, sizeof(q)));
+                  POOL_NAME_MAX, cf_quoted(name, q, sizeof(q)));
         return;
     }
     cf_set_str(ld, &pc->name, name);
@@ -161,7 +161,7 @@ static void read_pool_type(struct loader *ld, struct pool_work *pw)
         group = present_type_group(pw->entry);
         if (group)
             cf_report(ld, &w, "missing required key (this pool has a %s group, so add type = \"%s\";)",
-                   group, group);
+                      group, group);
         else
             cf_report(ld, &w, "missing required key (add type = \"sqlite\"; valid types: %s)", list);
         return;
@@ -177,7 +177,7 @@ static void read_pool_type(struct loader *ld, struct pool_work *pw)
     best = cf_closest(t, cf_type_names, cf_ntypes);
     if (best)
         cf_report(ld, &w, "unknown type %s (did you mean \"%s\"? valid types: %s)",
-               cf_quoted(t, q, sizeof(q)), best, list);
+                  cf_quoted(t, q, sizeof(q)), best, list);
     else
         cf_report(ld, &w, "unknown type %s (valid types: %s)", cf_quoted(t, q, sizeof(q)), list);
 }
@@ -209,13 +209,13 @@ static bool entry_type_group(struct loader *ld, struct pool_work *pw,
         return false;           /* the type problem is already reported */
     if (ti != pw->type) {
         cf_report(ld, &w, "a %s pool cannot have a %s group (move these settings into "
-               "%s = { ... }; or change type to \"%s\")",
-               pw->type->name, ti->name, pw->type->name, ti->name);
+                  "%s = { ... }; or change type to \"%s\")",
+                  pw->type->name, ti->name, pw->type->name, ti->name);
         return false;
     }
     if (config_setting_type(c) != CONFIG_TYPE_GROUP) {
         cf_report(ld, &w, "must be a group, not %s (write %s = { key = value; ... };)",
-               cf_type_noun(config_setting_type(c)), ti->name);
+                  cf_type_noun(config_setting_type(c)), ti->name);
         return false;
     }
     collect(ld, &pw->sec, pw->type, c);
@@ -251,7 +251,7 @@ static void walk_entry_members(struct loader *ld, struct pool_work *pw)
 
         if (!config_setting_get_member(pw->entry, pw->type->name))
             cf_report(ld, &w, "missing group \"%s\" (a %s pool keeps its settings in %s = { ... };)",
-                   pw->type->name, pw->type->name, pw->type->name);
+                      pw->type->name, pw->type->name, pw->type->name);
         pw->sec.skip_required = true;
     }
 }
@@ -268,7 +268,7 @@ static void walk_pool(struct loader *ld, size_t i, const config_setting_t *entry
         struct where w = cf_where_entry(ld, pw, entry, NULL);
 
         cf_report(ld, &w, "must be a group, not %s (write { name = \"app\"; type = \"sqlite\"; ... })",
-               cf_type_noun(config_setting_type(entry)));
+                  cf_type_noun(config_setting_type(entry)));
         return;
     }
     read_pool_name(ld, pw, pc, i);
@@ -287,7 +287,7 @@ static void walk_pools(struct loader *ld, const config_setting_t *list)
         struct where w = cf_where_setting(ld, NULL, list, "pools");
 
         cf_report(ld, &w, "must be a list of pool groups, not %s "
-               "(write pools = ( { name = \"app\"; ... }, { ... } );)", cf_type_noun(type));
+                  "(write pools = ( { name = \"app\"; ... }, { ... } );)", cf_type_noun(type));
         ld->pools_bad = true;
         return;
     }
@@ -318,7 +318,7 @@ void cf_walk_root(struct loader *ld, const config_setting_t *root)
         } else if (strcmp(nm, "daemon") == 0) {
             w.key = "daemon";
             cf_report(ld, &w, "must be a group, not %s (write daemon = { socket = \"...\"; ... };)",
-                   cf_type_noun(config_setting_type(s)));
+                      cf_type_noun(config_setting_type(s)));
         } else if (strcmp(nm, "pools") == 0) {
             walk_pools(ld, s);
         } else {
