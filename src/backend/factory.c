@@ -1,6 +1,6 @@
 /*
  * factory.c — the driver factory: one table from backend type to driver.
- * Adding a backend means adding its driver here and its keys in config.c.
+ * Adding a backend means adding its driver here and its keys in src/daemon/config/keys.c.
  */
 #include <stdio.h>
 

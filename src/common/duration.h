@@ -1,6 +1,6 @@
 /*
  * duration.h — the one parser of human durations ("250ms", "30s", "1h30m"),
- * shared by the daemon's configuration (src/daemon/config.c) and by libdbpool and
+ * shared by the daemon's configuration (src/daemon/config/) and by libdbpool and
  * the dbpool CLI (timeouts from $DBPOOL_TIMEOUT, --timeout, ...). It lives in
  * libdbpool, which the daemon links.
  */

@@ -72,8 +72,9 @@ struct pool_config {
     int port;                       /* default 5432 / 3306; 1..65535 */
     char *dbname;                   /* key "name"; required */
     char *username;                 /* required */
-    char *password;                 /* secret: never logged or reported */
-    char *password_file;            /* read at connect time */
+    char *password;                 /* secret: never logged or reported; from the password
+                                       key or read from passwordFile at load; wiped on free */
+    char *password_file;            /* path; its contents are in password */
     char *ssl_mode;                 /* postgres, default "disable" */
     int statement_cache_size;       /* postgres: prepared statements per connection, default 256; 0 = off */
     char *charset;                  /* mysql, default "utf8mb4" */

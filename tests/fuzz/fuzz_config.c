@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c — libFuzzer target: loading and validating the
- * configuration (src/daemon/config.c: config_load, parse_duration_ms). libconfig
+ * configuration (src/daemon/config/: config_load, parse_duration_ms). libconfig
  * parses the syntax; the target is our walk of the tree, environment
  * overrides, conversions, range and cross-key checks, and messages.
  *
@@ -10,7 +10,9 @@
  * are comments to libconfig and let the fuzzer reach the environment
  * override code. Inputs that use @include are skipped: libconfig would read
  * whatever file they name (our include-directory handling is exercised by
- * the unit tests).
+ * the unit tests). A passwordFile the input names is read (at most 4 KiB,
+ * regular files only, so this cannot block); its contents never reach a
+ * message.
  *
  * Oracle, beyond ASan/UBSan/LSan: config_load returns a config exactly when
  * it reports no error; every message is non-empty; a valid config holds

@@ -1901,6 +1901,39 @@ Test(pgstatus, passwords_stay_out_of_the_log_and_status)
     rmdir(dir);
 }
 
+/* passwordFile is read once, when the configuration is loaded (no file I/O
+ * on the event loop at connect): rewriting the file with a wrong password,
+ * or deleting it, changes nothing for the running daemon. maxIdleConns = 0
+ * closes every released connection, so each statement connects anew (a new
+ * backend pid proves it). */
+Test(pgstatus, password_file_is_read_at_load)
+{
+    char dir[] = "/tmp/dbpool-pwl.XXXXXX";
+    char pwfile[128], settings[512], extra[2048] = "";
+    struct h_opts o = { .extra_pools = extra };
+    int64_t pid1, pid2, pid3;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(pwfile, sizeof(pwfile), "%s/app.pw", dir);
+    write_file(pwfile, "secret\n");   /* pg-harness.sh's password for dbpool_pw */
+    snprintf(settings, sizeof(settings), "passwordFile = \"%s\"; maxOpenConns = 1; "
+             "maxIdleConns = 0; maxRetries = 0; acquireTimeout = \"5s\";", pwfile);
+    add_pool(extra, sizeof(extra), "pwload", NULL, 0, "dbpool_pw", settings);
+    h_start(&o);
+
+    dbpool_conn *c = connect_pool("pwload");
+    pid1 = backend_pid(c);
+    write_file(pwfile, "WrongPw-rotated\n");
+    pid2 = backend_pid(c);      /* a new connection, with the secret loaded at start */
+    cr_assert_neq(pid1, pid2, "the second statement did not open a new connection");
+    cr_assert_eq(unlink(pwfile), 0);
+    pid3 = backend_pid(c);
+    cr_assert_neq(pid2, pid3, "the third statement did not open a new connection");
+    dbpool_close(c);
+    h_stop_ok();
+    rmdir(dir);
+}
+
 /* ================================================================ statement cache */
 
 /* The driver prepares a statement on its server connection the second time

@@ -253,7 +253,6 @@ Test(pg, wrong_password_fails_fast_without_echoing_it)
 
 Test(pg, password_and_password_file)
 {
-    static char missing[] = "/nonexistent-dbpoold/pw";
     char path[] = "/tmp/dbpoold-pgpw-XXXXXX";
     struct backend_conn *c;
     struct backend_result r;
@@ -265,22 +264,19 @@ Test(pg, password_and_password_file)
     cr_assert_str_eq(query_text(c, "SELECT current_user::text", NULL, 0), "dbpool_pw");
     drv->close(c);
 
-    /* passwordFile, with a trailing newline, read at connect time. */
+    /* passwordFile is read when the configuration is loaded, into password
+     * (test_config); the driver reads no file: given only the path (of a
+     * file holding the right password), it connects with no password. */
     fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     cr_assert_eq(write(fd, "secret\n", 7), 7);
     close(fd);
     cfg.password = NULL;
     cfg.password_file = path;
-    c = open_conn();
-    drv->close(c);
-
-    cfg.password_file = missing;
     r = try_connect(NULL);
     cr_assert(!r.ok);
     cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE);
-    cr_assert_str_eq(r.err.message,
-                     "cannot read passwordFile /nonexistent-dbpoold/pw: No such file or directory");
+    cr_assert(strstr(r.err.message, "no password supplied"), "%s", r.err.message);
     unlink(path);
 }
 

@@ -1,6 +1,7 @@
 /*
- * test_config.c — unit tests of src/daemon/config.c: loading, defaults, every kind
- * of validation error, environment overrides, durations and secrets.
+ * test_config.c — unit tests of the configuration loader (src/daemon/config/):
+ * loading, defaults, every kind of validation error, environment overrides,
+ * durations, secrets and the password file read at load.
  *
  * Each test writes its configuration to a temporary file (mkstemp) and
  * removes it again. criterion runs every test in its own process, so tests
@@ -11,23 +12,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/secret.h"
 #include "daemon/configuration.h"
 
 /* ---- helpers ---- */
 
-/* Writes text to a new temporary file; path receives its name. */
-static void write_temp(const char *text, char *path, size_t size)
+/* Writes len bytes to a new temporary file; path receives its name. */
+static void write_temp_n(const char *data, size_t len, char *path, size_t size)
 {
     int fd;
-    size_t len = strlen(text);
 
     snprintf(path, size, "/tmp/dbpoold-test-XXXXXX");
     fd = mkstemp(path);
     cr_assert(fd >= 0, "mkstemp failed");
-    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    cr_assert_eq(write(fd, data, len), (ssize_t)len);
     cr_assert_eq(close(fd), 0);
+}
+
+static void write_temp(const char *text, char *path, size_t size)
+{
+    write_temp_n(text, strlen(text), path, size);
+}
+
+/* text with every "@PWFILE@" replaced by pwfile; the caller frees it. */
+static char *with_pwfile(const char *text, const char *pwfile)
+{
+    static const char mark[] = "@PWFILE@";
+    size_t cap = strlen(text) * 2 + 4096, pos = 0;
+    char *out = malloc(cap);
+    const char *at;
+
+    cr_assert_not_null(out);
+    while ((at = strstr(text, mark)) != NULL) {
+        pos += (size_t)snprintf(out + pos, cap - pos, "%.*s%s", (int)(at - text), text, pwfile);
+        text = at + strlen(mark);
+    }
+    snprintf(out + pos, cap - pos, "%s", text);
+    return out;
 }
 
 /* Loads text as a configuration file; the file is removed afterwards. */
@@ -177,7 +201,7 @@ static const char full_example[] =
     "  },\n"
     "  { name = \"main-db\"; type = \"postgres\";\n"
     "    postgres = { host = \"/run/postgresql\"; port = 5433; name = \"maindb\";\n"
-    "      username = \"app\"; passwordFile = \"/etc/dbpoold/main.pw\"; sslMode = \"Verify-Full\";\n"
+    "      username = \"app\"; passwordFile = \"@PWFILE@\"; sslMode = \"Verify-Full\";\n"
     "      maxOpenConns = 10; maxIdleConns = 10; maxRetries = 0; retryDelay = \"500ms\"; retryMaxDelay = \"2s\"; };\n"
     "  },\n"
     "  { name = \"shop_1\"; type = \"mysql\";\n"
@@ -189,7 +213,13 @@ static const char full_example[] =
 Test(config, full_example)
 {
     struct config_diag d;
-    struct config *cfg = load_ok(full_example, &d);
+    char pwfile[64], *text;
+    struct config *cfg;
+
+    write_temp("main-pw\n", pwfile, sizeof(pwfile));
+    text = with_pwfile(full_example, pwfile);
+    cfg = load_ok(text, &d);
+    free(text);
     const struct daemon_config *dm = &cfg->daemon;
     const struct pool_config *s, *pg, *my;
 
@@ -235,8 +265,8 @@ Test(config, full_example)
     cr_expect_eq(pg->port, 5433);
     cr_expect_str_eq(pg->dbname, "maindb");
     cr_expect_str_eq(pg->username, "app");
-    cr_expect_null(pg->password);
-    cr_expect_str_eq(pg->password_file, "/etc/dbpoold/main.pw");
+    cr_expect_str_eq(pg->password, "main-pw");     /* read at load */
+    cr_expect_str_eq(pg->password_file, pwfile);
     cr_expect_str_eq(pg->ssl_mode, "verify-full");
     cr_expect_eq(pg->max_open_conns, 10);
     cr_expect_eq(pg->max_idle_conns, 10);
@@ -255,6 +285,7 @@ Test(config, full_example)
     cr_expect_null(my->ssl_mode);
     config_free(cfg);
     config_diag_free(&d);
+    unlink(pwfile);
 }
 
 Test(config, server_defaults_and_password_warning)
@@ -285,7 +316,7 @@ Test(config, default_idle_is_capped_by_max_open)
     struct config_diag d;
     struct config *cfg = load_ok(
         "pools = ( { name = \"pg\"; type = \"postgres\";\n"
-        "  postgres = { host = \"h\"; name = \"db\"; username = \"u\"; passwordFile = \"/f\";\n"
+        "  postgres = { host = \"h\"; name = \"db\"; username = \"u\"; password = \"pw\";\n"
         "    maxOpenConns = 2; }; } );\n", &d);
 
     cr_expect_eq(cfg->pools[0].max_idle_conns, 2);
@@ -852,6 +883,212 @@ Test(secrets, password_never_in_messages)
                             "floating-point number (put"), "%s", dump(&d));
     cr_expect_not(has_error(&d, "12345"), "%s", dump(&d));
     expect_no_secret(&d);
+    config_diag_free(&d);
+}
+
+/* ---- passwordFile: read once, at load ---- */
+
+/* A postgres pool "pg" whose passwordFile (line 3) is @PWFILE@. */
+#define PG_PWFILE \
+    "pools = ( { name = \"pg\"; type = \"postgres\";\n" \
+    "  postgres = { host = \"h\"; name = \"n\"; username = \"u\";\n" \
+    "    passwordFile = \"@PWFILE@\"; }; } );\n"
+
+static struct config *load_pwfile(const char *pwfile, struct config_diag *d)
+{
+    char *text = with_pwfile(PG_PWFILE, pwfile);
+    struct config *cfg = load_text(text, d);
+
+    free(text);
+    return cfg;
+}
+
+static struct config *load_pwfile_ok(const char *pwfile, struct config_diag *d)
+{
+    struct config *cfg = load_pwfile(pwfile, d);
+
+    cr_assert_not_null(cfg, "load failed:%s", dump(d));
+    return cfg;
+}
+
+/* Loading with a password file holding len bytes of data must fail with an
+ * error at the passwordFile line containing needle (and not the contents). */
+static void expect_pwfile_error(const char *data, size_t len, const char *needle)
+{
+    char pwfile[64];
+    struct config_diag d;
+
+    write_temp_n(data, len, pwfile, sizeof(pwfile));
+    cr_expect_null(load_pwfile(pwfile, &d));
+    cr_expect(has_error(&d, ":3: pools[0] \"pg\": postgres.passwordFile: "), "%s", dump(&d));
+    cr_expect(has_error(&d, needle), "no error contains '%s':%s", needle, dump(&d));
+    expect_no_secret(&d);
+    config_diag_free(&d);
+    unlink(pwfile);
+}
+
+Test(password_file, read_at_load_newlines_stripped)
+{
+    char pwfile[64];
+    struct config_diag d;
+    struct config *cfg;
+
+    write_temp(SECRET "\r\n\n", pwfile, sizeof(pwfile));
+    cfg = load_pwfile_ok(pwfile, &d);
+    unlink(pwfile);     /* the daemon keeps the secret, not the file */
+    cr_expect_str_eq(cfg->pools[0].password, SECRET);
+    cr_expect_str_eq(cfg->pools[0].password_file, pwfile);
+    cr_expect_eq(d.nwarnings, 0);
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+Test(password_file, unusable_file_is_a_load_error)
+{
+    char big[SECRET_MAX + 2];
+
+    expect_pwfile_error("", 0, " is empty (write the password into it)");
+    expect_pwfile_error("\n\n", 2, " is empty");
+    expect_pwfile_error(SECRET "\0tail\n", sizeof(SECRET "\0tail\n") - 1, " contains a NUL byte");
+    memset(big, 'x', sizeof(big));
+    memcpy(big, SECRET, strlen(SECRET));
+    expect_pwfile_error(big, SECRET_MAX + 1, " is larger than 4096 bytes");
+}
+
+Test(password_file, largest_secret_is_accepted)
+{
+    char big[SECRET_MAX + 1], pwfile[64];
+    struct config_diag d;
+    struct config *cfg;
+
+    memset(big, 'y', SECRET_MAX);
+    big[SECRET_MAX] = '\0';
+    write_temp(big, pwfile, sizeof(pwfile));
+    cfg = load_pwfile_ok(pwfile, &d);
+    cr_expect_eq(strlen(cfg->pools[0].password), SECRET_MAX);
+    config_free(cfg);
+    config_diag_free(&d);
+    unlink(pwfile);
+}
+
+/* A missing file, a directory and a FIFO (which must not block the load:
+ * nobody ever writes to it) are errors naming the file, with a hint. */
+Test(password_file, missing_directory_and_fifo, .timeout = 20)
+{
+    char dir[] = "/tmp/dbpoold-pwf-XXXXXX", path[96];
+    struct config_diag d;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/missing.pw", dir);
+    cr_expect_null(load_pwfile(path, &d));
+    cr_expect(has_error(&d, ":3: pools[0] \"pg\": postgres.passwordFile: cannot open "), "%s", dump(&d));
+    cr_expect(has_error(&d, "missing.pw: No such file or directory (the file must hold the "
+                            "password, readable by the user dbpoold runs as"), "%s", dump(&d));
+    config_diag_free(&d);
+
+    cr_expect_null(load_pwfile(dir, &d));
+    cr_expect(has_error(&d, " is not a regular file"), "%s", dump(&d));
+    config_diag_free(&d);
+
+    snprintf(path, sizeof(path), "%s/fifo.pw", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_expect_null(load_pwfile(path, &d));
+    cr_expect(has_error(&d, "fifo.pw is not a regular file"), "%s", dump(&d));
+    config_diag_free(&d);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The environment form is read at load too, and its errors name the variable. */
+Test(password_file, environment_override)
+{
+    char pwfile[64];
+    struct config_diag d;
+    struct config *cfg;
+
+    write_temp("from-env-file\n", pwfile, sizeof(pwfile));
+    setenv("DBPOOLD_POOL_PG_PASSWORD_FILE", pwfile, 1);
+    cfg = load_pwfile_ok("/not/there", &d);
+    cr_expect_str_eq(cfg->pools[0].password, "from-env-file");
+    config_free(cfg);
+    config_diag_free(&d);
+    unlink(pwfile);
+    setenv("DBPOOLD_POOL_PG_PASSWORD_FILE", "/not/there/either", 1);
+    cr_expect_null(load_pwfile(pwfile, &d));
+    cr_expect(has_error(&d, "environment DBPOOLD_POOL_PG_PASSWORD_FILE: cannot open "
+                            "/not/there/either: No such file"), "%s", dump(&d));
+    config_diag_free(&d);
+}
+
+/* Both keys set: that error alone, the file is not read (it does not exist). */
+Test(password_file, not_read_when_password_is_set_too)
+{
+    struct config_diag d;
+
+    setenv("DBPOOLD_POOL_PG_PASSWORD", SECRET, 1);
+    cr_expect_null(load_pwfile("/not/there", &d));
+    cr_expect_eq(d.nerrors, 1, "%s", dump(&d));
+    cr_expect(has_error(&d, "are both set; keep only one"), "%s", dump(&d));
+    config_diag_free(&d);
+}
+
+/* ---- secrets are wiped before their memory is freed ---- */
+
+/* test_config links with -Wl,--wrap=free: every free() in this program's
+ * own code (the configuration loader included) comes here first, so a
+ * watched buffer can be checked at the moment it is freed. */
+void __real_free(void *p);
+void __wrap_free(void *p);
+
+static const char *watched;         /* buffer to check when freed */
+static size_t watched_len;
+static int watched_frees, watched_dirty;
+
+void __wrap_free(void *p)
+{
+    if (p && p == watched) {
+        watched_frees++;
+        for (size_t i = 0; i < watched_len; i++)
+            watched_dirty += watched[i] != '\0';
+        watched = NULL;
+    }
+    __real_free(p);
+}
+
+static void watch(const char *p)
+{
+    watched = p;
+    watched_len = strlen(p);
+    watched_frees = watched_dirty = 0;
+}
+
+Test(secrets, secret_free_wipes)
+{
+    char *s = strdup(SECRET);
+
+    cr_assert_not_null(s);
+    watch(s);
+    secret_free(s);
+    cr_expect_eq(watched_frees, 1);
+    cr_expect_eq(watched_dirty, 0, "%d bytes of the secret were left in freed memory", watched_dirty);
+    secret_free(NULL);
+}
+
+Test(secrets, config_free_wipes_the_password_read_from_the_file)
+{
+    char pwfile[64];
+    struct config_diag d;
+    struct config *cfg;
+
+    write_temp(SECRET "\n", pwfile, sizeof(pwfile));
+    cfg = load_pwfile_ok(pwfile, &d);
+    unlink(pwfile);
+    cr_assert_not_null(cfg->pools[0].password);
+    watch(cfg->pools[0].password);
+    config_free(cfg);
+    cr_expect_eq(watched_frees, 1, "the password was not freed by config_free");
+    cr_expect_eq(watched_dirty, 0, "%d bytes of the password were left in freed memory",
+                 watched_dirty);
     config_diag_free(&d);
 }
 

@@ -167,7 +167,6 @@
 
 enum {
     PG_MAX_PARAMS = 65535,        /* the protocol's limit (16-bit count) */
-    PASSWORD_FILE_MAX = 4096,     /* bytes read from passwordFile */
     CANCEL_WAIT_MS = 1000,        /* PH_CANCEL_WAIT bound */
     CANCEL_POLL_MS = 2,
     QUIESCE_WAIT_MS = 1000,       /* bound on waiting for helper threads at exit: a cancel
@@ -927,60 +926,6 @@ static void fail_later(struct backend_conn *c, int code, const char *sqlstate, b
 
 /* ------------------------------------------------------------- connect */
 
-/* The password: cfg->password, or the first line-ish of cfg->password_file
- * (trailing newlines stripped), read now so a rotated file takes effect at
- * the next connection. *out is NULL when there is none; the caller wipes
- * and frees it. */
-static bool read_password(const struct pool_config *cfg, char **out, char *err, size_t errlen)
-{
-    FILE *f;
-    size_t n;
-    char *buf;
-    int e = 0;
-
-    *out = NULL;
-    if (!cfg->password_file || !*cfg->password_file) {
-        if (cfg->password && *cfg->password && !(*out = strdup(cfg->password))) {
-            snprintf(err, errlen, "out of memory");
-            return false;
-        }
-        return true;
-    }
-    buf = malloc(PASSWORD_FILE_MAX + 1);
-    f = buf ? fopen(cfg->password_file, "re") : NULL;
-    if (!f) {
-        e = buf ? errno : ENOMEM;
-        free(buf);
-        snprintf(err, errlen, "cannot read passwordFile %s: %s", cfg->password_file, strerror(e));
-        return false;
-    }
-    n = fread(buf, 1, PASSWORD_FILE_MAX + 1, f);
-    if (ferror(f))
-        e = errno ? errno : EIO;
-    else if (n > PASSWORD_FILE_MAX)
-        e = EFBIG;
-    (void)fclose(f);   /* read-only: nothing to lose */
-    if (e) {
-        explicit_bzero(buf, PASSWORD_FILE_MAX + 1);
-        free(buf);
-        snprintf(err, errlen, "cannot read passwordFile %s: %s", cfg->password_file, strerror(e));
-        return false;
-    }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
-    buf[n] = '\0';
-    *out = buf;
-    return true;
-}
-
-static void wipe_password(char *pw)
-{
-    if (pw) {
-        explicit_bzero(pw, strlen(pw));
-        free(pw);
-    }
-}
-
 /* PQconnectStartParams with our keywords. libpq copies the values.
  * hostaddr: NULL, or one address (or "") per entry of hosts. */
 static PGconn *start_connection(const struct pool_config *cfg, const char *hosts,
@@ -1125,14 +1070,10 @@ static void connect_step(struct backend_conn *c)
 static void begin_connection(struct backend_conn *c, const char *hosts, const char *hostaddr)
 {
     char err[sizeof(c->res.err.message)];
-    char *password;
+    /* passwordFile was read at config load into password: no file I/O here */
+    const char *password = c->cfg->password && *c->cfg->password ? c->cfg->password : NULL;
 
-    if (!read_password(c->cfg, &password, err, sizeof(err))) {
-        fail_later(c, DBPOOL_E_UNAVAILABLE, "", true, "%s", err);
-        return;
-    }
     c->pg = start_connection(c->cfg, hosts, hostaddr, password);
-    wipe_password(password);
     if (!c->pg) {
         fail_later(c, DBPOOL_E_INTERNAL, "", true, "cannot connect to PostgreSQL: out of memory");
         return;

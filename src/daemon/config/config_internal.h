@@ -1,0 +1,201 @@
+/*
+ * config_internal.h — what the files of the configuration loader share
+ * (src/daemon/config/; the contract is daemon/configuration.h). Not for
+ * use outside this folder.
+ *
+ * Loading runs in phases, so that all problems are found in one run:
+ *   1. libconfig reads the file (load.c; syntax errors stop here: nothing
+ *      else can be trusted);
+ *   2. the tree is walked (walk.c); for each known key (keys.c) the setting
+ *      that gives its value is remembered in a "slot", unknown keys are
+ *      reported;
+ *   3. environ is scanned (env.c): DBPOOLD_DAEMON_<KEY> and
+ *      DBPOOLD_POOL_<NAME>_<KEY> replace the slot's source;
+ *   4. each slot is converted into its struct field with type and range
+ *      checks (values.c); then the checks that span keys run (checks.c:
+ *      required keys, maxIdleConns <= maxOpenConns, password vs
+ *      passwordFile, ...), and a passwordFile is read into password.
+ * Defaults (keys.c) are written into the structs before phase 4, so a key
+ * without a slot keeps its default.
+ *
+ * Messages (diag.c, with suggestions from suggest.c) go to the caller's
+ * struct config_diag, each prefixed with "file:line: context: key: " or
+ * "environment VAR: ". The value of a secret key (password) is never
+ * copied into a message.
+ *
+ * Names shared between these files start with cf_.
+ */
+#ifndef DBPOOLD_CONFIG_INTERNAL_H
+#define DBPOOLD_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include <libconfig.h>
+
+#include "daemon/configuration.h"
+
+#define ENV_DAEMON_PREFIX "DBPOOLD_DAEMON_"
+#define ENV_POOL_PREFIX "DBPOOLD_POOL_"
+
+#define MAX_KEYS 32                 /* keys per section (checked in keys.c) */
+#define KEY_NAME_MAX 48             /* longest key name, camelCase or env form */
+#define POOL_NAME_MAX 63
+#define DURATION_MAX_MS (8760ULL * 3600 * 1000)     /* 8760h, one year */
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+/* ---- keys (keys.c) ---- */
+
+enum kind {
+    K_INT,          /* int field */
+    K_U32,          /* uint32_t field */
+    K_SIZE,         /* size_t field */
+    K_DURATION,     /* uint64_t milliseconds, written as a string "30s" */
+    K_BOOL,         /* bool field */
+    K_STRING,       /* char * field */
+    K_CHOICE,       /* char * field, one of choices (stored as spelled there) */
+    K_LOG_LEVEL,    /* enum log_level field */
+    K_MODE,         /* unsigned field, octal string "0660" */
+};
+
+enum {
+    F_REQUIRED = 1u << 0,
+    F_NONEMPTY = 1u << 1,
+    F_SECRET = 1u << 2,     /* never show the value */
+    F_SOCKPATH = 1u << 3,   /* must fit in sockaddr_un.sun_path */
+};
+
+struct key_spec {
+    const char *name;               /* camelCase, as written in the file */
+    enum kind kind;
+    size_t offset;                  /* into struct daemon_config / pool_config */
+    long long min, max;             /* integers: value range; durations: ms */
+    const char *const *choices;     /* K_CHOICE, NULL-terminated */
+    unsigned flags;
+    const char *example;            /* F_REQUIRED: shown when missing */
+};
+
+struct type_info {
+    const char *name;               /* value of "type" and name of the group */
+    enum backend_type type;
+    const struct key_spec *keys;
+    size_t nkeys;
+};
+
+extern const struct key_spec cf_daemon_keys[];
+extern const size_t cf_ndaemon_keys;
+extern const struct type_info cf_types[];          /* one per pool type */
+extern const size_t cf_ntypes;
+extern const char *const cf_type_names[];          /* NULL-terminated */
+extern const char *const cf_root_keys[];           /* top-level names */
+extern const char *const cf_entry_keys[];          /* a pool entry's own names */
+extern const struct key_spec cf_name_spec, cf_type_spec;   /* for type errors */
+
+/* ---- load state ---- */
+
+/* Where a key's value comes from: a file setting, or an environment
+ * variable (which wins). Pointers into the libconfig tree and environ. */
+struct slot {
+    const config_setting_t *setting;
+    const char *env;                /* "NAME=value"; env_len is NAME's length */
+    size_t env_len;
+    const char *env_val;
+};
+
+/* The daemon group or one pool: its keys and their slots. */
+struct section {
+    const struct key_spec *keys;
+    size_t nkeys;
+    void *base;                     /* struct daemon_config or pool_config */
+    const char *ctx;                /* NULL or "pools[0] \"app\"" */
+    const char *group;              /* "daemon", "sqlite", ... */
+    const config_setting_t *anchor; /* group (or entry) for missing-key messages */
+    char env_prefix[96];            /* "DBPOOLD_POOL_APP_"; "" if the pool has no valid name */
+    bool skip_required;             /* group missing: already reported */
+    struct slot slots[MAX_KEYS];
+    bool failed[MAX_KEYS];          /* conversion failed: field kept its default */
+};
+
+struct pool_work {
+    struct section sec;
+    char ctx[96];
+    char env_name[POOL_NAME_MAX + 1];   /* <NAME> in DBPOOLD_POOL_<NAME>_<KEY> */
+    const config_setting_t *entry;
+    const struct type_info *type;       /* NULL: missing or unknown type */
+    bool named;                         /* has a valid name */
+};
+
+struct loader {
+    const char *path;
+    struct config_diag *diag;
+    unsigned *order[2];             /* sort key (line) of each error / warning */
+    bool oom;
+    bool pools_bad;                 /* "pools" present but not a list */
+    struct config *cfg;
+    struct section daemon;
+    struct pool_work *pools;        /* cfg->npools entries */
+};
+
+/* The location a message is about. */
+struct where {
+    const char *file;               /* NULL when about an environment variable */
+    unsigned line;
+    const char *ctx;
+    const char *group;
+    const char *key;
+    const char *env;
+    size_t env_len;
+};
+
+/* keys.c: lookups and defaults */
+int cf_find_key(const struct key_spec *keys, size_t nkeys, const char *name);
+int cf_find_env_key(const struct key_spec *keys, size_t nkeys, const char *key, size_t len);
+const struct type_info *cf_find_type(const char *name);
+void cf_daemon_defaults(struct loader *ld, struct daemon_config *d);
+void cf_pool_defaults(struct loader *ld, struct pool_config *p);
+
+/* diag.c: messages and their locations */
+void cf_appendf(char *buf, size_t size, size_t *pos, const char *fmt, ...) PRINTF_LIKE(4, 5);
+void cf_report(struct loader *ld, const struct where *w, const char *fmt, ...) PRINTF_LIKE(3, 4);
+void cf_warn(struct loader *ld, const struct where *w, const char *fmt, ...) PRINTF_LIKE(3, 4);
+void cf_sort_by_line(char **msgs, unsigned *lines, size_t n);
+const char *cf_quoted(const char *s, char *buf, size_t size);
+struct where cf_where_setting(const struct loader *ld, const struct section *sec,
+                              const config_setting_t *s, const char *key);
+struct where cf_where_env(const char *env, size_t env_len);
+struct where cf_where_slot(const struct loader *ld, const struct section *sec,
+                           const struct key_spec *k, const struct slot *sl);
+
+/* suggest.c: names and suggestions */
+const char *cf_closest(const char *name, const char *const *cands, size_t n);
+size_t cf_strv_len(const char *const *v);
+size_t cf_key_names(const struct key_spec *keys, size_t nkeys, const char **out);
+void cf_env_key(const char *name, char *buf, size_t size);
+void cf_env_pool_name(const char *name, char *buf, size_t size);
+const char *cf_join(const char *const *v, char *buf, size_t size);
+
+/* values.c: one slot into its field */
+void cf_set_str(struct loader *ld, char **dst, const char *s);
+const char *cf_type_noun(int type);
+void cf_type_error(struct loader *ld, const struct where *w, const struct key_spec *k,
+                   const config_setting_t *s);
+bool cf_apply_slot(struct loader *ld, const struct section *sec, const struct key_spec *k,
+                   const struct slot *sl);
+
+/* the phases */
+void cf_walk_root(struct loader *ld, const config_setting_t *root);      /* walk.c */
+struct where cf_where_entry(const struct loader *ld, const struct pool_work *pw,
+                            const config_setting_t *s, const char *key);
+void cf_apply_env(struct loader *ld);                                    /* env.c */
+void cf_finish(struct loader *ld);                                       /* checks.c */
+
+#endif
