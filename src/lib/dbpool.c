@@ -109,6 +109,7 @@ struct dbpool_conn {
     char *backend;              /* owned; from HELLO_OK */
     uint32_t max_frame;         /* the daemon's limits, from HELLO_OK */
     uint16_t max_params;
+    uint16_t max_batch;         /* statements per BATCH; 0: not announced (older daemon) */
     bool shutdown_seen;         /* an E_SHUTDOWN error was received */
 
     /* timeouts, in ms (0: none), and the deadline of the call in progress */
@@ -1120,6 +1121,7 @@ static int decode_hello_ok(dbpool_conn *c, const uint8_t *p, size_t n)
     if (h.max_frame >= PROTO_HEADER_SIZE)
         c->max_frame = h.max_frame;
     c->max_params = h.max_params;
+    c->max_batch = h.max_batch_statements;
     return 0;
 }
 
@@ -1451,6 +1453,12 @@ static int check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n)
     if (n > UINT16_MAX)
         return fail(c, DBPOOL_E_USAGE, "too many statements in one batch: %zu (at most %u)",
                     n, (unsigned)UINT16_MAX);
+    /* The daemon would close the session over it: refuse here, keep the session. */
+    if (c->max_batch != 0 && n > c->max_batch)
+        return fail(c, DBPOOL_E_USAGE,
+                    "too many statements in one batch: %zu (dbpoold allows at most %u); "
+                    "split the batch, or raise daemon.maxBatchStatements in dbpoold.conf",
+                    n, (unsigned)c->max_batch);
     for (size_t i = 0; i < n; i++) {
         if (stmts[i].sql == NULL)
             return fail(c, DBPOOL_E_USAGE, "statement %zu: sql is NULL", i);
