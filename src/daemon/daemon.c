@@ -98,11 +98,24 @@ static int create_pools(struct daemon *d, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* The listener's owner interface: accepted sockets become sessions. */
+static void accept_session(void *arg, int fd)
+{
+    client_accept(arg, fd);
+}
+
+static size_t count_sessions(void *arg)
+{
+    return ((const struct daemon *)arg)->nclients;
+}
+
 static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
 {
     const struct daemon_config *dc = &d->cfg->daemon;
+    const struct listener_owner owner = { accept_session, count_sessions, d };
 
-    d->listener = listener_start(d, dc->socket, dc->socket_mode, errbuf, errlen);
+    d->listener = listener_start(d->base, dc->socket, dc->socket_mode, (int)dc->listen_backlog,
+                                 &owner, errbuf, errlen);
     if (!d->listener)
         return -1;
     if (dc->status_socket && dc->status_socket[0]) {
