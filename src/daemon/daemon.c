@@ -166,8 +166,14 @@ int daemon_run(struct daemon *d)
 {
     const struct daemon_config *dc = &d->cfg->daemon;
 
-    for (size_t i = 0; i < d->npools; i++)
-        pool_start(d->pools[i]);
+    char err[300];
+
+    for (size_t i = 0; i < d->npools; i++) {
+        if (pool_start(d->pools[i], err, sizeof(err)) != 0) {
+            log_error("start_failed", "error=\"%s\"", err);
+            return 1;
+        }
+    }
     log_info("ready", "socket=%s status_socket=%s pools=%zu version=%s", dc->socket,
              dc->status_socket[0] ? dc->status_socket : "off", d->npools, PACKAGE_VERSION_STR);
     if (event_base_dispatch(d->base) < 0) {
@@ -196,7 +202,12 @@ void daemon_shutdown(struct daemon *d, const char *reason)
      * instead of waiting in the backlog. */
     listener_free(d->listener);
     d->listener = NULL;
-    evtimer_add(d->shutdown_timer, &tv);
+    if (evtimer_add(d->shutdown_timer, &tv) != 0) {
+        /* Without the timer nothing would bound the drain: cut on the next pass. */
+        log_error("shutdown_timer_failed", "hint=\"cannot arm the shutdownTimeout timer (out of "
+                  "memory?); closing every session now\"");
+        event_active(d->shutdown_timer, EV_TIMEOUT, 1);
+    }
     for (c = TAILQ_FIRST(&d->clients); c; c = next) {
         next = client_next(c);
         client_shutdown_notice(c);

@@ -21,6 +21,13 @@
  * loop pass, without dialling. Logged are the changes (first failure,
  * pool_down, pool_recovered), the other failures at debug.
  *
+ * Timers: when libevent cannot arm one (event_add fails: out of memory),
+ * nothing is left without a deadline: the maintenance tick (on_maint, at
+ * least every second) also ends waiters past acquireTimeout and makes a
+ * retry that is due, so both happen at most one tick late. The fail-fast
+ * pass is event_active(), which cannot fail. A pool whose maintenance tick
+ * cannot be armed does not start (pool_start).
+ *
  * Ownership: the pool owns every struct server and its backend connection;
  * waiters belong to their clients.
  */
@@ -84,6 +91,7 @@ struct pool {
     bool down;                       /* more than maxRetries failures in a row */
     uint64_t unhealthy_since_us;
     bool role_grows[2];              /* raising maxOpenConns adds connections of the role */
+    bool timer_failing;              /* the last event_add failed (logged once per run) */
     char last_error[256];
     int clients_connected;
     struct pool_stats totals;        /* only the total_* fields are used */
@@ -129,6 +137,24 @@ static void timeval_from_us(struct timeval *tv, uint64_t us)
 {
     tv->tv_sec = (time_t)(us / 1000000u);
     tv->tv_usec = (suseconds_t)(us % 1000000u);
+}
+
+/* Arm one of the pool's timers. When libevent cannot, on_maint does the
+ * timer's work instead, up to one tick late (see the top of the file). */
+static void pool_timer_add(struct pool *p, struct event *ev, uint64_t delay_us, const char *which)
+{
+    struct timeval tv;
+
+    timeval_from_us(&tv, delay_us);
+    if (event_add(ev, &tv) == 0) {
+        p->timer_failing = false;
+        return;
+    }
+    if (!p->timer_failing)
+        log_error("pool_timer_failed", "pool=%s timer=%s hint=\"cannot arm a timer (out of "
+                  "memory?); the pool's maintenance tick does its work, up to a tick late: "
+                  "check the daemon's memory\"", p->cfg->name, which);
+    p->timer_failing = true;
 }
 
 /* ---------------------------------------------------------------- servers */
@@ -180,7 +206,6 @@ static uint32_t jitter_bits(void)
  * delay for the current run of failures. */
 static void schedule_retry(struct pool *p, enum backend_role role)
 {
-    struct timeval tv;
     uint64_t first = p->cfg->retry_delay_ms ? p->cfg->retry_delay_ms : 1000;
     int n = p->connect_failures > 0 ? p->connect_failures : 1;
     uint64_t delay_us = backoff_delay_ms(first, p->cfg->retry_max_delay_ms, n, jitter_bits()) * 1000u;
@@ -188,8 +213,7 @@ static void schedule_retry(struct pool *p, enum backend_role role)
     p->retry_role = role;
     p->retry_pending = true;
     p->next_attempt_us = now_us() + delay_us;
-    timeval_from_us(&tv, delay_us);
-    event_add(p->retry_timer, &tv);
+    pool_timer_add(p, p->retry_timer, delay_us, "retry");
 }
 
 static uint64_t next_attempt_in_ms(const struct pool *p)
@@ -248,10 +272,8 @@ static bool nothing_to_wait_for(const struct pool *p, enum backend_role role)
  * (never from inside the caller's stack). */
 static void schedule_fail_fast(struct pool *p)
 {
-    static const struct timeval now = { 0, 0 };
-
     if (p->down && p->nwaiting)
-        event_add(p->fail_timer, &now);
+        event_active(p->fail_timer, EV_TIMEOUT, 1);
 }
 
 /* More than maxRetries attempts in a row failed: from now on until an
@@ -368,7 +390,6 @@ static bool server_expired(const struct pool *p, const struct server *sv, uint64
 static void arm_wait_timer(struct pool *p)
 {
     struct pool_waiter *w = TAILQ_FIRST(&p->waiters);
-    struct timeval tv;
 
     if (!w) {
         event_del(p->wait_timer);
@@ -376,8 +397,7 @@ static void arm_wait_timer(struct pool *p)
     }
     uint64_t deadline = w->enqueued_us + p->cfg->acquire_timeout_ms * 1000u;
     uint64_t now = now_us();
-    timeval_from_us(&tv, deadline > now ? deadline - now : 0);
-    event_add(p->wait_timer, &tv);
+    pool_timer_add(p, p->wait_timer, deadline > now ? deadline - now : 0, "acquire_timeout");
 }
 
 static void waiter_remove(struct pool *p, struct pool_waiter *w)
@@ -464,10 +484,9 @@ static void pool_timeout_message(const struct pool *p, enum backend_role role, c
              p->max_role[role], rname, p->max_role[role] == 1 ? "" : "s");
 }
 
-static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+/* Fail the waiters past acquireTimeout (the queue is in arrival order). */
+static void expire_waiters(struct pool *p, uint64_t now)
 {
-    struct pool *p = arg;
-    uint64_t now = now_us();
     uint64_t limit = p->cfg->acquire_timeout_ms * 1000u;
     struct pool_waiter *w;
     char msg[512];
@@ -484,6 +503,13 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
         }
     }
     arm_wait_timer(p);
+}
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    expire_waiters(arg, now_us());
 }
 
 static struct pool_waiter *first_waiter_for(struct pool *p, enum backend_role role)
@@ -820,12 +846,29 @@ static void recycle_idle(struct pool *p, uint64_t now)
     }
 }
 
+static void on_retry(evutil_socket_t fd, short what, void *arg);
+
+/* The work of timers libevent could not arm (pool_timer_add): waiters past
+ * their deadline, a connect retry that is due. Cheap when there is none. */
+static void maint_backstop(struct pool *p, uint64_t now)
+{
+    struct pool_waiter *w = TAILQ_FIRST(&p->waiters);
+
+    if (w && now - w->enqueued_us >= p->cfg->acquire_timeout_ms * 1000u)
+        expire_waiters(p, now);
+    if (p->retry_pending && now >= p->next_attempt_us && !evtimer_pending(p->retry_timer, NULL))
+        on_retry(-1, 0, p);
+}
+
 static void on_maint(evutil_socket_t fd, short what, void *arg)
 {
     struct pool *p = arg;
     uint64_t now = now_us();
     uint64_t interval = p->cfg->health_check_interval_ms * 1000u;
 
+    (void)fd;
+    (void)what;
+    maint_backstop(p, now);
     recycle_idle(p, now);
     if (interval && now - p->last_health_us >= interval) {
         p->last_health_us = now;
@@ -910,14 +953,19 @@ struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver
     return p;
 }
 
-void pool_start(struct pool *p)
+int pool_start(struct pool *p, char *errbuf, size_t errlen)
 {
     struct timeval tv;
 
     timeval_from_us(&tv, maint_period_ms(p->cfg) * 1000u);
-    event_add(p->maint_timer, &tv);
+    if (event_add(p->maint_timer, &tv) != 0) {
+        snprintf(errbuf, errlen, "pool \"%s\": cannot arm its maintenance timer (out of "
+                 "memory?); check the daemon's memory and start it again", p->cfg->name);
+        return -1;
+    }
     p->last_health_us = now_us();
     server_open(p, ROLE_WRITER);
+    return 0;
 }
 
 void pool_free(struct pool *p)

@@ -17,6 +17,7 @@
 #define DBPOOLD_POOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -76,8 +77,10 @@ struct pool_stats {
 
 struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver *drv,
                       struct event_base *base);
-/* Open the first writer connection and start maintenance timers. */
-void pool_start(struct pool *p);
+/* Open the first writer connection and start the maintenance timer.
+ * -1 with a message when the timer cannot be armed: the pool must not run
+ * without it (it is the backstop of every other timer). */
+int pool_start(struct pool *p, char *errbuf, size_t errlen);
 /* Fail all waiters (SHUTDOWN) and close every server; frees p. */
 void pool_free(struct pool *p);
 
