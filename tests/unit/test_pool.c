@@ -31,6 +31,7 @@ static struct pool_config cfg;
 static struct pool *P;
 static int fail_adds;               /* pool.c's next event_add() calls that fail */
 static int failed_adds;             /* how many did */
+static int answers;                 /* waiters answered so far (struct want.order) */
 
 int fault_event_add(struct event *ev, const struct timeval *tv);   /* event_fault.h */
 
@@ -78,6 +79,7 @@ static void setup(void)
     cr_assert_eq((event_add)(tick, &tv), 0);
     fake_init();
     fail_adds = failed_adds = 0;
+    answers = 0;
     memset(&cfg, 0, sizeof(cfg));
     cfg.name = "fake";
     cfg.max_open_conns = 2;
@@ -138,8 +140,6 @@ struct want {
     uint64_t asked_us, done_us;
 };
 
-static int answers;
-
 static void on_grant(void *arg, struct server *sv, const struct backend_error *err)
 {
     struct want *x = arg;
@@ -165,6 +165,28 @@ static struct server *ask(struct want *x, enum backend_role role)
         x->order = ++answers;
     }
     return sv;
+}
+
+/* A pool of maxOpenConns 3 gets n writer requests at once; wait until
+ * min(n, 3) have a server. */
+static void three_conns_n_requests(int max_idle, struct want *w, int n)
+{
+    cfg.max_open_conns = 3;
+    cfg.max_idle_conns = max_idle;
+    start_pool(true);
+    for (int i = 0; i < n; i++)
+        ask(&w[i], ROLE_WRITER);
+    int served = n < 3 ? n : 3;
+    cr_assert(AWAIT(answers == served, 2000), "%d of %d requests served", answers, served);
+}
+
+/* Release each request's server in turn; each must have been served. */
+static void release_in_turn(struct want *w, int n)
+{
+    for (int i = 0; i < n; i++) {
+        cr_assert(w[i].done && w[i].sv, "request %d not served in turn", i);
+        pool_release(P, w[i].sv);
+    }
 }
 
 /* ---------------------------------------------------------- operations */
@@ -271,15 +293,25 @@ Test(pool, a_waiter_gets_a_connection_of_its_role)
     stop_pool();
 }
 
+/* maxOpenConns 1, acquireTimeout 100 ms: a holds the connection, b waits
+ * (with fail_timer_adds, pool.c's event_add calls fail while b queues). */
+static void one_holds_one_waits(struct want *a, struct want *b, int fail_timer_adds)
+{
+    cfg.max_open_conns = 1;
+    cfg.acquire_timeout_ms = 100;
+    start_pool(true);
+    cr_assert_not_null(ask(a, ROLE_WRITER));
+    fail_adds = fail_timer_adds;
+    cr_assert_null(ask(b, ROLE_WRITER));
+    cr_assert_eq(failed_adds, fail_timer_adds, "the wait timer was not armed with event_add");
+    fail_adds = 0;
+}
+
 Test(pool, a_waiter_fails_with_pool_timeout_after_acquire_timeout)
 {
     struct want a, b;
 
-    cfg.max_open_conns = 1;
-    cfg.acquire_timeout_ms = 100;
-    start_pool(true);
-    cr_assert_not_null(ask(&a, ROLE_WRITER));
-    cr_assert_null(ask(&b, ROLE_WRITER));
+    one_holds_one_waits(&a, &b, 0);
     cr_assert(AWAIT(b.done, 3000), "the waiter never timed out");
     cr_assert_null(b.sv);
     cr_assert_eq(b.err.code, DBPOOL_E_POOL_TIMEOUT, "code %d: %s", b.err.code, b.err.message);
@@ -297,18 +329,10 @@ Test(pool, never_more_than_max_open_conns)
 {
     struct want w[6];
 
-    cfg.max_open_conns = 3;
-    cfg.max_idle_conns = 3;
-    start_pool(true);
-    for (int i = 0; i < 6; i++)
-        ask(&w[i], ROLE_WRITER);
-    cr_assert(AWAIT(answers == 3, 2000), "%d of 3 waiters served", answers);
+    three_conns_n_requests(3, w, 6);
     cr_assert_eq(fake.alive_max, 3, "%d connections open at once", fake.alive_max);
     cr_assert_eq(stats().clients_waiting, 3);
-    for (int i = 0; i < 6; i++) {
-        cr_assert(w[i].done && w[i].sv, "waiter %d not served in turn", i);
-        pool_release(P, w[i].sv);
-    }
+    release_in_turn(w, 6);
     cr_assert_eq(fake.connects, 3);
     cr_assert_eq(stats().servers_idle, 3);
     stop_pool();
@@ -318,14 +342,8 @@ Test(pool, releases_above_max_idle_conns_are_closed)
 {
     struct want w[3];
 
-    cfg.max_open_conns = 3;
-    cfg.max_idle_conns = 1;
-    start_pool(true);
-    for (int i = 0; i < 3; i++)
-        ask(&w[i], ROLE_WRITER);
-    cr_assert(AWAIT(answers == 3, 2000));
-    for (int i = 0; i < 3; i++)
-        pool_release(P, w[i].sv);
+    three_conns_n_requests(1, w, 3);
+    release_in_turn(w, 3);
     cr_assert_eq(stats().servers_idle, 1);
     cr_assert_eq(fake.closes, 2);
     cr_assert_eq(fake.alive, 1);
@@ -512,13 +530,7 @@ Test(pool, a_waiter_times_out_when_its_timer_cannot_be_armed)
 {
     struct want a, b;
 
-    cfg.max_open_conns = 1;
-    cfg.acquire_timeout_ms = 100;
-    start_pool(true);
-    cr_assert_not_null(ask(&a, ROLE_WRITER));
-    fail_adds = 1;
-    cr_assert_null(ask(&b, ROLE_WRITER));
-    cr_assert_eq(failed_adds, 1, "the wait timer was not armed with event_add");
+    one_holds_one_waits(&a, &b, 1);
     cr_assert(AWAIT(b.done, 3000), "the waiter waits for ever");
     cr_assert_eq(b.err.code, DBPOOL_E_POOL_TIMEOUT, "code %d: %s", b.err.code, b.err.message);
     pool_release(P, a.sv);

@@ -610,16 +610,30 @@ static const uint8_t old_hello_ok[] = {
     0, 8,                       /* max_params */
 };
 
-Test(frame, hello_ok_round_trip)
+/* Encode a HELLO_OK, append tail (what a later revision might add) and
+ * decode it from an exactly-sized heap copy, returned for the caller to
+ * free (h points into it). */
+static uint8_t *decode_hello_ok_with(const char *tail, uint16_t max_batch, struct proto_hello_ok *h)
 {
     struct pbuf b;
     uint32_t n;
-    struct proto_hello_ok h;
+    size_t extra = strlen(tail);
     pbuf_init(&b);
-    proto_put_hello_ok(&b, "postgres", "dbpoold 1", 65536, 8, 3);
+    proto_put_hello_ok(&b, "postgres", "dbpoold 1", 65536, 8, max_batch);
     const uint8_t *p = one_frame(&b, 0, PT_HELLO_OK, &n);
-    uint8_t *c = dup_n(p, n);
-    cr_assert(proto_get_hello_ok(c, n, &h));
+    uint8_t *c = malloc(n + extra);
+    cr_assert_not_null(c);
+    memcpy(c, p, n);
+    memcpy(c + n, tail, extra);
+    pbuf_free(&b);
+    cr_assert(proto_get_hello_ok(c, n + extra, h), "HELLO_OK with %zu appended bytes refused", extra);
+    return c;
+}
+
+Test(frame, hello_ok_round_trip)
+{
+    struct proto_hello_ok h;
+    uint8_t *c = decode_hello_ok_with("", 3, &h);
     cr_assert_eq(h.version, PROTO_VERSION);
     cr_assert(h.backend.len == 8 && memcmp(h.backend.p, "postgres", 8) == 0);
     cr_assert(h.server.len == 9 && memcmp(h.server.p, "dbpoold 1", 9) == 0);
@@ -627,7 +641,6 @@ Test(frame, hello_ok_round_trip)
     cr_assert_eq(h.max_params, 8);
     cr_assert_eq(h.max_batch_statements, 3);
     free(c);
-    pbuf_free(&b);
 }
 
 Test(frame, hello_ok_from_an_older_daemon_has_no_batch_limit)
@@ -643,20 +656,11 @@ Test(frame, hello_ok_from_an_older_daemon_has_no_batch_limit)
 /* Fields a later revision appends are skipped, so HELLO_OK can grow. */
 Test(frame, hello_ok_appended_fields_skipped)
 {
-    struct pbuf b;
-    uint32_t n;
     struct proto_hello_ok h;
-    pbuf_init(&b);
-    proto_put_hello_ok(&b, "sqlite", "d", 4096, 16, 7);
-    const uint8_t *p = one_frame(&b, 0, PT_HELLO_OK, &n);
-    uint8_t *c = malloc(n + 5);
-    cr_assert_not_null(c);
-    memcpy(c, p, n);
-    memcpy(c + n, "later", 5);
-    cr_assert(proto_get_hello_ok(c, n + 5, &h));
+    uint8_t *c = decode_hello_ok_with("later", 7, &h);
+    cr_assert_eq(h.max_params, 8);
     cr_assert_eq(h.max_batch_statements, 7);
     free(c);
-    pbuf_free(&b);
 }
 
 Test(reject, hello_ok_truncated_at_every_cut)
