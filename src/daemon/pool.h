@@ -22,6 +22,7 @@
 #include <sys/queue.h>
 
 #include "backend/backend.h"
+#include "daemon/clock.h"
 #include "daemon/configuration.h"
 
 struct event_base;
@@ -117,6 +118,5 @@ enum backend_role server_role(const struct server *sv);
 const char *server_info(const struct server *sv);
 uint64_t server_id(const struct server *sv);
 
-uint64_t now_us(void);   /* monotonic clock */
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * event_fault.h — forced into the pool.c that test_pool links
- * (tests/unit/libpool_faults.la, `-include`), never into the daemon: every
- * event_add()/evtimer_add() of pool.c goes through fault_event_add()
+ * event_fault.h — forced into the pool.c and pool_health.c that test_pool
+ * links (tests/unit/libpool_faults.la, `-include`), never into the daemon:
+ * every event_add()/evtimer_add() of theirs goes through fault_event_add()
  * (test_pool.c), which fails the next ones on request, as libevent does
  * when it runs out of memory.
  */
