@@ -29,9 +29,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "daemon/clock.h"
 #include "daemon/listener.h"
 #include "daemon/log.h"
-#include "daemon/pool.h"
 #include "daemon/unix_socket.h"
 
 #define ACCEPT_RETRY_MS 1000
