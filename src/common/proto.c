@@ -270,7 +270,7 @@ void proto_put_empty(struct pbuf *b, uint8_t type)
 }
 
 void proto_put_hello_ok(struct pbuf *b, const char *backend, const char *server,
-                        uint32_t max_frame, uint16_t max_params)
+                        uint32_t max_frame, uint16_t max_params, uint16_t max_batch_statements)
 {
     size_t f = proto_frame_begin(b, PT_HELLO_OK);
     pbuf_put_u16(b, PROTO_VERSION);
@@ -278,6 +278,7 @@ void proto_put_hello_ok(struct pbuf *b, const char *backend, const char *server,
     pbuf_put_cstr(b, server);
     pbuf_put_u32(b, max_frame);
     pbuf_put_u16(b, max_params);
+    pbuf_put_u16(b, max_batch_statements);
     proto_frame_end(b, f);
 }
 
@@ -776,7 +777,8 @@ bool proto_get_hello_ok(const void *payload, size_t len, struct proto_hello_ok *
     out->server = read_pstr(&r);
     out->max_frame = preader_u32(&r);
     out->max_params = preader_u16(&r);
-    return preader_done(&r);
+    out->max_batch_statements = preader_left(&r) > 0 ? preader_u16(&r) : 0;
+    return !r.err;   /* what a later revision appends is skipped */
 }
 
 bool proto_get_columns(const void *payload, size_t len, struct proto_column **cols, size_t *n)

@@ -38,7 +38,8 @@ enum proto_type {
     PT_TERMINATE = 'X',  /* empty: polite goodbye */
     PT_CANCEL = 'K',     /* empty: cancel the running request (out of band, no reply) */
 
-    PT_HELLO_OK = 'h',   /* u16 version, str backend type, str server name, u32 max_frame, u16 max_params */
+    PT_HELLO_OK = 'h',   /* u16 version, str backend type, str server name, u32 max_frame, u16 max_params,
+                            u16 max_batch_statements (later fields may follow: ignored) */
     PT_COLUMNS = 'd',    /* u16 ncols, (str name, str decltype) * ncols */
     PT_ROW = 'r',        /* u16 ncols, value * ncols */
     PT_STMT_DONE = 's',  /* i64 rows_affected, i64 last_insert_id */
@@ -85,7 +86,7 @@ void proto_put_batch(struct pbuf *b, uint8_t flags, const dbpool_stmt *stmts, si
 void proto_put_begin(struct pbuf *b, uint8_t flags);
 void proto_put_empty(struct pbuf *b, uint8_t type);   /* COMMIT, ROLLBACK, PING, TERMINATE */
 void proto_put_hello_ok(struct pbuf *b, const char *backend, const char *server,
-                        uint32_t max_frame, uint16_t max_params);
+                        uint32_t max_frame, uint16_t max_params, uint16_t max_batch_statements);
 void proto_put_columns(struct pbuf *b, size_t ncols, const dbpool_column *cols);
 void proto_put_row(struct pbuf *b, size_t ncols, const dbpool_value *vals);
 void proto_put_stmt_done(struct pbuf *b, int64_t affected, int64_t last_id);
@@ -173,11 +174,15 @@ struct proto_hello_ok {
     struct proto_str server;
     uint32_t max_frame;
     uint16_t max_params;
+    uint16_t max_batch_statements;   /* 0: not announced (a daemon older than the field) */
 };
 struct proto_column {
     struct proto_str name;
     struct proto_str decl_type;
 };
+/* HELLO_OK may grow: fields appended after the ones known here are skipped,
+ * and a frame ending after max_params (an older daemon) is accepted with
+ * max_batch_statements 0. */
 bool proto_get_hello_ok(const void *payload, size_t len, struct proto_hello_ok *out);
 /* *cols is malloc'ed (NULL when ncols == 0); caller frees with free(). */
 bool proto_get_columns(const void *payload, size_t len, struct proto_column **cols, size_t *n);

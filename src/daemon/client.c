@@ -968,7 +968,8 @@ static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
     pool_client_attach(p);
     c->state = CL_IDLE;
     proto_put_hello_ok(scratch(c), pool_driver(p)->name, "dbpoold " PACKAGE_VERSION_STR,
-                       dc->max_frame_size, (uint16_t)(dc->max_params > 65535 ? 65535 : dc->max_params));
+                       dc->max_frame_size, (uint16_t)(dc->max_params > 65535 ? 65535 : dc->max_params),
+                       (uint16_t)dc->max_batch_statements);   /* config: at most 65535 */
     if (!flush_scratch(c)) {
         lose_session(c);
         return;

@@ -98,11 +98,24 @@ static int create_pools(struct daemon *d, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* The listener's owner interface: accepted sockets become sessions. */
+static void accept_session(void *arg, int fd)
+{
+    client_accept(arg, fd);
+}
+
+static size_t count_sessions(void *arg)
+{
+    return ((const struct daemon *)arg)->nclients;
+}
+
 static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
 {
     const struct daemon_config *dc = &d->cfg->daemon;
+    const struct listener_owner owner = { accept_session, count_sessions, d };
 
-    d->listener = listener_start(d, dc->socket, dc->socket_mode, errbuf, errlen);
+    d->listener = listener_start(d->base, dc->socket, dc->socket_mode, (int)dc->listen_backlog,
+                                 &owner, errbuf, errlen);
     if (!d->listener)
         return -1;
     if (dc->status_socket && dc->status_socket[0]) {
@@ -153,8 +166,14 @@ int daemon_run(struct daemon *d)
 {
     const struct daemon_config *dc = &d->cfg->daemon;
 
-    for (size_t i = 0; i < d->npools; i++)
-        pool_start(d->pools[i]);
+    char err[300];
+
+    for (size_t i = 0; i < d->npools; i++) {
+        if (pool_start(d->pools[i], err, sizeof(err)) != 0) {
+            log_error("start_failed", "error=\"%s\"", err);
+            return 1;
+        }
+    }
     log_info("ready", "socket=%s status_socket=%s pools=%zu version=%s", dc->socket,
              dc->status_socket[0] ? dc->status_socket : "off", d->npools, PACKAGE_VERSION_STR);
     if (event_base_dispatch(d->base) < 0) {
@@ -183,7 +202,12 @@ void daemon_shutdown(struct daemon *d, const char *reason)
      * instead of waiting in the backlog. */
     listener_free(d->listener);
     d->listener = NULL;
-    evtimer_add(d->shutdown_timer, &tv);
+    if (evtimer_add(d->shutdown_timer, &tv) != 0) {
+        /* Without the timer nothing would bound the drain: cut on the next pass. */
+        log_error("shutdown_timer_failed", "hint=\"cannot arm the shutdownTimeout timer (out of "
+                  "memory?); closing every session now\"");
+        event_active(d->shutdown_timer, EV_TIMEOUT, 1);
+    }
     for (c = TAILQ_FIRST(&d->clients); c; c = next) {
         next = client_next(c);
         client_shutdown_notice(c);

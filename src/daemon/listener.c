@@ -1,8 +1,9 @@
 /*
- * listener.c — binds the Unix socket files (client and status sockets) and
- * accepts client sessions with an evconnlistener on the daemon's loop.
- * Accepted sockets are handed to client_accept(); above maxClients the new
- * session gets an error frame and is closed.
+ * listener.c — accepts client connections on the client socket with an
+ * evconnlistener on the daemon's loop (the socket file is bound by
+ * unix_socket.c). Accepted sockets are handed to the owner's accept
+ * callback (daemon.c makes each a client session); the listener knows
+ * nothing of sessions, so no file depends back on it.
  *
  * When accept() fails for want of a resource (out of descriptors: EMFILE,
  * ENFILE; out of socket memory: ENOBUFS, ENOMEM) the pending connection
@@ -19,24 +20,19 @@
  * it lasts and however often clients come and go during it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "daemon/client.h"
-#include "daemon/daemon.h"
+#include "daemon/clock.h"
 #include "daemon/listener.h"
 #include "daemon/log.h"
-#include "daemon/pool.h"
+#include "daemon/unix_socket.h"
 
 #define ACCEPT_RETRY_MS 1000
 
@@ -47,7 +43,7 @@ enum accept_state {
 };
 
 struct listener {
-    struct daemon *d;
+    struct listener_owner owner;
     struct evconnlistener *evl;
     struct event *retry;            /* PAUSED: resume; PROBATION: end the episode */
     enum accept_state state;
@@ -57,84 +53,12 @@ struct listener {
     char *path;
 };
 
-static int fill_addr(struct sockaddr_un *sa, const char *path, char *errbuf, size_t errlen)
-{
-    memset(sa, 0, sizeof(*sa));
-    sa->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa->sun_path)) {
-        snprintf(errbuf, errlen, "socket path %s is too long (max %zu bytes); choose a shorter path",
-                 path, sizeof(sa->sun_path) - 1);
-        return -1;
-    }
-    memcpy(sa->sun_path, path, strlen(path) + 1);
-    return 0;
-}
-
-/* Is someone already accepting on path? */
-static int socket_is_live(const struct sockaddr_un *sa)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    int live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
-    close(fd);
-    return live;
-}
-
-/* Remove a stale socket file at path; refuse to touch anything else. */
-static int clear_stale(const struct sockaddr_un *sa, const char *path, char *errbuf, size_t errlen)
-{
-    struct stat st;
-
-    if (lstat(path, &st) != 0)
-        return 0;
-    if (!S_ISSOCK(st.st_mode)) {
-        snprintf(errbuf, errlen, "%s exists and is not a socket; remove it or choose another path", path);
-        return -1;
-    }
-    if (socket_is_live(sa)) {
-        snprintf(errbuf, errlen, "%s is in use by another process (is dbpoold already running?)", path);
-        return -1;
-    }
-    if (unlink(path) != 0) {
-        snprintf(errbuf, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-int unix_socket_listen(const char *path, unsigned mode, int backlog, char *errbuf, size_t errlen)
-{
-    struct sockaddr_un sa;
-
-    if (fill_addr(&sa, path, errbuf, errlen) < 0 || clear_stale(&sa, path, errbuf, errlen) < 0)
-        return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(errbuf, errlen, "socket(): %s", strerror(errno));
-        return -1;
-    }
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        snprintf(errbuf, errlen, "cannot bind %s: %s (does the directory exist and is it writable?)",
-                 path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (chmod(sa.sun_path, mode) != 0 || listen(fd, backlog) != 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s: %s", sa.sun_path, strerror(errno));
-        close(fd);
-        unlink(sa.sun_path);
-        return -1;
-    }
-    return fd;
-}
-
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd,
                       struct sockaddr *addr, int len, void *arg)
 {
     struct listener *l = arg;
 
-    client_accept(l->d, fd);
+    l->owner.accept(l->owner.arg, fd);
 }
 
 /* What the operator can do about a failed accept(). */
@@ -180,7 +104,7 @@ static void pause_accepting(struct listener *l, int err)
             rl.rlim_cur = 0;
         log_warn("accept_paused", "socket=%s error=\"%s\" clients=%zu nofile_limit=%llu "
                  "retry_ms=%d hint=\"%s\"", log_quote(q, sizeof(q), l->path, strlen(l->path)),
-                 strerror(err), l->d->nclients, (unsigned long long)rl.rlim_cur, ACCEPT_RETRY_MS,
+                 strerror(err), l->owner.sessions(l->owner.arg), (unsigned long long)rl.rlim_cur, ACCEPT_RETRY_MS,
                  accept_hint(err));
     }
     l->state = PAUSED;
@@ -205,7 +129,7 @@ static void end_episode(struct listener *l)
     log_info("accept_resumed", "socket=%s paused_ms=%llu failed_accepts=%llu last_error=\"%s\" "
              "clients=%zu", log_quote(q, sizeof(q), l->path, strlen(l->path)),
              (unsigned long long)((now_us() - l->paused_since_us) / 1000),
-             (unsigned long long)l->failures, strerror(l->last_error), l->d->nclients);
+             (unsigned long long)l->failures, strerror(l->last_error), l->owner.sessions(l->owner.arg));
     l->state = ACCEPTING;
     l->failures = 0;
 }
@@ -233,10 +157,11 @@ void listener_fd_freed(struct listener *l)
         resume_accepting(l);
 }
 
-struct listener *listener_start(struct daemon *d, const char *path, unsigned mode,
+struct listener *listener_start(struct event_base *base, const char *path, unsigned mode,
+                                int backlog, const struct listener_owner *owner,
                                 char *errbuf, size_t errlen)
 {
-    int fd = unix_socket_listen(path, mode, (int)d->cfg->daemon.listen_backlog, errbuf, errlen);
+    int fd = unix_socket_listen(path, mode, backlog, errbuf, errlen);
     if (fd < 0)
         return NULL;
     struct listener *l = calloc(1, sizeof(*l));
@@ -247,10 +172,10 @@ struct listener *listener_start(struct daemon *d, const char *path, unsigned mod
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
-    l->d = d;
-    l->retry = evtimer_new(d->base, on_retry, l);
+    l->owner = *owner;
+    l->retry = evtimer_new(base, on_retry, l);
     /* Backlog 0: listen() was called above (libevent's -1 means 128). */
-    l->evl = evconnlistener_new(d->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+    l->evl = evconnlistener_new(base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                 0, fd);
     if (!l->evl || !l->retry) {
         snprintf(errbuf, errlen, "cannot watch %s for connections", path);

@@ -1,27 +1,29 @@
 /*
- * listener.h — Unix-socket listening: binding a socket file safely and
- * accepting client sessions on the daemon's event loop.
+ * listener.h — accepting client connections on the client socket, on the
+ * daemon's event loop. What becomes of an accepted socket is the owner's
+ * business (a callback), so the listener depends on no session code.
  */
 #ifndef DBPOOLD_LISTENER_H
 #define DBPOOLD_LISTENER_H
 
 #include <stddef.h>
 
-struct daemon;
+struct event_base;
 struct listener;
 
-/* Create, bind and listen (with backlog; the kernel caps it at
- * net.core.somaxconn) on a Unix stream socket at path with permission
- * bits mode. A stale socket file (nobody listening) is replaced; a live one
- * or a non-socket file at path is an error. Returns the fd (non-blocking,
- * close-on-exec) or -1 with a message telling the user what to do. */
-int unix_socket_listen(const char *path, unsigned mode, int backlog, char *errbuf, size_t errlen);
+/* What the listener needs from whoever owns it (daemon.c). */
+struct listener_owner {
+    void (*accept)(void *arg, int fd);   /* takes ownership of the accepted socket */
+    size_t (*sessions)(void *arg);       /* sessions open now (for the log) */
+    void *arg;
+};
 
-/* Accept client sessions on path (backlog: daemon.listenBacklog); each
- * accepted socket becomes a client. When accept() fails for want of
- * descriptors or memory, accepting pauses (logged once per episode) and
- * resumes on listener_fd_freed() or after a second. */
-struct listener *listener_start(struct daemon *d, const char *path, unsigned mode,
+/* Bind path (unix_socket_listen: mode, backlog = daemon.listenBacklog) and
+ * hand every accepted socket to owner->accept. When accept() fails for want
+ * of descriptors or memory, accepting pauses (logged once per episode) and
+ * resumes on listener_fd_freed() or after a second. owner is copied. */
+struct listener *listener_start(struct event_base *base, const char *path, unsigned mode,
+                                int backlog, const struct listener_owner *owner,
                                 char *errbuf, size_t errlen);
 /* A descriptor was freed (a client session ended): a paused listener
  * tries again now. NULL (no listener) is allowed. */

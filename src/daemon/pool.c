@@ -12,14 +12,17 @@
  * pool counts statements and errors and sees broken connections before the
  * client does.
  *
- * Connect failures: after one, the pool is unhealthy and only the retry timer
- * dials, on the schedule of backoff.c (exponential from retryDelay, capped,
- * jittered), for as long as attempts fail — that is also the probe that turns
- * /health green again without client traffic. After maxRetries retries the
- * pool is down: until an attempt succeeds, requests that have no open
- * connection of their role to wait for fail with UNAVAILABLE on the next
- * loop pass, without dialling. Logged are the changes (first failure,
- * pool_down, pool_recovered), the other failures at debug.
+ * Connect failures, the retry timer and the up/down state are kept by
+ * pool_health.c (p->health), told of every attempt's outcome here. While
+ * the pool is down, requests that have no open connection of their role to
+ * wait for fail with UNAVAILABLE on the next loop pass, without dialling.
+ *
+ * Timers: when libevent cannot arm one (event_add fails: out of memory),
+ * nothing is left without a deadline: the maintenance tick (on_maint, at
+ * least every second) also ends waiters past acquireTimeout and makes a
+ * retry that is due, so both happen at most one tick late. The fail-fast
+ * pass is event_active(), which cannot fail. A pool whose maintenance tick
+ * cannot be armed does not start (pool_start).
  *
  * Ownership: the pool owns every struct server and its backend connection;
  * waiters belong to their clients.
@@ -33,9 +36,9 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "daemon/backoff.h"
 #include "daemon/log.h"
 #include "daemon/pool.h"
+#include "daemon/pool_health.h"
 
 TAILQ_HEAD(server_list, server);
 TAILQ_HEAD(waiter_list, pool_waiter);
@@ -72,19 +75,11 @@ struct pool {
     int nwait_role[2];               /* waiters per wanted role */
     struct event *wait_timer;        /* acquire timeouts of the queue head */
     struct event *maint_timer;       /* idle time, lifetime, health, recovery */
-    struct event *retry_timer;       /* connect backoff: the only dialler while failing */
     struct event *fail_timer;        /* fails queued waiters at once while down */
     uint64_t next_server_id;
     uint64_t last_health_us;
-    int connect_failures;            /* consecutive */
-    bool retry_pending;
-    enum backend_role retry_role;    /* what the retry timer opens */
-    uint64_t next_attempt_us;        /* when it fires (valid while retry_pending) */
-    bool unhealthy;
-    bool down;                       /* more than maxRetries failures in a row */
-    uint64_t unhealthy_since_us;
+    struct pool_health health;       /* connect failures, retry timer, up/down */
     bool role_grows[2];              /* raising maxOpenConns adds connections of the role */
-    char last_error[256];
     int clients_connected;
     struct pool_stats totals;        /* only the total_* fields are used */
 };
@@ -94,14 +89,6 @@ static void server_on_done(void *arg, const struct backend_result *res);
 static void pool_dispatch(struct pool *p, struct server *sv);
 static void pool_maybe_connect(struct pool *p, enum backend_role role);
 static void schedule_fail_fast(struct pool *p);
-
-uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void on_idle_lost(void *arg);
 
@@ -161,72 +148,7 @@ static void copy_text(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-static void pool_note_error(struct pool *p, const char *msg)
-{
-    copy_text(p->last_error, sizeof(p->last_error), msg);
-}
-
-/* ------------------------------------------------ connect retry, up/down */
-
-static uint32_t jitter_bits(void)
-{
-    uint32_t r;
-
-    evutil_secure_rng_get_bytes(&r, sizeof(r));
-    return r;
-}
-
-/* Arm the retry timer: it opens one connection of `role` after the backoff
- * delay for the current run of failures. */
-static void schedule_retry(struct pool *p, enum backend_role role)
-{
-    struct timeval tv;
-    uint64_t first = p->cfg->retry_delay_ms ? p->cfg->retry_delay_ms : 1000;
-    int n = p->connect_failures > 0 ? p->connect_failures : 1;
-    uint64_t delay_us = backoff_delay_ms(first, p->cfg->retry_max_delay_ms, n, jitter_bits()) * 1000u;
-
-    p->retry_role = role;
-    p->retry_pending = true;
-    p->next_attempt_us = now_us() + delay_us;
-    timeval_from_us(&tv, delay_us);
-    event_add(p->retry_timer, &tv);
-}
-
-static uint64_t next_attempt_in_ms(const struct pool *p)
-{
-    uint64_t now = now_us();
-
-    if (!p->retry_pending)
-        return 0;
-    return p->next_attempt_us > now ? (p->next_attempt_us - now) / 1000u : 0;
-}
-
-static void mark_unhealthy(struct pool *p, const char *msg)
-{
-    if (!p->unhealthy)
-        p->unhealthy_since_us = now_us();
-    p->unhealthy = true;
-    pool_note_error(p, msg);
-}
-
-/* What a request gets while the pool is down (or unhealthy at its acquire
- * timeout): the cause, and when the pool tries again. */
-static void unavailable_message(const struct pool *p, char *buf, size_t len)
-{
-    char when[40];
-
-    if (p->retry_pending)
-        snprintf(when, sizeof(when), "next in %llu ms",
-                 (unsigned long long)next_attempt_in_ms(p));
-    else
-        snprintf(when, sizeof(when), "one is under way");
-    snprintf(buf, len,
-             "pool \"%.64s\" is unavailable: %d connection attempt%s in a row failed, last: "
-             "%.190s; requests fail at once until an attempt succeeds (%s): check that the "
-             "database server is running, reachable and accepting connections",
-             p->cfg->name, p->connect_failures, p->connect_failures == 1 ? "" : "s",
-             p->last_error, when);
-}
+/* ------------------------------------------------- opening, up and down */
 
 /* While the pool is down, a request for `role` fails at once when no open
  * connection of that role could come back to serve it (connections that
@@ -236,7 +158,7 @@ static bool nothing_to_wait_for(const struct pool *p, enum backend_role role)
     const struct server *sv;
     int open = p->nrole[role];
 
-    if (!p->down)
+    if (!p->health.down)
         return false;
     TAILQ_FOREACH(sv, &p->lists[SV_CONNECTING], link)
         if (sv->role == role)
@@ -248,61 +170,16 @@ static bool nothing_to_wait_for(const struct pool *p, enum backend_role role)
  * (never from inside the caller's stack). */
 static void schedule_fail_fast(struct pool *p)
 {
-    static const struct timeval now = { 0, 0 };
-
-    if (p->down && p->nwaiting)
-        event_add(p->fail_timer, &now);
+    if (p->health.down && p->nwaiting)
+        event_active(p->fail_timer, EV_TIMEOUT, 1);
 }
 
-/* More than maxRetries attempts in a row failed: from now on until an
- * attempt succeeds, requests with nothing to wait for fail at once. */
-static void pool_go_down(struct pool *p)
-{
-    char q[300];
-
-    p->down = true;
-    log_error("pool_down", "pool=%s failures=%d next_attempt_ms=%llu error=%s", p->cfg->name,
-              p->connect_failures, (unsigned long long)next_attempt_in_ms(p),
-              log_quote(q, sizeof(q), p->last_error, strlen(p->last_error)));
-    schedule_fail_fast(p);
-}
-
-/* An attempt to open a connection failed (conn_new or connect): count it,
- * back off, log the first failure of a run (the others at debug). */
+/* An attempt to open a connection failed (conn_new or connect). */
 static void connect_failed(struct pool *p, enum backend_role role, const char *msg)
 {
-    char q[300];
-
     p->totals.total_connect_errors++;
-    p->connect_failures++;
-    mark_unhealthy(p, msg);
-    schedule_retry(p, role);
-    log_quote(q, sizeof(q), msg, strlen(msg));
-    if (p->connect_failures == 1)
-        log_warn("connect_failed", "pool=%s attempt=1 next_attempt_ms=%llu error=%s",
-                 p->cfg->name, (unsigned long long)next_attempt_in_ms(p), q);
-    else
-        log_debug("connect_failed", "pool=%s attempt=%d next_attempt_ms=%llu error=%s",
-                  p->cfg->name, p->connect_failures, (unsigned long long)next_attempt_in_ms(p), q);
-    if (!p->down && p->connect_failures > p->cfg->max_retries)
-        pool_go_down(p);
-}
-
-/* A connection opened: the database answers. Ends a failure run. */
-static void pool_recovered(struct pool *p)
-{
-    if (p->unhealthy || p->down)
-        log_info("pool_recovered", "pool=%s failures=%d unhealthy_ms=%llu", p->cfg->name,
-                 p->connect_failures,
-                 (unsigned long long)((now_us() - p->unhealthy_since_us) / 1000u));
-    p->connect_failures = 0;
-    p->unhealthy = false;
-    p->down = false;
-    p->last_error[0] = '\0';
-    if (p->retry_pending) {
-        event_del(p->retry_timer);
-        p->retry_pending = false;
-    }
+    if (health_connect_failed(&p->health, role, msg))
+        schedule_fail_fast(p);
 }
 
 static void on_connected(void *arg, const struct backend_result *res)
@@ -319,7 +196,7 @@ static void on_connected(void *arg, const struct backend_result *res)
         return;
     }
     p->totals.total_connects++;
-    pool_recovered(p);
+    health_recovered(&p->health);
     log_debug("server_open", "pool=%s server=%llu role=%s", p->cfg->name,
               (unsigned long long)sv->id, sv->role == ROLE_READER ? "reader" : "writer");
     sv->idle_since_us = now_us();
@@ -368,7 +245,6 @@ static bool server_expired(const struct pool *p, const struct server *sv, uint64
 static void arm_wait_timer(struct pool *p)
 {
     struct pool_waiter *w = TAILQ_FIRST(&p->waiters);
-    struct timeval tv;
 
     if (!w) {
         event_del(p->wait_timer);
@@ -376,8 +252,8 @@ static void arm_wait_timer(struct pool *p)
     }
     uint64_t deadline = w->enqueued_us + p->cfg->acquire_timeout_ms * 1000u;
     uint64_t now = now_us();
-    timeval_from_us(&tv, deadline > now ? deadline - now : 0);
-    event_add(p->wait_timer, &tv);
+    health_arm_timer(&p->health, p->wait_timer, deadline > now ? deadline - now : 0,
+                     "acquire_timeout");
 }
 
 static void waiter_remove(struct pool *p, struct pool_waiter *w)
@@ -413,7 +289,7 @@ static void on_fail_fast(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    unavailable_message(p, msg, sizeof(msg));
+    health_unavailable_message(&p->health, msg, sizeof(msg));
     for (w = TAILQ_FIRST(&p->waiters); w && n-- > 0; w = next) {
         next = TAILQ_NEXT(w, link);
         if (nothing_to_wait_for(p, w->want)) {
@@ -464,19 +340,18 @@ static void pool_timeout_message(const struct pool *p, enum backend_role role, c
              p->max_role[role], rname, p->max_role[role] == 1 ? "" : "s");
 }
 
-static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+/* Fail the waiters past acquireTimeout (the queue is in arrival order). */
+static void expire_waiters(struct pool *p, uint64_t now)
 {
-    struct pool *p = arg;
-    uint64_t now = now_us();
     uint64_t limit = p->cfg->acquire_timeout_ms * 1000u;
     struct pool_waiter *w;
     char msg[512];
 
     while ((w = TAILQ_FIRST(&p->waiters)) && now - w->enqueued_us >= limit) {
         p->totals.total_acquire_timeouts++;
-        if (p->unhealthy) {
+        if (p->health.unhealthy) {
             p->totals.total_unavailable++;
-            unavailable_message(p, msg, sizeof(msg));
+            health_unavailable_message(&p->health, msg, sizeof(msg));
             waiter_fail(p, w, DBPOOL_E_UNAVAILABLE, msg);
         } else {
             pool_timeout_message(p, w->want, msg, sizeof(msg));
@@ -484,6 +359,13 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
         }
     }
     arm_wait_timer(p);
+}
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    expire_waiters(arg, now_us());
 }
 
 static struct pool_waiter *first_waiter_for(struct pool *p, enum backend_role role)
@@ -523,7 +405,7 @@ static enum backend_role normalize_role(const struct pool *p, enum backend_role 
  * serve. Never while attempts fail: then the retry timer alone dials. */
 static void pool_maybe_connect(struct pool *p, enum backend_role role)
 {
-    if (p->retry_pending || p->connect_failures > 0 || p->nrole[role] >= p->max_role[role])
+    if (health_dialling_paused(&p->health) || p->nrole[role] >= p->max_role[role])
         return;
     /* Don't open more than there are waiters for (connects in flight count). */
     int pending = 0;
@@ -750,11 +632,11 @@ uint64_t server_id(const struct server *sv)
  * retry timer to try later. */
 static void pool_probe(struct pool *p)
 {
-    if (p->retry_pending || p->counts[SV_CONNECTING] > 0)
+    if (p->health.retry_pending || p->counts[SV_CONNECTING] > 0)
         return;
     if (p->nrole[ROLE_WRITER] >= p->max_role[ROLE_WRITER]) {
-        if (p->unhealthy)
-            schedule_retry(p, ROLE_WRITER);
+        if (p->health.unhealthy)
+            health_retry_later(&p->health, ROLE_WRITER);
         return;
     }
     server_open(p, ROLE_WRITER);
@@ -781,7 +663,7 @@ static void health_done(void *arg, const struct backend_result *res)
 
     sv->op_running = false;
     if (!res->ok) {
-        mark_unhealthy(p, res->err.message);
+        health_mark_unhealthy(&p->health, res->err.message);
         log_warn("health_check_failed", "pool=%s server=%llu error=\"%s\"", p->cfg->name,
                  (unsigned long long)sv->id, res->err.message);
         server_close(sv, "health_check_failed");
@@ -820,12 +702,27 @@ static void recycle_idle(struct pool *p, uint64_t now)
     }
 }
 
+/* The work of timers libevent could not arm (health_arm_timer): waiters
+ * past their deadline, a connect retry that is due. Cheap when there is
+ * none. */
+static void maint_backstop(struct pool *p, uint64_t now)
+{
+    struct pool_waiter *w = TAILQ_FIRST(&p->waiters);
+
+    if (w && now - w->enqueued_us >= p->cfg->acquire_timeout_ms * 1000u)
+        expire_waiters(p, now);
+    health_backstop(&p->health, now);
+}
+
 static void on_maint(evutil_socket_t fd, short what, void *arg)
 {
     struct pool *p = arg;
     uint64_t now = now_us();
     uint64_t interval = p->cfg->health_check_interval_ms * 1000u;
 
+    (void)fd;
+    (void)what;
+    maint_backstop(p, now);
     recycle_idle(p, now);
     if (interval && now - p->last_health_us >= interval) {
         p->last_health_us = now;
@@ -837,19 +734,16 @@ static void on_maint(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* The backoff delay is over: one attempt (a probe, also without waiters,
- * so health returns without traffic). With every connection of the role
- * open there is nothing to dial: look again after another delay. */
-static void on_retry(evutil_socket_t fd, short what, void *arg)
+/* The retry timer's backoff delay is over: one attempt (a probe, also
+ * without waiters, so health returns without traffic). With every
+ * connection of the role open there is nothing to dial: look again after
+ * another delay. */
+static void pool_dial(void *arg, enum backend_role role)
 {
     struct pool *p = arg;
-    enum backend_role role = p->retry_role;
 
-    (void)fd;
-    (void)what;
-    p->retry_pending = false;
     if (p->nrole[role] >= p->max_role[role]) {
-        schedule_retry(p, role);
+        health_retry_later(&p->health, role);
         return;
     }
     server_open(p, role);
@@ -901,23 +795,28 @@ struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver
     p->role_grows[ROLE_READER] = role_grows(p, ROLE_READER);
     p->wait_timer = evtimer_new(base, on_wait_timeout, p);
     p->maint_timer = event_new(base, -1, EV_PERSIST, on_maint, p);
-    p->retry_timer = evtimer_new(base, on_retry, p);
     p->fail_timer = evtimer_new(base, on_fail_fast, p);
-    if (!p->wait_timer || !p->maint_timer || !p->retry_timer || !p->fail_timer) {
+    if (health_init(&p->health, cfg, base, pool_dial, p) != 0 || !p->wait_timer ||
+        !p->maint_timer || !p->fail_timer) {
         pool_free(p);
         return NULL;
     }
     return p;
 }
 
-void pool_start(struct pool *p)
+int pool_start(struct pool *p, char *errbuf, size_t errlen)
 {
     struct timeval tv;
 
     timeval_from_us(&tv, maint_period_ms(p->cfg) * 1000u);
-    event_add(p->maint_timer, &tv);
+    if (event_add(p->maint_timer, &tv) != 0) {
+        snprintf(errbuf, errlen, "pool \"%s\": cannot arm its maintenance timer (out of "
+                 "memory?); check the daemon's memory and start it again", p->cfg->name);
+        return -1;
+    }
     p->last_health_us = now_us();
     server_open(p, ROLE_WRITER);
+    return 0;
 }
 
 void pool_free(struct pool *p)
@@ -936,8 +835,7 @@ void pool_free(struct pool *p)
         event_free(p->wait_timer);
     if (p->maint_timer)
         event_free(p->maint_timer);
-    if (p->retry_timer)
-        event_free(p->retry_timer);
+    health_deinit(&p->health);
     if (p->fail_timer)
         event_free(p->fail_timer);
     free(p);
@@ -955,7 +853,7 @@ const struct backend_driver *pool_driver(const struct pool *p)
 
 bool pool_healthy(const struct pool *p)
 {
-    return !p->unhealthy;
+    return !p->health.unhealthy;
 }
 
 void pool_client_attach(struct pool *p)
@@ -975,11 +873,11 @@ void pool_get_stats(const struct pool *p, struct pool_stats *out)
     *out = p->totals;
     out->name = p->cfg->name;
     out->type = p->drv->name;
-    out->healthy = !p->unhealthy;
-    out->down = p->down;
-    out->connect_failures = p->connect_failures;
-    out->next_connect_in_ms = p->retry_pending ? (int64_t)next_attempt_in_ms(p) : -1;
-    copy_text(out->last_error, sizeof(out->last_error), p->last_error);
+    out->healthy = !p->health.unhealthy;
+    out->down = p->health.down;
+    out->connect_failures = p->health.failures;
+    out->next_connect_in_ms = health_next_attempt_ms(&p->health);
+    copy_text(out->last_error, sizeof(out->last_error), p->health.last_error);
     out->max_open = p->cfg->max_open_conns;
     out->servers_idle = p->counts[SV_IDLE];
     out->servers_connecting = p->counts[SV_CONNECTING];

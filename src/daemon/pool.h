@@ -17,10 +17,12 @@
 #define DBPOOLD_POOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
 #include "backend/backend.h"
+#include "daemon/clock.h"
 #include "daemon/configuration.h"
 
 struct event_base;
@@ -76,8 +78,10 @@ struct pool_stats {
 
 struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver *drv,
                       struct event_base *base);
-/* Open the first writer connection and start maintenance timers. */
-void pool_start(struct pool *p);
+/* Open the first writer connection and start the maintenance timer.
+ * -1 with a message when the timer cannot be armed: the pool must not run
+ * without it (it is the backstop of every other timer). */
+int pool_start(struct pool *p, char *errbuf, size_t errlen);
 /* Fail all waiters (SHUTDOWN) and close every server; frees p. */
 void pool_free(struct pool *p);
 
@@ -114,6 +118,5 @@ enum backend_role server_role(const struct server *sv);
 const char *server_info(const struct server *sv);
 uint64_t server_id(const struct server *sv);
 
-uint64_t now_us(void);   /* monotonic clock */
 
 #endif

@@ -43,10 +43,10 @@
 #include <event2/listener.h>
 
 #include "daemon/daemon.h"
-#include "daemon/listener.h"
 #include "daemon/log.h"
 #include "daemon/pool.h"
 #include "daemon/status.h"
+#include "daemon/unix_socket.h"
 
 #ifdef PACKAGE_VERSION_STR
 #define STATUS_VERSION PACKAGE_VERSION_STR

@@ -158,6 +158,7 @@ static int decode_hello_ok(dbpool_conn *c, const uint8_t *p, size_t n)
     if (h.max_frame >= PROTO_HEADER_SIZE)
         c->max_frame = h.max_frame;
     c->max_params = h.max_params;
+    c->max_batch = h.max_batch_statements;
     return 0;
 }
 

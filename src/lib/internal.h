@@ -72,6 +72,7 @@ struct dbpool_conn {
     char *backend;              /* owned; from HELLO_OK */
     uint32_t max_frame;         /* the daemon's limits, from HELLO_OK */
     uint16_t max_params;
+    uint16_t max_batch;         /* statements per BATCH; 0: not announced (older daemon) */
     bool shutdown_seen;         /* an E_SHUTDOWN error was received */
 
     /* timeouts, in ms (0: none), and the deadline of the call in progress */

@@ -120,6 +120,12 @@ static int check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n)
     if (n > UINT16_MAX)
         return lib_fail(c, DBPOOL_E_USAGE, "too many statements in one batch: %zu (at most %u)",
                     n, (unsigned)UINT16_MAX);
+    /* The daemon would close the session over it: refuse here, keep the session. */
+    if (c->max_batch != 0 && n > c->max_batch)
+        return lib_fail(c, DBPOOL_E_USAGE,
+                        "too many statements in one batch: %zu (dbpoold allows at most %u); "
+                        "split the batch, or raise daemon.maxBatchStatements in dbpoold.conf",
+                        n, (unsigned)c->max_batch);
     for (size_t i = 0; i < n; i++) {
         if (stmts[i].sql == NULL)
             return lib_fail(c, DBPOOL_E_USAGE, "statement %zu: sql is NULL", i);

@@ -122,7 +122,8 @@ static void start(void)
     if (!the_daemon)
         fuzz_fail("daemon_new: %s", err);
     for (size_t i = 0; i < the_daemon->npools; i++)
-        pool_start(the_daemon->pools[i]);
+        if (pool_start(the_daemon->pools[i], err, sizeof(err)) != 0)
+            fuzz_fail("pool_start: %s", err);
     if (!fuzz_loop_until(pool_ready, NULL, START_TIMEOUT_MS))
         fuzz_fail("the SQLite pool did not open its first connection");
 }

@@ -72,7 +72,7 @@ static void proto_seeds(void)
     proto_put_empty(&b, PT_TERMINATE);
     save("proto", "small-requests", &b);
     pbuf_reset(&b);
-    proto_put_hello_ok(&b, "sqlite", "dbpoold 0.1.0", 16777216, 1024);
+    proto_put_hello_ok(&b, "sqlite", "dbpoold 0.1.0", 16777216, 1024, 1000);
     proto_put_columns(&b, 3, cols);
     proto_put_row(&b, 3, vals);
     proto_put_row(&b, 3, vals + 3);

@@ -2341,6 +2341,7 @@ Test(limits, hello_ok_reports_limits)
     cr_assert(ok.backend.len == strlen(P->name) && memcmp(ok.backend.p, P->name, ok.backend.len) == 0);
     cr_assert_eq(ok.max_frame, 65536);
     cr_assert_eq(ok.max_params, 8);
+    cr_assert_eq(ok.max_batch_statements, 3);
     h_frame_free(&f);
     close(fd);
     h_stop_ok();
@@ -2468,8 +2469,16 @@ Test(limits, max_batch_statements)
     must_ok(c, dbpool_batch(c, s, 3, 0, NULL, NULL), "a batch of maxBatchStatements");
     int rc = dbpool_batch(c, s, 4, 0, NULL, NULL);
     cr_assert_eq(rc, -1, "a batch above maxBatchStatements ran");
-    cr_assert(is_limit_code(dbpool_last_error(c)->code), "error %s",
-              dbpool_code_name(dbpool_last_error(c)->code));
+    /* libdbpool knows the limit from HELLO_OK: it refuses the batch itself,
+     * says what to do, and the session goes on. */
+    const dbpool_error *e = dbpool_last_error(c);
+    cr_assert_eq(e->code, DBPOOL_E_USAGE, "error %s: %s", dbpool_code_name(e->code), e->message);
+    cr_assert(strstr(e->message, "at most 3") && strstr(e->message, "maxBatchStatements"),
+              "the message names neither the limit nor the setting: %s", e->message);
+    cr_assert(dbpool_is_open(c), "the session was closed over a batch libdbpool could refuse");
+    dbpool_result *r = h_query(c, "SELECT 42", NULL, 0);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->u.i, 42, "the session is not usable afterwards");
+    dbpool_result_free(r);
     dbpool_close(c);
     assert_daemon_serves();
     h_stop_ok();

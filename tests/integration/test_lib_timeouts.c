@@ -165,7 +165,7 @@ static bool peer_half_row(struct peer *p, int fd)
         return false;
     h_frame_free(&f);
     pbuf_init(&b);
-    proto_put_hello_ok(&b, "sqlite", "peer", PROTO_DEFAULT_MAX_FRAME, PROTO_DEFAULT_MAX_PARAMS);
+    proto_put_hello_ok(&b, "sqlite", "peer", PROTO_DEFAULT_MAX_FRAME, PROTO_DEFAULT_MAX_PARAMS, 1000);
     ok = send_buf(fd, &b) && h_raw_read_frame(fd, 10000, &f) == 1;
     if (ok) {
         p->query_frames += f.type == PT_QUERY;

@@ -586,7 +586,7 @@ Test(frame, hello_ok)
     struct preader r;
     size_t len;
     pbuf_init(&b);
-    proto_put_hello_ok(&b, "sqlite", "dbpoold 0.1", 12345678, 999);
+    proto_put_hello_ok(&b, "sqlite", "dbpoold 0.1", 12345678, 999, 4321);
     const uint8_t *p = one_frame(&b, 0, PT_HELLO_OK, &n);
     preader_init(&r, p, n);
     cr_assert_eq(preader_u16(&r), PROTO_VERSION);
@@ -596,7 +596,90 @@ Test(frame, hello_ok)
     cr_assert(len == 11 && memcmp(s, "dbpoold 0.1", 11) == 0);
     cr_assert_eq(preader_u32(&r), 12345678);
     cr_assert_eq(preader_u16(&r), 999);
+    cr_assert_eq(preader_u16(&r), 4321, "max_batch_statements follows max_params");
     cr_assert(preader_done(&r));
+    pbuf_free(&b);
+}
+
+/* The HELLO_OK payload of an older daemon: it ends after max_params. */
+static const uint8_t old_hello_ok[] = {
+    0, 1,                       /* version */
+    0, 0, 0, 2, 'p', 'g',       /* backend */
+    0, 0, 0, 1, 'd',            /* server */
+    0, 1, 0, 0,                 /* max_frame 65536 */
+    0, 8,                       /* max_params */
+};
+
+/* Encode a HELLO_OK, append tail (what a later revision might add) and
+ * decode it from an exactly-sized heap copy, returned for the caller to
+ * free (h points into it). */
+static uint8_t *decode_hello_ok_with(const char *tail, uint16_t max_batch, struct proto_hello_ok *h)
+{
+    struct pbuf b;
+    uint32_t n;
+    size_t extra = strlen(tail);
+    pbuf_init(&b);
+    proto_put_hello_ok(&b, "postgres", "dbpoold 1", 65536, 8, max_batch);
+    const uint8_t *p = one_frame(&b, 0, PT_HELLO_OK, &n);
+    uint8_t *c = malloc(n + extra);
+    cr_assert_not_null(c);
+    memcpy(c, p, n);
+    memcpy(c + n, tail, extra);
+    pbuf_free(&b);
+    cr_assert(proto_get_hello_ok(c, n + extra, h), "HELLO_OK with %zu appended bytes refused", extra);
+    return c;
+}
+
+Test(frame, hello_ok_round_trip)
+{
+    struct proto_hello_ok h;
+    uint8_t *c = decode_hello_ok_with("", 3, &h);
+    cr_assert_eq(h.version, PROTO_VERSION);
+    cr_assert(h.backend.len == 8 && memcmp(h.backend.p, "postgres", 8) == 0);
+    cr_assert(h.server.len == 9 && memcmp(h.server.p, "dbpoold 1", 9) == 0);
+    cr_assert_eq(h.max_frame, 65536);
+    cr_assert_eq(h.max_params, 8);
+    cr_assert_eq(h.max_batch_statements, 3);
+    free(c);
+}
+
+Test(frame, hello_ok_from_an_older_daemon_has_no_batch_limit)
+{
+    struct proto_hello_ok h;
+    uint8_t *c = dup_n(old_hello_ok, sizeof old_hello_ok);
+    cr_assert(proto_get_hello_ok(c, sizeof old_hello_ok, &h));
+    cr_assert_eq(h.max_params, 8);
+    cr_assert_eq(h.max_batch_statements, 0, "0: not announced");
+    free(c);
+}
+
+/* Fields a later revision appends are skipped, so HELLO_OK can grow. */
+Test(frame, hello_ok_appended_fields_skipped)
+{
+    struct proto_hello_ok h;
+    uint8_t *c = decode_hello_ok_with("later", 7, &h);
+    cr_assert_eq(h.max_params, 8);
+    cr_assert_eq(h.max_batch_statements, 7);
+    free(c);
+}
+
+Test(reject, hello_ok_truncated_at_every_cut)
+{
+    struct pbuf b;
+    uint32_t n;
+    struct proto_hello_ok h;
+    pbuf_init(&b);
+    proto_put_hello_ok(&b, "sqlite", "dbpoold", 4096, 16, 7);
+    const uint8_t *p = one_frame(&b, 0, PT_HELLO_OK, &n);
+    /* Every cut before the end of max_params fails, and so does one that
+     * ends inside max_batch_statements. */
+    for (size_t cut = 0; cut < n; cut++) {
+        if (cut == n - 2)
+            continue;   /* the older daemon's form: accepted (test above) */
+        uint8_t *c = dup_n(p, cut);
+        cr_assert(!proto_get_hello_ok(c, cut, &h), "HELLO_OK cut at %zu of %u", cut, n);
+        free(c);
+    }
     pbuf_free(&b);
 }
 
