@@ -134,7 +134,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 {
     struct listener *l = arg;
 
-    client_accept(l->d, fd);
+    client_accept(&l->d->sessions, fd);
 }
 
 /* What the operator can do about a failed accept(). */
@@ -180,7 +180,7 @@ static void pause_accepting(struct listener *l, int err)
             rl.rlim_cur = 0;
         log_warn("accept_paused", "socket=%s error=\"%s\" clients=%zu nofile_limit=%llu "
                  "retry_ms=%d hint=\"%s\"", log_quote(q, sizeof(q), l->path, strlen(l->path)),
-                 strerror(err), l->d->nclients, (unsigned long long)rl.rlim_cur, ACCEPT_RETRY_MS,
+                 strerror(err), daemon_nclients(l->d), (unsigned long long)rl.rlim_cur, ACCEPT_RETRY_MS,
                  accept_hint(err));
     }
     l->state = PAUSED;
@@ -205,7 +205,7 @@ static void end_episode(struct listener *l)
     log_info("accept_resumed", "socket=%s paused_ms=%llu failed_accepts=%llu last_error=\"%s\" "
              "clients=%zu", log_quote(q, sizeof(q), l->path, strlen(l->path)),
              (unsigned long long)((now_us() - l->paused_since_us) / 1000),
-             (unsigned long long)l->failures, strerror(l->last_error), l->d->nclients);
+             (unsigned long long)l->failures, strerror(l->last_error), daemon_nclients(l->d));
     l->state = ACCEPTING;
     l->failures = 0;
 }
