@@ -1927,6 +1927,70 @@ Test(outputfault, lost_hello_ok)
     fault_end();
 }
 
+/* A deadline that cannot be armed (out of memory, simulated by the same
+ * build's DBPOOLD_FAIL_TIMER=NAME:N: the Nth arming of that timer fails)
+ * ends the session with ERROR INTERNAL, its transaction rolled back, instead
+ * of letting it run without the deadline. */
+static void assert_timer_failure_logged(const char *timer)
+{
+    char want[64], *log = h_read_log();
+    snprintf(want, sizeof(want), "timer=%s", timer);
+    bool found = false;
+    for (char *line = strtok(log, "\n"); line && !found; line = strtok(NULL, "\n"))
+        found = strstr(line, "event=client_timer_failed") && strstr(line, want);
+    free(log);
+    cr_assert(found, "no client_timer_failed event for the %s timer in the log", timer);
+}
+
+static void timer_fault_setup(const char *fail_timer, const struct h_opts *o)
+{
+    const char *on = getenv("DBPOOL_TEST_FAULT_INJECTION");
+    if (!on || strcmp(on, "1") != 0)
+        cr_skip_test("needs a daemon built with -DDBPOOLD_FAULT_INJECTION "
+                     "(DBPOOL_TEST_FAULT_INJECTION=1)");
+    cr_assert_eq(setenv("DBPOOLD_FAIL_TIMER", fail_timer, 1), 0);
+    dbpool_conn *c = start_with_table(o);
+    dbpool_close(c);
+}
+
+Test(outputfault, statement_timer_not_armed)
+{
+    static const struct h_opts o = { .max_open_conns = 1,
+                                     .pool_settings = "statementTimeout = \"30s\";" };
+    timer_fault_setup("statement:2", &o);
+    int fd = fault_session_in_tx();   /* its INSERT armed the first */
+    send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);
+    expect_frames_then_internal(fd, "", "statementTimeout could not be armed");
+    assert_timer_failure_logged("statement");
+    fault_end();
+}
+
+Test(outputfault, frame_timer_not_armed)
+{
+    timer_fault_setup("frame:1", &single_conn);
+    int fd = fault_session(true);
+    /* The start of a QUERY frame: frameTimeout must run from here. */
+    static const uint8_t part[] = { 0, 0, 0, 100, PT_QUERY, 0 };
+    cr_assert(h_raw_send(fd, part, sizeof(part)));
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_INTERNAL, "frameTimeout could not be armed");
+    assert_timer_failure_logged("frame");
+    await_no_sessions();
+    h_stop_ok();
+}
+
+Test(outputfault, idle_transaction_timer_not_armed)
+{
+    static const struct h_opts o = { .max_open_conns = 1,
+                                     .daemon_settings = "idleTransactionTimeout = \"30s\";" };
+    timer_fault_setup("idle:1", &o);
+    int fd = fault_session(true);   /* no clientIdleTimeout: nothing armed yet */
+    send_frame(fd, PT_BEGIN, "\0", 1);
+    send_query(fd, "INSERT INTO t VALUES (1)", NULL, 0);   /* must not run */
+    expect_frames_then_internal(fd, "z", "idleTransactionTimeout could not be armed");
+    assert_timer_failure_logged("idle");
+    fault_end();
+}
+
 /* ================================================================ status */
 
 TestSuite(status, .fini = h_fini, .timeout = 60);
