@@ -103,6 +103,8 @@ static void view_daemon_info(const void *arg, struct status_daemon_info *out)
     const struct sessions *s = &d->sessions;
 
     out->clients_connected = sessions_count(s);
+    for (size_t i = 0; i < CL_NSTATES; i++)
+        out->clients_in[i] = s->counts[i];
     out->clients_accepted = s->total_accepted;
     out->buffer_budget = s->budget.limit;
     out->buffer_used = s->budget.used;
@@ -114,6 +116,11 @@ static void view_daemon_info(const void *arg, struct status_daemon_info *out)
     out->start_us = d->start_us;
 }
 
+static void view_each_client(const void *arg, session_info_fn fn, void *ctx)
+{
+    sessions_each(&((const struct daemon *)arg)->sessions, fn, ctx);
+}
+
 static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
 {
     const struct daemon_config *dc = &d->cfg->daemon;
@@ -123,7 +130,7 @@ static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
         return -1;
     if (dc->status_socket && dc->status_socket[0]) {
         d->status_view = (struct status_view){ d->base, (int)dc->listen_backlog, view_npools,
-                                               view_pool, view_daemon_info, d };
+                                               view_pool, view_daemon_info, view_each_client, d };
         d->status = status_start(&d->status_view, dc->status_socket, errbuf, errlen);
         if (!d->status)
             return -1;

@@ -536,6 +536,23 @@ size_t sessions_count(const struct sessions *s)
     return n;
 }
 
+void sessions_each(const struct sessions *s, session_info_fn fn, void *ctx)
+{
+    const struct client *c;
+
+    for (size_t i = 0; i < CL_NSTATES; i++) {
+        TAILQ_FOREACH(c, &s->lists[i], link) {
+            struct session_info info = {
+                .id = c->id, .state = c->state, .name = c->name, .txstate = c->tx.txstate,
+                .pool = c->pool ? pool_config(c->pool)->name : NULL,
+                .server = c->sv ? server_id(c->sv) : 0,
+                .waiting_since_us = c->waiter.queued ? c->waiter.enqueued_us : 0,
+            };
+            fn(ctx, &info);
+        }
+    }
+}
+
 /* Shutdown, for a session outside a transaction (handshake, idle, or
  * waiting for a server for its first statement): it is told and closed. */
 static void shutdown_notice(struct client *c)

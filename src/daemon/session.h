@@ -100,6 +100,20 @@ void sessions_cut(struct sessions *s);
 /* Close immediately (rolls back through the pool). */
 void client_free(struct client *c);
 
+/* One session as the status socket shows it. */
+struct session_info {
+    uint64_t id;
+    enum client_state state;
+    const char *pool;                       /* NULL before HELLO */
+    const char *name;                       /* the HELLO's client name; NULL before it */
+    char txstate;                           /* 'I', 'T' or 'E' as last told to the client */
+    uint64_t server;                        /* the bound server's id, 0 when none */
+    uint64_t waiting_since_us;              /* now_us() when it queued for a server; 0 */
+};
+typedef void (*session_info_fn)(void *ctx, const struct session_info *info);
+/* Call fn for every session, state by state (the lists' order). */
+void sessions_each(const struct sessions *s, session_info_fn fn, void *ctx);
+
 const char *client_state_name(enum client_state s);
 
 

@@ -6,13 +6,16 @@
  *   GET /pools    one JSON object per pool: sizing, clients, counters
  *   GET /stats    daemon-wide JSON: version, uptime, clients, summed counters
  *   GET /metrics  the same numbers in Prometheus text exposition format
+ *   GET /clients  every client session: its state, pool, transaction, server
  *
  * doc/status.md documents every field. HEAD is answered like GET without a
  * body; any other method gets 405 with an Allow header, an unknown path 404.
  * The query string never affects routing.
  *
  * Every request takes one snapshot of all pools (pool_get_stats) and renders
- * it, so a response is internally consistent. Nothing here blocks, and
+ * it, so a response is internally consistent. What it shows comes through
+ * the read-only struct status_view the daemon gives at status_start; the
+ * session counts are the lengths of the sessions' state lists. Nothing here blocks, and
  * nothing from the configuration beyond pool names and types is reported:
  * hosts, users and passwords never leave the daemon this way.
  *
@@ -381,6 +384,54 @@ static void handle_stats(struct status_server *s, struct evhttp_request *req,
 }
 
 /* ------------------------------------------------------------------------
+ * GET /clients
+ * ---------------------------------------------------------------------- */
+
+struct clients_render {
+    struct evbuffer *b;
+    size_t n;
+    uint64_t now_us;
+};
+
+static void render_client(void *ctx, const struct session_info *c)
+{
+    struct clients_render *cr = ctx;
+    struct evbuffer *b = cr->b;
+
+    evbuffer_add_printf(b, "%s{\"id\": %" PRIu64 ", \"state\": \"%s\", \"pool\": ",
+                        cr->n++ ? ",\n  " : "", c->id, client_state_name(c->state));
+    json_str_or_null(b, c->pool);
+    evbuffer_add(b, ", \"name\": ", 10);
+    json_str_or_null(b, c->name);
+    evbuffer_add_printf(b, ", \"tx\": \"%c\", \"server\": ", c->txstate);
+    if (c->server)
+        evbuffer_add_printf(b, "%" PRIu64, c->server);
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add(b, ", \"waiting_ms\": ", 16);
+    if (c->waiting_since_us)
+        json_us_as_ms(b, cr->now_us > c->waiting_since_us ? cr->now_us - c->waiting_since_us : 0);
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add(b, "}", 1);
+}
+
+static void handle_clients(struct status_server *s, struct evhttp_request *req,
+                           const struct snapshot *snap, struct evbuffer *b)
+{
+    struct clients_render cr = { b, 0, now_us() };
+
+    evbuffer_add_printf(b, "{\"states\": {");
+    for (size_t i = 0; i < CL_NSTATES; i++)
+        evbuffer_add_printf(b, "%s\"%s\": %zu", i ? ", " : "", client_state_name(i),
+                            snap->info.clients_in[i]);
+    evbuffer_add_printf(b, "},\n \"clients\": [");
+    s->view->each_client(s->view->arg, render_client, &cr);
+    evbuffer_add(b, "]}\n", 3);
+    send_body(req, HTTP_OK, "OK", CT_JSON, b);
+}
+
+/* ------------------------------------------------------------------------
  * GET /metrics (Prometheus text exposition format 0.0.4)
  * ---------------------------------------------------------------------- */
 
@@ -581,6 +632,7 @@ static const struct route {
     { "/pools", handle_pools },
     { "/stats", handle_stats },
     { "/metrics", handle_metrics },
+    { "/clients", handle_clients },
 };
 
 static endpoint_fn route_find(const char *path)
@@ -604,7 +656,7 @@ static void send_not_found(struct evhttp_request *req, const char *path)
 {
     char msg[512];
 
-    snprintf(msg, sizeof(msg), "no such endpoint: %s (try /health, /pools, /stats or /metrics)",
+    snprintf(msg, sizeof(msg), "no such endpoint: %s (try /health, /pools, /stats, /metrics or /clients)",
              path);
     send_json_error(req, HTTP_NOTFOUND, "Not Found", msg);
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/session.h"
+
 struct event_base;
 struct pool;
 struct status_server;
@@ -16,6 +18,7 @@ struct status_server;
 /* The daemon-wide figures at one instant. */
 struct status_daemon_info {
     size_t clients_connected;        /* sessions now (the sum of the state lists) */
+    size_t clients_in[CL_NSTATES];   /* sessions now by state (each list's length) */
     uint64_t clients_accepted;       /* since start */
     size_t buffer_budget, buffer_used, buffer_peak, buffer_waiting;   /* clientBufferBudget */
     uint64_t frame_timeouts;         /* sessions closed by frameTimeout */
@@ -32,6 +35,7 @@ struct status_view {
     size_t (*npools)(const void *arg);
     const struct pool *(*pool)(const void *arg, size_t i);
     void (*daemon_info)(const void *arg, struct status_daemon_info *out);
+    void (*each_client)(const void *arg, session_info_fn fn, void *ctx);
     const void *arg;
 };
 

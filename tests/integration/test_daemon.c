@@ -2038,6 +2038,61 @@ Test(status, pools_reports_pool_and_counts_statements)
     h_stop_ok();
 }
 
+/* GET /clients: every session with its state, pool and transaction; the
+ * per-state counts are the lengths of the daemon's state lists, so they
+ * follow the sessions through idle, a transaction, a wait and the close. */
+Test(status, clients_shows_each_session_in_its_state)
+{
+    char *body = NULL;
+    dbpool_conn *setup = start_with_table(&single_conn);
+    dbpool_close(setup);
+    await_no_sessions();
+    dbpool_conn *idle = h_connect();
+    dbpool_conn *tx = h_connect();
+    must_ok(tx, dbpool_begin(tx, 0), "begin");
+    insert_int(tx, "t", 1);
+    int fd = h_raw_connect();   /* a third session waits for the one writer */
+    h_raw_send_hello(fd, PROTO_VERSION, H_POOL);
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+    cr_assert_eq(f.type, PT_HELLO_OK);
+    h_frame_free(&f);
+    send_query(fd, "INSERT INTO t VALUES (3)", NULL, 0);
+    cr_assert(H_AWAIT(H_STATUS_NUM("/clients", "states", "waiting") == 1, 5000),
+              "the third session is not counted as waiting");
+
+    cr_assert_eq(h_http_get("/clients", &body), 200, "%s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "idle"), 1, "%s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "idle_in_transaction"), 1, "%s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "active"), 0, "%s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "handshake"), 0, "%s", body);
+    cr_assert(strstr(body, "\"state\": \"idle_in_transaction\", \"pool\": \"" H_POOL "\""),
+              "%s", body);
+    cr_assert(strstr(body, "\"tx\": \"T\", \"server\": "), "the transaction's server: %s", body);
+    cr_assert_null(strstr(body, "\"tx\": \"T\", \"server\": null"), "%s", body);
+    const char *w = strstr(body, "\"state\": \"waiting\"");
+    cr_assert(w, "%s", body);
+    const char *w_end = strchr(w, '}'), *w_ms = strstr(w, "\"waiting_ms\": ");
+    cr_assert(w_end && w_ms && w_ms < w_end && strncmp(w_ms + 14, "null", 4) != 0,
+              "a waiting session has no wait time: %s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "waiting"), 1, "%s", body);
+    free(body);
+    body = NULL;
+
+    must_ok(tx, dbpool_commit(tx), "commit");   /* the waiting INSERT gets the server */
+    expect_ready(fd, 'I', "the waiting INSERT");
+    cr_assert(H_AWAIT(H_STATUS_NUM("/clients", "states", "idle") == 3, 5000),
+              "all three sessions are not idle after the commit");
+    close(fd);
+    dbpool_close(idle);
+    dbpool_close(tx);
+    await_no_sessions();
+    cr_assert_eq(h_http_get("/clients", &body), 200);
+    cr_assert(strstr(body, "\"clients\": []"), "sessions left: %s", body);
+    free(body);
+    h_stop_ok();
+}
+
 static double metric(const char *body, const char *series)
 {
     const char *p = body;
