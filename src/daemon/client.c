@@ -1,5 +1,6 @@
 /*
- * client.c — one client session (see client.h).
+ * client.c — a client session's protocol side (see client.h): frames,
+ * the handshake, dispatching requests and running their steps.
  *
  * Frames are read from the session's sockbuf and handled one request at a time, in
  * order; further pipelined frames wait in the input buffer (bounded by the
@@ -12,8 +13,9 @@
  * transaction — transaction pooling decided by the backend's real state, so
  * raw BEGIN/COMMIT SQL works like the protocol's messages.
  *
- * The session's state (client.h) changes only in client_set_state(), which
- * moves the session to the list of its new state.
+ * The session's core is session.c: its state (changed only through
+ * client_set_state(), which moves the session to the list of its new
+ * state), output, deadlines and closing.
  *
  * Rows go straight from the driver into the output buffer; when it passes
  * outputHighWater the driver is paused until the socket drains.
@@ -27,9 +29,6 @@
  * the daemon is reading it), and output that stays above the back-pressure
  * mark for writeStallTimeout closes the session (its statement cancelled,
  * its transaction rolled back, the server returned to the pool).
- *
- * A deadline that cannot be armed (out of memory) would leave the session
- * unbounded, so the session ends instead, like when output is lost.
  *
  * Ownership: the sessions' lists own each struct client; the request's
  * frame copy and decoded statements belong to the client until the request

@@ -460,7 +460,8 @@ void request_step_done(struct request *r, struct tx_state *tx, const struct back
     struct step *s = &r->steps[r->cur];
     struct backend_error err;
 
-    memset(out, 0, sizeof(*out));
+    out->stmt_done = false;   /* out->err is written only when failed (no copy per step) */
+    out->failed = false;
     out->index = -1;
     if (res->reroute_to_writer && tx->txstate != 'I') {
         finish_with(out, PLAN_FINISH, &ro, s->index);

@@ -82,9 +82,9 @@ struct pbuf *client_scratch(struct client *c)
  * HELLO names the client "fault-injection", DBPOOLD_FAIL_FRAME=T:N makes the
  * Nth frame of type T fail to queue as if memory ran out, so the tests can
  * prove that a lost frame ends the session instead of leaving a gap; and
- * DBPOOLD_FAIL_TIMER=NAME:N makes the Nth arming of the timer NAME (frame,
- * stall, statement, idle) fail, so they can prove that a session never
- * runs without its deadline. */
+ * DBPOOLD_FAIL_TIMER=NAME:N makes the Nth arming of the timer NAME
+ * (handshake, idle, statement, frame, stall, close) fail, so they can prove
+ * that a session never runs without its deadline. */
 static bool fault_session(const struct client *c)
 {
     return c->name && strcmp(c->name, "fault-injection") == 0;
