@@ -1,8 +1,8 @@
 /*
  * fuzz_session.c — libFuzzer target: the client session state machine
- * (src/daemon/client.c with the pool, the SQLite driver, sockbuf and proto.c
- * underneath), fed arbitrary byte streams over a socketpair against a real
- * SQLite pool.
+ * (src/daemon/client.c, session.c and request.c with the pool, the SQLite
+ * driver, sockbuf and proto.c underneath), fed arbitrary byte streams over a
+ * socketpair against a real SQLite pool.
  *
  * Input layout:
  *   byte 0      control: bits 0-2 = k, the number of chunk-size bytes;
