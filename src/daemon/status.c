@@ -587,6 +587,10 @@ static void prom_daemon(struct evbuffer *b, const struct status_daemon_info *d)
 {
     prom_header(b, "dbpoold_clients_connected", "gauge", "Client sessions connected now.");
     evbuffer_add_printf(b, "dbpoold_clients_connected %zu\n", d->clients_connected);
+    prom_header(b, "dbpoold_clients", "gauge", "Client sessions connected now, by session state.");
+    for (size_t i = 0; i < CL_NSTATES; i++)
+        evbuffer_add_printf(b, "dbpoold_clients{state=\"%s\"} %zu\n", client_state_name(i),
+                            d->clients_in[i]);
     prom_header(b, "dbpoold_clients_accepted_total", "counter",
                 "Client sessions accepted since start.");
     evbuffer_add_printf(b, "dbpoold_clients_accepted_total %" PRIu64 "\n", d->clients_accepted);

@@ -2038,6 +2038,8 @@ Test(status, pools_reports_pool_and_counts_statements)
     h_stop_ok();
 }
 
+static double metric(const char *body, const char *series);
+
 /* GET /clients: every session with its state, pool and transaction; the
  * per-state counts are the lengths of the daemon's state lists, so they
  * follow the sessions through idle, a transaction, a wait and the close. */
@@ -2076,6 +2078,11 @@ Test(status, clients_shows_each_session_in_its_state)
     cr_assert(w_end && w_ms && w_ms < w_end && strncmp(w_ms + 14, "null", 4) != 0,
               "a waiting session has no wait time: %s", body);
     cr_assert_eq(H_JSON_NUM(body, "states", "waiting"), 1, "%s", body);
+    free(body);
+    body = NULL;
+    cr_assert_eq(h_http_get("/metrics", &body), 200);
+    cr_assert_eq(metric(body, "dbpoold_clients{state=\"idle_in_transaction\"}"), 1, "%s", body);
+    cr_assert_eq(metric(body, "dbpoold_clients{state=\"waiting\"}"), 1, "%s", body);
     free(body);
     body = NULL;
 
