@@ -41,25 +41,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
-    struct client *c;
     struct timeval tv = { CLIENT_CUT_FLUSH_MS / 1000, (CLIENT_CUT_FLUSH_MS % 1000) * 1000 };
 
     log_warn("shutdown_timeout", "clients=%zu action=\"closing remaining sessions; open "
-             "transactions are rolled back\"", d->nclients);
-    /* Cutting one session can end others (its server is handed on), so the
-     * walk starts again after each cut; few sessions are left by now (idle
-     * ones were closed at SIGTERM). */
-    bool again = true;
-    while (again) {
-        again = false;
-        for (c = TAILQ_FIRST(&d->clients); c; c = client_next(c)) {
-            if (client_shutdown_cut(c)) {   /* c may be freed: walk again */
-                again = true;
-                break;
-            }
-        }
-    }
-    event_base_loopexit(d->base, d->nclients ? &tv : NULL);
+             "transactions are rolled back\"", daemon_nclients(d));
+    sessions_cut(&d->sessions);
+    event_base_loopexit(d->base, daemon_nclients(d) ? &tv : NULL);
 }
 
 static struct event *add_signal(struct daemon *d, int sig)
@@ -101,12 +88,48 @@ static int create_pools(struct daemon *d, char *errbuf, size_t errlen)
 /* The listener's owner interface: accepted sockets become sessions. */
 static void accept_session(void *arg, int fd)
 {
-    client_accept(arg, fd);
+    client_accept(&((struct daemon *)arg)->sessions, fd);
 }
 
 static size_t count_sessions(void *arg)
 {
-    return ((const struct daemon *)arg)->nclients;
+    return sessions_count(&((const struct daemon *)arg)->sessions);
+}
+
+/* ---- the read-only view the status socket gets ---- */
+
+static size_t view_npools(const void *arg)
+{
+    return ((const struct daemon *)arg)->npools;
+}
+
+static const struct pool *view_pool(const void *arg, size_t i)
+{
+    return ((const struct daemon *)arg)->pools[i];
+}
+
+static void view_daemon_info(const void *arg, struct status_daemon_info *out)
+{
+    const struct daemon *d = arg;
+    const struct sessions *s = &d->sessions;
+
+    out->clients_connected = sessions_count(s);
+    for (size_t i = 0; i < CL_NSTATES; i++)
+        out->clients_in[i] = s->counts[i];
+    out->clients_accepted = s->total_accepted;
+    out->buffer_budget = s->budget.limit;
+    out->buffer_used = s->budget.used;
+    out->buffer_peak = s->budget.peak;
+    out->buffer_waiting = s->budget.nwaiting;
+    out->frame_timeouts = s->frame_timeouts;
+    out->write_stalls = s->write_stalls;
+    out->shutting_down = s->shutting_down;
+    out->start_us = d->start_us;
+}
+
+static void view_each_client(const void *arg, session_info_fn fn, void *ctx)
+{
+    sessions_each(&((const struct daemon *)arg)->sessions, fn, ctx);
 }
 
 static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
@@ -119,15 +142,30 @@ static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
     if (!d->listener)
         return -1;
     if (dc->status_socket && dc->status_socket[0]) {
-        d->status = status_start(d, dc->status_socket, errbuf, errlen);
+        d->status_view = (struct status_view){ d->base, (int)dc->listen_backlog, view_npools,
+                                               view_pool, view_daemon_info, view_each_client, d };
+        d->status = status_start(&d->status_view, dc->status_socket, errbuf, errlen);
         if (!d->status)
             return -1;
     }
     return 0;
 }
 
+/* ---- what the sessions need of the daemon ---- */
+
+static struct pool *hook_find_pool(void *arg, const char *name, size_t len)
+{
+    return daemon_find_pool(arg, name, len);
+}
+
+static void hook_client_gone(void *arg)
+{
+    daemon_client_gone(arg);
+}
+
 struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen)
 {
+    const struct session_hooks hooks = { hook_find_pool, hook_client_gone, NULL };
     struct daemon *d = calloc(1, sizeof(*d));
 
     if (!d) {
@@ -136,11 +174,11 @@ struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen)
         return NULL;
     }
     d->cfg = cfg;
-    TAILQ_INIT(&d->clients);
-    pbuf_init(&d->scratch);
     d->start_us = now_us();
     d->base = event_base_new();
-    if (!d->base) {
+    struct session_hooks h = hooks;
+    h.arg = d;
+    if (!d->base || sessions_init(&d->sessions, d->base, &cfg->daemon, &h) != 0) {
         snprintf(errbuf, errlen, "cannot create the event loop");
         daemon_free(d);
         return NULL;
@@ -149,8 +187,7 @@ struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen)
     d->sigint = add_signal(d, SIGINT);
     d->sighup = add_signal(d, SIGHUP);
     d->shutdown_timer = evtimer_new(d->base, on_shutdown_timeout, d);
-    if (io_budget_init(&d->budget, d->base, cfg->daemon.client_buffer_budget) != 0 ||
-        !d->sigterm || !d->sigint || !d->sighup || !d->shutdown_timer) {
+    if (!d->sigterm || !d->sigint || !d->sighup || !d->shutdown_timer) {
         snprintf(errbuf, errlen, "cannot install signal handlers");
         daemon_free(d);
         return NULL;
@@ -186,17 +223,15 @@ int daemon_run(struct daemon *d)
 
 void daemon_shutdown(struct daemon *d, const char *reason)
 {
-    struct client *c, *next;
     uint64_t ms = d->cfg->daemon.shutdown_timeout_ms;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
 
-    if (d->shutting_down) {
+    if (d->sessions.shutting_down) {
         log_warn("shutdown_forced", "reason=%s", reason);
         on_shutdown_timeout(-1, 0, d);
         return;
     }
-    d->shutting_down = true;
-    log_info("shutdown", "reason=%s clients=%zu timeout_ms=%llu", reason, d->nclients,
+    log_info("shutdown", "reason=%s clients=%zu timeout_ms=%llu", reason, daemon_nclients(d),
              (unsigned long long)ms);
     /* Close and unlink the client socket: new connections fail at once
      * instead of waiting in the backlog. */
@@ -208,10 +243,7 @@ void daemon_shutdown(struct daemon *d, const char *reason)
                   "memory?); closing every session now\"");
         event_active(d->shutdown_timer, EV_TIMEOUT, 1);
     }
-    for (c = TAILQ_FIRST(&d->clients); c; c = next) {
-        next = client_next(c);
-        client_shutdown_notice(c);
-    }
+    sessions_shutdown(&d->sessions);
     daemon_client_gone(d);
 }
 
@@ -221,8 +253,13 @@ void daemon_client_gone(struct daemon *d)
      * accept again. */
     listener_fd_freed(d->listener);
     status_fd_freed(d->status);
-    if (d->shutting_down && d->nclients == 0)
+    if (d->sessions.shutting_down && daemon_nclients(d) == 0)
         event_base_loopexit(d->base, NULL);
+}
+
+size_t daemon_nclients(const struct daemon *d)
+{
+    return sessions_count(&d->sessions);
 }
 
 struct pool *daemon_find_pool(const struct daemon *d, const char *name, size_t len)
@@ -237,12 +274,10 @@ struct pool *daemon_find_pool(const struct daemon *d, const char *name, size_t l
 
 void daemon_free(struct daemon *d)
 {
-    struct client *c;
-
     if (!d)
         return;
-    while ((c = TAILQ_FIRST(&d->clients)))
-        client_free(c);
+    if (d->sessions.base)
+        sessions_deinit(&d->sessions);
     status_stop(d->status);
     listener_free(d->listener);
     for (size_t i = 0; i < d->npools; i++)
@@ -252,11 +287,9 @@ void daemon_free(struct daemon *d)
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);
-    io_budget_deinit(&d->budget);
     factory_quiesce_all();
     if (d->base)
         event_base_free(d->base);
-    pbuf_free(&d->scratch);
     config_free(d->cfg);
     free(d);
 }

@@ -15,36 +15,26 @@
 #include <sys/queue.h>
 
 #include "daemon/configuration.h"
-#include "common/proto.h"
-#include "daemon/sockbuf.h"
+#include "daemon/session.h"
+#include "daemon/status.h"
 
 struct event_base;
 struct event;
 struct pool;
-struct client;
 struct listener;
 struct status_server;
-
-TAILQ_HEAD(client_list, client);
 
 struct daemon {
     struct event_base *base;
     struct config *cfg;              /* the running config (owned) */
     struct pool **pools;             /* one per cfg->pools[i], same order (owned) */
     size_t npools;
-    struct client_list clients;      /* every session (owned) */
-    size_t nclients;
-    uint64_t next_client_id;
-    uint64_t total_clients;          /* accepted since start */
+    struct sessions sessions;        /* every client session, by state (owned) */
     uint64_t start_us;
     struct listener *listener;       /* client socket */
+    struct status_view status_view;  /* what the status socket reads */
     struct status_server *status;    /* status socket (NULL when disabled) */
-    struct pbuf scratch;             /* frame encoding scratch, loop thread only */
-    struct io_budget budget;         /* clientBufferBudget: every session's buffered bytes */
-    uint64_t frame_timeouts;         /* sessions closed by frameTimeout */
-    uint64_t write_stalls;           /* sessions closed by writeStallTimeout */
     struct event *sigterm, *sigint, *sighup, *shutdown_timer;
-    bool shutting_down;
     int exit_code;
 };
 
@@ -61,5 +51,7 @@ void daemon_shutdown(struct daemon *d, const char *reason);
 void daemon_client_gone(struct daemon *d);
 
 struct pool *daemon_find_pool(const struct daemon *d, const char *name, size_t len);
+/* Client sessions connected now. */
+size_t daemon_nclients(const struct daemon *d);
 
 #endif

@@ -6,13 +6,16 @@
  *   GET /pools    one JSON object per pool: sizing, clients, counters
  *   GET /stats    daemon-wide JSON: version, uptime, clients, summed counters
  *   GET /metrics  the same numbers in Prometheus text exposition format
+ *   GET /clients  every client session: its state, pool, transaction, server
  *
  * doc/status.md documents every field. HEAD is answered like GET without a
  * body; any other method gets 405 with an Allow header, an unknown path 404.
  * The query string never affects routing.
  *
  * Every request takes one snapshot of all pools (pool_get_stats) and renders
- * it, so a response is internally consistent. Nothing here blocks, and
+ * it, so a response is internally consistent. What it shows comes through
+ * the read-only struct status_view the daemon gives at status_start; the
+ * session counts are the lengths of the sessions' state lists. Nothing here blocks, and
  * nothing from the configuration beyond pool names and types is reported:
  * hosts, users and passwords never leave the daemon this way.
  *
@@ -42,7 +45,6 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
-#include "daemon/daemon.h"
 #include "daemon/log.h"
 #include "daemon/pool.h"
 #include "daemon/status.h"
@@ -64,16 +66,17 @@
 #define ALLOWED_METHODS "GET, HEAD"
 
 struct status_server {
-    struct daemon *d;
+    const struct status_view *view;  /* the daemon's (not owned) */
     struct evhttp *http;
     struct evconnlistener *evl;      /* owned by http once bound */
     char *path;
 };
 
-/* All pools at one instant; n == d->npools. */
+/* All pools and the daemon's figures at one instant. */
 struct snapshot {
     struct pool_stats *st;
     size_t n;
+    struct status_daemon_info info;
 };
 
 /* ------------------------------------------------------------------------
@@ -157,17 +160,19 @@ static void json_us_as_ms(struct evbuffer *b, uint64_t us)
 
 /* Fill snap from every pool. healthy comes from pool_healthy() so that all
  * endpoints agree with /health. Returns false when out of memory. */
-static bool snapshot_take(const struct daemon *d, struct snapshot *snap)
+static bool snapshot_take(const struct status_view *v, struct snapshot *snap)
 {
-    snap->n = d->npools;
-    snap->st = calloc(d->npools ? d->npools : 1, sizeof(*snap->st));
+    snap->n = v->npools(v->arg);
+    snap->st = calloc(snap->n ? snap->n : 1, sizeof(*snap->st));
     if (!snap->st)
         return false;
-    for (size_t i = 0; i < d->npools; i++) {
-        pool_get_stats(d->pools[i], &snap->st[i]);
-        snap->st[i].healthy = pool_healthy(d->pools[i]);
+    for (size_t i = 0; i < snap->n; i++) {
+        const struct pool *p = v->pool(v->arg, i);
+        pool_get_stats(p, &snap->st[i]);
+        snap->st[i].healthy = pool_healthy(p);
         snap->st[i].last_error[sizeof(snap->st[i].last_error) - 1] = '\0';
     }
+    v->daemon_info(v->arg, &snap->info);
     return true;
 }
 
@@ -207,11 +212,11 @@ static bool all_healthy(const struct snapshot *snap)
     return true;
 }
 
-static double uptime_seconds(const struct daemon *d)
+static double uptime_seconds(const struct status_daemon_info *info)
 {
     uint64_t now = now_us();
 
-    return now > d->start_us ? (double)(now - d->start_us) / 1e6 : 0.0;
+    return now > info->start_us ? (double)(now - info->start_us) / 1e6 : 0.0;
 }
 
 /* ------------------------------------------------------------------------
@@ -256,10 +261,9 @@ static void send_json_error(struct evhttp_request *req, int code, const char *re
  * GET /health
  * ---------------------------------------------------------------------- */
 
-static void render_health(const struct daemon *d, const struct snapshot *snap,
-                          struct evbuffer *b)
+static void render_health(const struct snapshot *snap, struct evbuffer *b)
 {
-    const char *status = d->shutting_down ? "shutting_down"
+    const char *status = snap->info.shutting_down ? "shutting_down"
                          : all_healthy(snap) ? "ok" : "degraded";
 
     evbuffer_add_printf(b, "{\"status\": \"%s\", \"pools\": [", status);
@@ -277,9 +281,10 @@ static void render_health(const struct daemon *d, const struct snapshot *snap,
 static void handle_health(struct status_server *s, struct evhttp_request *req,
                           const struct snapshot *snap, struct evbuffer *b)
 {
-    bool ok = !s->d->shutting_down && all_healthy(snap);
+    bool ok = !snap->info.shutting_down && all_healthy(snap);
 
-    render_health(s->d, snap, b);
+    (void)s;
+    render_health(snap, b);
     send_body(req, ok ? HTTP_OK : 503, ok ? "OK" : "Service Unavailable", CT_JSON, b);
 }
 
@@ -355,12 +360,13 @@ static void handle_pools(struct status_server *s, struct evhttp_request *req,
 static void handle_stats(struct status_server *s, struct evhttp_request *req,
                          const struct snapshot *snap, struct evbuffer *b)
 {
-    const struct daemon *d = s->d;
+    const struct status_daemon_info *d = &snap->info;
     struct pool_stats sum;
     size_t healthy = 0;
 
     for (size_t i = 0; i < snap->n; i++)
         healthy += snap->st[i].healthy;
+    (void)s;
     snapshot_sum(snap, &sum);
     evbuffer_add(b, "{\"version\": ", 12);
     json_str(b, STATUS_VERSION);
@@ -369,11 +375,59 @@ static void handle_stats(struct status_server *s, struct evhttp_request *req,
         "}, \"client_buffers\": {\"budget\": %zu, \"used\": %zu, \"peak\": %zu, \"waiting\": %zu, "
         "\"frame_timeouts\": %" PRIu64 ", \"write_stalls\": %" PRIu64 "}"
         ", \"shutting_down\": %s, \"pools\": %zu, \"pools_healthy\": %zu, \"totals\": ",
-        uptime_seconds(d), d->nclients, d->total_clients, d->budget.limit, d->budget.used,
-        d->budget.peak, d->budget.nwaiting, d->frame_timeouts, d->write_stalls,
+        uptime_seconds(d), d->clients_connected, d->clients_accepted, d->buffer_budget,
+        d->buffer_used, d->buffer_peak, d->buffer_waiting, d->frame_timeouts, d->write_stalls,
         json_bool(d->shutting_down), snap->n, healthy);
     render_totals(b, &sum);
     evbuffer_add(b, "}\n", 2);
+    send_body(req, HTTP_OK, "OK", CT_JSON, b);
+}
+
+/* ------------------------------------------------------------------------
+ * GET /clients
+ * ---------------------------------------------------------------------- */
+
+struct clients_render {
+    struct evbuffer *b;
+    size_t n;
+    uint64_t now_us;
+};
+
+static void render_client(void *ctx, const struct session_info *c)
+{
+    struct clients_render *cr = ctx;
+    struct evbuffer *b = cr->b;
+
+    evbuffer_add_printf(b, "%s{\"id\": %" PRIu64 ", \"state\": \"%s\", \"pool\": ",
+                        cr->n++ ? ",\n  " : "", c->id, client_state_name(c->state));
+    json_str_or_null(b, c->pool);
+    evbuffer_add(b, ", \"name\": ", 10);
+    json_str_or_null(b, c->name);
+    evbuffer_add_printf(b, ", \"tx\": \"%c\", \"server\": ", c->txstate);
+    if (c->server)
+        evbuffer_add_printf(b, "%" PRIu64, c->server);
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add(b, ", \"waiting_ms\": ", 16);
+    if (c->waiting_since_us)
+        json_us_as_ms(b, cr->now_us > c->waiting_since_us ? cr->now_us - c->waiting_since_us : 0);
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add(b, "}", 1);
+}
+
+static void handle_clients(struct status_server *s, struct evhttp_request *req,
+                           const struct snapshot *snap, struct evbuffer *b)
+{
+    struct clients_render cr = { b, 0, now_us() };
+
+    evbuffer_add_printf(b, "{\"states\": {");
+    for (size_t i = 0; i < CL_NSTATES; i++)
+        evbuffer_add_printf(b, "%s\"%s\": %zu", i ? ", " : "", client_state_name(i),
+                            snap->info.clients_in[i]);
+    evbuffer_add_printf(b, "},\n \"clients\": [");
+    s->view->each_client(s->view->arg, render_client, &cr);
+    evbuffer_add(b, "]}\n", 3);
     send_body(req, HTTP_OK, "OK", CT_JSON, b);
 }
 
@@ -511,16 +565,16 @@ static void prom_pool_samples(struct evbuffer *b, const struct snapshot *snap,
     }
 }
 
-static void prom_client_buffers(struct evbuffer *b, const struct daemon *d)
+static void prom_client_buffers(struct evbuffer *b, const struct status_daemon_info *d)
 {
     prom_header(b, "dbpoold_client_buffer_bytes", "gauge",
                 "Bytes buffered for client sessions now (input, output, request frames).");
-    evbuffer_add_printf(b, "dbpoold_client_buffer_bytes %zu\n", d->budget.used);
+    evbuffer_add_printf(b, "dbpoold_client_buffer_bytes %zu\n", d->buffer_used);
     prom_header(b, "dbpoold_client_buffer_budget_bytes", "gauge", "clientBufferBudget.");
-    evbuffer_add_printf(b, "dbpoold_client_buffer_budget_bytes %zu\n", d->budget.limit);
+    evbuffer_add_printf(b, "dbpoold_client_buffer_budget_bytes %zu\n", d->buffer_budget);
     prom_header(b, "dbpoold_client_buffer_waiting", "gauge",
                 "Sessions waiting for budget before their frame is read.");
-    evbuffer_add_printf(b, "dbpoold_client_buffer_waiting %zu\n", d->budget.nwaiting);
+    evbuffer_add_printf(b, "dbpoold_client_buffer_waiting %zu\n", d->buffer_waiting);
     prom_header(b, "dbpoold_client_frame_timeouts_total", "counter",
                 "Sessions closed because a frame did not arrive within frameTimeout.");
     evbuffer_add_printf(b, "dbpoold_client_frame_timeouts_total %" PRIu64 "\n", d->frame_timeouts);
@@ -529,13 +583,17 @@ static void prom_client_buffers(struct evbuffer *b, const struct daemon *d)
     evbuffer_add_printf(b, "dbpoold_client_write_stalls_total %" PRIu64 "\n", d->write_stalls);
 }
 
-static void prom_daemon(struct evbuffer *b, const struct daemon *d)
+static void prom_daemon(struct evbuffer *b, const struct status_daemon_info *d)
 {
     prom_header(b, "dbpoold_clients_connected", "gauge", "Client sessions connected now.");
-    evbuffer_add_printf(b, "dbpoold_clients_connected %zu\n", d->nclients);
+    evbuffer_add_printf(b, "dbpoold_clients_connected %zu\n", d->clients_connected);
+    prom_header(b, "dbpoold_clients", "gauge", "Client sessions connected now, by session state.");
+    for (size_t i = 0; i < CL_NSTATES; i++)
+        evbuffer_add_printf(b, "dbpoold_clients{state=\"%s\"} %zu\n", client_state_name(i),
+                            d->clients_in[i]);
     prom_header(b, "dbpoold_clients_accepted_total", "counter",
                 "Client sessions accepted since start.");
-    evbuffer_add_printf(b, "dbpoold_clients_accepted_total %" PRIu64 "\n", d->total_clients);
+    evbuffer_add_printf(b, "dbpoold_clients_accepted_total %" PRIu64 "\n", d->clients_accepted);
     prom_client_buffers(b, d);
     prom_header(b, "dbpoold_uptime_seconds", "gauge", "Seconds since the daemon started.");
     evbuffer_add_printf(b, "dbpoold_uptime_seconds %.3f\n", uptime_seconds(d));
@@ -552,7 +610,8 @@ static void handle_metrics(struct status_server *s, struct evhttp_request *req,
 {
     const size_t n = sizeof(pool_metrics) / sizeof(pool_metrics[0]);
 
-    prom_daemon(b, s->d);
+    (void)s;
+    prom_daemon(b, &snap->info);
     for (size_t i = 0; i < n; i++) {
         const struct pool_metric *m = &pool_metrics[i];
         if (i == 0 || strcmp(m->name, pool_metrics[i - 1].name) != 0)
@@ -577,6 +636,7 @@ static const struct route {
     { "/pools", handle_pools },
     { "/stats", handle_stats },
     { "/metrics", handle_metrics },
+    { "/clients", handle_clients },
 };
 
 static endpoint_fn route_find(const char *path)
@@ -600,7 +660,7 @@ static void send_not_found(struct evhttp_request *req, const char *path)
 {
     char msg[512];
 
-    snprintf(msg, sizeof(msg), "no such endpoint: %s (try /health, /pools, /stats or /metrics)",
+    snprintf(msg, sizeof(msg), "no such endpoint: %s (try /health, /pools, /stats, /metrics or /clients)",
              path);
     send_json_error(req, HTTP_NOTFOUND, "Not Found", msg);
 }
@@ -618,7 +678,7 @@ static void run_endpoint(struct status_server *s, struct evhttp_request *req, en
     struct snapshot snap;
     struct evbuffer *b = evbuffer_new();
 
-    if (!b || !snapshot_take(s->d, &snap)) {
+    if (!b || !snapshot_take(s->view, &snap)) {
         if (b)
             evbuffer_free(b);
         send_json_error(req, HTTP_INTERNAL, "Internal Server Error", "out of memory");
@@ -691,7 +751,7 @@ static void on_accept_error(struct evconnlistener *evl, void *http)
 /* Watch fd (listening) with a listener of ours and hand it to evhttp. */
 static bool bind_listener(struct status_server *s, int fd)
 {
-    s->evl = evconnlistener_new(s->d->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+    s->evl = evconnlistener_new(s->view->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                 0, fd);
     if (!s->evl)
         return false;
@@ -704,19 +764,20 @@ static bool bind_listener(struct status_server *s, int fd)
     return true;
 }
 
-struct status_server *status_start(struct daemon *d, const char *path, char *errbuf, size_t errlen)
+struct status_server *status_start(const struct status_view *view, const char *path,
+                                   char *errbuf, size_t errlen)
 {
     struct status_server *s = calloc(1, sizeof(*s));
     int fd;
 
-    if (!s || !(s->path = strdup(path)) || !(s->http = evhttp_new(d->base))) {
+    if (!s || !(s->path = strdup(path)) || !(s->http = evhttp_new(view->base))) {
         snprintf(errbuf, errlen, "status socket %s: out of memory", path);
         status_stop(s);                  /* path not bound yet: nothing to unlink */
         return NULL;
     }
-    s->d = d;
+    s->view = view;
     http_configure(s);
-    fd = unix_socket_listen(path, STATUS_SOCKET_MODE, (int)d->cfg->daemon.listen_backlog, errbuf, errlen);
+    fd = unix_socket_listen(path, STATUS_SOCKET_MODE, view->listen_backlog, errbuf, errlen);
     if (fd < 0) {
         evhttp_free(s->http);
         free(s->path);

@@ -5,14 +5,44 @@
 #ifndef DBPOOLD_STATUS_H
 #define DBPOOLD_STATUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-struct daemon;
+#include "daemon/session.h"
+
+struct event_base;
+struct pool;
 struct status_server;
 
-/* Bind path (replacing a stale socket file) and serve on d->base.
+/* The daemon-wide figures at one instant. */
+struct status_daemon_info {
+    size_t clients_connected;        /* sessions now (the sum of the state lists) */
+    size_t clients_in[CL_NSTATES];   /* sessions now by state (each list's length) */
+    uint64_t clients_accepted;       /* since start */
+    size_t buffer_budget, buffer_used, buffer_peak, buffer_waiting;   /* clientBufferBudget */
+    uint64_t frame_timeouts;         /* sessions closed by frameTimeout */
+    uint64_t write_stalls;           /* sessions closed by writeStallTimeout */
+    bool shutting_down;
+    uint64_t start_us;               /* now_us() at start */
+};
+
+/* What the status socket reads, and nothing more: the daemon gives this
+ * read-only view at status_start (it must outlive the status server). */
+struct status_view {
+    struct event_base *base;
+    int listen_backlog;
+    size_t (*npools)(const void *arg);
+    const struct pool *(*pool)(const void *arg, size_t i);
+    void (*daemon_info)(const void *arg, struct status_daemon_info *out);
+    void (*each_client)(const void *arg, session_info_fn fn, void *ctx);
+    const void *arg;
+};
+
+/* Bind path (replacing a stale socket file) and serve on view->base.
  * NULL + message on error. */
-struct status_server *status_start(struct daemon *d, const char *path, char *errbuf, size_t errlen);
+struct status_server *status_start(const struct status_view *view, const char *path,
+                                   char *errbuf, size_t errlen);
 /* A descriptor was freed: if accepting paused on an error, resume now.
  * NULL (status socket disabled) is allowed. */
 void status_fd_freed(struct status_server *s);

@@ -1,8 +1,8 @@
 /*
  * fuzz_session.c — libFuzzer target: the client session state machine
- * (src/daemon/client.c with the pool, the SQLite driver, sockbuf and proto.c
- * underneath), fed arbitrary byte streams over a socketpair against a real
- * SQLite pool.
+ * (src/daemon/client.c, session.c and request.c with the pool, the SQLite
+ * driver, sockbuf and proto.c underneath), fed arbitrary byte streams over a
+ * socketpair against a real SQLite pool.
  *
  * Input layout:
  *   byte 0      control: bits 0-2 = k, the number of chunk-size bytes;
@@ -236,7 +236,7 @@ static bool daemon_idle(void *arg)
     struct daemon *d = arg;
     struct pool_stats st;
 
-    if (d->nclients != 0)
+    if (daemon_nclients(d) != 0)
         return false;
     pool_get_stats(d->pools[0], &st);
     return st.clients_connected == 0 && st.clients_active == 0 && st.clients_waiting == 0 &&
@@ -300,7 +300,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t k = data[0] & 7u;
     if (size < 1 + k)
         return 0;
-    if (!d->total_clients) {
+    if (!d->sessions.total_accepted) {
         const char *e = getenv("FUZZ_CHECK_FRAME_SIZE");
         check_frame_size = e && atoi(e) != 0;
     }
@@ -315,8 +315,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.ev = event_new(d->base, s.fd, EV_READ | EV_PERSIST, on_output, &s);
     if (!s.ev || event_add(s.ev, NULL) != 0)
         fuzz_fail("cannot watch the client socket");
-    client_accept(d, sv[0]);
-    if (d->nclients != 1)
+    client_accept(&d->sessions, sv[0]);
+    if (daemon_nclients(d) != 1)
         fuzz_fail("client_accept did not start a session");
     run_session(d, &s, data + 1, k, data[0]);
     event_free(s.ev);

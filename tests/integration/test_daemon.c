@@ -1927,6 +1927,70 @@ Test(outputfault, lost_hello_ok)
     fault_end();
 }
 
+/* A deadline that cannot be armed (out of memory, simulated by the same
+ * build's DBPOOLD_FAIL_TIMER=NAME:N: the Nth arming of that timer fails)
+ * ends the session with ERROR INTERNAL, its transaction rolled back, instead
+ * of letting it run without the deadline. */
+static void assert_timer_failure_logged(const char *timer)
+{
+    char want[64], *log = h_read_log();
+    snprintf(want, sizeof(want), "timer=%s", timer);
+    bool found = false;
+    for (char *line = strtok(log, "\n"); line && !found; line = strtok(NULL, "\n"))
+        found = strstr(line, "event=client_timer_failed") && strstr(line, want);
+    free(log);
+    cr_assert(found, "no client_timer_failed event for the %s timer in the log", timer);
+}
+
+static void timer_fault_setup(const char *fail_timer, const struct h_opts *o)
+{
+    const char *on = getenv("DBPOOL_TEST_FAULT_INJECTION");
+    if (!on || strcmp(on, "1") != 0)
+        cr_skip_test("needs a daemon built with -DDBPOOLD_FAULT_INJECTION "
+                     "(DBPOOL_TEST_FAULT_INJECTION=1)");
+    cr_assert_eq(setenv("DBPOOLD_FAIL_TIMER", fail_timer, 1), 0);
+    dbpool_conn *c = start_with_table(o);
+    dbpool_close(c);
+}
+
+Test(outputfault, statement_timer_not_armed)
+{
+    static const struct h_opts o = { .max_open_conns = 1,
+                                     .pool_settings = "statementTimeout = \"30s\";" };
+    timer_fault_setup("statement:2", &o);
+    int fd = fault_session_in_tx();   /* its INSERT armed the first */
+    send_query(fd, "INSERT INTO t VALUES (2)", NULL, 0);
+    expect_frames_then_internal(fd, "", "statementTimeout could not be armed");
+    assert_timer_failure_logged("statement");
+    fault_end();
+}
+
+Test(outputfault, frame_timer_not_armed)
+{
+    timer_fault_setup("frame:1", &single_conn);
+    int fd = fault_session(true);
+    /* The start of a QUERY frame: frameTimeout must run from here. */
+    static const uint8_t part[] = { 0, 0, 0, 100, PT_QUERY, 0 };
+    cr_assert(h_raw_send(fd, part, sizeof(part)));
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_INTERNAL, "frameTimeout could not be armed");
+    assert_timer_failure_logged("frame");
+    await_no_sessions();
+    h_stop_ok();
+}
+
+Test(outputfault, idle_transaction_timer_not_armed)
+{
+    static const struct h_opts o = { .max_open_conns = 1,
+                                     .daemon_settings = "idleTransactionTimeout = \"30s\";" };
+    timer_fault_setup("idle:1", &o);
+    int fd = fault_session(true);   /* no clientIdleTimeout: nothing armed yet */
+    send_frame(fd, PT_BEGIN, "\0", 1);
+    send_query(fd, "INSERT INTO t VALUES (1)", NULL, 0);   /* must not run */
+    expect_frames_then_internal(fd, "z", "idleTransactionTimeout could not be armed");
+    assert_timer_failure_logged("idle");
+    fault_end();
+}
+
 /* ================================================================ status */
 
 TestSuite(status, .fini = h_fini, .timeout = 60);
@@ -1971,6 +2035,68 @@ Test(status, pools_reports_pool_and_counts_statements)
               "totals.errors did not count the failed statement");
     dbpool_close(c);
     await_no_sessions();
+    h_stop_ok();
+}
+
+static double metric(const char *body, const char *series);
+
+/* GET /clients: every session with its state, pool and transaction; the
+ * per-state counts are the lengths of the daemon's state lists, so they
+ * follow the sessions through idle, a transaction, a wait and the close. */
+Test(status, clients_shows_each_session_in_its_state)
+{
+    char *body = NULL;
+    dbpool_conn *setup = start_with_table(&single_conn);
+    dbpool_close(setup);
+    await_no_sessions();
+    dbpool_conn *idle = h_connect();
+    dbpool_conn *tx = h_connect();
+    must_ok(tx, dbpool_begin(tx, 0), "begin");
+    insert_int(tx, "t", 1);
+    int fd = h_raw_connect();   /* a third session waits for the one writer */
+    h_raw_send_hello(fd, PROTO_VERSION, H_POOL);
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_frame(fd, 10000, &f), 1);
+    cr_assert_eq(f.type, PT_HELLO_OK);
+    h_frame_free(&f);
+    send_query(fd, "INSERT INTO t VALUES (3)", NULL, 0);
+    cr_assert(H_AWAIT(H_STATUS_NUM("/clients", "states", "waiting") == 1, 5000),
+              "the third session is not counted as waiting");
+
+    cr_assert_eq(h_http_get("/clients", &body), 200, "%s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "idle"), 1, "%s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "idle_in_transaction"), 1, "%s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "active"), 0, "%s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "handshake"), 0, "%s", body);
+    cr_assert(strstr(body, "\"state\": \"idle_in_transaction\", \"pool\": \"" H_POOL "\""),
+              "%s", body);
+    cr_assert(strstr(body, "\"tx\": \"T\", \"server\": "), "the transaction's server: %s", body);
+    cr_assert_null(strstr(body, "\"tx\": \"T\", \"server\": null"), "%s", body);
+    const char *w = strstr(body, "\"state\": \"waiting\"");
+    cr_assert(w, "%s", body);
+    const char *w_end = strchr(w, '}'), *w_ms = strstr(w, "\"waiting_ms\": ");
+    cr_assert(w_end && w_ms && w_ms < w_end && strncmp(w_ms + 14, "null", 4) != 0,
+              "a waiting session has no wait time: %s", body);
+    cr_assert_eq(H_JSON_NUM(body, "states", "waiting"), 1, "%s", body);
+    free(body);
+    body = NULL;
+    cr_assert_eq(h_http_get("/metrics", &body), 200);
+    cr_assert_eq(metric(body, "dbpoold_clients{state=\"idle_in_transaction\"}"), 1, "%s", body);
+    cr_assert_eq(metric(body, "dbpoold_clients{state=\"waiting\"}"), 1, "%s", body);
+    free(body);
+    body = NULL;
+
+    must_ok(tx, dbpool_commit(tx), "commit");   /* the waiting INSERT gets the server */
+    expect_ready(fd, 'I', "the waiting INSERT");
+    cr_assert(H_AWAIT(H_STATUS_NUM("/clients", "states", "idle") == 3, 5000),
+              "all three sessions are not idle after the commit");
+    close(fd);
+    dbpool_close(idle);
+    dbpool_close(tx);
+    await_no_sessions();
+    cr_assert_eq(h_http_get("/clients", &body), 200);
+    cr_assert(strstr(body, "\"clients\": []"), "sessions left: %s", body);
+    free(body);
     h_stop_ok();
 }
 
