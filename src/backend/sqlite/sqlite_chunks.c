@@ -1,8 +1,9 @@
 /*
  * sqlite_chunks.c — the data handed between a connection's worker and the
- * loop: chunks of rows (allocated by the worker, freed by whichever side
- * holds the last use) and exec's private copy of a query, one allocation
- * that outlives the caller's struct backend_query.
+ * loop: chunks of rows (allocated by the worker, queued for the loop by
+ * sqd_post_chunk, which waits for room; freed by whichever side holds the
+ * last use) and exec's private copy of a query, one allocation that
+ * outlives the caller's struct backend_query.
  */
 #include "backend/sqlite/sqlite_internal.h"
 
@@ -79,4 +80,31 @@ struct qcopy *sqd_qcopy_new(const struct backend_query *q)
         }
     }
     return qc;
+}
+
+/* Queue a full (or final) chunk for the loop, waiting for room. Returns false
+ * (and frees the chunk) when the connection was closed, or cancelled and
+ * abort_on_cancel. */
+bool sqd_post_chunk(struct backend_conn *c, struct chunk *ch, bool abort_on_cancel)
+{
+    bool ok;
+
+    lock(&c->mu);
+    while (!c->closed && !(abort_on_cancel && atomic_load(&c->cancel_req)) &&
+           c->nqueued >= CHUNKS_IN_FLIGHT)
+        cwait(c);
+    ok = !c->closed && !(abort_on_cancel && atomic_load(&c->cancel_req));
+    if (ok) {
+        if (c->q_tail)
+            c->q_tail->next = ch;
+        else
+            c->q_head = ch;
+        c->q_tail = ch;
+        c->nqueued++;
+        event_active(c->ev, 0, 0);
+    }
+    unlock(&c->mu);
+    if (!ok)
+        sqd_chunk_free(ch);
+    return ok;
 }

@@ -169,6 +169,14 @@ static bool only_trivia(const char *p, const char *end)
     return true;
 }
 
+/* The transaction state as SQLite sees it now (worker thread). */
+char sqd_txstate_now(const struct backend_conn *c)
+{
+    if (!c->db)
+        return 'I';
+    return sqlite3_get_autocommit(c->db) ? 'I' : 'T';
+}
+
 void sqd_not_connected(struct backend_result *r)
 {
     backend_result_error(r, DBPOOL_E_UNAVAILABLE, "", 'I',

@@ -188,6 +188,7 @@ static inline bool stop_requested(struct backend_conn *c)
 struct chunk *sqd_chunk_new(size_t ncols);
 void sqd_chunk_free(struct chunk *ch);
 struct qcopy *sqd_qcopy_new(const struct backend_query *q);
+bool sqd_post_chunk(struct backend_conn *c, struct chunk *ch, bool abort_on_cancel);
 
 /* sqlite_errors.c */
 void sqd_canceled_result(struct backend_result *r);
@@ -199,8 +200,6 @@ void sqd_oom_result(struct backend_result *r, const char *what);
 void *sqd_worker_main(void *arg);
 void sqd_conn_unref(struct backend_conn *c);
 void sqd_conn_free(struct backend_conn *c);     /* only before the worker started */
-bool sqd_post_chunk(struct backend_conn *c, struct chunk *ch, bool abort_on_cancel);
-char sqd_txstate_now(const struct backend_conn *c);
 void sqd_workers_closing_add(void);
 void sqd_workers_reap(void);
 void sqd_quiesce(void);
@@ -209,5 +208,6 @@ void sqd_quiesce(void);
 void sqd_worker_exec(struct backend_conn *c, const struct qcopy *q, struct backend_result *r,
                      bool *wrote);
 void sqd_not_connected(struct backend_result *r);
+char sqd_txstate_now(const struct backend_conn *c);
 
 #endif

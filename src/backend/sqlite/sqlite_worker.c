@@ -85,33 +85,6 @@ void sqd_quiesce(void)
 
 /* ------------------------------------------------------ worker: posting */
 
-/* Queue a full (or final) chunk for the loop, waiting for room. Returns false
- * (and frees the chunk) when the connection was closed, or cancelled and
- * abort_on_cancel. */
-bool sqd_post_chunk(struct backend_conn *c, struct chunk *ch, bool abort_on_cancel)
-{
-    bool ok;
-
-    lock(&c->mu);
-    while (!c->closed && !(abort_on_cancel && atomic_load(&c->cancel_req)) &&
-           c->nqueued >= CHUNKS_IN_FLIGHT)
-        cwait(c);
-    ok = !c->closed && !(abort_on_cancel && atomic_load(&c->cancel_req));
-    if (ok) {
-        if (c->q_tail)
-            c->q_tail->next = ch;
-        else
-            c->q_head = ch;
-        c->q_tail = ch;
-        c->nqueued++;
-        event_active(c->ev, 0, 0);
-    }
-    unlock(&c->mu);
-    if (!ok)
-        sqd_chunk_free(ch);
-    return ok;
-}
-
 static void post_result(struct backend_conn *c, const struct backend_result *r, bool wrote)
 {
     lock(&c->mu);
@@ -158,13 +131,6 @@ static int busy_handler(void *arg, int count)
 static int progress_handler(void *arg)
 {
     return stop_requested(arg) ? 1 : 0;
-}
-
-char sqd_txstate_now(const struct backend_conn *c)
-{
-    if (!c->db)
-        return 'I';
-    return sqlite3_get_autocommit(c->db) ? 'I' : 'T';
 }
 
 /* ---------------------------------------------------- worker: connect */
