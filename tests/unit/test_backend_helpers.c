@@ -202,14 +202,21 @@ static void run_until_woken(int ms)
     event_free(g);
 }
 
-Test(helper, a_finished_helper_wakes_the_loop_once)
+/* A helper waiting for job_go(), its owner's event in *ev; counters reset. */
+static struct job *fresh_job(struct event **ev)
 {
-    struct event *ev = event_new(base, -1, 0, on_wake, NULL);
-    struct job *j;
-
+    *ev = event_new(base, -1, 0, on_wake, NULL);
+    cr_assert_not_null(*ev);
     woken = 0;
     atomic_store(&released, 0);
-    j = job_start(ev);
+    return job_start(*ev);
+}
+
+Test(helper, a_finished_helper_wakes_the_loop_once)
+{
+    struct event *ev;
+    struct job *j = fresh_job(&ev);
+
     cr_assert(!helper_wake_finished(&j->wake));
     job_go(j);
     run_until_woken(10000);
@@ -225,12 +232,9 @@ Test(helper, a_finished_helper_wakes_the_loop_once)
  * owner's event, which is freed at once; the job is released once. */
 Test(helper, abandoned_helper_never_wakes_its_owner)
 {
-    struct event *ev = event_new(base, -1, 0, on_wake, NULL);
-    struct job *j;
+    struct event *ev;
+    struct job *j = fresh_job(&ev);
 
-    woken = 0;
-    atomic_store(&released, 0);
-    j = job_start(ev);
     helper_wake_abandon(&j->wake);
     event_free(ev);
     job_go(j);
@@ -243,12 +247,9 @@ Test(helper, abandoned_helper_never_wakes_its_owner)
 /* A wake-up already posted when the owner leaves is withdrawn. */
 Test(helper, abandon_withdraws_a_posted_wake_up)
 {
-    struct event *ev = event_new(base, -1, 0, on_wake, NULL);
-    struct job *j;
+    struct event *ev;
+    struct job *j = fresh_job(&ev);
 
-    woken = 0;
-    atomic_store(&released, 0);
-    j = job_start(ev);
     job_go(j);
     helper_quiesce(10000);   /* done: the activation is posted, not yet run */
     helper_wake_abandon(&j->wake);

@@ -19,6 +19,8 @@
 #include "backend/backend.h"
 #include "backend/helper.h"
 #include "backend/pg/pg_internal.h"
+#include "backend/pg/cancel.h"
+#include "backend/pg/conn.h"
 
 #define CANNOT_RESEND "cannot arm the timer to cancel the statement again (out of memory); " \
                       "the server connection was closed"
@@ -48,8 +50,9 @@ static void *cancel_main(void *arg)
     return NULL;
 }
 
-/* A helper for PQcancel, or NULL (then the cancel is simply not sent). */
-static struct cancel_job *job_start(struct backend_conn *c)
+/* A helper for PQcancel: its wake-up, or NULL (then the cancel is simply
+ * not sent). */
+static struct helper_wake *job_start(struct backend_conn *c)
 {
     struct cancel_job *j = calloc(1, sizeof(*j));
 
@@ -68,15 +71,7 @@ static struct cancel_job *job_start(struct backend_conn *c)
         helper_wake_abandon(&j->wake);    /* ours: frees j */
         return NULL;
     }
-    return j;
-}
-
-void pg_cancel_forget(struct backend_conn *c)
-{
-    if (c->cancel) {
-        helper_wake_abandon(&c->cancel->wake);
-        c->cancel = NULL;
-    }
+    return &j->wake;
 }
 
 /* Wait c->cancel_delay_ms before the next request, doubling the delay for
@@ -120,7 +115,7 @@ void pg_on_cancel_done(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     enter(c);
-    if (c->cancel && helper_wake_finished(&c->cancel->wake)) {
+    if (c->cancel && helper_wake_finished(c->cancel)) {
         pg_cancel_forget(c);
         if (c->phase == PH_CANCEL_WAIT) {
             r = c->res;

@@ -19,6 +19,7 @@
 
 #include "backend/backend.h"
 #include "backend/pg/pg_internal.h"
+#include "backend/pg/conn.h"
 #include "backend/pg/pg_stmtcache.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -96,7 +97,7 @@ bool pg_arm_io(struct backend_conn *c, short what, bool force)
         if (c->io_what == what)
             return true;
         if (event_del(c->ev_io) != 0 ||
-            event_assign(c->ev_io, c->base, fd, (short)(what | EV_PERSIST), pg_on_io, c) != 0 ||
+            event_assign(c->ev_io, c->base, fd, (short)(what | EV_PERSIST), c->io_cb, c) != 0 ||
             event_add(c->ev_io, NULL) != 0) {
             pg_disarm_io(c);
             return false;
@@ -105,7 +106,7 @@ bool pg_arm_io(struct backend_conn *c, short what, bool force)
         return true;
     }
     pg_disarm_io(c);
-    c->ev_io = event_new(c->base, fd, (short)(what | EV_PERSIST), pg_on_io, c);
+    c->ev_io = event_new(c->base, fd, (short)(what | EV_PERSIST), c->io_cb, c);
     if (!c->ev_io)
         return false;
     if (event_add(c->ev_io, NULL) != 0) {
@@ -129,7 +130,6 @@ static void idle_io(struct backend_conn *c)
         pg_disarm_io(c);
 }
 
-void pg_conn_free(struct backend_conn *c);
 
 /* ----------------------------------------------------------- idle watch */
 
@@ -147,7 +147,7 @@ static void watch_end(struct backend_conn *c)
 
 /* The watched connection is dead: end the watch, then tell the pool (last:
  * lost() usually closes c; the caller's enter()/leave() keeps it allocated). */
-static void watch_fire(struct backend_conn *c)
+void pg_watch_fire(struct backend_conn *c)
 {
     void (*lost)(void *) = c->lost;
     void *arg = c->lost_arg;
@@ -188,7 +188,7 @@ void pg_idle_step(struct backend_conn *c)
         return;   /* a notice, parameter status or notification: keep watching */
     if (PQstatus(c->pg) == CONNECTION_OK)
         c->connected = false;   /* reading failed without libpq noticing: unusable */
-    watch_fire(c);
+    pg_watch_fire(c);
 }
 
 void pg_watch_idle(struct backend_conn *c, void (*lost)(void *arg), void *arg)
@@ -253,8 +253,7 @@ static void end_op(struct backend_conn *c, char txstate)
         PQclear(c->cur);
         c->cur = NULL;
     }
-    if (c->cancel)
-        pg_cancel_forget(c);
+    pg_cancel_forget(c);
     c->cancel_sent = false;
     free(c->pp.mem);
     memset(&c->pp, 0, sizeof(c->pp));
@@ -318,38 +317,6 @@ void pg_fail_later(struct backend_conn *c, int code, const char *sqlstate, bool 
     va_end(ap);
     pg_defer_result(c);
 }
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct backend_conn *c = arg;
-
-    (void)fd;
-    (void)what;
-    enter(c);
-    if (c->phase == PH_CONNECTING || c->phase == PH_RESOLVING)
-        pg_connect_timed_out(c);
-    else if (c->phase == PH_CANCEL_WAIT || (c->phase == PH_READING && c->canceled))
-        pg_cancel_timer(c);
-    leave(c);
-}
-
-static void on_kick(evutil_socket_t fd, short what, void *arg)
-{
-    struct backend_conn *c = arg;
-    struct backend_result r;
-
-    (void)fd;
-    (void)what;
-    enter(c);
-    if (c->phase == PH_DEFERRED) {
-        r = c->res;
-        pg_complete(c, &r);
-    } else if (c->phase == PH_READING && !c->paused) {
-        pg_pump(c);   /* resume() or cancel() of a paused stream */
-    } else if (c->phase == PH_IDLE && c->watching && c->watch_dead) {
-        watch_fire(c);   /* watch_idle() found the connection dead */
-    }
-    leave(c);
-}
 void pg_conn_free(struct backend_conn *c)
 {
     if (c->cur)
@@ -361,77 +328,4 @@ void pg_conn_free(struct backend_conn *c)
     free(c->vals);
     free(c->scratch);
     free(c);
-}
-
-/* The connection's events, all of them (harmless on NULL members). */
-static void free_events(struct backend_conn *c)
-{
-    struct event **evs[] = { &c->ev_timer, &c->ev_kick, &c->ev_cancel, &c->ev_resolved };
-
-    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
-        if (*evs[i])
-            event_free(*evs[i]);
-        *evs[i] = NULL;
-    }
-}
-
-/* PQfinish sends Terminate without waiting (the socket is non-blocking) and
- * closes the socket. A cancel helper still running owns only its PGcancel
- * and its share of the job; a resolver helper only its job; neither can
- * reach the connection's events any more (pg_cancel_forget,
- * pg_resolve_forget). */
-void pg_close(struct backend_conn *c)
-{
-    if (!c || c->closed)
-        return;
-    watch_end(c);
-    c->closed = true;
-    if (c->pg && c->connected && (c->phase == PH_SENDING || c->phase == PH_READING)) {
-        /* A server backend does not notice a closed client while it
-         * computes: cancel the statement so it does not run on. */
-        pg_cancel_send(c);
-    }
-    pg_cancel_forget(c);   /* before ev_cancel goes */
-    pg_resolve_forget(c);  /* before ev_resolved goes */
-    pg_drop_conn(c);
-    free_events(c);
-    c->op = OP_NONE;
-    if (c->depth == 0)
-        pg_conn_free(c);
-}
-
-/* Ownership: the returned connection belongs to the caller until close(). */
-struct backend_conn *pg_conn_new(const struct pool_config *cfg, struct event_base *base,
-                                 enum backend_role role, char *errbuf, size_t errlen)
-{
-    struct backend_conn *c;
-    const char *missing = !cfg->host || !*cfg->host ? "host"
-                        : !cfg->dbname || !*cfg->dbname ? "name"
-                        : !cfg->username || !*cfg->username ? "username" : NULL;
-
-    (void)role;   /* every PostgreSQL connection is a writer */
-    if (missing) {
-        snprintf(errbuf, errlen, "pool \"%s\": %s is required for a postgres pool",
-                 cfg->name ? cfg->name : "", missing);
-        return NULL;
-    }
-    c = calloc(1, sizeof(*c));
-    if (!c) {
-        snprintf(errbuf, errlen, "cannot create PostgreSQL connection: out of memory");
-        return NULL;
-    }
-    c->cfg = cfg;
-    c->io_fd = -1;
-    c->base = base;
-    c->txstate = 'I';
-    c->ev_timer = evtimer_new(base, on_timer, c);
-    c->ev_kick = event_new(base, -1, 0, on_kick, c);
-    c->ev_cancel = event_new(base, -1, 0, pg_on_cancel_done, c);
-    if (!c->ev_timer || !c->ev_kick || !c->ev_cancel) {
-        snprintf(errbuf, errlen, "cannot create PostgreSQL connection: out of memory");
-        free_events(c);
-        pg_conn_free(c);
-        return NULL;
-    }
-    return c;
 }

@@ -19,6 +19,8 @@
 
 #include "backend/backend.h"
 #include "backend/pg/pg_internal.h"
+#include "backend/pg/connect.h"
+#include "backend/pg/conn.h"
 #include "backend/pg/pg_stmtcache.h"
 #include "backend/resolve.h"
 #include "backend/secret.h"

@@ -23,6 +23,9 @@
 
 #include "backend/backend.h"
 #include "backend/pg/pg_internal.h"
+#include "backend/pg/exec.h"
+#include "backend/pg/cancel.h"
+#include "backend/pg/conn.h"
 #include "backend/pg/pg_stmtcache.h"
 
 /* ----------------------------------------------------------- parameters */
@@ -185,9 +188,10 @@ static void fail_send(struct backend_conn *c, bool in_callback, int code, const 
         pg_fail_later(c, code, "", true, "%s", msg);
 }
 
-/* Push the queued statement out. In a callback, a finished send goes on to
- * read what libpq may already hold; from exec() it waits for EV_READ. */
-void pg_flush_step(struct backend_conn *c, bool in_callback)
+/* Push the queued statement out; true when it is all sent and the results
+ * are awaited (EV_READ). From exec() (in_callback false) errors are reported
+ * from the loop. */
+bool pg_flush_step(struct backend_conn *c, bool in_callback)
 {
     char msg[sizeof(c->res.err.message)];
     int rc = PQflush(c->pg);
@@ -195,7 +199,7 @@ void pg_flush_step(struct backend_conn *c, bool in_callback)
     if (rc < 0) {
         pg_conn_error_message(c, msg, sizeof(msg), "could not send data to server");
         fail_send(c, in_callback, DBPOOL_E_CONN_LOST, msg);
-        return;
+        return false;
     }
     if (rc == 0) {
         c->phase = PH_READING;
@@ -203,57 +207,14 @@ void pg_flush_step(struct backend_conn *c, bool in_callback)
             /* cancel() came while sending, and cannot be sent */
             fail_send(c, in_callback, DBPOOL_E_INTERNAL, "cannot cancel the statement (out of "
                       "memory); the server connection was closed");
-            return;
+            return false;
         }
     }
     if (!pg_arm_io(c, rc == 0 ? EV_READ : EV_READ | EV_WRITE, false)) {
         fail_send(c, in_callback, DBPOOL_E_INTERNAL, "cannot watch the PostgreSQL socket");
-        return;
+        return false;
     }
-    if (rc == 0 && in_callback)
-        pg_pump(c);
-}
-
-static void send_step(struct backend_conn *c, short what)
-{
-    if ((what & EV_READ) && !PQconsumeInput(c->pg))
-        c->input_failed = true;
-    pg_flush_step(c, true);
-}
-
-/* With SSL, OpenSSL may hold decrypted bytes that libpq has not taken yet
- * (its buffer had no room), and the socket then never becomes readable
- * for them; a few more PQconsumeInput calls while a message is incomplete
- * pick them up (each costs one recv when nothing is there). */
-static void read_step(struct backend_conn *c)
-{
-    if (!PQconsumeInput(c->pg)) {
-        c->input_failed = true;
-    } else if (PQsslInUse(c->pg)) {
-        for (int i = 0; i < SSL_EXTRA_READS && PQisBusy(c->pg); i++) {
-            if (!PQconsumeInput(c->pg)) {
-                c->input_failed = true;
-                break;
-            }
-        }
-    }
-    pg_pump(c);
-}
-
-void pg_on_io(evutil_socket_t fd, short what, void *arg)
-{
-    struct backend_conn *c = arg;
-
-    (void)fd;
-    enter(c);
-    switch (c->phase) {
-    case PH_CONNECTING: pg_connect_step(c); break;
-    case PH_SENDING: send_step(c, what); break;
-    case PH_READING: read_step(c); break;
-    case PH_IDLE: pg_idle_step(c); break;
-    default: pg_disarm_io(c); break;   /* nothing awaited */
-    }
-    leave(c);
+    return rc == 0;
 }
 
 /* -------------------------------------------------------- the operations */
@@ -350,7 +311,7 @@ void pg_send_stage(struct backend_conn *c, bool in_callback)
          * is called when the statement's turn comes (pipeline_next). */
     }
     c->phase = PH_SENDING;
-    pg_flush_step(c, in_callback);
+    (void)pg_flush_step(c, in_callback);   /* on EV_READ, results.c reads on */
 }
 
 static bool stage_needed(const struct backend_conn *c, enum stage st)
@@ -479,7 +440,7 @@ void pg_ping(struct backend_conn *c, backend_done_fn done, void *arg)
         return;
     }
     c->phase = PH_SENDING;
-    pg_flush_step(c, false);
+    (void)pg_flush_step(c, false);
 }
 void pg_resume(struct backend_conn *c)
 {

@@ -6,22 +6,27 @@
  *
  * THE FILES
  *
- *   driver.c    the struct backend_driver table and the pool-level calls
- *   conn.c      the connection object: creation and close, its events, the
- *               life of one operation (start, complete, fail), the idle
- *               watch, the timer and kick callbacks
+ * From the bottom up; each file calls only the files above it in this
+ * list (its header: conn.h, cancel.h, ...), never one below:
+ *
+ *   pg_internal.h   the connection struct and its states (this file)
+ *   pg_stmtcache.c  the per-connection cache of prepared statements
+ *   conn.c      the connection's events, the life of one operation (start,
+ *               complete, fail now or from the loop), the idle watch
+ *   cancel.c    cancel requests on helper threads, the wait for them
  *   connect.c   connection set-up: name resolution, libpq's connect steps
  *   exec.c      the operations: parameters, the stages a statement is sent
  *               in (pipelined with its BEGIN when it opens a transaction),
- *               sending, the socket callback
- *   results.c   reading results: rows and their values to the sink, what
- *               ends a stage or the statement (re-prepare, session reset)
- *   cancel.c    cancel requests on helper threads, the wait for them
- *   pg_stmtcache.c  the per-connection cache of prepared statements
+ *               sending
+ *   results.c   the socket callback, reading results: rows and their
+ *               values to the sink, what ends a stage or the statement
+ *               (the next stage, re-prepare, session reset)
+ *   driver.c    the struct backend_driver table: creating and closing a
+ *               connection, its timer and kick callbacks, pool-level calls
  *
  * The per-row and per-statement paths keep their helpers static in one
- * file (results.c, exec.c) so the compiler inlines them as before; the
- * functions shared below are hidden (not exported from the binary).
+ * file (results.c, exec.c) so the compiler inlines them as before; what
+ * the headers share is hidden (not exported from the binary).
  *
  * Everything runs on the event-loop thread and nothing here blocks: the
  * connection is opened with PQconnectStartParams/PQconnectPoll, statements
@@ -179,7 +184,6 @@
 
 #include "backend/backend.h"
 #include "backend/pg/pg_stmtcache.h"
-#include "backend/resolve.h"
 
 enum {
     PG_MAX_PARAMS = 65535,        /* the protocol's limit (16-bit count) */
@@ -205,7 +209,7 @@ enum phase {
     PH_IDLE = 0, PH_RESOLVING, PH_CONNECTING, PH_SENDING, PH_READING, PH_CANCEL_WAIT, PH_DEFERRED
 };
 
-struct cancel_job;   /* cancel.c */
+struct helper_wake;  /* backend/helper.h */
 
 /* The arrays for PQsendQueryParams / PQsendQueryPrepared, in one allocation
  * with the parameter values (binary for int8, float8 and bool, text
@@ -235,6 +239,7 @@ struct backend_conn {
     char txstate;                /* as of the last completion */
     char server_info[64];
 
+    event_callback_fn io_cb;     /* ev_io's callback (results.c: pg_on_io) */
     struct event *ev_io;         /* on PQsocket(); stays armed for EV_READ while the
                                     connection is healthy, so an operation costs no
                                     epoll_ctl; NULL when nothing is awaited */
@@ -267,7 +272,7 @@ struct backend_conn {
     int64_t rows_seen, dropped, affected;
     bool have_err;
     struct backend_result res;   /* first error; or the final result while deferred */
-    struct cancel_job *cancel;   /* a cancel request in flight (its helper runs), or NULL */
+    struct helper_wake *cancel;  /* a cancel request in flight (its helper runs), or NULL */
     bool cancel_sent;            /* a cancel was started for this operation */
     unsigned cancel_delay_ms;    /* the next re-send waits this long */
     const char *simple_sql;      /* a BQ_INTERNAL statement sent with PQsendQuery, or NULL */
@@ -304,85 +309,6 @@ struct backend_conn {
     size_t scratch_cap;
 };
 
-#pragma GCC visibility push(hidden)
-
-/* conn.c: the connection, its events, the life of an operation */
-struct backend_conn *pg_conn_new(const struct pool_config *cfg, struct event_base *base,
-                                 enum backend_role role, char *errbuf, size_t errlen);
-void pg_close(struct backend_conn *c);
-void pg_conn_free(struct backend_conn *c);
-void pg_watch_idle(struct backend_conn *c, void (*lost)(void *arg), void *arg);
-void pg_unwatch_idle(struct backend_conn *c);
-void pg_idle_step(struct backend_conn *c);
-void pg_tidy_message(char *dst, size_t size, const char *src);
-void pg_conn_error_message(const struct backend_conn *c, char *dst, size_t size,
-                           const char *fallback);
-void pg_on_notice(void *arg, const PGresult *res);
-void pg_disarm_io(struct backend_conn *c);
-bool pg_arm_io(struct backend_conn *c, short what, bool force);
-void pg_start_op(struct backend_conn *c, enum op_kind kind, backend_done_fn done, void *arg,
-                 const struct backend_sink *sink);
-/* Report the operation's result. Must be the last thing the caller does
- * with c: done() may close c or start the next operation. */
-void pg_complete(struct backend_conn *c, const struct backend_result *res);
-/* Fail the operation now (inside one of our libevent callbacks). */
-void pg_fail_now(struct backend_conn *c, int code, bool broken, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Report c->res from c->ev_kick (inside connect/exec/ping). */
-void pg_defer_result(struct backend_conn *c);
-void pg_fail_later(struct backend_conn *c, int code, const char *sqlstate, bool broken,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-/* connect.c */
-void pg_connect(struct backend_conn *c, backend_done_fn done, void *arg);
-void pg_connect_step(struct backend_conn *c);
-void pg_connect_timed_out(struct backend_conn *c);
-void pg_drop_conn(struct backend_conn *c);
-
-/* exec.c */
-void pg_exec(struct backend_conn *c, const struct backend_query *q,
-             const struct backend_sink *sink, void *arg);
-void pg_ping(struct backend_conn *c, backend_done_fn done, void *arg);
-void pg_resume(struct backend_conn *c);
-void pg_on_io(evutil_socket_t fd, short what, void *arg);
-void pg_flush_step(struct backend_conn *c, bool in_callback);
-void pg_send_stage(struct backend_conn *c, bool in_callback);
-enum stage pg_stage_after(const struct backend_conn *c, int done);
-
-/* results.c */
-void pg_pump(struct backend_conn *c);
-
-/* cancel.c */
-void pg_cancel(struct backend_conn *c);
-/* Start a cancel request unless one is in flight; when no helper can start
- * now, try again later (c->ev_timer). False when not even that is possible:
- * the caller fails the operation as broken. */
-bool pg_cancel_send(struct backend_conn *c);
-/* The operation ends: its cancel helper, if any, runs on without us. */
-void pg_cancel_forget(struct backend_conn *c);
-/* The results are complete (*r): true when completion waits for the cancel
- * still in flight (r saved in c->res); false to complete now, with r
- * marked broken when the wait could not be bounded. */
-bool pg_cancel_wait(struct backend_conn *c, struct backend_result *r);
-/* c->ev_timer fired in PH_CANCEL_WAIT or (re-send) PH_READING. */
-void pg_cancel_timer(struct backend_conn *c);
-void pg_on_cancel_done(evutil_socket_t fd, short what, void *arg);
-
-#pragma GCC visibility pop
-
-/* Every libevent callback brackets its work with enter()/leave(): close()
- * frees the struct only when no callback of ours is on the stack. */
-static inline void enter(struct backend_conn *c)
-{
-    c->depth++;
-}
-
-static inline void leave(struct backend_conn *c)
-{
-    if (--c->depth == 0 && c->closed)
-        pg_conn_free(c);
-}
-
 static inline char tx_char(PGTransactionStatusType ts, bool *unknown)
 {
     *unknown = false;
@@ -401,15 +327,6 @@ static inline void timeval_ms(struct timeval *tv, uint64_t ms)
 {
     tv->tv_sec = (time_t)(ms / 1000u);
     tv->tv_usec = (suseconds_t)(ms % 1000u) * 1000;
-}
-
-/* The connection lets go of its name resolution, if any. */
-static inline void pg_resolve_forget(struct backend_conn *c)
-{
-    if (c->resolve) {
-        resolve_abandon(c->resolve);
-        c->resolve = NULL;
-    }
 }
 
 #endif

@@ -24,6 +24,11 @@
 
 #include "backend/backend.h"
 #include "backend/pg/pg_internal.h"
+#include "backend/pg/results.h"
+#include "backend/pg/cancel.h"
+#include "backend/pg/conn.h"
+#include "backend/pg/connect.h"
+#include "backend/pg/exec.h"
 #include "backend/pg/pg_stmtcache.h"
 
 /* -------------------------------------------------------- result values */
@@ -410,8 +415,8 @@ static bool refuse_copy_in(struct backend_conn *c)
         return false;
     }
     c->phase = PH_SENDING;
-    pg_flush_step(c, true);
-    return false;   /* flush_step carries on */
+    (void)pg_flush_step(c, true);   /* the server's answer comes on EV_READ */
+    return false;
 }
 
 /* COPY TO STDOUT: read and drop the data. False when waiting for input. */
@@ -523,6 +528,53 @@ void pg_pump(struct backend_conn *c)
         if (!take_result(c, r))
             return;
     }
+}
+
+/* ------------------------------------------------------ the socket */
+
+/* A finished send goes on to read what libpq may already hold (it read
+ * while sending: the socket will not signal that again). */
+static void send_step(struct backend_conn *c, short what)
+{
+    if ((what & EV_READ) && !PQconsumeInput(c->pg))
+        c->input_failed = true;
+    if (pg_flush_step(c, true))
+        pg_pump(c);
+}
+
+/* With SSL, OpenSSL may hold decrypted bytes that libpq has not taken yet
+ * (its buffer had no room), and the socket then never becomes readable
+ * for them; a few more PQconsumeInput calls while a message is incomplete
+ * pick them up (each costs one recv when nothing is there). */
+static void read_step(struct backend_conn *c)
+{
+    if (!PQconsumeInput(c->pg)) {
+        c->input_failed = true;
+    } else if (PQsslInUse(c->pg)) {
+        for (int i = 0; i < SSL_EXTRA_READS && PQisBusy(c->pg); i++) {
+            if (!PQconsumeInput(c->pg)) {
+                c->input_failed = true;
+                break;
+            }
+        }
+    }
+    pg_pump(c);
+}
+
+void pg_on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct backend_conn *c = arg;
+
+    (void)fd;
+    enter(c);
+    switch (c->phase) {
+    case PH_CONNECTING: pg_connect_step(c); break;
+    case PH_SENDING: send_step(c, what); break;
+    case PH_READING: read_step(c); break;
+    case PH_IDLE: pg_idle_step(c); break;
+    default: pg_disarm_io(c); break;   /* nothing awaited */
+    }
+    leave(c);
 }
 
 /* ------------------------------------ stages, re-prepare, session reset */
