@@ -131,6 +131,10 @@ bool pg_cancel_wait(struct backend_conn *c, struct backend_result *r)
 {
     struct timeval tv;
 
+    if (helper_wake_finished(c->cancel)) {
+        pg_cancel_forget(c);   /* its wake-up is on its way: no need to wait for it */
+        return false;
+    }
     timeval_ms(&tv, CANCEL_WAIT_MS);
     pg_disarm_io(c);
     if (event_add(c->ev_timer, &tv) != 0) {

@@ -1,9 +1,10 @@
 /*
- * conn.c — the PostgreSQL driver's connection object (pg_internal.h):
- * creation and close, its libevent events, the life of one operation
- * (start, complete, fail now or from the loop), the idle watch, and the
- * timer and kick callbacks that dispatch by phase. The socket callback and
- * the per-statement work are in exec.c and results.c.
+ * conn.c — the PostgreSQL driver's connection (pg_internal.h): its socket
+ * event, the life of one operation (start, complete, fail now or from the
+ * loop), the idle watch, libpq's messages and notices. The bottom of the
+ * driver's files: it calls none of the others (the socket event's callback
+ * is c->io_cb, set by driver.c). Creating and closing a connection, and the
+ * callbacks of its other events, are driver.c's.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -165,7 +166,7 @@ static bool idle_input_alive(struct backend_conn *c)
     if (!PQconsumeInput(c->pg))
         return false;
     if (PQsslInUse(c->pg)) {
-        /* OpenSSL may hold decrypted bytes (see read_step). */
+        /* OpenSSL may hold decrypted bytes (see read_step, results.c). */
         for (int i = 0; i < SSL_EXTRA_READS; i++)
             if (!PQconsumeInput(c->pg))
                 return false;
@@ -181,7 +182,7 @@ void pg_idle_step(struct backend_conn *c)
         /* Bound to a client between statements: take what arrived; a dead
          * connection fails the next operation with CONN_LOST. */
         if (!idle_input_alive(c))
-            pg_disarm_io(c);   /* libpq knows: the next send fails (see start_send) */
+            pg_disarm_io(c);   /* libpq knows: the next send fails (exec.c) */
         return;
     }
     if (idle_input_alive(c))

@@ -3,8 +3,9 @@
  * ping, the statement's parameters in libpq's arrays, the stages a
  * statement is sent in (DEALLOCATE garbage, BEGIN, PREPARE, the execution;
  * a BEGIN that opens the transaction goes in the same round trip, in
- * libpq's pipeline mode), sending, and the socket callback. Reading the
- * results is results.c's.
+ * libpq's pipeline mode), and sending them. Reading the results (and the
+ * socket callback) is results.c's, which calls back into this file for the
+ * next stage.
  *
  * This is the per-statement path: its helpers stay static here so the
  * compiler keeps inlining them.

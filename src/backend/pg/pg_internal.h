@@ -193,7 +193,7 @@ enum {
     QUIESCE_WAIT_MS = 1000,       /* bound on waiting for helper threads at exit: a cancel
                                      to a reachable server takes milliseconds; one to a hung
                                      server (PQcancel has no timeout) must not hold the exit */
-    SSL_EXTRA_READS = 4,          /* see read_step() */
+    SSL_EXTRA_READS = 4,          /* see read_step() in results.c */
     DECL_LEN = 16,                /* "oid:4294967295" + NUL */
 };
 

@@ -1,6 +1,7 @@
 /*
  * results.c — reading the results of the PostgreSQL driver's operations
- * (pg_internal.h): PGresults taken while libpq is not busy, rows and their
+ * (pg_internal.h): the socket callback (connecting, sending, reading or
+ * idle, by phase), PGresults taken while libpq is not busy, rows and their
  * values (typed by column OID, see "VALUES") handed to the sink with
  * back-pressure, COPY refused, pipeline results, and what ends a stage or
  * the statement: the next stage, a re-prepare after the server dropped a
