@@ -1576,16 +1576,18 @@ Test(pg, cancel_wait_is_woken_not_polled)
     drv->close(c);
 }
 
+/* 4.5 s of a statement that catches every cancel. */
+#define CANCEL_SWALLOWING_SQL                                                              \
+    "DO $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN "                           \
+    "WHILE clock_timestamp() < t0 + interval '4500 ms' LOOP "                             \
+    "BEGIN PERFORM pg_sleep(0.05); EXCEPTION WHEN query_canceled THEN NULL; END; "        \
+    "END LOOP; END $$"
+
 /* A statement that survives cancels (it catches them) gets the request
  * again, after 1 s, then after 2 s, ...: a few helper threads in 4.5 s, not
  * one a second. */
 Test(pg, cancel_outlived_is_resent_with_growing_delays)
 {
-    static const char sql[] =
-        "DO $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN "
-        "WHILE clock_timestamp() < t0 + interval '4500 ms' LOOP "
-        "BEGIN PERFORM pg_sleep(0.05); EXCEPTION WHEN query_canceled THEN NULL; END; "
-        "END LOOP; END $$";
     struct backend_conn *c = open_conn(), *obs = open_conn();
     int64_t pid = query_int(c, "SELECT pg_backend_pid()");
     struct collect k = { 0 };
@@ -1593,7 +1595,7 @@ Test(pg, cancel_outlived_is_resent_with_growing_delays)
 
     cancel_counters_reset();
     gate_set(false);
-    start_and_cancel(c, obs, pid, sql, &k);
+    start_and_cancel(c, obs, pid, CANCEL_SWALLOWING_SQL, &k);
     run_until(&k.done);
     cr_assert(k.res.ok, "%d %s", k.res.err.code, k.res.err.message);
     calls = atomic_load(&cancel_calls);
@@ -1601,6 +1603,32 @@ Test(pg, cancel_outlived_is_resent_with_growing_delays)
     cr_assert_leq(calls, 3, "%d cancel requests in 4.5 s", calls);
     collect_free(&k);
     cr_assert_eq(query_int(c, "SELECT 4"), 4);
+    drv->close(obs);
+    drv->close(c);
+}
+
+/* The statement outlived its cancel and the timer for sending it again
+ * cannot be armed (out of memory): the operation ends at once, broken (the
+ * pool closes the connection), instead of leaving the statement to run on
+ * unchecked (this ran it to its end). */
+Test(pg, cancel_resend_without_its_timer_breaks_the_connection)
+{
+    struct backend_conn *c = open_conn(), *obs = open_conn();
+    int64_t pid = query_int(c, "SELECT pg_backend_pid()");
+    struct collect k = { 0 };
+    double t0;
+
+    cancel_counters_reset();
+    gate_set(false);
+    fail_timer_of = c;
+    start_and_cancel(c, obs, pid, CANCEL_SWALLOWING_SQL, &k);
+    t0 = now_s();
+    run_until(&k.done);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_INTERNAL, "%d %s", k.res.err.code, k.res.err.message);
+    cr_assert(k.res.broken);
+    cr_assert_lt(now_s() - t0, 3.0, "the statement ran on after its cancel failed");
+    collect_free(&k);
     drv->close(obs);
     drv->close(c);
 }

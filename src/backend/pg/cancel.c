@@ -100,11 +100,14 @@ bool pg_cancel_send(struct backend_conn *c)
 /* A cancel reached the server (or could not) and the statement still runs:
  * PostgreSQL drops a request that arrives before the backend has read the
  * query, so send it again, later. Without the timer the statement could
- * run on unchecked: the connection goes instead (close() cancels once more). */
+ * run on unchecked: one more request goes now, and the connection goes
+ * (the operation fails as broken; the request's helper runs on alone). */
 static void statement_outlived_cancel(struct backend_conn *c)
 {
-    if (!arm_resend(c))
-        pg_fail_now(c, DBPOOL_E_INTERNAL, true, "%s", CANNOT_RESEND);
+    if (arm_resend(c))
+        return;
+    (void)pg_cancel_send(c);
+    pg_fail_now(c, DBPOOL_E_INTERNAL, true, "%s", CANNOT_RESEND);
 }
 
 void pg_on_cancel_done(evutil_socket_t fd, short what, void *arg)
