@@ -1562,9 +1562,9 @@ Test(pg, cancel_wait_is_woken_not_polled)
     gate_set(true);
     start_and_cancel(c, obs, pid, "SELECT pg_sleep(5)", &k);
     await_backend_active(obs, pid, false);   /* the error is on its way to c */
-    wakeups = wakeups_during(300);
+    wakeups = wakeups_during(200);
     cr_assert(!k.done, "completed before the cancel request was known to have arrived");
-    cr_assert_leq(wakeups, 10, "the loop woke %d times in 300 ms waiting for the cancel", wakeups);
+    cr_assert_leq(wakeups, 10, "the loop woke %d times in 200 ms waiting for the cancel", wakeups);
     gate_set(false);
     run_until(&k.done);
     cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%d %s", k.res.err.code, k.res.err.message);
