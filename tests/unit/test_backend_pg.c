@@ -1536,15 +1536,39 @@ static int wakeups_during(int ms)
     return n;
 }
 
-/* A statement running on c (its backend is pid), then canceled: returns
- * once the server has the cancel request (its helper may be held). */
-static void start_and_cancel(struct backend_conn *c, struct backend_conn *obs, int64_t pid,
-                             const char *sql, struct collect *k)
+/* A statement canceled while it runs on c, watched from obs. */
+struct canceled {
+    struct backend_conn *c, *obs;
+    int64_t pid;              /* c's server backend */
+    struct collect k;         /* the statement's result */
+};
+
+/* Start sql on a new connection and cancel it once it runs (a cancel
+ * before the server has read it would be dropped); returns once the server
+ * has the request. hold: its helper is then held (the gate); fail_timer: the
+ * connection's next timed event_add fails. */
+static void cancel_running(struct canceled *x, const char *sql, bool hold, bool fail_timer)
 {
-    start_exec(c, sql, NULL, 0, 0, &collect_sink, k);
-    await_backend_active(obs, pid, true);   /* a cancel before it runs would be dropped */
-    drv->cancel(c);
+    memset(x, 0, sizeof(*x));
+    x->c = open_conn();
+    x->obs = open_conn();
+    x->pid = query_int(x->c, "SELECT pg_backend_pid()");
+    cancel_counters_reset();
+    gate_set(hold);
+    if (fail_timer)
+        fail_timer_of = x->c;
+    start_exec(x->c, sql, NULL, 0, 0, &collect_sink, &x->k);
+    await_backend_active(x->obs, x->pid, true);
+    drv->cancel(x->c);
     await_atomic(&cancel_returned);
+}
+
+static void canceled_end(struct canceled *x)
+{
+    gate_set(false);
+    collect_free(&x->k);
+    drv->close(x->obs);
+    drv->close(x->c);
 }
 
 /* The statement ended at the cancel, but the cancel's helper has not
@@ -1553,27 +1577,22 @@ static void start_and_cancel(struct backend_conn *c, struct backend_conn *obs, i
  * 2 ms polls), and no second request is sent. */
 Test(pg, cancel_wait_is_woken_not_polled)
 {
-    struct backend_conn *c = open_conn(), *obs = open_conn();
-    int64_t pid = query_int(c, "SELECT pg_backend_pid()");
-    struct collect k = { 0 };
+    struct canceled x;
     int wakeups;
 
-    cancel_counters_reset();
-    gate_set(true);
-    start_and_cancel(c, obs, pid, "SELECT pg_sleep(5)", &k);
-    await_backend_active(obs, pid, false);   /* the error is on its way to c */
+    cancel_running(&x, "SELECT pg_sleep(5)", true, false);
+    await_backend_active(x.obs, x.pid, false);   /* the error is on its way to c */
     wakeups = wakeups_during(200);
-    cr_assert(!k.done, "completed before the cancel request was known to have arrived");
+    cr_assert(!x.k.done, "completed before the cancel request was known to have arrived");
     cr_assert_leq(wakeups, 10, "the loop woke %d times in 200 ms waiting for the cancel", wakeups);
     gate_set(false);
-    run_until(&k.done);
-    cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%d %s", k.res.err.code, k.res.err.message);
-    cr_assert(!k.res.broken);
+    run_until(&x.k.done);
+    cr_assert_eq(x.k.res.err.code, DBPOOL_E_CANCELED, "%d %s", x.k.res.err.code,
+                 x.k.res.err.message);
+    cr_assert(!x.k.res.broken);
     cr_assert_eq(atomic_load(&cancel_calls), 1);
-    collect_free(&k);
-    cr_assert_eq(query_int(c, "SELECT 3"), 3);
-    drv->close(obs);
-    drv->close(c);
+    cr_assert_eq(query_int(x.c, "SELECT 3"), 3);
+    canceled_end(&x);
 }
 
 /* 4.5 s of a statement that catches every cancel. */
@@ -1588,23 +1607,17 @@ Test(pg, cancel_wait_is_woken_not_polled)
  * one a second. */
 Test(pg, cancel_outlived_is_resent_with_growing_delays)
 {
-    struct backend_conn *c = open_conn(), *obs = open_conn();
-    int64_t pid = query_int(c, "SELECT pg_backend_pid()");
-    struct collect k = { 0 };
+    struct canceled x;
     int calls;
 
-    cancel_counters_reset();
-    gate_set(false);
-    start_and_cancel(c, obs, pid, CANCEL_SWALLOWING_SQL, &k);
-    run_until(&k.done);
-    cr_assert(k.res.ok, "%d %s", k.res.err.code, k.res.err.message);
+    cancel_running(&x, CANCEL_SWALLOWING_SQL, false, false);
+    run_until(&x.k.done);
+    cr_assert(x.k.res.ok, "%d %s", x.k.res.err.code, x.k.res.err.message);
     calls = atomic_load(&cancel_calls);
     cr_assert_geq(calls, 2, "the request was not sent again while the statement ran on");
     cr_assert_leq(calls, 3, "%d cancel requests in 4.5 s", calls);
-    collect_free(&k);
-    cr_assert_eq(query_int(c, "SELECT 4"), 4);
-    drv->close(obs);
-    drv->close(c);
+    cr_assert_eq(query_int(x.c, "SELECT 4"), 4);
+    canceled_end(&x);
 }
 
 /* The statement outlived its cancel and the timer for sending it again
@@ -1613,24 +1626,18 @@ Test(pg, cancel_outlived_is_resent_with_growing_delays)
  * unchecked (this ran it to its end). */
 Test(pg, cancel_resend_without_its_timer_breaks_the_connection)
 {
-    struct backend_conn *c = open_conn(), *obs = open_conn();
-    int64_t pid = query_int(c, "SELECT pg_backend_pid()");
-    struct collect k = { 0 };
+    struct canceled x;
     double t0;
 
-    cancel_counters_reset();
-    gate_set(false);
-    fail_timer_of = c;
-    start_and_cancel(c, obs, pid, CANCEL_SWALLOWING_SQL, &k);
+    cancel_running(&x, CANCEL_SWALLOWING_SQL, false, true);
     t0 = now_s();
-    run_until(&k.done);
-    cr_assert(!k.res.ok);
-    cr_assert_eq(k.res.err.code, DBPOOL_E_INTERNAL, "%d %s", k.res.err.code, k.res.err.message);
-    cr_assert(k.res.broken);
+    run_until(&x.k.done);
+    cr_assert(!x.k.res.ok);
+    cr_assert_eq(x.k.res.err.code, DBPOOL_E_INTERNAL, "%d %s", x.k.res.err.code,
+                 x.k.res.err.message);
+    cr_assert(x.k.res.broken);
     cr_assert_lt(now_s() - t0, 3.0, "the statement ran on after its cancel failed");
-    collect_free(&k);
-    drv->close(obs);
-    drv->close(c);
+    canceled_end(&x);
 }
 
 /* The wait for a late cancel cannot be bounded (its timer cannot be armed:
@@ -1639,23 +1646,16 @@ Test(pg, cancel_resend_without_its_timer_breaks_the_connection)
  * normally and kept the connection). */
 Test(pg, cancel_wait_without_its_timer_breaks_the_connection)
 {
-    struct backend_conn *c = open_conn(), *obs = open_conn();
-    int64_t pid = query_int(c, "SELECT pg_backend_pid()");
-    struct collect k = { 0 };
+    struct canceled x;
 
-    cancel_counters_reset();
-    gate_set(true);
-    fail_timer_of = c;
-    start_and_cancel(c, obs, pid, "SELECT pg_sleep(5)", &k);
-    run_until(&k.done);   /* while the cancel's helper is still held */
-    gate_set(false);
-    cr_assert(!k.res.ok);
-    cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%d %s", k.res.err.code, k.res.err.message);
-    cr_assert(k.res.broken, "the connection was kept with a cancel request in flight");
-    cr_assert_eq(k.res.txstate, 'I');
-    collect_free(&k);
-    drv->close(obs);
-    drv->close(c);
+    cancel_running(&x, "SELECT pg_sleep(5)", true, true);
+    run_until(&x.k.done);   /* while the cancel's helper is still held */
+    cr_assert(!x.k.res.ok);
+    cr_assert_eq(x.k.res.err.code, DBPOOL_E_CANCELED, "%d %s", x.k.res.err.code,
+                 x.k.res.err.message);
+    cr_assert(x.k.res.broken, "the connection was kept with a cancel request in flight");
+    cr_assert_eq(x.k.res.txstate, 'I');
+    canceled_end(&x);
 }
 
 /* --------------------------------------------------- broken connections */
