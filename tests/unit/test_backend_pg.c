@@ -1,5 +1,5 @@
 /*
- * test_backend_pg.c — the PostgreSQL driver (src/backend/pg/backend_pg.c) driven
+ * test_backend_pg.c — the PostgreSQL driver (src/backend/pg/) driven
  * through struct backend_driver on a real libevent loop against a real
  * PostgreSQL 15 server started by tests/pg/pg-harness.sh:
  *
@@ -45,6 +45,8 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "backend/backend.h"
 #include "backend/pg/backend_pg.h"
@@ -1409,6 +1411,247 @@ Test(pg, cancel_paused_stream)
     cr_assert_eq(s.rows, 1);
     cr_assert_eq(query_int(c, "SELECT 7"), 7);
     drv->close(c);
+}
+
+/* ------------------------------------------- cancel helpers, no polling */
+
+/*
+ * PQcancel() and event_add() are interposed for the whole test process, as
+ * getaddrinfo() is (the driver is linked into this program): PQcancel
+ * counts the cancel requests the driver's helpers send and, while the gate
+ * is closed, holds its helper after the server has the request, as a slow
+ * network would; event_add fails the next timed event_add on an event of
+ * the connection fail_timer_of, as libevent does when memory runs out.
+ */
+typedef int (*pqcancel_fn)(PGcancel *, char *, int);
+typedef int (*event_add_fn)(struct event *, const struct timeval *);
+static atomic_int cancel_calls;
+static atomic_bool cancel_returned;       /* the server has a request */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static bool gate_closed;
+static void *fail_timer_of;
+
+int PQcancel(PGcancel *cancel, char *errbuf, int errbufsize)
+{
+    pqcancel_fn real;
+    int rc;
+
+    *(void **)&real = dlsym(RTLD_NEXT, "PQcancel");
+    if (!real)
+        abort();
+    rc = real(cancel, errbuf, errbufsize);
+    atomic_fetch_add(&cancel_calls, 1);
+    atomic_store(&cancel_returned, true);
+    pthread_mutex_lock(&gate_mu);
+    while (gate_closed)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    return rc;
+}
+
+int event_add(struct event *ev, const struct timeval *tv)
+{
+    static event_add_fn real;
+
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "event_add");
+    if (!real)
+        abort();
+    if (tv && fail_timer_of && event_get_callback_arg(ev) == fail_timer_of &&
+        pthread_equal(pthread_self(), loop_thread)) {
+        fail_timer_of = NULL;
+        return -1;
+    }
+    return real(ev, tv);
+}
+
+static void gate_set(bool closed)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_closed = closed;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void cancel_counters_reset(void)
+{
+    atomic_store(&cancel_calls, 0);
+    atomic_store(&cancel_returned, false);
+    fail_timer_of = NULL;
+}
+
+/* Run the loop until a helper thread has set *flag. */
+static void await_atomic(atomic_bool *flag)
+{
+    double t0 = now_s();
+
+    while (!atomic_load(flag)) {
+        cr_assert_lt(now_s() - t0, guard_seconds(), "timed out waiting for a cancel helper");
+        run_for(2);
+    }
+}
+
+/* Run the loop until backend pid is (or is no longer) running a statement,
+ * as obs sees it in pg_stat_activity. */
+static void await_backend_active(struct backend_conn *obs, int64_t pid, bool active)
+{
+    dbpool_value p = dbpool_int(pid);
+    double t0 = now_s();
+
+    while ((query_int_p(obs, "SELECT count(*) FROM pg_stat_activity "
+                             "WHERE pid = $1::int AND state = 'active'", &p, 1) == 1) != active) {
+        cr_assert_lt(now_s() - t0, guard_seconds(), "backend %lld never became %s",
+                     (long long)pid, active ? "active" : "idle");
+        run_for(5);
+    }
+}
+
+static void on_window(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    *(bool *)arg = true;
+}
+
+/* Loop iterations (each one a wake-up of the loop) in the next ms
+ * milliseconds. */
+static int wakeups_during(int ms)
+{
+    bool over = false;
+    struct event *t = evtimer_new(base, on_window, &over);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    int n = 0;
+
+    cr_assert_not_null(t);
+    cr_assert_eq(evtimer_add(t, &tv), 0);
+    while (!over) {
+        cr_assert_geq(event_base_loop(base, EVLOOP_ONCE), 0);
+        n++;
+    }
+    event_free(t);
+    return n;
+}
+
+/* A statement canceled while it runs on c, watched from obs. */
+struct canceled {
+    struct backend_conn *c, *obs;
+    int64_t pid;              /* c's server backend */
+    struct collect k;         /* the statement's result */
+};
+
+/* Start sql on a new connection and cancel it once it runs (a cancel
+ * before the server has read it would be dropped); returns once the server
+ * has the request. hold: its helper is then held (the gate); fail_timer: the
+ * connection's next timed event_add fails. */
+static void cancel_running(struct canceled *x, const char *sql, bool hold, bool fail_timer)
+{
+    memset(x, 0, sizeof(*x));
+    x->c = open_conn();
+    x->obs = open_conn();
+    x->pid = query_int(x->c, "SELECT pg_backend_pid()");
+    cancel_counters_reset();
+    gate_set(hold);
+    if (fail_timer)
+        fail_timer_of = x->c;
+    start_exec(x->c, sql, NULL, 0, 0, &collect_sink, &x->k);
+    await_backend_active(x->obs, x->pid, true);
+    drv->cancel(x->c);
+    await_atomic(&cancel_returned);
+}
+
+static void canceled_end(struct canceled *x)
+{
+    gate_set(false);
+    collect_free(&x->k);
+    drv->close(x->obs);
+    drv->close(x->c);
+}
+
+/* The statement ended at the cancel, but the cancel's helper has not
+ * returned yet (a slow network): completion waits for the helper, which
+ * wakes the loop when it is done. Nothing polls meanwhile (this waited in
+ * 2 ms polls), and no second request is sent. */
+Test(pg, cancel_wait_is_woken_not_polled)
+{
+    struct canceled x;
+    int wakeups;
+
+    cancel_running(&x, "SELECT pg_sleep(5)", true, false);
+    await_backend_active(x.obs, x.pid, false);   /* the error is on its way to c */
+    wakeups = wakeups_during(200);
+    cr_assert(!x.k.done, "completed before the cancel request was known to have arrived");
+    cr_assert_leq(wakeups, 10, "the loop woke %d times in 200 ms waiting for the cancel", wakeups);
+    gate_set(false);
+    run_until(&x.k.done);
+    cr_assert_eq(x.k.res.err.code, DBPOOL_E_CANCELED, "%d %s", x.k.res.err.code,
+                 x.k.res.err.message);
+    cr_assert(!x.k.res.broken);
+    cr_assert_eq(atomic_load(&cancel_calls), 1);
+    cr_assert_eq(query_int(x.c, "SELECT 3"), 3);
+    canceled_end(&x);
+}
+
+/* 4.5 s of a statement that catches every cancel. */
+#define CANCEL_SWALLOWING_SQL                                                              \
+    "DO $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN "                           \
+    "WHILE clock_timestamp() < t0 + interval '4500 ms' LOOP "                             \
+    "BEGIN PERFORM pg_sleep(0.05); EXCEPTION WHEN query_canceled THEN NULL; END; "        \
+    "END LOOP; END $$"
+
+/* A statement that survives cancels (it catches them) gets the request
+ * again, after 1 s, then after 2 s, ...: a few helper threads in 4.5 s, not
+ * one a second. */
+Test(pg, cancel_outlived_is_resent_with_growing_delays)
+{
+    struct canceled x;
+    int calls;
+
+    cancel_running(&x, CANCEL_SWALLOWING_SQL, false, false);
+    run_until(&x.k.done);
+    cr_assert(x.k.res.ok, "%d %s", x.k.res.err.code, x.k.res.err.message);
+    calls = atomic_load(&cancel_calls);
+    cr_assert_geq(calls, 2, "the request was not sent again while the statement ran on");
+    cr_assert_leq(calls, 3, "%d cancel requests in 4.5 s", calls);
+    cr_assert_eq(query_int(x.c, "SELECT 4"), 4);
+    canceled_end(&x);
+}
+
+/* The statement outlived its cancel and the timer for sending it again
+ * cannot be armed (out of memory): the operation ends at once, broken (the
+ * pool closes the connection), instead of leaving the statement to run on
+ * unchecked (this ran it to its end). */
+Test(pg, cancel_resend_without_its_timer_breaks_the_connection)
+{
+    struct canceled x;
+    double t0;
+
+    cancel_running(&x, CANCEL_SWALLOWING_SQL, false, true);
+    t0 = now_s();
+    run_until(&x.k.done);
+    cr_assert(!x.k.res.ok);
+    cr_assert_eq(x.k.res.err.code, DBPOOL_E_INTERNAL, "%d %s", x.k.res.err.code,
+                 x.k.res.err.message);
+    cr_assert(x.k.res.broken);
+    cr_assert_lt(now_s() - t0, 3.0, "the statement ran on after its cancel failed");
+    canceled_end(&x);
+}
+
+/* The wait for a late cancel cannot be bounded (its timer cannot be armed:
+ * out of memory): the operation ends at once, with the connection broken
+ * so that the late cancel cannot hit another statement (this completed
+ * normally and kept the connection). */
+Test(pg, cancel_wait_without_its_timer_breaks_the_connection)
+{
+    struct canceled x;
+
+    cancel_running(&x, "SELECT pg_sleep(5)", true, true);
+    run_until(&x.k.done);   /* while the cancel's helper is still held */
+    cr_assert(!x.k.res.ok);
+    cr_assert_eq(x.k.res.err.code, DBPOOL_E_CANCELED, "%d %s", x.k.res.err.code,
+                 x.k.res.err.message);
+    cr_assert(x.k.res.broken, "the connection was kept with a cancel request in flight");
+    cr_assert_eq(x.k.res.txstate, 'I');
+    canceled_end(&x);
 }
 
 /* --------------------------------------------------- broken connections */

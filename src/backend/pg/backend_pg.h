@@ -1,7 +1,7 @@
 /*
- * backend_pg.h — the PostgreSQL driver (backend_pg.c), chosen by the
+ * backend_pg.h — the PostgreSQL driver (src/backend/pg/), chosen by the
  * factory for pools of type "postgres". It drives libpq's non-blocking API
- * from the daemon's event loop; see the top of backend_pg.c.
+ * from the daemon's event loop; see the top of pg_internal.h.
  */
 #ifndef DBPOOLD_BACKEND_PG_H
 #define DBPOOLD_BACKEND_PG_H

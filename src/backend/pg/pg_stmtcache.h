@@ -1,7 +1,7 @@
 /*
  * pg_stmtcache.h — the per-connection cache of server-side prepared
  * statements behind the PostgreSQL driver's transparent statement caching
- * (backend_pg.c; pool key statementCacheSize, doc/configuration.md).
+ * (exec.c, results.c; pool key statementCacheSize, doc/configuration.md).
  *
  * A statement (SQL text plus the parameter type OIDs the driver declares)
  * is prepared on its server connection the second time that connection sees
