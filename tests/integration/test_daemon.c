@@ -3506,10 +3506,13 @@ static bool all_done(struct stuffer *s, int n)
 
 Test(budget, stalled_partial_frames_bounded_and_timed_out)
 {
-    enum { N = 40 };
+    /* 24 stallers, 4 admitted at a time: 6 waves of frameTimeout. 4 s
+     * leaves a staller starved of CPU on a loaded machine time to send its
+     * 15 MiB once admitted (2 s was not always enough at load 10+). */
+    enum { N = 24 };
     const long budget_kib = 64 * 1024;
     struct h_opts o = { .daemon_settings =
-        "clientBufferBudget = 67108864; frameTimeout = \"2s\";" };
+        "clientBufferBudget = 67108864; frameTimeout = \"4s\";" };
     static struct stuffer s[N];
     size_t len;
     /* Frames of 16 MiB - 64 of which 15 MiB arrive: never complete. */

@@ -177,7 +177,7 @@ const struct backend_sink collect_sink = { col_columns, col_row, col_done };
 void start_exec(struct backend_conn *c, const char *sql, const dbpool_value *params, size_t n,
                 unsigned flags, const struct backend_sink *sink, void *arg)
 {
-    struct backend_query q = { sql, strlen(sql), params, n, flags };
+    struct backend_query q = { sql, strlen(sql), params, n, flags, NULL };
     drv->exec(c, &q, sink, arg);
 }
 

@@ -769,7 +769,7 @@ struct chain {
 static void chain_first_done(void *arg, const struct backend_result *res)
 {
     struct chain *x = arg;
-    struct backend_query q = { "SELECT 99", 9, NULL, 0, 0 };   /* dies with this frame */
+    struct backend_query q = { "SELECT 99", 9, NULL, 0, 0, NULL };   /* dies with this frame */
 
     cr_assert(res->ok, "%s", res->err.message);
     x->first_done = true;
