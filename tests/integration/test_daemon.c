@@ -3307,6 +3307,9 @@ Test(fdlimits, exhaustion_pauses_accepting_without_spinning)
     h_start(&o);
     cr_expect_eq(LOG_LINES_WITH("nofile_limit_low"), 1,
                  "no warning that maxClients (10000) cannot fit in %d descriptors", FD_LIMIT);
+    /* The pool's connection first: opened while descriptors are exhausted it
+     * would fail and back off, and /health below would answer 503 for it. */
+    cr_assert(H_AWAIT(pool_num("servers", "idle") >= 1, 5000), "the pool never connected");
 
     int held[HELD_CONNS];
     for (int i = 0; i < HELD_CONNS; i++) {
