@@ -44,6 +44,8 @@ struct backend_error {
     int code;            /* dbpool_code: DBPOOL_E_SQL, _CONN_LOST, _UNAVAILABLE, _CANCELED, _INTERNAL, ... */
     char sqlstate[6];    /* "" when the backend has none */
     char message[512];
+    int32_t vendor_code; /* the server's own error number (MySQL 1062, SQLite's extended
+                            result code, ...), 0 when there is none */
 };
 
 /* What an operation reports when it completes. */
@@ -90,6 +92,12 @@ struct backend_query {
                                 can; the result's txstate says whether it is open */
 };
 
+/* The daemon's own transaction statements, as the driver spells them.
+ * Savepoint entries are prefixes the caller completes with a name. */
+enum backend_tx_op {
+    BTX_COMMIT, BTX_ROLLBACK, BTX_SAVEPOINT, BTX_RELEASE, BTX_ROLLBACK_TO
+};
+
 struct backend_driver {
     const char *name;              /* "sqlite", "postgres", "mysql" */
 
@@ -125,8 +133,17 @@ struct backend_driver {
      * protocol BEGIN itself and open the transaction with its first
      * statement. */
     bool begin_with;
-    /* SQL to start a transaction ("BEGIN", "BEGIN READ ONLY", ...). */
+    /* SQL to start a transaction ("BEGIN", "BEGIN READ ONLY", "START
+     * TRANSACTION READ ONLY", ...). */
     const char *(*begin_sql)(bool read_only, enum backend_role role);
+    /* SQL of the other transaction statements ("COMMIT", "SAVEPOINT", ...). */
+    const char *(*tx_sql)(enum backend_tx_op op);
+    /* Make an idle connection fit for the next client: end an open
+     * transaction and drop what the session left behind, as far as the
+     * driver can (PostgreSQL: ROLLBACK; MySQL: reset the connection).
+     * Completes through done like any operation; !ok or broken, or a
+     * txstate other than 'I', makes the pool close the connection. */
+    void (*reset)(struct backend_conn *c, backend_done_fn done, void *arg);
     /* Which role an autocommit statement should go to (a cheap, lexical
      * guess; readers verify with BQ_REQUIRE_READONLY). */
     enum backend_role (*route)(const char *sql, size_t len);
