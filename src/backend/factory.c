@@ -1,20 +1,35 @@
 /*
- * factory.c — the driver factory: one table from backend type to driver.
- * Adding a backend means adding its driver here and its keys in src/daemon/config/keys.c.
+ * factory.c — the driver factory: one table of the pool types, each with
+ * its driver and the configuration its pools take (daemon/config_spec.h).
+ * Adding a backend means a folder under src/backend/ with the driver and
+ * its *_config.c, and a line here.
  */
 #include <stdio.h>
 
+#include "backend/mysql/mysql_options.h"
 #include "backend/pg/backend_pg.h"
+#include "backend/pg/pg_options.h"
 #include "backend/sqlite/backend_sqlite.h"
+#include "backend/sqlite/sqlite_options.h"
 #include "backend/factory.h"
+
+static const struct factory_entry {
+    enum backend_type type;
+    const struct backend_driver *driver;        /* NULL: refused with a message */
+    const struct driver_config_spec *config;
+} drivers[] = {
+    { BACKEND_SQLITE, &backend_sqlite_driver, &sqlite_config_spec },
+    { BACKEND_POSTGRES, &backend_pg_driver, &pg_config_spec },
+    { BACKEND_MYSQL, NULL, &mysql_config_spec },
+};
+
+#define NDRIVERS (sizeof(drivers) / sizeof(drivers[0]))
 
 static const struct backend_driver *driver_for(enum backend_type type)
 {
-    switch (type) {
-    case BACKEND_SQLITE: return &backend_sqlite_driver;
-    case BACKEND_POSTGRES: return &backend_pg_driver;
-    case BACKEND_MYSQL: return NULL;
-    }
+    for (size_t i = 0; i < NDRIVERS; i++)
+        if (drivers[i].type == type)
+            return drivers[i].driver;
     return NULL;
 }
 
@@ -33,13 +48,14 @@ const struct backend_driver *factory_driver(enum backend_type type, char *errbuf
     return drv;
 }
 
+const struct driver_config_spec *factory_config_spec(size_t i)
+{
+    return i < NDRIVERS ? drivers[i].config : NULL;
+}
+
 void factory_quiesce_all(void)
 {
-    static const enum backend_type all[] = { BACKEND_SQLITE, BACKEND_POSTGRES, BACKEND_MYSQL };
-
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-        const struct backend_driver *drv = driver_for(all[i]);
-        if (drv && drv->quiesce)
-            drv->quiesce();
-    }
+    for (size_t i = 0; i < NDRIVERS; i++)
+        if (drivers[i].driver && drivers[i].driver->quiesce)
+            drivers[i].driver->quiesce();
 }

@@ -7,6 +7,9 @@
  * strictly. All errors are collected, each naming file, line and key (or the
  * environment variable). doc/configuration.md is the reference.
  *
+ * Which keys a pool takes is the drivers' to say: daemon/config_spec.h,
+ * and each driver's *_config.c, listed by the factory.
+ *
  * Ownership: config_load returns a struct config the caller frees with
  * config_free. Nothing in it is shared.
  */
@@ -59,25 +62,21 @@ struct pool_config {
     uint64_t retry_max_delay_ms;    /* backoff cap, default 30s (BACKOFF_CAP_MS) */
     uint64_t statement_timeout_ms;  /* 0 = off (default) */
 
-    /* sqlite */
-    char *file_path;                /* required for sqlite */
-    char *journal_mode;             /* default "WAL" (DELETE TRUNCATE PERSIST MEMORY WAL OFF) */
-    char *sync_mode;                /* default "NORMAL" (OFF NORMAL FULL EXTRA) */
-    int cache_size;                 /* default 1000 (PRAGMA cache_size; negative = KiB) */
-    bool foreign_keys;              /* default true */
-    char *auto_vacuum;              /* default "INCREMENTAL" (NONE FULL INCREMENTAL) */
-
-    /* postgres and mysql */
-    char *host;                     /* required; a directory = Unix socket (postgres) */
-    int port;                       /* default 5432 / 3306; 1..65535 */
+    /* network servers (postgres, mysql: driver_config_spec.server) */
+    char *host;                     /* required; postgres: a directory = Unix socket;
+                                       mysql: a path starting with '/' = socket file */
+    int port;                       /* default from the driver (5432, 3306); 1..65535 */
     char *dbname;                   /* key "name"; required */
     char *username;                 /* required */
     char *password;                 /* secret: never logged or reported; from the password
                                        key or read from passwordFile at load; wiped on free */
     char *password_file;            /* path; its contents are in password */
-    char *ssl_mode;                 /* postgres, default "disable" */
-    int statement_cache_size;       /* postgres: prepared statements per connection, default 256; 0 = off */
-    char *charset;                  /* mysql, default "utf8mb4" */
+
+    /* The driver's own settings (owned; freed by config_free): struct
+     * sqlite_options, pg_options or mysql_options (backend/<driver>/
+     * *_options.h), each read through its accessor (sqlite_opts(cfg),
+     * ...), which gives the driver's defaults when this is NULL. */
+    const void *driver_opts;
 };
 
 struct config {

@@ -35,6 +35,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "backend/sqlite/sqlite_options.h"
 #include "daemon/configuration.h"
 #include "fuzz_util.h"
 
@@ -167,7 +168,8 @@ static void check_ranges(const struct config *cfg)
             p->max_idle_conns > p->max_open_conns || p->timeout_ms == 0 ||
             p->acquire_timeout_ms == 0 || config_find_pool(cfg, p->name, strlen(p->name)) != p)
             fuzz_fail("pool %zu of a valid config is inconsistent", i);
-        if (p->type == BACKEND_SQLITE && (!p->file_path || !p->file_path[0]))
+        if (p->type == BACKEND_SQLITE && (!p->driver_opts || !sqlite_opts(p)->file_path ||
+                                          !sqlite_opts(p)->file_path[0]))
             fuzz_fail("a valid SQLite pool has no filePath");
         if (p->type != BACKEND_SQLITE && (!p->host || !p->dbname || !p->username ||
                                           p->port < 1 || p->port > 65535))

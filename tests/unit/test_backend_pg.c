@@ -50,6 +50,7 @@
 
 #include "backend/backend.h"
 #include "backend/pg/backend_pg.h"
+#include "backend/pg/pg_options.h"
 #include "driver_loop.h"
 
 static const struct backend_driver *drv = &backend_pg_driver;
@@ -58,6 +59,7 @@ static struct pool_config cfg;
 static char pool_name[] = "pgtest";
 static char host[256], dbname[128], user[128];
 static char ssl_disable[] = "disable";
+static struct pg_options opts = { .ssl_mode = ssl_disable };   /* no statement cache */
 static char pw_user[] = "dbpool_pw", pw_secret[] = "secret";
 static char loopback[] = "127.0.0.1";
 static pthread_t loop_thread;   /* the thread running setup, tests and the loop */
@@ -103,7 +105,7 @@ static void setup(void)
     cfg.port = port && *port ? atoi(port) : 5432;
     cfg.dbname = dbname;
     cfg.username = user;
-    cfg.ssl_mode = ssl_disable;
+    cfg.driver_opts = &opts;
     cfg.timeout_ms = 5000;
     cfg.max_open_conns = 5;
 }

@@ -25,6 +25,7 @@
 
 #include "backend/backend.h"
 #include "backend/sqlite/backend_sqlite.h"
+#include "backend/sqlite/sqlite_options.h"
 #include "driver_loop.h"
 
 static const struct backend_driver *drv = &backend_sqlite_driver;
@@ -34,6 +35,7 @@ static char dbpath[128];
 static char journal_mode[] = "WAL", sync_mode[] = "NORMAL", auto_vacuum[] = "INCREMENTAL";
 static char pool_name[] = "test";
 static struct pool_config cfg;
+static struct sqlite_options opts;   /* cfg.driver_opts */
 
 /* ------------------------------------------------------------ fixtures */
 
@@ -49,12 +51,14 @@ static void setup(void)
     memset(&cfg, 0, sizeof(cfg));
     cfg.name = pool_name;
     cfg.type = BACKEND_SQLITE;
-    cfg.file_path = dbpath;
-    cfg.journal_mode = journal_mode;
-    cfg.sync_mode = sync_mode;
-    cfg.auto_vacuum = auto_vacuum;
-    cfg.cache_size = 1000;
-    cfg.foreign_keys = true;
+    memset(&opts, 0, sizeof(opts));
+    cfg.driver_opts = &opts;
+    opts.file_path = dbpath;
+    opts.journal_mode = journal_mode;
+    opts.sync_mode = sync_mode;
+    opts.auto_vacuum = auto_vacuum;
+    opts.cache_size = 1000;
+    opts.foreign_keys = true;
     cfg.timeout_ms = 5000;
     cfg.max_open_conns = 3;
 }
@@ -450,13 +454,13 @@ Test(sqlite, memory_database)
     struct backend_conn *w;
     int wr, rd;
 
-    cfg.file_path = mem;
+    opts.file_path = mem;
     drv->pool_limits(&cfg, &wr, &rd);
     cr_assert_eq(rd, 0);
     w = open_conn(ROLE_WRITER);   /* WAL is not granted for :memory:, and that is fine */
     exec_ok(w, "CREATE TABLE t(x)");
     drv->close(w);
-    cfg.file_path = dbpath;
+    opts.file_path = dbpath;
 }
 
 Test(sqlite, connect_in_missing_directory)
@@ -465,7 +469,7 @@ Test(sqlite, connect_in_missing_directory)
     struct backend_conn *w;
     struct opdone d = { 0 };
 
-    cfg.file_path = bad;
+    opts.file_path = bad;
     w = new_conn(ROLE_WRITER);
     drv->connect(w, on_done, &d);
     run_until(&d.done);
@@ -477,7 +481,7 @@ Test(sqlite, connect_in_missing_directory)
                                         "writable by the daemon"),
               "%s", d.res.err.message);
     drv->close(w);
-    cfg.file_path = dbpath;
+    opts.file_path = dbpath;
 }
 
 Test(sqlite, bad_settings_rejected_by_conn_new)
@@ -485,10 +489,10 @@ Test(sqlite, bad_settings_rejected_by_conn_new)
     static char evil[] = "WAL; DROP TABLE x";
     char err[256] = "";
 
-    cfg.journal_mode = evil;
+    opts.journal_mode = evil;
     cr_assert_null(drv->conn_new(&cfg, base, ROLE_WRITER, err, sizeof(err)));
     cr_assert(strstr(err, "journalMode"), "%s", err);
-    cfg.journal_mode = journal_mode;
+    opts.journal_mode = journal_mode;
 }
 
 /* ---------------------------------------------------------- streaming */

@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "backend/secret.h"
+#include "backend/mysql/mysql_options.h"
+#include "backend/pg/pg_options.h"
+#include "backend/sqlite/sqlite_options.h"
 #include "daemon/configuration.h"
 
 /* ---- helpers ---- */
@@ -155,7 +158,7 @@ Test(config, minimal_sqlite_gets_defaults)
     cr_expect_str_eq(p->name, "app");
     cr_expect_eq(p->type, BACKEND_SQLITE);
     cr_expect_eq(p->line, 1);
-    cr_expect_str_eq(p->file_path, "/tmp/app.db");
+    cr_expect_str_eq(sqlite_opts(p)->file_path, "/tmp/app.db");
     cr_expect_eq(p->max_open_conns, 1);
     cr_expect_eq(p->max_idle_conns, 1);
     cr_expect_eq(p->conn_max_lifetime_ms, 300000);
@@ -164,11 +167,11 @@ Test(config, minimal_sqlite_gets_defaults)
     cr_expect_eq(p->health_check_interval_ms, 30000);
     cr_expect_eq(p->acquire_timeout_ms, 10000);
     cr_expect_eq(p->statement_timeout_ms, 0);
-    cr_expect_str_eq(p->journal_mode, "WAL");
-    cr_expect_str_eq(p->sync_mode, "NORMAL");
-    cr_expect_eq(p->cache_size, 1000);
-    cr_expect(p->foreign_keys);
-    cr_expect_str_eq(p->auto_vacuum, "INCREMENTAL");
+    cr_expect_str_eq(sqlite_opts(p)->journal_mode, "WAL");
+    cr_expect_str_eq(sqlite_opts(p)->sync_mode, "NORMAL");
+    cr_expect_eq(sqlite_opts(p)->cache_size, 1000);
+    cr_expect(sqlite_opts(p)->foreign_keys);
+    cr_expect_str_eq(sqlite_opts(p)->auto_vacuum, "INCREMENTAL");
     cr_expect_null(p->host);
     cr_expect_null(p->password);
     config_free(cfg);
@@ -254,11 +257,11 @@ Test(config, full_example)
     cr_expect_eq(s->health_check_interval_ms, 0);
     cr_expect_eq(s->acquire_timeout_ms, 2000);
     cr_expect_eq(s->statement_timeout_ms, 1000);
-    cr_expect_str_eq(s->journal_mode, "DELETE");
-    cr_expect_str_eq(s->sync_mode, "FULL");
-    cr_expect_eq(s->cache_size, -2000);
-    cr_expect_not(s->foreign_keys);
-    cr_expect_str_eq(s->auto_vacuum, "NONE");
+    cr_expect_str_eq(sqlite_opts(s)->journal_mode, "DELETE");
+    cr_expect_str_eq(sqlite_opts(s)->sync_mode, "FULL");
+    cr_expect_eq(sqlite_opts(s)->cache_size, -2000);
+    cr_expect_not(sqlite_opts(s)->foreign_keys);
+    cr_expect_str_eq(sqlite_opts(s)->auto_vacuum, "NONE");
 
     cr_expect_eq(pg->type, BACKEND_POSTGRES);
     cr_expect_str_eq(pg->host, "/run/postgresql");
@@ -267,7 +270,7 @@ Test(config, full_example)
     cr_expect_str_eq(pg->username, "app");
     cr_expect_str_eq(pg->password, "main-pw");     /* read at load */
     cr_expect_str_eq(pg->password_file, pwfile);
-    cr_expect_str_eq(pg->ssl_mode, "verify-full");
+    cr_expect_str_eq(pg_opts(pg)->ssl_mode, "verify-full");
     cr_expect_eq(pg->max_open_conns, 10);
     cr_expect_eq(pg->max_idle_conns, 10);
     cr_expect_eq(pg->max_retries, 0);
@@ -278,11 +281,11 @@ Test(config, full_example)
     cr_expect_eq(my->type, BACKEND_MYSQL);
     cr_expect_eq(my->port, 3306);
     cr_expect_str_eq(my->password, "pw");
-    cr_expect_str_eq(my->charset, "latin1");
+    cr_expect_str_eq(mysql_opts(my)->charset, "latin1");
     cr_expect_eq(my->max_retries, 5);
     cr_expect_eq(my->max_open_conns, 25);
     cr_expect_eq(my->max_idle_conns, 5);
-    cr_expect_null(my->ssl_mode);
+    cr_expect_str_eq(mysql_opts(my)->ssl_mode, "DISABLED");
     config_free(cfg);
     config_diag_free(&d);
     unlink(pwfile);
@@ -297,13 +300,13 @@ Test(config, server_defaults_and_password_warning)
     const struct pool_config *p = &cfg->pools[0];
 
     cr_expect_eq(p->port, 5432);
-    cr_expect_str_eq(p->ssl_mode, "disable");
+    cr_expect_str_eq(pg_opts(p)->ssl_mode, "disable");
     cr_expect_eq(p->max_open_conns, 25);
     cr_expect_eq(p->max_idle_conns, 5);
     cr_expect_eq(p->max_retries, 3);
     cr_expect_eq(p->retry_delay_ms, 1000);
     cr_expect_eq(p->retry_max_delay_ms, 30000);
-    cr_expect_null(p->charset);
+    cr_expect_eq(pg_opts(p)->statement_cache_size, 256);
     cr_expect_eq(d.nwarnings, 1);
     cr_expect(has_warning(&d, ":1: pools[0] \"pg\": no password or passwordFile set"),
               "%s", d.nwarnings ? d.warnings[0] : "(none)");
@@ -356,7 +359,7 @@ Test(config, shipped_example_config_parses)
     cr_assert_eq(cfg->npools, 1);
     cr_expect_str_eq(cfg->pools[0].name, "app");
     cr_expect_eq(cfg->pools[0].type, BACKEND_SQLITE);
-    cr_expect_str_eq(cfg->pools[0].file_path, "/var/lib/dbpoold/app.db");
+    cr_expect_str_eq(sqlite_opts(&cfg->pools[0])->file_path, "/var/lib/dbpoold/app.db");
     cr_expect_eq(cfg->pools[0].max_open_conns, 4);
     cr_expect_eq(cfg->pools[0].max_idle_conns, 4);
     cr_expect_str_eq(cfg->daemon.socket, "/run/dbpoold/dbpoold.sock");
@@ -714,10 +717,10 @@ Test(config_env, daemon_and_pool_overrides)
     cr_expect_eq(cfg->daemon.log_level, LOG_ERROR);
     cr_expect_eq(cfg->daemon.max_frame_size, 65536);
     cr_expect_eq(cfg->daemon.shutdown_timeout_ms, 2000);
-    cr_expect_str_eq(cfg->pools[0].file_path, "/tmp/t/app.db");
+    cr_expect_str_eq(sqlite_opts(&cfg->pools[0])->file_path, "/tmp/t/app.db");
     cr_expect_eq(cfg->pools[0].max_open_conns, 8);  /* the file's invalid 0 is overridden */
-    cr_expect_not(cfg->pools[0].foreign_keys);
-    cr_expect_str_eq(cfg->pools[0].journal_mode, "MEMORY");
+    cr_expect_not(sqlite_opts(&cfg->pools[0])->foreign_keys);
+    cr_expect_str_eq(sqlite_opts(&cfg->pools[0])->journal_mode, "MEMORY");
     cr_expect_str_eq(cfg->pools[1].password, "from-env");
     cr_expect_eq(cfg->pools[1].port, 3307);
     cr_expect_eq(d.nwarnings, 0);   /* the env password counts */
@@ -756,7 +759,7 @@ Test(config_env, env_can_supply_required_key)
 
     setenv("DBPOOLD_POOL_APP_FILE_PATH", "/tmp/t/app.db", 1);
     cfg = load_ok("pools = ( { name = \"app\"; type = \"sqlite\"; sqlite = { }; } );\n", &d);
-    cr_expect_str_eq(cfg->pools[0].file_path, "/tmp/t/app.db");
+    cr_expect_str_eq(sqlite_opts(&cfg->pools[0])->file_path, "/tmp/t/app.db");
     config_free(cfg);
     config_diag_free(&d);
 }
@@ -1122,4 +1125,183 @@ Test(config, include_is_relative_to_the_config_file)
     unlink(inc_path);
     unlink(main_path);
     rmdir(dir);
+}
+
+/* ---- each driver declares its own keys: the mysql group ---- */
+
+#define MYSQL_POOL(settings) \
+    "pools = ( { name = \"my\"; type = \"mysql\";\n" \
+    "  mysql = { host = \"db.example\"; name = \"app\"; username = \"u\"; password = \"pw\";\n" \
+    "            " settings " }; } );\n"
+
+Test(driver_config, mysql_defaults)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(MYSQL_POOL(""), &d);
+    const struct pool_config *p = &cfg->pools[0];
+    const struct mysql_options *o = p->driver_opts;
+
+    cr_assert_not_null(o, "a mysql pool got no options of its own");
+    cr_expect_eq(p->port, 3306);
+    cr_expect_str_eq(o->charset, "utf8mb4");
+    cr_expect(o->parse_time);
+    cr_expect_str_eq(o->loc, "Local");
+    cr_expect_str_eq(o->ssl_mode, "DISABLED");
+    cr_expect_null(o->ssl_ca);
+    cr_expect_null(o->ssl_cert);
+    cr_expect_null(o->ssl_key);
+    cr_expect_eq(o->statement_cache_size, 256);
+    cr_expect_eq(p->max_open_conns, 25);
+    cr_expect_eq(p->max_idle_conns, 5);
+    cr_expect_eq(p->conn_max_lifetime_ms, 300000);
+    cr_expect_eq(p->conn_max_idle_time_ms, 60000);
+    cr_expect_eq(p->timeout_ms, 30000);
+    cr_expect_eq(p->max_retries, 3);
+    cr_expect_eq(p->retry_delay_ms, 1000);
+    cr_expect_eq(p->health_check_interval_ms, 30000);
+    cr_expect_neq((const void *)o, (const void *)&mysql_default_options,
+                  "the pool must own a copy, not the defaults");
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+Test(driver_config, mysql_every_key)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(MYSQL_POOL(
+        "charset = \"latin1\"; parseTime = false; loc = \"America/Argentina/Buenos_Aires\";\n"
+        "sslMode = \"verify_ca\"; sslCa = \"/etc/ssl/ca.pem\"; sslCert = \"/etc/ssl/c.pem\";\n"
+        "sslKey = \"/etc/ssl/c.key\"; statementCacheSize = 0; port = 3307;"), &d);
+    const struct mysql_options *o = mysql_opts(&cfg->pools[0]);
+
+    cr_expect_eq(cfg->pools[0].port, 3307);
+    cr_expect_str_eq(o->charset, "latin1");
+    cr_expect_not(o->parse_time);
+    cr_expect_str_eq(o->loc, "America/Argentina/Buenos_Aires");
+    cr_expect_str_eq(o->ssl_mode, "VERIFY_CA", "choices are stored as the table spells them");
+    cr_expect_str_eq(o->ssl_ca, "/etc/ssl/ca.pem");
+    cr_expect_str_eq(o->ssl_cert, "/etc/ssl/c.pem");
+    cr_expect_str_eq(o->ssl_key, "/etc/ssl/c.key");
+    cr_expect_eq(o->statement_cache_size, 0);
+    config_free(cfg);
+    config_diag_free(&d);
+
+    static const char *const locs[] = { "UTC", "Local", "+05:30", "-12:00", "+14:00",
+                                        "Etc/GMT+3", "Europe/Paris", NULL };
+    for (const char *const *l = locs; *l; l++) {
+        char text[512];
+
+        snprintf(text, sizeof(text), MYSQL_POOL("loc = \"%s\"; sslMode = \"REQUIRED\";"), *l);
+        cfg = load_ok(text, &d);
+        cr_expect_str_eq(mysql_opts(&cfg->pools[0])->loc, *l);
+        config_free(cfg);
+        config_diag_free(&d);
+    }
+}
+
+Test(driver_config, mysql_values_are_checked)
+{
+    EXPECT_ERRORS(MYSQL_POOL("charset = \"utf8; SET x=1\";"),
+                  ":3: pools[0] \"my\": mysql.charset: must be a character set name of letters, "
+                  "digits and '_', such as \"utf8mb4\" (got \"utf8; SET x=1\")");
+    EXPECT_ERRORS(MYSQL_POOL("loc = \"+25:00\";"),
+                  ":3: pools[0] \"my\": mysql.loc: must be \"Local\", \"UTC\", a time zone name "
+                  "such as \"Europe/Paris\" or an offset such as \"+02:00\" (got \"+25:00\")");
+    EXPECT_ERRORS(MYSQL_POOL("loc = \"../../etc/passwd\";"), "mysql.loc: must be \"Local\"");
+    EXPECT_ERRORS(MYSQL_POOL("loc = \"Europe//Paris\";"), "mysql.loc: must be \"Local\"");
+    EXPECT_ERRORS(MYSQL_POOL("sslMode = \"VERIFY_IDENTITY\";"),
+                  ":3: pools[0] \"my\": mysql.sslMode: VERIFY_IDENTITY needs sslCa (set sslCa");
+    EXPECT_ERRORS(MYSQL_POOL("sslMode = \"REQUIRED\"; sslCert = \"/c.pem\";"),
+                  "mysql.sslCert: sslCert and sslKey go together");
+    EXPECT_ERRORS(MYSQL_POOL("sslCa = \"/ca.pem\";"),
+                  "mysql.sslMode: is DISABLED, but TLS files are set");
+    EXPECT_ERRORS(MYSQL_POOL("sslMode = \"on\";"),
+                  "mysql.sslMode: must be one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, "
+                  "VERIFY_IDENTITY (got \"on\")");
+    EXPECT_ERRORS(MYSQL_POOL("statementCacheSize = -1; parseTime = \"yes\";"),
+                  "mysql.statementCacheSize: must be at least 0 (got -1)",
+                  "mysql.parseTime: must be true or false, not a string (remove the quotes)");
+    EXPECT_ERRORS(MYSQL_POOL("charset = \"\";"), "mysql.charset: must not be empty");
+}
+
+Test(driver_config, mysql_socket_host_must_fit)
+{
+    char text[1024], host[200];
+
+    memset(host, 'x', sizeof(host) - 1);
+    host[0] = '/';
+    host[sizeof(host) - 1] = '\0';
+    snprintf(text, sizeof(text),
+             "pools = ( { name = \"my\"; type = \"mysql\";\n"
+             "  mysql = { host = \"%s\"; name = \"app\"; username = \"u\"; password = \"p\"; }; } );\n",
+             host);
+    EXPECT_ERRORS(text, ":2: pools[0] \"my\": mysql.host: is a Unix socket path of 199 bytes");
+}
+
+/* The driver's keys belong to its group only, and the hints say whose. */
+Test(driver_config, driver_keys_in_the_wrong_group)
+{
+    EXPECT_ERRORS(
+        "pools = (\n"
+        "  { name = \"pg\"; type = \"postgres\";\n"
+        "    postgres = { host = \"h\"; name = \"d\"; username = \"u\"; password = \"p\";\n"
+        "      parseTime = true; }; },\n"
+        "  { name = \"s\"; type = \"sqlite\";\n"
+        "    sqlite = { filePath = \"/tmp/s.db\"; statementCacheSize = 8; }; },\n"
+        "  { name = \"my\"; type = \"mysql\";\n"
+        "    mysql = { host = \"h\"; name = \"d\"; username = \"u\"; password = \"p\";\n"
+        "      journalMode = \"WAL\"; }; }\n"
+        ");\n",
+        ":4: pools[0] \"pg\": postgres: unknown key \"parseTime\" (it is a mysql setting, not a "
+        "postgres one)",
+        ":6: pools[1] \"s\": sqlite: unknown key \"statementCacheSize\" (it is a postgres and mysql "
+        "setting, not a sqlite one)",
+        ":9: pools[2] \"my\": mysql: unknown key \"journalMode\" (it is a sqlite setting, not a "
+        "mysql one)");
+}
+
+Test(driver_config, mysql_environment_overrides)
+{
+    struct config_diag d;
+    struct config *cfg;
+
+    setenv("DBPOOLD_POOL_MY_LOC", "UTC", 1);
+    setenv("DBPOOLD_POOL_MY_PARSE_TIME", "off", 1);
+    setenv("DBPOOLD_POOL_MY_STATEMENT_CACHE_SIZE", "16", 1);
+    cfg = load_ok(MYSQL_POOL("loc = \"Europe/Paris\";"), &d);
+    cr_expect_str_eq(mysql_opts(&cfg->pools[0])->loc, "UTC");
+    cr_expect_not(mysql_opts(&cfg->pools[0])->parse_time);
+    cr_expect_eq(mysql_opts(&cfg->pools[0])->statement_cache_size, 16);
+    config_free(cfg);
+    config_diag_free(&d);
+
+    setenv("DBPOOLD_POOL_MY_CHARSET", "utf-8", 1);
+    EXPECT_ERRORS(MYSQL_POOL(""), "environment DBPOOLD_POOL_MY_CHARSET: must be a character set "
+                                  "name of letters, digits and '_'");
+    unsetenv("DBPOOLD_POOL_MY_CHARSET");
+    setenv("DBPOOLD_POOL_MY_SSL_MOD", "REQUIRED", 1);
+    EXPECT_ERRORS(MYSQL_POOL(""), "DBPOOLD_POOL_MY_SSL_MOD", "DBPOOLD_POOL_MY_SSL_MODE");
+}
+
+/* Every pool type's settings hang on the pool; a postgres pool's own. */
+Test(driver_config, each_pool_owns_its_driver_options)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(
+        "pools = (\n"
+        "  { name = \"s\"; type = \"sqlite\"; sqlite = { filePath = \"/tmp/s.db\"; }; },\n"
+        "  { name = \"pg\"; type = \"postgres\";\n"
+        "    postgres = { host = \"h\"; name = \"d\"; username = \"u\"; password = \"p\";\n"
+        "      statementCacheSize = 7; sslMode = \"REQUIRE\"; }; }\n"
+        ");\n", &d);
+
+    cr_assert_not_null(cfg->pools[0].driver_opts);
+    cr_assert_not_null(cfg->pools[1].driver_opts);
+    cr_expect_str_eq(sqlite_opts(&cfg->pools[0])->file_path, "/tmp/s.db");
+    cr_expect_eq(pg_opts(&cfg->pools[1])->statement_cache_size, 7);
+    cr_expect_str_eq(pg_opts(&cfg->pools[1])->ssl_mode, "require");
+    cr_expect_eq(cfg->pools[1].port, 5432);
+    cr_expect_eq(cfg->pools[0].port, 0, "a sqlite pool has no port");
+    config_free(cfg);
+    config_diag_free(&d);
 }

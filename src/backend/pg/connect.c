@@ -21,6 +21,7 @@
 #include "backend/pg/pg_internal.h"
 #include "backend/pg/connect.h"
 #include "backend/pg/conn.h"
+#include "backend/pg/pg_options.h"
 #include "backend/pg/pg_stmtcache.h"
 #include "backend/resolve.h"
 
@@ -30,6 +31,7 @@ static PGconn *start_connection(const struct pool_config *cfg, const char *hosts
                                 const char *hostaddr, const char *password)
 {
     const char *kw[12], *val[12];
+    const char *ssl = pg_opts(cfg)->ssl_mode;
     char port[16] = "";
     int n = 0;
 
@@ -43,7 +45,7 @@ static PGconn *start_connection(const struct pool_config *cfg, const char *hosts
     KV("dbname", cfg->dbname);
     KV("user", cfg->username);
     KV("password", password);
-    KV("sslmode", cfg->ssl_mode && *cfg->ssl_mode ? cfg->ssl_mode : "disable");
+    KV("sslmode", ssl && *ssl ? ssl : "disable");
     KV("application_name", "dbpoold");
     KV("client_encoding", "UTF8");     /* row text is always UTF-8 */
     KV("gssencmode", "disable");       /* no GSSAPI credential probing on the loop */
@@ -123,8 +125,8 @@ static void connect_succeeded(struct backend_conn *c)
 
     pg_disarm_io(c);
     c->connected = true;
-    if (!c->sc && c->cfg->statement_cache_size > 0)
-        c->sc = stmt_cache_new((unsigned)c->cfg->statement_cache_size, NULL, NULL);   /* NULL: no caching */
+    if (!c->sc && pg_opts(c->cfg)->statement_cache_size > 0)
+        c->sc = stmt_cache_new((unsigned)pg_opts(c->cfg)->statement_cache_size, NULL, NULL);   /* NULL: no caching */
     snprintf(c->server_info, sizeof(c->server_info), "PostgreSQL %s", version ? version : "");
     backend_result_ok(&r, 'I');
     pg_complete(c, &r);

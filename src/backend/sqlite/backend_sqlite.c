@@ -297,13 +297,14 @@ static bool valid_word(const char *s)
     return n > 0 && n < 16;
 }
 
-static bool check_config(const struct pool_config *cfg, char *errbuf, size_t errlen)
+static bool check_config(const struct pool_config *pool, char *errbuf, size_t errlen)
 {
+    const struct sqlite_options *cfg = sqlite_opts(pool);
     const char *bad = NULL, *key = NULL;
 
     if (!cfg->file_path || !*cfg->file_path) {
         snprintf(errbuf, errlen, "pool \"%s\": filePath is required for a sqlite pool",
-                 cfg->name ? cfg->name : "");
+                 pool->name ? pool->name : "");
         return false;
     }
     if (!valid_word(cfg->journal_mode))
@@ -314,7 +315,7 @@ static bool check_config(const struct pool_config *cfg, char *errbuf, size_t err
         bad = cfg->auto_vacuum, key = "autoVacuum";
     if (bad) {
         snprintf(errbuf, errlen, "pool \"%s\": %s \"%s\" is not a valid value",
-                 cfg->name ? cfg->name : "", key, bad);
+                 pool->name ? pool->name : "", key, bad);
         return false;
     }
     return true;
@@ -410,7 +411,7 @@ static void sq_pool_limits(const struct pool_config *cfg, int *max_writers, int 
 {
     *max_writers = 1;
     *max_readers = cfg->max_open_conns > 1 ? cfg->max_open_conns - 1 : 0;
-    if (cfg->file_path && strcmp(cfg->file_path, ":memory:") == 0)
+    if (sqlite_opts(cfg)->file_path && strcmp(sqlite_opts(cfg)->file_path, ":memory:") == 0)
         *max_readers = 0;
 }
 

@@ -38,6 +38,7 @@
 #include <sqlite3.h>
 
 #include "backend/backend.h"
+#include "backend/sqlite/sqlite_options.h"
 
 enum {
     CHUNK_MAX_ROWS = 256,          /* rows per chunk ... */

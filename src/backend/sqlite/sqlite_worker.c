@@ -149,7 +149,7 @@ static void connect_error(struct backend_conn *c, struct backend_result *r, cons
         backend_result_error(r, DBPOOL_E_UNAVAILABLE, "", 'I',
                              "cannot open SQLite database \"%s\": %s: %s (check filePath and "
                              "that the directory exists and is writable by the daemon)",
-                             c->cfg->file_path, step, msg);
+                             sqlite_opts(c->cfg)->file_path, step, msg);
     }
     r->broken = true;
 }
@@ -194,7 +194,7 @@ static bool pragmaf(struct backend_conn *c, sqlite3 *db, struct backend_result *
 
 static bool set_journal_mode(struct backend_conn *c, sqlite3 *db, struct backend_result *r)
 {
-    const char *want = cfg_word(c->cfg->journal_mode, "WAL");
+    const char *want = cfg_word(sqlite_opts(c->cfg)->journal_mode, "WAL");
     char got[32] = "";
 
     if (!pragmaf(c, db, r, got, sizeof(got), "PRAGMA journal_mode = %s", want))
@@ -203,12 +203,12 @@ static bool set_journal_mode(struct backend_conn *c, sqlite3 *db, struct backend
         return true;
     /* An in-memory database supports only MEMORY and OFF; nothing to protect
      * there (and it is private to this connection anyway), so accept it. */
-    if (strcmp(c->cfg->file_path, ":memory:") == 0)
+    if (strcmp(sqlite_opts(c->cfg)->file_path, ":memory:") == 0)
         return true;
     backend_result_error(r, DBPOOL_E_UNAVAILABLE, "", 'I',
                          "SQLite database \"%s\": journalMode %s could not be enabled "
                          "(SQLite kept \"%s\")%s",
-                         c->cfg->file_path, want, got,
+                         sqlite_opts(c->cfg)->file_path, want, got,
                          strcasecmp(want, "WAL") == 0
                              ? "; WAL needs a local filesystem with shared-memory support"
                              : "");
@@ -222,7 +222,7 @@ static bool set_journal_mode(struct backend_conn *c, sqlite3 *db, struct backend
  * write lock. The busy timeout is our busy handler. */
 static bool apply_settings(struct backend_conn *c, sqlite3 *db, struct backend_result *r)
 {
-    const struct pool_config *cfg = c->cfg;
+    const struct sqlite_options *cfg = sqlite_opts(c->cfg);
 
     if (c->role == ROLE_WRITER) {
         if (!pragmaf(c, db, r, NULL, 0, "PRAGMA auto_vacuum = %s",
@@ -259,7 +259,7 @@ static void worker_connect(struct backend_conn *c, struct backend_result *r)
     }
     if (c->role == ROLE_WRITER)
         flags |= SQLITE_OPEN_CREATE;   /* readers never create: the writer connects first */
-    rc = sqlite3_open_v2(c->cfg->file_path, &db, flags, NULL);
+    rc = sqlite3_open_v2(sqlite_opts(c->cfg)->file_path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
         connect_error(c, r, "open", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         close_db(db);

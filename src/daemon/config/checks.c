@@ -2,7 +2,8 @@
  * checks.c — phase 4 of loading: converts every slot into its field
  * (values.c), reports missing required keys, and runs the checks that span
  * keys: socket vs statusSocket, clientBufferBudget vs maxFrameSize,
- * maxIdleConns vs maxOpenConns, password vs passwordFile, unique pool
+ * maxIdleConns vs maxOpenConns, the driver's own checks (config_spec.h),
+ * password vs passwordFile, unique pool
  * names. A pool's passwordFile is read here, at load (backend/secret.c).
  */
 #include "daemon/config/config_internal.h"
@@ -154,6 +155,32 @@ static void read_password_file(struct loader *ld, struct pool_work *pw, struct p
               "runs as; it is read when the configuration is loaded)", err);
 }
 
+/* The driver's checks across its keys (config_spec.h), once every value
+ * converted without error: reported at the key the driver names. */
+static void check_driver(struct loader *ld, struct pool_work *pw, const struct pool_config *pc)
+{
+    const struct driver_config_spec *spec = pw->type->spec;
+    struct section *sec = &pw->sec;
+    const char *key;
+    char msg[512];
+    struct where w;
+    int i;
+
+    if (!spec->check || !pc->driver_opts)
+        return;
+    for (size_t k = 0; k < sec->nkeys; k++)
+        if (sec->failed[k])
+            return;     /* reported; the driver would judge a default */
+    if (!(key = spec->check(pc, pc->driver_opts, msg, sizeof(msg))))
+        return;
+    i = cf_find_key(sec->keys, sec->nkeys, key);
+    if (i >= 0 && slot_set(&sec->slots[i]))
+        w = cf_where_slot(ld, sec, &sec->keys[i], &sec->slots[i]);
+    else
+        w = cf_where_setting(ld, sec, sec->anchor, key);
+    cf_report(ld, &w, "%s", msg);
+}
+
 static void finish_pools(struct loader *ld)
 {
     size_t i;
@@ -165,7 +192,8 @@ static void finish_pools(struct loader *ld)
             continue;
         finish_section(ld, &pw->sec);
         check_idle(ld, pw, &ld->cfg->pools[i]);
-        if (pw->type->type == BACKEND_SQLITE)
+        check_driver(ld, pw, &ld->cfg->pools[i]);
+        if (!pw->type->spec->server)
             continue;
         check_password(ld, pw);
         read_password_file(ld, pw, &ld->cfg->pools[i]);

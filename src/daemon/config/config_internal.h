@@ -35,15 +35,16 @@
 
 #include <libconfig.h>
 
+#include "daemon/config_spec.h"
 #include "daemon/configuration.h"
 
 #define ENV_DAEMON_PREFIX "DBPOOLD_DAEMON_"
 #define ENV_POOL_PREFIX "DBPOOLD_POOL_"
 
-#define MAX_KEYS 32                 /* keys per section (checked in keys.c) */
+#define MAX_KEYS 32                 /* keys per section (checked in types.c) */
+#define MAX_TYPES 8                 /* pool types (drivers the factory lists) */
 #define KEY_NAME_MAX 48             /* longest key name, camelCase or env form */
 #define POOL_NAME_MAX 63
-#define DURATION_MAX_MS (8760ULL * 3600 * 1000)     /* 8760h, one year */
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -55,49 +56,22 @@
 
 /* ---- keys (keys.c) ---- */
 
-enum kind {
-    K_INT,          /* int field */
-    K_U32,          /* uint32_t field */
-    K_SIZE,         /* size_t field */
-    K_DURATION,     /* uint64_t milliseconds, written as a string "30s" */
-    K_BOOL,         /* bool field */
-    K_STRING,       /* char * field */
-    K_CHOICE,       /* char * field, one of choices (stored as spelled there) */
-    K_LOG_LEVEL,    /* enum log_level field */
-    K_MODE,         /* unsigned field, octal string "0660" */
-};
-
-enum {
-    F_REQUIRED = 1u << 0,
-    F_NONEMPTY = 1u << 1,
-    F_SECRET = 1u << 2,     /* never show the value */
-    F_SOCKPATH = 1u << 3,   /* must fit in sockaddr_un.sun_path */
-};
-
-struct key_spec {
-    const char *name;               /* camelCase, as written in the file */
-    enum kind kind;
-    size_t offset;                  /* into struct daemon_config / pool_config */
-    long long min, max;             /* integers: value range; durations: ms */
-    const char *const *choices;     /* K_CHOICE, NULL-terminated */
-    unsigned flags;
-    const char *example;            /* F_REQUIRED: shown when missing */
-};
-
+/* A pool type as the loader sees it (types.c): the driver's spec and the
+ * whole key table of its group, the common keys first, then the server
+ * keys (if it is a server), then the driver's own (F_OPTS). */
 struct type_info {
     const char *name;               /* value of "type" and name of the group */
     enum backend_type type;
-    const struct key_spec *keys;
+    const struct driver_config_spec *spec;
+    struct key_spec keys[MAX_KEYS];
     size_t nkeys;
 };
 
 extern const struct key_spec cf_daemon_keys[];
 extern const size_t cf_ndaemon_keys;
-extern const struct type_info cf_types[];          /* one per pool type */
-extern const size_t cf_ntypes;
-extern const char *const cf_type_names[];          /* NULL-terminated */
+extern const struct key_spec cf_common_pool_keys[], cf_server_pool_keys[];
+extern const size_t cf_ncommon_pool_keys, cf_nserver_pool_keys;
 extern const char *const cf_root_keys[];           /* top-level names */
-extern const char *const cf_entry_keys[];          /* a pool entry's own names */
 extern const struct key_spec cf_name_spec, cf_type_spec;   /* for type errors */
 
 /* ---- load state ---- */
@@ -116,6 +90,7 @@ struct section {
     const struct key_spec *keys;
     size_t nkeys;
     void *base;                     /* struct daemon_config or pool_config */
+    void *opts;                     /* the driver's options (F_OPTS keys), or NULL */
     const char *ctx;                /* NULL or "pools[0] \"app\"" */
     const char *group;              /* "daemon", "sqlite", ... */
     const config_setting_t *anchor; /* group (or entry) for missing-key messages */
@@ -143,6 +118,10 @@ struct loader {
     struct config *cfg;
     struct section daemon;
     struct pool_work *pools;        /* cfg->npools entries */
+    struct type_info types[MAX_TYPES];  /* types.c: one per driver */
+    size_t ntypes;
+    const char *type_names[MAX_TYPES + 1];      /* NULL-terminated */
+    const char *entry_keys[MAX_TYPES + 3];      /* a pool entry's own names */
 };
 
 /* The location a message is about. */
@@ -159,9 +138,14 @@ struct where {
 /* keys.c: lookups and defaults */
 int cf_find_key(const struct key_spec *keys, size_t nkeys, const char *name);
 int cf_find_env_key(const struct key_spec *keys, size_t nkeys, const char *key, size_t len);
-const struct type_info *cf_find_type(const char *name);
 void cf_daemon_defaults(struct loader *ld, struct daemon_config *d);
-void cf_pool_defaults(struct loader *ld, struct pool_config *p);
+void cf_common_defaults(struct pool_config *p);
+
+/* types.c: the pool types the factory's drivers declare */
+void cf_init_types(struct loader *ld);
+const struct type_info *cf_find_type(const struct loader *ld, const char *name);
+void *cf_pool_defaults(struct loader *ld, struct pool_config *p, const struct type_info *t);
+void cf_free_driver_opts(struct pool_config *p);
 
 /* diag.c: messages and their locations */
 void cf_appendf(char *buf, size_t size, size_t *pos, const char *fmt, ...) PRINTF_LIKE(4, 5);

@@ -1,10 +1,11 @@
 /*
- * keys.c — every configuration key, described once: the daemon group's
- * keys and each pool type's (a key_spec gives name, kind, field offset,
- * range and flags), the defaults written before a section is read, and the
- * lookups in these tables. The rest of the loader is driven by the tables:
- * a new key is a line here (and in doc/configuration.md); a new pool type
- * is a table, a cf_types entry and its defaults.
+ * keys.c — the keys the loader itself owns, described once: the daemon
+ * group's keys, the keys every pool type has and the network servers'
+ * keys (a key_spec gives name, kind, field offset, range and flags), their
+ * defaults, and the lookups in key tables. The rest of the loader is driven
+ * by the tables: a new key is a line here (and in doc/configuration.md).
+ * A driver's own keys live in its folder (daemon/config_spec.h; types.c
+ * puts each type's table together).
  */
 #include "daemon/config/config_internal.h"
 #include "daemon/backoff.h"
@@ -24,12 +25,6 @@
 
 /* ---- key tables ---- */
 
-static const char *const journal_modes[] =
-    { "WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY", "OFF", NULL };
-static const char *const sync_modes[] = { "OFF", "NORMAL", "FULL", "EXTRA", NULL };
-static const char *const auto_vacuum_modes[] = { "NONE", "FULL", "INCREMENTAL", NULL };
-static const char *const ssl_modes[] = { "disable", "allow", "prefer", "require",
-                                         "verify-ca", "verify-full", NULL };
 /* Indexed by enum log_level. */
 static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
 
@@ -78,47 +73,15 @@ const struct key_spec cf_daemon_keys[] = {
     { "retryDelay", K_DURATION, POFF(retry_delay_ms), 0, DURATION_MAX_MS, NULL, 0, NULL }, \
     { "retryMaxDelay", K_DURATION, POFF(retry_max_delay_ms), 1, DURATION_MAX_MS, NULL, 0, NULL }
 
-static const struct key_spec sqlite_keys[] = {
-    COMMON_POOL_KEYS,
-    { "filePath", K_STRING, POFF(file_path), 0, 0, NULL, F_REQUIRED | F_NONEMPTY,
-      "filePath = \"/var/lib/dbpoold/app.db\";" },
-    { "journalMode", K_CHOICE, POFF(journal_mode), 0, 0, journal_modes, 0, NULL },
-    { "syncMode", K_CHOICE, POFF(sync_mode), 0, 0, sync_modes, 0, NULL },
-    { "cacheSize", K_INT, POFF(cache_size), INT_MIN, INT_MAX, NULL, 0, NULL },
-    { "foreignKeys", K_BOOL, POFF(foreign_keys), 0, 0, NULL, 0, NULL },
-    { "autoVacuum", K_CHOICE, POFF(auto_vacuum), 0, 0, auto_vacuum_modes, 0, NULL },
-};
-
-static const struct key_spec postgres_keys[] = {
-    COMMON_POOL_KEYS,
-    SERVER_POOL_KEYS,
-    { "sslMode", K_CHOICE, POFF(ssl_mode), 0, 0, ssl_modes, 0, NULL },
-    { "statementCacheSize", K_INT, POFF(statement_cache_size), 0, 65536, NULL, 0, NULL },
-};
-
-static const struct key_spec mysql_keys[] = {
-    COMMON_POOL_KEYS,
-    SERVER_POOL_KEYS,
-    { "charset", K_STRING, POFF(charset), 0, 0, NULL, F_NONEMPTY, NULL },
-};
+const struct key_spec cf_common_pool_keys[] = { COMMON_POOL_KEYS };
+const struct key_spec cf_server_pool_keys[] = { SERVER_POOL_KEYS };
+const size_t cf_ncommon_pool_keys = NELEMS(cf_common_pool_keys);
+const size_t cf_nserver_pool_keys = NELEMS(cf_server_pool_keys);
+const size_t cf_ndaemon_keys = NELEMS(cf_daemon_keys);
 
 _Static_assert(NELEMS(cf_daemon_keys) <= MAX_KEYS, "raise MAX_KEYS");
-_Static_assert(NELEMS(sqlite_keys) <= MAX_KEYS, "raise MAX_KEYS");
-_Static_assert(NELEMS(postgres_keys) <= MAX_KEYS, "raise MAX_KEYS");
-_Static_assert(NELEMS(mysql_keys) <= MAX_KEYS, "raise MAX_KEYS");
 
-const struct type_info cf_types[] = {
-    { "sqlite", BACKEND_SQLITE, sqlite_keys, NELEMS(sqlite_keys) },
-    { "postgres", BACKEND_POSTGRES, postgres_keys, NELEMS(postgres_keys) },
-    { "mysql", BACKEND_MYSQL, mysql_keys, NELEMS(mysql_keys) },
-};
-
-const size_t cf_ndaemon_keys = NELEMS(cf_daemon_keys);
-const size_t cf_ntypes = NELEMS(cf_types);
-
-const char *const cf_type_names[] = { "sqlite", "postgres", "mysql", NULL };
 const char *const cf_root_keys[] = { "daemon", "pools", NULL };
-const char *const cf_entry_keys[] = { "name", "type", "sqlite", "postgres", "mysql", NULL };
 
 /* Pseudo-specs for the pool entry's own keys, used in type errors. */
 const struct key_spec cf_name_spec = { "name", K_STRING, 0, 0, 0, NULL, 0, NULL };
@@ -151,16 +114,6 @@ int cf_find_env_key(const struct key_spec *keys, size_t nkeys, const char *key, 
     return -1;
 }
 
-const struct type_info *cf_find_type(const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < cf_ntypes; i++)
-        if (strcmp(cf_types[i].name, name) == 0)
-            return &cf_types[i];
-    return NULL;
-}
-
 /* ---- defaults ---- */
 
 void cf_daemon_defaults(struct loader *ld, struct daemon_config *d)
@@ -183,13 +136,12 @@ void cf_daemon_defaults(struct loader *ld, struct daemon_config *d)
     d->idle_transaction_timeout_ms = 0;
 }
 
-/* Type-specific strings are set only for their type; the others stay NULL. */
-void cf_pool_defaults(struct loader *ld, struct pool_config *p)
+/* The defaults of the common and server keys; types.c adjusts them for
+ * the pool's type (port, connection limits). */
+void cf_common_defaults(struct pool_config *p)
 {
-    bool sqlite = p->type == BACKEND_SQLITE;
-
-    p->max_open_conns = sqlite ? 1 : 25;
-    p->max_idle_conns = sqlite ? 1 : 5;
+    p->max_open_conns = 25;
+    p->max_idle_conns = 5;
     p->conn_max_lifetime_ms = 5 * 60000;
     p->conn_max_idle_time_ms = 60000;
     p->timeout_ms = 30000;
@@ -199,20 +151,6 @@ void cf_pool_defaults(struct loader *ld, struct pool_config *p)
     p->retry_delay_ms = 1000;
     p->retry_max_delay_ms = BACKOFF_CAP_MS;
     p->statement_timeout_ms = 0;
-    if (sqlite) {
-        cf_set_str(ld, &p->journal_mode, "WAL");
-        cf_set_str(ld, &p->sync_mode, "NORMAL");
-        p->cache_size = 1000;
-        p->foreign_keys = true;
-        cf_set_str(ld, &p->auto_vacuum, "INCREMENTAL");
-    } else if (p->type == BACKEND_POSTGRES) {
-        p->port = 5432;
-        cf_set_str(ld, &p->ssl_mode, "disable");
-        p->statement_cache_size = 256;
-    } else {
-        p->port = 3306;
-        cf_set_str(ld, &p->charset, "utf8mb4");
-    }
 }
 
 const char *backend_type_name(enum backend_type t)

@@ -102,6 +102,7 @@ static struct config *build(struct loader *ld, const config_t *lc)
     cf_set_str(ld, &cfg->path, ld->path);
     cf_daemon_defaults(ld, &cfg->daemon);
     init_daemon_section(ld);
+    cf_init_types(ld);
     cf_walk_root(ld, config_root_setting(lc));
     cf_apply_env(ld);
     cf_finish(ld);
@@ -155,17 +156,12 @@ struct config *config_load(const char *path, struct config_diag *diag)
 static void free_pool(struct pool_config *p)
 {
     free(p->name);
-    free(p->file_path);
-    free(p->journal_mode);
-    free(p->sync_mode);
-    free(p->auto_vacuum);
     free(p->host);
     free(p->dbname);
     free(p->username);
     secret_free(p->password);    /* wiped: it does not linger in the heap */
     free(p->password_file);
-    free(p->ssl_mode);
-    free(p->charset);
+    cf_free_driver_opts(p);
 }
 
 void config_free(struct config *cfg)

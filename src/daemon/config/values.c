@@ -329,17 +329,21 @@ bool cf_apply_slot(struct loader *ld, const struct section *sec, const struct ke
                    const struct slot *sl)
 {
     struct where w = cf_where_slot(ld, sec, k, sl);
+    void *base = (k->flags & F_OPTS) ? sec->opts : sec->base;
+
+    if (!base)
+        return false;   /* the driver's options could not be allocated (reported) */
 
     switch (k->kind) {
     case K_INT:
     case K_U32:
     case K_SIZE:
-        return apply_int(ld, &w, k, sl, sec->base);
+        return apply_int(ld, &w, k, sl, base);
     case K_DURATION:
-        return apply_duration(ld, &w, k, sl, sec->base);
+        return apply_duration(ld, &w, k, sl, base);
     case K_BOOL:
-        return apply_bool(ld, &w, k, sl, sec->base);
+        return apply_bool(ld, &w, k, sl, base);
     default:
-        return apply_string(ld, &w, k, sl, sec->base);
+        return apply_string(ld, &w, k, sl, base);
     }
 }

@@ -19,16 +19,18 @@
 /* ---- phase 2: walking the file ---- */
 
 /* "it is a postgres and mysql setting, not a sqlite one", or NULL. */
-static const char *other_type_hint(const struct type_info *t, const char *name,
-                                   char *buf, size_t size)
+static const char *other_type_hint(const struct loader *ld, const struct type_info *t,
+                                   const char *name, char *buf, size_t size)
 {
     size_t pos = 0, i, n = 0;
 
     buf[0] = '\0';
-    for (i = 0; i < cf_ntypes; i++) {
-        if (&cf_types[i] == t || cf_find_key(cf_types[i].keys, cf_types[i].nkeys, name) < 0)
+    for (i = 0; i < ld->ntypes; i++) {
+        const struct type_info *o = &ld->types[i];
+
+        if (o == t || cf_find_key(o->keys, o->nkeys, name) < 0)
             continue;
-        cf_appendf(buf, size, &pos, "%s%s", n++ ? " and " : "it is a ", cf_types[i].name);
+        cf_appendf(buf, size, &pos, "%s%s", n++ ? " and " : "it is a ", o->name);
     }
     if (!n)
         return NULL;
@@ -68,7 +70,7 @@ static void unknown_in_section(struct loader *ld, const struct section *sec,
     char hbuf[128];
 
     if (t && !cf_closest(name, names, n))
-        hint = other_type_hint(t, name, hbuf, sizeof(hbuf));
+        hint = other_type_hint(ld, t, name, hbuf, sizeof(hbuf));
     report_unknown(ld, &w, name, names, n, hint);
 }
 
@@ -139,13 +141,13 @@ static void read_pool_name(struct loader *ld, struct pool_work *pw, struct pool_
 }
 
 /* Name of the first type group the entry has, for hints; NULL if none. */
-static const char *present_type_group(const config_setting_t *entry)
+static const char *present_type_group(const struct loader *ld, const config_setting_t *entry)
 {
     size_t i;
 
-    for (i = 0; i < cf_ntypes; i++)
-        if (config_setting_get_member(entry, cf_types[i].name))
-            return cf_types[i].name;
+    for (i = 0; i < ld->ntypes; i++)
+        if (config_setting_get_member(entry, ld->types[i].name))
+            return ld->types[i].name;
     return NULL;
 }
 
@@ -156,9 +158,9 @@ static void read_pool_type(struct loader *ld, struct pool_work *pw)
     const char *t, *best, *group;
     char q[96], list[64];
 
-    cf_join(cf_type_names, list, sizeof(list));
+    cf_join(ld->type_names, list, sizeof(list));
     if (!s) {
-        group = present_type_group(pw->entry);
+        group = present_type_group(ld, pw->entry);
         if (group)
             cf_report(ld, &w, "missing required key (this pool has a %s group, so add type = \"%s\";)",
                       group, group);
@@ -171,10 +173,10 @@ static void read_pool_type(struct loader *ld, struct pool_work *pw)
         return;
     }
     t = config_setting_get_string(s);
-    pw->type = cf_find_type(t);
+    pw->type = cf_find_type(ld, t);
     if (pw->type)
         return;
-    best = cf_closest(t, cf_type_names, cf_ntypes);
+    best = cf_closest(t, ld->type_names, ld->ntypes);
     if (best)
         cf_report(ld, &w, "unknown type %s (did you mean \"%s\"? valid types: %s)",
                   cf_quoted(t, q, sizeof(q)), best, list);
@@ -187,7 +189,7 @@ static void init_pool_section(struct loader *ld, struct pool_work *pw, struct po
     struct section *sec = &pw->sec;
 
     pc->type = pw->type->type;
-    cf_pool_defaults(ld, pc);
+    sec->opts = cf_pool_defaults(ld, pc, pw->type);
     sec->keys = pw->type->keys;
     sec->nkeys = pw->type->nkeys;
     sec->base = pc;
@@ -231,7 +233,7 @@ static void walk_entry_members(struct loader *ld, struct pool_work *pw)
     for (i = 0; i < n; i++) {
         const config_setting_t *c = config_setting_get_elem(pw->entry, (unsigned)i);
         const char *nm = config_setting_name(c);
-        const struct type_info *ti = cf_find_type(nm);
+        const struct type_info *ti = cf_find_type(ld, nm);
         struct where w = cf_where_entry(ld, pw, c, NULL);
 
         if (strcmp(nm, "name") == 0 || strcmp(nm, "type") == 0)
@@ -244,7 +246,7 @@ static void walk_entry_members(struct loader *ld, struct pool_work *pw)
         if (misplaced)
             snprintf(hint, sizeof(hint), "settings of a %s pool go inside %s = { ... };",
                      pw->type->name, pw->type->name);
-        report_unknown(ld, &w, nm, cf_entry_keys, cf_strv_len(cf_entry_keys), misplaced ? hint : NULL);
+        report_unknown(ld, &w, nm, ld->entry_keys, cf_strv_len(ld->entry_keys), misplaced ? hint : NULL);
     }
     if (pw->type && !have_group) {
         struct where w = cf_where_entry(ld, pw, pw->entry, NULL);
