@@ -48,6 +48,14 @@ const struct backend_driver *factory_driver(enum backend_type type, char *errbuf
     return drv;
 }
 
+const char *backend_type_name(enum backend_type t)
+{
+    for (size_t i = 0; i < NDRIVERS; i++)
+        if (drivers[i].type == t)
+            return drivers[i].config->name;
+    return "unknown";
+}
+
 const struct driver_config_spec *factory_config_spec(size_t i)
 {
     return i < NDRIVERS ? drivers[i].config : NULL;

@@ -104,6 +104,7 @@ void config_diag_free(struct config_diag *diag);
 const struct pool_config *config_find_pool(const struct config *cfg,
                                            const char *name, size_t name_len);
 
+/* The type's name as written in "type" (defined by the factory's driver table). */
 const char *backend_type_name(enum backend_type t);
 const char *log_level_name(enum log_level l);
 

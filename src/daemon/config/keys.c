@@ -153,16 +153,6 @@ void cf_common_defaults(struct pool_config *p)
     p->statement_timeout_ms = 0;
 }
 
-const char *backend_type_name(enum backend_type t)
-{
-    switch (t) {
-    case BACKEND_SQLITE: return "sqlite";
-    case BACKEND_POSTGRES: return "postgres";
-    case BACKEND_MYSQL: return "mysql";
-    }
-    return "unknown";
-}
-
 const char *log_level_name(enum log_level l)
 {
     if ((unsigned)l < NELEMS(log_levels) - 1)
