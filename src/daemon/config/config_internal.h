@@ -6,17 +6,21 @@
  * Loading runs in phases, so that all problems are found in one run:
  *   1. libconfig reads the file (load.c; syntax errors stop here: nothing
  *      else can be trusted);
- *   2. the tree is walked (walk.c); for each known key (keys.c) the setting
- *      that gives its value is remembered in a "slot", unknown keys are
- *      reported;
+ *   2. the tree is walked (walk.c); for each known key (keys.c, and for a
+ *      pool the key table of its type, put together in types.c from the
+ *      driver's spec) the setting that gives its value is remembered in a
+ *      "slot", unknown keys are reported;
  *   3. environ is scanned (env.c): DBPOOLD_DAEMON_<KEY> and
  *      DBPOOLD_POOL_<NAME>_<KEY> replace the slot's source;
  *   4. each slot is converted into its struct field with type and range
  *      checks (values.c); then the checks that span keys run (checks.c:
- *      required keys, maxIdleConns <= maxOpenConns, password vs
- *      passwordFile, ...), and a passwordFile is read into password.
- * Defaults (keys.c) are written into the structs before phase 4, so a key
- * without a slot keeps its default.
+ *      required keys, maxIdleConns <= maxOpenConns, the driver's check,
+ *      password vs passwordFile, ...), and a passwordFile is read into
+ *      password.
+ * Defaults (keys.c; a driver's options from its spec, types.c) are written
+ * into the structs before phase 4, so a key without a slot keeps its
+ * default. A driver key (F_OPTS) is stored into the pool's driver options
+ * (section.opts), every other key into the section's base struct.
  *
  * Messages (diag.c, with suggestions from suggest.c) go to the caller's
  * struct config_diag, each prefixed with "file:line: context: key: " or
