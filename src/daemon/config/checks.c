@@ -3,8 +3,8 @@
  * (values.c), reports missing required keys, and runs the checks that span
  * keys: socket vs statusSocket, clientBufferBudget vs maxFrameSize,
  * maxIdleConns vs maxOpenConns, the driver's own checks (config_spec.h),
- * password vs passwordFile, unique pool
- * names. A pool's passwordFile is read here, at load (backend/secret.c).
+ * password vs passwordFile, unique pool names. A pool's passwordFile is
+ * read here, at load (backend/secret.c).
  */
 #include "daemon/config/config_internal.h"
 #include "backend/secret.h"
