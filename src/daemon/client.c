@@ -236,7 +236,7 @@ static void finish_request(struct client *c, const struct backend_error *err, in
     if (c->sv && request_tx_releases_server(&c->tx))
         unbind(c);
     if (err)
-        client_send_error(c, err->code, err->sqlstate, err->message, index);
+        client_send_request_error(c, err, index);
     else
         client_send_ready(c);
     if (c->fatal) {
@@ -341,7 +341,7 @@ static void start_request(struct client *c)
     if (how == START_READY)
         answered_now(c, type);
     else if (how == START_ERROR)
-        client_send_error(c, err.code, err.sqlstate, err.message, index);
+        client_send_request_error(c, &err, index);
     else if (how == START_SHUTDOWN)
         client_shutdown_close(c);
     else
@@ -360,7 +360,7 @@ static bool known_request(uint8_t type)
 static void handle_cancel(struct client *c)
 {
     static const struct backend_error canceled = {
-        DBPOOL_E_CANCELED, "57014", "canceled while waiting for a server connection"
+        DBPOOL_E_CANCELED, "57014", "canceled while waiting for a server connection", 0
     };
 
     if (!client_busy(c))
@@ -594,7 +594,7 @@ static void refuse(int fd, const char *msg)
     struct pbuf b;
 
     pbuf_init(&b);
-    proto_put_error(&b, DBPOOL_E_LIMIT, "53300", msg, 'I', -1);
+    proto_put_error(&b, DBPOOL_E_LIMIT, "53300", msg, 'I', -1, 0);
     if (!b.oom) {
         ssize_t w = write(fd, b.data, b.len);   /* best effort on a fresh socket */
         (void)w;

@@ -206,6 +206,7 @@ static void set_error(struct backend_error *err, int code, const char *sqlstate,
     err->code = code;
     snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
     snprintf(err->message, sizeof(err->message), "%s", msg);
+    err->vendor_code = 0;
 }
 
 /* SQL and TEXT parameters must be UTF-8 (doc/protocol.md). A request that
@@ -225,6 +226,7 @@ static bool invalid_utf8(const struct request *r, struct backend_error *err, int
         else
             snprintf(what, sizeof(what), "TEXT parameter %d", where.param + 1);
         err->code = DBPOOL_E_SQL;
+        err->vendor_code = 0;
         memcpy(err->sqlstate, "22021", 6);
         snprintf(err->message, sizeof(err->message), "invalid byte sequence for encoding "
                  "\"UTF8\": 0x%02x at byte %zu of %s; send SQL and TEXT values as UTF-8 (binary "
@@ -288,6 +290,7 @@ enum plan_start request_start(struct request *r, struct tx_state *tx, const stru
     if ((r->type == PT_PING || tx_end) && r->len != 0) {
         err->code = DBPOOL_E_PROTOCOL;
         err->sqlstate[0] = 0;
+        err->vendor_code = 0;
         snprintf(err->message, sizeof(err->message), "malformed %s frame: it has no payload",
                  proto_type_name(r->type));
         return START_MALFORMED;
@@ -303,6 +306,7 @@ enum plan_start request_start(struct request *r, struct tx_state *tx, const stru
     if (!build(r, tx, env)) {
         err->code = DBPOOL_E_PROTOCOL;
         err->sqlstate[0] = 0;
+        err->vendor_code = 0;
         snprintf(err->message, sizeof(err->message), "malformed %s frame (or a limit was "
                  "exceeded: maxParams %u, maxBatchStatements %u)", proto_type_name(r->type),
                  env->max_params, env->max_batch_statements);
@@ -384,6 +388,7 @@ static void refused_result_error(const struct request *r, const struct backend_r
                                  const struct plan_env *env, struct backend_error *err)
 {
     err->code = DBPOOL_E_LIMIT;
+    err->vendor_code = 0;   /* the daemon's refusal (the statement's own error is in the text) */
     memcpy(err->sqlstate, "54000", 6);
     snprintf(err->message, sizeof(err->message),
              "a result %s is %llu bytes, above maxFrameSize (%u bytes), so it was not sent; %s%.200s%s "
@@ -455,7 +460,7 @@ void request_step_done(struct request *r, struct tx_state *tx, const struct back
                        const struct plan_env *env, struct plan_outcome *out)
 {
     static const struct backend_error ro = {
-        DBPOOL_E_SQL, "25006", "cannot execute a writing statement in a read-only transaction"
+        DBPOOL_E_SQL, "25006", "cannot execute a writing statement in a read-only transaction", 0
     };
     struct step *s = &r->steps[r->cur];
     struct backend_error err;
@@ -502,11 +507,11 @@ void request_all_done(const struct request *r, struct plan_outcome *out)
 {
     static const struct backend_error oom = {
         DBPOOL_E_INTERNAL, "", "a statement of the atomic batch failed and the batch was rolled "
-        "back (its error was lost: out of memory)"
+        "back (its error was lost: out of memory)", 0
     };
     static const struct backend_error aborted = {
         DBPOOL_E_TX_STATE, "25P02",
-        "the transaction had failed, so COMMIT rolled it back instead; nothing was committed"
+        "the transaction had failed, so COMMIT rolled it back instead; nothing was committed", 0
     };
 
     out->action = PLAN_FINISH;
