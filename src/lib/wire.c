@@ -486,6 +486,7 @@ int lib_begin_request(dbpool_conn *c, uint8_t type)
     c->err.code = DBPOOL_OK;
     c->err.sqlstate[0] = '\0';
     c->err.message[0] = '\0';
+    c->err.vendor_code = 0;
     c->err_index = -1;
     c->stream = STREAM_NONE;
     c->req_type = type;

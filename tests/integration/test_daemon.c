@@ -552,6 +552,9 @@ Test(errors, vendor_code_next_to_sqlstate)
 
     int rc = dbpool_exec(c, h_sql("INSERT INTO t VALUES (1)"));
     expect_vendor(c, rc, "duplicate key", v->dup_state, v->dup);
+    h_exec(c, "INSERT INTO t VALUES (2)");
+    cr_assert_eq(dbpool_last_error(c)->vendor_code, 0, "a request that succeeded left the "
+                 "vendor code %d of the one before", dbpool_last_error(c)->vendor_code);
     rc = dbpool_exec(c, h_sql("SELEKT 1"));
     expect_vendor(c, rc, "syntax error", v->syntax_state, v->syntax);
     /* the daemon's own errors have none, and it does not linger */
