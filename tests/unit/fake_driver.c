@@ -151,12 +151,6 @@ static void fake_reset(struct backend_conn *c, backend_done_fn done, void *arg)
     start_op(c, OP_RESET, fake.reset);
 }
 
-static const char *fake_tx_sql(enum backend_tx_op op)
-{
-    static const char *const sql[] = { "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT",
-                                       "ROLLBACK TO SAVEPOINT" };
-    return sql[op];
-}
 
 static void fake_ping(struct backend_conn *c, backend_done_fn done, void *arg)
 {
@@ -247,7 +241,7 @@ const struct backend_driver fake_driver = {
     .resume = fake_resume,
     .txstate = fake_txstate,
     .close = fake_close,
-    .tx_sql = fake_tx_sql,
+    .tx_sql = backend_standard_tx_sql,
     .reset = fake_reset,
     .server_info = fake_server_info,
     .watch_idle = fake_watch_idle,
