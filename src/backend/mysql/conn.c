@@ -305,6 +305,13 @@ void my_complete(struct mysql_conn *c, const struct backend_result *res)
     backend_done_fn done = c->done;
     void *arg = c->arg;
 
+    if (c->depth == 0) {
+        /* Inside a driver call (connect, exec, ...), not one of our
+         * callbacks: report from the loop, never from inside the call. */
+        c->res = r;
+        my_defer_result(c);
+        return;
+    }
     if (c->kill) {
         /* The KILL may still reach the server: hold the result (cancel.c). */
         c->res = r;

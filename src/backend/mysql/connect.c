@@ -80,14 +80,19 @@ static void connect_failed(struct mysql_conn *c)
     struct my_settings s;
     struct backend_result r;
     char where[160];
+    int32_t vendor;
+    char state[sizeof(r.err.sqlstate)];
 
     my_settings(c->cfg, &s);
     describe_server(c, &s, where, sizeof(where));
     my_error_from_handle(c, &r);
-    backend_result_error(&r, DBPOOL_E_UNAVAILABLE, r.err.sqlstate, 'I',
+    vendor = r.err.vendor_code;
+    memcpy(state, r.err.sqlstate, sizeof(state));
+    backend_result_error(&r, DBPOOL_E_UNAVAILABLE, state, 'I',
                          "cannot connect to MySQL at %s: %s (check that the server runs and "
                          "the pool's host, port, username and password)", where,
                          c->m && *mysql_error(c->m) ? mysql_error(c->m) : "connection failed");
+    r.err.vendor_code = vendor;
     r.broken = true;
     my_drop_conn(c);
     my_complete(c, &r);
@@ -260,17 +265,12 @@ static void begin_connection(struct mysql_conn *c, const char *addr)
         my_wait(c, status, connect_cont);
         return;
     }
-    /* Finished at once (a refused socket): report from the loop. */
-    if (!c->ret_mysql) {
-        my_error_from_handle(c, &c->res);
-        c->res.err.code = DBPOOL_E_UNAVAILABLE;
-        c->res.broken = true;
-        my_drop_conn(c);
-        my_defer_result(c);
-        return;
-    }
-    c->phase = MPH_RUNNING;
-    connected(c);   /* completes through the session steps */
+    /* Finished at once (a Unix socket, or refused): a completion inside
+     * this call is deferred to the loop (my_complete). */
+    if (!c->ret_mysql)
+        connect_failed(c);
+    else
+        connected(c);
 }
 
 static void on_resolved(evutil_socket_t fd, short what, void *arg)
