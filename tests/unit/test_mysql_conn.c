@@ -569,3 +569,165 @@ Test(myconn, churn)
         drv->close(c);
     }
 }
+
+/* -------------------------------------------------------------- cancel */
+
+/* A statement that runs for 1000 s unless it is killed (KILL QUERY makes
+ * it fail with 1317; BENCHMARK() and a lone SLEEP() would just return). */
+#define LONG_SQL "SELECT SUM(SLEEP(0.01)) FROM seq_1_to_100000"
+/* A million rows: x = 1.., label 'row x' (MariaDB's Sequence engine). */
+#define BIG_SQL "SELECT seq AS x, CONCAT('row ', seq) AS label FROM seq_1_to_1000000"
+
+/* How many server sessions run sql_like (processlist.info LIKE ...). */
+static long long running(MYSQL *side, const char *info_like)
+{
+    char sql[256];
+
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM information_schema.processlist "
+             "WHERE info LIKE '%s' AND id <> CONNECTION_ID()", info_like);
+    return side_int(side, sql);
+}
+
+Test(myconn, cancel_running_statement)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k = { 0 };
+    struct later t = { 0 };
+    struct ticker tk;
+    double t0 = now_s();
+
+    ticker_start(&tk, 20);
+    start_exec(c, LONG_SQL, NULL, 0, 0, &collect_sink, &k);
+    schedule(&t, 200, do_cancel, c);
+    run_until(&k.done);
+    unschedule(&t);
+    ticker_stop(&tk);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%d %s", k.res.err.code, k.res.err.message);
+    cr_assert_eq(k.res.err.vendor_code, 1317, "%d", k.res.err.vendor_code);
+    cr_assert_str_eq(k.res.err.sqlstate, "70100");
+    cr_assert(!k.res.broken);
+    cr_assert_eq(k.res.txstate, 'I');
+    cr_assert_lt(now_s() - t0, 5.0);
+    cr_assert_geq(tk.ticks, 5, "the loop was blocked (%d ticks)", tk.ticks);
+    collect_free(&k);
+    drv->cancel(c);   /* nothing runs: harmless */
+    cr_assert_eq(query_int(c, "SELECT 42"), 42);
+    drv->close(c);
+}
+
+Test(myconn, cancel_inside_transaction_keeps_it_open)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k = { 0 };
+    struct later t = { 0 };
+
+    exec_ok(c, "BEGIN");
+    cr_assert_eq(drv->txstate(c), 'T');
+    start_exec(c, LONG_SQL, NULL, 0, 0, &collect_sink, &k);
+    schedule(&t, 100, do_cancel, c);
+    run_until(&k.done);
+    unschedule(&t);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%s", k.res.err.message);
+    cr_assert_eq(k.res.txstate, 'T');   /* MySQL: the statement ends, the transaction not */
+    collect_free(&k);
+    cr_assert_eq(exec_ok(c, "ROLLBACK").txstate, 'I');
+    drv->close(c);
+}
+
+/* A cancel that loses the race against the statement's own completion
+ * must not hit the next statement: the result is held until the KILL has
+ * been answered. */
+Test(myconn, late_cancel_does_not_hit_the_next_statement)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k;
+
+    for (int i = 0; i < 20; i++) {
+        memset(&k, 0, sizeof(k));
+        start_exec(c, "SELECT 1", NULL, 0, 0, &collect_sink, &k);
+        drv->cancel(c);
+        run_until(&k.done);
+        cr_assert(k.res.ok || k.res.err.code == DBPOOL_E_CANCELED, "%s", k.res.err.message);
+        cr_assert(!k.res.broken, "%s", k.res.err.message);
+        collect_free(&k);
+        run_q(c, "SELECT SLEEP(0.02)", NULL, 0, 0, &k);
+        cr_assert(k.res.ok, "round %d: %s", i, k.res.err.message);
+        cr_assert_eq(k.cells[0][0].i, 0, "round %d: the sleep was interrupted", i);
+        collect_free(&k);
+    }
+    drv->close(c);
+}
+
+/* Cancel a stream paused by the sink: done comes without resume(), and the
+ * connection is usable after (never handed on half-read). */
+Test(myconn, cancel_paused_stream)
+{
+    struct backend_conn *c = open_conn();
+    struct stream s = { .pause_every = 1 };
+    struct later t = { 0 };
+
+    stream_start(&s, c, BIG_SQL, NULL);
+    run_until(&s.paused);
+    schedule(&t, 100, do_cancel, c);
+    run_until(&s.done);
+    unschedule(&t);
+    cr_assert(!s.bad);
+    cr_assert(!s.res.ok || s.rows == 1, "%s", s.res.err.message);
+    cr_assert_eq(s.rows, 1);
+    if (!s.res.broken)
+        cr_assert_eq(query_int(c, "SELECT 7"), 7);
+    drv->close(c);
+}
+
+/* close() with a statement running: the server stops computing it. */
+Test(myconn, close_with_statement_running_kills_it)
+{
+    struct backend_conn *c = open_conn();
+    MYSQL *side = side_open();
+    bool never = false;
+    struct backend_sink sink = { NULL, never_row, never_done };
+    const char *like = "SELECT SUM(SLEEP(0.01))%";
+
+    start_exec(c, LONG_SQL, NULL, 0, 0, &sink, &never);
+    for (int i = 0; i < 200 && running(side, like) == 0; i++)
+        run_for(10);
+    cr_assert_eq(running(side, like), 1);
+    drv->close(c);
+    for (int i = 0; i < 300 && running(side, like) != 0; i++)
+        run_for(10);
+    cr_assert_eq(running(side, like), 0, "the statement still runs after close()");
+    cr_assert(!never);
+    mysql_close(side);
+}
+
+/* Several connections cancelled at once, each by its own KILL. */
+Test(myconn, concurrent_cancels)
+{
+    struct backend_conn *c[4];
+    struct collect k[4];
+    bool all;
+    int rounds = 0;
+
+    for (int i = 0; i < 4; i++) {
+        c[i] = open_conn();
+        memset(&k[i], 0, sizeof(k[i]));
+        start_exec(c[i], LONG_SQL, NULL, 0, 0, &collect_sink, &k[i]);
+    }
+    run_for(100);
+    for (int i = 0; i < 4; i++)
+        drv->cancel(c[i]);
+    do {
+        run_for(10);
+        all = true;
+        for (int i = 0; i < 4; i++)
+            all = all && k[i].done;
+    } while (!all && ++rounds < 1000);
+    cr_assert(all, "not every cancelled statement ended");
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(k[i].res.err.code, DBPOOL_E_CANCELED, "%d: %s", i, k[i].res.err.message);
+        collect_free(&k[i]);
+        cr_assert_eq(query_int(c[i], "SELECT 3"), 3);
+        drv->close(c[i]);
+    }
+}

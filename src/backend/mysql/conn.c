@@ -313,11 +313,7 @@ void my_complete(struct mysql_conn *c, const struct backend_result *res)
         return;
     }
     if (c->kill) {
-        /* The KILL may still reach the server: hold the result (cancel.c). */
-        c->res = r;
-        c->phase = MPH_KILL_WAIT;
-        my_wait_cancel(c);
-        my_io_pause(c);
+        my_kill_hold(c, &r);   /* the KILL may still reach the server (cancel.c) */
         return;
     }
     if (r.broken)

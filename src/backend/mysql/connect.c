@@ -189,7 +189,7 @@ static void connected(struct mysql_conn *c)
     else
         snprintf(c->server_info, sizeof(c->server_info), "MySQL %s", v ? v : "");
     c->connected = true;   /* for the session statements; reset on failure */
-    c->step = 0;
+    c->step = c->side ? 2 : 0;   /* a KILL's side connection needs no settings */
     session_step(c);
 }
 
@@ -248,7 +248,8 @@ static void begin_connection(struct mysql_conn *c, const char *addr)
 
     my_settings(c->cfg, &s);
     sock = s.host && s.host[0] == '/';
-    snprintf(c->addr, sizeof(c->addr), "%s", addr ? addr : "");
+    if (addr != c->addr)
+        snprintf(c->addr, sizeof(c->addr), "%s", addr ? addr : "");
     c->m = mysql_init(NULL);
     if (!c->m || !set_options(c, &s)) {
         my_drop_conn(c);
@@ -313,6 +314,10 @@ void my_connect(struct mysql_conn *c, backend_done_fn done, void *arg)
         return;
     }
     c->lost_seen = false;
+    if (c->side && c->addr[0]) {   /* cancel.c: the address the main connection used */
+        begin_connection(c, c->addr);
+        return;
+    }
     c->addr[0] = '\0';
     if (s.timeout_ms > 0) {   /* covers name resolution too */
         my_timeval_ms(&tv, s.timeout_ms);
