@@ -731,3 +731,53 @@ Test(myconn, concurrent_cancels)
         drv->close(c[i]);
     }
 }
+
+/* --------------------------------------------------------------- reset */
+
+/* reset() (COM_RESET_CONNECTION) leaves nothing of a client's session for
+ * the next one: the open transaction (its writes undone), user variables,
+ * temporary tables; prepared statements run again after it. */
+Test(myconn, reset_ends_the_transaction_and_the_session_state)
+{
+    struct backend_conn *c = open_conn();
+    struct backend_result r;
+    struct collect k;
+    dbpool_value p = dbpool_int(5);
+
+    exec_ok(c, "CREATE TABLE IF NOT EXISTS reset_t (i INT PRIMARY KEY) ENGINE=InnoDB");
+    exec_ok(c, "DELETE FROM reset_t");
+    cr_assert_eq(query_int_p(c, "SELECT ? + 1", &p, 1), 6);   /* a prepared statement */
+    exec_ok(c, "SET @dbpool_u = 42");
+    exec_ok(c, "CREATE TEMPORARY TABLE reset_tmp (i INT)");
+    exec_ok(c, "BEGIN");
+    exec_ok(c, "INSERT INTO reset_t VALUES (1)");
+    cr_assert_eq(drv->txstate(c), 'T');
+    r = do_reset(c);
+    cr_assert(r.ok, "reset: %s", r.err.message);
+    cr_assert_eq(r.txstate, 'I');
+    cr_assert_eq(drv->txstate(c), 'I');
+    cr_assert_eq(query_int(c, "SELECT COUNT(*) FROM reset_t"), 0);
+    cr_assert_eq(query_int(c, "SELECT @dbpool_u IS NULL"), 1);
+    run_q(c, "SELECT * FROM reset_tmp", NULL, 0, 0, &k);
+    cr_assert(!k.res.ok);
+    cr_assert_eq(k.res.err.vendor_code, 1146, "%d %s", k.res.err.vendor_code, k.res.err.message);
+    collect_free(&k);
+    cr_assert_eq(query_int_p(c, "SELECT ? + 1", &p, 1), 6);   /* prepared again */
+    cr_assert_eq(query_int(c, "SELECT @@autocommit"), 1);
+    exec_ok(c, "DROP TABLE reset_t");
+    drv->close(c);
+}
+
+/* A reset of a connection the server killed reports it broken. */
+Test(myconn, reset_of_a_killed_connection_is_broken)
+{
+    struct backend_conn *c = open_conn();
+    struct backend_result r;
+
+    side_kill(c, "CONNECTION");
+    r = do_reset(c);
+    cr_assert(!r.ok);
+    cr_assert(r.broken);
+    cr_assert_eq(r.err.code, DBPOOL_E_CONN_LOST, "%d %s", r.err.code, r.err.message);
+    drv->close(c);
+}

@@ -118,6 +118,21 @@ void my_connect_timed_out(struct mysql_conn *c)
 
 static void session_step(struct mysql_conn *c);
 
+/* A session setting failed: a connect fails; after a reset the connection
+ * is unusable for the pool (its settings are not what the pool promises). */
+static void session_failed(struct mysql_conn *c)
+{
+    struct backend_result r;
+
+    if (c->op == MOP_CONNECT) {
+        connect_failed(c);
+        return;
+    }
+    my_error_from_handle(c, &r);
+    r.broken = true;
+    my_complete(c, &r);
+}
+
 static void session_cont(struct mysql_conn *c, int ready)
 {
     int status = c->step == 1 ? mysql_real_query_cont(&c->ret_int, c->m, ready)
@@ -128,7 +143,7 @@ static void session_cont(struct mysql_conn *c, int ready)
         return;
     }
     if ((c->step == 1 && c->ret_int != 0) || (c->step == 2 && c->ret_bool != 0)) {
-        connect_failed(c);
+        session_failed(c);
         return;
     }
     session_step(c);
@@ -154,27 +169,42 @@ static void session_step(struct mysql_conn *c)
                      strcasecmp(s.loc, "UTC") == 0 ? "+00:00" : esc);
             status = mysql_real_query_start(&c->ret_int, c->m, sql, (unsigned long)strlen(sql));
             if (status == 0 && c->ret_int != 0) {
-                connect_failed(c);
+                session_failed(c);
                 return;
             }
         } else if (c->step == 2) {
+            /* After a reset the library's status flags are stale (it does
+             * not read them from the reset's OK packet): the server's
+             * default, seen at connect, decides. */
             (void)mariadb_get_infov(c->m, MARIADB_CONNECTION_SERVER_STATUS, &st);
-            if (st & SERVER_STATUS_AUTOCOMMIT)
+            if (c->op == MOP_CONNECT)
+                c->autocommit_off_default = !(st & SERVER_STATUS_AUTOCOMMIT);
+            if (!c->autocommit_off_default)
                 continue;
             status = mysql_autocommit_start(&c->ret_bool, c->m, 1);
             if (status == 0 && c->ret_bool != 0) {
-                connect_failed(c);
+                session_failed(c);
                 return;
             }
         } else {
+            struct backend_result r;
+
             c->connected = true;
-            c->txstate = 'I';
-            my_stmt_dropped(c);   /* a new server session has no statements */
-            my_complete_ok(c);
+            my_stmt_dropped(c);   /* a new (or reset) session has no statements */
+            backend_result_ok(&r, 'I');   /* autocommit on, no transaction */
+            my_complete(c, &r);
             return;
         }
     }
     my_wait(c, status, session_cont);
+}
+
+/* The session settings (after a connect, or a COM_RESET_CONNECTION that
+ * dropped them), then the operation completes ok. */
+void my_session_setup(struct mysql_conn *c)
+{
+    c->step = c->side ? 2 : 0;   /* a KILL's side connection needs no settings */
+    session_step(c);
 }
 
 static void connected(struct mysql_conn *c)
@@ -189,8 +219,7 @@ static void connected(struct mysql_conn *c)
     else
         snprintf(c->server_info, sizeof(c->server_info), "MySQL %s", v ? v : "");
     c->connected = true;   /* for the session statements; reset on failure */
-    c->step = c->side ? 2 : 0;   /* a KILL's side connection needs no settings */
-    session_step(c);
+    my_session_setup(c);
 }
 
 /* ----------------------------------------------------------- connecting */

@@ -175,6 +175,7 @@ struct mysql_conn {
 
     struct my_exec *ex;          /* exec side; NULL until it needs one */
 
+    bool autocommit_off_default; /* the server's sessions start with autocommit off */
     bool side;                   /* a KILL's side connection (cancel.c): connects to
                                     addr as given, no session settings */
 };
@@ -255,6 +256,9 @@ void my_conn_free(struct mysql_conn *c);
 
 /* ---- connect.c */
 void my_settings(const struct pool_config *cfg, struct my_settings *s);
+/* Apply the pool's session settings (time_zone from `loc`, autocommit on),
+ * then complete the operation ok (failure: the handle's error, broken). */
+void my_session_setup(struct mysql_conn *c);
 void my_connect(struct mysql_conn *c, backend_done_fn done, void *arg);
 void my_connect_timed_out(struct mysql_conn *c);
 void my_resolve_forget(struct mysql_conn *c);
