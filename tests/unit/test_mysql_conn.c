@@ -330,7 +330,8 @@ Test(myconn, wrong_password_fails_with_vendor_code_without_echoing_it)
     cr_assert_eq(r.err.vendor_code, 1045, "%d %s", r.err.vendor_code, r.err.message);
     cr_assert_str_eq(r.err.sqlstate, "28000");
     cr_assert(strstr(r.err.message, "Access denied for user"), "%s", r.err.message);
-    cr_assert(strstr(r.err.message, "check that the server runs"), "%s", r.err.message);
+    cr_assert(strstr(r.err.message, "check the pool's username and password"), "%s",
+              r.err.message);
     cr_assert_null(strstr(r.err.message, "XYZZY"), "%s", r.err.message);
     cr_assert_lt(now_s() - t0, 5.0);
 }
@@ -417,6 +418,27 @@ Test(myconn, unresolvable_host_fails_fast)
     cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE);
     cr_assert(strstr(r.err.message, "no-such-host.invalid"), "%s", r.err.message);
     cr_assert_lt(now_s() - t0, 10.0);
+}
+
+/* A host NAME goes through the resolver (off the loop), then TCP to its
+ * address: the message names both. (The harness server listens on its
+ * socket only, so the connection is refused.) */
+Test(myconn, host_name_is_resolved_then_connected_to_by_address)
+{
+    static char localhost[] = "localhost";
+    struct backend_result r;
+    char expect[96];
+    int port, fd = bound_tcp_socket(&port);
+
+    close(fd);
+    cfg.host = localhost;
+    cfg.port = port;
+    r = try_connect(NULL);
+    cr_assert(!r.ok);
+    cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE);
+    snprintf(expect, sizeof(expect), "localhost:%d (", port);
+    cr_assert(strstr(r.err.message, expect), "%s", r.err.message);
+    cr_assert_eq(r.err.vendor_code, 2002, "%d %s", r.err.vendor_code, r.err.message);
 }
 
 Test(myconn, close_during_connect_and_without_connect)
@@ -656,6 +678,23 @@ Test(myconn, late_cancel_does_not_hit_the_next_statement)
         cr_assert_eq(k.cells[0][0].i, 0, "round %d: the sleep was interrupted", i);
         collect_free(&k);
     }
+    drv->close(c);
+}
+
+/* cancel() at once, before the statement has even been sent. */
+Test(myconn, cancel_right_after_exec)
+{
+    struct backend_conn *c = open_conn();
+    struct collect k = { 0 };
+    double t0 = now_s();
+
+    start_exec(c, LONG_SQL, NULL, 0, 0, &collect_sink, &k);
+    drv->cancel(c);
+    run_until(&k.done);
+    cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%d %s", k.res.err.code, k.res.err.message);
+    cr_assert_lt(now_s() - t0, 10.0);
+    collect_free(&k);
+    cr_assert_eq(query_int(c, "SELECT 5"), 5);
     drv->close(c);
 }
 

@@ -26,7 +26,9 @@
  * and ping succeed), so no further check is needed. If the KILL is not
  * answered within MY_KILL_WAIT_MS the held result is delivered with the
  * connection marked broken: a late KILL could otherwise hit another
- * client's statement.
+ * client's statement. A KILL that arrives before the statement (the server
+ * drops it when the statement starts) is sent again while the statement
+ * runs on, after MY_KILL_RESEND_MS, doubling up to MY_KILL_RESEND_MAX_MS.
  *
  * A paused stream that is cancelled (backend.h: cancel() ends it without
  * resume()) is resumed with c->canceled set: the exec side then reads and
@@ -62,6 +64,8 @@ static void kill_end(struct my_kill *k)
     }
     free(k);
 }
+
+static void kill_start(struct mysql_conn *c);
 
 static void kill_query_done(void *arg, const struct backend_result *res)
 {
@@ -102,15 +106,28 @@ static void side_connected(void *arg, const struct backend_result *res)
 
 void my_cancel(struct mysql_conn *c)
 {
-    char err[256];
-    struct my_kill *k;
-
     if (!c || c->closed || c->op != MOP_EXEC || c->phase != MPH_RUNNING || !c->m ||
         !c->connected)
         return;   /* nothing runs on the server (or the result is known already) */
     c->canceled = true;
-    if (c->kill)
-        return;
+    if (!c->kill)
+        kill_start(c);
+    if (c->paused)
+        my_resume(c);   /* with c->canceled: the exec side drops the rest */
+}
+
+/* c->ev_timer while the cancelled statement still runs: KILL it again. */
+void my_kill_resend(struct mysql_conn *c)
+{
+    if (c->op == MOP_EXEC && c->canceled && c->phase == MPH_RUNNING && !c->kill)
+        kill_start(c);
+}
+
+static void kill_start(struct mysql_conn *c)
+{
+    char err[256];
+    struct my_kill *k;
+
     k = calloc(1, sizeof(*k));
     if (!k)
         return;   /* the statement runs to its end: cancel is a request */
@@ -125,17 +142,28 @@ void my_cancel(struct mysql_conn *c)
     k->owner = c;
     c->kill = k;
     my_connect(k->side, side_connected, k);
-    if (c->paused)
-        my_resume(c);   /* with c->canceled: the exec side drops the rest */
 }
 
-/* The KILL is answered: deliver a result held for it. */
+/* The KILL is answered: deliver a result held for it. If the statement
+ * still runs, the KILL may have reached the server before the statement
+ * did (it then finds the session idle and is dropped when the statement
+ * starts): send it again after a delay that doubles, as a statement that
+ * ignores KILL would otherwise cost a connection per loop turn. */
 void my_kill_finished(struct mysql_conn *c)
 {
     struct backend_result r;
+    struct timeval tv;
 
-    if (c->phase != MPH_KILL_WAIT)
-        return;   /* the statement still runs: it ends (interrupted) by itself */
+    if (c->phase != MPH_KILL_WAIT) {
+        if (c->op == MOP_EXEC && c->canceled && c->phase == MPH_RUNNING) {
+            c->kill_delay_ms = c->kill_delay_ms ? c->kill_delay_ms * 2 : MY_KILL_RESEND_MS;
+            if (c->kill_delay_ms > MY_KILL_RESEND_MAX_MS)
+                c->kill_delay_ms = MY_KILL_RESEND_MAX_MS;
+            my_timeval_ms(&tv, c->kill_delay_ms);
+            (void)event_add(c->ev_timer, &tv);
+        }
+        return;
+    }
     (void)event_del(c->ev_timer);
     r = c->res;
     my_enter(c);

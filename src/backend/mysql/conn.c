@@ -258,6 +258,7 @@ void my_start_op(struct mysql_conn *c, enum my_op op, backend_done_fn done, void
     else
         memset(&c->sink, 0, sizeof(c->sink));
     c->paused = c->canceled = false;
+    c->kill_delay_ms = 0;
     c->step = 0;
     memset(&c->res, 0, sizeof(c->res));
 }

@@ -75,6 +75,21 @@ static void describe_server(const struct mysql_conn *c, const struct my_settings
         snprintf(dst, size, "%s:%u", s->host ? s->host : "", s->port);
 }
 
+/* What to check, for the errors that are the pool's settings' fault (the
+ * pool adds "check that the server is running" to every connect failure). */
+static const char *connect_hint(int32_t vendor)
+{
+    switch (vendor) {
+    case 1045: return " (check the pool's username and password)";   /* access denied */
+    case 1044: return " (grant the pool's user access to the database)";
+    case 1049: return " (check the pool's database name)";           /* unknown database */
+    case 1115: return " (check the pool's charset)";                 /* unknown charset */
+    case 1040: case 1203: return " (the server's max_connections or max_user_connections "
+                                 "is reached)";
+    default: return "";
+    }
+}
+
 static void connect_failed(struct mysql_conn *c)
 {
     struct my_settings s;
@@ -88,10 +103,9 @@ static void connect_failed(struct mysql_conn *c)
     my_error_from_handle(c, &r);
     vendor = r.err.vendor_code;
     memcpy(state, r.err.sqlstate, sizeof(state));
-    backend_result_error(&r, DBPOOL_E_UNAVAILABLE, state, 'I',
-                         "cannot connect to MySQL at %s: %s (check that the server runs and "
-                         "the pool's host, port, username and password)", where,
-                         c->m && *mysql_error(c->m) ? mysql_error(c->m) : "connection failed");
+    backend_result_error(&r, DBPOOL_E_UNAVAILABLE, state, 'I', "cannot connect to MySQL at %s: %s%s",
+                         where, c->m && *mysql_error(c->m) ? mysql_error(c->m) : "connection failed",
+                         connect_hint(vendor));
     r.err.vendor_code = vendor;
     r.broken = true;
     my_drop_conn(c);

@@ -138,7 +138,8 @@ static void free_events(struct mysql_conn *c)
     }
 }
 
-/* c->ev_timer: the connect timeout; the bound on waiting for a KILL. */
+/* c->ev_timer: the connect timeout; the bound on waiting for a KILL; the
+ * re-send of a KILL the statement outlived. */
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct mysql_conn *c = arg;
@@ -151,6 +152,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         my_connect_timed_out(c);
     else if (c->phase == MPH_KILL_WAIT)
         my_kill_timed_out(c);
+    else if (c->op == MOP_EXEC && c->canceled)
+        my_kill_resend(c);
     my_leave(c);
 }
 

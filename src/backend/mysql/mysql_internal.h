@@ -84,6 +84,8 @@
 
 enum {
     MY_KILL_WAIT_MS = 2000,     /* bound on holding a result for an unanswered KILL */
+    MY_KILL_RESEND_MS = 1000,   /* first re-send of a KILL the statement outlived */
+    MY_KILL_RESEND_MAX_MS = 30000,  /* the re-send delay doubles up to this */
     MY_QUIESCE_WAIT_MS = 1000,  /* bound on waiting for helper threads at exit */
     MY_ERRNO_INTERRUPTED = 1317,      /* ER_QUERY_INTERRUPTED (KILL QUERY) */
     MY_ERRNO_STATEMENT_TIMEOUT = 1969 /* ER_STATEMENT_TIMEOUT (max_statement_time) */
@@ -154,6 +156,7 @@ struct mysql_conn {
     bool paused;                 /* sink->row returned false; waiting for resume() */
     bool canceled;               /* cancel() was called for this operation */
     struct my_kill *kill;        /* a KILL QUERY in flight for this operation, or NULL */
+    unsigned kill_delay_ms;      /* the next re-send of the KILL waits this long */
     int step;                    /* connect.c / driver.c: which statement of a chain runs */
     int ret_int;                 /* the *_start()/_cont() out-values */
     my_bool ret_bool;
@@ -275,6 +278,7 @@ void my_kill_hold(struct mysql_conn *c, const struct backend_result *res);
 /* The KILL for this operation is answered or failed: release a held result. */
 void my_kill_finished(struct mysql_conn *c);
 void my_kill_timed_out(struct mysql_conn *c);
+void my_kill_resend(struct mysql_conn *c);
 /* The connection ends: a KILL in flight goes on without it. */
 void my_kill_forget(struct mysql_conn *c);
 
