@@ -238,18 +238,24 @@ static void connected(struct mysql_conn *c)
 
 /* ----------------------------------------------------------- connecting */
 
-static void connect_cont(struct mysql_conn *c, int ready)
-{
-    int status = mysql_real_connect_cont(&c->ret_mysql, c->m, ready);
+static void connect_cont(struct mysql_conn *c, int ready);
 
-    if (status) {
+/* After mysql_real_connect_start/cont: wait, or go on. A completion inside
+ * connect() itself (a Unix socket can finish at once) is deferred to the
+ * loop by my_complete. */
+static void connect_status(struct mysql_conn *c, int status)
+{
+    if (status)
         my_wait(c, status, connect_cont);
-        return;
-    }
-    if (!c->ret_mysql)
+    else if (!c->ret_mysql)
         connect_failed(c);
     else
         connected(c);
+}
+
+static void connect_cont(struct mysql_conn *c, int ready)
+{
+    connect_status(c, mysql_real_connect_cont(&c->ret_mysql, c->m, ready));
 }
 
 /* The handle with its options. False on a bad option (the message in c->res). */
@@ -287,7 +293,6 @@ static void begin_connection(struct mysql_conn *c, const char *addr)
 {
     struct my_settings s;
     bool sock;
-    int status;
 
     my_settings(c->cfg, &s);
     sock = s.host && s.host[0] == '/';
@@ -302,19 +307,9 @@ static void begin_connection(struct mysql_conn *c, const char *addr)
         return;
     }
     c->phase = MPH_CONNECTING;
-    status = mysql_real_connect_start(&c->ret_mysql, c->m, sock ? "localhost" : addr,
-                                      s.username, s.password, s.dbname, sock ? 0 : s.port,
-                                      sock ? s.host : NULL, 0);
-    if (status) {
-        my_wait(c, status, connect_cont);
-        return;
-    }
-    /* Finished at once (a Unix socket, or refused): a completion inside
-     * this call is deferred to the loop (my_complete). */
-    if (!c->ret_mysql)
-        connect_failed(c);
-    else
-        connected(c);
+    connect_status(c, mysql_real_connect_start(&c->ret_mysql, c->m, sock ? "localhost" : addr,
+                                               s.username, s.password, s.dbname,
+                                               sock ? 0 : s.port, sock ? s.host : NULL, 0));
 }
 
 static void on_resolved(evutil_socket_t fd, short what, void *arg)
