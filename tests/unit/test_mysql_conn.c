@@ -47,6 +47,7 @@ static struct pool_config cfg;
 static char pool_name[] = "mytest";
 static char host[256], dbname[128], user[128], password[128];
 static char loopback[] = "127.0.0.1";
+static char ssl_mode[32];
 
 /* ------------------------------------------------------------ fixtures */
 
@@ -93,6 +94,9 @@ static void setup(void)
     cfg.password = password;
     cfg.timeout_ms = 5000;
     cfg.max_open_conns = 5;
+    /* Run the suite over TLS against a server that has it. */
+    copy_env(ssl_mode, sizeof(ssl_mode), "DBPOOL_TEST_MYSQL_SSL_MODE", "");
+    cfg.ssl_mode = ssl_mode[0] ? ssl_mode : NULL;
 }
 
 static void teardown(void)
@@ -458,6 +462,34 @@ Test(myconn, close_during_connect_and_without_connect)
     run_for(100);
     cr_assert(!d.done);
     close(fd);
+}
+
+/* sslMode REQUIRED against a server without TLS (the harness's): the
+ * connect fails and says why. (With DBPOOL_TEST_MYSQL_SSL_MODE=REQUIRED and
+ * a server that has TLS, every other test runs over TLS and this one
+ * checks the cipher instead.) */
+Test(myconn, tls_required)
+{
+    static char required[] = "REQUIRED";
+    struct backend_conn *c;
+    struct backend_result r;
+    bool server_tls = ssl_mode[0] != '\0';
+
+    cfg.ssl_mode = required;
+    r = try_connect(&c);
+    if (server_tls) {
+        cr_assert(r.ok, "%s", r.err.message);
+        cr_assert_not_null(mysql_get_ssl_cipher(my_conn(c)->m));
+        cr_assert(do_ping(c).ok);
+        run_for(300);   /* idle: TLS records the server sends must not look like a close */
+        cr_assert(do_ping(c).ok);
+        drv->close(c);
+        return;
+    }
+    cr_assert(!r.ok);
+    cr_assert_eq(r.err.code, DBPOOL_E_UNAVAILABLE);
+    cr_assert(strstr(r.err.message, "SSL") || strstr(r.err.message, "TLS"), "%s",
+              r.err.message);
 }
 
 /* ---------------------------------------------------------- ping, reset */

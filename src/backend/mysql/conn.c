@@ -17,7 +17,10 @@
  * connection is marked dead, the event dropped, and the pool's idle watch,
  * if any, told. The next operation on it fails at once with CONN_LOST and
  * that reason. TLS connections cannot be peeked: they report "closed by
- * the server" without the server's words.
+ * the server" without the server's words, and TLS records that arrive
+ * without the server closing (a TLS 1.3 session ticket) leave the
+ * connection alone: only its close is watched (EV_CLOSED) until the next
+ * operation reads them.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <errmsg.h>
@@ -73,7 +77,7 @@ static bool arm_io(struct mysql_conn *c, short what)
         return false;
     }
     if (c->ev_io && c->io_fd == fd) {
-        if (c->io_what == what && event_pending(c->ev_io, EV_READ | EV_WRITE, NULL))
+        if (c->io_what == what && event_pending(c->ev_io, EV_READ | EV_WRITE | EV_CLOSED, NULL))
             return true;
         if (event_del(c->ev_io) != 0 ||
             event_assign(c->ev_io, c->base, fd, (short)(what | EV_PERSIST), on_io, c) != 0 ||
@@ -161,6 +165,8 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
         ready |= MYSQL_WAIT_READ;
     if (what & EV_WRITE)
         ready |= MYSQL_WAIT_WRITE;
+    if (what & EV_CLOSED)
+        ready |= MYSQL_WAIT_READ;   /* the read finds the end */
     if (c->wait_cont)
         fire(c, ready);
     else if (c->op == MOP_NONE)
@@ -296,6 +302,7 @@ static void end_op(struct mysql_conn *c, char txstate)
     my_wait_cancel(c);
     my_kill_forget(c);
     my_resolve_forget(c);
+    my_tls_forget(c);
     (void)event_del(c->ev_timer);
     idle_io(c);
 }
@@ -411,10 +418,6 @@ static void peek_reason(struct mysql_conn *c, int fd)
 
     snprintf(c->lost_sqlstate, sizeof(c->lost_sqlstate), "08S01");
     c->lost_code = CR_SERVER_LOST;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        c->lost_seen = false;   /* spurious wake-up */
-        return;
-    }
     snprintf(c->lost_msg, sizeof(c->lost_msg), "the MySQL server closed the connection");
     if (n < 8 || buf[4] != 0xFF || mysql_get_ssl_cipher(c->m))
         return;
@@ -431,13 +434,35 @@ static void peek_reason(struct mysql_conn *c, int fd)
              (int)((size_t)n - off), (const char *)buf + off);
 }
 
-/* The socket became readable while no operation ran. */
+/* Whether the server has closed its side (data may still be unread). */
+static bool peer_closed(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* The socket became readable (or closed) while no operation ran. */
 static void idle_input(struct mysql_conn *c)
 {
+    char b;
+    ssize_t n = recv(c->io_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;   /* spurious */
+    if (n > 0 && mysql_get_ssl_cipher(c->m) && !peer_closed(c->io_fd)) {
+        /* TLS records that are not an end (a TLS 1.3 session ticket): the
+         * library reads them with the next operation. Until then only the
+         * server's close is watched (EV_CLOSED), or nothing where the loop's
+         * backend cannot tell a close apart (the next operation finds out). */
+        if (event_base_get_features(c->base) & EV_FEATURE_EARLY_CLOSE)
+            (void)arm_io(c, EV_CLOSED);
+        else
+            my_io_pause(c);
+        return;
+    }
     c->lost_seen = true;
     peek_reason(c, c->io_fd);
-    if (!c->lost_seen)
-        return;
     disarm_io(c);
     c->connected = false;
     if (c->watching)

@@ -221,10 +221,38 @@ void my_session_setup(struct mysql_conn *c)
     session_step(c);
 }
 
+/* sslMode REQUIRED or VERIFY_*: TLS or nothing. Connector/C 3.3 lets a
+ * Unix-socket connection to a server without TLS through even with
+ * MYSQL_OPT_SSL_ENFORCE, so the driver checks the outcome itself. */
+static bool tls_required(const struct my_settings *s)
+{
+    const char *mode = s->ssl_mode ? s->ssl_mode : "";
+
+    return strcasecmp(mode, "REQUIRED") == 0 || strncasecmp(mode, "VERIFY", 6) == 0;
+}
+
+static void tls_missing(struct mysql_conn *c, const struct my_settings *s)
+{
+    char where[160];
+
+    describe_server(c, s, where, sizeof(where));
+    my_drop_conn(c);
+    my_fail_now(c, DBPOOL_E_UNAVAILABLE, true,
+                "cannot connect to MySQL at %s: the server does not offer TLS and the pool's "
+                "sslMode is %s (enable TLS on the server, or lower sslMode)", where, s->ssl_mode);
+}
+
 static void connected(struct mysql_conn *c)
 {
     const char *v = mysql_get_server_info(c->m);
     const char *maria = v ? strstr(v, "-MariaDB") : NULL;
+    struct my_settings s;
+
+    my_settings(c->cfg, &s);
+    if (tls_required(&s) && !mysql_get_ssl_cipher(c->m)) {
+        tls_missing(c, &s);
+        return;
+    }
 
     c->thread_id = mysql_thread_id(c->m);
     if (maria)
@@ -288,6 +316,38 @@ static bool set_options(struct mysql_conn *c, const struct my_settings *s)
     return true;
 }
 
+static bool tls_wanted(const struct my_settings *s)
+{
+    const char *mode = s->ssl_mode ? s->ssl_mode : "";
+
+    return *mode && strcasecmp(mode, "DISABLED") != 0 && strcasecmp(mode, "disable") != 0;
+}
+
+/* c->ev_tls: the helper of a TLS connect is done (tls_connect.c). */
+void my_on_tls_connected(evutil_socket_t fd, short what, void *arg)
+{
+    struct mysql_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    my_enter(c);
+    if (c->phase == MPH_CONNECTING && my_tls_finished(c)) {
+        switch (my_tls_connect_finish(c)) {
+        case 1:
+            connected(c);
+            break;
+        case 0:
+            connect_failed(c);
+            break;
+        default:
+            my_drop_conn(c);
+            my_fail_now(c, DBPOOL_E_UNAVAILABLE, true, "cannot make the MySQL connection's "
+                        "socket non-blocking: %s", strerror(errno));
+        }
+    }
+    my_leave(c);
+}
+
 /* Start the library on addr (a literal address, or NULL for the socket). */
 static void begin_connection(struct mysql_conn *c, const char *addr)
 {
@@ -307,6 +367,16 @@ static void begin_connection(struct mysql_conn *c, const char *addr)
         return;
     }
     c->phase = MPH_CONNECTING;
+    if (tls_wanted(&s)) {   /* the handshake would block: on a helper (tls_connect.c) */
+        int rc = my_tls_connect_start(c, sock ? "localhost" : addr, s.username, s.password,
+                                      s.dbname, sock ? 0 : s.port, sock ? s.host : NULL);
+        if (rc != 0) {
+            my_drop_conn(c);
+            my_fail_now(c, DBPOOL_E_INTERNAL, true, "cannot start the TLS connect: %s",
+                        strerror(rc));
+        }
+        return;
+    }
     connect_status(c, mysql_real_connect_start(&c->ret_mysql, c->m, sock ? "localhost" : addr,
                                                s.username, s.password, s.dbname,
                                                sock ? 0 : s.port, sock ? s.host : NULL, 0));

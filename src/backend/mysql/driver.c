@@ -129,7 +129,8 @@ static void drv_quiesce(void)
 
 static void free_events(struct mysql_conn *c)
 {
-    struct event **evs[] = { &c->ev_wait, &c->ev_timer, &c->ev_kick, &c->ev_resolved };
+    struct event **evs[] = { &c->ev_wait, &c->ev_timer, &c->ev_kick, &c->ev_resolved,
+                             &c->ev_tls };
 
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (*evs[i])
@@ -169,6 +170,7 @@ void my_close(struct mysql_conn *c)
     c->closed = true;
     my_kill_forget(c);
     my_resolve_forget(c);
+    my_tls_forget(c);   /* before ev_tls goes; the helper closes its handle */
     my_drop_conn(c);
     free_events(c);
     c->op = MOP_NONE;

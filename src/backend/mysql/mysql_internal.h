@@ -117,6 +117,7 @@ struct mysql_conn;
 struct my_exec;       /* exec side's per-connection state (exec.c, results.c, stmt.c) */
 struct my_kill;       /* a KILL QUERY on its side connection (cancel.c) */
 struct resolve_job;   /* backend/resolve.h */
+struct helper_wake;   /* backend/helper.h */
 
 /* Continue a *_start() call: called with the MYSQL_WAIT_* bits that are
  * ready (MYSQL_WAIT_TIMEOUT when the library's timeout expired). */
@@ -146,6 +147,8 @@ struct mysql_conn {
     struct event *ev_kick;       /* deferred work: results, resume, a dead watched conn */
     struct event *ev_resolved;   /* a resolver helper is done; created when first needed */
     struct resolve_job *resolve; /* MPH_RESOLVING, and until the connect completes */
+    struct event *ev_tls;        /* a TLS connect's helper is done (tls_connect.c) */
+    struct helper_wake *tls;     /* that helper's job while it runs (it owns the handle) */
 
     /* The operation in flight. */
     enum my_op op;
@@ -270,6 +273,20 @@ void my_resolve_forget(struct mysql_conn *c);
 struct mysql_conn *my_conn_create(const struct pool_config *cfg, struct event_base *base,
                                   enum backend_role role, char *errbuf, size_t errlen);
 void my_close(struct mysql_conn *c);
+
+/* ---- tls_connect.c: a connection with TLS is set up on a helper thread */
+/* Hand c->m to a helper that runs the blocking mysql_real_connect; c->ev_tls
+ * (my_on_tls_connected) fires when it is done. 0, or an error number (c->m
+ * is then still the connection's). */
+int my_tls_connect_start(struct mysql_conn *c, const char *host, const char *user,
+                         const char *password, const char *db, unsigned port,
+                         const char *socket_path);
+bool my_tls_finished(struct mysql_conn *c);
+/* 1: connected; 0: failed (the error is on c->m); -1: socket not non-blocking. */
+int my_tls_connect_finish(struct mysql_conn *c);
+/* The connect ends otherwise (timeout, close): the helper closes the handle. */
+void my_tls_forget(struct mysql_conn *c);
+void my_on_tls_connected(evutil_socket_t fd, short what, void *arg);   /* connect.c */
 
 /* ---- cancel.c */
 void my_cancel(struct mysql_conn *c);
