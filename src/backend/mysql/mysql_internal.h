@@ -16,6 +16,8 @@
  *               the idle watch, error messages from the MYSQL handle
  *   connect.c   connection set-up: name resolution off the loop,
  *               mysql_real_connect_start/cont, per-connection settings
+ *   tls_connect.c  a connect with TLS, on a helper thread (the library's
+ *               TLS handshake blocks)
  *   cancel.c    KILL QUERY on a side connection; holding a completion
  *               until the KILL has been answered
  *   exec.c      (myexec) statements: text protocol and prepared statements
