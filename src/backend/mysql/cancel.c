@@ -45,19 +45,13 @@
 
 #include "backend/mysql/mysql_internal.h"
 
-struct my_kill {
-    struct mysql_conn *owner;   /* NULL once the owner let go (my_kill_forget) */
-    struct mysql_conn *side;
-    char sql[48];
-};
-
 /* The KILL is over (answered, or failed): close the side connection, tell
  * the owner (if it still cares), free. Called from the side's callbacks. */
 static void kill_end(struct my_kill *k)
 {
     struct mysql_conn *owner = k->owner;
 
-    my_close(k->side);   /* allowed inside its own done callback */
+    my_conn_close(k->side);   /* allowed inside its own done callback */
     if (owner) {
         owner->kill = NULL;
         my_kill_finished(owner);
@@ -66,6 +60,19 @@ static void kill_end(struct my_kill *k)
 }
 
 static void kill_start(struct mysql_conn *c);
+
+/* The side connection's c->ev_timer: its connect timeout. */
+static void side_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct mysql_conn *s = arg;
+
+    (void)fd;
+    (void)what;
+    my_enter(s);
+    if (s->op == MOP_CONNECT)
+        my_connect_timed_out(s);
+    my_leave(s);
+}
 
 static void kill_query_done(void *arg, const struct backend_result *res)
 {
@@ -131,7 +138,7 @@ static void kill_start(struct mysql_conn *c)
     k = calloc(1, sizeof(*k));
     if (!k)
         return;   /* the statement runs to its end: cancel is a request */
-    k->side = my_conn_create(c->cfg, c->base, c->role, err, sizeof(err));
+    k->side = my_conn_create(c->cfg, c->base, c->role, side_timer, err, sizeof(err));
     if (!k->side) {
         free(k);
         return;
@@ -184,25 +191,4 @@ void my_kill_timed_out(struct mysql_conn *c)
     r.broken = true;
     r.txstate = 'I';
     my_complete(c, &r);
-}
-
-/* Hold the result: called by my_complete when c->kill is set. */
-void my_kill_hold(struct mysql_conn *c, const struct backend_result *res)
-{
-    struct timeval tv;
-
-    c->res = *res;
-    c->phase = MPH_KILL_WAIT;
-    my_wait_cancel(c);
-    my_io_pause(c);
-    my_timeval_ms(&tv, MY_KILL_WAIT_MS);
-    (void)event_add(c->ev_timer, &tv);
-}
-
-void my_kill_forget(struct mysql_conn *c)
-{
-    if (c->kill) {
-        c->kill->owner = NULL;
-        c->kill = NULL;
-    }
 }

@@ -307,6 +307,20 @@ static void end_op(struct mysql_conn *c, char txstate)
     idle_io(c);
 }
 
+/* A KILL for this operation may still reach the server: keep the result
+ * until it is answered (cancel.c), at most MY_KILL_WAIT_MS (c->ev_timer). */
+static void hold_for_kill(struct mysql_conn *c, const struct backend_result *res)
+{
+    struct timeval tv;
+
+    c->res = *res;
+    c->phase = MPH_KILL_WAIT;
+    my_wait_cancel(c);
+    my_io_pause(c);
+    my_timeval_ms(&tv, MY_KILL_WAIT_MS);
+    (void)event_add(c->ev_timer, &tv);
+}
+
 void my_complete(struct mysql_conn *c, const struct backend_result *res)
 {
     struct backend_result r = *res;
@@ -321,7 +335,7 @@ void my_complete(struct mysql_conn *c, const struct backend_result *res)
         return;
     }
     if (c->kill) {
-        my_kill_hold(c, &r);   /* the KILL may still reach the server (cancel.c) */
+        hold_for_kill(c, &r);
         return;
     }
     if (r.broken)
@@ -522,26 +536,85 @@ void my_drop_conn(struct mysql_conn *c)
 
     disarm_io(c);
     my_wait_cancel(c);
-    if (!c->m)
-        return;
-    fd = (int)mysql_get_socket(c->m);
-    polite = c->connected && c->op == MOP_NONE && !c->lost_seen;
-    if (!polite && fd >= 0)
-        (void)shutdown(fd, SHUT_RDWR);
-    my_exec_release(c);
-    if (!polite || mysql_close_start(c->m) != 0) {
-        if (polite && fd >= 0)
+    if (c->m) {
+        fd = (int)mysql_get_socket(c->m);
+        polite = c->connected && c->op == MOP_NONE && !c->lost_seen;
+        if (!polite && fd >= 0)
             (void)shutdown(fd, SHUT_RDWR);
-        if (polite) {
-            while (mysql_close_cont(c->m, MYSQL_WAIT_READ | MYSQL_WAIT_WRITE) != 0)
-                ;   /* every I/O fails at once now */
-        } else {
-            mysql_close(c->m);
+        if (c->exec_release)
+            c->exec_release(c);
+        if (!polite || mysql_close_start(c->m) != 0) {
+            if (polite && fd >= 0)
+                (void)shutdown(fd, SHUT_RDWR);
+            if (polite) {
+                while (mysql_close_cont(c->m, MYSQL_WAIT_READ | MYSQL_WAIT_WRITE) != 0)
+                    ;   /* every I/O fails at once now */
+            } else {
+                mysql_close(c->m);
+            }
         }
+        c->m = NULL;
     }
-    c->m = NULL;
     c->connected = false;
-    my_exec_free(c);
+    if (c->exec_free)
+        c->exec_free(c);
+}
+
+/* ------------------------------------------------- creation and close */
+
+static void free_events(struct mysql_conn *c)
+{
+    struct event **evs[] = { &c->ev_wait, &c->ev_timer, &c->ev_kick, &c->ev_resolved,
+                             &c->ev_tls };
+
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+        if (*evs[i])
+            event_free(*evs[i]);
+        *evs[i] = NULL;
+    }
+}
+
+void my_conn_close(struct mysql_conn *c)
+{
+    if (!c || c->closed)
+        return;
+    my_unwatch_idle(c);
+    c->closed = true;
+    my_kill_forget(c);
+    my_resolve_forget(c);   /* before ev_resolved goes */
+    my_tls_forget(c);       /* before ev_tls goes; the helper closes its handle */
+    my_drop_conn(c);
+    free_events(c);
+    c->op = MOP_NONE;
+    if (c->depth == 0)
+        my_conn_free(c);
+}
+
+struct mysql_conn *my_conn_create(const struct pool_config *cfg, struct event_base *base,
+                                  enum backend_role role, event_callback_fn on_timer,
+                                  char *errbuf, size_t errlen)
+{
+    struct mysql_conn *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        snprintf(errbuf, errlen, "cannot create MySQL connection: out of memory");
+        return NULL;
+    }
+    c->cfg = cfg;
+    c->base = base;
+    c->role = role;
+    c->io_fd = -1;
+    c->txstate = 'I';
+    c->ev_wait = evtimer_new(base, my_on_wait_timeout, c);
+    c->ev_timer = evtimer_new(base, on_timer, c);
+    c->ev_kick = event_new(base, -1, 0, my_on_kick, c);
+    if (!c->ev_wait || !c->ev_timer || !c->ev_kick) {
+        snprintf(errbuf, errlen, "cannot create MySQL connection: out of memory");
+        free_events(c);
+        my_conn_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 void my_conn_free(struct mysql_conn *c)

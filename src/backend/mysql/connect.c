@@ -52,14 +52,6 @@ void my_settings(const struct pool_config *cfg, struct my_settings *s)
                                                             : 0u;
 }
 
-void my_resolve_forget(struct mysql_conn *c)
-{
-    if (c->resolve) {
-        resolve_abandon(c->resolve);
-        c->resolve = NULL;
-    }
-}
-
 /* ----------------------------------------------------------- failures */
 
 /* Where we tried to connect, for messages: "host:port" or the socket path,
@@ -242,7 +234,7 @@ static void tls_missing(struct mysql_conn *c, const struct my_settings *s)
                 "sslMode is %s (enable TLS on the server, or lower sslMode)", where, s->ssl_mode);
 }
 
-static void connected(struct mysql_conn *c)
+static void handshake_done(struct mysql_conn *c)
 {
     const char *v = mysql_get_server_info(c->m);
     const char *maria = v ? strstr(v, "-MariaDB") : NULL;
@@ -278,7 +270,7 @@ static void connect_status(struct mysql_conn *c, int status)
     else if (!c->ret_mysql)
         connect_failed(c);
     else
-        connected(c);
+        handshake_done(c);
 }
 
 static void connect_cont(struct mysql_conn *c, int ready)
@@ -324,7 +316,7 @@ static bool tls_wanted(const struct my_settings *s)
 }
 
 /* c->ev_tls: the helper of a TLS connect is done (tls_connect.c). */
-void my_on_tls_connected(evutil_socket_t fd, short what, void *arg)
+static void on_tls_connected(evutil_socket_t fd, short what, void *arg)
 {
     struct mysql_conn *c = arg;
 
@@ -334,7 +326,7 @@ void my_on_tls_connected(evutil_socket_t fd, short what, void *arg)
     if (c->phase == MPH_CONNECTING && my_tls_finished(c)) {
         switch (my_tls_connect_finish(c)) {
         case 1:
-            connected(c);
+            handshake_done(c);
             break;
         case 0:
             connect_failed(c);
@@ -368,7 +360,8 @@ static void begin_connection(struct mysql_conn *c, const char *addr)
     }
     c->phase = MPH_CONNECTING;
     if (tls_wanted(&s)) {   /* the handshake would block: on a helper (tls_connect.c) */
-        int rc = my_tls_connect_start(c, sock ? "localhost" : addr, s.username, s.password,
+        int rc = my_tls_connect_start(c, on_tls_connected, sock ? "localhost" : addr,
+                                      s.username, s.password,
                                       s.dbname, sock ? 0 : s.port, sock ? s.host : NULL);
         if (rc != 0) {
             my_drop_conn(c);

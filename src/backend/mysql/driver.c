@@ -127,18 +127,6 @@ static void drv_quiesce(void)
 
 /* -------------------------------------------------- creation and close */
 
-static void free_events(struct mysql_conn *c)
-{
-    struct event **evs[] = { &c->ev_wait, &c->ev_timer, &c->ev_kick, &c->ev_resolved,
-                             &c->ev_tls };
-
-    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
-        if (*evs[i])
-            event_free(*evs[i]);
-        *evs[i] = NULL;
-    }
-}
-
 /* c->ev_timer: the connect timeout; the bound on waiting for a KILL; the
  * re-send of a KILL the statement outlived. */
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -148,8 +136,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     my_enter(c);
-    if (c->phase == MPH_CONNECTING || c->phase == MPH_RESOLVING ||
-        (c->op == MOP_CONNECT && c->phase == MPH_RUNNING))
+    if (c->op == MOP_CONNECT)
         my_connect_timed_out(c);
     else if (c->phase == MPH_KILL_WAIT)
         my_kill_timed_out(c);
@@ -158,28 +145,21 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     my_leave(c);
 }
 
-/* Nothing here blocks (my_drop_conn); a KILL or a resolver still running
- * goes on without the connection. */
-void my_close(struct mysql_conn *c)
+/* Nothing here blocks (conn.c: my_drop_conn); a KILL or a helper still
+ * running goes on without the connection. */
+static void drv_close(struct backend_conn *b)
 {
+    struct mysql_conn *c = my_conn(b);
+
     if (!c || c->closed)
         return;
-    my_unwatch_idle(c);
     if (c->m && c->connected && c->op == MOP_EXEC && !c->kill && c->phase == MPH_RUNNING)
         my_cancel(c);   /* the server would run the statement on: KILL it */
-    c->closed = true;
-    my_kill_forget(c);
-    my_resolve_forget(c);
-    my_tls_forget(c);   /* before ev_tls goes; the helper closes its handle */
-    my_drop_conn(c);
-    free_events(c);
-    c->op = MOP_NONE;
-    if (c->depth == 0)
-        my_conn_free(c);
+    my_conn_close(c);
 }
 
-struct mysql_conn *my_conn_create(const struct pool_config *cfg, struct event_base *base,
-                                  enum backend_role role, char *errbuf, size_t errlen)
+static struct backend_conn *drv_conn_new(const struct pool_config *cfg, struct event_base *base,
+                                         enum backend_role role, char *errbuf, size_t errlen)
 {
     struct my_settings s;
     struct mysql_conn *c;
@@ -198,37 +178,12 @@ struct mysql_conn *my_conn_create(const struct pool_config *cfg, struct event_ba
                  cfg->name ? cfg->name : "", s.host);
         return NULL;
     }
-    c = calloc(1, sizeof(*c));
-    if (!c) {
-        snprintf(errbuf, errlen, "cannot create MySQL connection: out of memory");
+    c = my_conn_create(cfg, base, role, on_timer, errbuf, errlen);
+    if (!c)
         return NULL;
-    }
-    c->cfg = cfg;
-    c->base = base;
-    c->role = role;
-    c->io_fd = -1;
-    c->txstate = 'I';
-    c->ev_wait = evtimer_new(base, my_on_wait_timeout, c);
-    c->ev_timer = evtimer_new(base, on_timer, c);
-    c->ev_kick = event_new(base, -1, 0, my_on_kick, c);
-    if (!c->ev_wait || !c->ev_timer || !c->ev_kick) {
-        snprintf(errbuf, errlen, "cannot create MySQL connection: out of memory");
-        free_events(c);
-        my_conn_free(c);
-        return NULL;
-    }
-    return c;
-}
-
-static struct backend_conn *drv_conn_new(const struct pool_config *cfg, struct event_base *base,
-                                         enum backend_role role, char *errbuf, size_t errlen)
-{
-    return (struct backend_conn *)(void *)my_conn_create(cfg, base, role, errbuf, errlen);
-}
-
-static void drv_close(struct backend_conn *b)
-{
-    my_close(my_conn(b));
+    c->exec_release = my_exec_release;
+    c->exec_free = my_exec_free;
+    return (struct backend_conn *)(void *)c;
 }
 
 /* ---------------------------------------------------- pool-level calls */

@@ -10,22 +10,27 @@
  *
  * THE FILES
  *
+ * From the bottom up; each file calls only the files above it in this list,
+ * never one below (the exec side's release/free hooks reach conn.c as
+ * function pointers set by driver.c):
+ *
  *   mysql_internal.h  the connection struct, its states, the wait (this file)
  *   conn.c      the wait/continue machinery (my_wait), the life of one
- *               operation (start, complete, fail now or from the loop),
- *               the idle watch, error messages from the MYSQL handle
- *   connect.c   connection set-up: name resolution off the loop,
- *               mysql_real_connect_start/cont, per-connection settings
+ *               operation (start, complete, fail now or from the loop,
+ *               held for a KILL), the idle watch, errors read from the
+ *               MYSQL handle, creating and closing a connection object
  *   tls_connect.c  a connect with TLS, on a helper thread (the library's
  *               TLS handshake blocks)
- *   cancel.c    KILL QUERY on a side connection; holding a completion
- *               until the KILL has been answered
- *   exec.c      (myexec) statements: text protocol and prepared statements
- *   results.c   (myexec) typed values, columns, streaming, resume
+ *   connect.c   connection set-up: name resolution off the loop,
+ *               mysql_real_connect_start/cont, per-connection settings
  *   stmt.c      (myexec) the per-connection cache of prepared statements
- *   driver.c    the struct backend_driver table: creating and closing a
- *               connection, ping, reset, the pool-level calls
- *
+ *   results.c   (myexec) typed values, columns, streaming, resume
+ *   exec.c      (myexec) statements: text protocol and prepared statements
+ *   cancel.c    KILL QUERY on a side connection (a second connection
+ *               object of conn.c, set up by connect.c)
+ *   driver.c    the struct backend_driver table: the pool's connections
+ *               (their timer, close), ping, reset, the pool-level calls
+
  * THE WAIT
  *
  * A *_start() or *_cont() call returns 0 when the operation is finished, or
@@ -83,6 +88,8 @@
 #include <mysql.h>
 
 #include "backend/backend.h"
+#include "backend/helper.h"
+#include "backend/resolve.h"
 
 enum {
     MY_KILL_WAIT_MS = 2000,     /* bound on holding a result for an unanswered KILL */
@@ -117,9 +124,13 @@ struct my_settings {
 
 struct mysql_conn;
 struct my_exec;       /* exec side's per-connection state (exec.c, results.c, stmt.c) */
-struct my_kill;       /* a KILL QUERY on its side connection (cancel.c) */
-struct resolve_job;   /* backend/resolve.h */
-struct helper_wake;   /* backend/helper.h */
+
+/* A KILL QUERY on its side connection (cancel.c). */
+struct my_kill {
+    struct mysql_conn *owner;   /* NULL once the owner let go (my_kill_forget) */
+    struct mysql_conn *side;
+    char sql[48];
+};
 
 /* Continue a *_start() call: called with the MYSQL_WAIT_* bits that are
  * ready (MYSQL_WAIT_TIMEOUT when the library's timeout expired). */
@@ -182,6 +193,11 @@ struct mysql_conn {
     void *lost_arg;
 
     struct my_exec *ex;          /* exec side; NULL until it needs one */
+    /* Set by driver.c for the pool's connections (NULL for a KILL's side
+     * connection), so that conn.c, the bottom, calls nothing above it:
+     * my_exec_release and my_exec_free (see there). */
+    void (*exec_release)(struct mysql_conn *c);
+    void (*exec_free)(struct mysql_conn *c);
 
     bool autocommit_off_default; /* the server's sessions start with autocommit off */
     bool side;                   /* a KILL's side connection (cancel.c): connects to
@@ -214,6 +230,32 @@ static inline char my_server_txstate(MYSQL *m)
     if (!m || mariadb_get_infov(m, MARIADB_CONNECTION_SERVER_STATUS, &st) != 0)
         return 'I';
     return (st & SERVER_STATUS_IN_TRANS) ? 'T' : 'I';
+}
+
+/* The operation or the connection ends: a helper still running (host
+ * name, TLS connect) or a KILL in flight goes on without it. */
+static inline void my_resolve_forget(struct mysql_conn *c)
+{
+    if (c->resolve) {
+        resolve_abandon(c->resolve);
+        c->resolve = NULL;
+    }
+}
+
+static inline void my_tls_forget(struct mysql_conn *c)
+{
+    if (c->tls) {
+        helper_wake_abandon(c->tls);   /* the helper closes the handle it holds */
+        c->tls = NULL;
+    }
+}
+
+static inline void my_kill_forget(struct mysql_conn *c)
+{
+    if (c->kill) {
+        c->kill->owner = NULL;
+        c->kill = NULL;
+    }
 }
 
 #pragma GCC visibility push(hidden)
@@ -255,6 +297,14 @@ void my_defer_result(struct mysql_conn *c);
 /* mysql_errno values that mean the connection is gone. */
 bool my_errno_is_lost(unsigned int err);
 
+/* Create a connection object (no I/O); on_timer is c->ev_timer's callback
+ * (the connect timeout and the caller's own uses). NULL + message. */
+struct mysql_conn *my_conn_create(const struct pool_config *cfg, struct event_base *base,
+                                  enum backend_role role, event_callback_fn on_timer,
+                                  char *errbuf, size_t errlen);
+/* Release everything without blocking; frees c when no callback of ours is
+ * on the stack. (driver.c's close() KILLs a running statement first.) */
+void my_conn_close(struct mysql_conn *c);
 void my_watch_idle(struct mysql_conn *c, void (*lost)(void *arg), void *arg);
 void my_unwatch_idle(struct mysql_conn *c);
 void my_on_kick(evutil_socket_t fd, short what, void *arg);
@@ -269,37 +319,24 @@ void my_settings(const struct pool_config *cfg, struct my_settings *s);
 void my_session_setup(struct mysql_conn *c);
 void my_connect(struct mysql_conn *c, backend_done_fn done, void *arg);
 void my_connect_timed_out(struct mysql_conn *c);
-void my_resolve_forget(struct mysql_conn *c);
-
-/* ---- driver.c (for cancel.c's side connections) */
-struct mysql_conn *my_conn_create(const struct pool_config *cfg, struct event_base *base,
-                                  enum backend_role role, char *errbuf, size_t errlen);
-void my_close(struct mysql_conn *c);
 
 /* ---- tls_connect.c: a connection with TLS is set up on a helper thread */
 /* Hand c->m to a helper that runs the blocking mysql_real_connect; c->ev_tls
  * (my_on_tls_connected) fires when it is done. 0, or an error number (c->m
  * is then still the connection's). */
-int my_tls_connect_start(struct mysql_conn *c, const char *host, const char *user,
-                         const char *password, const char *db, unsigned port,
+int my_tls_connect_start(struct mysql_conn *c, event_callback_fn done, const char *host,
+                         const char *user, const char *password, const char *db, unsigned port,
                          const char *socket_path);
 bool my_tls_finished(struct mysql_conn *c);
 /* 1: connected; 0: failed (the error is on c->m); -1: socket not non-blocking. */
 int my_tls_connect_finish(struct mysql_conn *c);
-/* The connect ends otherwise (timeout, close): the helper closes the handle. */
-void my_tls_forget(struct mysql_conn *c);
-void my_on_tls_connected(evutil_socket_t fd, short what, void *arg);   /* connect.c */
 
 /* ---- cancel.c */
 void my_cancel(struct mysql_conn *c);
-/* my_complete with a KILL in flight: keep the result until it is answered. */
-void my_kill_hold(struct mysql_conn *c, const struct backend_result *res);
 /* The KILL for this operation is answered or failed: release a held result. */
 void my_kill_finished(struct mysql_conn *c);
 void my_kill_timed_out(struct mysql_conn *c);
 void my_kill_resend(struct mysql_conn *c);
-/* The connection ends: a KILL in flight goes on without it. */
-void my_kill_forget(struct mysql_conn *c);
 
 /* ---- exec side (exec.c, results.c, stmt.c: helper "myexec") */
 void my_exec(struct mysql_conn *c, const struct backend_query *q,

@@ -104,15 +104,15 @@ static void job_fail_start(struct tls_job *j)
     helper_wake_abandon(&j->wake);   /* ours: frees j (and closes j->m) */
 }
 
-int my_tls_connect_start(struct mysql_conn *c, const char *host, const char *user,
-                         const char *password, const char *db, unsigned port,
+int my_tls_connect_start(struct mysql_conn *c, event_callback_fn done, const char *host,
+                         const char *user, const char *password, const char *db, unsigned port,
                          const char *socket_path)
 {
     const char *const strs[5] = { host, user, password, db, socket_path };
     struct tls_job *j;
     int rc;
 
-    if (!c->ev_tls && !(c->ev_tls = event_new(c->base, -1, 0, my_on_tls_connected, c)))
+    if (!c->ev_tls && !(c->ev_tls = event_new(c->base, -1, 0, done, c)))
         return ENOMEM;
     if (!(j = calloc(1, sizeof(*j))))
         return ENOMEM;
@@ -132,14 +132,6 @@ int my_tls_connect_start(struct mysql_conn *c, const char *host, const char *use
     }
     c->tls = &j->wake;
     return 0;
-}
-
-void my_tls_forget(struct mysql_conn *c)
-{
-    if (c->tls) {
-        helper_wake_abandon(c->tls);
-        c->tls = NULL;
-    }
 }
 
 /* On the loop: the helper is done; the handle is the connection's again.
