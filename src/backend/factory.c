@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 
+#include "backend/mysql/backend_mysql.h"
 #include "backend/mysql/mysql_options.h"
 #include "backend/pg/backend_pg.h"
 #include "backend/pg/pg_options.h"
@@ -20,7 +21,7 @@ static const struct factory_entry {
 } drivers[] = {
     { BACKEND_SQLITE, &backend_sqlite_driver, &sqlite_config_spec },
     { BACKEND_POSTGRES, &backend_pg_driver, &pg_config_spec },
-    { BACKEND_MYSQL, NULL, &mysql_config_spec },
+    { BACKEND_MYSQL, &backend_mysql_driver, &mysql_config_spec },
 };
 
 #define NDRIVERS (sizeof(drivers) / sizeof(drivers[0]))
@@ -39,12 +40,8 @@ const struct backend_driver *factory_driver(enum backend_type type, char *errbuf
 
     if (drv)
         return drv;
-    if (type == BACKEND_MYSQL)
-        snprintf(errbuf, errlen, "pool type \"mysql\" is not supported yet: the MySQL/MariaDB "
-                 "driver is planned; use a \"sqlite\" or \"postgres\" pool for now");
-    else
-        snprintf(errbuf, errlen, "pool type \"%s\" is not supported by this build of dbpoold "
-                 "(supported: sqlite, postgres)", backend_type_name(type));
+    snprintf(errbuf, errlen, "pool type \"%s\" is not supported by this build of dbpoold "
+             "(supported: sqlite, postgres, mysql)", backend_type_name(type));
     return drv;
 }
 
