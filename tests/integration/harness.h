@@ -22,9 +22,12 @@
  * placeholders and pass it through h_sql() (the h_* query helpers do it).
  * The server profiles read DBPOOL_TEST_PG_{HOST,PORT,DB,USER,PASSWORD_FILE}
  * (falling back to PGHOST, PGPORT, PGDATABASE, PGUSER as printed by
- * tests/pg/pg-harness.sh) or DBPOOL_TEST_MYSQL_*. The tests of a server
+ * tests/pg/pg-harness.sh) or DBPOOL_TEST_MYSQL_* (as printed by
+ * tests/mysql/mysql-harness.sh; HOST is the socket file's path or a host
+ * name). The tests of a server
  * backend share one database: h_start serializes them with a lock file
- * (whatever --jobs says) and empties the database (profile reset_sql).
+ * (whatever --jobs says) and empties the database (profile reset_sql, or
+ * reset_server before the daemon starts).
  *
  * Directories: the test runner creates one root directory ($TMPDIR/
  * dbpoold-it.XXXXXX) and each test gets <root>/<suite>.<test>; a report hook
@@ -58,6 +61,8 @@ struct backend_profile {
      * a lock and reset_sql (NULL-terminated) empties the database first. */
     bool shared_server;
     const char *const *reset_sql;
+    /* Or empties it before the daemon starts (false + why on failure). */
+    bool (*reset_server)(char *why, size_t whylen);
     bool dollar_placeholders;     /* $1, $2, ... instead of ? */
     bool single_writer;           /* writes serialize on one connection (sqlite) */
     bool has_readers;             /* read-only reader connections (sqlite) */
