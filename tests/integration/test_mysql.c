@@ -656,7 +656,7 @@ Test(mystream, paused_stream_abandoned_or_cancelled_never_leaks_its_rows)
 {
     struct h_opts o = { .max_open_conns = 1, .pool_settings = "acquireTimeout = \"10s\";" };
     char *pad = make_pad(50);
-    dbpool_value p[2] = { dbpool_int(300000), dbpool_text(pad) };
+    dbpool_value p[2] = { dbpool_int(1000000), dbpool_text(pad) };
     int64_t next = 1;
     int rc = 1;
 
