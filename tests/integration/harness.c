@@ -270,6 +270,8 @@ static const struct backend_profile profiles[] = {
         .t_autoinc_pk = "INTEGER PRIMARY KEY",
         .bool_result = DBPOOL_INT64,
         .float_keeps_neg_zero_in_table = false,   /* SQLite stores whole REALs as integers */
+        .float_keeps_neg_zero = true,
+        .concat_fmt = "%s || %s",
         .series_sql = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s "
                       "WHERE n < ?) SELECT n, ? AS pad FROM s",
         .blob_literal = "x'%s'",
@@ -293,6 +295,8 @@ static const struct backend_profile profiles[] = {
         .t_autoinc_pk = "BIGSERIAL PRIMARY KEY",
         .bool_result = DBPOOL_BOOL,
         .float_keeps_neg_zero_in_table = true,
+        .float_keeps_neg_zero = true,
+        .concat_fmt = "%s || %s",
         .series_sql = "SELECT n, $2::text AS pad FROM generate_series(1, $1::bigint) AS g(n)",
         .blob_literal = "'\\x%s'::bytea",
         .endless_sql = "SELECT pg_sleep(600)",
@@ -310,13 +314,17 @@ static const struct backend_profile profiles[] = {
         .reset_sql = NULL,
         .reset_server = mysql_reset,
         .dollar_placeholders = false,
-        .t_int = "BIGINT", .t_float = "DOUBLE", .t_text = "TEXT", .t_blob = "LONGBLOB",
+        /* LONGTEXT: TEXT holds at most 64 KiB, the tests store 1 MiB. */
+        .t_int = "BIGINT", .t_float = "DOUBLE", .t_text = "LONGTEXT", .t_blob = "LONGBLOB",
         .t_bool = "BOOLEAN",
-        .d_int = "bigint", .d_float = "double", .d_text = "text", .d_blob = "longblob",
+        .d_int = "BIGINT", .d_float = "DOUBLE", .d_text = "LONGTEXT", .d_blob = "LONGBLOB",
         .d_expr = NULL,
         .t_autoinc_pk = "BIGINT AUTO_INCREMENT PRIMARY KEY",
         .bool_result = DBPOOL_INT64,
-        .float_keeps_neg_zero_in_table = true,
+        /* MariaDB turns a -0.0 into 0, stored or selected (binary protocol too). */
+        .float_keeps_neg_zero_in_table = false,
+        .float_keeps_neg_zero = false,
+        .concat_fmt = "CONCAT(%s, %s)",
         .series_sql = "SELECT d.n, p.pad FROM (SELECT CAST(? AS SIGNED) AS cnt, ? AS pad) p "
                       "JOIN (SELECT 1 + a.i + 10*b.i + 100*c.i + 1000*e.i + 10000*f.i "
                       "+ 100000*g.i AS n FROM " MYSQL_DIGITS " a, " MYSQL_DIGITS " b, "
@@ -353,6 +361,14 @@ void h_blob_literal(char *buf, size_t len, const char *hex)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     snprintf(buf, len, h_profile()->blob_literal, hex);
+#pragma GCC diagnostic pop
+}
+
+void h_concat(char *buf, size_t len, const char *a, const char *b)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(buf, len, h_profile()->concat_fmt, a, b);
 #pragma GCC diagnostic pop
 }
 

@@ -78,6 +78,9 @@ struct backend_profile {
 
     dbpool_type bool_result;      /* how a BOOL parameter comes back */
     bool float_keeps_neg_zero_in_table; /* a -0.0 stored in a float column reads back as -0.0 */
+    bool float_keeps_neg_zero;    /* SELECT ? of a -0.0 parameter returns -0.0 (MariaDB: 0) */
+    /* printf format of the concatenation of two string expressions (%s, %s). */
+    const char *concat_fmt;
 
     /* SELECT with 2 parameters (row count, pad text) returning rows
      * (n INT64 1..count, pad TEXT) in order, streaming. */
@@ -106,6 +109,8 @@ struct backend_profile {
 const struct backend_profile *h_profile(void);
 /* A BLOB literal for the hex digits, in the profile's dialect. */
 void h_blob_literal(char *buf, size_t len, const char *hex);
+/* The expression concatenating string expressions a and b, in the profile's dialect. */
+void h_concat(char *buf, size_t len, const char *a, const char *b);
 
 /* Rewrites `?` placeholders outside quotes/comments to `$1`, `$2`, ...
  * Returns a malloc'ed string (caller frees). */
