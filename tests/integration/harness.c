@@ -1133,6 +1133,62 @@ void h_create_table(dbpool_conn *c, const char *name, const char *cols)
     h_exec(c, sql);
 }
 
+/* ================================================================ status: pools */
+
+int h_health_status(void)
+{
+    char *body = NULL;
+    int st = h_http_get("/health", &body);
+    free(body);
+    return st;
+}
+
+/* The JSON object of pool `name` in GET /pools (malloc'ed). */
+char *h_pool_json(const char *name)
+{
+    char *body = NULL, pat[128];
+    int st = h_http_get("/pools", &body);
+
+    cr_assert_eq(st, 200, "GET /pools: %d %s", st, body);
+    snprintf(pat, sizeof(pat), "{\"name\": \"%s\"", name);
+    char *p = strstr(body, pat);
+    cr_assert_not_null(p, "pool %s not in /pools: %s", name, body);
+    char *end = strstr(p + 1, "{\"name\": ");
+    if (end)
+        *end = '\0';
+    char *out = strdup(p);
+    cr_assert_not_null(out);
+    free(body);
+    return out;
+}
+
+double h_pool_stat(const char *name, const char *k1, const char *k2)
+{
+    char *j = h_pool_json(name);
+    double v = k2 ? H_JSON_NUM(j, k1, k2) : H_JSON_NUM(j, k1);
+    cr_assert(!isnan(v), "pool %s: no %s%s%s in %s", name, k1, k2 ? "." : "", k2 ? k2 : "", j);
+    free(j);
+    return v;
+}
+
+/* ================================================================ background statements */
+
+static void *bg_query_main(void *p)
+{
+    struct h_bg_query *q = p;
+    q->rc = dbpool_exec(q->c, q->sql);
+    q->err = *dbpool_last_error(q->c);
+    q->ended_ms = h_now_ms();
+    atomic_store(&q->done, true);
+    return NULL;
+}
+
+void h_bg_start(struct h_bg_query *q)
+{
+    atomic_init(&q->done, false);
+    cr_assert_eq(pthread_create(&q->tid, NULL, bg_query_main, q), 0);
+}
+
 /* ================================================================ raw sockets */
 
 int h_raw_try_connect(const char *path)

@@ -41,6 +41,8 @@
 #ifndef DBPOOLD_TEST_HARNESS_H
 #define DBPOOLD_TEST_HARNESS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -240,6 +242,29 @@ bool h_json_str(const char *json, const char *const *keys, char *out, size_t len
 /* A number from GET path (asserts 200). */
 double h_status_num(const char *path, const char *const *keys);
 #define H_STATUS_NUM(path, ...) h_status_num((path), (const char *const[]){ __VA_ARGS__, NULL })
+
+/* GET /health's status code. */
+int h_health_status(void);
+/* The JSON object of pool `name` in GET /pools (malloc'ed; asserts it is there). */
+char *h_pool_json(const char *name);
+/* One number of h_pool_json(name): k1, or k1.k2 (asserts it is there). */
+double h_pool_stat(const char *name, const char *k1, const char *k2);
+
+/* ------------------------------------------------------------ background statements */
+
+/* dbpool_exec(c, sql) on a thread of its own (h_bg_start): rc, err and the
+ * time it ended are set before done turns true; join tid afterwards. The
+ * thread only uses libdbpool, never asserts. */
+struct h_bg_query {
+    dbpool_conn *c;
+    const char *sql;
+    pthread_t tid;
+    int rc;
+    dbpool_error err;
+    uint64_t ended_ms;
+    atomic_bool done;
+};
+void h_bg_start(struct h_bg_query *q);
 
 /* ------------------------------------------------------------ time */
 

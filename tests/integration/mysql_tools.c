@@ -1,9 +1,10 @@
 /*
  * mysql_tools.c — helpers shared by the MySQL integration tests
- * (test_mysql.c, test_mysql_resilience.c; see mysql_tools.h): error
- * assertions with the vendor code, the server's environment, extra mysql
- * pools, server threads (CONNECTION_ID, KILL, PROCESSLIST), the status
- * socket, a statement on a background thread.
+ * (test_mysql.c, test_mysql_resilience.c, test_mysql_session.c; see
+ * mysql_tools.h): error assertions with the vendor code, the server's
+ * environment, extra mysql pools, server threads (CONNECTION_ID, KILL,
+ * PROCESSLIST). The status-socket and background-statement helpers are the
+ * harness's (harness.h).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -138,60 +139,5 @@ int64_t running_with_marker(dbpool_conn *adm, const char *marker, int64_t *id)
         *id = dbpool_result_value(r, 0, 0)->u.i;
     dbpool_result_free(r);
     return n;
-}
-
-int health_status(void)
-{
-    char *body = NULL;
-    int st = h_http_get("/health", &body);
-    free(body);
-    return st;
-}
-
-/* The JSON object of pool `name` in GET /pools (malloc'ed). */
-char *pool_json(const char *name)
-{
-    char *body = NULL, pat[128];
-    int st = h_http_get("/pools", &body);
-
-    cr_assert_eq(st, 200, "GET /pools: %d %s", st, body);
-    snprintf(pat, sizeof(pat), "{\"name\": \"%s\"", name);
-    char *p = strstr(body, pat);
-    cr_assert_not_null(p, "pool %s not in /pools: %s", name, body);
-    char *end = strstr(p + 1, "{\"name\": ");
-    if (end)
-        *end = '\0';
-    char *out = strdup(p);
-    cr_assert_not_null(out);
-    free(body);
-    return out;
-}
-
-double pool_stat(const char *name, const char *k1, const char *k2)
-{
-    char *j = pool_json(name);
-    double v = k2 ? H_JSON_NUM(j, k1, k2) : H_JSON_NUM(j, k1);
-    cr_assert(!isnan(v), "pool %s: no %s%s%s in %s", name, k1, k2 ? "." : "", k2 ? k2 : "", j);
-    free(j);
-    return v;
-}
-
-/* ---- a statement on a background thread ---- */
-
-
-static void *bg_query_main(void *p)
-{
-    struct bg_query *q = p;
-    q->rc = dbpool_exec(q->c, q->sql);
-    q->err = *dbpool_last_error(q->c);
-    q->ended_ms = h_now_ms();
-    atomic_store(&q->done, true);
-    return NULL;
-}
-
-void bg_start(struct bg_query *q)
-{
-    atomic_init(&q->done, false);
-    cr_assert_eq(pthread_create(&q->tid, NULL, bg_query_main, q), 0);
 }
 

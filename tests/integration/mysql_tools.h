@@ -1,14 +1,12 @@
 /*
  * mysql_tools.h — helpers shared by the MySQL integration tests
- * (test_mysql.c and test_mysql_resilience.c, one criterion program). They
- * assert (cr_assert) and so belong to the test's main thread, except
- * bg_start's thread, which only uses libdbpool.
+ * (test_mysql.c, test_mysql_resilience.c, test_mysql_session.c: one
+ * criterion program). They assert (cr_assert) and so belong to the test's
+ * main thread.
  */
 #ifndef DBPOOLD_TEST_MYSQL_TOOLS_H
 #define DBPOOLD_TEST_MYSQL_TOOLS_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,23 +44,5 @@ bool thread_exists(dbpool_conn *adm, int64_t id);
 /* Statements on the server whose text contains marker (not adm's own);
  * the first one's thread id into *id. */
 int64_t running_with_marker(dbpool_conn *adm, const char *marker, int64_t *id);
-
-/* The status socket: /health's status code; pool name's JSON object in
- * /pools (malloc'ed); one number of it (asserts it is there). */
-int health_status(void);
-char *pool_json(const char *name);
-double pool_stat(const char *name, const char *k1, const char *k2);
-
-/* A statement on a background thread: done turns true when it ended. */
-struct bg_query {
-    dbpool_conn *c;
-    const char *sql;
-    pthread_t tid;
-    int rc;
-    dbpool_error err;
-    uint64_t ended_ms;
-    atomic_bool done;
-};
-void bg_start(struct bg_query *q);
 
 #endif

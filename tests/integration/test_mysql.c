@@ -342,8 +342,8 @@ Test(myerrors, deadlock_victim_gets_1213_and_its_transaction_ends)
     must_ok(b, dbpool_begin(b, 0), "begin B");
     h_exec(a, "UPDATE dl SET v = 1 WHERE id = 1");
     h_exec(b, "UPDATE dl SET v = 2 WHERE id = 2");
-    struct bg_query qa = { .c = a, .sql = "UPDATE dl SET v = 1 WHERE id = 2 /* dl_a */" };
-    bg_start(&qa);
+    struct h_bg_query qa = { .c = a, .sql = "UPDATE dl SET v = 1 WHERE id = 2 /* dl_a */" };
+    h_bg_start(&qa);
     dbpool_conn *adm = h_connect();
     cr_assert(H_AWAIT(running_with_marker(adm, "dl_a", NULL) == 1, 10000),
               "A's second UPDATE never waited for B's lock");
@@ -511,8 +511,8 @@ Test(mycancel, cancel_stops_sleep_and_the_connection_serves_the_next_client)
     add_admin_pool(extra, sizeof(extra));
     h_start(&o);
     dbpool_conn *adm = connect_pool("admin");
-    struct bg_query q = { .c = h_connect(), .sql = sql };
-    bg_start(&q);
+    struct h_bg_query q = { .c = h_connect(), .sql = sql };
+    h_bg_start(&q);
     cr_assert(H_AWAIT(running_with_marker(adm, "cancel_marker", NULL) == 1, 10000),
               "SLEEP never showed up in the processlist");
     uint64_t t0 = h_now_ms();
@@ -749,7 +749,7 @@ Test(myload, fifty_clients_two_hundred_inserts_each_on_a_pool_of_four)
     cr_assert_eq(h_scalar(c, "SELECT COUNT(*) FROM load_t"), LOAD_CLIENTS * LOAD_INSERTS);
     cr_assert_eq(h_scalar(c, "SELECT COUNT(DISTINCT client, n) FROM load_t"),
                  LOAD_CLIENTS * LOAD_INSERTS, "an insert ran twice");
-    cr_assert_leq(pool_stat("app", "servers", "open"), 4, "more than 4 server connections");
+    cr_assert_leq(h_pool_stat("app", "servers", "open"), 4, "more than 4 server connections");
     dbpool_close(c);
     h_stop_ok();
 }
@@ -768,7 +768,7 @@ Test(mystatus, pools_health_and_metrics_report_the_mysql_pool)
     must_ok(a, dbpool_begin(a, 0), "begin A");
     must_ok(b, dbpool_begin(b, 0), "begin B");
     cr_assert_neq(thread_id(a), thread_id(b));
-    char *j = pool_json("app");
+    char *j = h_pool_json("app");
     cr_assert(H_JSON_STR(j, type, "type"), "%s", j);
     cr_assert_str_eq(type, "mysql");
     cr_assert_eq(H_JSON_NUM(j, "healthy"), 1, "%s", j);
@@ -778,8 +778,8 @@ Test(mystatus, pools_health_and_metrics_report_the_mysql_pool)
     free(j);
     must_ok(a, dbpool_commit(a), "commit A");
     must_ok(b, dbpool_commit(b), "commit B");
-    cr_assert_geq(pool_stat("app", "totals", "connects"), 2);
-    cr_assert_eq(health_status(), 200);
+    cr_assert_geq(h_pool_stat("app", "totals", "connects"), 2);
+    cr_assert_eq(h_health_status(), 200);
     char *body = NULL;
     cr_assert_eq(h_http_get("/metrics", &body), 200);
     cr_assert_not_null(strstr(body, "pool=\"app\""), "no series for pool app: %.500s", body);

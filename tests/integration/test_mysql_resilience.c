@@ -130,13 +130,13 @@ Test(myresilience, unreachable_server_fails_fast_with_a_clear_error)
                      (unsigned long long)(h_now_ms() - t0));
         cr_assert(dbpool_is_open(c), "the session was closed");
     }
-    char *j = pool_json("nosocket"), err[300], type[32];
+    char *j = h_pool_json("nosocket"), err[300], type[32];
     cr_assert(H_JSON_STR(j, type, "type") && strcmp(type, "mysql") == 0, "%s", j);
     cr_assert_eq(H_JSON_NUM(j, "healthy"), 0, "%s", j);
     cr_assert(H_JSON_STR(j, err, "last_error") && strstr(err, "mysqld.sock"),
               "last_error does not name the socket: %s", j);
     free(j);
-    cr_assert_eq(health_status(), 503);
+    cr_assert_eq(h_health_status(), 503);
     dbpool_close(c);
     dbpool_conn *good = h_connect();
     cr_assert_eq(h_scalar(good, "SELECT 1"), 1, "the good pool is affected");
@@ -162,18 +162,18 @@ Test(myresilience, idle_connections_killed_are_noticed_and_replaced)
     cr_assert_neq(ta, tb);
     must_ok(a, dbpool_commit(a), "commit A");
     must_ok(b, dbpool_commit(b), "commit B");
-    cr_assert(H_AWAIT(pool_stat("app", "servers", "idle") == 2, 5000), "not 2 idle servers");
-    double closes = pool_stat("app", "totals", "server_closes");
+    cr_assert(H_AWAIT(h_pool_stat("app", "servers", "idle") == 2, 5000), "not 2 idle servers");
+    double closes = h_pool_stat("app", "totals", "server_closes");
 
     kill_thread(adm, ta, false);
     kill_thread(adm, tb, false);
-    cr_assert(H_AWAIT(pool_stat("app", "totals", "server_closes") >= closes + 2, 5000),
+    cr_assert(H_AWAIT(h_pool_stat("app", "totals", "server_closes") >= closes + 2, 5000),
               "the daemon did not notice its idle connections being killed");
     int64_t na = thread_id(a), nb = thread_id(b);
     cr_assert(na != ta && na != tb && nb != ta && nb != tb, "a killed connection was reused");
     cr_assert(!thread_exists(adm, ta) && !thread_exists(adm, tb));
-    cr_assert_eq(pool_stat("app", "healthy", NULL), 1);
-    cr_assert_eq(health_status(), 200);
+    cr_assert_eq(h_pool_stat("app", "healthy", NULL), 1);
+    cr_assert_eq(h_health_status(), 200);
     dbpool_close(a);
     dbpool_close(b);
     dbpool_close(adm);
@@ -206,9 +206,9 @@ Test(myresilience, connection_killed_inside_a_transaction)
     /* Killed while a statement runs inside the transaction. */
     must_ok(a, dbpool_begin(a, 0), "begin again");
     h_exec(a, "INSERT INTO ktx VALUES (2)");
-    struct bg_query q = { .c = a, .sql = "SELECT SLEEP(30) /* ktx_marker */" };
+    struct h_bg_query q = { .c = a, .sql = "SELECT SLEEP(30) /* ktx_marker */" };
     int64_t running = 0;
-    bg_start(&q);
+    h_bg_start(&q);
     cr_assert(H_AWAIT(running_with_marker(adm, "ktx_marker", &running) == 1, 10000),
               "SLEEP never showed up in the processlist");
     uint64_t t0 = h_now_ms();
@@ -235,12 +235,12 @@ Test(myresilience, server_stopped_and_started_again)
     pid_t daemon = h_pid();
     dbpool_conn *c = h_connect();
     cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
-    cr_assert_eq(health_status(), 200);
+    cr_assert_eq(h_health_status(), 200);
 
     cr_assert_eq(run_harness("pause"), 0, "could not stop MariaDB");
-    cr_assert(H_AWAIT(health_status() == 503, 5000),
+    cr_assert(H_AWAIT(h_health_status() == 503, 5000),
               "/health did not turn 503 within 5 s of the server stopping");
-    cr_assert_eq(pool_stat("app", "healthy", NULL), 0);
+    cr_assert_eq(h_pool_stat("app", "healthy", NULL), 0);
     uint64_t t0 = h_now_ms();
     int rc = dbpool_exec(c, "SELECT 1");
     h_expect_error(c, rc, DBPOOL_E_UNAVAILABLE, "statement with the server stopped");
@@ -249,7 +249,7 @@ Test(myresilience, server_stopped_and_started_again)
     cr_assert(dbpool_last_error(c)->message[0], "UNAVAILABLE without a message");
 
     cr_assert_eq(run_harness("resume"), 0, "could not start MariaDB again");
-    cr_assert(H_AWAIT(health_status() == 200, 15000),
+    cr_assert(H_AWAIT(h_health_status() == 200, 15000),
               "/health did not return to 200 after the server came back");
     cr_assert_eq(h_scalar(c, "SELECT 2"), 2, "statements fail after the server came back");
     cr_assert(h_running() && h_pid() == daemon, "the daemon was restarted");
@@ -276,12 +276,12 @@ Test(myresilience, server_crashed_under_a_transaction)
     int rc = dbpool_exec(a, "INSERT INTO crash VALUES (2)");
     h_expect_error(a, rc, DBPOOL_E_CONN_LOST, "statement in a transaction after the crash");
     assert_txstate(a, 'I', "after the crash");
-    cr_assert(H_AWAIT(health_status() == 503, 5000), "/health did not turn 503 after the crash");
+    cr_assert(H_AWAIT(h_health_status() == 503, 5000), "/health did not turn 503 after the crash");
     rc = dbpool_exec(b, "SELECT 1");
     h_expect_error(b, rc, DBPOOL_E_UNAVAILABLE, "statement with the server down");
 
     cr_assert_eq(run_harness("resume"), 0, "could not start MariaDB again");
-    cr_assert(H_AWAIT(health_status() == 200, 30000), "/health did not return to 200");
+    cr_assert(H_AWAIT(h_health_status() == 200, 30000), "/health did not return to 200");
     cr_assert_eq(h_scalar(a, "SELECT COUNT(*) FROM crash"), 0, "the crashed transaction's row "
                  "survived");
     cr_assert_eq(h_scalar(b, "SELECT 3"), 3);

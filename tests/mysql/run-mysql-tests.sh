@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # run-mysql-tests.sh — the MySQL/MariaDB part of `make check`: start a
-# throwaway MariaDB (mysql-harness.sh), run the protocol-level integration
-# suite (test_daemon) and the client-library timeout tests against a mysql
-# pool, then the MySQL-specific integration tests (test_mysql: types, errors,
-# transactions, cancel, streaming, resilience, the CLI's script splitter).
+# throwaway MariaDB (mysql-harness.sh), run the driver's unit test
+# (test_mysql_conn), the protocol-level integration suite (test_daemon) and
+# the client-library timeout tests against a mysql pool, then the
+# MySQL-specific integration tests (test_mysql: types, errors, transactions,
+# cancel, streaming, load, status, resilience) and the CLI's script splitter
+# (test_cli_mysql.sh).
 # The resilience cases stop, crash and restart their server, so they get a
 # second throwaway server of their own (DBPOOL_TEST_MYSQL_FAULT_DIR, run
 # with the harness script found through DBPOOL_TEST_MYSQL_HARNESS). Both
@@ -13,6 +15,7 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=${TOP_BUILDDIR:-$(pwd)}
+src=${TOP_SRCDIR:-$(cd "$here/../.." && pwd)}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-my.XXXXXX")
 faultdir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-myf.XXXXXX")
 trap 'bash "$here/mysql-harness.sh" stop "$dir" >/dev/null 2>&1 || true
@@ -38,9 +41,14 @@ rm -f "$faultdir.start.log"
 export DBPOOL_TEST_MYSQL_FAULT_DIR="$faultdir"
 
 status=0
-for t in tests/integration/test_daemon tests/integration/test_lib_timeouts \
-         tests/integration/test_mysql; do
+for t in tests/unit/test_mysql_conn tests/integration/test_daemon \
+         tests/integration/test_lib_timeouts tests/integration/test_mysql; do
     echo "== $t (mysql)"
+    # The driver's unit test comes with the driver (src/backend/mysql/).
+    if [ "$t" = tests/unit/test_mysql_conn ] && [ ! -e "$build/$t" ] && [ ! -d "$src/src/backend/mysql" ]; then
+        echo "   (no MySQL driver in this tree: skipped)"
+        continue
+    fi
     "$build/$t" || { echo "FAIL: $t (mysql)"; [ $status -ne 0 ] || status=1; }
 done
 echo "== tests/mysql/test_cli_mysql.sh (mysql)"
