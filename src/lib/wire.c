@@ -55,6 +55,7 @@ bool lib_store_error(dbpool_conn *c, const uint8_t *p, size_t n)
     c->err.code = e.code;
     copy_str(c->err.sqlstate, sizeof c->err.sqlstate, &e.sqlstate);
     copy_str(c->err.message, sizeof c->err.message, &e.message);
+    c->err.vendor_code = e.vendor_code;
     c->err_index = e.stmt_index;
     c->tx = (dbpool_txstate)e.txstate;
     if (e.code == DBPOOL_E_SHUTDOWN)
@@ -485,6 +486,7 @@ int lib_begin_request(dbpool_conn *c, uint8_t type)
     c->err.code = DBPOOL_OK;
     c->err.sqlstate[0] = '\0';
     c->err.message[0] = '\0';
+    c->err.vendor_code = 0;
     c->err_index = -1;
     c->stream = STREAM_NONE;
     c->req_type = type;
