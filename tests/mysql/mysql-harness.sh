@@ -135,9 +135,14 @@ init_datadir() {
     local dir=$1
     say "mariadb-install-db in $dir/data"
     rm -rf "$dir/data"
-    as_owner mariadb-install-db --no-defaults --datadir="$dir/data" \
+    # A private tmpdir: bootstraps running at once in the shared /tmp can
+    # collide on their temporary tables' names.
+    as_owner mariadb-install-db --no-defaults --datadir="$dir/data" --tmpdir="$dir/tmp" \
         --auth-root-authentication-method=normal --skip-test-db \
-        >"$dir/install.log" 2>&1 || { tail -n 30 "$dir/install.log" >&2; die "mariadb-install-db failed"; }
+        >"$dir/install.log" 2>&1 || {
+        grep -E "ERROR|error" "$dir/install.log" | head -n 20 >&2
+        die "mariadb-install-db failed (the log: $dir/install.log)"
+    }
 }
 
 launch_server() {
@@ -204,8 +209,8 @@ cmd_start() {
         return
     fi
     prepare_dir_for_owner "$dir"
-    [ -d "$dir/data/mysql" ] || init_datadir "$dir"
     as_owner mkdir -p "$dir/tmp"
+    [ -d "$dir/data/mysql" ] || init_datadir "$dir"
     say "starting MariaDB in $dir (socket $dir/mysqld.sock)"
     launch_server "$dir"
     wait_ready "$dir"
