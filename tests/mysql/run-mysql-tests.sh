@@ -18,8 +18,10 @@ build=${TOP_BUILDDIR:-$(pwd)}
 src=${TOP_SRCDIR:-$(cd "$here/../.." && pwd)}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-my.XXXXXX")
 faultdir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-myf.XXXXXX")
+# test_mysql leaves the fault server's lock file and harness log beside it.
 trap 'bash "$here/mysql-harness.sh" stop "$dir" >/dev/null 2>&1 || true
-      bash "$here/mysql-harness.sh" stop "$faultdir" >/dev/null 2>&1 || true' EXIT
+      bash "$here/mysql-harness.sh" stop "$faultdir" >/dev/null 2>&1 || true
+      rm -f "$faultdir.lock" "$faultdir.log"' EXIT
 
 # Both servers start at once (mariadb-install-db takes seconds each).
 bash "$here/mysql-harness.sh" start "$faultdir" >/dev/null 2>"$faultdir.start.log" &
