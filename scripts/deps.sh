@@ -6,6 +6,9 @@ set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       libevent-dev libsqlite3-dev sqlite3 libconfig-dev libcriterion-dev
       libpq-dev postgresql
+      # MySQL/MariaDB: the driver's Connector/C, a throwaway server for the
+      # tests (tests/mysql/mysql-harness.sh) and sysbench for bench/compare.sh
+      libmariadb-dev mariadb-server mariadb-client sysbench
       curl jq valgrind procps
       # fuzzing (--enable-fuzzing, make fuzz): clang 14, its libFuzzer and
       # sanitizer runtimes (libclang_rt.fuzzer*), llvm-symbolizer for reports
@@ -21,5 +24,21 @@ fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "deps: installing ${missing[*]}" >&2
+# Installing mariadb-server must not leave a system server running (the
+# tests start their own, tests/mysql/mysql-harness.sh): a policy-rc.d that
+# forbids starting services while apt runs (only if there is none already),
+# and the service disabled afterwards where systemd runs.
+policy=/usr/sbin/policy-rc.d
+own_policy=false
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# scripts/deps.sh: no service starts during this install\nexit 101\n' |
+        $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    own_policy=true
+fi
+trap '! $own_policy || $SUDO rm -f "$policy"' EXIT
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now mariadb >/dev/null 2>&1 || true
+fi

@@ -110,8 +110,11 @@ static const char *const server_vars[SV_COUNT] = { "HOST", "PORT", "DB", "USER",
 static const struct server_env pg_env = {
     "DBPOOL_TEST_PG_", { "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", NULL }, "5432",
 };
+/* MySQL: HOST is a host name or the path of the server's socket file (as
+ * printed by tests/mysql/mysql-harness.sh; MYSQL_UNIX_PORT is what the
+ * mariadb client calls it). */
 static const struct server_env mysql_env = {
-    "DBPOOL_TEST_MYSQL_", { "MYSQL_HOST", "MYSQL_TCP_PORT", NULL, NULL, NULL }, "3306",
+    "DBPOOL_TEST_MYSQL_", { "MYSQL_UNIX_PORT", "MYSQL_TCP_PORT", NULL, NULL, NULL }, "3306",
 };
 
 /* Setting i (SV_*) of a server backend; NULL when unset. var receives the
@@ -167,6 +170,88 @@ static bool mysql_group(char *buf, size_t len, const char *dir, char *why, size_
     "UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 "         \
     "UNION ALL SELECT 8 UNION ALL SELECT 9)"
 
+/* The MySQL test database is emptied by dropping and creating it again
+ * before the daemon starts (a pooled connection whose database was dropped
+ * under it would be left with none selected). Through the mariadb client:
+ * tables, views, routines, triggers and events all go with the database. */
+static void mysql_reset_argv(const char **argv, char *sql, size_t sqllen, const char *host,
+                             const char *port, const char *db, const char *user)
+{
+    size_t n = 0;
+    argv[n++] = "mariadb";
+    argv[n++] = "--no-defaults";
+    argv[n++] = "--batch";
+    argv[n++] = "--connect-timeout=10";
+    if (host[0] == '/') {
+        argv[n++] = "--socket";
+        argv[n++] = host;
+    } else {
+        argv[n++] = "--host";
+        argv[n++] = host;
+        argv[n++] = "--port";
+        argv[n++] = port;
+    }
+    argv[n++] = "--user";
+    argv[n++] = user;
+    /* lock_wait_timeout: a session still holding a lock fails the reset
+     * with a message instead of hanging the test. */
+    snprintf(sql, sqllen, "SET SESSION lock_wait_timeout = 20; DROP DATABASE IF EXISTS `%s`; "
+             "CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci", db, db);
+    argv[n++] = "--execute";
+    argv[n++] = sql;
+    argv[n] = NULL;
+}
+
+/* The password from the password file (first line), or "" without one. */
+static void read_password(const char *path, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return;
+    if (!fgets(buf, (int)len, f))
+        buf[0] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    fclose(f);
+}
+
+static bool mysql_reset(char *why, size_t whylen)
+{
+    char var[64], sql[512], pw[256];
+    const char *host = server_setting(&mysql_env, SV_HOST, var, sizeof(var));
+    const char *port = server_setting(&mysql_env, SV_PORT, var, sizeof(var));
+    const char *db = server_setting(&mysql_env, SV_DB, var, sizeof(var));
+    const char *user = server_setting(&mysql_env, SV_USER, var, sizeof(var));
+    const char *argv[20];
+    int st;
+
+    if (!host || !db || !user) {
+        snprintf(why, whylen, "set DBPOOL_TEST_MYSQL_HOST, _DB and _USER");
+        return false;
+    }
+    read_password(server_setting(&mysql_env, SV_PASSWORD_FILE, var, sizeof(var)), pw, sizeof(pw));
+    mysql_reset_argv(argv, sql, sizeof(sql), host, port ? port : "3306", db, user);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, whylen, "fork: %s", strerror(errno));
+        return false;
+    }
+    if (pid == 0) {
+        setenv("MYSQL_PWD", pw, 1);
+        execvp("mariadb", (char *const *)argv);
+        execvp("mysql", (char *const *)argv);
+        dprintf(2, "harness: exec mariadb (or mysql): %s; install mariadb-client\n", strerror(errno));
+        _exit(127);
+    }
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return true;
+    snprintf(why, whylen, "`%s` on %s as %s failed (exit status %d; see the output above)", sql,
+             host, user, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return false;
+}
+
 static const char *const pg_reset[] = {
     "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public", NULL,
 };
@@ -185,6 +270,8 @@ static const struct backend_profile profiles[] = {
         .t_autoinc_pk = "INTEGER PRIMARY KEY",
         .bool_result = DBPOOL_INT64,
         .float_keeps_neg_zero_in_table = false,   /* SQLite stores whole REALs as integers */
+        .float_keeps_neg_zero = true,
+        .concat_fmt = "%s || %s",
         .series_sql = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s "
                       "WHERE n < ?) SELECT n, ? AS pad FROM s",
         .blob_literal = "x'%s'",
@@ -208,6 +295,8 @@ static const struct backend_profile profiles[] = {
         .t_autoinc_pk = "BIGSERIAL PRIMARY KEY",
         .bool_result = DBPOOL_BOOL,
         .float_keeps_neg_zero_in_table = true,
+        .float_keeps_neg_zero = true,
+        .concat_fmt = "%s || %s",
         .series_sql = "SELECT n, $2::text AS pad FROM generate_series(1, $1::bigint) AS g(n)",
         .blob_literal = "'\\x%s'::bytea",
         .endless_sql = "SELECT pg_sleep(600)",
@@ -222,15 +311,20 @@ static const struct backend_profile profiles[] = {
         .name = "mysql",
         .pool_group = mysql_group,
         .shared_server = true,
-        .reset_sql = NULL,            /* to do: drop every table of the test database */
+        .reset_sql = NULL,
+        .reset_server = mysql_reset,
         .dollar_placeholders = false,
-        .t_int = "BIGINT", .t_float = "DOUBLE", .t_text = "TEXT", .t_blob = "LONGBLOB",
+        /* LONGTEXT: TEXT holds at most 64 KiB, the tests store 1 MiB. */
+        .t_int = "BIGINT", .t_float = "DOUBLE", .t_text = "LONGTEXT", .t_blob = "LONGBLOB",
         .t_bool = "BOOLEAN",
-        .d_int = "bigint", .d_float = "double", .d_text = "text", .d_blob = "longblob",
+        .d_int = "BIGINT", .d_float = "DOUBLE", .d_text = "LONGTEXT", .d_blob = "LONGBLOB",
         .d_expr = NULL,
         .t_autoinc_pk = "BIGINT AUTO_INCREMENT PRIMARY KEY",
         .bool_result = DBPOOL_INT64,
-        .float_keeps_neg_zero_in_table = true,
+        /* MariaDB turns a -0.0 into 0, stored or selected (binary protocol too). */
+        .float_keeps_neg_zero_in_table = false,
+        .float_keeps_neg_zero = false,
+        .concat_fmt = "CONCAT(%s, %s)",
         .series_sql = "SELECT d.n, p.pad FROM (SELECT CAST(? AS SIGNED) AS cnt, ? AS pad) p "
                       "JOIN (SELECT 1 + a.i + 10*b.i + 100*c.i + 1000*e.i + 10000*f.i "
                       "+ 100000*g.i AS n FROM " MYSQL_DIGITS " a, " MYSQL_DIGITS " b, "
@@ -267,6 +361,14 @@ void h_blob_literal(char *buf, size_t len, const char *hex)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     snprintf(buf, len, h_profile()->blob_literal, hex);
+#pragma GCC diagnostic pop
+}
+
+void h_concat(char *buf, size_t len, const char *a, const char *b)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(buf, len, h_profile()->concat_fmt, a, b);
 #pragma GCC diagnostic pop
 }
 
@@ -830,6 +932,11 @@ void h_start(const struct h_opts *opts)
     H.nofile_soft = opts ? opts->nofile_soft : 0;
     H.nofile_hard = opts ? opts->nofile_hard : 0;
     write_config(opts);
+    if (h_profile()->reset_server) {
+        char why[700];
+        cr_assert(h_profile()->reset_server(why, sizeof(why)),
+                  "could not empty the %s test database: %s", h_profile()->name, why);
+    }
     spawn();
     await_ready();
     if (h_profile()->shared_server)
@@ -1024,6 +1131,62 @@ void h_create_table(dbpool_conn *c, const char *name, const char *cols)
     h_exec(c, sql);
     snprintf(sql, sizeof(sql), "CREATE TABLE %s (%s)", name, cols);
     h_exec(c, sql);
+}
+
+/* ================================================================ status: pools */
+
+int h_health_status(void)
+{
+    char *body = NULL;
+    int st = h_http_get("/health", &body);
+    free(body);
+    return st;
+}
+
+/* The JSON object of pool `name` in GET /pools (malloc'ed). */
+char *h_pool_json(const char *name)
+{
+    char *body = NULL, pat[128];
+    int st = h_http_get("/pools", &body);
+
+    cr_assert_eq(st, 200, "GET /pools: %d %s", st, body);
+    snprintf(pat, sizeof(pat), "{\"name\": \"%s\"", name);
+    char *p = strstr(body, pat);
+    cr_assert_not_null(p, "pool %s not in /pools: %s", name, body);
+    char *end = strstr(p + 1, "{\"name\": ");
+    if (end)
+        *end = '\0';
+    char *out = strdup(p);
+    cr_assert_not_null(out);
+    free(body);
+    return out;
+}
+
+double h_pool_stat(const char *name, const char *k1, const char *k2)
+{
+    char *j = h_pool_json(name);
+    double v = k2 ? H_JSON_NUM(j, k1, k2) : H_JSON_NUM(j, k1);
+    cr_assert(!isnan(v), "pool %s: no %s%s%s in %s", name, k1, k2 ? "." : "", k2 ? k2 : "", j);
+    free(j);
+    return v;
+}
+
+/* ================================================================ background statements */
+
+static void *bg_query_main(void *p)
+{
+    struct h_bg_query *q = p;
+    q->rc = dbpool_exec(q->c, q->sql);
+    q->err = *dbpool_last_error(q->c);
+    q->ended_ms = h_now_ms();
+    atomic_store(&q->done, true);
+    return NULL;
+}
+
+void h_bg_start(struct h_bg_query *q)
+{
+    atomic_init(&q->done, false);
+    cr_assert_eq(pthread_create(&q->tid, NULL, bg_query_main, q), 0);
 }
 
 /* ================================================================ raw sockets */

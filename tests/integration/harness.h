@@ -22,9 +22,12 @@
  * placeholders and pass it through h_sql() (the h_* query helpers do it).
  * The server profiles read DBPOOL_TEST_PG_{HOST,PORT,DB,USER,PASSWORD_FILE}
  * (falling back to PGHOST, PGPORT, PGDATABASE, PGUSER as printed by
- * tests/pg/pg-harness.sh) or DBPOOL_TEST_MYSQL_*. The tests of a server
+ * tests/pg/pg-harness.sh) or DBPOOL_TEST_MYSQL_* (as printed by
+ * tests/mysql/mysql-harness.sh; HOST is the socket file's path or a host
+ * name). The tests of a server
  * backend share one database: h_start serializes them with a lock file
- * (whatever --jobs says) and empties the database (profile reset_sql).
+ * (whatever --jobs says) and empties the database (profile reset_sql, or
+ * reset_server before the daemon starts).
  *
  * Directories: the test runner creates one root directory ($TMPDIR/
  * dbpoold-it.XXXXXX) and each test gets <root>/<suite>.<test>; a report hook
@@ -38,6 +41,8 @@
 #ifndef DBPOOLD_TEST_HARNESS_H
 #define DBPOOLD_TEST_HARNESS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +63,8 @@ struct backend_profile {
      * a lock and reset_sql (NULL-terminated) empties the database first. */
     bool shared_server;
     const char *const *reset_sql;
+    /* Or empties it before the daemon starts (false + why on failure). */
+    bool (*reset_server)(char *why, size_t whylen);
     bool dollar_placeholders;     /* $1, $2, ... instead of ? */
     bool single_writer;           /* writes serialize on one connection (sqlite) */
     bool has_readers;             /* read-only reader connections (sqlite) */
@@ -73,6 +80,9 @@ struct backend_profile {
 
     dbpool_type bool_result;      /* how a BOOL parameter comes back */
     bool float_keeps_neg_zero_in_table; /* a -0.0 stored in a float column reads back as -0.0 */
+    bool float_keeps_neg_zero;    /* SELECT ? of a -0.0 parameter returns -0.0 (MariaDB: 0) */
+    /* printf format of the concatenation of two string expressions (%s, %s). */
+    const char *concat_fmt;
 
     /* SELECT with 2 parameters (row count, pad text) returning rows
      * (n INT64 1..count, pad TEXT) in order, streaming. */
@@ -101,6 +111,8 @@ struct backend_profile {
 const struct backend_profile *h_profile(void);
 /* A BLOB literal for the hex digits, in the profile's dialect. */
 void h_blob_literal(char *buf, size_t len, const char *hex);
+/* The expression concatenating string expressions a and b, in the profile's dialect. */
+void h_concat(char *buf, size_t len, const char *a, const char *b);
 
 /* Rewrites `?` placeholders outside quotes/comments to `$1`, `$2`, ...
  * Returns a malloc'ed string (caller frees). */
@@ -230,6 +242,29 @@ bool h_json_str(const char *json, const char *const *keys, char *out, size_t len
 /* A number from GET path (asserts 200). */
 double h_status_num(const char *path, const char *const *keys);
 #define H_STATUS_NUM(path, ...) h_status_num((path), (const char *const[]){ __VA_ARGS__, NULL })
+
+/* GET /health's status code. */
+int h_health_status(void);
+/* The JSON object of pool `name` in GET /pools (malloc'ed; asserts it is there). */
+char *h_pool_json(const char *name);
+/* One number of h_pool_json(name): k1, or k1.k2 (asserts it is there). */
+double h_pool_stat(const char *name, const char *k1, const char *k2);
+
+/* ------------------------------------------------------------ background statements */
+
+/* dbpool_exec(c, sql) on a thread of its own (h_bg_start): rc, err and the
+ * time it ended are set before done turns true; join tid afterwards. The
+ * thread only uses libdbpool, never asserts. */
+struct h_bg_query {
+    dbpool_conn *c;
+    const char *sql;
+    pthread_t tid;
+    int rc;
+    dbpool_error err;
+    uint64_t ended_ms;
+    atomic_bool done;
+};
+void h_bg_start(struct h_bg_query *q);
 
 /* ------------------------------------------------------------ time */
 

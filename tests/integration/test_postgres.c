@@ -233,72 +233,6 @@ static int64_t active_with_marker(dbpool_conn *adm, const char *marker, int64_t 
     return n;
 }
 
-/* ---- status socket ---- */
-
-static int health_status(void)
-{
-    char *body = NULL;
-    int st = h_http_get("/health", &body);
-    free(body);
-    return st;
-}
-
-/* The JSON object of pool `name` in GET /pools (malloc'ed). */
-static char *pool_json(const char *name)
-{
-    char *body = NULL, pat[128];
-    int st = h_http_get("/pools", &body);
-
-    cr_assert_eq(st, 200, "GET /pools: %d %s", st, body);
-    snprintf(pat, sizeof(pat), "{\"name\": \"%s\"", name);
-    char *p = strstr(body, pat);
-    cr_assert_not_null(p, "pool %s not in /pools: %s", name, body);
-    char *end = strstr(p + 1, "{\"name\": ");
-    if (end)
-        *end = '\0';
-    char *out = strdup(p);
-    cr_assert_not_null(out);
-    free(body);
-    return out;
-}
-
-static double pool_stat(const char *name, const char *k1, const char *k2)
-{
-    char *j = pool_json(name);
-    double v = k2 ? H_JSON_NUM(j, k1, k2) : H_JSON_NUM(j, k1);
-    cr_assert(!isnan(v), "pool %s: no %s%s%s in %s", name, k1, k2 ? "." : "", k2 ? k2 : "", j);
-    free(j);
-    return v;
-}
-
-/* ---- a statement on a background thread ---- */
-
-struct bg_query {
-    dbpool_conn *c;
-    const char *sql;
-    pthread_t tid;
-    int rc;
-    dbpool_error err;
-    uint64_t ended_ms;
-    atomic_bool done;
-};
-
-static void *bg_query_main(void *p)
-{
-    struct bg_query *q = p;
-    q->rc = dbpool_exec(q->c, q->sql);
-    q->err = *dbpool_last_error(q->c);
-    q->ended_ms = h_now_ms();
-    atomic_store(&q->done, true);
-    return NULL;
-}
-
-static void bg_start(struct bg_query *q)
-{
-    atomic_init(&q->done, false);
-    cr_assert_eq(pthread_create(&q->tid, NULL, bg_query_main, q), 0);
-}
-
 /* ---- raw sessions (to vanish without TERMINATE) ---- */
 
 static void raw_send_query(int fd, const char *sql)
@@ -710,9 +644,9 @@ Test(pgcancel, cancel_from_another_thread_stops_pg_sleep)
     add_admin_pool(extra, sizeof(extra));
     h_start(&o);
     dbpool_conn *adm = connect_pool("admin");
-    struct bg_query q = { .c = h_connect(), .sql = sql };
+    struct h_bg_query q = { .c = h_connect(), .sql = sql };
 
-    bg_start(&q);
+    h_bg_start(&q);
     bool running = H_AWAIT(active_with_marker(adm, marker, NULL) == 1, 10000);
     cr_assert(running, "pg_sleep never showed up in pg_stat_activity");
     uint64_t t0 = h_now_ms();
@@ -968,7 +902,7 @@ static void expect_unavailable_pool(const char *pool)
     }
     dbpool_close(c);
 
-    char *j = pool_json(pool), err[300];
+    char *j = h_pool_json(pool), err[300];
     char type[32];
     cr_assert(H_JSON_STR(j, type, "type") && strcmp(type, "postgres") == 0, "%s", j);
     cr_assert_eq(H_JSON_NUM(j, "healthy"), 0, "pool %s is reported healthy: %s", pool, j);
@@ -998,7 +932,7 @@ Test(pgresilience, unreachable_server_fails_fast_and_shows_unhealthy)
     cr_assert_eq(st, 503, "/health with unreachable pools: %d %s", st, body);
     cr_assert_not_null(strstr(body, "\"degraded\""), "%s", body);
     free(body);
-    cr_assert_eq(pool_stat("app", "healthy", NULL), 1, "the good pool is reported unhealthy");
+    cr_assert_eq(h_pool_stat("app", "healthy", NULL), 1, "the good pool is reported unhealthy");
     dbpool_conn *c = h_connect();
     cr_assert_eq(h_scalar(c, "SELECT 1"), 1, "the good pool is affected");
     dbpool_close(c);
@@ -1025,25 +959,25 @@ Test(pgresilience, idle_connections_killed_are_replaced)
     cr_assert_neq(pa, pb);
     must_ok(a, dbpool_commit(a), "commit A");
     must_ok(b, dbpool_commit(b), "commit B");
-    cr_assert(H_AWAIT(pool_stat("app", "servers", "idle") == 2, 5000), "not 2 idle servers");
-    double closes = pool_stat("app", "totals", "server_closes");
-    double connects = pool_stat("app", "totals", "connects");
+    cr_assert(H_AWAIT(h_pool_stat("app", "servers", "idle") == 2, 5000), "not 2 idle servers");
+    double closes = h_pool_stat("app", "totals", "server_closes");
+    double connects = h_pool_stat("app", "totals", "connects");
 
     kill_backend(adm, pa);
     kill_backend(adm, pb);
-    bool noticed = H_AWAIT(pool_stat("app", "totals", "server_closes") >= closes + 2, 5000);
+    bool noticed = H_AWAIT(h_pool_stat("app", "totals", "server_closes") >= closes + 2, 5000);
     cr_assert(noticed, "the daemon did not notice its idle connections being killed "
-              "(server_closes %g -> %g)", closes, pool_stat("app", "totals", "server_closes"));
-    bool replaced = H_AWAIT(pool_stat("app", "totals", "connects") > connects &&
-                            pool_stat("app", "servers", "idle") >= 1, 5000);
+              "(server_closes %g -> %g)", closes, h_pool_stat("app", "totals", "server_closes"));
+    bool replaced = H_AWAIT(h_pool_stat("app", "totals", "connects") > connects &&
+                            h_pool_stat("app", "servers", "idle") >= 1, 5000);
     cr_assert(replaced, "no replacement connection was opened");
-    cr_assert_eq(pool_stat("app", "healthy", NULL), 1);
+    cr_assert_eq(h_pool_stat("app", "healthy", NULL), 1);
 
     /* The requirement: the next statements succeed, on new backends. */
     int64_t na = backend_pid(a), nb = backend_pid(b);
     cr_assert(na != pa && na != pb && nb != pa && nb != pb, "a killed backend was reused");
     cr_assert(!backend_exists(adm, pa) && !backend_exists(adm, pb));
-    cr_assert_eq(health_status(), 200);
+    cr_assert_eq(h_health_status(), 200);
     dbpool_close(a);
     dbpool_close(b);
     dbpool_close(adm);
@@ -1144,11 +1078,11 @@ static void kill_during_first_statement(bool read_only)
     h_start(&o);
     dbpool_conn *adm = connect_pool("admin");
     dbpool_conn *other = h_connect();
-    struct bg_query q = { .c = h_connect(), .sql = sql };
+    struct h_bg_query q = { .c = h_connect(), .sql = sql };
     int64_t pid = 0;
 
     must_ok(q.c, dbpool_begin(q.c, read_only ? DBPOOL_READ_ONLY : 0), "begin");
-    bg_start(&q);
+    h_bg_start(&q);
     cr_assert(H_AWAIT(active_with_marker(adm, marker, &pid) == 1, 10000),
               "the first statement never showed up in pg_stat_activity");
     uint64_t t0 = h_now_ms();
@@ -1165,7 +1099,7 @@ static void kill_during_first_statement(bool read_only)
     assert_txstate(q.c, 'I', "after the first statement's connection was killed");
     /* Everyone is still served, the status socket answers. */
     cr_assert_eq(h_scalar(other, "SELECT 7"), 7);
-    cr_assert_eq(health_status(), 200);
+    cr_assert_eq(h_health_status(), 200);
     cr_assert_eq(h_scalar(q.c, "SELECT 8"), 8, "the session is unusable after CONN_LOST");
     must_ok(q.c, dbpool_begin(q.c, 0), "begin after CONN_LOST");
     cr_assert_eq(h_scalar(q.c, "SELECT 9"), 9);
@@ -1318,15 +1252,15 @@ Test(pgresilience, server_stopped_and_started_again)
     pid_t daemon = h_pid();
     dbpool_conn *c = h_connect();
     cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
-    cr_assert_eq(health_status(), 200);
+    cr_assert_eq(h_health_status(), 200);
 
     cr_assert_eq(run_harness("pause", second_server, NULL, 0), 0, "could not stop PostgreSQL");
     uint64_t t0 = h_now_ms();
-    bool down = H_AWAIT(health_status() == 503, 5000);
+    bool down = H_AWAIT(h_health_status() == 503, 5000);
     cr_assert(down, "/health did not turn 503 within 5 s of the server stopping");
     cr_log_info("/health was 503 %llu ms after the server stopped",
                 (unsigned long long)(h_now_ms() - t0));
-    cr_assert_eq(pool_stat("app", "healthy", NULL), 0);
+    cr_assert_eq(h_pool_stat("app", "healthy", NULL), 0);
     /* No dead idle connection is handed out: the statement waits for a
      * connect that fails, and gets UNAVAILABLE (not CONN_LOST). */
     t0 = h_now_ms();
@@ -1337,9 +1271,9 @@ Test(pgresilience, server_stopped_and_started_again)
 
     cr_assert_eq(run_harness("resume", second_server, NULL, 0), 0,
                  "could not start PostgreSQL again");
-    bool up = H_AWAIT(health_status() == 200, 15000);
+    bool up = H_AWAIT(h_health_status() == 200, 15000);
     cr_assert(up, "/health did not return to 200 after the server came back");
-    cr_assert_eq(pool_stat("app", "healthy", NULL), 1);
+    cr_assert_eq(h_pool_stat("app", "healthy", NULL), 1);
     cr_assert_eq(h_scalar(c, "SELECT 2"), 2, "statements fail after the server came back");
     dbpool_conn *c2 = h_connect();
     cr_assert_eq(h_scalar(c2, "SELECT 3"), 3);
@@ -1361,11 +1295,11 @@ Test(pgresilience, server_stopped_while_a_transaction_holds_the_connection)
     dbpool_conn *c = h_connect(), *intx = h_connect();
     must_ok(intx, dbpool_begin(intx, 0), "begin");
     cr_assert_eq(h_scalar(intx, "SELECT 10"), 10);
-    cr_assert_eq(pool_stat("app", "servers", "open"), 1, "expected one server connection");
-    cr_assert_eq(health_status(), 200);
+    cr_assert_eq(h_pool_stat("app", "servers", "open"), 1, "expected one server connection");
+    cr_assert_eq(h_health_status(), 200);
 
     cr_assert_eq(run_harness("pause", second_server, NULL, 0), 0, "could not stop PostgreSQL");
-    bool down = H_AWAIT(health_status() == 503, 5000);
+    bool down = H_AWAIT(h_health_status() == 503, 5000);
     cr_assert(down, "/health stayed 200 for 5 s after the server stopped while a transaction "
               "held the pool's only connection (healthCheckInterval 200ms, maxOpenConns 2)");
     int rc = dbpool_exec(intx, "SELECT 11");
@@ -1378,7 +1312,7 @@ Test(pgresilience, server_stopped_while_a_transaction_holds_the_connection)
 
     cr_assert_eq(run_harness("resume", second_server, NULL, 0), 0,
                  "could not start PostgreSQL again");
-    cr_assert(H_AWAIT(health_status() == 200, 15000),
+    cr_assert(H_AWAIT(h_health_status() == 200, 15000),
               "/health did not return to 200 after the server came back");
     must_ok(intx, dbpool_begin(intx, 0), "begin after the server came back");
     cr_assert_eq(h_scalar(intx, "SELECT 12"), 12);
@@ -1477,7 +1411,7 @@ static int count_in(const char *text, const char *needle)
 /* A number of pool `name` in /pools; NaN when absent (no assert). */
 static double pool_num_or_nan(const char *name, const char *k1, const char *k2)
 {
-    char *j = pool_json(name);
+    char *j = h_pool_json(name);
     double v = k2 ? H_JSON_NUM(j, k1, k2) : H_JSON_NUM(j, k1);
     free(j);
     return v;
@@ -1489,7 +1423,7 @@ static double pool_num_or_nan(const char *name, const char *k1, const char *k2)
  * ready), the delay that would follow one more failure. */
 static double recovery_bound_ms(const char *pool, uint64_t retry_ms)
 {
-    char *j = pool_json(pool);
+    char *j = h_pool_json(pool);
     double next = H_JSON_NUM(j, "next_connect_in_ms");
     double failures = H_JSON_NUM(j, "connect_failures");
     free(j);
@@ -1531,12 +1465,12 @@ Test(pgresilience, stopped_server_no_connect_storm_and_recovery_without_traffic)
 
     size_t log_mark = log_size();
     cr_assert_eq(run_harness("pause", second_server, NULL, 0), 0, "could not stop PostgreSQL");
-    cr_assert(H_AWAIT(health_status() == 503, 5000), "/health not 503 with the server stopped");
+    cr_assert(H_AWAIT(h_health_status() == 503, 5000), "/health not 503 with the server stopped");
     /* maxRetries 2: the pool is down after three failures (~0.3 s). */
     bool down = H_AWAIT(pool_num_or_nan("app", "down", NULL) == 1, 5000);
 
     double attempts0 = pool_num_or_nan("app", "totals", "connect_attempts");
-    double errors0 = pool_stat("app", "totals", "connect_errors");
+    double errors0 = h_pool_stat("app", "totals", "connect_errors");
     uint64_t t0 = h_now_ms();
     for (int i = 0; i < STORM_CLIENTS; i++)
         cr_assert_eq(pthread_create(&cl[i].tid, NULL, storm_main, &cl[i]), 0);
@@ -1546,7 +1480,7 @@ Test(pgresilience, stopped_server_no_connect_storm_and_recovery_without_traffic)
         cr_assert_eq(pthread_join(cl[i].tid, NULL), 0);
     uint64_t window = h_now_ms() - t0;
     double attempts = pool_num_or_nan("app", "totals", "connect_attempts") - attempts0;
-    double errors = pool_stat("app", "totals", "connect_errors") - errors0;
+    double errors = h_pool_stat("app", "totals", "connect_errors") - errors0;
 
     int requests = 0, unavailable = 0, other = 0, first_other = -1;
     uint64_t slowest = 0;
@@ -1580,7 +1514,7 @@ Test(pgresilience, stopped_server_no_connect_storm_and_recovery_without_traffic)
     const char *msg = dbpool_last_error(cl[0].c)->message;
     cr_assert(strstr(msg, "next in") && strstr(msg, "check that the database server"),
               "UNAVAILABLE does not say when the next attempt is or what to do: %s", msg);
-    cr_assert_geq(pool_stat("app", "totals", "unavailable"), unavailable);
+    cr_assert_geq(h_pool_stat("app", "totals", "unavailable"), unavailable);
     for (int i = 0; i < STORM_CLIENTS; i++)
         dbpool_close(cl[i].c);
 
@@ -1589,14 +1523,14 @@ Test(pgresilience, stopped_server_no_connect_storm_and_recovery_without_traffic)
                  "could not start PostgreSQL again");
     uint64_t t_up = h_now_ms();
     double next = recovery_bound_ms("app", STORM_RETRY_MS);
-    bool up = H_AWAIT(health_status() == 200, (uint64_t)next + 2000);
+    bool up = H_AWAIT(h_health_status() == 200, (uint64_t)next + 2000);
     cr_assert(up, "/health still 503 %llu ms after the server came back (next attempt was "
               "due in %g ms, healthCheckInterval 1h)", (unsigned long long)(h_now_ms() - t_up),
               next);
     cr_log_info("/health 200 %llu ms after the server came back (next attempt was due in %g ms)",
                 (unsigned long long)(h_now_ms() - t_up), next);
-    cr_assert_eq(pool_stat("app", "down", NULL), 0);
-    cr_assert_eq(pool_stat("app", "connect_failures", NULL), 0);
+    cr_assert_eq(h_pool_stat("app", "down", NULL), 0);
+    cr_assert_eq(h_pool_stat("app", "connect_failures", NULL), 0);
     cr_assert_eq(h_scalar(c, "SELECT 2"), 2, "statements fail after the server came back");
 
     char *episode;
@@ -1629,21 +1563,21 @@ Test(pgresilience, down_pool_still_serves_on_its_working_connections)
     dbpool_conn *adm = h_connect();
     h_exec(adm, "DROP ROLE IF EXISTS tp_limited");
     h_exec(adm, "CREATE ROLE tp_limited LOGIN");   /* not a superuser: limits apply */
-    cr_assert(H_AWAIT(health_status() == 200, 10000), "pool lim did not connect");
+    cr_assert(H_AWAIT(h_health_status() == 200, 10000), "pool lim did not connect");
 
     dbpool_conn *a = connect_pool("lim"), *b = connect_pool("lim");
-    struct bg_query c = { .c = connect_pool("lim"), .sql = "SELECT 3" };
+    struct h_bg_query c = { .c = connect_pool("lim"), .sql = "SELECT 3" };
     must_ok(a, dbpool_begin(a, 0), "begin A");
     cr_assert_eq(h_scalar(a, "SELECT 1"), 1);
     must_ok(b, dbpool_begin(b, 0), "begin B");
     cr_assert_eq(h_scalar(b, "SELECT 2"), 2);
-    cr_assert_eq(pool_stat("lim", "servers", "open"), 2, "expected A's and B's connections");
+    cr_assert_eq(h_pool_stat("lim", "servers", "open"), 2, "expected A's and B's connections");
     h_exec(adm, "ALTER ROLE tp_limited CONNECTION LIMIT 2");
 
-    bg_start(&c);   /* needs a third connection: refused */
-    cr_assert(H_AWAIT(pool_stat("lim", "totals", "connect_errors") >= 1, 5000),
+    h_bg_start(&c);   /* needs a third connection: refused */
+    cr_assert(H_AWAIT(h_pool_stat("lim", "totals", "connect_errors") >= 1, 5000),
               "the third connection was not refused");
-    cr_assert(H_AWAIT(pool_stat("lim", "clients", "waiting") == 1 || atomic_load(&c.done), 5000));
+    cr_assert(H_AWAIT(h_pool_stat("lim", "clients", "waiting") == 1 || atomic_load(&c.done), 5000));
     cr_assert(!atomic_load(&c.done), "C failed at once (%s: %s) though two working "
               "connections will come back", dbpool_code_name(c.err.code), c.err.message);
     cr_assert(H_AWAIT(pool_num_or_nan("lim", "down", NULL) == 1, 5000),
@@ -1658,8 +1592,8 @@ Test(pgresilience, down_pool_still_serves_on_its_working_connections)
     /* The limit lifted: the backoff timer's next attempt succeeds. */
     must_ok(b, dbpool_commit(b), "commit B");
     h_exec(adm, "ALTER ROLE tp_limited CONNECTION LIMIT -1");
-    cr_assert(H_AWAIT(health_status() == 200, 10000), "pool lim did not recover");
-    cr_assert_eq(pool_stat("lim", "down", NULL), 0);
+    cr_assert(H_AWAIT(h_health_status() == 200, 10000), "pool lim did not recover");
+    cr_assert_eq(h_pool_stat("lim", "down", NULL), 0);
     dbpool_close(c.c);
     dbpool_close(b);
     dbpool_close(a);
@@ -1695,7 +1629,7 @@ Test(pgresilience, connection_lifetime_and_idle_time)
     cr_assert_neq(backend_pid(c), q1, "an expired connection was reused after its transaction");
 
     /* Idle connections are closed after connMaxIdleTime. */
-    bool closed = H_AWAIT(pool_stat("app", "servers", "open") == 0, 3000);
+    bool closed = H_AWAIT(h_pool_stat("app", "servers", "open") == 0, 3000);
     cr_assert(closed, "the idle connection is still open (connMaxIdleTime 300ms)");
     cr_assert_eq(h_scalar(c, "SELECT 1"), 1, "no new connection after idle recycling");
     dbpool_close(c);
@@ -1722,7 +1656,7 @@ Test(pgresilience, client_vanishing_mid_statement_and_mid_transaction)
 
     /* 1. Autocommit pg_sleep, socket closed: cancelled on the server, the
      *    connection goes back to the pool and is reused (not replaced). */
-    double closes = pool_stat("app", "totals", "server_closes");
+    double closes = h_pool_stat("app", "totals", "server_closes");
     int fd = h_raw_connect();
     h_raw_handshake(fd);
     snprintf(sql, sizeof(sql), "SELECT pg_sleep(30) /* %s */", marker);
@@ -1733,7 +1667,7 @@ Test(pgresilience, client_vanishing_mid_statement_and_mid_transaction)
     close(fd);
     bool gone = H_AWAIT(active_with_marker(adm, marker, NULL) == 0, 5000);
     cr_assert(gone, "the server still runs the vanished client's pg_sleep");
-    cr_assert(H_AWAIT(pool_stat("app", "servers", "idle") == 1, 5000),
+    cr_assert(H_AWAIT(h_pool_stat("app", "servers", "idle") == 1, 5000),
               "the connection did not go back to the pool");
     c = h_connect();
     cr_assert_eq(backend_pid(c), server_pid, "the connection was not reused");
@@ -1772,9 +1706,9 @@ Test(pgresilience, client_vanishing_mid_statement_and_mid_transaction)
     h_exec(d, ins);
     dbpool_close(d);
     cr_assert_eq(h_scalar(c, cnt), 0, "a closed session's transaction was committed");
-    cr_assert_eq(pool_stat("app", "totals", "server_closes"), closes,
+    cr_assert_eq(h_pool_stat("app", "totals", "server_closes"), closes,
                  "server connections were closed instead of reused");
-    cr_assert_eq(pool_stat("app", "servers", "open"), 1);
+    cr_assert_eq(h_pool_stat("app", "servers", "open"), 1);
     drop_schema(c);
     dbpool_close(c);
     dbpool_close(adm);
@@ -1795,7 +1729,7 @@ Test(pgstatus, pools_and_health_report_the_postgres_pool)
     must_ok(a, dbpool_begin(a, 0), "begin A");
     must_ok(b, dbpool_begin(b, 0), "begin B");
     cr_assert_neq(backend_pid(a), backend_pid(b));
-    char *j = pool_json("app");
+    char *j = h_pool_json("app");
     cr_assert(H_JSON_STR(j, type, "type"), "%s", j);
     cr_assert_str_eq(type, "postgres");
     cr_assert_eq(H_JSON_NUM(j, "healthy"), 1, "%s", j);
@@ -1807,7 +1741,7 @@ Test(pgstatus, pools_and_health_report_the_postgres_pool)
     free(j);
     must_ok(a, dbpool_commit(a), "commit A");
     must_ok(b, dbpool_commit(b), "commit B");
-    j = pool_json("app");
+    j = h_pool_json("app");
     cr_assert_eq(H_JSON_NUM(j, "servers", "busy"), 0, "%s", j);
     cr_assert_geq(H_JSON_NUM(j, "servers", "idle"), 2, "%s", j);
     cr_assert_geq(H_JSON_NUM(j, "totals", "statements"), 4, "%s", j);

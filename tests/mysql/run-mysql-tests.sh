@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# run-mysql-tests.sh — the MySQL/MariaDB part of `make check`: start a
+# throwaway MariaDB (mysql-harness.sh), run the driver's unit test
+# (test_mysql_conn), the protocol-level integration suite (test_daemon) and
+# the client-library timeout tests against a mysql pool, then the
+# MySQL-specific integration tests (test_mysql: types, errors, transactions,
+# cancel, streaming, load, status, resilience) and the CLI's script splitter
+# (test_cli_mysql.sh).
+# The resilience cases stop, crash and restart their server, so they get a
+# second throwaway server of their own (DBPOOL_TEST_MYSQL_FAULT_DIR, run
+# with the harness script found through DBPOOL_TEST_MYSQL_HARNESS). Both
+# servers are always stopped. Exit status: 1 if any test program failed,
+# else 0.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${TOP_BUILDDIR:-$(pwd)}
+src=${TOP_SRCDIR:-$(cd "$here/../.." && pwd)}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-my.XXXXXX")
+faultdir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-myf.XXXXXX")
+# test_mysql leaves the fault server's lock file and harness log beside it.
+trap 'bash "$here/mysql-harness.sh" stop "$dir" >/dev/null 2>&1 || true
+      bash "$here/mysql-harness.sh" stop "$faultdir" >/dev/null 2>&1 || true
+      rm -f "$faultdir.lock" "$faultdir.log"' EXIT
+
+# Both servers start at once (mariadb-install-db takes seconds each).
+bash "$here/mysql-harness.sh" start "$faultdir" >/dev/null 2>"$faultdir.start.log" &
+fault_start=$!
+if ! env_lines=$(bash "$here/mysql-harness.sh" start "$dir"); then
+    echo "run-mysql-tests: could not start MariaDB (see above)" >&2
+    exit 1
+fi
+eval "$env_lines"
+export DBPOOL_TEST_BACKEND=mysql
+export DBPOOL_TEST_MYSQL_HARNESS="$here/mysql-harness.sh"
+if ! wait "$fault_start"; then
+    cat "$faultdir.start.log" >&2
+    echo "run-mysql-tests: could not start the fault server (see above)" >&2
+    rm -f "$faultdir.start.log"
+    exit 1
+fi
+rm -f "$faultdir.start.log"
+export DBPOOL_TEST_MYSQL_FAULT_DIR="$faultdir"
+
+status=0
+for t in tests/unit/test_mysql_conn tests/integration/test_daemon \
+         tests/integration/test_lib_timeouts tests/integration/test_mysql; do
+    echo "== $t (mysql)"
+    # The driver's unit test comes with the driver (src/backend/mysql/).
+    if [ "$t" = tests/unit/test_mysql_conn ] && [ ! -e "$build/$t" ] && [ ! -d "$src/src/backend/mysql" ]; then
+        echo "   (no MySQL driver in this tree: skipped)"
+        continue
+    fi
+    "$build/$t" || { echo "FAIL: $t (mysql)"; [ $status -ne 0 ] || status=1; }
+done
+echo "== tests/mysql/test_cli_mysql.sh (mysql)"
+bash "$here/test_cli_mysql.sh" || { echo "FAIL: test_cli_mysql.sh"; [ $status -ne 0 ] || status=1; }
+exit $status
