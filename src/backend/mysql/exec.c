@@ -1,0 +1,294 @@
+/*
+ * exec.c — the MySQL driver's exec() (mysql_internal.h): the steps that
+ * send a statement, each a *_start() call continued by my_wait until it is
+ * done, after which results.c reads what came back.
+ *
+ *   1. close the garbage handles of the statement cache (stmt.h), one
+ *      mysql_stmt_close_start/cont each (COM_STMT_CLOSE: no answer)
+ *   2a. no parameters (and the daemon's own BEGIN/COMMIT/SAVEPOINT,
+ *      BQ_INTERNAL): mysql_real_query_start/cont, the text protocol
+ *   2b. parameters: the cached prepared statement for this SQL, or
+ *      mysql_stmt_init + mysql_stmt_prepare_start/cont (then cached); the
+ *      placeholder count checked against the parameters given;
+ *      mysql_stmt_bind_param; mysql_stmt_execute_start/cont, the binary
+ *      protocol
+ *
+ * The first step runs from c->ex->ev_step, never inside exec(): callbacks
+ * never run inside a driver call, and a *_start() that finishes at once
+ * needs no special case. The same event continues a resumed stream.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <mysql.h>
+
+#include "backend/backend.h"
+#include "backend/mysql/mysql_internal.h"
+#include "backend/mysql/results.h"
+#include "backend/mysql/stmt.h"
+
+enum { MY_MAX_PARAMS = 65535 };   /* the protocol's limit (16-bit count) */
+
+static void begin(struct mysql_conn *c);
+
+/* ---------------------------------------------------------- the garbage */
+
+static void close_cont(struct mysql_conn *c, int ready)
+{
+    struct my_exec *ex = c->ex;
+    int status = mysql_stmt_close_cont(&c->ret_bool, ex->closing, ready);
+
+    if (status) {
+        my_wait(c, status, close_cont);
+        return;
+    }
+    ex->closing = NULL;   /* closed and freed, whatever the outcome: the statement
+                             that follows finds out if the connection is gone */
+    begin(c);
+}
+
+/* Close garbage handles until one has to wait; false when it waits. */
+static bool close_garbage(struct mysql_conn *c)
+{
+    struct my_exec *ex = c->ex;
+    MYSQL_STMT *st;
+
+    while ((st = my_stmt_garbage_pop(&ex->sc))) {
+        int status = mysql_stmt_close_start(&c->ret_bool, st);
+        if (status) {
+            ex->closing = st;
+            my_wait(c, status, close_cont);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* -------------------------------------------------------- text protocol */
+
+static void query_done(struct mysql_conn *c)
+{
+    if (c->ret_int)
+        my_rs_fail(c);
+    else
+        my_rs_read(c);
+}
+
+static void query_cont(struct mysql_conn *c, int ready)
+{
+    int status = mysql_real_query_cont(&c->ret_int, c->m, ready);
+
+    if (status)
+        my_wait(c, status, query_cont);
+    else
+        query_done(c);
+}
+
+static void text_query(struct mysql_conn *c)
+{
+    struct my_exec *ex = c->ex;
+    int status = mysql_real_query_start(&c->ret_int, c->m, ex->sql, (unsigned long)ex->sql_len);
+
+    if (status)
+        my_wait(c, status, query_cont);
+    else
+        query_done(c);
+}
+
+/* --------------------------------------------------- prepared statements */
+
+static void execute_done(struct mysql_conn *c)
+{
+    if (c->ret_int)
+        my_rs_fail(c);
+    else
+        my_rs_read(c);
+}
+
+static void execute_cont(struct mysql_conn *c, int ready)
+{
+    int status = mysql_stmt_execute_cont(&c->ret_int, c->ex->st, ready);
+
+    if (status)
+        my_wait(c, status, execute_cont);
+    else
+        execute_done(c);
+}
+
+static bool bind_params(struct mysql_conn *c)
+{
+    struct my_exec *ex = c->ex;
+    unsigned long want = mysql_stmt_param_count(ex->st);
+    struct backend_result r;
+
+    if (want != ex->nparams) {
+        backend_result_error(&r, DBPOOL_E_SQL, "07001", c->txstate,
+                             "the statement has %lu ? placeholder%s but %zu parameter%s given: "
+                             "pass one value per ?", want, want == 1 ? "" : "s", ex->nparams,
+                             ex->nparams == 1 ? " was" : "s were");
+        my_rs_fail_with(c, &r);
+        return false;
+    }
+    if (ex->nparams > ex->pcap) {
+        MYSQL_BIND *b = realloc(ex->pbind, ex->nparams * sizeof(*b));
+        if (!b) {
+            backend_result_error(&r, DBPOOL_E_INTERNAL, "", c->txstate,
+                                 "out of memory binding %zu parameters", ex->nparams);
+            my_rs_fail_with(c, &r);
+            return false;
+        }
+        ex->pbind = b;
+        ex->pcap = ex->nparams;
+    }
+    for (size_t i = 0; i < ex->nparams; i++)
+        (void)my_bind_param(&ex->pbind[i], &ex->params[i]);
+    if (mysql_stmt_bind_param(ex->st, ex->pbind)) {
+        my_rs_fail(c);
+        return false;
+    }
+    return true;
+}
+
+static void execute(struct mysql_conn *c)
+{
+    int status;
+
+    if (!bind_params(c))
+        return;
+    status = mysql_stmt_execute_start(&c->ret_int, c->ex->st);
+    if (status)
+        my_wait(c, status, execute_cont);
+    else
+        execute_done(c);
+}
+
+static void prepare_done(struct mysql_conn *c)
+{
+    struct my_exec *ex = c->ex;
+
+    if (c->ret_int) {
+        my_rs_fail(c);   /* the handle is closed before the next statement */
+        return;
+    }
+    if (my_stmt_put(&ex->sc, ex->sql, ex->sql_len, ex->st)) {
+        ex->st_cached = true;
+        ex->stmt_flag = BR_PREPARED;
+    }
+    execute(c);
+}
+
+static void prepare_cont(struct mysql_conn *c, int ready)
+{
+    int status = mysql_stmt_prepare_cont(&c->ret_int, c->ex->st, ready);
+
+    if (status)
+        my_wait(c, status, prepare_cont);
+    else
+        prepare_done(c);
+}
+
+static void prepared(struct mysql_conn *c)
+{
+    struct my_exec *ex = c->ex;
+    int status;
+
+    ex->st = my_stmt_get(&ex->sc, ex->sql, ex->sql_len);
+    if (ex->st) {
+        ex->st_cached = true;
+        ex->stmt_flag = BR_CACHED;
+        execute(c);
+        return;
+    }
+    ex->st = mysql_stmt_init(c->m);
+    if (!ex->st) {
+        my_fail_now(c, DBPOOL_E_INTERNAL, false, "out of memory preparing the statement");
+        return;
+    }
+    status = mysql_stmt_prepare_start(&c->ret_int, ex->st, ex->sql, (unsigned long)ex->sql_len);
+    if (status)
+        my_wait(c, status, prepare_cont);
+    else
+        prepare_done(c);
+}
+
+/* ----------------------------------------------------------- operation */
+
+static void begin(struct mysql_conn *c)
+{
+    if (!close_garbage(c))
+        return;
+    if (c->ex->nparams == 0)
+        text_query(c);
+    else
+        prepared(c);
+}
+
+/* c->ex->ev_step: the statement's first step, or a resumed stream. */
+static void on_step(evutil_socket_t fd, short what, void *arg)
+{
+    struct mysql_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    my_enter(c);
+    if (!c->closed && c->op == MOP_EXEC && c->ex) {
+        if (c->ex->step_begin)
+            begin(c);
+        else
+            my_rs_resume(c);
+    }
+    my_leave(c);
+}
+
+static bool is_ddl(const char *sql, size_t len)
+{
+    static const char *const words[] = { "CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE", NULL };
+
+    return sql_starts_with_keyword(sql, len, words);
+}
+
+static bool check_query(struct mysql_conn *c, const struct backend_query *q)
+{
+    if (q->nparams > MY_MAX_PARAMS) {
+        my_fail_later(c, DBPOOL_E_SQL, "54000", false,
+                      "too many parameters: %zu (MySQL accepts at most %d)", q->nparams,
+                      MY_MAX_PARAMS);
+        return false;
+    }
+    if (q->begin_sql) {   /* begin_with is false: the daemon never asks */
+        my_fail_later(c, DBPOOL_E_INTERNAL, "", false,
+                      "the MySQL driver cannot open a transaction with a statement");
+        return false;
+    }
+    return true;
+}
+
+void my_exec(struct mysql_conn *c, const struct backend_query *q,
+             const struct backend_sink *sink, void *arg)
+{
+    struct my_exec *ex;
+
+    my_start_op(c, MOP_EXEC, sink ? sink->done : NULL, arg, sink);
+    if (!my_usable(c) || !check_query(c, q))
+        return;
+    ex = my_ex_get(c, on_step);
+    if (!ex) {
+        my_fail_later(c, DBPOOL_E_INTERNAL, "", false, "out of memory starting the statement");
+        return;
+    }
+    ex->sql = q->sql;
+    ex->sql_len = q->sql_len;
+    ex->params = q->params;
+    ex->nparams = q->nparams;
+    ex->ddl = is_ddl(q->sql, q->sql_len);
+    ex->res = NULL;
+    ex->st = NULL;
+    ex->st_cached = ex->cols_sent = ex->extra_set = ex->rebind = false;
+    ex->stmt_flag = 0;
+    ex->burst = 0;
+    ex->ncols = 0;
+    ex->rows = ex->affected = ex->insert_id = 0;
+    ex->step_begin = true;
+    event_active(ex->ev_step, 0, 0);
+}
