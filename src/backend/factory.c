@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 
+#include "backend/mysql/backend_mysql.h"
 #include "backend/pg/backend_pg.h"
 #include "backend/sqlite/backend_sqlite.h"
 #include "backend/factory.h"
@@ -13,7 +14,7 @@ static const struct backend_driver *driver_for(enum backend_type type)
     switch (type) {
     case BACKEND_SQLITE: return &backend_sqlite_driver;
     case BACKEND_POSTGRES: return &backend_pg_driver;
-    case BACKEND_MYSQL: return NULL;
+    case BACKEND_MYSQL: return &backend_mysql_driver;
     }
     return NULL;
 }
@@ -24,12 +25,8 @@ const struct backend_driver *factory_driver(enum backend_type type, char *errbuf
 
     if (drv)
         return drv;
-    if (type == BACKEND_MYSQL)
-        snprintf(errbuf, errlen, "pool type \"mysql\" is not supported yet: the MySQL/MariaDB "
-                 "driver is planned; use a \"sqlite\" or \"postgres\" pool for now");
-    else
-        snprintf(errbuf, errlen, "pool type \"%s\" is not supported by this build of dbpoold "
-                 "(supported: sqlite, postgres)", backend_type_name(type));
+    snprintf(errbuf, errlen, "pool type \"%s\" is not supported by this build of dbpoold "
+             "(supported: sqlite, postgres, mysql)", backend_type_name(type));
     return drv;
 }
 
