@@ -324,6 +324,7 @@ void pg_conn_free(struct backend_conn *c)
         PQclear(c->cur);
     free(c->pp.mem);
     stmt_cache_free(c->sc);
+    free(c->dealloc);
     free(c->cols);
     free(c->decl);
     free(c->vals);

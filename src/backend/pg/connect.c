@@ -124,7 +124,7 @@ static void connect_succeeded(struct backend_conn *c)
     pg_disarm_io(c);
     c->connected = true;
     if (!c->sc && c->cfg->statement_cache_size > 0)
-        c->sc = stmt_cache_new((unsigned)c->cfg->statement_cache_size);   /* NULL: no caching */
+        c->sc = stmt_cache_new((unsigned)c->cfg->statement_cache_size, NULL, NULL);   /* NULL: no caching */
     snprintf(c->server_info, sizeof(c->server_info), "PostgreSQL %s", version ? version : "");
     backend_result_ok(&r, 'I');
     pg_complete(c, &r);

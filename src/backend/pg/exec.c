@@ -268,12 +268,14 @@ static int send_exec(struct backend_conn *c)
 static int queue_stage(struct backend_conn *c)
 {
     const struct pg_params *pp = &c->pp;
+    const char *sql;
 
     switch (c->stage) {
     case ST_ROLLBACK:
         return PQsendQuery(c->pg, "ROLLBACK");
     case ST_DEALLOC:
-        return PQsendQuery(c->pg, stmt_cache_garbage(c->sc));
+        sql = pg_stmt_dealloc_sql(c->sc, &c->dealloc, &c->dealloc_cap);
+        return sql ? PQsendQuery(c->pg, sql) : 0;
     case ST_BEGIN:
         return PQsendQuery(c->pg, c->begin_sql);
     case ST_PREPARE:
@@ -318,6 +320,7 @@ void pg_send_stage(struct backend_conn *c, bool in_callback)
 static bool stage_needed(const struct backend_conn *c, enum stage st)
 {
     bool prepare = c->verdict == SC_PREPARE;
+    size_t ngarbage;
 
     switch (st) {
     case ST_ROLLBACK:
@@ -325,7 +328,7 @@ static bool stage_needed(const struct backend_conn *c, enum stage st)
     case ST_DEALLOC:
         /* Only outside a transaction: in a failed one DEALLOCATE would fail,
          * and it need not run inside the client's. */
-        return prepare && stmt_cache_garbage(c->sc) && c->txstate == 'I';
+        return prepare && stmt_cache_garbage(c->sc, &ngarbage) && c->txstate == 'I';
     case ST_BEGIN:
         return prepare && c->begin_sql;   /* else it is pipelined with the statement */
     case ST_PREPARE:
@@ -391,8 +394,8 @@ static void start_send(struct backend_conn *c, const struct backend_query *q)
         return;
     }
     c->ddl = !(q->flags & BQ_INTERNAL) && is_ddl(q->sql, q->sql_len);
-    if (c->sc && c->txstate != 'E' && !(q->flags & BQ_INTERNAL) && stmt_cacheable(q->sql, q->sql_len))
-        c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, q->sql_len, c->pp.types, n, &c->ref);
+    if (c->sc && c->txstate != 'E' && !(q->flags & BQ_INTERNAL) && pg_stmt_cacheable(q->sql, q->sql_len))
+        c->verdict = pg_stmt_lookup(c->sc, c->pp.sql, q->sql_len, c->pp.types, n, &c->ref);
     /* A count mismatch is refused here, before anything is sent: the
      * server would abort the transaction over it (too few), or, with the
      * parameter types declared, accept and ignore the surplus (too many).

@@ -10,7 +10,8 @@
  * list (its header: conn.h, cancel.h, ...), never one below:
  *
  *   pg_internal.h   the connection struct and its states (this file)
- *   pg_stmtcache.c  the per-connection cache of prepared statements
+ *   pg_stmtcache.c  statement names and DEALLOCATE text for the generic
+ *                   statement cache (backend/stmtcache.c)
  *   conn.c      the connection's events, the life of one operation (start,
  *               complete, fail now or from the loop), the idle watch
  *   cancel.c    cancel requests on helper threads, the wait for them
@@ -287,11 +288,13 @@ struct backend_conn {
     struct pg_params pp;         /* the statement and its parameters (pp.mem owned) */
     enum stage stage;
     enum stmt_verdict verdict;   /* SC_UNNAMED, or executed by the name in ref */
-    struct stmt_ref ref;
+    struct pg_stmt_ref ref;
     bool retried;                /* re-prepared once after the server dropped the plan */
     bool stale_plan;             /* the server refused a cached plan (0A000, result type) */
 
     struct stmt_cache *sc;       /* prepared statements (owned); NULL when caching is off */
+    char *dealloc;               /* the garbage list's DEALLOCATE text (owned), and */
+    size_t dealloc_cap;          /* its buffer's size */
 
     /* Idle watch (only while op == OP_NONE; see "IDLE WATCH"). */
     bool watching;

@@ -604,7 +604,7 @@ static bool next_stage(struct backend_conn *c)
     case ST_PREPARE:
         if (c->have_err)
             return false;      /* the statement does not parse: the client hears why */
-        (void)stmt_cache_add(c->sc, &c->ref, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n);
+        (void)pg_stmt_add(c->sc, &c->ref, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n);
         break;
     case ST_EXEC:
         return false;
@@ -676,7 +676,7 @@ static bool stale_statement(struct backend_conn *c, char tx)
     if (gone)
         stmt_cache_clear(c->sc);
     else
-        stmt_cache_forget(c->sc, &c->ref);
+        stmt_cache_forget(c->sc, &c->ref.r);
     if (c->retried || c->cols_sent || c->canceled ||
         PQstatus(c->pg) == CONNECTION_BAD || c->input_failed || c->force_broken)
         return false;
@@ -685,7 +685,7 @@ static bool stale_statement(struct backend_conn *c, char tx)
     c->retried = true;
     c->have_err = c->stale_plan = false;
     c->affected = c->rows_seen = 0;
-    c->verdict = stmt_cache_lookup(c->sc, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n, &c->ref);
+    c->verdict = pg_stmt_lookup(c->sc, c->pp.sql, c->pp.sql_len, c->pp.types, c->pp.n, &c->ref);
     if (tx != 'I') {
         /* The transaction this operation opened failed at its first
          * statement, before the client saw anything of it: roll it back,
