@@ -18,6 +18,7 @@
  * needs no special case. The same event continues a resumed stream.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -54,7 +55,7 @@ static bool close_garbage(struct mysql_conn *c)
     struct my_exec *ex = c->ex;
     MYSQL_STMT *st;
 
-    while ((st = my_stmt_garbage_pop(&ex->sc))) {
+    while ((st = my_stmt_next_close(ex))) {
         int status = mysql_stmt_close_start(&c->ret_bool, st);
         if (status) {
             ex->closing = st;
@@ -171,10 +172,7 @@ static void prepare_done(struct mysql_conn *c)
         my_rs_fail(c);   /* the handle is closed before the next statement */
         return;
     }
-    if (my_stmt_put(&ex->sc, ex->sql, ex->sql_len, ex->st)) {
-        ex->st_cached = true;
-        ex->stmt_flag = BR_PREPARED;
-    }
+    my_stmt_prepared(ex);
     execute(c);
 }
 
@@ -193,7 +191,7 @@ static void prepared(struct mysql_conn *c)
     struct my_exec *ex = c->ex;
     int status;
 
-    ex->st = my_stmt_get(&ex->sc, ex->sql, ex->sql_len);
+    ex->st = my_stmt_lookup(ex);
     if (ex->st) {
         ex->st_cached = true;
         ex->stmt_flag = BR_CACHED;

@@ -162,18 +162,9 @@ static bool yield(struct mysql_conn *c)
 
 /* --------------------------------------------------- completion, errors */
 
-/* The statement's handle is finished with: a one-off one is closed before
- * the next statement. */
-static void end_statement(struct my_exec *ex)
-{
-    if (ex->st && !ex->st_cached)
-        (void)my_stmt_discard(&ex->sc, ex->st);
-    ex->st = NULL;
-}
-
 static void complete(struct mysql_conn *c, const struct backend_result *r)
 {
-    end_statement(c->ex);
+    my_stmt_end(c->ex);   /* a one-off handle is closed before the next statement */
     my_complete(c, r);
 }
 
@@ -214,12 +205,9 @@ static void handle_error(struct mysql_conn *c, struct backend_result *r)
     }
     if (r->err.vendor_code == ER_LOCK_DEADLOCK)
         r->txstate = 'I';   /* the server rolled the transaction back */
-    if (ex->st && ex->st_cached &&
-        (r->err.vendor_code == ER_UNKNOWN_STMT_HANDLER || r->err.vendor_code == ER_NEED_REPREPARE)) {
-        my_stmt_forget(&ex->sc, ex->st);   /* to the garbage: prepared afresh next time */
-        ex->st_cached = false;
-        ex->st = NULL;
-    }
+    if (ex->st &&
+        (r->err.vendor_code == ER_UNKNOWN_STMT_HANDLER || r->err.vendor_code == ER_NEED_REPREPARE))
+        my_stmt_forget(ex);   /* prepared afresh next time */
 }
 
 void my_rs_fail(struct mysql_conn *c)

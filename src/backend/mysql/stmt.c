@@ -1,11 +1,12 @@
 /*
- * stmt.c — the MySQL driver's exec-side state and its cache of server-side
- * prepared statements (stmt.h explains the cache and its rules), plus the
- * driver hooks that act on them: schema_changed, a dropped server session,
- * freeing with the connection.
+ * stmt.c — the MySQL driver's exec-side state and its prepared statements
+ * (stmt.h explains the rules): the generic cache (backend/stmtcache.h)
+ * holding MYSQL_STMT handles, the queue of handles to close before the
+ * next statement, and the driver hooks that act on them: schema_changed,
+ * a dropped server session, freeing with the connection.
  *
- * Nothing here talks to the server: handles to close go on the garbage
- * list, which exec.c drains inside the next operation.
+ * Nothing here talks to the server: exec.c closes what the queue holds,
+ * inside the next operation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,33 +16,31 @@
 
 #include "backend/mysql/mysql_internal.h"
 #include "backend/mysql/stmt.h"
+#include "backend/stmtcache.h"
 
-/* FNV-1a over the SQL text. */
-static uint64_t sql_hash(const char *sql, size_t len)
+/* The cache's drop callback: a handle the library has detached from the
+ * connection (mysql_reset_connection, mysql_close), so closing it only
+ * frees memory. */
+static void drop_detached(uintptr_t handle, void *arg)
 {
-    uint64_t h = 1469598103934665603ull;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)sql[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    (void)arg;
+    (void)mysql_stmt_close((MYSQL_STMT *)handle);
 }
 
-static bool garbage_reserve(struct my_stmt_cache *sc, size_t want)
+static bool closeq_reserve(struct my_exec *ex, size_t want)
 {
-    MYSQL_STMT **g;
-    size_t cap = sc->garbage_cap ? sc->garbage_cap : 8;
+    size_t cap = ex->closeq_cap ? ex->closeq_cap : 8;
+    MYSQL_STMT **q;
 
-    if (want <= sc->garbage_cap)
+    if (want <= ex->closeq_cap)
         return true;
     while (cap < want)
         cap *= 2;
-    g = realloc(sc->garbage, cap * sizeof(*g));
-    if (!g)
+    q = realloc(ex->closeq, cap * sizeof(*q));
+    if (!q)
         return false;
-    sc->garbage = g;
-    sc->garbage_cap = cap;
+    ex->closeq = q;
+    ex->closeq_cap = cap;
     return true;
 }
 
@@ -56,14 +55,14 @@ struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step)
     if (!ex)
         return NULL;
     my_settings(c->cfg, &s);
-    ex->sc.cap = s.statement_cache_size;
     ex->ev_step = event_new(c->base, -1, 0, on_step, c);
-    if (ex->sc.cap)
-        ex->sc.e = calloc(ex->sc.cap, sizeof(*ex->sc.e));
-    if (!ex->ev_step || (ex->sc.cap && !ex->sc.e) || !garbage_reserve(&ex->sc, ex->sc.cap + 8)) {
+    if (s.statement_cache_size)
+        ex->sc = stmt_cache_new(s.statement_cache_size, drop_detached, NULL);
+    if (!ex->ev_step || (s.statement_cache_size && !ex->sc) || !closeq_reserve(ex, 8)) {
         if (ex->ev_step)
             event_free(ex->ev_step);
-        free(ex->sc.e);
+        if (ex->sc)
+            stmt_cache_free(ex->sc);
         free(ex);
         return NULL;
     }
@@ -73,114 +72,83 @@ struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step)
 
 /* ---------------------------------------------------------------- cache */
 
-static struct my_stmt_entry *find(struct my_stmt_cache *sc, const char *sql, size_t len)
+MYSQL_STMT *my_stmt_lookup(struct my_exec *ex)
 {
-    uint64_t h = sql_hash(sql, len);
-
-    for (unsigned i = 0; i < sc->n; i++) {
-        struct my_stmt_entry *e = &sc->e[i];
-        if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0)
-            return e;
-    }
-    return NULL;
+    memset(&ex->ref, 0, sizeof(ex->ref));
+    ex->verdict = ex->sc ? stmt_cache_lookup(ex->sc, ex->sql, ex->sql_len, NULL, 0, &ex->ref)
+                         : SC_UNNAMED;
+    return ex->verdict == SC_PREPARED ? (MYSQL_STMT *)ex->ref.handle : NULL;
 }
 
-MYSQL_STMT *my_stmt_get(struct my_stmt_cache *sc, const char *sql, size_t len)
+void my_stmt_prepared(struct my_exec *ex)
 {
-    struct my_stmt_entry *e = sc->n ? find(sc, sql, len) : NULL;
-
-    if (!e)
-        return NULL;
-    e->used = ++sc->clock;
-    return e->st;
+    if (ex->verdict != SC_PREPARE)
+        return;   /* first sight (or no cache): closed after this execution */
+    /* Kept; or, out of memory, on the cache's garbage list: the cache owns
+     * it either way. */
+    if (stmt_cache_add(ex->sc, &ex->ref, (uintptr_t)ex->st, ex->sql, ex->sql_len, NULL, 0))
+        ex->stmt_flag = BR_PREPARED;
+    ex->st_cached = true;
 }
 
-bool my_stmt_discard(struct my_stmt_cache *sc, MYSQL_STMT *st)
+void my_stmt_forget(struct my_exec *ex)
 {
-    if (!garbage_reserve(sc, sc->ngarbage + 1))
-        return false;
-    sc->garbage[sc->ngarbage++] = st;
-    return true;
+    if (ex->st_cached && ex->sc)
+        stmt_cache_forget(ex->sc, &ex->ref);   /* onto the garbage list */
 }
 
-/* Remove entry i (its handle to the garbage). */
-static void drop_entry(struct my_stmt_cache *sc, unsigned i)
+void my_stmt_end(struct my_exec *ex)
 {
-    struct my_stmt_entry *e = &sc->e[i];
-
-    (void)my_stmt_discard(sc, e->st);
-    free(e->sql);
-    sc->e[i] = sc->e[--sc->n];
+    if (ex->st && !ex->st_cached && closeq_reserve(ex, ex->nclose + 1))
+        ex->closeq[ex->nclose++] = ex->st;
+    /* (out of memory: the handle's memory is lost, the server closes it
+     * with the connection) */
+    ex->st = NULL;
 }
 
-bool my_stmt_put(struct my_stmt_cache *sc, const char *sql, size_t len, MYSQL_STMT *st)
+/* The cache's garbage joins the close queue. */
+static void take_garbage(struct my_exec *ex)
 {
-    struct my_stmt_entry *e;
-    unsigned lru = 0;
-    char *copy;
+    size_t n = 0;
+    const struct stmt_garbage *g = ex->sc ? stmt_cache_garbage(ex->sc, &n) : NULL;
 
-    if (sc->cap == 0 || !garbage_reserve(sc, sc->ngarbage + 2))
-        return false;
-    copy = malloc(len ? len : 1);
-    if (!copy)
-        return false;
-    if (len)
-        memcpy(copy, sql, len);
-    if (sc->n == sc->cap) {
-        for (unsigned i = 1; i < sc->n; i++)
-            if (sc->e[i].used < sc->e[lru].used)
-                lru = i;
-        drop_entry(sc, lru);
-    }
-    e = &sc->e[sc->n++];
-    e->hash = sql_hash(sql, len);
-    e->sql = copy;
-    e->len = len;
-    e->st = st;
-    e->used = ++sc->clock;
-    return true;
+    if (!g || !closeq_reserve(ex, ex->nclose + n))
+        return;
+    for (size_t i = 0; i < n; i++)
+        ex->closeq[ex->nclose++] = (MYSQL_STMT *)g[i].handle;
+    stmt_cache_garbage_done(ex->sc);
 }
 
-void my_stmt_forget(struct my_stmt_cache *sc, MYSQL_STMT *st)
+MYSQL_STMT *my_stmt_next_close(struct my_exec *ex)
 {
-    for (unsigned i = 0; i < sc->n; i++) {
-        if (sc->e[i].st == st) {
-            drop_entry(sc, i);
-            return;
-        }
-    }
-}
-
-static void forget_all(struct my_stmt_cache *sc)
-{
-    while (sc->n > 0)
-        drop_entry(sc, sc->n - 1);
-}
-
-MYSQL_STMT *my_stmt_garbage_pop(struct my_stmt_cache *sc)
-{
-    return sc->ngarbage ? sc->garbage[--sc->ngarbage] : NULL;
-}
-
-unsigned my_stmt_count(const struct my_stmt_cache *sc)
-{
-    return sc->n;
+    take_garbage(ex);
+    return ex->nclose ? ex->closeq[--ex->nclose] : NULL;
 }
 
 /* ------------------------------------------------------- driver hooks */
 
 void my_schema_changed(struct mysql_conn *c)
 {
-    if (c->ex)
-        forget_all(&c->ex->sc);
+    if (c->ex && c->ex->sc)
+        stmt_cache_forget_all(c->ex->sc);
+}
+
+/* Every handle of the close queue, detached from the server: freed. */
+static void drop_queue(struct my_exec *ex)
+{
+    while (ex->nclose > 0)
+        drop_detached((uintptr_t)ex->closeq[--ex->nclose], NULL);
 }
 
 void my_stmt_dropped(struct mysql_conn *c)
 {
-    /* The server forgot them; closing the handles sends a COM_STMT_CLOSE
-     * it ignores, and frees the library's memory. */
-    if (c->ex)
-        forget_all(&c->ex->sc);
+    struct my_exec *ex = c->ex;
+
+    if (!ex)
+        return;
+    if (ex->sc)
+        stmt_cache_clear(ex->sc);
+    drop_queue(ex);
 }
 
 static void free_buffers(struct my_exec *ex)
@@ -193,27 +161,24 @@ static void free_buffers(struct my_exec *ex)
     free(ex->cells);
     free(ex->rbind);
     free(ex->pbind);
+    free(ex->closeq);
 }
 
 /* After mysql_close(): the handles are detached from the connection, so
- * mysql_stmt_close only frees memory. */
+ * closing them only frees memory. */
 void my_exec_free(struct mysql_conn *c)
 {
     struct my_exec *ex = c->ex;
-    MYSQL_STMT *st;
 
     if (!ex)
         return;
     c->ex = NULL;
-    forget_all(&ex->sc);
-    if (ex->st && !ex->st_cached)
-        (void)my_stmt_discard(&ex->sc, ex->st);
+    my_stmt_end(ex);
     if (ex->closing)
-        (void)my_stmt_discard(&ex->sc, ex->closing);
-    while ((st = my_stmt_garbage_pop(&ex->sc)))
-        (void)mysql_stmt_close(st);
-    free(ex->sc.garbage);
-    free(ex->sc.e);
+        drop_detached((uintptr_t)ex->closing, NULL);   /* its close never finished */
+    drop_queue(ex);
+    if (ex->sc)
+        stmt_cache_free(ex->sc);
     free_buffers(ex);
     event_free(ex->ev_step);
     free(ex);

@@ -7,23 +7,24 @@
  * THE STATEMENT CACHE
  *
  * A statement with parameters runs as a server-side prepared statement
- * (binary protocol). MySQL has no unnamed statement to run once, so a
- * statement is prepared the first time its connection sees it and kept,
- * keyed by its SQL text (the server does not type the placeholders: one
- * handle serves any parameter types), up to statementCacheSize statements
- * per connection; the least recently used one is evicted when full. With
- * statementCacheSize 0 every statement is prepared, executed and closed.
+ * (binary protocol), through the generic cache (backend/stmtcache.h) with
+ * the PostgreSQL driver's rules: a statement is kept the second time its
+ * connection sees it (statementCacheSize per connection, least recently
+ * used evicted; 0 = off). MySQL has no unnamed statement, so a statement
+ * seen for the first time is prepared, executed and closed. The key is the
+ * SQL text alone: the server does not type the placeholders, one handle
+ * serves any parameter types.
  *
- * Evicted, forgotten and one-off handles go on a garbage list; exec.c
- * closes them (COM_STMT_CLOSE, which the server does not answer) with
- * mysql_stmt_close_start/cont before the next statement, so that nothing
- * is ever sent outside an operation. The rules follow the PostgreSQL
- * driver's: DDL through the pool (schema_changed) forgets every statement;
- * a reset of the server session (mysql_reset_connection) has dropped them
- * on the server already: the handles are still closed, which costs a
- * write the server ignores. The server itself re-prepares a statement
- * whose tables changed; a statement it refuses to re-prepare (1615) or no
- * longer knows (1243) is forgotten.
+ * Handles to close (evicted, forgotten, one-off) are taken into the
+ * connection's close queue; exec.c closes them (COM_STMT_CLOSE, which the
+ * server does not answer) with mysql_stmt_close_start/cont before the next
+ * statement, so nothing is ever sent outside an operation. DDL through the
+ * pool (schema_changed) forgets every statement. A reset of the server
+ * session (mysql_reset_connection) dropped them on the server and detached
+ * the handles in the library: they are freed without a word to the server,
+ * as after mysql_close. The server re-prepares a statement whose tables
+ * changed on its own; one it refuses to re-prepare (1615) or no longer
+ * knows (1243) is forgotten.
  */
 #ifndef DBPOOLD_BACKEND_MYSQL_STMT_H
 #define DBPOOLD_BACKEND_MYSQL_STMT_H
@@ -37,22 +38,7 @@
 
 #include "backend/mysql/mysql_internal.h"
 #include "backend/mysql/mysql_types.h"
-
-struct my_stmt_entry {
-    uint64_t hash;
-    char *sql;                 /* owned copy of the key */
-    size_t len;
-    MYSQL_STMT *st;
-    uint64_t used;             /* LRU clock */
-};
-
-struct my_stmt_cache {
-    unsigned cap, n;
-    uint64_t clock;
-    struct my_stmt_entry *e;   /* cap entries */
-    MYSQL_STMT **garbage;      /* handles to close before the next statement */
-    size_t ngarbage, garbage_cap;
-};
+#include "backend/stmtcache.h"
 
 /* What the continuation after a result set's cleanup does. */
 enum my_after { AFTER_NEXT = 0, AFTER_FAIL };
@@ -96,7 +82,11 @@ struct my_exec {
     size_t pcap;
     MYSQL_BIND *pbind;         /* parameters */
 
-    struct my_stmt_cache sc;
+    struct stmt_cache *sc;     /* NULL when statementCacheSize is 0 */
+    enum stmt_verdict verdict; /* of the running statement */
+    struct stmt_ref ref;
+    MYSQL_STMT **closeq;       /* handles to close before the next statement */
+    size_t nclose, closeq_cap;
 };
 
 #pragma GCC visibility push(hidden)
@@ -104,20 +94,19 @@ struct my_exec {
 /* c->ex, created on first use (NULL when out of memory). */
 struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step);
 
-/* The cached handle for this SQL, or NULL. */
-MYSQL_STMT *my_stmt_get(struct my_stmt_cache *sc, const char *sql, size_t len);
-/* Keep st for this SQL (evicting the least recently used); false when the
- * cache is off or out of memory: the caller then treats st as one-off. */
-bool my_stmt_put(struct my_stmt_cache *sc, const char *sql, size_t len, MYSQL_STMT *st);
-/* Forget st (it stays open until the garbage is closed). */
-void my_stmt_forget(struct my_stmt_cache *sc, MYSQL_STMT *st);
-/* Put a handle on the garbage list; false when out of memory (the caller
- * then frees it with the connection: it is never lost). */
-bool my_stmt_discard(struct my_stmt_cache *sc, MYSQL_STMT *st);
-/* The next handle to close, or NULL. */
-MYSQL_STMT *my_stmt_garbage_pop(struct my_stmt_cache *sc);
-/* Statements cached (the tests). */
-unsigned my_stmt_count(const struct my_stmt_cache *sc);
+/* Look the running statement (ex->sql) up: its cached handle, or NULL
+ * (prepare it, then call my_stmt_prepared). */
+MYSQL_STMT *my_stmt_lookup(struct my_exec *ex);
+/* ex->st was prepared: kept by the cache (ex->st_cached) or one-off. */
+void my_stmt_prepared(struct my_exec *ex);
+/* The server refused ex->st for good: forget it (closed before the next
+ * statement). */
+void my_stmt_forget(struct my_exec *ex);
+/* The running statement is over: a one-off handle joins the close queue. */
+void my_stmt_end(struct my_exec *ex);
+/* The next handle to close before the statement (taken off the queue), or
+ * NULL when there is none. */
+MYSQL_STMT *my_stmt_next_close(struct my_exec *ex);
 
 #pragma GCC visibility pop
 
