@@ -100,6 +100,7 @@ static const struct key_spec mysql_keys[] = {
     COMMON_POOL_KEYS,
     SERVER_POOL_KEYS,
     { "charset", K_STRING, POFF(charset), 0, 0, NULL, F_NONEMPTY, NULL },
+    { "statementCacheSize", K_INT, POFF(statement_cache_size), 0, 65536, NULL, 0, NULL },
 };
 
 _Static_assert(NELEMS(cf_daemon_keys) <= MAX_KEYS, "raise MAX_KEYS");
@@ -212,6 +213,7 @@ void cf_pool_defaults(struct loader *ld, struct pool_config *p)
     } else {
         p->port = 3306;
         cf_set_str(ld, &p->charset, "utf8mb4");
+        p->statement_cache_size = 256;
     }
 }
 
