@@ -305,12 +305,15 @@ void my_complete(struct mysql_conn *c, const struct backend_result *res)
     backend_done_fn done = c->done;
     void *arg = c->arg;
 
-    if (c->kill) {
-        /* The KILL may still reach the server: hold the result (cancel.c). */
+    if (c->depth == 0) {
+        /* Inside a driver call (connect, exec, ...), not one of our
+         * callbacks: report from the loop, never from inside the call. */
         c->res = r;
-        c->phase = MPH_KILL_WAIT;
-        my_wait_cancel(c);
-        my_io_pause(c);
+        my_defer_result(c);
+        return;
+    }
+    if (c->kill) {
+        my_kill_hold(c, &r);   /* the KILL may still reach the server (cancel.c) */
         return;
     }
     if (r.broken)

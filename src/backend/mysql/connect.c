@@ -80,14 +80,19 @@ static void connect_failed(struct mysql_conn *c)
     struct my_settings s;
     struct backend_result r;
     char where[160];
+    int32_t vendor;
+    char state[sizeof(r.err.sqlstate)];
 
     my_settings(c->cfg, &s);
     describe_server(c, &s, where, sizeof(where));
     my_error_from_handle(c, &r);
-    backend_result_error(&r, DBPOOL_E_UNAVAILABLE, r.err.sqlstate, 'I',
+    vendor = r.err.vendor_code;
+    memcpy(state, r.err.sqlstate, sizeof(state));
+    backend_result_error(&r, DBPOOL_E_UNAVAILABLE, state, 'I',
                          "cannot connect to MySQL at %s: %s (check that the server runs and "
                          "the pool's host, port, username and password)", where,
                          c->m && *mysql_error(c->m) ? mysql_error(c->m) : "connection failed");
+    r.err.vendor_code = vendor;
     r.broken = true;
     my_drop_conn(c);
     my_complete(c, &r);
@@ -184,7 +189,7 @@ static void connected(struct mysql_conn *c)
     else
         snprintf(c->server_info, sizeof(c->server_info), "MySQL %s", v ? v : "");
     c->connected = true;   /* for the session statements; reset on failure */
-    c->step = 0;
+    c->step = c->side ? 2 : 0;   /* a KILL's side connection needs no settings */
     session_step(c);
 }
 
@@ -243,7 +248,8 @@ static void begin_connection(struct mysql_conn *c, const char *addr)
 
     my_settings(c->cfg, &s);
     sock = s.host && s.host[0] == '/';
-    snprintf(c->addr, sizeof(c->addr), "%s", addr ? addr : "");
+    if (addr != c->addr)
+        snprintf(c->addr, sizeof(c->addr), "%s", addr ? addr : "");
     c->m = mysql_init(NULL);
     if (!c->m || !set_options(c, &s)) {
         my_drop_conn(c);
@@ -260,17 +266,12 @@ static void begin_connection(struct mysql_conn *c, const char *addr)
         my_wait(c, status, connect_cont);
         return;
     }
-    /* Finished at once (a refused socket): report from the loop. */
-    if (!c->ret_mysql) {
-        my_error_from_handle(c, &c->res);
-        c->res.err.code = DBPOOL_E_UNAVAILABLE;
-        c->res.broken = true;
-        my_drop_conn(c);
-        my_defer_result(c);
-        return;
-    }
-    c->phase = MPH_RUNNING;
-    connected(c);   /* completes through the session steps */
+    /* Finished at once (a Unix socket, or refused): a completion inside
+     * this call is deferred to the loop (my_complete). */
+    if (!c->ret_mysql)
+        connect_failed(c);
+    else
+        connected(c);
 }
 
 static void on_resolved(evutil_socket_t fd, short what, void *arg)
@@ -313,6 +314,10 @@ void my_connect(struct mysql_conn *c, backend_done_fn done, void *arg)
         return;
     }
     c->lost_seen = false;
+    if (c->side && c->addr[0]) {   /* cancel.c: the address the main connection used */
+        begin_connection(c, c->addr);
+        return;
+    }
     c->addr[0] = '\0';
     if (s.timeout_ms > 0) {   /* covers name resolution too */
         my_timeval_ms(&tv, s.timeout_ms);

@@ -138,17 +138,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (c->phase == MPH_CONNECTING || c->phase == MPH_RESOLVING ||
         (c->op == MOP_CONNECT && c->phase == MPH_RUNNING))
         my_connect_timed_out(c);
-    else if (c->kill)
+    else if (c->phase == MPH_KILL_WAIT)
         my_kill_timed_out(c);
     my_leave(c);
 }
 
 /* Nothing here blocks (my_drop_conn); a KILL or a resolver still running
  * goes on without the connection. */
-static void drv_close(struct backend_conn *b)
+void my_close(struct mysql_conn *c)
 {
-    struct mysql_conn *c = my_conn(b);
-
     if (!c || c->closed)
         return;
     my_unwatch_idle(c);
@@ -164,8 +162,8 @@ static void drv_close(struct backend_conn *b)
         my_conn_free(c);
 }
 
-static struct backend_conn *drv_conn_new(const struct pool_config *cfg, struct event_base *base,
-                                         enum backend_role role, char *errbuf, size_t errlen)
+struct mysql_conn *my_conn_create(const struct pool_config *cfg, struct event_base *base,
+                                  enum backend_role role, char *errbuf, size_t errlen)
 {
     struct my_settings s;
     struct mysql_conn *c;
@@ -203,7 +201,18 @@ static struct backend_conn *drv_conn_new(const struct pool_config *cfg, struct e
         my_conn_free(c);
         return NULL;
     }
-    return (struct backend_conn *)(void *)c;
+    return c;
+}
+
+static struct backend_conn *drv_conn_new(const struct pool_config *cfg, struct event_base *base,
+                                         enum backend_role role, char *errbuf, size_t errlen)
+{
+    return (struct backend_conn *)(void *)my_conn_create(cfg, base, role, errbuf, errlen);
+}
+
+static void drv_close(struct backend_conn *b)
+{
+    my_close(my_conn(b));
 }
 
 /* ---------------------------------------------------- pool-level calls */

@@ -174,6 +174,9 @@ struct mysql_conn {
     void *lost_arg;
 
     struct my_exec *ex;          /* exec side; NULL until it needs one */
+
+    bool side;                   /* a KILL's side connection (cancel.c): connects to
+                                    addr as given, no session settings */
 };
 
 /* The pool's handle is the driver's struct. */
@@ -256,8 +259,15 @@ void my_connect(struct mysql_conn *c, backend_done_fn done, void *arg);
 void my_connect_timed_out(struct mysql_conn *c);
 void my_resolve_forget(struct mysql_conn *c);
 
+/* ---- driver.c (for cancel.c's side connections) */
+struct mysql_conn *my_conn_create(const struct pool_config *cfg, struct event_base *base,
+                                  enum backend_role role, char *errbuf, size_t errlen);
+void my_close(struct mysql_conn *c);
+
 /* ---- cancel.c */
 void my_cancel(struct mysql_conn *c);
+/* my_complete with a KILL in flight: keep the result until it is answered. */
+void my_kill_hold(struct mysql_conn *c, const struct backend_result *res);
 /* The KILL for this operation is answered or failed: release a held result. */
 void my_kill_finished(struct mysql_conn *c);
 void my_kill_timed_out(struct mysql_conn *c);
@@ -267,7 +277,10 @@ void my_kill_forget(struct mysql_conn *c);
 /* ---- exec side (exec.c, results.c, stmt.c: helper "myexec") */
 void my_exec(struct mysql_conn *c, const struct backend_query *q,
              const struct backend_sink *sink, void *arg);
-/* Continue row delivery after sink->row returned false. */
+/* Continue row delivery after sink->row returned false. cancel() calls it
+ * too, for a paused stream, with c->canceled set: the exec side then reads
+ * and drops the rest until the KILL ends the statement (never leaves a
+ * half-read connection). */
 void my_resume(struct mysql_conn *c);
 /* DDL ran on the pool: forget cached prepared statements. */
 void my_schema_changed(struct mysql_conn *c);
