@@ -104,6 +104,8 @@ typedef struct dbpool_error {
     int code;            /* dbpool_code */
     char sqlstate[6];    /* five characters + NUL, or "" when the backend has none */
     char message[512];
+    int32_t vendor_code; /* the database's own error number, 0 when it has none
+                            (doc/protocol.md, "Vendor codes") */
 } dbpool_error;
 
 typedef struct dbpool_column {

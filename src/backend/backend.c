@@ -1,7 +1,9 @@
 /*
  * backend.c — small helpers shared by the backend drivers (backend.h):
- * filling completion results and the lexical statement classifier used to
- * route autocommit statements to reader or writer connections.
+ * filling completion results, the SQL standard's transaction statements and
+ * a reset() by ROLLBACK for the drivers that use them, and the lexical
+ * statement classifier used to route autocommit statements to reader or
+ * writer connections.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -31,6 +33,30 @@ void backend_result_error(struct backend_result *r, int code, const char *sqlsta
     va_start(ap, fmt);
     vsnprintf(r->err.message, sizeof(r->err.message), fmt, ap);
     va_end(ap);
+}
+
+const char *backend_standard_tx_sql(enum backend_tx_op op)
+{
+    switch (op) {
+    case BTX_COMMIT: return "COMMIT";
+    case BTX_ROLLBACK: return "ROLLBACK";
+    case BTX_SAVEPOINT: return "SAVEPOINT";
+    case BTX_RELEASE: return "RELEASE SAVEPOINT";
+    case BTX_ROLLBACK_TO: return "ROLLBACK TO SAVEPOINT";
+    }
+    return "ROLLBACK";   /* not reached: every op is listed */
+}
+
+/* Drivers copy the sink when the operation starts: it may live here. */
+void backend_reset_by_rollback(void (*exec)(struct backend_conn *c, const struct backend_query *q,
+                                            const struct backend_sink *sink, void *arg),
+                               struct backend_conn *c, backend_done_fn done, void *arg)
+{
+    static const char rollback[] = "ROLLBACK";
+    const struct backend_query q = { rollback, sizeof(rollback) - 1, NULL, 0, BQ_INTERNAL, NULL };
+    const struct backend_sink sink = { NULL, NULL, done };
+
+    exec(c, &q, &sink, arg);
 }
 
 size_t sql_skip_space_and_comments(const char *s, size_t len, size_t i)

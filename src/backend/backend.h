@@ -11,8 +11,9 @@
  *
  * At most one operation runs on a connection at a time. The caller keeps SQL
  * text and parameters valid until the operation completes or the connection
- * is closed, whichever comes first; the struct backend_query itself need not
- * outlive the exec() call.
+ * is closed, whichever comes first; the struct backend_query and the struct
+ * backend_sink themselves need not outlive the exec() call (drivers copy
+ * what they keep).
  * A completion callback is the driver's last action for that operation: the
  * callback may start the next operation on the same connection (the pool
  * hands a released connection straight to a waiting client) or close it.
@@ -172,6 +173,14 @@ void backend_result_ok(struct backend_result *r, char txstate);
 void backend_result_error(struct backend_result *r, int code, const char *sqlstate,
                           char txstate, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* For drivers whose server speaks the SQL standard's transaction
+ * statements: tx_sql() answering "COMMIT", "ROLLBACK", "SAVEPOINT",
+ * "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"; and reset() as a ROLLBACK
+ * run through the driver's own exec (the daemon's statement, BQ_INTERNAL). */
+const char *backend_standard_tx_sql(enum backend_tx_op op);
+void backend_reset_by_rollback(void (*exec)(struct backend_conn *c, const struct backend_query *q,
+                                            const struct backend_sink *sink, void *arg),
+                               struct backend_conn *c, backend_done_fn done, void *arg);
 /* Index of the first byte at or after i that is not whitespace or inside a
  * -- line comment or a block comment (len when there is none). */
 size_t sql_skip_space_and_comments(const char *s, size_t len, size_t i);

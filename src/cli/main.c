@@ -495,11 +495,16 @@ static void json_row(const dbpool_column *cols, const dbpool_value *vals, size_t
 
 /* ------------------------------------------------------------ running SQL */
 
+/* dbpool: ERROR [SQL 23505, vendor 2067]: message (the vendor code when there is one) */
 static void print_error(const dbpool_error *e)
 {
+    char vendor[32] = "";
+
+    if (e->vendor_code != 0)
+        snprintf(vendor, sizeof vendor, ", vendor %d", (int)e->vendor_code);
     fflush(stdout);
-    fprintf(stderr, "dbpool: ERROR [%s%s%s]: %s\n", dbpool_code_name(e->code),
-            e->sqlstate[0] ? " " : "", e->sqlstate, e->message);
+    fprintf(stderr, "dbpool: ERROR [%s%s%s%s]: %s\n", dbpool_code_name(e->code),
+            e->sqlstate[0] ? " " : "", e->sqlstate, vendor, e->message);
 }
 
 /* Streams the rows of a statement that returned a result set. */

@@ -344,7 +344,8 @@ void proto_put_ready(struct pbuf *b, char txstate)
 }
 
 void proto_put_error(struct pbuf *b, uint16_t code, const char *sqlstate,
-                     const char *message, char txstate, int32_t stmt_index)
+                     const char *message, char txstate, int32_t stmt_index,
+                     int32_t vendor_code)
 {
     size_t f = proto_frame_begin(b, PT_ERROR);
     pbuf_put_u16(b, code);
@@ -352,6 +353,7 @@ void proto_put_error(struct pbuf *b, uint16_t code, const char *sqlstate,
     pbuf_put_cstr(b, message);
     pbuf_put_u8(b, (uint8_t)txstate);
     pbuf_put_i32(b, stmt_index);
+    pbuf_put_i32(b, vendor_code);
     proto_frame_end(b, f);
 }
 
@@ -643,7 +645,8 @@ bool proto_get_error(const void *payload, size_t len, struct proto_error *out)
     uint8_t tx = preader_u8(&r);
     out->txstate = (char)tx;
     out->stmt_index = preader_i32(&r);
-    return preader_done(&r) && valid_txstate(tx);
+    out->vendor_code = preader_left(&r) > 0 ? preader_i32(&r) : 0;
+    return !r.err && valid_txstate(tx);   /* what a later revision appends is skipped */
 }
 
 /* ------------------------------------------------------------------ UTF-8 */

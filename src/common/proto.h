@@ -44,7 +44,8 @@ enum proto_type {
     PT_ROW = 'r',        /* u16 ncols, value * ncols */
     PT_STMT_DONE = 's',  /* i64 rows_affected, i64 last_insert_id */
     PT_READY = 'z',      /* u8 txstate: the request succeeded */
-    PT_ERROR = 'e',      /* u16 code, str sqlstate, str message, u8 txstate, i32 stmt_index (-1 if n/a) */
+    PT_ERROR = 'e',      /* u16 code, str sqlstate, str message, u8 txstate, i32 stmt_index (-1 if n/a),
+                            i32 vendor_code (0 if none) */
 };
 
 #define PB_ATOMIC 0x01
@@ -92,7 +93,8 @@ void proto_put_row(struct pbuf *b, size_t ncols, const dbpool_value *vals);
 void proto_put_stmt_done(struct pbuf *b, int64_t affected, int64_t last_id);
 void proto_put_ready(struct pbuf *b, char txstate);
 void proto_put_error(struct pbuf *b, uint16_t code, const char *sqlstate,
-                     const char *message, char txstate, int32_t stmt_index);
+                     const char *message, char txstate, int32_t stmt_index,
+                     int32_t vendor_code);
 
 /* Frame length (type byte + payload, the value of the length field) of the
  * ROW frame proto_put_row would encode, without encoding it: lets the daemon
@@ -150,6 +152,7 @@ struct proto_error {
     struct proto_str message;
     char txstate;
     int32_t stmt_index;
+    int32_t vendor_code;       /* 0 when the frame ends before it (an older daemon) */
 };
 
 /* Decoders return true on success. They fail on truncation, trailing bytes,
@@ -165,6 +168,8 @@ bool proto_get_batch(const void *payload, size_t len, uint32_t max_params,
                      struct proto_stmt **stmts, size_t *n);
 void proto_stmts_free(struct proto_stmt *stmts, size_t n);
 bool proto_get_begin(const void *payload, size_t len, uint8_t *flags);
+/* ERROR, like HELLO_OK, grows by appending: fields after vendor_code are
+ * skipped, a frame that ends after stmt_index has vendor_code 0. */
 bool proto_get_error(const void *payload, size_t len, struct proto_error *out);
 
 /* Daemon -> client frames (used by libdbpool). */

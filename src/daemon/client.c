@@ -127,7 +127,7 @@ static void plan_env(const struct client *c, struct plan_env *env)
 {
     const struct daemon_config *dc = c->s->cfg;
 
-    env->drv = pool_driver(c->pool);
+    env->pool = c->pool;
     env->bound = c->sv != NULL;
     env->bound_role = c->sv ? server_role(c->sv) : ROLE_WRITER;
     env->shutting_down = c->s->shutting_down;
@@ -185,7 +185,7 @@ static const struct backend_sink client_sink = { on_columns, on_row, on_step_don
 
 static void exec_step(struct client *c)
 {
-    struct step *s = request_next_query(c->req, &c->tx, pool_driver(c->pool), server_role(c->sv));
+    struct step *s = request_next_query(c->req, &c->tx, c->pool, server_role(c->sv));
 
     client_set_state(c, CL_ACTIVE);
     if (s->user && !client_arm_stmt_timer(c)) {
@@ -236,7 +236,7 @@ static void finish_request(struct client *c, const struct backend_error *err, in
     if (c->sv && request_tx_releases_server(&c->tx))
         unbind(c);
     if (err)
-        client_send_error(c, err->code, err->sqlstate, err->message, index);
+        client_send_request_error(c, err, index);
     else
         client_send_ready(c);
     if (c->fatal) {
@@ -293,7 +293,7 @@ static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
     c->pool = p;
     pool_client_attach(p);
     client_set_state(c, CL_IDLE);
-    proto_put_hello_ok(client_scratch(c), pool_driver(p)->name, "dbpoold " PACKAGE_VERSION_STR,
+    proto_put_hello_ok(client_scratch(c), pool_backend_name(p), "dbpoold " PACKAGE_VERSION_STR,
                        dc->max_frame_size, (uint16_t)(dc->max_params > 65535 ? 65535 : dc->max_params),
                        (uint16_t)dc->max_batch_statements);   /* config: at most 65535 */
     if (!client_flush(c)) {
@@ -341,7 +341,7 @@ static void start_request(struct client *c)
     if (how == START_READY)
         answered_now(c, type);
     else if (how == START_ERROR)
-        client_send_error(c, err.code, err.sqlstate, err.message, index);
+        client_send_request_error(c, &err, index);
     else if (how == START_SHUTDOWN)
         client_shutdown_close(c);
     else
@@ -360,7 +360,7 @@ static bool known_request(uint8_t type)
 static void handle_cancel(struct client *c)
 {
     static const struct backend_error canceled = {
-        DBPOOL_E_CANCELED, "57014", "canceled while waiting for a server connection"
+        DBPOOL_E_CANCELED, "57014", "canceled while waiting for a server connection", 0
     };
 
     if (!client_busy(c))
@@ -594,7 +594,7 @@ static void refuse(int fd, const char *msg)
     struct pbuf b;
 
     pbuf_init(&b);
-    proto_put_error(&b, DBPOOL_E_LIMIT, "53300", msg, 'I', -1);
+    proto_put_error(&b, DBPOOL_E_LIMIT, "53300", msg, 'I', -1, 0);
     if (!b.oom) {
         ssize_t w = write(fd, b.data, b.len);   /* best effort on a fresh socket */
         (void)w;

@@ -457,7 +457,7 @@ void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
 
 /* ----------------------------------------------------- release and reset */
 
-static const char *const rollback_sql = "ROLLBACK";
+static void server_on_done(void *arg, const struct backend_result *res);
 
 static void reset_done(void *arg, const struct backend_result *res)
 {
@@ -470,15 +470,19 @@ static void reset_done(void *arg, const struct backend_result *res)
 
 static const struct backend_sink reset_sink = { NULL, NULL, reset_done };
 
+/* The driver makes the connection fit for the next client (PostgreSQL and
+ * SQLite: ROLLBACK). Its completion passes server_on_done like a
+ * statement's: it is counted, and a broken connection is noted. */
 static void server_reset(struct pool *p, struct server *sv)
 {
-    struct backend_query q = { rollback_sql, strlen(rollback_sql), NULL, 0, BQ_INTERNAL, NULL };
-
     log_info("server_reset", "pool=%s server=%llu reason=\"client left a transaction open\"",
              p->cfg->name, (unsigned long long)sv->id);
     set_state(sv, SV_RESETTING);
     sv->abandoned = false;
-    server_exec(sv, &q, &reset_sink, sv);
+    sv->csink = &reset_sink;
+    sv->carg = sv;
+    sv->op_running = true;
+    p->drv->reset(sv->conn, server_on_done, sv);
 }
 
 void pool_release(struct pool *p, struct server *sv)
@@ -846,9 +850,31 @@ const struct pool_config *pool_config(const struct pool *p)
     return p->cfg;
 }
 
-const struct backend_driver *pool_driver(const struct pool *p)
+const char *pool_backend_name(const struct pool *p)
 {
-    return p->drv;
+    return p->drv->name;
+}
+
+/* ---- the backend's SQL, for the session's transaction plan ---- */
+
+enum backend_role pool_route(const struct pool *p, const char *sql, size_t len)
+{
+    return p->drv->route(sql, len);
+}
+
+bool pool_begin_with(const struct pool *p)
+{
+    return p->drv->begin_with;
+}
+
+const char *pool_begin_sql(const struct pool *p, bool read_only, enum backend_role role)
+{
+    return p->drv->begin_sql(read_only, role);
+}
+
+const char *pool_tx_sql(const struct pool *p, enum backend_tx_op op)
+{
+    return p->drv->tx_sql(op);
 }
 
 bool pool_healthy(const struct pool *p)

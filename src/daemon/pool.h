@@ -7,7 +7,8 @@
  * runs operations through server_exec() & co. (so the pool sees every
  * completion: counters, broken connections), and gives it back with
  * pool_release() — or pool_abandon() when the client vanished mid-operation,
- * in which case the pool cancels the statement and rolls back before reuse.
+ * in which case the pool cancels the statement and has the driver reset the
+ * connection (driver->reset: ROLLBACK, ...) before reuse.
  *
  * Ownership: the daemon owns pools (pool_new / pool_free); a pool owns its
  * servers. Waiters are embedded in the client that waits (the client owns
@@ -86,7 +87,7 @@ int pool_start(struct pool *p, char *errbuf, size_t errlen);
 void pool_free(struct pool *p);
 
 const struct pool_config *pool_config(const struct pool *p);
-const struct backend_driver *pool_driver(const struct pool *p);
+const char *pool_backend_name(const struct pool *p);   /* "sqlite", "postgres", "mysql" */
 bool pool_healthy(const struct pool *p);
 void pool_get_stats(const struct pool *p, struct pool_stats *out);
 
@@ -102,11 +103,23 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
                             pool_grant_fn fn, void *arg);
 void pool_cancel_wait(struct pool *p, struct pool_waiter *w);
 /* Give a server back. No operation may be running on it. If it is inside a
- * transaction it is rolled back first; broken ones are closed. */
+ * transaction the driver resets it first (a reset that fails or leaves a
+ * transaction open closes it); broken ones are closed. */
 void pool_release(struct pool *p, struct server *sv);
 /* The client is gone: any running operation is cancelled and its callbacks
  * suppressed, then the server is rolled back and released. */
 void pool_abandon(struct pool *p, struct server *sv);
+
+/* The backend's side of the session's transaction plan (request.c): the
+ * session asks the pool, never the driver. pool_route: the role an
+ * autocommit statement goes to; pool_begin_with: a protocol BEGIN may be
+ * deferred to the next statement; pool_begin_sql / pool_tx_sql: the
+ * backend's spelling of BEGIN (for a server of that role), COMMIT,
+ * ROLLBACK and the savepoint statements (prefixes completed with a name). */
+enum backend_role pool_route(const struct pool *p, const char *sql, size_t len);
+bool pool_begin_with(const struct pool *p);
+const char *pool_begin_sql(const struct pool *p, bool read_only, enum backend_role role);
+const char *pool_tx_sql(const struct pool *p, enum backend_tx_op op);
 
 /* Operations on a server the caller holds (see backend.h for semantics). */
 void server_exec(struct server *sv, const struct backend_query *q,

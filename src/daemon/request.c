@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/pool.h"
 #include "daemon/request.h"
 
 /* ------------------------------------------------------------- memory */
@@ -95,17 +96,20 @@ static bool alloc_steps(struct request *r, size_t n)
     return r->steps != NULL;
 }
 
-static const char *savepoint_sql(struct request *r, int slot, const char *verb, int depth)
+/* The backend's savepoint statement (a prefix) completed with the name. */
+static const char *savepoint_sql(struct request *r, int slot, const struct pool *pool,
+                                 enum backend_tx_op op, int depth)
 {
-    snprintf(r->sql[slot], sizeof(r->sql[slot]), "%s dbpool_sp_%d", verb, depth);
+    snprintf(r->sql[slot], sizeof(r->sql[slot]), "%s dbpool_sp_%d", pool_tx_sql(pool, op), depth);
     return r->sql[slot];
 }
 
 /* Steps that open a transaction (or a savepoint inside one). */
-static void add_begin(struct request *r, const struct tx_state *tx, bool read_only)
+static void add_begin(struct request *r, const struct tx_state *tx, const struct pool *pool,
+                      bool read_only)
 {
     if (tx->txstate != 'I') {
-        add_sql(r, savepoint_sql(r, 0, "SAVEPOINT", tx->sp_depth + 1));
+        add_sql(r, savepoint_sql(r, 0, pool, BTX_SAVEPOINT, tx->sp_depth + 1));
         r->sp_delta = 1;
         return;
     }
@@ -115,21 +119,21 @@ static void add_begin(struct request *r, const struct tx_state *tx, bool read_on
     add_sql(r, "")->kind = STEP_BEGIN;
 }
 
-static void add_commit(struct request *r, int depth)
+static void add_commit(struct request *r, const struct pool *pool, int depth)
 {
     if (depth > 0)
-        add_sql(r, savepoint_sql(r, 1, "RELEASE SAVEPOINT", depth));
+        add_sql(r, savepoint_sql(r, 1, pool, BTX_RELEASE, depth));
     else
-        add_sql(r, "COMMIT")->commits = true;
+        add_sql(r, pool_tx_sql(pool, BTX_COMMIT))->commits = true;
 }
 
-static void add_rollback(struct request *r, int depth)
+static void add_rollback(struct request *r, const struct pool *pool, int depth)
 {
     if (depth > 0) {
-        add_sql(r, savepoint_sql(r, 0, "ROLLBACK TO SAVEPOINT", depth));
-        add_sql(r, savepoint_sql(r, 1, "RELEASE SAVEPOINT", depth));
+        add_sql(r, savepoint_sql(r, 0, pool, BTX_ROLLBACK_TO, depth));
+        add_sql(r, savepoint_sql(r, 1, pool, BTX_RELEASE, depth));
     } else {
-        add_sql(r, "ROLLBACK");
+        add_sql(r, pool_tx_sql(pool, BTX_ROLLBACK));
     }
 }
 
@@ -145,7 +149,7 @@ static bool build_query(struct request *r, const struct plan_env *env)
         return false;
     add_user_stmt(r, &r->stmts[0], -1);
     r->role = env->bound ? env->bound_role
-                         : env->drv->route(r->stmts[0].sql.p, r->stmts[0].sql.len);
+                         : pool_route(env->pool, r->stmts[0].sql.p, r->stmts[0].sql.len);
     if (r->role == ROLE_READER)
         r->steps[0].q.flags |= BQ_REQUIRE_READONLY;
     return true;
@@ -165,17 +169,18 @@ static bool build_batch(struct request *r, const struct tx_state *tx, const stru
     r->atomic = (flags & PB_ATOMIC) != 0;
     r->role = ROLE_WRITER;
     if (r->atomic)
-        add_begin(r, tx, false);
+        add_begin(r, tx, env->pool, false);
     for (size_t i = 0; i < r->nstmts; i++)
         add_user_stmt(r, &r->stmts[i], (int32_t)i);
     r->batch_savepoint = r->sp_delta != 0;
     if (r->atomic)
-        add_commit(r, r->batch_savepoint ? tx->sp_depth + 1 : 0);
+        add_commit(r, env->pool, r->batch_savepoint ? tx->sp_depth + 1 : 0);
     r->sp_delta = 0;   /* the batch's savepoint is released within the batch */
     return true;
 }
 
-static bool build_tx_request(struct request *r, const struct tx_state *tx)
+static bool build_tx_request(struct request *r, const struct tx_state *tx,
+                             const struct pool *pool)
 {
     uint8_t flags = 0;
 
@@ -184,18 +189,18 @@ static bool build_tx_request(struct request *r, const struct tx_state *tx)
     if (r->type == PT_BEGIN) {
         if (!proto_get_begin(r->frame, r->len, &flags) || (flags & ~PB_READ_ONLY))
             return false;
-        add_begin(r, tx, (flags & PB_READ_ONLY) != 0);
+        add_begin(r, tx, pool, (flags & PB_READ_ONLY) != 0);
         return true;
     }
     if (r->len != 0)
         return false;
     if (r->type == PT_COMMIT && tx->sp_depth == 0 && tx->txstate == 'E') {
         r->commit_became_rollback = true;
-        add_sql(r, "ROLLBACK");
+        add_sql(r, pool_tx_sql(pool, BTX_ROLLBACK));
     } else if (r->type == PT_COMMIT) {
-        add_commit(r, tx->sp_depth);
+        add_commit(r, pool, tx->sp_depth);
     } else {
-        add_rollback(r, tx->sp_depth);
+        add_rollback(r, pool, tx->sp_depth);
     }
     r->sp_delta = tx->sp_depth > 0 ? -1 : 0;
     return true;
@@ -206,6 +211,7 @@ static void set_error(struct backend_error *err, int code, const char *sqlstate,
     err->code = code;
     snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
     snprintf(err->message, sizeof(err->message), "%s", msg);
+    err->vendor_code = 0;
 }
 
 /* SQL and TEXT parameters must be UTF-8 (doc/protocol.md). A request that
@@ -225,6 +231,7 @@ static bool invalid_utf8(const struct request *r, struct backend_error *err, int
         else
             snprintf(what, sizeof(what), "TEXT parameter %d", where.param + 1);
         err->code = DBPOOL_E_SQL;
+        err->vendor_code = 0;
         memcpy(err->sqlstate, "22021", 6);
         snprintf(err->message, sizeof(err->message), "invalid byte sequence for encoding "
                  "\"UTF8\": 0x%02x at byte %zu of %s; send SQL and TEXT values as UTF-8 (binary "
@@ -275,7 +282,7 @@ static bool build(struct request *r, const struct tx_state *tx, const struct pla
     switch (r->type) {
     case PT_QUERY: return build_query(r, env);
     case PT_BATCH: return build_batch(r, tx, env);
-    default: return build_tx_request(r, tx);
+    default: return build_tx_request(r, tx, env->pool);
     }
 }
 
@@ -288,6 +295,7 @@ enum plan_start request_start(struct request *r, struct tx_state *tx, const stru
     if ((r->type == PT_PING || tx_end) && r->len != 0) {
         err->code = DBPOOL_E_PROTOCOL;
         err->sqlstate[0] = 0;
+        err->vendor_code = 0;
         snprintf(err->message, sizeof(err->message), "malformed %s frame: it has no payload",
                  proto_type_name(r->type));
         return START_MALFORMED;
@@ -298,11 +306,12 @@ enum plan_start request_start(struct request *r, struct tx_state *tx, const stru
         return end_without_server(r, tx, err);
     if (env->shutting_down && !env->bound && !tx->pending_begin)
         return START_SHUTDOWN;
-    if (r->type == PT_BEGIN && tx->txstate == 'I' && env->drv->begin_with)
+    if (r->type == PT_BEGIN && tx->txstate == 'I' && pool_begin_with(env->pool))
         return defer_begin(r, tx, err);
     if (!build(r, tx, env)) {
         err->code = DBPOOL_E_PROTOCOL;
         err->sqlstate[0] = 0;
+        err->vendor_code = 0;
         snprintf(err->message, sizeof(err->message), "malformed %s frame (or a limit was "
                  "exceeded: maxParams %u, maxBatchStatements %u)", proto_type_name(r->type),
                  env->max_params, env->max_batch_statements);
@@ -318,18 +327,18 @@ enum plan_start request_start(struct request *r, struct tx_state *tx, const stru
 /* ------------------------------------------------------------- running */
 
 struct step *request_next_query(struct request *r, struct tx_state *tx,
-                                const struct backend_driver *drv, enum backend_role role)
+                                const struct pool *pool, enum backend_role role)
 {
     struct step *s = &r->steps[r->cur];
 
     if (s->kind == STEP_BEGIN) {   /* its SQL depends on the server's role */
-        s->q.sql = drv->begin_sql(r->begin_read_only, role);
+        s->q.sql = pool_begin_sql(pool, r->begin_read_only, role);
         s->q.sql_len = strlen(s->q.sql);
     }
     if (s->user && tx->read_only)
         s->q.flags |= BQ_REQUIRE_READONLY;   /* enforced by drivers that route (SQLite) */
     if (tx->pending_begin) {   /* the deferred BEGIN goes with this step */
-        s->q.begin_sql = drv->begin_sql(tx->pending_read_only, role);
+        s->q.begin_sql = pool_begin_sql(pool, tx->pending_read_only, role);
         tx->pending_begin = false;
     }
     r->stmt_timed_out = false;
@@ -384,6 +393,7 @@ static void refused_result_error(const struct request *r, const struct backend_r
                                  const struct plan_env *env, struct backend_error *err)
 {
     err->code = DBPOOL_E_LIMIT;
+    err->vendor_code = 0;   /* the daemon's refusal (the statement's own error is in the text) */
     memcpy(err->sqlstate, "54000", 6);
     snprintf(err->message, sizeof(err->message),
              "a result %s is %llu bytes, above maxFrameSize (%u bytes), so it was not sent; %s%.200s%s "
@@ -410,7 +420,8 @@ static void step_error(const struct request *r, const struct backend_result *res
 
 /* An atomic batch failed: keep the error, roll back, report afterwards. */
 static void start_batch_rollback(struct request *r, const struct tx_state *tx,
-                                 const struct backend_error *err, int32_t index)
+                                 const struct plan_env *env, const struct backend_error *err,
+                                 int32_t index)
 {
     r->saved_err = malloc(sizeof(*r->saved_err));
     if (r->saved_err)
@@ -419,7 +430,7 @@ static void start_batch_rollback(struct request *r, const struct tx_state *tx,
     r->rolling_back = true;
     r->nsteps = 0;
     r->cur = 0;
-    add_rollback(r, r->batch_savepoint ? tx->sp_depth + 1 : 0);
+    add_rollback(r, env->pool, r->batch_savepoint ? tx->sp_depth + 1 : 0);
 }
 
 static void finish_with(struct plan_outcome *out, enum plan_action action,
@@ -455,7 +466,7 @@ void request_step_done(struct request *r, struct tx_state *tx, const struct back
                        const struct plan_env *env, struct plan_outcome *out)
 {
     static const struct backend_error ro = {
-        DBPOOL_E_SQL, "25006", "cannot execute a writing statement in a read-only transaction"
+        DBPOOL_E_SQL, "25006", "cannot execute a writing statement in a read-only transaction", 0
     };
     struct step *s = &r->steps[r->cur];
     struct backend_error err;
@@ -483,7 +494,7 @@ void request_step_done(struct request *r, struct tx_state *tx, const struct back
     if (!res->ok || r->refused_len) {
         step_error(r, res, env, &err);
         if (r->atomic && !r->rolling_back && tx->txstate != 'I') {
-            start_batch_rollback(r, tx, &err, s->index);
+            start_batch_rollback(r, tx, env, &err, s->index);
             out->action = PLAN_RUN;
             return;
         }
@@ -502,11 +513,11 @@ void request_all_done(const struct request *r, struct plan_outcome *out)
 {
     static const struct backend_error oom = {
         DBPOOL_E_INTERNAL, "", "a statement of the atomic batch failed and the batch was rolled "
-        "back (its error was lost: out of memory)"
+        "back (its error was lost: out of memory)", 0
     };
     static const struct backend_error aborted = {
         DBPOOL_E_TX_STATE, "25P02",
-        "the transaction had failed, so COMMIT rolled it back instead; nothing was committed"
+        "the transaction had failed, so COMMIT rolled it back instead; nothing was committed", 0
     };
 
     out->action = PLAN_FINISH;

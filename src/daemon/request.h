@@ -7,8 +7,9 @@
  * roll back an atomic batch, answer, or report a lost connection).
  *
  * client.c (the session) reads frames, holds the server and runs the steps;
- * this file decides. Everything here works on plain structs, so
- * tests/unit/test_request.c drives it without a daemon.
+ * this file decides. Everything here works on plain structs; of the pool it
+ * asks only the backend's SQL and routing (pool_tx_sql & co., never the
+ * driver), so tests/unit/test_request.c drives it without a daemon.
  *
  * Ownership: a struct request is one allocation holding the frame payload
  * right after it; the decoded statements and a step array too large for the
@@ -24,6 +25,8 @@
 
 #include "backend/backend.h"
 #include "common/proto.h"
+
+struct pool;
 
 #define REQUEST_MAX_EXTRA_STEPS 3   /* begin + commit, or rollback-to + release */
 
@@ -81,7 +84,7 @@ struct request {
 
 /* What the plan needs to know of the pool, the server and the limits. */
 struct plan_env {
-    const struct backend_driver *drv;   /* route(), begin_sql(), begin_with */
+    const struct pool *pool;            /* pool_route(), pool_begin_with(), pool_tx_sql() */
     bool bound;                         /* the session holds a server ... */
     enum backend_role bound_role;       /* ... of this role */
     bool shutting_down;                 /* no new transaction may start */
@@ -130,7 +133,7 @@ enum plan_start request_start(struct request *r, struct tx_state *tx, const stru
 /* The step to run now on a server of role `role` (sets its BEGIN SQL, a
  * deferred BEGIN, the read-only flag) and clears the per-statement fields. */
 struct step *request_next_query(struct request *r, struct tx_state *tx,
-                                const struct backend_driver *drv, enum backend_role role);
+                                const struct pool *pool, enum backend_role role);
 
 /* The running step completed with res: update tx and say what comes next. */
 void request_step_done(struct request *r, struct tx_state *tx, const struct backend_result *res,

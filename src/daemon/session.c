@@ -157,7 +157,7 @@ void client_lose(struct client *c)
     request_tx_reset(&c->tx);
     snprintf(msg, sizeof(msg), "%s; the session was closed and any open transaction rolled back "
              "(retry on a new session)", c->fatal ? c->fatal : "dbpoold failed");
-    proto_put_error(b, DBPOOL_E_INTERNAL, "", msg, 'I', -1);
+    proto_put_error(b, DBPOOL_E_INTERNAL, "", msg, 'I', -1, 0);
     if (!b->oom)
         (void)sockbuf_write(&c->io, b->data, b->len);   /* best effort */
     client_close(c);
@@ -173,7 +173,16 @@ void client_send_error(struct client *c, int code, const char *sqlstate, const c
 {
     struct pbuf *b = client_scratch(c);
 
-    proto_put_error(b, (uint16_t)code, sqlstate, msg, c->tx.txstate, index);
+    proto_put_error(b, (uint16_t)code, sqlstate, msg, c->tx.txstate, index, 0);
+    client_flush(c);
+}
+
+void client_send_request_error(struct client *c, const struct backend_error *err, int32_t index)
+{
+    struct pbuf *b = client_scratch(c);
+
+    proto_put_error(b, (uint16_t)err->code, err->sqlstate, err->message, c->tx.txstate, index,
+                    err->vendor_code);
     client_flush(c);
 }
 

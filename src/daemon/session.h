@@ -177,8 +177,11 @@ bool client_reading_frames(const struct client *c);
 struct pbuf *client_scratch(struct client *c);
 bool client_flush(struct client *c);
 size_t client_output_len(const struct client *c);
+/* An error the daemon makes itself (no vendor code)... */
 void client_send_error(struct client *c, int code, const char *sqlstate, const char *msg,
                        int32_t index);
+/* ...and a request's error, the database's vendor code included. */
+void client_send_request_error(struct client *c, const struct backend_error *err, int32_t index);
 void client_send_ready(struct client *c);
 
 /* Ending a session; callers return at once (c may be freed). */

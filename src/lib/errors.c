@@ -6,7 +6,8 @@
  */
 #include "lib/internal.h"
 
-const dbpool_error lib_no_conn_error = { DBPOOL_E_USAGE, "", "no connection (NULL dbpool_conn)" };
+const dbpool_error lib_no_conn_error = { DBPOOL_E_USAGE, "", "no connection (NULL dbpool_conn)",
+                                         0 };
 
 /* ------------------------------------------------------------ errors */
 
@@ -15,6 +16,7 @@ static void verror(dbpool_error *e, int code, const char *fmt, va_list ap)
 {
     e->code = code;
     e->sqlstate[0] = '\0';
+    e->vendor_code = 0;
     vsnprintf(e->message, sizeof e->message, fmt, ap);
 }
 

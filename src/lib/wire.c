@@ -55,6 +55,7 @@ bool lib_store_error(dbpool_conn *c, const uint8_t *p, size_t n)
     c->err.code = e.code;
     copy_str(c->err.sqlstate, sizeof c->err.sqlstate, &e.sqlstate);
     copy_str(c->err.message, sizeof c->err.message, &e.message);
+    c->err.vendor_code = e.vendor_code;
     c->err_index = e.stmt_index;
     c->tx = (dbpool_txstate)e.txstate;
     if (e.code == DBPOOL_E_SHUTDOWN)

@@ -80,8 +80,8 @@ static void proto_seeds(void)
     proto_put_ready(&b, 'T');
     save("proto", "daemon-answers", &b);
     pbuf_reset(&b);
-    proto_put_error(&b, DBPOOL_E_SQL, "42P01", "no such table: t", 'E', 3);
-    proto_put_error(&b, DBPOOL_E_LIMIT, "", "", 'I', -1);
+    proto_put_error(&b, DBPOOL_E_SQL, "42P01", "no such table: t", 'E', 3, 1);
+    proto_put_error(&b, DBPOOL_E_LIMIT, "", "", 'I', -1, 0);
     save("proto", "errors", &b);
     pbuf_free(&b);
 }

@@ -212,11 +212,14 @@ test_errors() {
     run dbpool --csv -c "select 1 as a" -c "selekt oops" -c "insert into t values (99)"
     CHECKS=$((CHECKS + 1))
     [ "$RC" -eq 1 ] || fail "an SQL error exits 1" "exit $RC"
-    expect_err "the error is on stderr with code and SQLSTATE" "ERROR \[SQL 42601\]"
+    expect_err "the error is on stderr with code, SQLSTATE and SQLite's code" \
+        "ERROR \[SQL 42601, vendor 1\]: .*syntax error"
     CHECKS=$((CHECKS + 1))
     [ "$OUT" = $'a\n1' ] || fail "output before the error is kept, nothing after" "$OUT"
     run dbpool --csv -c "select count(*) as n from t where a = 99"
     expect "-c after an error does not run" 0 $'n\n0'
+    run dbpool -c "select ?"
+    expect_err "errors SQLite did not number show no vendor code" "ERROR \[SQL 07001\]: "
 
     run "$DBPOOL_BIN" -S "$WORK/no-such.sock" -c "select 1"
     CHECKS=$((CHECKS + 1))

@@ -5,7 +5,7 @@
  *   handshake    HELLO, backend name, unknown pools
  *   values       every value type through parameters and back, metadata
  *   params       parameter count errors, injection attempts
- *   errors       SQLSTATE mapping
+ *   errors       SQLSTATE mapping, vendor codes
  *   streaming    large results, bounded daemon memory with a slow reader
  *   tx           protocol and SQL transactions, savepoints, read-only
  *   disconnect   clients vanishing inside transactions
@@ -504,6 +504,61 @@ Test(errors, sqlstates_of_common_failures)
     expect_sqlstate(c, "SELECT * FROM no_such_table", "42P01");
     expect_sqlstate(c, "SELECT no_such_column FROM t", "42703");
     cr_assert_eq(count_rows(c, "t"), 1);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* The database's own error number next to the SQLSTATE: what each backend
+ * says for a duplicate key and a syntax error (PostgreSQL has no numbers of
+ * its own: 0). */
+struct vendor_codes {
+    const char *backend, *dup_state, *syntax_state;
+    int32_t dup, syntax;
+};
+
+static const struct vendor_codes *vendor_codes_of(const char *backend)
+{
+    static const struct vendor_codes known[] = {
+        { "sqlite", "23505", "42601", 2067 /* SQLITE_CONSTRAINT_UNIQUE */, 1 /* SQLITE_ERROR */ },
+        { "postgres", "23505", "42601", 0, 0 },
+        { "mysql", "23000", "42000", 1062 /* ER_DUP_ENTRY */, 1064 /* ER_PARSE_ERROR */ },
+    };
+
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(known[i].backend, backend) == 0)
+            return &known[i];
+    cr_assert_fail("no vendor codes known for backend %s", backend);
+    return NULL;
+}
+
+static void expect_vendor(dbpool_conn *c, int rc, const char *what, const char *state,
+                          int32_t vendor)
+{
+    const dbpool_error *e = dbpool_last_error(c);
+
+    h_expect_error(c, rc, DBPOOL_E_SQL, what);
+    cr_assert_str_eq(e->sqlstate, state, "%s: SQLSTATE (message: %s)", what, e->message);
+    cr_assert_eq(e->vendor_code, vendor, "%s: vendor code %d, expected %d (message: %s)", what,
+                 e->vendor_code, vendor, e->message);
+}
+
+Test(errors, vendor_code_next_to_sqlstate)
+{
+    const struct vendor_codes *v = vendor_codes_of(P->name);
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    h_create_table(c, "t", "id INTEGER UNIQUE");
+    h_exec(c, "INSERT INTO t VALUES (1)");
+
+    int rc = dbpool_exec(c, h_sql("INSERT INTO t VALUES (1)"));
+    expect_vendor(c, rc, "duplicate key", v->dup_state, v->dup);
+    rc = dbpool_exec(c, h_sql("SELEKT 1"));
+    expect_vendor(c, rc, "syntax error", v->syntax_state, v->syntax);
+    /* the daemon's own errors have none, and it does not linger */
+    rc = dbpool_commit(c);
+    h_expect_error(c, rc, DBPOOL_E_TX_STATE, "COMMIT without a transaction");
+    cr_assert_eq(dbpool_last_error(c)->vendor_code, 0, "COMMIT without a transaction: %d",
+                 dbpool_last_error(c)->vendor_code);
     dbpool_close(c);
     h_stop_ok();
 }
@@ -1071,6 +1126,27 @@ Test(batch, atomic_failure_rolls_back_every_statement)
     dbpool_stmt good[] = { bad[0], bad[1] };
     must_ok(c, dbpool_batch(c, good, NSTMTS(good), 1, NULL, NULL), "atomic batch");
     cr_assert_str_eq(table_ints(c, "t"), "1,2");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* The failing statement's vendor code survives the batch's rollback. */
+Test(batch, atomic_failure_reports_the_statements_vendor_code)
+{
+    const struct vendor_codes *v = vendor_codes_of(P->name);
+    h_start(NULL);
+    dbpool_conn *c = h_connect();
+    h_create_table(c, "t", "id INTEGER UNIQUE");
+    dbpool_stmt dup[] = {
+        stmt("INSERT INTO t VALUES (1)", NULL, 0),
+        stmt("INSERT INTO t VALUES (1)", NULL, 0),
+    };
+    size_t failed = 77;
+
+    int rc = dbpool_batch(c, dup, NSTMTS(dup), 1, NULL, &failed);
+    expect_vendor(c, rc, "atomic batch with a duplicate key", v->dup_state, v->dup);
+    cr_assert_eq(failed, 1, "failed_index %zu", failed);
+    cr_assert_eq(count_rows(c, "t"), 0, "rows of a failed atomic batch survived");
     dbpool_close(c);
     h_stop_ok();
 }

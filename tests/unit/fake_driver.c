@@ -11,7 +11,7 @@
 
 struct fake_db fake;
 
-enum fake_op { OP_NONE, OP_CONNECT, OP_EXEC, OP_PING };
+enum fake_op { OP_NONE, OP_CONNECT, OP_EXEC, OP_PING, OP_RESET };
 
 struct backend_conn {
     struct event *done_ev;          /* completes the running operation */
@@ -20,7 +20,7 @@ struct backend_conn {
     bool canceled;
     char tx;                        /* 'I', 'T' */
     char tx_after;                  /* the exec's transaction state when it succeeds */
-    backend_done_fn done;           /* connect, ping */
+    backend_done_fn done;           /* connect, ping, reset */
     const struct backend_sink *sink;   /* exec */
     void *arg;
     void (*lost)(void *arg);        /* watch_idle */
@@ -47,7 +47,7 @@ static void fill_result(const struct backend_conn *c, struct backend_result *r)
     }
     switch (c->outcome) {
     case FAKE_OK:
-        backend_result_ok(r, c->op == OP_EXEC ? c->tx_after : c->tx);
+        backend_result_ok(r, c->op == OP_EXEC || c->op == OP_RESET ? c->tx_after : c->tx);
         return;
     case FAKE_FAIL:
         backend_result_error(r, c->op == OP_CONNECT ? DBPOOL_E_UNAVAILABLE : DBPOOL_E_SQL,
@@ -136,14 +136,26 @@ static void fake_exec(struct backend_conn *c, const struct backend_query *q,
         c->tx_after = 'T';
     else if (sql_is(q, "COMMIT") || sql_is(q, "ROLLBACK"))
         c->tx_after = 'I';
-    if ((q->flags & BQ_INTERNAL) && sql_is(q, "ROLLBACK")) {
-        fake.rollbacks++;
-        o = fake.rollback;
-    } else {
-        fake.execs++;
-        fake.last_exec = c;
-    }
+    fake.execs++;
+    fake.last_exec = c;
     start_op(c, OP_EXEC, o);
+}
+
+/* The scripted reset ends the transaction, or leaves fake.reset_tx. */
+static void fake_reset(struct backend_conn *c, backend_done_fn done, void *arg)
+{
+    c->done = done;
+    c->arg = arg;
+    c->tx_after = fake.reset_tx ? fake.reset_tx : 'I';
+    fake.resets++;
+    start_op(c, OP_RESET, fake.reset);
+}
+
+static const char *fake_tx_sql(enum backend_tx_op op)
+{
+    static const char *const sql[] = { "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT",
+                                       "ROLLBACK TO SAVEPOINT" };
+    return sql[op];
 }
 
 static void fake_ping(struct backend_conn *c, backend_done_fn done, void *arg)
@@ -235,6 +247,8 @@ const struct backend_driver fake_driver = {
     .resume = fake_resume,
     .txstate = fake_txstate,
     .close = fake_close,
+    .tx_sql = fake_tx_sql,
+    .reset = fake_reset,
     .server_info = fake_server_info,
     .watch_idle = fake_watch_idle,
     .unwatch_idle = fake_unwatch_idle,

@@ -9,7 +9,8 @@
  * global `fake` (the driver interface has no context pointer): succeed,
  * fail, hang until cancelled or finished by the test, or break the
  * connection. It keeps the transaction state a real server would ("BEGIN"
- * opens one, "COMMIT"/"ROLLBACK" end it) and counts what the pool did.
+ * opens one, "COMMIT"/"ROLLBACK" end it, reset() ends it unless scripted
+ * otherwise) and counts what the pool did.
  */
 #ifndef DBPOOLD_TEST_FAKE_DRIVER_H
 #define DBPOOLD_TEST_FAKE_DRIVER_H
@@ -27,13 +28,14 @@ enum fake_outcome {
 
 struct fake_db {
     /* the script: what the next operation of each kind does */
-    enum fake_outcome connect, exec, ping, rollback;   /* rollback: the pool's reset */
+    enum fake_outcome connect, exec, ping, reset;   /* reset: driver->reset() */
+    char reset_tx;            /* the txstate a successful reset leaves (0: 'I') */
     int writers;              /* pool_limits: writers (0: maxOpenConns) */
     int readers;              /* pool_limits: readers */
     /* what happened */
     int alive;                /* connection objects not closed */
     int alive_max;            /* the most alive at once */
-    int connects, connect_failures, execs, rollbacks, pings, closes, cancels;
+    int connects, connect_failures, execs, resets, pings, closes, cancels;
     struct backend_conn *last_new;    /* the latest connection created */
     struct backend_conn *last_exec;   /* the connection of the latest exec */
 };

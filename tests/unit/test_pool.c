@@ -472,7 +472,9 @@ Test(pool, a_down_pool_fails_fast_probes_and_recovers)
 
 /* ================================================================ reset */
 
-Test(pool, a_transaction_left_open_is_rolled_back_before_reuse)
+/* The pool asks the driver to reset the connection (its reset(), not a
+ * ROLLBACK statement of the pool's own) and reuses it once that is done. */
+Test(pool, a_transaction_left_open_is_reset_by_the_driver_before_reuse)
 {
     struct want a, b;
 
@@ -480,27 +482,76 @@ Test(pool, a_transaction_left_open_is_rolled_back_before_reuse)
     cr_assert_not_null(ask(&a, ROLE_WRITER));
     cr_assert_eq(run_sql(a.sv, "BEGIN").txstate, 'T');
     pool_release(P, a.sv);
-    cr_assert_eq(fake.rollbacks, 1);
-    cr_assert_eq(stats().servers_idle, 0, "idle before its rollback finished");
+    cr_assert_eq(fake.resets, 1, "the driver's reset() was not called");
+    cr_assert_eq(fake.execs, 1, "the pool ran a statement of its own to reset");
+    cr_assert_eq(stats().servers_idle, 0, "idle before its reset finished");
     cr_assert(AWAIT(stats().servers_idle == 1, 2000));
     struct server *sv = ask(&b, ROLE_WRITER);
     cr_assert(sv && server_txstate(sv) == 'I');
     pool_release(P, sv);
+    cr_assert_eq(fake.resets, 1, "a connection outside a transaction was reset");
     cr_assert_eq(fake.closes, 0);
+    stop_pool();
+}
+
+/* Left in a transaction, then reset with the given outcome: the
+ * connection must be closed, and the next client gets a new one. */
+static void reset_closes(enum fake_outcome how, char tx_after, const char *what)
+{
+    struct want a, b;
+
+    start_pool(true);
+    cr_assert_not_null(ask(&a, ROLE_WRITER));
+    cr_assert_eq(run_sql(a.sv, "BEGIN").txstate, 'T');
+    fake.reset = how;
+    fake.reset_tx = tx_after;
+    pool_release(P, a.sv);
+    cr_assert(AWAIT(fake.closes == 1, 2000), "a connection whose reset %s was kept", what);
+    cr_assert_eq(fake.resets, 1);
+    cr_assert_eq(stats().servers_idle, 0, "%s: the connection went back to idle", what);
+    fake.reset = FAKE_OK;
+    fake.reset_tx = 0;
+    ask(&b, ROLE_WRITER);
+    cr_assert(AWAIT(b.done, 2000), "%s: the next client was not served", what);
+    cr_assert(b.sv && server_txstate(b.sv) == 'I', "%s: the next client's connection", what);
+    cr_assert_eq(fake.connects, 2, "%s: no new connection for the next client", what);
+    pool_release(P, b.sv);
     stop_pool();
 }
 
 Test(pool, a_failed_reset_closes_the_connection)
 {
+    reset_closes(FAKE_FAIL, 0, "failed");
+}
+
+Test(pool, a_reset_that_breaks_the_connection_closes_it)
+{
+    reset_closes(FAKE_BREAK, 0, "broke the connection");
+}
+
+Test(pool, a_reset_that_leaves_a_transaction_open_closes_the_connection)
+{
+    reset_closes(FAKE_OK, 'T', "left a transaction open");
+}
+
+/* Abandoned inside a transaction while a statement runs: the statement is
+ * cancelled, then the driver resets the connection, then it is reused. */
+Test(pool, abandon_inside_a_transaction_cancels_then_resets)
+{
     struct want a;
+    struct op o;
 
     start_pool(true);
     cr_assert_not_null(ask(&a, ROLE_WRITER));
     cr_assert_eq(run_sql(a.sv, "BEGIN").txstate, 'T');
-    fake.rollback = FAKE_FAIL;
-    pool_release(P, a.sv);
-    cr_assert(AWAIT(fake.closes == 1, 2000), "a connection whose rollback failed was kept");
-    cr_assert_eq(stats().servers_open, 0);
+    fake.exec = FAKE_HANG;
+    start_sql(a.sv, "SELECT pg_sleep(60)", &o);
+    pool_abandon(P, a.sv);
+    cr_assert_eq(fake.cancels, 1);
+    cr_assert(AWAIT(stats().servers_idle == 1, 2000), "the abandoned connection never came back");
+    cr_assert_eq(fake.resets, 1, "the abandoned transaction was not reset");
+    cr_assert_eq(fake.closes, 0);
+    cr_assert(!o.done, "the vanished client's sink was called");
     stop_pool();
 }
 

@@ -763,7 +763,7 @@ Test(frame, error)
     struct proto_error e;
     pbuf_init(&b);
     proto_put_error(&b, DBPOOL_E_SQL, "42P01", "relation \"x\" does not exist",
-                    DBPOOL_TX_FAILED, 2);
+                    DBPOOL_TX_FAILED, 2, 0);
     const uint8_t *p = one_frame(&b, 0, PT_ERROR, &n);
     cr_assert(proto_get_error(p, n, &e));
     cr_assert_eq(e.code, DBPOOL_E_SQL);
@@ -771,7 +771,54 @@ Test(frame, error)
     cr_assert(str_eq(e.message, "relation \"x\" does not exist"));
     cr_assert_eq(e.txstate, 'E');
     cr_assert_eq(e.stmt_index, 2);
+    cr_assert_eq(e.vendor_code, 0);
     pbuf_free(&b);
+}
+
+/* The vendor code travels as a signed 32-bit number at the end of the frame. */
+Test(frame, error_vendor_code_round_trip)
+{
+    const int32_t codes[] = { 1062, 2067, 1, -1, INT32_MAX, INT32_MIN };
+    struct pbuf b;
+    uint32_t n;
+    struct proto_error e;
+
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        pbuf_init(&b);
+        proto_put_error(&b, DBPOOL_E_SQL, "23000", "Duplicate entry '1' for key 'PRIMARY'",
+                        DBPOOL_TX_ACTIVE, 4, codes[i]);
+        const uint8_t *p = one_frame(&b, 0, PT_ERROR, &n);
+        cr_assert(proto_get_error(p, n, &e), "vendor %d", codes[i]);
+        cr_assert_eq(e.vendor_code, codes[i]);
+        cr_assert_eq(e.stmt_index, 4);
+        cr_assert_eq(e.txstate, 'T');
+        cr_assert(str_eq(e.sqlstate, "23000"));
+        const uint8_t tail[4] = { (uint8_t)((uint32_t)codes[i] >> 24),
+                                  (uint8_t)((uint32_t)codes[i] >> 16),
+                                  (uint8_t)((uint32_t)codes[i] >> 8), (uint8_t)codes[i] };
+        cr_assert(memcmp(p + n - 4, tail, 4) == 0, "vendor_code is the last field, big-endian");
+        pbuf_free(&b);
+    }
+}
+
+/* An older daemon's ERROR ends after stmt_index (vendor code 0); a newer
+ * one may append fields, which are skipped. A partial vendor code is
+ * malformed. */
+Test(frame, error_without_or_beyond_vendor_code)
+{
+    const uint8_t old[] = { 0, 5, 0, 0, 0, 0, 0, 0, 0, 1, 'm', 'I', 0, 0, 0, 7 };
+    const uint8_t longer[] = { 0, 5, 0, 0, 0, 0, 0, 0, 0, 1, 'm', 'I', 0, 0, 0, 7,
+                               0, 0, 4, 0x26, 9, 9, 9 };
+    struct proto_error e;
+
+    cr_assert(proto_get_error(old, sizeof old, &e));
+    cr_assert_eq(e.stmt_index, 7);
+    cr_assert_eq(e.vendor_code, 0);
+    cr_assert(proto_get_error(longer, sizeof longer, &e));
+    cr_assert_eq(e.stmt_index, 7);
+    cr_assert_eq(e.vendor_code, 1062);
+    for (size_t cut = sizeof old + 1; cut < sizeof old + 4; cut++)
+        cr_assert(!proto_get_error(longer, cut, &e), "partial vendor code, %zu bytes", cut);
 }
 
 Test(frame, error_no_sqlstate_no_index)
@@ -780,7 +827,7 @@ Test(frame, error_no_sqlstate_no_index)
     uint32_t n;
     struct proto_error e;
     pbuf_init(&b);
-    proto_put_error(&b, DBPOOL_E_POOL_TIMEOUT, NULL, "timeout", DBPOOL_TX_IDLE, -1);
+    proto_put_error(&b, DBPOOL_E_POOL_TIMEOUT, NULL, "timeout", DBPOOL_TX_IDLE, -1, 0);
     const uint8_t *p = one_frame(&b, 0, PT_ERROR, &n);
     cr_assert(proto_get_error(p, n, &e));
     cr_assert_eq(e.sqlstate.len, 0);
@@ -795,7 +842,7 @@ Test(frame, error_bad_txstate_rejected)
     uint32_t n;
     struct proto_error e;
     pbuf_init(&b);
-    proto_put_error(&b, 1, "", "m", 'X', -1);
+    proto_put_error(&b, 1, "", "m", 'X', -1, 0);
     const uint8_t *p = one_frame(&b, 0, PT_ERROR, &n);
     cr_assert(!proto_get_error(p, n, &e));
     pbuf_free(&b);
@@ -881,11 +928,12 @@ Test(reject, hello_and_error_truncated_at_every_cut)
         free(c);
     }
     pbuf_reset(&b);
-    proto_put_error(&b, 5, "23505", "duplicate", 'T', 0);
+    proto_put_error(&b, 5, "23505", "duplicate", 'T', 0, 2067);
     p = one_frame(&b, 0, PT_ERROR, &n);
     for (size_t cut = 0; cut < n; cut++) {
         uint8_t *c = dup_n(p, cut);
-        cr_assert(!proto_get_error(c, cut, &e), "error cut %zu", cut);
+        /* n - 4 is a whole frame of a daemon before vendor_code */
+        cr_assert(proto_get_error(c, cut, &e) == (cut == n - 4), "error cut %zu", cut);
         free(c);
     }
     pbuf_free(&b);

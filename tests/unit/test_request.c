@@ -1,8 +1,10 @@
 /*
  * test_request.c — the transaction plan (src/daemon/request.c) without a
  * daemon, a socket or a database: frames are encoded with the library's
- * encoder, the driver is a plain struct with route() and begin_sql(), and
- * each step's result is a struct backend_result written by the test. Each
+ * encoder, the driver is a plain struct with route(), begin_sql() and
+ * tx_sql() behind a real pool that never connects (the plan asks the pool
+ * for them), and each step's result is a struct backend_result written by
+ * the test. Each
  * test checks which steps a request becomes and what the session is told to
  * do after each result.
  */
@@ -10,8 +12,10 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <event2/event.h>
 
 #include "common/proto.h"
+#include "daemon/pool.h"
 #include "daemon/request.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -27,20 +31,73 @@ static enum backend_role t_route(const char *sql, size_t len)
     return len >= 6 && strncmp(sql, "SELECT", 6) == 0 ? ROLE_READER : ROLE_WRITER;
 }
 
-/* A driver that runs BEGIN as its own statement, and one that opens the
- * transaction with the next statement (begin_with). */
+static void t_limits(const struct pool_config *cfg, int *writers, int *readers)
+{
+    (void)cfg;
+    *writers = 1;
+    *readers = 1;
+}
+
+/* A backend with its own spelling of every transaction statement. */
+static const char *odd_begin_sql(bool read_only, enum backend_role role)
+{
+    (void)role;
+    return read_only ? "START TRANSACTION READ ONLY" : "START TRANSACTION";
+}
+
+static const char *odd_tx_sql(enum backend_tx_op op)
+{
+    static const char *const sql[] = { "COMMIT WORK", "ROLLBACK WORK", "SAVEPOINT",
+                                       "RELEASE SAVEPOINT", "ROLLBACK WORK TO SAVEPOINT" };
+    return sql[op];
+}
+
+/* A driver that runs BEGIN as its own statement, one that opens the
+ * transaction with the next statement (begin_with), one that spells it
+ * all its own way. */
 static const struct backend_driver plain_drv = {
-    .name = "plain", .begin_sql = t_begin_sql, .route = t_route,
+    .name = "plain", .pool_limits = t_limits, .begin_sql = t_begin_sql,
+    .tx_sql = backend_standard_tx_sql, .route = t_route,
 };
 static const struct backend_driver deferring_drv = {
-    .name = "deferring", .begin_with = true, .begin_sql = t_begin_sql, .route = t_route,
+    .name = "deferring", .pool_limits = t_limits, .begin_with = true, .begin_sql = t_begin_sql,
+    .tx_sql = backend_standard_tx_sql, .route = t_route,
 };
+static const struct backend_driver odd_drv = {
+    .name = "odd", .pool_limits = t_limits, .begin_sql = odd_begin_sql, .tx_sql = odd_tx_sql,
+    .route = t_route,
+};
+
+/* The pool of drv: created, never started (it opens no connection). It
+ * lives as long as the test's process. */
+static const struct pool *pool_of(const struct backend_driver *drv)
+{
+    static struct event_base *base;
+    static struct pool_config cfg = { .name = "plan", .max_open_conns = 2 };
+    static struct { const struct backend_driver *drv; struct pool *pool; } pools[3];
+
+    if (!base)
+        base = event_base_new();
+    cr_assert_not_null(base);
+    for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
+        if (!pools[i].drv) {
+            pools[i].drv = drv;
+            pools[i].pool = pool_new(&cfg, drv, base);
+        }
+        if (pools[i].drv == drv) {
+            cr_assert_not_null(pools[i].pool);
+            return pools[i].pool;
+        }
+    }
+    cr_assert_fail("more drivers than pools");
+    return NULL;
+}
 
 static struct plan_env env_for(const struct backend_driver *drv)
 {
     struct plan_env env = {
-        .drv = drv, .max_params = 16, .max_batch_statements = 8, .max_frame_size = 4096,
-        .statement_timeout_ms = 250,
+        .pool = pool_of(drv), .max_params = 16, .max_batch_statements = 8,
+        .max_frame_size = 4096, .statement_timeout_ms = 250,
     };
     return env;
 }
@@ -123,7 +180,7 @@ static enum plan_start start(struct request *r, struct tx_state *tx, const struc
 static void step(struct request *r, struct tx_state *tx, const struct plan_env *env,
                  struct backend_result res, struct plan_outcome *out)
 {
-    request_next_query(r, tx, env->drv, ROLE_WRITER);
+    request_next_query(r, tx, env->pool, ROLE_WRITER);
     request_step_done(r, tx, &res, env, out);
 }
 
@@ -293,7 +350,7 @@ Test(plan_tx, deferred_begin_opens_with_the_next_statement)
     request_free(r);
     r = query_req("INSERT INTO t VALUES (1)");
     cr_assert_eq(start(r, &tx, &env), START_RUN);
-    struct step *s = request_next_query(r, &tx, env.drv, ROLE_WRITER);
+    struct step *s = request_next_query(r, &tx, env.pool, ROLE_WRITER);
     cr_assert_str_eq(s->q.begin_sql, "BEGIN", "the BEGIN goes with the statement");
     cr_assert_not(tx.pending_begin);
     struct backend_result res = ok_res('T');
@@ -328,7 +385,7 @@ Test(plan_tx, a_deferred_begin_refused_before_the_server_stays_pending)
     struct plan_outcome out;
 
     cr_assert_eq(start(r, &tx, &env), START_RUN);
-    request_next_query(r, &tx, env.drv, ROLE_WRITER);
+    request_next_query(r, &tx, env.pool, ROLE_WRITER);
     struct backend_result res = err_res(DBPOOL_E_SQL, "42601", 'I');
     request_step_done(r, &tx, &res, &env, &out);
     cr_assert_eq(out.action, PLAN_FINISH);
@@ -348,7 +405,7 @@ Test(plan_tx, begin_read_only_runs_on_its_own_and_marks_the_transaction)
 
     cr_assert_eq(start(r, &tx, &env), START_RUN);
     cr_assert_eq(r->role, ROLE_READER);
-    struct step *s = request_next_query(r, &tx, env.drv, ROLE_READER);
+    struct step *s = request_next_query(r, &tx, env.pool, ROLE_READER);
     cr_assert_str_eq(step_sql(r, 0), "BEGIN READ ONLY");
     cr_assert_not(s->user);
     struct backend_result res = ok_res('T');
@@ -360,7 +417,7 @@ Test(plan_tx, begin_read_only_runs_on_its_own_and_marks_the_transaction)
     env.bound = true;
     env.bound_role = ROLE_READER;
     cr_assert_eq(start(r, &tx, &env), START_RUN);
-    s = request_next_query(r, &tx, env.drv, ROLE_READER);
+    s = request_next_query(r, &tx, env.pool, ROLE_READER);
     cr_assert(s->q.flags & BQ_REQUIRE_READONLY, "statements of the transaction are checked");
     request_free(r);
 }
@@ -395,6 +452,63 @@ Test(plan_tx, nested_begin_commit_and_rollback_use_savepoints)
     cr_assert_eq(start(r, &tx, &env), START_RUN);
     cr_assert_str_eq(step_sql(r, 0), "COMMIT");
     cr_assert(r->steps[0].commits);
+    request_free(r);
+}
+
+/* Every transaction statement the daemon adds is the backend's, through
+ * the pool: BEGIN, COMMIT, ROLLBACK, the savepoints, an atomic batch's. */
+static void expect_steps(const struct request *r, const char *const *want, size_t n,
+                         const char *what)
+{
+    cr_assert_eq(r->nsteps, n, "%s: %zu steps", what, r->nsteps);
+    for (size_t i = 0; i < n; i++)
+        if (want[i])
+            cr_assert_str_eq(step_sql(r, i), want[i], "%s: step %zu", what, i);
+}
+
+static struct request *started(struct request *r, struct tx_state *tx, const struct plan_env *env)
+{
+    cr_assert_eq(start(r, tx, env), START_RUN);
+    return r;
+}
+
+Test(plan_tx, the_backends_own_transaction_sql_is_used)
+{
+    static const char *const one[] = { "INSERT INTO t VALUES (1)" };
+    struct tx_state idle = { .txstate = 'I' }, in_tx = { .txstate = 'T', .sp_depth = 1 };
+    struct tx_state failed = { .txstate = 'E' };
+    struct plan_env env = env_for(&odd_drv);
+    struct request *r;
+
+    r = started(begin_req(PB_READ_ONLY), &idle, &env);
+    request_next_query(r, &idle, env.pool, ROLE_WRITER);
+    expect_steps(r, (const char *const[]){ "START TRANSACTION READ ONLY" }, 1, "BEGIN");
+    request_free(r);
+    r = started(batch_req(PB_ATOMIC, one, 1), &idle, &env);
+    request_next_query(r, &idle, env.pool, ROLE_WRITER);
+    expect_steps(r, (const char *const[]){ "START TRANSACTION", NULL, "COMMIT WORK" }, 3,
+                 "atomic batch");
+    request_free(r);
+    env.bound = true;
+    r = started(batch_req(PB_ATOMIC, one, 1), &in_tx, &env);
+    expect_steps(r, (const char *const[]){ "SAVEPOINT dbpool_sp_2", NULL,
+                                           "RELEASE SAVEPOINT dbpool_sp_2" }, 3,
+                 "atomic batch in a transaction");
+    request_free(r);
+    r = started(empty_req(PT_ROLLBACK), &in_tx, &env);
+    expect_steps(r, (const char *const[]){ "ROLLBACK WORK TO SAVEPOINT dbpool_sp_1",
+                                           "RELEASE SAVEPOINT dbpool_sp_1" }, 2,
+                 "nested ROLLBACK");
+    request_free(r);
+    in_tx.sp_depth = 0;
+    r = started(empty_req(PT_COMMIT), &in_tx, &env);
+    expect_steps(r, (const char *const[]){ "COMMIT WORK" }, 1, "COMMIT");
+    request_free(r);
+    r = started(empty_req(PT_ROLLBACK), &in_tx, &env);
+    expect_steps(r, (const char *const[]){ "ROLLBACK WORK" }, 1, "ROLLBACK");
+    request_free(r);
+    r = started(empty_req(PT_COMMIT), &failed, &env);
+    expect_steps(r, (const char *const[]){ "ROLLBACK WORK" }, 1, "COMMIT of a failed transaction");
     request_free(r);
 }
 
@@ -520,7 +634,7 @@ Test(plan_result, statement_timeout_and_refused_rows_explain_themselves)
     struct plan_outcome out;
 
     cr_assert_eq(start(r, &tx, &env), START_RUN);
-    request_next_query(r, &tx, env.drv, ROLE_READER);
+    request_next_query(r, &tx, env.pool, ROLE_READER);
     r->stmt_timed_out = true;
     request_step_done(r, &tx, &res, &env, &out);
     cr_assert(strstr(out.err.message, "statementTimeout = 250 ms"), "%s", out.err.message);
@@ -528,7 +642,7 @@ Test(plan_result, statement_timeout_and_refused_rows_explain_themselves)
 
     r = query_req("SELECT repeat('x', 100000)");
     cr_assert_eq(start(r, &tx, &env), START_RUN);
-    request_next_query(r, &tx, env.drv, ROLE_READER);
+    request_next_query(r, &tx, env.pool, ROLE_READER);
     r->refused_len = 100005;
     res = ok_res('I');
     request_step_done(r, &tx, &res, &env, &out);

@@ -171,6 +171,14 @@ static const char *pg_begin_sql(bool read_only, enum backend_role role)
     return read_only ? "BEGIN READ ONLY" : "BEGIN";
 }
 
+/* A connection a client left inside a transaction (or a failed one):
+ * ROLLBACK, over the simple query protocol (BQ_INTERNAL), which works in
+ * any transaction state. */
+static void pg_reset(struct backend_conn *c, backend_done_fn done, void *arg)
+{
+    backend_reset_by_rollback(pg_exec, c, done, arg);
+}
+
 static enum backend_role pg_route(const char *sql, size_t len)
 {
     (void)sql;
@@ -196,6 +204,8 @@ const struct backend_driver backend_pg_driver = {
     .close = pg_close,
     .begin_with = true,
     .begin_sql = pg_begin_sql,
+    .tx_sql = backend_standard_tx_sql,
+    .reset = pg_reset,
     .route = pg_route,
     .server_info = pg_server_info,
     .watch_idle = pg_watch_idle,

@@ -422,6 +422,12 @@ static const char *sq_begin_sql(bool read_only, enum backend_role role)
     return (read_only || role == ROLE_READER) ? "BEGIN" : "BEGIN IMMEDIATE";
 }
 
+/* A connection a client left inside a transaction: ROLLBACK on its worker. */
+static void sq_reset(struct backend_conn *c, backend_done_fn done, void *arg)
+{
+    backend_reset_by_rollback(sq_exec, c, done, arg);
+}
+
 /* PRAGMA can write, so it goes to the writer. */
 static enum backend_role sq_route(const char *sql, size_t len)
 {
@@ -447,6 +453,8 @@ const struct backend_driver backend_sqlite_driver = {
     .txstate = sq_txstate,
     .close = sq_close,
     .begin_sql = sq_begin_sql,
+    .tx_sql = backend_standard_tx_sql,
+    .reset = sq_reset,
     .route = sq_route,
     .server_info = sq_server_info,
     .quiesce = sqd_quiesce,

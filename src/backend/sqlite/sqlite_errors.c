@@ -54,6 +54,10 @@ void sqd_canceled_result(struct backend_result *r)
  *   other SQLITE_BUSY after the busy timeout ""    "database is locked (...)"
  *   anything else                            ""
  *
+ * Every error SQLite reported carries its extended result code as the
+ * vendor code (2067 SQLITE_CONSTRAINT_UNIQUE, 1 SQLITE_ERROR, 5
+ * SQLITE_BUSY, ...); cancellation and the driver's own errors carry 0.
+ *
  * Driver-made errors: more than one statement 42601 (as PostgreSQL);
  * parameter count mismatch 07001 (dynamic SQL: wrong number of parameters).
  * Everything is DBPOOL_E_SQL except SQLITE_INTERRUPT. CANTOPEN, CORRUPT and
@@ -102,24 +106,23 @@ void sqd_sql_error(struct backend_conn *c, struct backend_result *r, int xrc,
         backend_result_error(r, DBPOOL_E_SQL, "40001", 'I',
                              "could not serialize access: another connection wrote since this "
                              "transaction read; roll back and retry (SQLITE_BUSY_SNAPSHOT)");
-        return;
-    }
-    if (prim == SQLITE_BUSY) {
+    } else if (prim == SQLITE_BUSY) {
         backend_result_error(r, DBPOOL_E_SQL, "", 'I',
                              "database is locked (another process holds the write lock; "
                              "busy timeout %llu ms)",
                              (unsigned long long)c->cfg->timeout_ms);
-        return;
+    } else {
+        if (prim == SQLITE_CONSTRAINT)
+            state = constraint_sqlstate(xrc);
+        else if (prim == SQLITE_READONLY)
+            state = "25006";
+        else if (prim == SQLITE_ERROR && at_prepare)
+            state = prepare_error_sqlstate(msg);
+        backend_result_error(r, DBPOOL_E_SQL, state, 'I', "%s (SQLITE_%s, extended code %d)",
+                             msg, primary_name(xrc), xrc);
+        r->broken = prim == SQLITE_CANTOPEN || prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB;
     }
-    if (prim == SQLITE_CONSTRAINT)
-        state = constraint_sqlstate(xrc);
-    else if (prim == SQLITE_READONLY)
-        state = "25006";
-    else if (prim == SQLITE_ERROR && at_prepare)
-        state = prepare_error_sqlstate(msg);
-    backend_result_error(r, DBPOOL_E_SQL, state, 'I', "%s (SQLITE_%s, extended code %d)",
-                         msg, primary_name(xrc), xrc);
-    r->broken = prim == SQLITE_CANTOPEN || prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB;
+    r->err.vendor_code = xrc;   /* the extended result code, e.g. 2067 SQLITE_CONSTRAINT_UNIQUE */
 }
 
 void sqd_oom_result(struct backend_result *r, const char *what)
