@@ -274,6 +274,7 @@ Test(mytypes, placeholder_count_must_match_the_parameters)
     const dbpool_error *e = dbpool_last_error(c);
     cr_assert_eq(e->code, DBPOOL_E_SQL);
     cr_assert_str_eq(e->sqlstate, "07001");
+    cr_assert_eq(e->vendor_code, 0, "a check of the daemon's has no vendor code");
     cr_assert(strstr(e->message, "2 ? placeholders but 3 parameters"), "message: %s", e->message);
     /* Fewer parameters, the same statement (cached) */
     rc = dbpool_query(c, "SELECT ?, ?", p, 1, &r);
@@ -378,8 +379,24 @@ Test(mytypes, ddl_implicit_commit_ends_the_transaction)
     cr_assert_eq(dbpool_txstate_of(c), DBPOOL_TX_IDLE, "the session did not follow the implicit "
                  "commit: txstate %c", dbpool_txstate_of(c));
     h_exec(c, "INSERT INTO mt_tx VALUES (2)");   /* autocommit now */
+    /* A DDL that fails still committed first (MySQL commits before it
+     * runs the statement); the error packet says nothing about it. */
+    cr_assert_eq(dbpool_begin(c, 0), 0);
+    h_exec(c, "INSERT INTO mt_tx VALUES (3)");
+    cr_assert_neq(dbpool_exec(c, "CREATE TABLE mt_tx2 (v INT)"), 0, "CREATE of an existing table");
+    cr_assert_eq(dbpool_last_error(c)->vendor_code, 1050, "vendor code %d",
+                 (int)dbpool_last_error(c)->vendor_code);
+    cr_assert_eq(dbpool_txstate_of(c), DBPOOL_TX_IDLE, "the session did not follow the commit "
+                 "of a failed DDL: txstate %c", dbpool_txstate_of(c));
+    /* A DDL refused by the parser commits nothing. */
+    cr_assert_eq(dbpool_begin(c, 0), 0);
+    h_exec(c, "INSERT INTO mt_tx VALUES (4)");
+    cr_assert_neq(dbpool_exec(c, "CREATE TABLE (broken"), 0);
+    cr_assert_eq(dbpool_txstate_of(c), DBPOOL_TX_ACTIVE, "txstate %c after a syntax error",
+                 dbpool_txstate_of(c));
+    cr_assert_eq(dbpool_rollback(c), 0);
     dbpool_conn *other = h_connect();
-    cr_assert_eq(h_scalar(other, "SELECT COUNT(*) FROM mt_tx"), 2);
+    cr_assert_eq(h_scalar(other, "SELECT COUNT(*) FROM mt_tx"), 3);
     dbpool_close(other);
     dbpool_close(c);
     h_stop_ok();
@@ -467,6 +484,7 @@ Test(mytypes, deadlock_victim_is_told_and_its_transaction_ends)
     cr_assert((rc != 0) != (a.rc != 0), "expected exactly one deadlock victim (rc %d and %d)", rc,
               a.rc);
     cr_assert_str_eq(victim->sqlstate, "40001", "victim: %s %s", victim->sqlstate, victim->message);
+    cr_assert_eq(victim->vendor_code, 1213, "vendor code %d", (int)victim->vendor_code);
     cr_assert(strstr(victim->message, "Deadlock"), "message: %s", victim->message);
     cr_assert_eq(vtx, DBPOOL_TX_IDLE, "the victim's session still believes it is in a "
                  "transaction (%c) although the server rolled it back", vtx);

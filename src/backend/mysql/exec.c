@@ -246,6 +246,13 @@ static bool is_ddl(const char *sql, size_t len)
     return sql_starts_with_keyword(sql, len, words);
 }
 
+static bool is_call(const char *sql, size_t len)
+{
+    static const char *const words[] = { "CALL", NULL };
+
+    return sql_starts_with_keyword(sql, len, words);
+}
+
 static bool check_query(struct mysql_conn *c, const struct backend_query *q)
 {
     if (q->nparams > MY_MAX_PARAMS) {
@@ -280,6 +287,7 @@ void my_exec(struct mysql_conn *c, const struct backend_query *q,
     ex->params = q->params;
     ex->nparams = q->nparams;
     ex->ddl = is_ddl(q->sql, q->sql_len);
+    ex->call = !ex->ddl && is_call(q->sql, q->sql_len);
     ex->res = NULL;
     ex->st = NULL;
     ex->st_cached = ex->cols_sent = ex->extra_set = ex->rebind = false;

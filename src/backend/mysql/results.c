@@ -220,18 +220,61 @@ void my_rs_fail(struct mysql_conn *c)
 
 static void free_cont(struct mysql_conn *c, int ready);
 
-static void result_freed(struct mysql_conn *c)
+/* An error packet carries no status flags: after a failed DDL (which may
+ * have committed implicitly before it failed) or CALL inside a transaction,
+ * "DO 0" asks the server whether the transaction is still open. */
+static bool must_probe(const struct mysql_conn *c, const struct backend_result *r)
+{
+    return !r->broken && r->txstate == 'T' && (c->ex->ddl || c->ex->call);
+}
+
+static void probe_done(struct mysql_conn *c)
 {
     struct my_exec *ex = c->ex;
-    struct backend_result r;
+    struct backend_result r = ex->err;
 
-    ex->res = NULL;
-    if (ex->after == AFTER_FAIL) {
-        r = ex->err;
-        complete(c, &r);
-    } else {
-        next_result(c);
+    if (c->ret_int == 0)
+        r.txstate = my_server_txstate(c->m);
+    else if (my_errno_is_lost(mysql_errno(c->m)))
+        r.broken = true;
+    complete(c, &r);
+}
+
+static void probe_cont(struct mysql_conn *c, int ready)
+{
+    int status = mysql_real_query_cont(&c->ret_int, c->m, ready);
+
+    if (status)
+        my_wait(c, status, probe_cont);
+    else
+        probe_done(c);
+}
+
+/* The failed statement's results are read: report ex->err. */
+static void fail_finish(struct mysql_conn *c)
+{
+    struct my_exec *ex = c->ex;
+    static const char probe[] = "DO 0";
+    int status;
+
+    if (!must_probe(c, &ex->err)) {
+        complete(c, &ex->err);
+        return;
     }
+    status = mysql_real_query_start(&c->ret_int, c->m, probe, sizeof(probe) - 1);
+    if (status)
+        my_wait(c, status, probe_cont);
+    else
+        probe_done(c);
+}
+
+static void result_freed(struct mysql_conn *c)
+{
+    c->ex->res = NULL;
+    if (c->ex->after == AFTER_FAIL)
+        fail_finish(c);
+    else
+        next_result(c);
 }
 
 /* Free the text result set (the library reads what is left of it), then
@@ -267,7 +310,7 @@ void my_rs_fail_with(struct mysql_conn *c, const struct backend_result *r)
         return;
     }
     /* broken: the result set is freed with the connection (my_exec_release) */
-    complete(c, &ex->err);
+    fail_finish(c);
 }
 
 /* ------------------------------------------------------ further results */

@@ -54,6 +54,7 @@ struct my_exec {
     const dbpool_value *params;
     size_t nparams;
     bool ddl;                  /* CREATE, ALTER, DROP, RENAME, TRUNCATE */
+    bool call;                 /* CALL */
 
     /* Its results. */
     MYSQL_RES *res;            /* a text-protocol result set being read */
