@@ -281,6 +281,16 @@ Test(mytypes, placeholder_count_must_match_the_parameters)
     cr_assert_neq(rc, 0);
     cr_assert(strstr(dbpool_last_error(c)->message, "but 1 parameter was given"), "message: %s",
               dbpool_last_error(c)->message);
+    /* No parameters at all: the text protocol would call the ? a syntax
+     * error; placeholders in strings, quoted names and comments do not count. */
+    rc = dbpool_query(c, "SELECT ?, '?', \"?\", `?` -- ?\n, 1 # ?\n /* ? */", NULL, 0, &r);
+    cr_assert_neq(rc, 0);
+    cr_assert_str_eq(dbpool_last_error(c)->sqlstate, "07001");
+    cr_assert(strstr(dbpool_last_error(c)->message, "1 ? placeholder but no parameters"),
+              "message: %s", dbpool_last_error(c)->message);
+    r = h_query(c, "SELECT '?', \"a\\\"?\", 'it''s ?' -- ?\n, 1 # ?\n /* ? */", NULL, 0);
+    cr_assert_eq(dbpool_result_ncols(r), 4);
+    dbpool_result_free(r);
     /* The session and the statement are fine with the right count. */
     r = h_query(c, "SELECT ?, ?", p, 2);
     cr_assert_eq(dbpool_result_value(r, 0, 1)->u.i, 2);

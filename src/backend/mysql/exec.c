@@ -253,12 +253,78 @@ static bool is_call(const char *sql, size_t len)
     return sql_starts_with_keyword(sql, len, words);
 }
 
+/* Index after the quoted run starting at s[i] == q: '...' and "..." with
+ * backslash escapes, `...` without; a doubled quote stands for itself. */
+static size_t skip_quoted(const char *s, size_t len, size_t i, char q)
+{
+    for (i++; i < len; i++) {
+        if (s[i] == '\\' && q != '`')
+            i++;
+        else if (s[i] == q && !(i + 1 < len && s[i + 1] == q))
+            return i + 1;
+        else if (s[i] == q)
+            i++;
+    }
+    return len;
+}
+
+/* Index after a comment starting at s[i], or i when none starts there:
+ * "-- " and "#" to the end of the line, block comments (MySQL's executable
+ * comments, slash-star-bang, are code: only their opening is skipped). */
+static size_t skip_comment(const char *s, size_t len, size_t i)
+{
+    const char *end;
+
+    if (s[i] == '#' || (s[i] == '-' && i + 2 < len && s[i + 1] == '-' &&
+                        (unsigned char)s[i + 2] <= ' ')) {
+        end = memchr(s + i, '\n', len - i);
+        return end ? (size_t)(end - s) + 1 : len;
+    }
+    if (s[i] != '/' || i + 1 >= len || s[i + 1] != '*')
+        return i;
+    if (i + 2 < len && (s[i + 2] == '!' || s[i + 2] == 'M'))
+        return i + 3;
+    for (i += 2; i + 1 < len; i++)
+        if (s[i] == '*' && s[i + 1] == '/')
+            return i + 2;
+    return len;
+}
+
+/* The ? placeholders of MySQL-style SQL outside strings, quoted names and
+ * comments. */
+static size_t count_placeholders(const char *s, size_t len)
+{
+    size_t n = 0;
+
+    if (!memchr(s, '?', len))
+        return 0;
+    for (size_t i = 0; i < len;) {
+        size_t next = skip_comment(s, len, i);
+        if (next != i)
+            i = next;
+        else if (s[i] == '\'' || s[i] == '"' || s[i] == '`')
+            i = skip_quoted(s, len, i, s[i]);
+        else
+            n += s[i++] == '?';
+    }
+    return n;
+}
+
 static bool check_query(struct mysql_conn *c, const struct backend_query *q)
 {
+    size_t want;
+
     if (q->nparams > MY_MAX_PARAMS) {
         my_fail_later(c, DBPOOL_E_SQL, "54000", false,
                       "too many parameters: %zu (MySQL accepts at most %d)", q->nparams,
                       MY_MAX_PARAMS);
+        return false;
+    }
+    if (q->nparams == 0 && (want = count_placeholders(q->sql, q->sql_len)) > 0) {
+        /* (with parameters, the server counts them when it prepares) */
+        my_fail_later(c, DBPOOL_E_SQL, "07001", false,
+                      "the statement has %zu ? placeholder%s but no parameters were given: "
+                      "pass one value per ?", want, want == 1 ? "" : "s");
         return false;
     }
     if (q->begin_sql) {   /* begin_with is false: the daemon never asks */

@@ -133,7 +133,7 @@ static bool deliver(struct mysql_conn *c)
 
     if (c->closed)
         return false;
-    if (!more) {
+    if (!more && !c->canceled) {   /* (cancel() from inside row(): read on, dropping) */
         c->paused = true;
         my_io_pause(c);
         return false;
