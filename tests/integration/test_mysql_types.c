@@ -564,3 +564,60 @@ Test(mytypes, long_stream_to_a_slow_reader_keeps_daemon_memory_bounded)
     dbpool_close(c);
     h_stop_ok();
 }
+
+/* --------------------------------------------------------------- cancel */
+
+struct bg_stmt {
+    dbpool_conn *c;
+    const char *sql;
+    const dbpool_value *params;
+    size_t n;
+    int rc;
+    dbpool_error err;
+};
+
+static void *bg_stmt_main(void *p)
+{
+    struct bg_stmt *b = p;
+
+    b->rc = dbpool_query(b->c, b->sql, b->params, b->n, NULL);
+    b->err = *dbpool_last_error(b->c);
+    return NULL;
+}
+
+static int64_t sleepers(dbpool_conn *watch)
+{
+    return h_scalar(watch, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                           "WHERE INFO LIKE 'SELECT SLEEP(%' AND INFO NOT LIKE '%PROCESSLIST%'");
+}
+
+/* A prepared statement (binary protocol) is cancelled like a text one: the
+ * server's 1317 becomes CANCELED, and the connection serves on. */
+Test(mytypes, cancel_of_a_prepared_statement)
+{
+    dbpool_conn *c = start();
+    dbpool_conn *watch = h_connect();
+    dbpool_value secs = dbpool_int(60);
+    struct bg_stmt b = { c, "SELECT SLEEP(?)", &secs, 1, 0, { 0 } };
+    pthread_t t;
+
+    cr_assert_eq(pthread_create(&t, NULL, bg_stmt_main, &b), 0);
+    cr_assert(H_AWAIT(sleepers(watch) == 1, 10000), "the statement never ran");
+    uint64_t t0 = h_now_ms();
+    cr_assert_eq(dbpool_cancel(c), 0);
+    pthread_join(t, NULL);
+    cr_assert_lt(h_now_ms() - t0, 5000, "cancel took %llu ms",
+                 (unsigned long long)(h_now_ms() - t0));
+    cr_assert_neq(b.rc, 0, "the cancelled statement succeeded");
+    cr_assert_eq(b.err.code, DBPOOL_E_CANCELED, "%s: %s", dbpool_code_name(b.err.code),
+                 b.err.message);
+    cr_assert_eq(b.err.vendor_code, 1317, "vendor code %d", (int)b.err.vendor_code);
+    cr_assert_eq(h_scalar(c, "SELECT 7"), 7, "the session is unusable after the cancel");
+    dbpool_value one = dbpool_int(1);
+    dbpool_result *r = h_query(c, "SELECT ? + 1", &one, 1);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->u.i, 2);
+    dbpool_result_free(r);
+    dbpool_close(watch);
+    dbpool_close(c);
+    h_stop_ok();
+}
