@@ -310,6 +310,14 @@ static size_t count_placeholders(const char *s, size_t len)
     return n;
 }
 
+static unsigned cache_size(const struct mysql_conn *c)
+{
+    struct my_settings s;
+
+    my_settings(c->cfg, &s);
+    return s.statement_cache_size;
+}
+
 static bool check_query(struct mysql_conn *c, const struct backend_query *q)
 {
     size_t want;
@@ -343,7 +351,7 @@ void my_exec(struct mysql_conn *c, const struct backend_query *q,
     my_start_op(c, MOP_EXEC, sink ? sink->done : NULL, arg, sink);
     if (!my_usable(c) || !check_query(c, q))
         return;
-    ex = my_ex_get(c, on_step);
+    ex = c->ex ? c->ex : my_ex_get(c, on_step, cache_size(c));
     if (!ex) {
         my_fail_later(c, DBPOOL_E_INTERNAL, "", false, "out of memory starting the statement");
         return;

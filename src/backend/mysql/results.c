@@ -580,22 +580,3 @@ void my_rs_resume(struct mysql_conn *c)
     else if (ex->st)
         bin_loop(c);
 }
-
-void my_resume(struct mysql_conn *c)
-{
-    if (c->closed || c->op != MOP_EXEC || !c->paused || !c->ex)
-        return;
-    c->paused = false;
-    c->ex->step_begin = false;
-    event_active(c->ex->ev_step, 0, 0);
-}
-
-void my_exec_release(struct mysql_conn *c)
-{
-    struct my_exec *ex = c->ex;
-
-    if (ex && ex->res) {
-        mysql_free_result(ex->res);   /* the socket is shut down: its reads fail at once */
-        ex->res = NULL;
-    }
-}

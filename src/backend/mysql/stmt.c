@@ -2,11 +2,14 @@
  * stmt.c — the MySQL driver's exec-side state and its prepared statements
  * (stmt.h explains the rules): the generic cache (backend/stmtcache.h)
  * holding MYSQL_STMT handles, the queue of handles to close before the
- * next statement, and the driver hooks that act on them: schema_changed,
- * a dropped server session, freeing with the connection.
+ * next statement, and the exec side's hooks the connection side calls
+ * (mysql_internal.h): resume, schema_changed, a dropped server session,
+ * releasing and freeing with the connection. They live here, at the
+ * bottom of the exec side, so that the connection side (conn.c, connect.c,
+ * cancel.c) calls down into this file and never up into results.c.
  *
  * Nothing here talks to the server: exec.c closes what the queue holds,
- * inside the next operation.
+ * inside the next operation, and continues a resumed stream.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +47,8 @@ static bool closeq_reserve(struct my_exec *ex, size_t want)
     return true;
 }
 
-struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step)
+struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step, unsigned cache_size)
 {
-    struct my_settings s;
     struct my_exec *ex;
 
     if (c->ex)
@@ -54,11 +56,10 @@ struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step)
     ex = calloc(1, sizeof(*ex));
     if (!ex)
         return NULL;
-    my_settings(c->cfg, &s);
     ex->ev_step = event_new(c->base, -1, 0, on_step, c);
-    if (s.statement_cache_size)
-        ex->sc = stmt_cache_new(s.statement_cache_size, drop_detached, NULL);
-    if (!ex->ev_step || (s.statement_cache_size && !ex->sc) || !closeq_reserve(ex, 8)) {
+    if (cache_size)
+        ex->sc = stmt_cache_new(cache_size, drop_detached, NULL);
+    if (!ex->ev_step || (cache_size && !ex->sc) || !closeq_reserve(ex, 8)) {
         if (ex->ev_step)
             event_free(ex->ev_step);
         if (ex->sc)
@@ -126,6 +127,25 @@ MYSQL_STMT *my_stmt_next_close(struct my_exec *ex)
 }
 
 /* ------------------------------------------------------- driver hooks */
+
+void my_resume(struct mysql_conn *c)
+{
+    if (c->closed || c->op != MOP_EXEC || !c->paused || !c->ex)
+        return;
+    c->paused = false;
+    c->ex->step_begin = false;
+    event_active(c->ex->ev_step, 0, 0);   /* exec.c's on_step continues the stream */
+}
+
+void my_exec_release(struct mysql_conn *c)
+{
+    struct my_exec *ex = c->ex;
+
+    if (ex && ex->res) {
+        mysql_free_result(ex->res);   /* the socket is shut down: its reads fail at once */
+        ex->res = NULL;
+    }
+}
 
 void my_schema_changed(struct mysql_conn *c)
 {

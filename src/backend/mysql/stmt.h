@@ -2,7 +2,8 @@
  * stmt.h — the MySQL driver's exec-side state (struct my_exec, one per
  * connection, behind c->ex) and its cache of server-side prepared
  * statements (stmt.c). The bottom of the exec side: results.c and exec.c
- * call it; it calls neither.
+ * call it, and so do the connection side's files through the hooks of
+ * mysql_internal.h; it calls none of them.
  *
  * THE STATEMENT CACHE
  *
@@ -92,8 +93,9 @@ struct my_exec {
 
 #pragma GCC visibility push(hidden)
 
-/* c->ex, created on first use (NULL when out of memory). */
-struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step);
+/* c->ex, created on first use with a statement cache of cache_size
+ * (statementCacheSize; 0: none); NULL when out of memory. */
+struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step, unsigned cache_size);
 
 /* Look the running statement (ex->sql) up: its cached handle, or NULL
  * (prepare it, then call my_stmt_prepared). */
