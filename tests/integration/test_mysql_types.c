@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "common/proto.h"
 #include "dbpool.h"
 #include "harness.h"
 
@@ -618,6 +621,49 @@ Test(mytypes, cancel_of_a_prepared_statement)
     cr_assert_eq(dbpool_result_value(r, 0, 0)->u.i, 2);
     dbpool_result_free(r);
     dbpool_close(watch);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ------------------------------------------------------- vanishing client */
+
+/* A client that sends a statement and goes away at once: the daemon frees
+ * its request while the statement is still to be sent (or being
+ * prepared); the driver works on its own copy. Text and prepared, with a
+ * cancel frame right behind some of them. Under ASan a use of the freed
+ * request shows in the daemon's log, which h_stop_ok checks. */
+Test(mytypes, client_vanishing_right_after_its_statement)
+{
+    dbpool_conn *c = start();
+    char big[20000];
+    dbpool_value p[2];
+
+    memset(big, 'v', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    p[0] = dbpool_text(big);
+    p[1] = dbpool_int(3);
+    for (int k = 0; k < 40; k++) {
+        struct pbuf b;
+        int fd = h_raw_connect();
+        h_raw_handshake(fd);
+        pbuf_init(&b);
+        if (k % 2)
+            proto_put_query(&b, "SELECT LENGTH(?), ? + 1", 23, p, 2);
+        else
+            proto_put_query(&b, "SELECT SLEEP(0.01), 'x'", 23, NULL, 0);
+        if (k % 4 >= 2)
+            proto_put_empty(&b, PT_CANCEL);
+        cr_assert(!b.oom && h_raw_send(fd, b.data, b.len), "send QUERY");
+        pbuf_free(&b);
+        close(fd);
+    }
+    dbpool_result *r = h_query(c, "SELECT LENGTH(?), ? + 1", p, 2);
+    cr_assert_eq(dbpool_result_value(r, 0, 0)->u.i, (int64_t)sizeof(big) - 1);
+    cr_assert_eq(dbpool_result_value(r, 0, 1)->u.i, 4);
+    dbpool_result_free(r);
+    cr_assert(H_AWAIT(h_status_num("/pools", (const char *const[]){ "clients", "connected",
+                                                                   NULL }) == 1, 10000),
+              "the vanished clients are still counted");
     dbpool_close(c);
     h_stop_ok();
 }

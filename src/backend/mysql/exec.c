@@ -33,6 +33,21 @@ enum { MY_MAX_PARAMS = 65535 };   /* the protocol's limit (16-bit count) */
 
 static void begin(struct mysql_conn *c);
 
+/* cancel() came before the statement was sent: nothing runs (a KILL
+ * QUERY that reaches an idle server connection kills nothing). True when
+ * the operation ended so. */
+static bool canceled_before_sending(struct mysql_conn *c)
+{
+    struct backend_result r;
+
+    if (!c->canceled)
+        return false;
+    backend_result_error(&r, DBPOOL_E_CANCELED, "70100", c->txstate,
+                         "the statement was cancelled before it ran");
+    my_rs_fail_with(c, &r);
+    return true;
+}
+
 /* ---------------------------------------------------------- the garbage */
 
 static void close_cont(struct mysql_conn *c, int ready)
@@ -155,7 +170,7 @@ static void execute(struct mysql_conn *c)
 {
     int status;
 
-    if (!bind_params(c))
+    if (canceled_before_sending(c) || !bind_params(c))
         return;
     status = mysql_stmt_execute_start(&c->ret_int, c->ex->st);
     if (status)
@@ -200,7 +215,10 @@ static void prepared(struct mysql_conn *c)
     }
     ex->st = mysql_stmt_init(c->m);
     if (!ex->st) {
-        my_fail_now(c, DBPOOL_E_INTERNAL, false, "out of memory preparing the statement");
+        struct backend_result r;
+        backend_result_error(&r, DBPOOL_E_INTERNAL, "", c->txstate,
+                             "out of memory preparing the statement");
+        my_rs_fail_with(c, &r);
         return;
     }
     status = mysql_stmt_prepare_start(&c->ret_int, ex->st, ex->sql, (unsigned long)ex->sql_len);
@@ -214,7 +232,7 @@ static void prepared(struct mysql_conn *c)
 
 static void begin(struct mysql_conn *c)
 {
-    if (!close_garbage(c))
+    if (!close_garbage(c) || canceled_before_sending(c))
         return;
     if (c->ex->nparams == 0)
         text_query(c);
@@ -356,12 +374,13 @@ void my_exec(struct mysql_conn *c, const struct backend_query *q,
         my_fail_later(c, DBPOOL_E_INTERNAL, "", false, "out of memory starting the statement");
         return;
     }
-    ex->sql = q->sql;
-    ex->sql_len = q->sql_len;
-    ex->params = q->params;
-    ex->nparams = q->nparams;
-    ex->ddl = is_ddl(q->sql, q->sql_len);
-    ex->call = !ex->ddl && is_call(q->sql, q->sql_len);
+    if (!my_ex_copy_query(ex, q)) {
+        my_fail_later(c, DBPOOL_E_INTERNAL, "", false,
+                      "out of memory copying the statement and its parameters");
+        return;
+    }
+    ex->ddl = is_ddl(ex->sql, ex->sql_len);
+    ex->call = !ex->ddl && is_call(ex->sql, ex->sql_len);
     ex->res = NULL;
     ex->st = NULL;
     ex->st_cached = ex->cols_sent = ex->extra_set = ex->rebind = false;

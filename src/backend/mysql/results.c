@@ -165,6 +165,7 @@ static bool yield(struct mysql_conn *c)
 static void complete(struct mysql_conn *c, const struct backend_result *r)
 {
     my_stmt_end(c->ex);   /* a one-off handle is closed before the next statement */
+    my_ex_trim(c->ex);
     my_complete(c, r);
 }
 

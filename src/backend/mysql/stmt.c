@@ -71,6 +71,66 @@ struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step, unsig
     return ex;
 }
 
+/* -------------------------------------------------- the statement's copy */
+
+enum { MY_QBUF_KEEP = 64 * 1024 };   /* a copy buffer up to this size is kept */
+
+static bool qbuf_reserve(struct my_exec *ex, size_t need)
+{
+    char *p;
+
+    if (need <= ex->qcap)
+        return true;
+    p = realloc(ex->qbuf, need);
+    if (!p)
+        return false;
+    ex->qbuf = p;
+    ex->qcap = need;
+    return true;
+}
+
+bool my_ex_copy_query(struct my_exec *ex, const struct backend_query *q)
+{
+    size_t need = q->nparams * sizeof(dbpool_value) + q->sql_len + 1;
+    dbpool_value *vals;
+    char *p;
+
+    for (size_t i = 0; i < q->nparams; i++)
+        if (q->params[i].type == DBPOOL_TEXT || q->params[i].type == DBPOOL_BLOB)
+            need += q->params[i].u.s.len;
+    if (!qbuf_reserve(ex, need))
+        return false;
+    vals = (dbpool_value *)(void *)ex->qbuf;   /* realloc'd memory: aligned for any type */
+    p = ex->qbuf + q->nparams * sizeof(dbpool_value);
+    memcpy(p, q->sql, q->sql_len);
+    p[q->sql_len] = '\0';
+    ex->sql = p;
+    ex->sql_len = q->sql_len;
+    p += q->sql_len + 1;
+    for (size_t i = 0; i < q->nparams; i++) {
+        vals[i] = q->params[i];
+        if ((vals[i].type == DBPOOL_TEXT || vals[i].type == DBPOOL_BLOB) && vals[i].u.s.len) {
+            memcpy(p, vals[i].u.s.ptr, vals[i].u.s.len);
+            vals[i].u.s.ptr = p;
+            p += vals[i].u.s.len;
+        }
+    }
+    ex->params = vals;
+    ex->nparams = q->nparams;
+    return true;
+}
+
+void my_ex_trim(struct my_exec *ex)
+{
+    ex->sql = NULL;
+    ex->params = NULL;
+    if (ex->qcap > MY_QBUF_KEEP) {
+        free(ex->qbuf);
+        ex->qbuf = NULL;
+        ex->qcap = 0;
+    }
+}
+
 /* ---------------------------------------------------------------- cache */
 
 MYSQL_STMT *my_stmt_lookup(struct my_exec *ex)
@@ -182,6 +242,7 @@ static void free_buffers(struct my_exec *ex)
     free(ex->rbind);
     free(ex->pbind);
     free(ex->closeq);
+    free(ex->qbuf);
 }
 
 /* After mysql_close(): the handles are detached from the connection, so

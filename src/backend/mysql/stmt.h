@@ -49,7 +49,11 @@ struct my_exec {
     struct event *ev_step;     /* runs the first step of a statement, and resume() */
     bool step_begin;           /* ev_step starts the statement (else: resume the stream) */
 
-    /* The statement of the running operation (the caller's memory). */
+    /* The statement of the running operation: a copy in qbuf (the caller
+     * may free its request while the operation runs, e.g. when its client
+     * vanishes). */
+    char *qbuf;
+    size_t qcap;
     const char *sql;
     size_t sql_len;
     const dbpool_value *params;
@@ -96,6 +100,12 @@ struct my_exec {
 /* c->ex, created on first use with a statement cache of cache_size
  * (statementCacheSize; 0: none); NULL when out of memory. */
 struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step, unsigned cache_size);
+
+/* Copy the statement and its parameters into ex->qbuf (ex->sql, ->params);
+ * false when out of memory. */
+bool my_ex_copy_query(struct my_exec *ex, const struct backend_query *q);
+/* The statement is over: a large copy buffer is given back. */
+void my_ex_trim(struct my_exec *ex);
 
 /* Look the running statement (ex->sql) up: its cached handle, or NULL
  * (prepare it, then call my_stmt_prepared). */
