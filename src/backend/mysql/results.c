@@ -469,6 +469,8 @@ static bool fetch_truncated(struct mysql_conn *c)
             continue;
         if (!ensure_var(cell, cell->length))
             return false;
+        if (cell->var_cap > MY_QBUF_KEEP)
+            ex->big_cells = true;
         b->buffer = cell->var;
         b->buffer_length = cell->var_cap;
         if (mysql_stmt_fetch_column(ex->st, b, (unsigned)i, 0) != 0)

@@ -73,8 +73,6 @@ struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step, unsig
 
 /* -------------------------------------------------- the statement's copy */
 
-enum { MY_QBUF_KEEP = 64 * 1024 };   /* a copy buffer up to this size is kept */
-
 static bool qbuf_reserve(struct my_exec *ex, size_t need)
 {
     char *p;
@@ -124,6 +122,16 @@ void my_ex_trim(struct my_exec *ex)
 {
     ex->sql = NULL;
     ex->params = NULL;
+    if (ex->big_cells) {
+        for (size_t i = 0; i < ex->cap; i++) {
+            if (ex->cells[i].var_cap > MY_QBUF_KEEP) {
+                free(ex->cells[i].var);
+                ex->cells[i].var = NULL;
+                ex->cells[i].var_cap = 0;
+            }
+        }
+        ex->big_cells = false;
+    }
     if (ex->qcap > MY_QBUF_KEEP) {
         free(ex->qbuf);
         ex->qbuf = NULL;

@@ -71,6 +71,7 @@ struct my_exec {
     bool cols_sent;
     bool extra_set;            /* a second result set (CALL): its rows are dropped */
     bool rebind;               /* a string buffer grew: bind the results again */
+    bool big_cells;            /* a string buffer grew past MY_QBUF_KEEP */
     uint8_t stmt_flag;         /* BR_CACHED / BR_PREPARED for the result */
     unsigned burst;            /* rows since the loop last had a turn */
     enum my_after after;       /* what follows mysql_free_result */
@@ -104,7 +105,10 @@ struct my_exec *my_ex_get(struct mysql_conn *c, event_callback_fn on_step, unsig
 /* Copy the statement and its parameters into ex->qbuf (ex->sql, ->params);
  * false when out of memory. */
 bool my_ex_copy_query(struct my_exec *ex, const struct backend_query *q);
-/* The statement is over: a large copy buffer is given back. */
+enum { MY_QBUF_KEEP = 64 * 1024 };   /* a buffer up to this size is kept between statements */
+
+/* The statement is over: large buffers (its copy, long values) are given
+ * back, so an idle connection holds little. */
 void my_ex_trim(struct my_exec *ex);
 
 /* Look the running statement (ex->sql) up: its cached handle, or NULL
