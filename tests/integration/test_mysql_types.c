@@ -371,6 +371,15 @@ Test(mytypes, call_with_one_result_set_works_more_are_refused)
     rc = dbpool_query(c, "SELECT 1; SELECT 2", NULL, 0, &r);
     cr_assert_neq(rc, 0, "multi-statement text was accepted");
     cr_assert_eq(dbpool_last_error(c)->code, DBPOOL_E_SQL);
+    cr_assert_eq(dbpool_last_error(c)->vendor_code, 1064);
+    cr_assert(strstr(dbpool_last_error(c)->message, "one statement per request"),
+              "the syntax error does not say why: %s", dbpool_last_error(c)->message);
+    /* a trailing ';' (and a comment after it) is one statement */
+    cr_assert_eq(h_scalar(c, "SELECT 5; -- done"), 5);
+    rc = dbpool_query(c, "SELECT 'a;b' FROM DUAL WHERE", NULL, 0, &r);   /* a syntax error */
+    cr_assert_neq(rc, 0);
+    cr_assert_null(strstr(dbpool_last_error(c)->message, "one statement per request"),
+                   "a ';' inside a string counted: %s", dbpool_last_error(c)->message);
     cr_assert_eq(h_scalar(c, "SELECT 4"), 4);
     dbpool_close(c);
     h_stop_ok();

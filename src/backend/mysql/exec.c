@@ -17,6 +17,7 @@
  * never run inside a driver call, and a *_start() that finishes at once
  * needs no special case. The same event continues a resumed stream.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,24 +309,45 @@ static size_t skip_comment(const char *s, size_t len, size_t i)
     return len;
 }
 
-/* The ? placeholders of MySQL-style SQL outside strings, quoted names and
- * comments. */
-static size_t count_placeholders(const char *s, size_t len)
+/* The occurrences of ch in MySQL-style SQL outside strings, quoted names
+ * and comments; with after_semicolon, only those that follow a ';' (so
+ * ch == 0 asks: does anything but space and comments follow a ';'?). */
+static size_t count_code(const char *s, size_t len, char ch, bool after_semicolon)
 {
     size_t n = 0;
+    bool seen_semicolon = false;
 
-    if (!memchr(s, '?', len))
-        return 0;
     for (size_t i = 0; i < len;) {
         size_t next = skip_comment(s, len, i);
-        if (next != i)
+        if (next != i) {
             i = next;
-        else if (s[i] == '\'' || s[i] == '"' || s[i] == '`')
+            continue;
+        }
+        if (seen_semicolon && ch == 0 && !isspace((unsigned char)s[i]) && s[i] != ';')
+            return 1;
+        if (s[i] == '\'' || s[i] == '"' || s[i] == '`') {
             i = skip_quoted(s, len, i, s[i]);
-        else
-            n += s[i++] == '?';
+            continue;
+        }
+        if (s[i] == ';')
+            seen_semicolon = true;
+        else if (s[i] == ch && ch != 0 && (!after_semicolon || seen_semicolon))
+            n++;
+        i++;
     }
     return n;
+}
+
+static size_t count_placeholders(const char *s, size_t len)
+{
+    return memchr(s, '?', len) ? count_code(s, len, '?', false) : 0;
+}
+
+/* More than one statement in the text (the server refuses it with a
+ * syntax error; the driver then says why). */
+static bool is_multi(const char *s, size_t len)
+{
+    return memchr(s, ';', len) && count_code(s, len, 0, true) > 0;
 }
 
 static unsigned cache_size(const struct mysql_conn *c)
@@ -381,6 +403,7 @@ void my_exec(struct mysql_conn *c, const struct backend_query *q,
     }
     ex->ddl = is_ddl(ex->sql, ex->sql_len);
     ex->call = !ex->ddl && is_call(ex->sql, ex->sql_len);
+    ex->multi = ex->nparams == 0 && is_multi(ex->sql, ex->sql_len);
     ex->res = NULL;
     ex->st = NULL;
     ex->st_cached = ex->cols_sent = ex->extra_set = ex->rebind = false;

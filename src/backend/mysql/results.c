@@ -51,6 +51,7 @@
 enum {
     MY_BURST = 256,           /* rows delivered before the loop gets a turn */
     MY_VAR_INITIAL = 256,     /* first size of a string column's buffer */
+    ER_PARSE_ERROR = 1064,
     ER_LOCK_DEADLOCK = 1213,
     ER_UNKNOWN_STMT_HANDLER = 1243,
     ER_NEED_REPREPARE = 1615,
@@ -203,6 +204,12 @@ static void handle_error(struct mysql_conn *c, struct backend_result *r)
         r->err.vendor_code = (int32_t)st_err;
     } else {
         my_error_from_handle(c, r);
+    }
+    if (r->err.vendor_code == ER_PARSE_ERROR && ex->multi) {
+        size_t n = strlen(r->err.message);
+        snprintf(r->err.message + n, sizeof(r->err.message) - n, "%s",
+                 " (dbpoold runs one statement per request: send the statements one by one "
+                 "or as a batch)");
     }
     if (r->err.vendor_code == ER_LOCK_DEADLOCK)
         r->txstate = 'I';   /* the server rolled the transaction back */

@@ -60,6 +60,7 @@ struct my_exec {
     size_t nparams;
     bool ddl;                  /* CREATE, ALTER, DROP, RENAME, TRUNCATE */
     bool call;                 /* CALL */
+    bool multi;                /* text with more than one statement */
 
     /* Its results. */
     MYSQL_RES *res;            /* a text-protocol result set being read */
