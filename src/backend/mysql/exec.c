@@ -3,19 +3,26 @@
  * send a statement, each a *_start() call continued by my_wait until it is
  * done, after which results.c reads what came back.
  *
- *   1. close the garbage handles of the statement cache (stmt.h), one
+ *   0. exec() checks what needs no server (a ? without parameters: 07001;
+ *      the parameter limit), copies the statement and its parameters (the
+ *      caller may free them while the operation runs) and notes what the
+ *      results will need (DDL, CALL, more than one statement)
+ *   1. close the handles the statement cache let go (stmt.h), one
  *      mysql_stmt_close_start/cont each (COM_STMT_CLOSE: no answer)
  *   2a. no parameters (and the daemon's own BEGIN/COMMIT/SAVEPOINT,
  *      BQ_INTERNAL): mysql_real_query_start/cont, the text protocol
  *   2b. parameters: the cached prepared statement for this SQL, or
- *      mysql_stmt_init + mysql_stmt_prepare_start/cont (then cached); the
- *      placeholder count checked against the parameters given;
+ *      mysql_stmt_init + mysql_stmt_prepare_start/cont (kept by the cache
+ *      when it sees the SQL the second time); the placeholder count the
+ *      server found checked against the parameters given (07001);
  *      mysql_stmt_bind_param; mysql_stmt_execute_start/cont, the binary
  *      protocol
  *
- * The first step runs from c->ex->ev_step, never inside exec(): callbacks
- * never run inside a driver call, and a *_start() that finishes at once
- * needs no special case. The same event continues a resumed stream.
+ * A cancel() that comes before step 2 sent anything ends the statement
+ * unrun (CANCELED). The first step runs from c->ex->ev_step, never inside
+ * exec(): callbacks never run inside a driver call, and a *_start() that
+ * finishes at once needs no special case. The same event continues a
+ * resumed stream.
  */
 #include <ctype.h>
 #include <stdio.h>
