@@ -13,9 +13,12 @@
  * fill and the server blocks in its send. resume() continues from
  * c->ex->ev_step. A burst of rows the socket already holds is cut every
  * MY_BURST rows (the loop goes round) so other connections are served.
- * cancel() of a paused stream resumes it (cancel.c) with c->canceled set:
- * the rest is read and dropped until the server's KILL QUERY ends it
- * (1317, CANCELED) or it ends first; the connection stays usable.
+ * cancel() of a paused stream resumes it (cancel.c) with c->canceled set,
+ * and a cancel() from inside sink->row (a row above maxFrameSize) does not
+ * pause at all: the rest is read and dropped until the server's KILL QUERY
+ * ends it (1317, CANCELED) or it ends first; the connection stays usable.
+ * String buffers that grew for a long value are given back when the
+ * statement ends (stmt.c, my_ex_trim).
  *
  * RESULT SETS
  *
