@@ -19,11 +19,10 @@
  *      protocol
  *
  * A cancel() that comes before step 2 sent anything ends the statement
- * unrun (CANCELED). exec() sends at once (no extra turn of the loop per
- * statement); what would call back inside exec() — a *_start() that
- * finished at once, a completion — goes on from c->ex->ev_step or ev_kick
- * instead: callbacks never run inside a driver call. ev_step also
- * continues a resumed stream.
+ * unrun (CANCELED). The first step runs from c->ex->ev_step, never inside
+ * exec(): callbacks never run inside a driver call, and a *_start() that
+ * finishes at once needs no special case. The same event continues a
+ * resumed stream.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -41,19 +40,6 @@
 enum { MY_MAX_PARAMS = 65535 };   /* the protocol's limit (16-bit count) */
 
 static void begin(struct mysql_conn *c);
-
-/* A *_start() finished at once. Inside exec() the statement goes on from
- * the loop (c->ex->ev_step): no callback may run inside a driver call.
- * Otherwise it goes on now. */
-static void then(struct mysql_conn *c, void (*next)(struct mysql_conn *c))
-{
-    if (c->ex->in_exec) {
-        c->ex->next_step = next;
-        event_active(c->ex->ev_step, 0, 0);
-    } else {
-        next(c);
-    }
-}
 
 /* cancel() came before the statement was sent: nothing runs (a KILL
  * QUERY that reaches an idle server connection kills nothing). True when
@@ -131,7 +117,7 @@ static void text_query(struct mysql_conn *c)
     if (status)
         my_wait(c, status, query_cont);
     else
-        then(c, query_done);
+        query_done(c);
 }
 
 /* --------------------------------------------------- prepared statements */
@@ -198,7 +184,7 @@ static void execute(struct mysql_conn *c)
     if (status)
         my_wait(c, status, execute_cont);
     else
-        then(c, execute_done);
+        execute_done(c);
 }
 
 static void prepare_done(struct mysql_conn *c)
@@ -247,7 +233,7 @@ static void prepared(struct mysql_conn *c)
     if (status)
         my_wait(c, status, prepare_cont);
     else
-        then(c, prepare_done);
+        prepare_done(c);
 }
 
 /* ----------------------------------------------------------- operation */
@@ -271,10 +257,8 @@ static void on_step(evutil_socket_t fd, short what, void *arg)
     (void)what;
     my_enter(c);
     if (!c->closed && c->op == MOP_EXEC && c->ex) {
-        void (*next)(struct mysql_conn *c) = c->ex->next_step;
-        c->ex->next_step = NULL;
-        if (next)
-            next(c);
+        if (c->ex->step_begin)
+            begin(c);
         else
             my_rs_resume(c);
     }
@@ -434,8 +418,6 @@ void my_exec(struct mysql_conn *c, const struct backend_query *q,
     ex->burst = 0;
     ex->ncols = 0;
     ex->rows = ex->affected = ex->insert_id = 0;
-    ex->next_step = NULL;
-    ex->in_exec = true;   /* sending starts now; anything that would call back waits for the loop */
-    begin(c);
-    ex->in_exec = false;
+    ex->step_begin = true;
+    event_active(ex->ev_step, 0, 0);
 }

@@ -159,7 +159,7 @@ static bool yield(struct mysql_conn *c)
     if (++ex->burst < MY_BURST)
         return false;
     ex->burst = 0;
-    ex->next_step = NULL;
+    ex->step_begin = false;
     event_active(ex->ev_step, 0, 0);
     return true;
 }
@@ -170,11 +170,6 @@ static void complete(struct mysql_conn *c, const struct backend_result *r)
 {
     my_stmt_end(c->ex);   /* a one-off handle is closed before the next statement */
     my_ex_trim(c->ex);
-    if (c->ex->in_exec) {   /* callbacks never run inside exec(): report from the loop */
-        c->res = *r;
-        my_defer_result(c);
-        return;
-    }
     my_complete(c, r);
 }
 

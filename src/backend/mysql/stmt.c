@@ -201,7 +201,7 @@ void my_resume(struct mysql_conn *c)
     if (c->closed || c->op != MOP_EXEC || !c->paused || !c->ex)
         return;
     c->paused = false;
-    c->ex->next_step = NULL;
+    c->ex->step_begin = false;
     event_active(c->ex->ev_step, 0, 0);   /* exec.c's on_step continues the stream */
 }
 

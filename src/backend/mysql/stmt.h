@@ -46,9 +46,8 @@ enum my_after { AFTER_NEXT = 0, AFTER_FAIL };
 
 /* The exec side's per-connection state. Buffers grow and are reused. */
 struct my_exec {
-    struct event *ev_step;     /* a step that finished inside exec(); resume() */
-    void (*next_step)(struct mysql_conn *c);   /* what ev_step runs; NULL: resume the stream */
-    bool in_exec;              /* inside exec(): no callback may run, completion is deferred */
+    struct event *ev_step;     /* runs the first step of a statement, and resume() */
+    bool step_begin;           /* ev_step starts the statement (else: resume the stream) */
 
     /* The statement of the running operation: a copy in qbuf (the caller
      * may free its request while the operation runs, e.g. when its client
