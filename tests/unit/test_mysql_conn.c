@@ -659,7 +659,7 @@ Test(myconn, cancel_running_statement)
     cr_assert(!k.res.ok);
     cr_assert_eq(k.res.err.code, DBPOOL_E_CANCELED, "%d %s", k.res.err.code, k.res.err.message);
     cr_assert_eq(k.res.err.vendor_code, 1317, "%d", k.res.err.vendor_code);
-    cr_assert_str_eq(k.res.err.sqlstate, "70100");
+    cr_assert_str_eq(k.res.err.sqlstate, "57014");
     cr_assert(!k.res.broken);
     cr_assert_eq(k.res.txstate, 'I');
     cr_assert_lt(now_s() - t0, 5.0);

@@ -230,8 +230,11 @@ void my_error_from_handle(struct mysql_conn *c, struct backend_result *r)
 
     if (lost)
         code = DBPOOL_E_CONN_LOST;
-    else if (c->canceled && (err == MY_ERRNO_INTERRUPTED || err == MY_ERRNO_STATEMENT_TIMEOUT))
+    else if (c->canceled && (err == MY_ERRNO_INTERRUPTED || err == MY_ERRNO_STATEMENT_TIMEOUT)) {
         code = DBPOOL_E_CANCELED;
+        state = "57014";   /* the protocol's SQLSTATE for a cancel on every backend;
+                              MySQL's own 70100 / 1317 stays in the vendor code */
+    }
     if (!msg || !*msg)
         msg = "the MySQL server connection failed without a message";
     if (lost)
