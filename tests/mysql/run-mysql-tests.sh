@@ -4,7 +4,8 @@
 # (test_mysql_conn), the protocol-level integration suite (test_daemon) and
 # the client-library timeout tests against a mysql pool, then the
 # MySQL-specific integration tests (test_mysql: types, errors, transactions,
-# cancel, streaming, load, status, resilience) and the CLI's script splitter
+# cancel, streaming, load, status, resilience; test_mysql_types: the type
+# mapping in both protocols, the statement cache, CALL) and the CLI's script splitter
 # (test_cli_mysql.sh).
 # The resilience cases stop, crash and restart their server, so they get a
 # second throwaway server of their own (DBPOOL_TEST_MYSQL_FAULT_DIR, run
@@ -15,7 +16,6 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=${TOP_BUILDDIR:-$(pwd)}
-src=${TOP_SRCDIR:-$(cd "$here/../.." && pwd)}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-my.XXXXXX")
 faultdir=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-myf.XXXXXX")
 # test_mysql leaves the fault server's lock file and harness log beside it.
@@ -44,13 +44,9 @@ export DBPOOL_TEST_MYSQL_FAULT_DIR="$faultdir"
 
 status=0
 for t in tests/unit/test_mysql_conn tests/integration/test_daemon \
-         tests/integration/test_lib_timeouts tests/integration/test_mysql; do
+         tests/integration/test_lib_timeouts tests/integration/test_mysql \
+         tests/integration/test_mysql_types; do
     echo "== $t (mysql)"
-    # The driver's unit test comes with the driver (src/backend/mysql/).
-    if [ "$t" = tests/unit/test_mysql_conn ] && [ ! -e "$build/$t" ] && [ ! -d "$src/src/backend/mysql" ]; then
-        echo "   (no MySQL driver in this tree: skipped)"
-        continue
-    fi
     "$build/$t" || { echo "FAIL: $t (mysql)"; [ $status -ne 0 ] || status=1; }
 done
 echo "== tests/mysql/test_cli_mysql.sh (mysql)"

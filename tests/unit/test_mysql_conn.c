@@ -39,11 +39,13 @@
 #include "backend/backend.h"
 #include "backend/mysql/backend_mysql.h"
 #include "backend/mysql/mysql_internal.h"
+#include "backend/mysql/mysql_options.h"
 #include "driver_loop.h"
 
 static const struct backend_driver *drv = &backend_mysql_driver;
 static struct event_base *base;
 static struct pool_config cfg;
+static struct mysql_options opts;   /* cfg.driver_opts */
 static char pool_name[] = "mytest";
 static char host[256], dbname[128], user[128], password[128];
 static char loopback[] = "127.0.0.1";
@@ -96,7 +98,10 @@ static void setup(void)
     cfg.max_open_conns = 5;
     /* Run the suite over TLS against a server that has it. */
     copy_env(ssl_mode, sizeof(ssl_mode), "DBPOOL_TEST_MYSQL_SSL_MODE", "");
-    cfg.ssl_mode = ssl_mode[0] ? ssl_mode : NULL;
+    opts = mysql_default_options;
+    if (ssl_mode[0])
+        opts.ssl_mode = ssl_mode;
+    cfg.driver_opts = &opts;
 }
 
 static void teardown(void)
@@ -475,7 +480,7 @@ Test(myconn, tls_required)
     struct backend_result r;
     bool server_tls = ssl_mode[0] != '\0';
 
-    cfg.ssl_mode = required;
+    opts.ssl_mode = required;
     r = try_connect(&c);
     if (server_tls) {
         cr_assert(r.ok, "%s", r.err.message);
