@@ -13,9 +13,11 @@
 #      larger buffer pool than the test harness's), Unix socket only,
 #      innodb_buffer_pool_size = 1G (both data sets stay in memory),
 #      innodb_flush_log_at_trx_commit = 0 and no doublewrite (as the
-#      PostgreSQL server runs with fsync = off), max_connections = 600,
-#      thread_cache_size = 300 (a connection does not create a server
-#      thread: the direct reference at its best)
+#      PostgreSQL server runs with fsync = off), max_connections = 600;
+#      otherwise MariaDB's defaults (thread_cache_size = 256: a new
+#      connection reuses a cached server thread). Everyone logs in as the
+#      user bench with a password (mysql_native_password), as an application
+#      would.
 #   2. database bench: pgbench's tables at the scale of the PostgreSQL rows
 #      (dbpool-bench --init); database sbtest: sysbench's sbtest1 with
 #      100000 * scale rows (the size of pgbench_accounts)
@@ -68,7 +70,7 @@ start_mariadb() {
         --pid-file="$d/mysqld.pid" --log-error="$d/mysqld.log" --tmpdir="$d/tmp" --skip-networking \
         --skip-name-resolve --character-set-server=utf8mb4 --innodb-buffer-pool-size=1G \
         --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --max-connections=600 \
-        --thread-cache-size=300 --max-allowed-packet=64M >/dev/null 2>&1 &
+        --max-allowed-packet=64M >/dev/null 2>&1 &
     MY_PID=$!
     for _ in $(seq 600); do
         mariadb-admin --no-defaults --socket="$MY_SOCK" -uroot --connect-timeout=2 ping >/dev/null 2>&1 && break
@@ -90,20 +92,22 @@ stop_mariadb() {
 
 # sysbench_args — the connection and data set options every sysbench call shares
 sysbench_args() {
-    echo "oltp_point_select --db-driver=mysql --mysql-socket=$MY_SOCK --mysql-user=root" \
+    echo "oltp_point_select --db-driver=mysql --mysql-socket=$MY_SOCK --mysql-user=bench --mysql-password=bench" \
         "--mysql-db=sbtest --tables=1 --table-size=$((100000 * SCALE))"
 }
 
 load_mysql() {
-    MY_DIRECT="mysql:socket=$MY_SOCK user=root db=$MY_DB"
-    my_sql -e "CREATE DATABASE $MY_DB CHARACTER SET utf8mb4; CREATE DATABASE sbtest" ||
-        die "creating the MariaDB databases failed"
+    MY_DIRECT="mysql:socket=$MY_SOCK user=bench password=bench db=$MY_DB"
+    my_sql -e "CREATE DATABASE $MY_DB CHARACTER SET utf8mb4; CREATE DATABASE sbtest;
+               CREATE USER bench@localhost IDENTIFIED BY 'bench';
+               GRANT ALL ON $MY_DB.* TO bench@localhost; GRANT ALL ON sbtest.* TO bench@localhost" ||
+        die "creating the MariaDB databases and user failed"
     say "loading pgbench's tables into MariaDB (dbpool-bench --init -s $SCALE)"
     "$BENCH" --target "$MY_DIRECT" --init --scale "$SCALE" >"$WORK/my-init.log" 2>&1 ||
         { cat "$WORK/my-init.log" >&2; die "dbpool-bench --init failed"; }
     say "loading sysbench's sbtest1 ($((100000 * SCALE)) rows)"
     # shellcheck disable=SC2046
-    (cd "$WORK" && sysbench $(sysbench_args) prepare) >"$WORK/sysbench-prepare.log" 2>&1 ||
+    sysbench $(sysbench_args) prepare >"$WORK/sysbench-prepare.log" 2>&1 ||
         { cat "$WORK/sysbench-prepare.log" >&2; die "sysbench prepare failed"; }
 }
 
@@ -116,7 +120,8 @@ mysql_pool_conf() {
         mysql = {
             host = "$MY_SOCK";
             name = "$MY_DB";
-            username = "root";
+            username = "bench";
+            password = "bench";
             maxOpenConns = $POOL_SIZE;
             maxIdleConns = $POOL_SIZE;
             connMaxLifetime = "1h";
@@ -132,7 +137,7 @@ reset_my_tpcb() { my_sql "$MY_DB" -e 'TRUNCATE pgbench_history' || die "truncati
 
 # my_bench_run ID TARGET WORKLOAD CLIENTS [-C] -> $WORK/r/ID.json
 my_bench_run() {
-    [ "$3" = tpcb ] && reset_my_tpcb
+    local TPCB_RESET=reset_my_tpcb
     bench_run "$@"
 }
 
@@ -142,8 +147,8 @@ my_bench_run() {
 sysbench_run() {
     local id=$1 clients=$2 out=$WORK/r/$1.log TIMEFORMAT='%U %S' u s n
     # shellcheck disable=SC2046
-    { time (cd "$WORK" && sysbench $(sysbench_args) --threads="$clients" --rand-type=uniform \
-        --time=$((WARMUP + DURATION + 1)) --report-interval=1 --histogram=off run) >"$out" 2>&1; } \
+    { time sysbench $(sysbench_args) --threads="$clients" --rand-type=uniform \
+        --time=$((WARMUP + DURATION + 1)) --report-interval=1 --histogram=off run >"$out" 2>&1; } \
         2>"$WORK/r/$id.time" || { cat "$out" >&2; die "sysbench failed: $id"; }
     read -r u s <"$WORK/r/$id.time"
     n=$(sed -n 's/^ *transactions: *\([0-9]*\).*/\1/p' "$out")

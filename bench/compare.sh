@@ -383,10 +383,11 @@ reset_tpcb() {
 }
 
 # bench_run ID TARGET WORKLOAD CLIENTS [-C]  -> $WORK/r/ID.json
+# (before a tpcb run: $TPCB_RESET, default reset_tpcb)
 bench_run() {
     local id=$1 target=$2 wl=$3 clients=$4 cpt=${5:-}
     local out=$WORK/r/$id.json
-    [ "$wl" = tpcb ] && reset_tpcb
+    if [ "$wl" = tpcb ]; then "${TPCB_RESET:-reset_tpcb}"; fi
     "$BENCH" --target "$target" --workload "$wl" --clients "$clients" --duration "$DURATION" \
         --warmup "$WARMUP" --scale "$SCALE" --jobs "$PGBENCH_JOBS" $cpt --json --label "$id" >"$out" 2>"$WORK/r/$id.err" ||
         { cat "$WORK/r/$id.err" >&2; die "dbpool-bench failed: $id"; }
