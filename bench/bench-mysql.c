@@ -120,6 +120,8 @@ int my_parse_target(const char *spec, struct target *t)
         fprintf(stderr, "dbpool-bench: mysql target: db=NAME is required\n");
         rc = -1;
     }
+    if (rc != 0)
+        my_free_target(t);
     return rc;
 }
 

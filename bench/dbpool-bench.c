@@ -1066,15 +1066,15 @@ static int parse_options(int argc, char **argv, struct options *o)
         fprintf(stderr, "dbpool-bench: --target is required\n");
         return -1;
     }
-    if (parse_target(target, &o->target) < 0)
-        return -1;
-    o->drv = o->target.kind == T_DBPOOL ? &DRIVER_DP : o->target.kind == T_MYSQL ? &DRIVER_MY : &DRIVER_PQ;
-    o->adrv = o->target.kind == T_DBPOOL ? &ADRIVER_DP : o->target.kind == T_MYSQL ? &ADRIVER_MY : &ADRIVER_PQ;
-    if ((o->init || o->text_protocol) && o->target.kind != T_MYSQL) {
+    if ((o->init || o->text_protocol) && strncmp(target, "mysql:", 6) != 0) {
         fprintf(stderr, "dbpool-bench: %s is for a mysql: target (PostgreSQL: pgbench -i)\n",
                 o->init ? "--init" : "--text-protocol");
         return -1;
     }
+    if (parse_target(target, &o->target) < 0)
+        return -1;
+    o->drv = o->target.kind == T_DBPOOL ? &DRIVER_DP : o->target.kind == T_MYSQL ? &DRIVER_MY : &DRIVER_PQ;
+    o->adrv = o->target.kind == T_DBPOOL ? &ADRIVER_DP : o->target.kind == T_MYSQL ? &ADRIVER_MY : &ADRIVER_PQ;
     if (o->connect_per_tx) {
         /* connecting blocks (libpq and libdbpool alike): a thread per client */
         if (model_set && o->model == M_ASYNC) {
