@@ -1,12 +1,13 @@
 /*
  * dbpool-bench.c — the benchmark client: one workload definition driven
- * against dbpoold or against PostgreSQL / PgBouncer (through libpq), the
- * same way, so the only difference between two runs is the path to the
- * server. bench/README.md says how to run it; bench/compare.sh runs the
+ * against dbpoold, against PostgreSQL / PgBouncer (through libpq) or against
+ * MariaDB / MySQL (through Connector/C, bench-mysql.c), the same way, so the
+ * only difference between two runs is the path to the server. bench/README.md says how to run it; bench/compare.sh runs the
  * whole comparison; doc/benchmarks.md has the method and results.
  *
  *   dbpool-bench --target dbpool:SOCKET:POOL               [options]
  *   dbpool-bench --target 'host=... port=... dbname=...'   [options]
+ *   dbpool-bench --target 'mysql:socket=... user=... db=...' [options]
  *
  * WORKLOADS (pgbench's built-in scripts, over the tables of `pgbench -i`)
  *
@@ -29,6 +30,11 @@
  *            as int8; int4 = int8 comparisons use the int4 indexes) and
  *            BEGIN / COMMIT as protocol frames, the daemon's native way;
  *            each costs one round trip, like pgbench's BEGIN and END.
+ *   mysql    statements prepared once per connection and executed with
+ *            MYSQL_TYPE_LONGLONG parameters (sysbench's way); BEGIN and
+ *            COMMIT as statements (bench-mysql.c). A MySQL server, direct
+ *            or behind a dbpoold mysql pool, gets the statements with ?
+ *            placeholders (TX_SELECT_MY / TX_TPCB_MY).
  *
  * TWO CLIENT MODELS
  *
