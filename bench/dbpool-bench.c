@@ -1252,7 +1252,10 @@ out:
  * statement inside a transaction is followed by ROLLBACK; a broken
  * connection is reopened (blocking; only in failure cases). A request the
  * driver finished without waiting (adriver.complete) gets no socket event:
- * its client goes on the worker's ready list, served after each epoll batch.
+ * its client goes on the worker's ready list. After each epoll batch the
+ * clients on the list then are served once each, and epoll is polled again
+ * before those that finished again are: a client whose requests keep
+ * finishing at once must not keep its thread from the others' answers.
  */
 
 struct aclient {
@@ -1273,6 +1276,7 @@ struct worker {
     int nclients;
     struct aclient *cl;     /* owned */
     struct aclient **ready; /* owned: clients whose answer is complete */
+    struct aclient **batch; /* owned: the ones being served */
     int nready;
     uint64_t rng;
     uint64_t tx, errors, reconnects;    /* inside the measured window */
@@ -1439,8 +1443,11 @@ static void w_event(struct worker *w, struct aclient *c, uint32_t events)
 static void w_serve_ready(struct worker *w)
 {
     const struct adriver *d = w->sh->o->adrv;
-    while (w->nready > 0 && !g_stop) {
-        struct aclient *c = w->ready[--w->nready];
+    int n = w->nready;
+    memcpy(w->batch, w->ready, (size_t)n * sizeof *w->batch);
+    w->nready = 0;
+    for (int i = 0; i < n && !g_stop; i++) {
+        struct aclient *c = w->batch[i];
         c->queued = false;
         if (c->conn != NULL && d->complete(c->conn))
             w_event(w, c, EPOLLIN);
@@ -1480,7 +1487,8 @@ static void *worker_main(void *arg)
         if (now >= sh->t_end)
             break;
         uint64_t left_ms = (sh->t_end - now) / 1000000u + 1;
-        int n = epoll_wait(w->epfd, evs, 64, left_ms < 100 ? (int)left_ms : 100);
+        int wait_ms = w->nready > 0 ? 0 : left_ms < 100 ? (int)left_ms : 100;
+        int n = epoll_wait(w->epfd, evs, 64, wait_ms);
         if (n < 0 && errno != EINTR) {
             snprintf(err, sizeof err, "epoll_wait: %s", strerror(errno));
             note_error(sh, err);
@@ -1688,7 +1696,8 @@ static int run_benchmark(struct options *o)
             wk[i].nclients = o->clients / n + (i < o->clients % n ? 1 : 0);
             wk[i].cl = calloc((size_t)wk[i].nclients, sizeof *wk[i].cl);
             wk[i].ready = calloc((size_t)wk[i].nclients, sizeof *wk[i].ready);
-            if (wk[i].cl == NULL || wk[i].ready == NULL) {
+            wk[i].batch = calloc((size_t)wk[i].nclients, sizeof *wk[i].batch);
+            if (wk[i].cl == NULL || wk[i].ready == NULL || wk[i].batch == NULL) {
                 fprintf(stderr, "dbpool-bench: out of memory\n");
                 exit(1);
             }
@@ -1721,6 +1730,7 @@ static int run_benchmark(struct options *o)
         if (!threads) {
             free(wk[i].cl);
             free(wk[i].ready);
+            free(wk[i].batch);
         }
     }
     uint64_t t_stop = now_ns();
