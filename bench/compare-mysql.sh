@@ -163,7 +163,10 @@ sysbench_run() {
     say "$(printf '%-34s %10.1f tps  client CPU %6.1f us/tx' "$id" "$(cat "$WORK/r/$id.tps")" "$(cat "$WORK/r/$id.cpu")")"
 }
 
-# my_scenario NAME WORKLOAD CLIENTS FLAG — the runs of one MySQL row
+# my_scenario NAME WORKLOAD CLIENTS FLAG — the runs of one MySQL row: direct
+# and dbpoold each with both client models (non-blocking, and a thread per
+# client: ID.threads), sysbench in the select rows; with a connection per
+# transaction only the thread per client exists
 my_scenario() {
     local name=$1 wl=$2 clients=$3 cpt=${4:-} runs n i k r t a
     say "--- $name ($wl, $clients clients${cpt:+, connection per transaction}, MariaDB)"
@@ -171,6 +174,10 @@ my_scenario() {
     for ((r = 1; r <= REPEAT; r++)); do
         runs=("my_bench_run $name.direct.r$r $MY_DIRECT_Q $a"
               "my_bench_run $name.dbpoold.r$r $MY_DBPOOL_Q $a")
+        if [ -z "$cpt" ]; then
+            runs+=("my_bench_run $name.direct.threads.r$r $MY_DIRECT_Q $a '--model threads'"
+                   "my_bench_run $name.dbpoold.threads.r$r $MY_DBPOOL_Q $a '--model threads'")
+        fi
         if [ "$wl" = select ] && [ -z "$cpt" ]; then runs+=("sysbench_run $name.sysbench.r$r $clients"); fi
         n=${#runs[@]}
         for ((i = 0; i < n; i++)); do
@@ -179,11 +186,12 @@ my_scenario() {
         done
         ROW=$((ROW + 1))
     done
-    for t in direct dbpoold; do
+    for t in direct dbpoold direct.threads dbpoold.threads; do
+        [ -f "$WORK/r/$name.$t.r1.json" ] || continue
         median_run "$name.$t" json
         cp "$WORK/r/$name.$t.r$MEDIAN.json" "$WORK/r/$name.$t.json"
     done
-    if [ "$n" -eq 3 ]; then
+    if [ -f "$WORK/r/$name.sysbench.r1.tps" ]; then
         median_run "$name.sysbench" tps
         cp "$WORK/r/$name.sysbench.r$MEDIAN.tps" "$WORK/r/$name.sysbench.tps"
         cp "$WORK/r/$name.sysbench.r$MEDIAN.cpu" "$WORK/r/$name.sysbench.cpu"
@@ -216,19 +224,49 @@ run_mysql() {
     done
 }
 
+# better NAME TARGET — the run (JSON file) of TARGET with the higher tps of
+# its two client models (the non-blocking one when it is the only one)
+better() {
+    local a=$WORK/r/$1.$2.json b=$WORK/r/$1.$2.threads.json
+    if [ -f "$b" ] && awk -v x="$(json_num "$b" tps)" -v y="$(json_num "$a" tps)" 'BEGIN { exit !(x > y) }'; then
+        echo "$b"
+    else
+        echo "$a"
+    fi
+}
+
+# tps_pair NAME TARGET — "non-blocking / thread per client" tps of TARGET
+tps_pair() {
+    local a=$WORK/r/$1.$2.json b=$WORK/r/$1.$2.threads.json
+    if [ -f "$b" ]; then
+        printf '%.0f / %.0f' "$(json_num "$a" tps)" "$(json_num "$b" tps)"
+    else
+        printf '— / %.0f' "$(json_num "$a" tps)"
+    fi
+}
+
+# errs NAME TARGET — errors of TARGET's runs, summed over both models
+errs() {
+    local n=0 f
+    for f in "$WORK/r/$1.$2.json" "$WORK/r/$1.$2.threads.json"; do
+        if [ -f "$f" ]; then n=$((n + $(json_num "$f" errors))); fi
+    done
+    echo "$n"
+}
+
 # print_mysql_table — the MySQL table, sysbench agreement, targets
 print_mysql_table() {
-    local name wl clients flag target label d p dt pt st ratio ok met=0 total=0
+    local name wl clients flag target label d p dt pt st ratio ok tt met=0 total=0
     [ -s "$WORK/my-rows" ] || return 0
     echo
     echo "dbpoold vs MariaDB directly (Connector/C) — MariaDB $(my_sql -e 'SELECT VERSION()')"
     echo
-    echo "| workload | clients | direct tps | dbpoold tps | sysbench tps | direct p50 / p99 ms | dbpoold p50 / p99 ms | dbpoold/direct | target | errors (d/p) |"
+    echo "| workload | clients | direct tps (non-blocking / thread per client) | dbpoold tps (non-blocking / thread per client) | sysbench tps | direct p50 / p99 ms | dbpoold p50 / p99 ms | dbpoold/direct | target | errors (d/p) |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     : >"$WORK/my-ratios"
     : >"$WORK/my-agreement"
     while read -r name wl clients flag target label; do
-        d=$WORK/r/$name.direct.json p=$WORK/r/$name.dbpoold.json
+        d=$(better "$name" direct) p=$(better "$name" dbpoold)
         dt=$(json_num "$d" tps) pt=$(json_num "$p" tps) st=—
         ratio=$(fmt_ratio "$pt" "$dt")
         ok=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r + 0 >= t + 0) ? "met" : "MISSED" }')
@@ -236,18 +274,23 @@ print_mysql_table() {
         [ "$ok" = met ] && met=$((met + 1))
         if [ -f "$WORK/r/$name.sysbench.tps" ]; then
             st=$(printf %.0f "$(cat "$WORK/r/$name.sysbench.tps")")
-            printf '%s %s %s %s %s\n' "$name" "$dt" "$(cat "$WORK/r/$name.sysbench.tps")" \
-                "$(json_num "$d" client_cpu_us_per_tx)" "$(cat "$WORK/r/$name.sysbench.cpu")" >>"$WORK/my-agreement"
+            tt=$WORK/r/$name.direct.threads.json
+            printf '%s %s %s %s %s %s\n' "$name" "$(json_num "$tt" tps)" "$(cat "$WORK/r/$name.sysbench.tps")" \
+                "$(json_num "$WORK/r/$name.direct.json" tps)" "$(json_num "$tt" client_cpu_us_per_tx)" \
+                "$(cat "$WORK/r/$name.sysbench.cpu")" >>"$WORK/my-agreement"
         fi
-        echo "| $label | $clients | $(printf %.0f "$dt") | $(printf %.0f "$pt") | $st | $(lat "$d") | $(lat "$p") |" \
-            "$ratio | ≥ $target ($ok) | $(json_num "$d" errors)/$(json_num "$p" errors) |"
+        echo "| $label | $clients | $(tps_pair "$name" direct) | $(tps_pair "$name" dbpoold) | $st | $(lat "$d") |" \
+            "$(lat "$p") | $ratio | ≥ $target ($ok) | $(errs "$name" direct)/$(errs "$name" dbpoold) |"
         echo "$ratio" >>"$WORK/my-ratios"
     done <"$WORK/my-rows"
     echo
+    echo "dbpoold/direct: the better client model of each (its p50 / p99 shown); with a connection per transaction both use a thread per client"
     if [ -s "$WORK/my-agreement" ]; then
-        echo "dbpool-bench (Connector/C, direct) vs sysbench oltp_point_select, same clients and window: tps difference; client CPU per transaction, dbpool-bench | sysbench"
+        echo "dbpool-bench (Connector/C, direct, a thread per client like sysbench) vs sysbench oltp_point_select, same clients and window: tps difference; client CPU per transaction, dbpool-bench | sysbench; (the non-blocking client vs sysbench)"
         awk '{ dev = ($3 > 0) ? ($2 / $3 - 1) * 100 : 0; if (dev > 10 || dev < -10) bad++
-               printf "- %s: %+.1f%%%s; %.1f | %.1f us\n", $1, dev, (dev > 10 || dev < -10) ? " (DISAGREES)" : "", $4, $5 }
+               adev = ($3 > 0) ? ($4 / $3 - 1) * 100 : 0
+               printf "- %s: %+.1f%%%s; %.1f | %.1f us; (non-blocking: %+.1f%%)\n", $1, dev,
+                      (dev > 10 || dev < -10) ? " (DISAGREES)" : "", $5, $6, adev }
              END { printf "- %d of %d outside ±10%%\n", bad, NR }' "$WORK/my-agreement"
     fi
     echo "mysql targets met: $met of $total"
