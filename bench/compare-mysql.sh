@@ -24,10 +24,12 @@
 #   3. dbpoold with one mysql pool (maxOpenConns = 20, as the postgres pool)
 #   4. rows mysql-select-20, -200, mysql-tpcb-20, -200, mysql-connect-20:
 #      direct and dbpoold with dbpool-bench (the same workloads as the
-#      PostgreSQL rows, ? placeholders), plus sysbench in the select rows
-#      (--threads = clients, --rand-type=uniform, the same window); the
-#      order rotating, --repeat as for the other rows; before every tpcb run
-#      pgbench_history is truncated.
+#      PostgreSQL rows, ? placeholders), each with both client models
+#      (non-blocking and a thread per client; dbpoold/direct compares the
+#      better of each), plus sysbench in the select rows (--threads =
+#      clients, --rand-type=uniform, the same window), checked against the
+#      thread-per-client direct client; the order rotating, --repeat as for
+#      the other rows; before every tpcb run pgbench_history is truncated.
 #
 # Direct connections prepare their statements once (the binary protocol,
 # as sysbench does); with a new connection per transaction they send text
