@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 #
-# bench/compare.sh — dbpoold against PgBouncer and direct PostgreSQL: one
-# command, one run, one Markdown table.
+# bench/compare.sh — dbpoold against PgBouncer and direct PostgreSQL, and
+# dbpoold against MariaDB directly: one command, one run, Markdown tables.
 #
 #   bench/compare.sh [--duration S] [--warmup S] [--repeat R] [--idle N]
 #                    [--results FILE] [--keep] [--baseline PATH] [--rows LIST]
@@ -27,9 +27,15 @@
 #      truncated (what pgbench itself does; pgbench then runs with -n).
 #      --repeat R makes every run R times (order rotating) and reports each
 #      target's median run: on a busy machine, the way to steady figures.
-#   5. prints the table, the agreement of dbpool-bench's libpq mode with
-#      pgbench, and finally
+#   5. the MySQL rows (bench/compare-mysql.sh): a throwaway MariaDB, the same
+#      workloads directly (Connector/C) and through a dbpoold mysql pool, and
+#      sysbench oltp_point_select as the outside reference
+#   6. prints the table, the agreement of dbpool-bench's libpq mode with
+#      pgbench, and
 #        ratio dbpoold/pgbouncer tps: min=X median=Y
+#      then the MySQL table, the agreement of the Connector/C client with
+#      sysbench, which of the targets (>= 0.9x / 1.2x / 10x direct) are met, and
+#        ratio dbpoold/direct (mysql) tps: min=X median=Y
 #      then stops everything it started (also on failure or Ctrl-C).
 #
 # --baseline PATH: a second dbpoold binary (e.g. build/dbpoold of an older
@@ -42,8 +48,12 @@
 #   output ends with
 #        ratio dbpoold/base tps: min=X median=Y
 #   (over the rows' median ratios). Use it with --repeat 3 or more.
+#   (PostgreSQL rows only: an older daemon has no mysql pools.)
 # --rows LIST: only these throughput rows, comma-separated, of
-#   select-20,select-200,tpcb-20,tpcb-200,connect-20 (default all).
+#   select-20,select-200,tpcb-20,tpcb-200,connect-20 (PostgreSQL) and
+#   mysql-select-20,mysql-select-200,mysql-tpcb-20,mysql-tpcb-200,
+#   mysql-connect-20 (MariaDB) (default all). Without PostgreSQL rows no
+#   PostgreSQL, PgBouncer or idle row is set up.
 #   --idle 0 leaves out the idle-clients row.
 #
 # Environment: DBPOOLD (daemon binary, default build/dbpoold), DBPOOL_BENCH
@@ -100,7 +110,10 @@ done
 [[ $PGB_PORT =~ ^[1-9][0-9]*$ ]] || die "PGB_PORT: expected a port number, got $PGB_PORT"
 
 # the throughput rows: NAME WORKLOAD CLIENTS FLAG LABEL (FLAG - or -C)
-ALL_ROWS="select-$LO select-$HI tpcb-$LO tpcb-$HI connect-$LO"
+PG_ROW_NAMES="select-$LO select-$HI tpcb-$LO tpcb-$HI connect-$LO"
+# shellcheck source=bench/compare-mysql.sh
+. "$ROOT/bench/compare-mysql.sh"
+ALL_ROWS="$PG_ROW_NAMES $MY_ROW_NAMES"
 row_defs() {
     cat <<EOF
 select-$LO select $LO - select (pgbench -S)
@@ -125,6 +138,13 @@ check_rows() {
 # row_wanted NAME — true when NAME is to run (--rows, or all by default)
 row_wanted() { [ -z "$ROWS" ] || [[ ",$ROWS," == *",$1,"* ]]; }
 
+# any_wanted NAME... — true when one of the rows NAME... is to run
+any_wanted() {
+    local r
+    for r; do if row_wanted "$r"; then return 0; fi; done
+    return 1
+}
+
 # check_baseline — --baseline names an executable; made absolute
 check_baseline() {
     [ -n "$BASELINE" ] || return 0
@@ -144,7 +164,10 @@ as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 install_deps() {
     local missing=() p
     bash "$ROOT/scripts/deps.sh" || die "installing the build dependencies failed (scripts/deps.sh)"
-    for p in postgresql pgbouncer; do
+    local pkgs="postgresql pgbouncer"
+    # shellcheck disable=SC2086
+    if any_wanted $MY_ROW_NAMES; then pkgs+=" mariadb-server mariadb-client sysbench"; fi
+    for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return
@@ -199,6 +222,8 @@ cleanup() {
     [ -n "$IDLE_PID" ] && kill "$IDLE_PID" 2>/dev/null && wait "$IDLE_PID" 2>/dev/null
     stop_daemon dbpoold "$DBPOOLD_PID"
     stop_daemon dbpoold-base "$BASE_PID"
+    stop_daemon "dbpoold (mysql)" "$MYD_PID"
+    stop_mariadb
     if [ -n "$WORK" ] && [ -f "$WORK/pgb/pgbouncer.pid" ]; then
         local p
         p=$(cat "$WORK/pgb/pgbouncer.pid" 2>/dev/null)
@@ -288,21 +313,9 @@ EOF
     BOUNCER="host=$d port=$PGB_PORT dbname=$PGDATABASE user=$PGUSER"
 }
 
-# start_dbpoold BINARY DIR PIDVAR TARGETVAR — a daemon with its own socket
-# and config in DIR; sets PIDVAR (at once, for cleanup) and TARGETVAR
-# (dbpool-bench's --target)
-start_dbpoold() {
-    local bin=$1 d=$2 pid
-    mkdir -p "$d"
-    cat >"$d/dbpoold.conf" <<EOF
-# compare.sh: dbpoold in front of the throwaway server, sized like PgBouncer
-daemon = {
-    socket = "$d/dbpoold.sock";
-    statusSocket = "";
-    logLevel = "warn";
-    maxClients = 12000;
-};
-pools = (
+# the postgres pool of dbpoold's config (start_dbpoold's POOLFN)
+pg_pool_conf() {
+    cat <<EOF
     {
         name = "bench";
         type = "postgres";
@@ -318,8 +331,30 @@ pools = (
             acquireTimeout = "2m";         # PgBouncer's query_wait_timeout
         };
     }
-);
 EOF
+}
+
+# start_dbpoold BINARY DIR PIDVAR TARGETVAR [POOLFN] — a daemon with its own
+# socket and config in DIR, its one pool "bench" printed by POOLFN (default
+# pg_pool_conf); sets PIDVAR (at once, for cleanup) and TARGETVAR
+# (dbpool-bench's --target)
+start_dbpoold() {
+    local bin=$1 d=$2 poolfn=${5:-pg_pool_conf} pid
+    mkdir -p "$d"
+    {
+        cat <<EOF
+# compare.sh: dbpoold in front of the throwaway server, sized like PgBouncer
+daemon = {
+    socket = "$d/dbpoold.sock";
+    statusSocket = "";
+    logLevel = "warn";
+    maxClients = 12000;
+};
+pools = (
+EOF
+        "$poolfn"
+        echo ");"
+    } >"$d/dbpoold.conf"
     say "starting $bin"
     # In its own session, like PgBouncer (-d) and PostgreSQL (pg_ctl): with
     # the kernel's autogroup scheduling a session is one CPU-share group, and
@@ -348,10 +383,11 @@ reset_tpcb() {
 }
 
 # bench_run ID TARGET WORKLOAD CLIENTS [-C]  -> $WORK/r/ID.json
+# (before a tpcb run: $TPCB_RESET, default reset_tpcb)
 bench_run() {
     local id=$1 target=$2 wl=$3 clients=$4 cpt=${5:-}
     local out=$WORK/r/$id.json
-    [ "$wl" = tpcb ] && reset_tpcb
+    if [ "$wl" = tpcb ]; then "${TPCB_RESET:-reset_tpcb}"; fi
     "$BENCH" --target "$target" --workload "$wl" --clients "$clients" --duration "$DURATION" \
         --warmup "$WARMUP" --scale "$SCALE" --jobs "$PGBENCH_JOBS" $cpt --json --label "$id" >"$out" 2>"$WORK/r/$id.err" ||
         { cat "$WORK/r/$id.err" >&2; die "dbpool-bench failed: $id"; }
@@ -604,59 +640,73 @@ print_table() {
 
 # ---------------------------------------------------------------- main
 
+# run_postgres — the PostgreSQL part: server, PgBouncer, dbpoold (and the
+# baseline), warm-up, idle clients, the rows wanted
+run_postgres() {
+    local line name wl clients flag
+    start_postgres
+    start_pgbouncer
+    start_dbpoold "$DBPOOLD" "$WORK/dp" DBPOOLD_PID DBPOOL
+    DAEMONS=dbpoold
+    if [ -n "$BASELINE" ]; then
+        start_dbpoold "$BASELINE" "$WORK/dp-base" BASE_PID BASE_DBPOOL
+        DAEMONS="dbpoold dbpoold-base"
+    fi
+    printf -v DIRECT_Q '%q' "$DIRECT"
+    printf -v BOUNCER_Q '%q' "$BOUNCER"
+    printf -v DBPOOL_Q '%q' "$DBPOOL"
+    printf -v BASE_Q '%q' "$BASE_DBPOOL"
+    printf -v PGHOST_Q '%q' "$PGHOST"
+    printf -v WORK_Q '%q' "$WORK"
+
+    say "warm-up: 3 s of select through every target"
+    for t in "$DIRECT" "$BOUNCER" "$DBPOOL" ${BASELINE:+"$BASE_DBPOOL"}; do
+        "$BENCH" --target "$t" --clients "$LO" --duration 3 --warmup 0 --scale "$SCALE" >/dev/null ||
+            die "warm-up against $t failed"
+    done
+
+    if [ "$IDLE" -gt 0 ]; then
+        say "--- idle clients: $IDLE"
+        idle_run dbpoold "$DBPOOL" "$DBPOOLD_PID"
+        if [ -n "$BASELINE" ]; then idle_run dbpoold-base "$BASE_DBPOOL" "$BASE_PID"; fi
+        idle_run pgbouncer "$BOUNCER" "$PGB_PID"
+    fi
+
+    mapfile -t ROW_LINES <"$WORK/rows"
+    for line in "${ROW_LINES[@]}"; do
+        read -r name wl clients flag _ <<<"$line"
+        [ "$flag" = - ] && flag=""
+        scenario "$name" "$wl" "$clients" "$flag"
+    done
+}
+
 WORK=$(mktemp -d /tmp/dbpcmp.XXXXXX)
 chmod 755 "$WORK"
 mkdir -p "$WORK/r"
 install_deps
 build_programs
 raise_fd_limit
-start_postgres
-start_pgbouncer
-start_dbpoold "$DBPOOLD" "$WORK/dp" DBPOOLD_PID DBPOOL
-DAEMONS=dbpoold
-if [ -n "$BASELINE" ]; then
-    start_dbpoold "$BASELINE" "$WORK/dp-base" BASE_PID BASE_DBPOOL
-    DAEMONS="dbpoold dbpoold-base"
-fi
 if [ -n "$RESULTS" ]; then : >"$RESULTS"; fi
-
-printf -v DIRECT_Q '%q' "$DIRECT"
-printf -v BOUNCER_Q '%q' "$BOUNCER"
-printf -v DBPOOL_Q '%q' "$DBPOOL"
-printf -v BASE_Q '%q' "$BASE_DBPOOL"
-printf -v PGHOST_Q '%q' "$PGHOST"
-printf -v WORK_Q '%q' "$WORK"
-
 say "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-say "warm-up: 3 s of select through every target"
-for t in "$DIRECT" "$BOUNCER" "$DBPOOL" ${BASELINE:+"$BASE_DBPOOL"}; do
-    "$BENCH" --target "$t" --clients "$LO" --duration 3 --warmup 0 --scale "$SCALE" >/dev/null ||
-        die "warm-up against $t failed"
-done
 
-if [ "$IDLE" -gt 0 ]; then
-    say "--- idle clients: $IDLE"
-    idle_run dbpoold "$DBPOOL" "$DBPOOLD_PID"
-    if [ -n "$BASELINE" ]; then idle_run dbpoold-base "$BASE_DBPOOL" "$BASE_PID"; fi
-    idle_run pgbouncer "$BOUNCER" "$PGB_PID"
-fi
-
-# the rows of the table (--rows): NAME WORKLOAD CLIENTS FLAG LABEL
+# the PostgreSQL rows of the table (--rows): NAME WORKLOAD CLIENTS FLAG LABEL
 row_defs | while read -r name wl clients flag label; do
     if row_wanted "$name"; then echo "$name $wl $clients $flag $label"; fi
 done >"$WORK/rows"
-mapfile -t ROW_LINES <"$WORK/rows"
-for line in "${ROW_LINES[@]}"; do
-    read -r name wl clients flag _ <<<"$line"
-    [ "$flag" = - ] && flag=""
-    scenario "$name" "$wl" "$clients" "$flag"
-done
+if [ -s "$WORK/rows" ]; then run_postgres; fi
+run_mysql
 
 say "done; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 {
-    echo "dbpoold vs PgBouncer vs direct PostgreSQL — $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }'), $(pgbouncer --version | head -n 1)"
-    echo "command: $COMMAND (${DURATION} s measured per run after ${WARMUP} s warm-up$([ "$REPEAT" -gt 1 ] && echo ", median of $REPEAT rounds"); dbpool-bench --jobs $PGBENCH_JOBS, pgbench -j $PGBENCH_JOBS -M extended -n -P 1, the same window)"
+    if [ -s "$WORK/rows" ]; then
+        echo "dbpoold vs PgBouncer vs direct PostgreSQL — $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }'), $(pgbouncer --version | head -n 1)"
+    else
+        echo "dbpoold vs direct MariaDB — $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+    fi
+    echo "command: $COMMAND (${DURATION} s measured per run after ${WARMUP} s warm-up$([ "$REPEAT" -gt 1 ] && echo ", median of $REPEAT rounds"); dbpool-bench --jobs $PGBENCH_JOBS, pgbench -j $PGBENCH_JOBS -M extended -n -P 1, sysbench --threads = clients, the same window)"
     if [ -n "$BASELINE" ]; then echo "dbpoold: $DBPOOLD; dbpoold-base: $BASELINE"; fi
-    print_table
+    if [ -s "$WORK/rows" ]; then print_table; fi
+    print_mysql_table
 }

@@ -1,12 +1,13 @@
 /*
  * dbpool-bench.c — the benchmark client: one workload definition driven
- * against dbpoold or against PostgreSQL / PgBouncer (through libpq), the
- * same way, so the only difference between two runs is the path to the
- * server. bench/README.md says how to run it; bench/compare.sh runs the
+ * against dbpoold, against PostgreSQL / PgBouncer (through libpq) or against
+ * MariaDB / MySQL (through Connector/C, bench-mysql.c), the same way, so the
+ * only difference between two runs is the path to the server. bench/README.md says how to run it; bench/compare.sh runs the
  * whole comparison; doc/benchmarks.md has the method and results.
  *
  *   dbpool-bench --target dbpool:SOCKET:POOL               [options]
  *   dbpool-bench --target 'host=... port=... dbname=...'   [options]
+ *   dbpool-bench --target 'mysql:socket=... user=... db=...' [options]
  *
  * WORKLOADS (pgbench's built-in scripts, over the tables of `pgbench -i`)
  *
@@ -29,6 +30,11 @@
  *            as int8; int4 = int8 comparisons use the int4 indexes) and
  *            BEGIN / COMMIT as protocol frames, the daemon's native way;
  *            each costs one round trip, like pgbench's BEGIN and END.
+ *   mysql    statements prepared once per connection and executed with
+ *            MYSQL_TYPE_LONGLONG parameters (sysbench's way); BEGIN and
+ *            COMMIT as statements (bench-mysql.c). A MySQL server, direct
+ *            or behind a dbpoold mysql pool, gets the statements with ?
+ *            placeholders (TX_SELECT_MY / TX_TPCB_MY).
  *
  * TWO CLIENT MODELS
  *
@@ -97,8 +103,8 @@
 
 #include "dbpool.h"
 #include "common/proto.h"
+#include "dbpool-bench.h"
 
-#define ERRLEN 1024
 #define THREAD_STACK (256u * 1024)
 
 /* ================================================================ time */
@@ -201,15 +207,6 @@ static double h_percentile(const struct histo *h, double p)
 
 /* ================================================================ workload */
 
-/* The random variables of one transaction, drawn like pgbench does. */
-enum var { V_AID, V_BID, V_TID, V_DELTA, NVARS };
-
-struct stmt_def {
-    const char *sql;
-    int nparams;
-    enum var vars[5];
-};
-
 /* pgbench -S */
 static const struct stmt_def TX_SELECT[] = {
     { "SELECT abalance FROM pgbench_accounts WHERE aid = $1", 1, { V_AID } },
@@ -225,6 +222,21 @@ static const struct stmt_def TX_TPCB[] = {
       4, { V_TID, V_BID, V_AID, V_DELTA } },
 };
 
+/* The same two, in MySQL's placeholders: for MariaDB directly and for a
+ * dbpoold pool of type mysql. */
+static const struct stmt_def TX_SELECT_MY[] = {
+    { "SELECT abalance FROM pgbench_accounts WHERE aid = ?", 1, { V_AID } },
+};
+
+static const struct stmt_def TX_TPCB_MY[] = {
+    { "UPDATE pgbench_accounts SET abalance = abalance + ? WHERE aid = ?", 2, { V_DELTA, V_AID } },
+    { "SELECT abalance FROM pgbench_accounts WHERE aid = ?", 1, { V_AID } },
+    { "UPDATE pgbench_tellers SET tbalance = tbalance + ? WHERE tid = ?", 2, { V_DELTA, V_TID } },
+    { "UPDATE pgbench_branches SET bbalance = bbalance + ? WHERE bid = ?", 2, { V_DELTA, V_BID } },
+    { "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (?, ?, ?, ?, CURRENT_TIMESTAMP)",
+      4, { V_TID, V_BID, V_AID, V_DELTA } },
+};
+
 struct workload {
     const char *name;
     const struct stmt_def *stmts;
@@ -237,6 +249,17 @@ static const struct workload WORKLOADS[] = {
     { "tpcb", TX_TPCB, 5, true },
 };
 
+static const struct workload WORKLOADS_MY[] = {
+    { "select", TX_SELECT_MY, 1, false },
+    { "tpcb", TX_TPCB_MY, 5, true },
+};
+
+/* The workload of the same name in MySQL's placeholders. */
+static const struct workload *mysql_workload(const struct workload *w)
+{
+    return &WORKLOADS_MY[w - WORKLOADS];
+}
+
 static void draw_vars(uint64_t *rng, int64_t scale, int64_t v[NVARS])
 {
     v[V_AID] = rng_range(rng, 1, 100000 * scale);
@@ -246,26 +269,6 @@ static void draw_vars(uint64_t *rng, int64_t scale, int64_t v[NVARS])
 }
 
 /* ================================================================ drivers */
-
-/* Return values of driver calls. */
-enum { RC_OK = 0, RC_ERR = -1 /* request failed, connection usable */, RC_BROKEN = -2 /* reconnect */ };
-
-struct target {
-    bool is_dbpool;
-    char *conninfo;         /* libpq */
-    char *socket, *pool;    /* dbpool */
-};
-
-struct driver {
-    const char *name;
-    void *(*connect)(const struct target *t, char *err);
-    int (*exec)(void *conn, const struct stmt_def *s, const int64_t v[NVARS], char *err);
-    int (*begin)(void *conn, char *err);
-    int (*commit)(void *conn, char *err);
-    void (*abort)(void *conn);                       /* roll back if in a transaction */
-    int (*scalar)(void *conn, const char *sql, int64_t *out, char *err);
-    void (*close)(void *conn);
-};
 
 /* ---- libpq ---- */
 
@@ -448,21 +451,6 @@ static const struct driver DRIVER_DP = {
  * pgbench).
  */
 
-enum { RC_PENDING = 1 };
-enum step_kind { K_BEGIN, K_STMT, K_COMMIT, K_ROLLBACK };
-
-struct adriver {
-    const char *name;
-    void *(*connect)(const struct target *t, char *err);
-    int (*fd)(void *conn);
-    int (*send)(void *conn, enum step_kind k, const struct stmt_def *s, const int64_t v[NVARS], char *err);
-    bool (*want_write)(void *conn);
-    int (*flush)(void *conn, char *err);
-    int (*readable)(void *conn, char *err);
-    bool (*in_tx)(void *conn);
-    void (*close)(void *conn);
-};
-
 /* ---- libpq, non-blocking: PQsendQueryParams + PQconsumeInput/PQgetResult,
  * the calls pgbench -M extended makes ---- */
 
@@ -570,7 +558,7 @@ static void apq_close(void *conn)
 
 static const struct adriver ADRIVER_PQ = {
     "libpq (non-blocking)", apq_connect, apq_fd, apq_send, apq_want_write, apq_flush,
-    apq_readable, apq_in_tx, apq_close,
+    apq_readable, apq_in_tx, apq_close, NULL,
 };
 
 /* ---- dbpoold's protocol, non-blocking, through src/common/proto.c (the wire-format
@@ -859,7 +847,7 @@ static void adp_close(void *conn)
 
 static const struct adriver ADRIVER_DP = {
     "dbpool protocol (non-blocking, src/common/proto.c)", adp_connect, adp_fd, adp_send, adp_want_write,
-    adp_flush, adp_readable, adp_in_tx, adp_close,
+    adp_flush, adp_readable, adp_in_tx, adp_close, NULL,
 };
 
 /* ================================================================ options */
@@ -881,6 +869,8 @@ struct options {
     long idle;              /* > 0: idle mode */
     double hold;
     const char *label;
+    bool init;              /* --init: create the MySQL tables, then exit */
+    bool text_protocol;     /* mysql: statements as text, nothing prepared */
 };
 
 static void usage(FILE *f)
@@ -891,6 +881,8 @@ static void usage(FILE *f)
         "TARGET:\n"
         "  dbpool:SOCKET:POOL          dbpoold's client socket and a pool name\n"
         "  'host=... port=... dbname=...'  a libpq conninfo or URI: PostgreSQL or PgBouncer\n"
+        "  'mysql:socket=PATH user=U db=DB'  MariaDB / MySQL directly (Connector/C); keys:\n"
+        "                              socket, host, port, user, password, db\n"
         "\n"
         "workload (tables from `pgbench -i -s SCALE`):\n"
         "  -w, --workload select|tpcb  select: pgbench -S; tpcb: pgbench's default script (default select)\n"
@@ -901,7 +893,8 @@ static void usage(FILE *f)
         "                              non-blocking I/O, like pgbench (libpq's non-blocking API;\n"
         "                              dbpoold's protocol through src/common/proto.c).\n"
         "                              threads: one thread per client, blocking calls\n"
-        "                              (PQexecParams; libdbpool's dbpool_query/begin/commit)\n"
+        "                              (PQexecParams; libdbpool's dbpool_query/begin/commit;\n"
+        "                              Connector/C's blocking calls, its *_start/_cont in async)\n"
         "  -j, --jobs J                threads of the async model (default: CPUs, at most N)\n"
         "  -T, --duration S            measured seconds (default 10)\n"
         "      --warmup S              seconds run before measuring (default 2)\n"
@@ -914,6 +907,14 @@ static void usage(FILE *f)
         "                              \"holding N connections\" when all are open\n"
         "      --hold S                how long to hold them (default 0: until SIGINT/SIGTERM)\n"
         "\n"
+        "mysql: targets (a dbpoold pool of type mysql is recognised from its HELLO answer\n"
+        "and gets the same statements, with ? placeholders):\n"
+        "      --init                  create and fill pgbench's tables at --scale (default 10)\n"
+        "                              in the database, like pgbench -i, then exit\n"
+        "      --text-protocol         send statements as text with the values written in;\n"
+        "                              default: prepared once per connection (binary protocol,\n"
+        "                              like sysbench), text with --connect-per-tx\n"
+        "\n"
         "Exit status: 0 when the run completed (errors are counted and reported),\n"
         "1 when it could not run (bad target, connect failure, missing tables), 2 on usage errors.\n");
 }
@@ -921,6 +922,8 @@ static void usage(FILE *f)
 static int parse_target(const char *s, struct target *t)
 {
     memset(t, 0, sizeof *t);
+    if (strncmp(s, "mysql:", 6) == 0)
+        return my_parse_target(s + 6, t);
     if (strncmp(s, "dbpool:", 7) == 0) {
         const char *rest = s + 7;
         const char *colon = strrchr(rest, ':');
@@ -929,6 +932,7 @@ static int parse_target(const char *s, struct target *t)
             return -1;
         }
         t->is_dbpool = true;
+        t->kind = T_DBPOOL;
         t->socket = strndup(rest, (size_t)(colon - rest));
         t->pool = strdup(colon + 1);
         return t->socket && t->pool ? 0 : -1;
@@ -966,7 +970,7 @@ static int parse_long(const char *opt, const char *s, long min, long max, long *
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { O_WARMUP = 256, O_JSON, O_IDLE, O_HOLD, O_LABEL, O_MODEL };
+    enum { O_WARMUP = 256, O_JSON, O_IDLE, O_HOLD, O_LABEL, O_MODEL, O_INIT, O_TEXT };
     static const struct option longopts[] = {
         { "target", required_argument, NULL, 't' },
         { "workload", required_argument, NULL, 'w' },
@@ -981,6 +985,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "label", required_argument, NULL, O_LABEL },
         { "model", required_argument, NULL, O_MODEL },
         { "jobs", required_argument, NULL, 'j' },
+        { "init", no_argument, NULL, O_INIT },
+        { "text-protocol", no_argument, NULL, O_TEXT },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1036,6 +1042,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return -1;
             break;
         case O_LABEL: o->label = optarg; break;
+        case O_INIT: o->init = true; break;
+        case O_TEXT: o->text_protocol = true; break;
         case O_MODEL:
             if (strcmp(optarg, "async") == 0) {
                 o->model = M_ASYNC;
@@ -1064,10 +1072,15 @@ static int parse_options(int argc, char **argv, struct options *o)
         fprintf(stderr, "dbpool-bench: --target is required\n");
         return -1;
     }
+    if ((o->init || o->text_protocol) && strncmp(target, "mysql:", 6) != 0) {
+        fprintf(stderr, "dbpool-bench: %s is for a mysql: target (PostgreSQL: pgbench -i)\n",
+                o->init ? "--init" : "--text-protocol");
+        return -1;
+    }
     if (parse_target(target, &o->target) < 0)
         return -1;
-    o->drv = o->target.is_dbpool ? &DRIVER_DP : &DRIVER_PQ;
-    o->adrv = o->target.is_dbpool ? &ADRIVER_DP : &ADRIVER_PQ;
+    o->drv = o->target.kind == T_DBPOOL ? &DRIVER_DP : o->target.kind == T_MYSQL ? &DRIVER_MY : &DRIVER_PQ;
+    o->adrv = o->target.kind == T_DBPOOL ? &ADRIVER_DP : o->target.kind == T_MYSQL ? &ADRIVER_MY : &ADRIVER_PQ;
     if (o->connect_per_tx) {
         /* connecting blocks (libpq and libdbpool alike): a thread per client */
         if (model_set && o->model == M_ASYNC) {
@@ -1237,7 +1250,12 @@ out:
  * epoll: every client has at most one request in flight, the next one is
  * sent as soon as the answer is complete (pgbench's loop). A failed
  * statement inside a transaction is followed by ROLLBACK; a broken
- * connection is reopened (blocking; only in failure cases).
+ * connection is reopened (blocking; only in failure cases). A request the
+ * driver finished without waiting (adriver.complete) gets no socket event:
+ * its client goes on the worker's ready list. After each epoll batch the
+ * clients on the list then are served once each, and epoll is polled again
+ * before those that finished again are: a client whose requests keep
+ * finishing at once must not keep its thread from the others' answers.
  */
 
 struct aclient {
@@ -1247,6 +1265,7 @@ struct aclient {
     int step;               /* index in the transaction's steps */
     bool rolling_back;
     bool out_armed;         /* EPOLLOUT registered */
+    bool queued;            /* on the worker's ready list */
     char err[ERRLEN];
 };
 
@@ -1256,6 +1275,9 @@ struct worker {
     int epfd;
     int nclients;
     struct aclient *cl;     /* owned */
+    struct aclient **ready; /* owned: clients whose answer is complete */
+    struct aclient **batch; /* owned: the ones being served */
+    int nready;
     uint64_t rng;
     uint64_t tx, errors, reconnects;    /* inside the measured window */
     uint64_t tx_all;                    /* including warm-up */
@@ -1277,8 +1299,13 @@ static int w_arm(struct worker *w, struct aclient *c, int op)
 
 static void w_update(struct worker *w, struct aclient *c)
 {
-    if (w->sh->o->adrv->want_write(c->conn) != c->out_armed)
+    const struct adriver *d = w->sh->o->adrv;
+    if (d->want_write(c->conn) != c->out_armed)
         (void)w_arm(w, c, EPOLL_CTL_MOD);
+    if (d->complete != NULL && !c->queued && d->complete(c->conn)) {
+        c->queued = true;
+        w->ready[w->nready++] = c;
+    }
 }
 
 static int w_send(struct worker *w, struct aclient *c)
@@ -1412,6 +1439,21 @@ static void w_event(struct worker *w, struct aclient *c, uint32_t events)
     }
 }
 
+/* Clients whose answer the driver completed without a socket event. */
+static void w_serve_ready(struct worker *w)
+{
+    const struct adriver *d = w->sh->o->adrv;
+    int n = w->nready;
+    memcpy(w->batch, w->ready, (size_t)n * sizeof *w->batch);
+    w->nready = 0;
+    for (int i = 0; i < n && !g_stop; i++) {
+        struct aclient *c = w->batch[i];
+        c->queued = false;
+        if (c->conn != NULL && d->complete(c->conn))
+            w_event(w, c, EPOLLIN);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -1439,12 +1481,14 @@ static void *worker_main(void *arg)
 
     for (int i = 0; i < w->nclients; i++)
         w_start(w, &w->cl[i]);
+    w_serve_ready(w);
     while (!g_stop) {
         uint64_t now = now_ns();
         if (now >= sh->t_end)
             break;
         uint64_t left_ms = (sh->t_end - now) / 1000000u + 1;
-        int n = epoll_wait(w->epfd, evs, 64, left_ms < 100 ? (int)left_ms : 100);
+        int wait_ms = w->nready > 0 ? 0 : left_ms < 100 ? (int)left_ms : 100;
+        int n = epoll_wait(w->epfd, evs, 64, wait_ms);
         if (n < 0 && errno != EINTR) {
             snprintf(err, sizeof err, "epoll_wait: %s", strerror(errno));
             note_error(sh, err);
@@ -1452,6 +1496,7 @@ static void *worker_main(void *arg)
         }
         for (int i = 0; i < n; i++)
             w_event(w, evs[i].data.ptr, evs[i].events);
+        w_serve_ready(w);
     }
 out:
     for (int i = 0; i < w->nclients; i++)
@@ -1464,24 +1509,49 @@ out:
 
 /* ================================================================ running */
 
-/* Scale from the database (what pgbench does), checked against --scale. */
+static const char *init_hint(bool mysql)
+{
+    return mysql ? "dbpool-bench --target mysql:... --init -s SCALE" : "pgbench -i -s SCALE";
+}
+
+/* MySQL's placeholders for a MySQL server, direct or behind dbpoold; what
+ * a direct MySQL connection prepares. */
+static void choose_statements(struct options *o, bool mysql)
+{
+    if (!mysql)
+        return;
+    o->wl = mysql_workload(o->wl);
+    if (o->target.kind == T_MYSQL && !o->connect_per_tx && !o->text_protocol)
+        my_set_prepared(o->wl->stmts, o->wl->nstmts);
+    else
+        my_set_prepared(NULL, 0);
+}
+
+/* Scale from the database (what pgbench does), checked against --scale;
+ * the statements' dialect from the target (or the pool's backend). */
 static int check_scale(struct options *o)
 {
     char err[ERRLEN];
     int64_t n = 0;
+    bool mysql = o->target.kind == T_MYSQL;
+    choose_statements(o, mysql);
     void *conn = o->drv->connect(&o->target, err);
     if (conn == NULL) {
         fprintf(stderr, "dbpool-bench: %s\n", err);
         return -1;
     }
+    if (o->target.kind == T_DBPOOL && strcmp(dbpool_backend(conn), "mysql") == 0) {
+        mysql = true;
+        choose_statements(o, mysql);
+    }
     int rc = o->drv->scalar(conn, "SELECT count(*) FROM pgbench_branches", &n, err);
     o->drv->close(conn);
     if (rc != RC_OK) {
-        fprintf(stderr, "dbpool-bench: %s\n(create the tables with `pgbench -i -s SCALE`)\n", err);
+        fprintf(stderr, "dbpool-bench: %s\n(create the tables with `%s`)\n", err, init_hint(mysql));
         return -1;
     }
     if (n < 1) {
-        fprintf(stderr, "dbpool-bench: pgbench_branches is empty (run `pgbench -i -s SCALE`)\n");
+        fprintf(stderr, "dbpool-bench: pgbench_branches is empty (run `%s`)\n", init_hint(mysql));
         return -1;
     }
     if (o->scale == 0)
@@ -1509,8 +1579,13 @@ static void json_str(FILE *f, const char *s)
 
 static const char *target_text(const struct options *o, char *buf, size_t n)
 {
+    const struct mysql_target *m = &o->target.my;
     if (o->target.is_dbpool)
         snprintf(buf, n, "dbpool:%s:%s", o->target.socket, o->target.pool);
+    else if (o->target.kind == T_MYSQL)
+        snprintf(buf, n, "mysql:%s%s%s%s db=%s", m->socket ? "socket=" : "host=",
+                 m->socket ? m->socket : m->host ? m->host : "localhost",
+                 m->user ? " user=" : "", m->user ? m->user : "", m->db);
     else
         snprintf(buf, n, "%s", o->target.conninfo);
     return buf;
@@ -1620,7 +1695,9 @@ static int run_benchmark(struct options *o)
             wk[i].epfd = -1;
             wk[i].nclients = o->clients / n + (i < o->clients % n ? 1 : 0);
             wk[i].cl = calloc((size_t)wk[i].nclients, sizeof *wk[i].cl);
-            if (wk[i].cl == NULL) {
+            wk[i].ready = calloc((size_t)wk[i].nclients, sizeof *wk[i].ready);
+            wk[i].batch = calloc((size_t)wk[i].nclients, sizeof *wk[i].batch);
+            if (wk[i].cl == NULL || wk[i].ready == NULL || wk[i].batch == NULL) {
                 fprintf(stderr, "dbpool-bench: out of memory\n");
                 exit(1);
             }
@@ -1650,8 +1727,11 @@ static int run_benchmark(struct options *o)
         errors += threads ? cl[i].errors : wk[i].errors;
         tx_all += threads ? cl[i].tx_all : wk[i].tx_all;
         reconnects += threads ? cl[i].reconnects : wk[i].reconnects;
-        if (!threads)
+        if (!threads) {
             free(wk[i].cl);
+            free(wk[i].ready);
+            free(wk[i].batch);
+        }
     }
     uint64_t t_stop = now_ns();
 
@@ -1740,7 +1820,16 @@ int main(int argc, char **argv)
     }
     install_signals();
     raise_fd_limit();
-    rc = o.idle > 0 ? run_idle(&o) : run_benchmark(&o);
+    if (o.target.kind == T_MYSQL && my_library_init() < 0)
+        return 1;
+    if (o.init)
+        rc = my_init_tables(&o.target, o.scale ? o.scale : 10, false);
+    else
+        rc = o.idle > 0 ? run_idle(&o) : run_benchmark(&o);
+    if (o.target.kind == T_MYSQL) {
+        my_free_target(&o.target);
+        my_library_end();
+    }
     free(o.target.conninfo);
     free(o.target.socket);
     free(o.target.pool);
