@@ -393,7 +393,7 @@ static void setup_tables(void)
 }
 
 /* A server backend (PostgreSQL, MariaDB) on the fault server, not SQLite. */
-static bool is_pg(void)
+static bool is_server(void)
 {
     return strcmp(h_profile()->name, "sqlite") != 0;
 }
@@ -402,7 +402,7 @@ static bool is_pg(void)
  * through the daemon (SQLite). */
 static long db_num(struct obs **obs, const char *sql)
 {
-    if (is_pg())
+    if (is_server())
         return obs_int(obs, sql);
     dbpool_conn *c = h_connect();
     long v = (long)h_scalar(c, sql);
@@ -419,7 +419,7 @@ static void add_id(void *arg, long long v)
 static void db_ids(struct obs **obs, struct idlist *out)
 {
     static const char sql[] = "SELECT id FROM transfers ORDER BY id";
-    if (is_pg()) {
+    if (is_server()) {
         cr_assert(obs_each(obs, sql, add_id, out), "reading transfers: %s", obs_error(*obs));
     } else {
         dbpool_conn *c = h_connect();
@@ -526,17 +526,17 @@ TestSuite(bank, .init = bank_init, .fini = bank_fini, .timeout = 150);
 
 Test(bank, transfers_keep_the_invariant_under_faults)
 {
-    bool pg = is_pg();
+    bool srv = is_server();
     struct h_opts o = {
-        .max_open_conns = pg ? 8 : 4,
-        .pool_settings = pg ? "acquireTimeout = \"2s\"; timeout = \"1s\"; retryDelay = \"100ms\"; retryMaxDelay = \"500ms\"; "
+        .max_open_conns = srv ? 8 : 4,
+        .pool_settings = srv ? "acquireTimeout = \"2s\"; timeout = \"1s\"; retryDelay = \"100ms\"; retryMaxDelay = \"500ms\"; "
                               "maxRetries = 2; healthCheckInterval = \"200ms\";"
                             : "acquireTimeout = \"5s\";",
     };
     static struct client cl[NTHREADS];
     struct faulter f = { 0 };
     struct obs *obs = NULL;
-    uint64_t duration = pg ? PG_DURATION_MS : SQLITE_DURATION_MS;
+    uint64_t duration = srv ? PG_DURATION_MS : SQLITE_DURATION_MS;
 
     h_start(&o);
     cr_assert_eq(fs_durable_nothrow(), 0, "cannot make the fault server's commits durable");
@@ -547,14 +547,14 @@ Test(bank, transfers_keep_the_invariant_under_faults)
                                  .fd = -1, .deadline = deadline };
         cr_assert_eq(pthread_create(&cl[i].tid, NULL, client_main, &cl[i]), 0);
     }
-    if (pg) {
+    if (srv) {
         f.deadline = deadline - 2000;        /* the last seconds run without faults */
         cr_assert_eq(pthread_create(&f.tid, NULL, faulter_main, &f), 0);
         pthread_join(f.tid, NULL);
     }
     for (int i = 0; i < NTHREADS; i++)
         pthread_join(cl[i].tid, NULL);
-    if (pg)
+    if (srv)
         fs_cleanup();                        /* the server runs, whatever happened */
 
     struct totals t = sum_up(cl);
@@ -573,13 +573,13 @@ Test(bank, transfers_keep_the_invariant_under_faults)
     cr_assert_geq(t.commits, 50, "too few commits (%d) for the test to mean anything",
                   t.commits);
     cr_assert_geq(t.rollbacks + t.drops + t.sp_rollbacks, 20, "too few rollbacks");
-    if (pg)
+    if (srv)
         cr_assert(f.kills > 0 && f.restarts > 0, "no faults were injected");
 
     check_balances(&obs);
     check_ledger(cl, &obs, &t);
     cr_assert(H_AWAIT(pool_quiet(), 10000), "the pool did not go back to rest");
-    if (pg)
+    if (srv)
         cr_assert(H_AWAIT(obs_busy_backends(&obs) == 0, 10000),
                   "a session of the pool is left active or idle in transaction");
     /* The pool may still be down after the last restart until its next

@@ -61,6 +61,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fault_bystander.h"
 #include "fault_tools.h"
 #include "harness.h"
 #include "common/proto.h"
@@ -87,7 +88,7 @@ struct phase;
 static struct {
     const struct phase *ph;
     enum fault f;
-    bool pg;                /* a server backend (PostgreSQL or MariaDB), not SQLite */
+    bool srv;               /* a server backend (PostgreSQL or MariaDB), not SQLite */
     bool my;                /* ... MariaDB */
     bool locked;            /* the observer holds MariaDB's global read lock */
     int v;                  /* the victim's socket, -1 once gone */
@@ -106,146 +107,6 @@ static struct {
 static bool is_server(void)
 {
     return strcmp(h_profile()->name, "sqlite") != 0;
-}
-
-/* ================================================================ bystander */
-
-/* Another session on its own thread, one `SELECT 1` every 10 ms (in a
- * transaction it keeps open when in_tx: it then holds a server connection
- * of its own). It counts, and records what the fault does not explain. */
-static struct bystander {
-    int fd;
-    bool in_tx;
-    unsigned allowed;           /* bit per error code the fault explains */
-    pthread_t tid;
-    bool started;
-    atomic_bool stop, shutting;
-    atomic_int ok, hangs, bad;
-    bool tx_open0;              /* by_start opened its transaction (MariaDB) */
-    long sid;                   /* ... and its server session's id, or -1 */
-    _Atomic uint64_t last_ok_ms;
-    char first_bad[400];
-} B;
-
-static void by_note_bad(const char *what, const struct fc_res *r)
-{
-    char d[300];
-    if (atomic_fetch_add(&B.bad, 1) == 0)
-        snprintf(B.first_bad, sizeof(B.first_bad), "%s: %s", what, fc_describe(r, d, sizeof(d)));
-}
-
-/* An error (or the end of the session) the fault explains. */
-static bool by_explained(const struct fc_res *r)
-{
-    if (r->kind == FC_ERROR && r->code < 32 && (B.allowed & (1u << r->code)))
-        return true;
-    return atomic_load(&B.shutting) && (r->kind == FC_EOF || fc_is(r, DBPOOL_E_SHUTDOWN));
-}
-
-/* One request of the bystander; false when its session is over. */
-static bool by_step(bool *tx_open)
-{
-    struct fc_res r;
-
-    if (B.in_tx && !*tx_open) {
-        if (!fc_send_begin(B.fd))
-            return false;
-        fc_read(B.fd, FC_ANSWER_MS, &r);
-        if (r.kind != FC_READY) {
-            /* MariaDB's BEGIN takes a server connection: an outage shows here */
-            if (r.kind == FC_TIMEOUT)
-                atomic_fetch_add(&B.hangs, 1);
-            if (r.kind == FC_TIMEOUT || !by_explained(&r))
-                by_note_bad("BEGIN", &r);
-            return r.kind == FC_ERROR && r.code != DBPOOL_E_SHUTDOWN;
-        }
-        *tx_open = true;
-    }
-    fc_query(B.fd, "SELECT 1", NULL, 0, FC_ANSWER_MS, &r);
-    if (atomic_load(&B.stop))
-        return false;
-    if (r.kind == FC_READY) {
-        atomic_fetch_add(&B.ok, 1);
-        atomic_store(&B.last_ok_ms, h_now_ms());
-        *tx_open = r.tx == 'T';
-        return true;
-    }
-    if (r.kind == FC_TIMEOUT) {
-        atomic_fetch_add(&B.hangs, 1);
-        by_note_bad("SELECT 1", &r);
-        return false;
-    }
-    if (!by_explained(&r))
-        by_note_bad("SELECT 1", &r);
-    if (r.kind != FC_ERROR || r.code == DBPOOL_E_SHUTDOWN)
-        return false;
-    *tx_open = r.tx == 'T';
-    if (r.tx == 'E') {
-        fc_send_empty(B.fd, PT_ROLLBACK);
-        fc_read(B.fd, FC_ANSWER_MS, &r);
-        *tx_open = false;
-    }
-    return true;
-}
-
-static void *by_main(void *arg)
-{
-    (void)arg;
-    bool tx_open = B.tx_open0;
-    while (!atomic_load(&B.stop) && by_step(&tx_open))
-        h_sleep_ms(10);
-    return NULL;
-}
-
-static void by_start(bool in_tx, unsigned allowed)
-{
-    if (B.started)
-        return;
-    B.fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
-    cr_assert_geq(B.fd, 0, "the bystander could not connect: %s", strerror(errno));
-    B.in_tx = in_tx;
-    B.allowed = allowed;
-    B.tx_open0 = false;
-    B.sid = -1;
-    if (in_tx && C.my) {
-        /* MariaDB shows a session idle in a transaction as idle ('Sleep'):
-         * the id tells the bystander's apart (obs_kill_idle spares it). */
-        struct fc_res r;
-        char d[400];
-        cr_assert(fc_send_begin(B.fd), "bystander BEGIN");
-        fc_read(B.fd, FC_ANSWER_MS, &r);
-        cr_assert(r.kind == FC_READY && r.tx == 'T', "bystander BEGIN: %s",
-                  fc_describe(&r, d, sizeof(d)));
-        fc_query(B.fd, fs_session_id_sql(), NULL, 0, FC_ANSWER_MS, &r);
-        cr_assert(r.kind == FC_READY && r.have_int, "bystander session id: %s",
-                  fc_describe(&r, d, sizeof(d)));
-        B.tx_open0 = true;
-        B.sid = (long)r.first_int;
-    }
-    atomic_init(&B.stop, false);
-    atomic_init(&B.shutting, false);
-    atomic_init(&B.ok, 0);
-    atomic_init(&B.hangs, 0);
-    atomic_init(&B.bad, 0);
-    atomic_init(&B.last_ok_ms, 0);
-    cr_assert_eq(pthread_create(&B.tid, NULL, by_main, NULL), 0);
-    B.started = true;
-    cr_assert(H_AWAIT(atomic_load(&B.ok) >= 1 || atomic_load(&B.bad) > 0, FC_ANSWER_MS + 1000),
-              "the bystander's first request was not answered");
-    cr_assert_eq(atomic_load(&B.bad), 0, "the bystander failed before the fault: %s",
-                 B.first_bad);
-}
-
-/* Stop it (its session closes; an open transaction is rolled back). */
-static void by_stop(void)
-{
-    if (!B.started)
-        return;
-    atomic_store(&B.stop, true);
-    shutdown(B.fd, SHUT_RDWR);
-    pthread_join(B.tid, NULL);
-    close(B.fd);
-    B.started = false;
 }
 
 /* ================================================================ helpers */
@@ -300,7 +161,7 @@ static void victim_pid(void)
  * so that the drain's documented path is taken). */
 static void long_sql(char *buf, size_t len)
 {
-    if (!C.pg)
+    if (!C.srv)
         snprintf(buf, len, "%s", h_profile()->endless_sql);
     else
         snprintf(buf, len, "SELECT %s(%s) /* %s */", C.my ? "SLEEP" : "pg_sleep",
@@ -312,7 +173,7 @@ static void long_sql(char *buf, size_t len)
  * shows an active client. */
 static void await_running(const char *what)
 {
-    if (C.pg) {
+    if (C.srv) {
         cr_assert(H_AWAIT((C.pid = obs_active_pid(&C.obs, C.marker)) > 0, 10000),
                   "%s never showed up as running on the server", what);
     } else {
@@ -343,7 +204,7 @@ static void release_holds(void)
  * holds a connection of its own (in a transaction) from before the freeze. */
 static void enter_connecting(void)
 {
-    by_start(true, 0);
+    by_start(FC_ANSWER_MS, true, 0, C.my);
     cr_assert_eq(obs_int(&C.obs, "SELECT 1"), 1, "the observer must connect before the freeze");
     if (!C.my)
         fs_freeze(fs_postmaster());
@@ -363,8 +224,8 @@ static void enter_connecting(void)
  * connection went back to the pool. */
 static void enter_idle(void)
 {
-    struct fc_res r = victim_ok(C.pg ? fs_session_id_sql() : "SELECT 1", 'I');
-    C.pid = C.pg && r.have_int ? (long)r.first_int : -1;
+    struct fc_res r = victim_ok(C.srv ? fs_session_id_sql() : "SELECT 1", 'I');
+    C.pid = C.srv && r.have_int ? (long)r.first_int : -1;
     cr_assert(H_AWAIT(pool_num("servers", "busy") == 0, 5000));
 }
 
@@ -410,7 +271,7 @@ static void enter_streaming(void)
  * bystander starts first (it could not connect to a frozen server). */
 static void freeze_mysql(bool by_in_tx)
 {
-    by_start(by_in_tx, 0);
+    by_start(FC_ANSWER_MS, by_in_tx, 0, false);
     fs_freeze(fs_postmaster());
 }
 
@@ -429,7 +290,7 @@ static void hold_commits_mysql(void)
 static void enter_commit(void)
 {
     char sql[200];
-    if (C.pg && !C.my) {
+    if (C.srv && !C.my) {
         struct fc_res r;
         int fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
         cr_assert_geq(fd, 0);
@@ -447,13 +308,13 @@ static void enter_commit(void)
     }
     victim_begin();
     victim_insert();
-    if (C.pg)
+    if (C.srv)
         victim_pid();
     if (C.my)
         hold_commits_mysql();
     cr_assert(fc_send_empty(C.v, PT_COMMIT));
     C.inflight = C.unknown = true;
-    if (C.pg) {
+    if (C.srv) {
         if (C.my)
             snprintf(sql, sizeof(sql), "SELECT count(*) FROM information_schema.PROCESSLIST "
                      "WHERE ID = %ld AND COMMAND = 'Query' AND INFO LIKE 'COMMIT%%'", C.pid);
@@ -470,7 +331,7 @@ static void enter_rollback(void)
 {
     victim_begin();
     victim_insert();
-    if (C.pg)
+    if (C.srv)
         victim_pid();
 }
 
@@ -503,17 +364,17 @@ static void enter_cancel(void)
 {
     char sql[256];
     long_sql(sql, sizeof(sql));
-    if (C.pg)
+    if (C.srv)
         snprintf(sql, sizeof(sql), "SELECT %s(60) /* %s */", C.my ? "SLEEP" : "pg_sleep",
                  C.marker);
     cr_assert(fc_send_query(C.v, sql, NULL, 0));
     await_running("the statement to cancel");
     if (C.my)
         freeze_mysql(false);
-    else if (C.pg)
+    else if (C.srv)
         fs_freeze((pid_t)C.pid);
     cr_assert(fc_send_empty(C.v, PT_CANCEL));
-    C.held = C.pg;   /* SQLite's interrupt cannot be held: it may be over already */
+    C.held = C.srv;   /* SQLite's interrupt cannot be held: it may be over already */
 }
 
 #define NA_SERVER (1u << F_TERMINATE | 1u << F_RESTART_FAST | 1u << F_RESTART_IMMEDIATE | \
@@ -524,7 +385,7 @@ static void enter_cancel(void)
 struct phase {
     const char *name;
     void (*enter)(void);
-    bool pg_only;               /* needs a server: not on SQLite */
+    bool server_only;               /* needs a server: not on SQLite */
     unsigned na;                /* faults that cannot happen in this phase */
     const char *na_why;
     bool by_in_tx;              /* the bystander holds its own connection */
@@ -542,7 +403,7 @@ struct phase {
 };
 
 static const struct phase PHASES[] = {
-    { "connecting", enter_connecting, .pg_only = true, .my_freezes = true,
+    { "connecting", enter_connecting, .server_only = true, .my_freezes = true,
       .na = 1u << F_TERMINATE,
       .na_why = "no server connection exists yet (the stopped and restarted server cover a "
                 "failing connect)",
@@ -559,7 +420,7 @@ static const struct phase PHASES[] = {
     { "rollback", enter_rollback, .followup = "ROLLBACK",
       .down_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST),
       .after_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST) },
-    { "reset", enter_reset, .pg_only = true, .my_freezes = true, .na = 1u << F_CLIENT_KILLED,
+    { "reset", enter_reset, .server_only = true, .my_freezes = true, .na = 1u << F_CLIENT_KILLED,
       .na_why = "the reset runs because the client is already gone" },
     { "cancel", enter_cancel, .my_freezes = true,
       .server_fault_ok = CODE(DBPOOL_E_CANCELED) | CODE(DBPOOL_E_CONN_LOST) },
@@ -652,7 +513,7 @@ static bool pool_quiet(void)
 
 static long fm_rows(void)
 {
-    if (C.pg)
+    if (C.srv)
         return obs_int(&C.obs, C.my ? "SELECT count(*) FROM fm_t" : "SELECT count(*) FROM public.fm_t");
     int fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
     cr_assert_geq(fd, 0);
@@ -672,7 +533,7 @@ static void check_no_leak(void)
               "waiting=%g", C.ph->name, fault_names[C.f], pool_num("servers", "busy"),
               pool_num("servers", "connecting"), pool_num("clients", "active"),
               pool_num("clients", "waiting"));
-    if (C.pg) {
+    if (C.srv) {
         cr_assert(H_AWAIT(obs_busy_backends(&C.obs) == 0, 10000),
                   "[%s x %s] a session of the pool's user is left active or idle in "
                   "transaction on the server (%ld)", C.ph->name, fault_names[C.f],
@@ -754,7 +615,7 @@ static void client_killed_cell(void)
     close(C.v);          /* abruptly: no TERMINATE, unread results dropped */
     C.v = -1;
     release_holds();
-    if (C.pg && C.marker[0])
+    if (C.srv && C.marker[0])
         cr_assert(H_AWAIT(obs_active_pid(&C.obs, C.marker) < 0, 10000),
                   "[%s x client killed] the server still runs the vanished client's statement",
                   C.ph->name);
@@ -895,7 +756,7 @@ static void sigterm_cell(void)
     fs_thaw_all();
     check_bystander(0);
     by_stop();
-    if (C.pg) {
+    if (C.srv) {
         cr_assert(H_AWAIT(obs_busy_backends(&C.obs) == 0, 5000),
                   "[%s x SIGTERM] the daemon exited leaving a session active or idle in "
                   "transaction on the server", C.ph->name);
@@ -915,7 +776,7 @@ static void setup_daemon(void)
     struct h_opts o = {
         .max_open_conns = 3,
         .shutdown_timeout = "3s",
-        .pool_settings = C.pg ? "acquireTimeout = \"1s500ms\"; timeout = \"1s\"; "
+        .pool_settings = C.srv ? "acquireTimeout = \"1s500ms\"; timeout = \"1s\"; "
                                 "retryDelay = \"100ms\"; retryMaxDelay = \"1s\"; maxRetries = 2; "
                                 "healthCheckInterval = \"200ms\";"
                               : "acquireTimeout = \"1s500ms\";",
@@ -961,9 +822,9 @@ static void run_cell(const char *phase, enum fault f)
 {
     C.ph = phase_named(phase);
     C.f = f;
-    C.pg = is_server();
-    C.my = C.pg && fs_mysql();
-    if (!C.pg && (C.ph->pg_only || (NA_SERVER & (1u << f))))
+    C.srv = is_server();
+    C.my = C.srv && fs_mysql();
+    if (!C.srv && (C.ph->server_only || (NA_SERVER & (1u << f))))
         cr_skip_test("%s x %s: not applicable to %s (no server process)", phase,
                      fault_names[f], h_profile()->name);
     if (C.ph->na & (1u << f))
@@ -971,7 +832,7 @@ static void run_cell(const char *phase, enum fault f)
     snprintf(C.marker, sizeof(C.marker), "fm_marker_%d", (int)getpid());
     setup_daemon();
     C.ph->enter();
-    by_start(C.ph->by_in_tx, by_allowed());
+    by_start(FC_ANSWER_MS, C.ph->by_in_tx, by_allowed(), C.my);
     B.allowed = by_allowed();
     if (f == F_SIGTERM) {
         sigterm_cell();
@@ -998,12 +859,7 @@ static void faults_init(void)
 static void faults_fini(void)
 {
     fs_thaw_all();
-    if (B.started) {
-        atomic_store(&B.stop, true);
-        shutdown(B.fd, SHUT_RDWR);
-        pthread_join(B.tid, NULL);
-        B.started = false;
-    }
+    by_abort();
     h_fini();
     fs_cleanup();
     obs_close(&C.obs);
