@@ -141,13 +141,3 @@ void by_stop(void)
     close(B.fd);
     B.started = false;
 }
-
-void by_abort(void)
-{
-    if (!B.started)
-        return;
-    atomic_store(&B.stop, true);
-    shutdown(B.fd, SHUT_RDWR);
-    pthread_join(B.tid, NULL);
-    B.started = false;
-}

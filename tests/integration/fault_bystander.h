@@ -40,9 +40,8 @@ extern struct bystander B;
  * (MariaDB shows a session idle in a transaction as idle: the id tells it
  * apart). */
 void by_start(int answer_ms, bool in_tx, unsigned allowed, bool want_sid);
-/* Stop it (its session closes; an open transaction is rolled back). */
+/* Stop it (its session closes; an open transaction is rolled back). Also
+ * for a suite's .fini, whatever state the test left. */
 void by_stop(void);
-/* For a suite's .fini: stop the thread whatever state the test left. */
-void by_abort(void);
 
 #endif

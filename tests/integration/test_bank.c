@@ -541,6 +541,11 @@ Test(bank, transfers_keep_the_invariant_under_faults)
     h_start(&o);
     cr_assert_eq(fs_durable_nothrow(), 0, "cannot make the fault server's commits durable");
     setup_tables();
+    if (fs_mysql())   /* the invariant needs transactions: InnoDB, MariaDB's default engine */
+        cr_assert_eq(obs_int(&obs, "SELECT count(*) FROM information_schema.TABLES WHERE "
+                             "TABLE_SCHEMA = 'dbpool_test' AND ENGINE <> 'InnoDB'"), 0,
+                     "the bank tables are not InnoDB tables (the server's default storage "
+                     "engine was changed?): set default_storage_engine = InnoDB");
     uint64_t deadline = h_now_ms() + duration;
     for (int i = 0; i < NTHREADS; i++) {
         cl[i] = (struct client){ .no = i + 1, .seed = 0x9e3779b9u * (unsigned)(i + 1),

@@ -859,7 +859,7 @@ static void faults_init(void)
 static void faults_fini(void)
 {
     fs_thaw_all();
-    by_abort();
+    by_stop();
     h_fini();
     fs_cleanup();
     obs_close(&C.obs);
