@@ -316,12 +316,46 @@ pid_t fs_postmaster(void)
     return read_line(path, line, sizeof(line)) ? (pid_t)atoi(line) : -1;
 }
 
+/* From /proc/PID/stat: the command name, the state letter and the parent;
+ * false if the process is gone. */
+static bool proc_stat(pid_t pid, char *comm, size_t len, char *state, pid_t *ppid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!read_line(path, buf, sizeof(buf)))
+        return false;
+    const char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+    int ppid_i = 0;
+    if (!open_paren || !close_paren || sscanf(close_paren + 1, " %c %d", state, &ppid_i) != 2)
+        return false;
+    snprintf(comm, len, "%.*s", (int)(close_paren - open_paren - 1), open_paren + 1);
+    *ppid = (pid_t)ppid_i;
+    return true;
+}
+
+/* As root mysql-harness.sh runs mariadbd under `runuser`, which stops
+ * itself when its child stops (util-linux su-common) and stays stopped
+ * after the child is continued: a leaked stopped process per freeze. Await
+ * it stopping, and remember it to be continued with the server. */
+static void freeze_runuser_parent(pid_t pid)
+{
+    char comm[64], st = 0;
+    pid_t ppid = 0, pp;
+    if (!proc_stat(pid, comm, sizeof(comm), &st, &ppid) || ppid <= 1 ||
+        !proc_stat(ppid, comm, sizeof(comm), &st, &pp) || strcmp(comm, "runuser") != 0)
+        return;
+    H_AWAIT(proc_stat(ppid, comm, sizeof(comm), &st, &pp) && st == 'T', 2000);
+    if (nfrozen < (int)(sizeof(frozen) / sizeof(frozen[0])))
+        frozen[nfrozen++] = ppid;
+}
+
 void fs_freeze(pid_t pid)
 {
     cr_assert_gt(pid, 0, "no process to freeze");
-    cr_assert_lt(nfrozen, (int)(sizeof(frozen) / sizeof(frozen[0])));
+    cr_assert_lt(nfrozen, (int)(sizeof(frozen) / sizeof(frozen[0])) - 1);
     cr_assert_eq(kill(pid, SIGSTOP), 0, "SIGSTOP %d: %s", (int)pid, strerror(errno));
     frozen[nfrozen++] = pid;
+    freeze_runuser_parent(pid);
 }
 
 void fs_thaw_all(void)
@@ -366,12 +400,17 @@ void fs_shutdown(char mode)
 {
     pid_t pm = fs_postmaster();
     cr_assert_gt(pm, 0, "the fault server is not running (no postmaster.pid in %s)", fs_dir_);
+    char comm[64], st;
+    pid_t parent = -1;
+    proc_stat(pm, comm, sizeof(comm), &st, &parent);
+    /* Not the server's stopped runuser: continued, it would continue the
+     * server before the signal (a crash is of the frozen server). */
     for (int i = 0; i < nfrozen; i++)
-        if (frozen[i] != pm)
+        if (frozen[i] != pm && frozen[i] != parent)
             kill(frozen[i], SIGCONT);
     cr_assert_eq(fs_shutdown_nothrow(mode), 0, "%s (pid %d) did not shut down (%c)",
                  fs_mysql_ ? "MariaDB" : "PostgreSQL", (int)pm, mode);
-    nfrozen = 0;
+    fs_thaw_all();
 }
 
 static const char *harness_script(void)

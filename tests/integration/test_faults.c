@@ -393,6 +393,10 @@ struct phase {
      * bystander that is an outage (it may be told UNAVAILABLE or
      * POOL_TIMEOUT while the server is frozen). */
     bool my_freezes;
+    /* More outcomes of a server fault on MariaDB, because of that freeze:
+     * connects queued while the server was frozen complete when it thaws,
+     * just before a restart takes them (CONN_LOST). */
+    unsigned my_fault_ok;
     /* What a server fault must end the in-flight request with (bit 0:
      * READY; else 1 << code), and the follow-up request sent after it when
      * nothing was in flight (NULL: none) with what it must end with while
@@ -404,6 +408,7 @@ struct phase {
 
 static const struct phase PHASES[] = {
     { "connecting", enter_connecting, .server_only = true, .my_freezes = true,
+      .my_fault_ok = CODE(DBPOOL_E_CONN_LOST),
       .na = 1u << F_TERMINATE,
       .na_why = "no server connection exists yet (the stopped and restarted server cover a "
                 "failing connect)",
@@ -456,7 +461,8 @@ static void check_victim_server_fault(void)
         return;
     if (C.inflight) {
         fc_read(C.v, FC_ANSWER_MS, &r);
-        expect_res(&r, C.ph->server_fault_ok, "the request in flight");
+        expect_res(&r, C.ph->server_fault_ok | (C.my ? C.ph->my_fault_ok : 0),
+                   "the request in flight");
     } else if (C.ph->followup) {
         fc_query(C.v, C.ph->followup, NULL, 0, FC_ANSWER_MS, &r);
         expect_res(&r, C.down ? C.ph->down_ok : C.ph->after_ok, C.ph->followup);
@@ -796,8 +802,13 @@ static unsigned by_allowed_fault(void);
 
 static unsigned by_allowed(void)
 {
+    /* The thaw before the KILL lets the held reset / cancel finish: the
+     * connection may be back in the pool and the bystander's when the KILL
+     * lands (as in the idle phase). */
     unsigned frozen = C.my && C.ph->my_freezes
-                          ? CODE(DBPOOL_E_UNAVAILABLE) | CODE(DBPOOL_E_POOL_TIMEOUT) : 0;
+                          ? CODE(DBPOOL_E_UNAVAILABLE) | CODE(DBPOOL_E_POOL_TIMEOUT) |
+                                (C.f == F_TERMINATE ? CODE(DBPOOL_E_CONN_LOST) : 0)
+                          : 0;
     return frozen | by_allowed_fault();
 }
 
