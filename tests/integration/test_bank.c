@@ -8,9 +8,11 @@
  * Transactions are committed, rolled back at random, carry a nested
  * transaction (protocol BEGIN inside one: a savepoint) whose transfer is
  * rolled back, or are abandoned by dropping the session mid-transaction.
- * Meanwhile (PostgreSQL) a fault thread terminates random server
- * connections of the pool and restarts the server (fast and immediate
- * shutdowns, alternately) — on the fault server of fault_tools.h.
+ * Meanwhile (PostgreSQL, MariaDB on InnoDB) a fault thread terminates
+ * random server connections of the pool (pg_terminate_backend, KILL) and
+ * restarts the server (fast and immediate shutdowns — on MariaDB a clean
+ * shutdown and a crash — alternately) — on the fault server of
+ * fault_tools.h.
  *
  * Each client keeps a ledger of what it was told:
  *   committed  COMMIT answered READY 'I'               -> must be present
@@ -19,8 +21,8 @@
  *              or the transaction aborted by an error  -> must be absent
  *   unknown    COMMIT answered CONN_LOST (the commit may or may not have
  *              happened), or a request not answered    -> either
- * and at the end, read from the server directly (libpq; through the daemon
- * for SQLite): the total balance is unchanged, every account's balance
+ * and at the end, read from the server directly (libpq, Connector/C;
+ * through the daemon for SQLite): the total balance is unchanged, every account's balance
  * matches the transfers table, the ledger holds, no request went
  * unanswered for FC_ANSWER_MS, no session of the pool is left in a
  * transaction, and the daemon still serves.
@@ -343,7 +345,7 @@ struct faulter {
 static void *faulter_main(void *p)
 {
     struct faulter *f = p;
-    PGconn *obs = NULL;
+    struct obs *obs = NULL;
     uint64_t next_restart = h_now_ms() + RESTART_EVERY_MS;
 
     while (h_now_ms() < f->deadline) {
@@ -357,10 +359,7 @@ static void *faulter_main(void *p)
             next_restart = h_now_ms() + RESTART_EVERY_MS;
             continue;
         }
-        long n = obs_int(&obs, "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM "
-                         "pg_stat_activity WHERE usename = 'dbpool' AND backend_type = "
-                         "'client backend' AND pid <> pg_backend_pid() ORDER BY random() "
-                         "LIMIT 1) s");
+        long n = obs_kill_random(&obs);
         if (n > 0)
             f->kills += (int)n;
     }
@@ -393,16 +392,17 @@ static void setup_tables(void)
     close(fd);
 }
 
-static bool is_pg(void)
+/* A server backend (PostgreSQL, MariaDB) on the fault server, not SQLite. */
+static bool is_server(void)
 {
-    return strcmp(h_profile()->name, "postgres") == 0;
+    return strcmp(h_profile()->name, "sqlite") != 0;
 }
 
-/* One number from the database: the server directly (PostgreSQL), else a
- * session through the daemon. */
-static long db_num(PGconn **obs, const char *sql)
+/* One number from the database: the server directly, else a session
+ * through the daemon (SQLite). */
+static long db_num(struct obs **obs, const char *sql)
 {
-    if (is_pg())
+    if (is_server())
         return obs_int(obs, sql);
     dbpool_conn *c = h_connect();
     long v = (long)h_scalar(c, sql);
@@ -411,15 +411,16 @@ static long db_num(PGconn **obs, const char *sql)
 }
 
 /* Every transfer id in the table, sorted. */
-static void db_ids(PGconn **obs, struct idlist *out)
+static void add_id(void *arg, long long v)
+{
+    idl_add(arg, v);
+}
+
+static void db_ids(struct obs **obs, struct idlist *out)
 {
     static const char sql[] = "SELECT id FROM transfers ORDER BY id";
-    if (is_pg()) {
-        PGresult *r = obs_query(obs, sql);
-        cr_assert_not_null(r, "reading transfers: %s", *obs ? PQerrorMessage(*obs) : "");
-        for (int i = 0; i < PQntuples(r); i++)
-            idl_add(out, atoll(PQgetvalue(r, i, 0)));
-        PQclear(r);
+    if (is_server()) {
+        cr_assert(obs_each(obs, sql, add_id, out), "reading transfers: %s", obs_error(*obs));
     } else {
         dbpool_conn *c = h_connect();
         dbpool_result *r = h_query(c, sql, NULL, 0);
@@ -436,7 +437,7 @@ struct totals {
     const char *first_problem;
 };
 
-static void check_ledger(struct client *cl, PGconn **obs, const struct totals *t)
+static void check_ledger(struct client *cl, struct obs **obs, const struct totals *t)
 {
     struct idlist ids = { 0 };
     db_ids(obs, &ids);
@@ -464,7 +465,7 @@ static void check_ledger(struct client *cl, PGconn **obs, const struct totals *t
     idl_free(&ids);
 }
 
-static void check_balances(PGconn **obs)
+static void check_balances(struct obs **obs)
 {
     long sum = db_num(obs, "SELECT sum(balance) FROM accounts");
     cr_assert_eq(sum, (long)NACCOUNTS * START_BALANCE, "the money is not preserved: the sum "
@@ -525,34 +526,40 @@ TestSuite(bank, .init = bank_init, .fini = bank_fini, .timeout = 150);
 
 Test(bank, transfers_keep_the_invariant_under_faults)
 {
-    bool pg = is_pg();
+    bool srv = is_server();
     struct h_opts o = {
-        .max_open_conns = pg ? 8 : 4,
-        .pool_settings = pg ? "acquireTimeout = \"2s\"; timeout = \"1s\"; retryDelay = \"100ms\"; retryMaxDelay = \"500ms\"; "
+        .max_open_conns = srv ? 8 : 4,
+        .pool_settings = srv ? "acquireTimeout = \"2s\"; timeout = \"1s\"; retryDelay = \"100ms\"; retryMaxDelay = \"500ms\"; "
                               "maxRetries = 2; healthCheckInterval = \"200ms\";"
                             : "acquireTimeout = \"5s\";",
     };
     static struct client cl[NTHREADS];
     struct faulter f = { 0 };
-    PGconn *obs = NULL;
-    uint64_t duration = pg ? PG_DURATION_MS : SQLITE_DURATION_MS;
+    struct obs *obs = NULL;
+    uint64_t duration = srv ? PG_DURATION_MS : SQLITE_DURATION_MS;
 
     h_start(&o);
+    cr_assert_eq(fs_durable_nothrow(), 0, "cannot make the fault server's commits durable");
     setup_tables();
+    if (fs_mysql())   /* the invariant needs transactions: InnoDB, MariaDB's default engine */
+        cr_assert_eq(obs_int(&obs, "SELECT count(*) FROM information_schema.TABLES WHERE "
+                             "TABLE_SCHEMA = 'dbpool_test' AND ENGINE <> 'InnoDB'"), 0,
+                     "the bank tables are not InnoDB tables (the server's default storage "
+                     "engine was changed?): set default_storage_engine = InnoDB");
     uint64_t deadline = h_now_ms() + duration;
     for (int i = 0; i < NTHREADS; i++) {
         cl[i] = (struct client){ .no = i + 1, .seed = 0x9e3779b9u * (unsigned)(i + 1),
                                  .fd = -1, .deadline = deadline };
         cr_assert_eq(pthread_create(&cl[i].tid, NULL, client_main, &cl[i]), 0);
     }
-    if (pg) {
+    if (srv) {
         f.deadline = deadline - 2000;        /* the last seconds run without faults */
         cr_assert_eq(pthread_create(&f.tid, NULL, faulter_main, &f), 0);
         pthread_join(f.tid, NULL);
     }
     for (int i = 0; i < NTHREADS; i++)
         pthread_join(cl[i].tid, NULL);
-    if (pg)
+    if (srv)
         fs_cleanup();                        /* the server runs, whatever happened */
 
     struct totals t = sum_up(cl);
@@ -571,13 +578,13 @@ Test(bank, transfers_keep_the_invariant_under_faults)
     cr_assert_geq(t.commits, 50, "too few commits (%d) for the test to mean anything",
                   t.commits);
     cr_assert_geq(t.rollbacks + t.drops + t.sp_rollbacks, 20, "too few rollbacks");
-    if (pg)
+    if (srv)
         cr_assert(f.kills > 0 && f.restarts > 0, "no faults were injected");
 
     check_balances(&obs);
     check_ledger(cl, &obs, &t);
     cr_assert(H_AWAIT(pool_quiet(), 10000), "the pool did not go back to rest");
-    if (pg)
+    if (srv)
         cr_assert(H_AWAIT(obs_busy_backends(&obs) == 0, 10000),
                   "a session of the pool is left active or idle in transaction");
     /* The pool may still be down after the last restart until its next

@@ -1,8 +1,9 @@
 /*
  * test_faults.c — the fault matrix: every phase of a request x every fault,
  * against the real dbpoold, for the backend chosen by $DBPOOL_TEST_BACKEND
- * (SQLite by default; PostgreSQL under tests/pg/run-pg-tests.sh, on a server
- * of its own that the tests stop, restart and freeze: fault_tools.h).
+ * (SQLite by default; PostgreSQL under tests/pg/run-pg-tests.sh and MariaDB
+ * under tests/mysql/run-mysql-tests.sh, each on a server of its own that
+ * the tests stop, restart and freeze: fault_tools.h).
  *
  * Each cell is one criterion test named <phase>_x_<fault>. It starts a
  * daemon, brings a victim session (a raw socket: every read has a deadline)
@@ -16,10 +17,10 @@
  *     UNAVAILABLE while the server cannot be reached, SHUTDOWN on SIGTERM
  *     (after the drain operations.md describes), CANCELED for a cancel;
  *   - nothing leaked: the pool's /pools counters go back to no busy, no
- *     connecting, no waiting server; on PostgreSQL no session of the pool's
- *     user is left 'active' or 'idle in transaction' and the server has as
- *     many sessions as the daemon thinks it has; a rolled-back write is
- *     absent;
+ *     connecting, no waiting server; on a server no session of the pool's
+ *     user is left running a statement or inside a transaction and the
+ *     server has as many sessions as the daemon thinks it has; a
+ *     rolled-back write is absent;
  *   - everyone else is served: the bystander gets no error the fault does
  *     not explain and succeeds again right after the fault; the victim's
  *     session (when it survives) works again.
@@ -32,10 +33,15 @@
  * reason.
  *
  * How phases are held still, with real components only: a statement that
- * runs (pg_sleep, an endless recursive CTE), a COMMIT kept busy by a
- * deferred constraint trigger that sleeps, and on PostgreSQL a server
- * process frozen with SIGSTOP (the postmaster, to hold a connect; a backend,
- * to hold a reset or a cancel). Frozen processes are always thawed in .fini.
+ * runs (pg_sleep, SLEEP, an endless recursive CTE), a COMMIT kept busy (on
+ * PostgreSQL by a deferred constraint trigger that sleeps, on MariaDB by
+ * the observer's FLUSH TABLES WITH READ LOCK: the COMMIT waits for the
+ * commit lock), and a server process frozen with SIGSTOP (PostgreSQL: the
+ * postmaster, to hold a connect; a backend, to hold a reset or a cancel.
+ * MariaDB is one process of threads: the whole server is frozen for all
+ * three, so there the bystander is started before the freeze and its
+ * requests wait, within FC_ANSWER_MS, until the fault thaws the server).
+ * Frozen processes are always thawed in .fini.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -55,6 +61,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fault_bystander.h"
 #include "fault_tools.h"
 #include "harness.h"
 #include "common/proto.h"
@@ -70,7 +77,7 @@ enum fault { F_TERMINATE, F_RESTART_FAST, F_RESTART_IMMEDIATE, F_STOPPED, F_CLIE
              F_SIGTERM };
 
 static const char *const fault_names[] = {
-    "server connection terminated (pg_terminate_backend)", "server fast restart",
+    "server connection terminated (pg_terminate_backend, KILL)", "server fast restart",
     "server immediate restart", "server stopped longer than the timeouts", "client killed",
     "daemon SIGTERM",
 };
@@ -81,10 +88,12 @@ struct phase;
 static struct {
     const struct phase *ph;
     enum fault f;
-    bool pg;
+    bool srv;               /* a server backend (PostgreSQL or MariaDB), not SQLite */
+    bool my;                /* ... MariaDB */
+    bool locked;            /* the observer holds MariaDB's global read lock */
     int v;                  /* the victim's socket, -1 once gone */
     char marker[64];        /* in the victim's statement text */
-    long pid;               /* the victim's server process (PostgreSQL), or -1 */
+    long pid;               /* the victim's server process / thread id, or -1 */
     bool inflight;          /* a request of the victim awaits its answer */
     bool held;              /* ... and it is certainly still running */
     bool in_tx;             /* the victim is inside a transaction */
@@ -92,124 +101,12 @@ static struct {
     bool committed;         /* that row was committed (READY 'I' after COMMIT) */
     bool unknown;           /* a COMMIT was cut: either outcome is right */
     bool down;              /* the server is stopped */
-    PGconn *obs;
+    struct obs *obs;
 } C = { .v = -1, .pid = -1 };
 
-static bool is_pg(void)
+static bool is_server(void)
 {
-    return strcmp(h_profile()->name, "postgres") == 0;
-}
-
-/* ================================================================ bystander */
-
-/* Another session on its own thread, one `SELECT 1` every 10 ms (in a
- * transaction it keeps open when in_tx: it then holds a server connection
- * of its own). It counts, and records what the fault does not explain. */
-static struct bystander {
-    int fd;
-    bool in_tx;
-    unsigned allowed;           /* bit per error code the fault explains */
-    pthread_t tid;
-    bool started;
-    atomic_bool stop, shutting;
-    atomic_int ok, hangs, bad;
-    _Atomic uint64_t last_ok_ms;
-    char first_bad[400];
-} B;
-
-static void by_note_bad(const char *what, const struct fc_res *r)
-{
-    char d[300];
-    if (atomic_fetch_add(&B.bad, 1) == 0)
-        snprintf(B.first_bad, sizeof(B.first_bad), "%s: %s", what, fc_describe(r, d, sizeof(d)));
-}
-
-/* One request of the bystander; false when its session is over. */
-static bool by_step(bool *tx_open)
-{
-    struct fc_res r;
-
-    if (B.in_tx && !*tx_open) {
-        if (!fc_send_begin(B.fd))
-            return false;
-        fc_read(B.fd, FC_ANSWER_MS, &r);
-        if (r.kind != FC_READY) {
-            by_note_bad("BEGIN", &r);
-            return r.kind == FC_ERROR && r.code != DBPOOL_E_SHUTDOWN;
-        }
-        *tx_open = true;
-    }
-    fc_query(B.fd, "SELECT 1", NULL, 0, FC_ANSWER_MS, &r);
-    if (atomic_load(&B.stop))
-        return false;
-    if (r.kind == FC_READY) {
-        atomic_fetch_add(&B.ok, 1);
-        atomic_store(&B.last_ok_ms, h_now_ms());
-        *tx_open = r.tx == 'T';
-        return true;
-    }
-    if (r.kind == FC_TIMEOUT) {
-        atomic_fetch_add(&B.hangs, 1);
-        by_note_bad("SELECT 1", &r);
-        return false;
-    }
-    bool shutting = atomic_load(&B.shutting);
-    if (r.kind == FC_ERROR && (r.code < 32 && (B.allowed & (1u << r.code))))
-        ;                                   /* explained by the fault */
-    else if (!(shutting && (r.kind == FC_EOF || fc_is(&r, DBPOOL_E_SHUTDOWN))))
-        by_note_bad("SELECT 1", &r);
-    if (r.kind != FC_ERROR || r.code == DBPOOL_E_SHUTDOWN)
-        return false;
-    *tx_open = r.tx == 'T';
-    if (r.tx == 'E') {
-        fc_send_empty(B.fd, PT_ROLLBACK);
-        fc_read(B.fd, FC_ANSWER_MS, &r);
-        *tx_open = false;
-    }
-    return true;
-}
-
-static void *by_main(void *arg)
-{
-    (void)arg;
-    bool tx_open = false;
-    while (!atomic_load(&B.stop) && by_step(&tx_open))
-        h_sleep_ms(10);
-    return NULL;
-}
-
-static void by_start(bool in_tx, unsigned allowed)
-{
-    if (B.started)
-        return;
-    B.fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
-    cr_assert_geq(B.fd, 0, "the bystander could not connect: %s", strerror(errno));
-    B.in_tx = in_tx;
-    B.allowed = allowed;
-    atomic_init(&B.stop, false);
-    atomic_init(&B.shutting, false);
-    atomic_init(&B.ok, 0);
-    atomic_init(&B.hangs, 0);
-    atomic_init(&B.bad, 0);
-    atomic_init(&B.last_ok_ms, 0);
-    cr_assert_eq(pthread_create(&B.tid, NULL, by_main, NULL), 0);
-    B.started = true;
-    cr_assert(H_AWAIT(atomic_load(&B.ok) >= 1 || atomic_load(&B.bad) > 0, FC_ANSWER_MS + 1000),
-              "the bystander's first request was not answered");
-    cr_assert_eq(atomic_load(&B.bad), 0, "the bystander failed before the fault: %s",
-                 B.first_bad);
-}
-
-/* Stop it (its session closes; an open transaction is rolled back). */
-static void by_stop(void)
-{
-    if (!B.started)
-        return;
-    atomic_store(&B.stop, true);
-    shutdown(B.fd, SHUT_RDWR);
-    pthread_join(B.tid, NULL);
-    close(B.fd);
-    B.started = false;
+    return strcmp(h_profile()->name, "sqlite") != 0;
 }
 
 /* ================================================================ helpers */
@@ -251,11 +148,11 @@ static void victim_insert(void)
     C.wrote = true;
 }
 
-/* Inside a transaction on PostgreSQL: the victim's server process. */
+/* Inside a transaction on a server: the victim's server process (thread). */
 static void victim_pid(void)
 {
-    struct fc_res r = victim_ok("SELECT pg_backend_pid()::int8", 'T');
-    cr_assert(r.have_int, "pg_backend_pid() returned no integer");
+    struct fc_res r = victim_ok(fs_session_id_sql(), 'T');
+    cr_assert(r.have_int, "%s returned no integer", fs_session_id_sql());
     C.pid = (long)r.first_int;
 }
 
@@ -264,21 +161,21 @@ static void victim_pid(void)
  * so that the drain's documented path is taken). */
 static void long_sql(char *buf, size_t len)
 {
-    if (!C.pg)
+    if (!C.srv)
         snprintf(buf, len, "%s", h_profile()->endless_sql);
     else
-        snprintf(buf, len, "SELECT pg_sleep(%s) /* %s */", C.f == F_SIGTERM ? "1.5" : "60",
-                 C.marker);
+        snprintf(buf, len, "SELECT %s(%s) /* %s */", C.my ? "SLEEP" : "pg_sleep",
+                 C.f == F_SIGTERM ? "1.5" : "60", C.marker);
 }
 
-/* Await the victim's statement running: on PostgreSQL its marker is active
- * in pg_stat_activity (C.pid gets its process), else the pool shows an
- * active client. */
+/* Await the victim's statement running: on a server its marker is active
+ * (pg_stat_activity, PROCESSLIST; C.pid gets its process), else the pool
+ * shows an active client. */
 static void await_running(const char *what)
 {
-    if (C.pg) {
+    if (C.srv) {
         cr_assert(H_AWAIT((C.pid = obs_active_pid(&C.obs, C.marker)) > 0, 10000),
-                  "%s never showed up as active in pg_stat_activity", what);
+                  "%s never showed up as running on the server", what);
     } else {
         cr_assert(H_AWAIT(pool_num("clients", "active") >= 1, 10000), "%s never started",
                   what);
@@ -288,15 +185,15 @@ static void await_running(const char *what)
 
 static void obs_must(const char *sql)
 {
-    cr_assert(obs_exec(&C.obs, sql), "observer: %s: %s", sql,
-              C.obs ? PQerrorMessage(C.obs) : "no connection");
+    cr_assert(obs_exec(&C.obs, sql), "observer: %s: %s", sql, obs_error(C.obs));
 }
 
-static bool pg_gone(long pid)
+/* Let whatever holds the phase go: frozen processes, MariaDB's commit lock. */
+static void release_holds(void)
 {
-    char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE pid = %ld", pid);
-    return obs_int(&C.obs, sql) == 0;
+    fs_thaw_all();
+    if (C.locked && obs_exec(&C.obs, "UNLOCK TABLES"))
+        C.locked = false;
 }
 
 /* ================================================================ phases */
@@ -307,13 +204,15 @@ static bool pg_gone(long pid)
  * holds a connection of its own (in a transaction) from before the freeze. */
 static void enter_connecting(void)
 {
-    by_start(true, 0);
+    by_start(FC_ANSWER_MS, true, 0, C.my);
     cr_assert_eq(obs_int(&C.obs, "SELECT 1"), 1, "the observer must connect before the freeze");
-    fs_freeze(fs_postmaster());
-    obs_must("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'dbpool' "
-             "AND backend_type = 'client backend' AND state = 'idle'");
+    if (!C.my)
+        fs_freeze(fs_postmaster());
+    cr_assert_geq(obs_kill_idle(&C.obs, B.sid), 0, "observer: %s", obs_error(C.obs));
     cr_assert(H_AWAIT(pool_num("servers", "idle") == 0, 10000),
               "the daemon kept idle server connections that were terminated");
+    if (C.my)   /* the whole server: the observer could not kill once frozen */
+        fs_freeze(fs_postmaster());
     cr_assert(fc_send_query(C.v, "SELECT 1", NULL, 0));
     cr_assert(H_AWAIT(pool_num("clients", "waiting") >= 1 &&
                       pool_num("servers", "connecting") >= 1, 5000),
@@ -325,8 +224,8 @@ static void enter_connecting(void)
  * connection went back to the pool. */
 static void enter_idle(void)
 {
-    struct fc_res r = victim_ok(C.pg ? "SELECT pg_backend_pid()::int8" : "SELECT 1", 'I');
-    C.pid = C.pg && r.have_int ? (long)r.first_int : -1;
+    struct fc_res r = victim_ok(C.srv ? fs_session_id_sql() : "SELECT 1", 'I');
+    C.pid = C.srv && r.have_int ? (long)r.first_int : -1;
     cr_assert(H_AWAIT(pool_num("servers", "busy") == 0, 5000));
 }
 
@@ -355,10 +254,11 @@ static void enter_later_stmt(void)
 /* Streaming a long result to a client that has stopped reading. */
 static void enter_streaming(void)
 {
-    char sql[512], pad[101];
+    char sql[4096], pad[101];   /* MariaDB's series_sql is long */
     memset(pad, 'p', 100);
     pad[100] = '\0';
-    snprintf(sql, sizeof(sql), "%s /* %s */", h_profile()->series_sql, C.marker);
+    cr_assert_lt((size_t)snprintf(sql, sizeof(sql), "%s /* %s */", h_profile()->series_sql,
+                                  C.marker), sizeof(sql), "the streaming statement is cut");
     dbpool_value p[2] = { dbpool_int(2000000), dbpool_text(pad) };
     cr_assert(fc_send_query(C.v, sql, p, 2));
     struct h_frame f;
@@ -367,12 +267,30 @@ static void enter_streaming(void)
     await_running("the streaming statement");   /* and the victim reads no more */
 }
 
+/* MariaDB: the whole server frozen, to hold what the phase sends next; the
+ * bystander starts first (it could not connect to a frozen server). */
+static void freeze_mysql(bool by_in_tx)
+{
+    by_start(FC_ANSWER_MS, by_in_tx, 0, false);
+    fs_freeze(fs_postmaster());
+}
+
+/* MariaDB: the observer takes the global read lock, so a COMMIT of a
+ * transaction that wrote waits ("Waiting for commit lock") until
+ * release_holds, a KILL or the server's end. */
+static void hold_commits_mysql(void)
+{
+    obs_must("FLUSH TABLES WITH READ LOCK");
+    C.locked = true;
+}
+
 /* COMMIT in flight: on PostgreSQL a deferred constraint trigger sleeps at
- * commit time; SQLite's COMMIT cannot be held, the fault follows it. */
+ * commit time; on MariaDB the COMMIT waits for the commit lock; SQLite's
+ * COMMIT cannot be held, the fault follows it. */
 static void enter_commit(void)
 {
-    char sql[128];
-    if (C.pg) {
+    char sql[200];
+    if (C.srv && !C.my) {
         struct fc_res r;
         int fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
         cr_assert_geq(fd, 0);
@@ -390,13 +308,19 @@ static void enter_commit(void)
     }
     victim_begin();
     victim_insert();
-    if (C.pg)
+    if (C.srv)
         victim_pid();
+    if (C.my)
+        hold_commits_mysql();
     cr_assert(fc_send_empty(C.v, PT_COMMIT));
     C.inflight = C.unknown = true;
-    if (C.pg) {
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE pid = %ld AND "
-                 "state = 'active'", C.pid);
+    if (C.srv) {
+        if (C.my)
+            snprintf(sql, sizeof(sql), "SELECT count(*) FROM information_schema.PROCESSLIST "
+                     "WHERE ID = %ld AND COMMAND = 'Query' AND INFO LIKE 'COMMIT%%'", C.pid);
+        else
+            snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE pid = %ld "
+                     "AND state = 'active'", C.pid);
         cr_assert(H_AWAIT(obs_int(&C.obs, sql) == 1, 10000), "the COMMIT never ran");
         C.held = true;
     }
@@ -407,42 +331,50 @@ static void enter_rollback(void)
 {
     victim_begin();
     victim_insert();
-    if (C.pg)
+    if (C.srv)
         victim_pid();
 }
 
 /* Reset between clients: a client vanished inside a transaction and the
- * daemon is rolling back its server connection before reuse. The backend is
- * frozen, so the reset (ROLLBACK) stays in flight. */
+ * daemon is resetting its server connection before reuse. The backend (on
+ * MariaDB the server) is frozen, so the reset (PostgreSQL's ROLLBACK,
+ * MariaDB's COM_RESET_CONNECTION) stays in flight. */
 static void enter_reset(void)
 {
     victim_begin();
     victim_insert();
     victim_pid();
-    fs_freeze((pid_t)C.pid);
+    if (C.my)
+        freeze_mysql(false);
+    else
+        fs_freeze((pid_t)C.pid);
     close(C.v);
     C.v = -1;
     C.in_tx = false;
-    cr_assert(H_AWAIT(pool_num("clients", "connected") == 0, 5000),
+    cr_assert(H_AWAIT(pool_num("clients", "connected") == (B.started ? 1 : 0), 5000),
               "the vanished client's session was not closed");
     cr_assert_geq(pool_num("servers", "busy"), 1, "no server connection is being reset");
 }
 
 /* Cancel in flight: a CANCEL was sent for a running statement. On
  * PostgreSQL the statement's backend is frozen, so the cancel cannot
- * complete before the fault. */
+ * complete before the fault; on MariaDB the whole server is, so the
+ * cancel's side connection (KILL QUERY) cannot. */
 static void enter_cancel(void)
 {
     char sql[256];
     long_sql(sql, sizeof(sql));
-    if (C.pg)
-        snprintf(sql, sizeof(sql), "SELECT pg_sleep(60) /* %s */", C.marker);
+    if (C.srv)
+        snprintf(sql, sizeof(sql), "SELECT %s(60) /* %s */", C.my ? "SLEEP" : "pg_sleep",
+                 C.marker);
     cr_assert(fc_send_query(C.v, sql, NULL, 0));
     await_running("the statement to cancel");
-    if (C.pg)
+    if (C.my)
+        freeze_mysql(false);
+    else if (C.srv)
         fs_freeze((pid_t)C.pid);
     cr_assert(fc_send_empty(C.v, PT_CANCEL));
-    C.held = C.pg;   /* SQLite's interrupt cannot be held: it may be over already */
+    C.held = C.srv;   /* SQLite's interrupt cannot be held: it may be over already */
 }
 
 #define NA_SERVER (1u << F_TERMINATE | 1u << F_RESTART_FAST | 1u << F_RESTART_IMMEDIATE | \
@@ -453,10 +385,18 @@ static void enter_cancel(void)
 struct phase {
     const char *name;
     void (*enter)(void);
-    bool pg_only;
+    bool server_only;               /* needs a server: not on SQLite */
     unsigned na;                /* faults that cannot happen in this phase */
     const char *na_why;
     bool by_in_tx;              /* the bystander holds its own connection */
+    /* On MariaDB the phase is held by freezing the whole server: to the
+     * bystander that is an outage (it may be told UNAVAILABLE or
+     * POOL_TIMEOUT while the server is frozen). */
+    bool my_freezes;
+    /* More outcomes of a server fault on MariaDB, because of that freeze:
+     * connects queued while the server was frozen complete when it thaws,
+     * just before a restart takes them (CONN_LOST). */
+    unsigned my_fault_ok;
     /* What a server fault must end the in-flight request with (bit 0:
      * READY; else 1 << code), and the follow-up request sent after it when
      * nothing was in flight (NULL: none) with what it must end with while
@@ -467,7 +407,9 @@ struct phase {
 };
 
 static const struct phase PHASES[] = {
-    { "connecting", enter_connecting, .pg_only = true, .na = 1u << F_TERMINATE,
+    { "connecting", enter_connecting, .server_only = true, .my_freezes = true,
+      .my_fault_ok = CODE(DBPOOL_E_CONN_LOST),
+      .na = 1u << F_TERMINATE,
       .na_why = "no server connection exists yet (the stopped and restarted server cover a "
                 "failing connect)",
       .by_in_tx = true, .server_fault_ok = READY_OK | CODE(DBPOOL_E_UNAVAILABLE) },
@@ -483,9 +425,9 @@ static const struct phase PHASES[] = {
     { "rollback", enter_rollback, .followup = "ROLLBACK",
       .down_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST),
       .after_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST) },
-    { "reset", enter_reset, .pg_only = true, .na = 1u << F_CLIENT_KILLED,
+    { "reset", enter_reset, .server_only = true, .my_freezes = true, .na = 1u << F_CLIENT_KILLED,
       .na_why = "the reset runs because the client is already gone" },
-    { "cancel", enter_cancel,
+    { "cancel", enter_cancel, .my_freezes = true,
       .server_fault_ok = CODE(DBPOOL_E_CANCELED) | CODE(DBPOOL_E_CONN_LOST) },
 };
 
@@ -519,7 +461,8 @@ static void check_victim_server_fault(void)
         return;
     if (C.inflight) {
         fc_read(C.v, FC_ANSWER_MS, &r);
-        expect_res(&r, C.ph->server_fault_ok, "the request in flight");
+        expect_res(&r, C.ph->server_fault_ok | (C.my ? C.ph->my_fault_ok : 0),
+                   "the request in flight");
     } else if (C.ph->followup) {
         fc_query(C.v, C.ph->followup, NULL, 0, FC_ANSWER_MS, &r);
         expect_res(&r, C.down ? C.ph->down_ok : C.ph->after_ok, C.ph->followup);
@@ -576,8 +519,8 @@ static bool pool_quiet(void)
 
 static long fm_rows(void)
 {
-    if (C.pg)
-        return obs_int(&C.obs, "SELECT count(*) FROM public.fm_t");
+    if (C.srv)
+        return obs_int(&C.obs, C.my ? "SELECT count(*) FROM fm_t" : "SELECT count(*) FROM public.fm_t");
     int fd = fc_open(h_paths()->sock, FC_ANSWER_MS);
     cr_assert_geq(fd, 0);
     struct fc_res r;
@@ -596,7 +539,7 @@ static void check_no_leak(void)
               "waiting=%g", C.ph->name, fault_names[C.f], pool_num("servers", "busy"),
               pool_num("servers", "connecting"), pool_num("clients", "active"),
               pool_num("clients", "waiting"));
-    if (C.pg) {
+    if (C.srv) {
         cr_assert(H_AWAIT(obs_busy_backends(&C.obs) == 0, 10000),
                   "[%s x %s] a session of the pool's user is left active or idle in "
                   "transaction on the server (%ld)", C.ph->name, fault_names[C.f],
@@ -619,12 +562,16 @@ static void check_no_leak(void)
 
 static void terminate_victims_server(void)
 {
-    char sql[256];
     if (C.pid > 0) {
-        snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%ld)", C.pid);
-        obs_must(sql);
-        fs_thaw_all();
-        cr_assert(H_AWAIT(pg_gone(C.pid), 10000), "backend %ld survived", C.pid);
+        /* A frozen MariaDB cannot take the KILL: thaw it first (whatever the
+         * freeze held, a reset or a cancel, then races the KILL: both
+         * outcomes are documented). A COMMIT waiting for the commit lock
+         * stays held until the KILL. */
+        if (C.my)
+            fs_thaw_all();
+        cr_assert(obs_kill(&C.obs, C.pid), "observer: kill %ld: %s", C.pid, obs_error(C.obs));
+        release_holds();
+        cr_assert(H_AWAIT(obs_gone(&C.obs, C.pid), 10000), "backend %ld survived", C.pid);
     }
 }
 
@@ -673,8 +620,8 @@ static void client_killed_cell(void)
 {
     close(C.v);          /* abruptly: no TERMINATE, unread results dropped */
     C.v = -1;
-    fs_thaw_all();
-    if (C.pg && C.marker[0])
+    release_holds();
+    if (C.srv && C.marker[0])
         cr_assert(H_AWAIT(obs_active_pid(&C.obs, C.marker) < 0, 10000),
                   "[%s x client killed] the server still runs the vanished client's statement",
                   C.ph->name);
@@ -803,8 +750,8 @@ static void sigterm_cell(void)
     h_signal(SIGTERM);
     if (C.v >= 0 && (C.inflight || C.in_tx))
         cr_assert(H_AWAIT(shutting_down(), 5000), "/health never said shutting_down");
-    if (C.ph->enter == enter_cancel)
-        fs_thaw_all();                   /* let the cancel complete during the drain */
+    if (C.ph->enter == enter_cancel || (C.my && C.ph->enter == enter_commit))
+        release_holds();                 /* let the cancel / COMMIT complete during the drain */
     sigterm_victim();
     int st = h_wait_exit(SHUTDOWN_TIMEOUT_MS + 5000);
     cr_assert_neq(st, -1, "[%s x SIGTERM] dbpoold did not exit within shutdownTimeout + 5 s "
@@ -815,14 +762,14 @@ static void sigterm_cell(void)
     fs_thaw_all();
     check_bystander(0);
     by_stop();
-    if (C.pg) {
+    if (C.srv) {
         cr_assert(H_AWAIT(obs_busy_backends(&C.obs) == 0, 5000),
                   "[%s x SIGTERM] the daemon exited leaving a session active or idle in "
                   "transaction on the server", C.ph->name);
         cr_assert(H_AWAIT(obs_backends(&C.obs) == 0, 5000),
                   "[%s x SIGTERM] server sessions outlive the daemon", C.ph->name);
         if (C.wrote && !C.unknown)
-            cr_assert_eq(obs_int(&C.obs, "SELECT count(*) FROM public.fm_t"),
+            cr_assert_eq(fm_rows(),
                          C.committed ? 1 : 0, "[%s x SIGTERM] fm_t is wrong", C.ph->name);
     }
     h_assert_log_clean();
@@ -835,7 +782,7 @@ static void setup_daemon(void)
     struct h_opts o = {
         .max_open_conns = 3,
         .shutdown_timeout = "3s",
-        .pool_settings = C.pg ? "acquireTimeout = \"1s500ms\"; timeout = \"1s\"; "
+        .pool_settings = C.srv ? "acquireTimeout = \"1s500ms\"; timeout = \"1s\"; "
                                 "retryDelay = \"100ms\"; retryMaxDelay = \"1s\"; maxRetries = 2; "
                                 "healthCheckInterval = \"200ms\";"
                               : "acquireTimeout = \"1s500ms\";",
@@ -851,7 +798,21 @@ static void setup_daemon(void)
     cr_assert_geq(C.v, 0, "the victim could not connect: %s", strerror(errno));
 }
 
+static unsigned by_allowed_fault(void);
+
 static unsigned by_allowed(void)
+{
+    /* The thaw before the KILL lets the held reset / cancel finish: the
+     * connection may be back in the pool and the bystander's when the KILL
+     * lands (as in the idle phase). */
+    unsigned frozen = C.my && C.ph->my_freezes
+                          ? CODE(DBPOOL_E_UNAVAILABLE) | CODE(DBPOOL_E_POOL_TIMEOUT) |
+                                (C.f == F_TERMINATE ? CODE(DBPOOL_E_CONN_LOST) : 0)
+                          : 0;
+    return frozen | by_allowed_fault();
+}
+
+static unsigned by_allowed_fault(void)
 {
     switch (C.f) {
     case F_RESTART_FAST:
@@ -872,8 +833,9 @@ static void run_cell(const char *phase, enum fault f)
 {
     C.ph = phase_named(phase);
     C.f = f;
-    C.pg = is_pg();
-    if (!C.pg && (C.ph->pg_only || (NA_SERVER & (1u << f))))
+    C.srv = is_server();
+    C.my = C.srv && fs_mysql();
+    if (!C.srv && (C.ph->server_only || (NA_SERVER & (1u << f))))
         cr_skip_test("%s x %s: not applicable to %s (no server process)", phase,
                      fault_names[f], h_profile()->name);
     if (C.ph->na & (1u << f))
@@ -881,7 +843,7 @@ static void run_cell(const char *phase, enum fault f)
     snprintf(C.marker, sizeof(C.marker), "fm_marker_%d", (int)getpid());
     setup_daemon();
     C.ph->enter();
-    by_start(C.ph->by_in_tx, by_allowed());
+    by_start(FC_ANSWER_MS, C.ph->by_in_tx, by_allowed(), C.my);
     B.allowed = by_allowed();
     if (f == F_SIGTERM) {
         sigterm_cell();
@@ -908,12 +870,7 @@ static void faults_init(void)
 static void faults_fini(void)
 {
     fs_thaw_all();
-    if (B.started) {
-        atomic_store(&B.stop, true);
-        shutdown(B.fd, SHUT_RDWR);
-        pthread_join(B.tid, NULL);
-        B.started = false;
-    }
+    by_stop();
     h_fini();
     fs_cleanup();
     obs_close(&C.obs);

@@ -7,8 +7,9 @@
 # cancel, streaming, load, status, resilience; test_mysql_types: the type
 # mapping in both protocols, the statement cache, CALL) and the CLI's script splitter
 # (test_cli_mysql.sh).
-# The resilience cases stop, crash and restart their server, so they get a
-# second throwaway server of their own (DBPOOL_TEST_MYSQL_FAULT_DIR, run
+# The resilience cases, the fault matrix (test_faults) and the bank-transfer
+# invariant (test_bank) stop, crash, freeze and restart their server, so they
+# get a second throwaway server of their own (DBPOOL_TEST_MYSQL_FAULT_DIR, run
 # with the harness script found through DBPOOL_TEST_MYSQL_HARNESS). Both
 # servers are always stopped. Exit status: 1 if any test program failed,
 # else 0.
@@ -51,4 +52,10 @@ for t in tests/unit/test_mysql_conn tests/integration/test_daemon \
 done
 echo "== tests/mysql/test_cli_mysql.sh (mysql)"
 bash "$here/test_cli_mysql.sh" || { echo "FAIL: test_cli_mysql.sh"; [ $status -ne 0 ] || status=1; }
+# One cell at a time (-j1): every cell stops or freezes the one fault
+# server, so parallel cells would only wait for each other's lock.
+for t in tests/integration/test_faults tests/integration/test_bank; do
+    echo "== $t (mysql, fault server)"
+    "$build/$t" -j1 || { echo "FAIL: $t (mysql)"; [ $status -ne 0 ] || status=1; }
+done
 exit $status
