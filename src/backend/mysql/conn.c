@@ -324,6 +324,19 @@ static void hold_for_kill(struct mysql_conn *c, const struct backend_result *res
     (void)event_add(c->ev_timer, &tv);
 }
 
+/* After a statement: did it change the session ("SESSION STATE")? The
+ * flags are those of the last OK packet (an error packet carries none,
+ * which at worst repeats an earlier verdict). */
+static void note_session_state(struct mysql_conn *c)
+{
+    unsigned int st = 0;
+
+    if (!c->m || mariadb_get_infov(c->m, MARIADB_CONNECTION_SERVER_STATUS, &st) != 0)
+        return;
+    if ((st & SERVER_SESSION_STATE_CHANGED) || !(st & SERVER_STATUS_AUTOCOMMIT))
+        c->dirty = true;
+}
+
 void my_complete(struct mysql_conn *c, const struct backend_result *res)
 {
     struct backend_result r = *res;
@@ -343,6 +356,8 @@ void my_complete(struct mysql_conn *c, const struct backend_result *res)
     }
     if (r.broken)
         c->connected = false;
+    else if (c->op == MOP_EXEC)
+        note_session_state(c);
     end_op(c, r.broken ? 'I' : r.txstate);
     if (done)
         done(arg, &r);

@@ -146,26 +146,64 @@ static void session_failed(struct mysql_conn *c)
 
 static void session_cont(struct mysql_conn *c, int ready)
 {
-    int status = c->step == 1 ? mysql_real_query_cont(&c->ret_int, c->m, ready)
-                              : mysql_autocommit_cont(&c->ret_bool, c->m, ready);
+    int status = c->step == 1   ? mysql_real_query_cont(&c->ret_int, c->m, ready)
+                 : c->step == 2 ? mysql_autocommit_cont(&c->ret_bool, c->m, ready)
+                                : mysql_select_db_cont(&c->ret_int, c->m, ready);
 
     if (status) {
         my_wait(c, status, session_cont);
         return;
     }
-    if ((c->step == 1 && c->ret_int != 0) || (c->step == 2 && c->ret_bool != 0)) {
+    if (c->step == 2 ? c->ret_bool != 0 : c->ret_int != 0) {
         session_failed(c);
         return;
     }
     session_step(c);
 }
 
-/* Step 1: SET time_zone (when `loc` names one); step 2: autocommit on
- * (only when the server's default is off); then the connect is done. */
+/* Step 1's statement: session state tracking (mysql_internal.h, "SESSION
+ * STATE") when the server offers it, and time_zone when `loc` names one.
+ * False: nothing to set. */
+static bool session_sql(struct mysql_conn *c, const struct my_settings *s, char *sql,
+                        size_t len)
+{
+    char esc[2 * 64 + 1];
+    unsigned long caps = 0;
+    bool track, tz;
+    int n;
+
+    (void)mariadb_get_infov(c->m, MARIADB_CONNECTION_SERVER_CAPABILITIES, &caps);
+    track = (caps & CLIENT_SESSION_TRACKING) != 0;
+    tz = s->loc && *s->loc && strcasecmp(s->loc, "Local") != 0 && strlen(s->loc) <= 64;
+    if (!track && !tz)
+        return false;
+    n = snprintf(sql, len, "SET %s", track ? "session_track_state_change = ON" : "");
+    if (tz) {
+        mysql_real_escape_string(c->m, esc, s->loc, (unsigned long)strlen(s->loc));
+        snprintf(sql + n, len - (size_t)n, "%stime_zone = '%s'", track ? ", " : "",
+                 strcasecmp(s->loc, "UTC") == 0 ? "+00:00" : esc);
+    }
+    return true;
+}
+
+/* The session is as the pool wants it: nothing to reset. The library keeps
+ * the status flags of the last OK packet (the setup's own SET changed the
+ * session; a reset's packet is not read): they describe the clean session
+ * now, autocommit on and no transaction. */
+static void session_clean(struct mysql_conn *c)
+{
+    c->m->server_status |= (unsigned)SERVER_STATUS_AUTOCOMMIT;
+    c->m->server_status &= ~(unsigned)(SERVER_SESSION_STATE_CHANGED | SERVER_STATUS_IN_TRANS);
+    c->dirty = false;
+}
+
+/* Step 1: session tracking and time_zone (session_sql); step 2: autocommit on
+ * (only when the server's default is off); step 3, after a reset: the
+ * pool's database again; then the connect (or reset) is done. */
 static void session_step(struct mysql_conn *c)
 {
     struct my_settings s;
-    char sql[160], esc[2 * 64 + 1];
+    char sql[200];
     unsigned int st = 0;
     int status = 0;
 
@@ -173,11 +211,8 @@ static void session_step(struct mysql_conn *c)
     while (status == 0) {
         c->step++;
         if (c->step == 1) {
-            if (!s.loc || !*s.loc || strcasecmp(s.loc, "Local") == 0 || strlen(s.loc) > 64)
+            if (!session_sql(c, &s, sql, sizeof(sql)))
                 continue;
-            mysql_real_escape_string(c->m, esc, s.loc, (unsigned long)strlen(s.loc));
-            snprintf(sql, sizeof(sql), "SET time_zone = '%s'",
-                     strcasecmp(s.loc, "UTC") == 0 ? "+00:00" : esc);
             status = mysql_real_query_start(&c->ret_int, c->m, sql, (unsigned long)strlen(sql));
             if (status == 0 && c->ret_int != 0) {
                 session_failed(c);
@@ -197,10 +232,21 @@ static void session_step(struct mysql_conn *c)
                 session_failed(c);
                 return;
             }
+        } else if (c->step == 3) {
+            /* COM_RESET_CONNECTION keeps the current database: a client's
+             * USE must not reach the next one. */
+            if (c->op != MOP_RESET || !s.dbname || !*s.dbname)
+                continue;
+            status = mysql_select_db_start(&c->ret_int, c->m, s.dbname);
+            if (status == 0 && c->ret_int != 0) {
+                session_failed(c);
+                return;
+            }
         } else {
             struct backend_result r;
 
             c->connected = true;
+            session_clean(c);
             my_stmt_dropped(c);   /* a new (or reset) session has no statements */
             backend_result_ok(&r, 'I');   /* autocommit on, no transaction */
             my_complete(c, &r);

@@ -100,9 +100,14 @@ static void drv_resume(struct backend_conn *b)
     my_resume(my_conn(b));
 }
 
+/* 'T' also for a connection whose session a client changed (dirty, see
+ * mysql_internal.h "SESSION STATE"): the pool then resets it before the
+ * next client. The results carry the real state. */
 static char drv_txstate(const struct backend_conn *b)
 {
-    return my_conn_const(b)->txstate;
+    const struct mysql_conn *c = my_conn_const(b);
+
+    return c->dirty && c->txstate == 'I' ? 'T' : c->txstate;
 }
 
 static void drv_watch_idle(struct backend_conn *b, void (*lost)(void *arg), void *arg)

@@ -272,6 +272,15 @@ static bool is_ddl(const char *sql, size_t len)
     return sql_starts_with_keyword(sql, len, words);
 }
 
+/* Table locks and the global read lock outlive the statement and are not
+ * reported by the session tracker: the connection is reset after them. */
+static bool takes_locks(const char *sql, size_t len)
+{
+    static const char *const words[] = { "LOCK", "FLUSH", NULL };
+
+    return sql_starts_with_keyword(sql, len, words);
+}
+
 static bool is_call(const char *sql, size_t len)
 {
     static const char *const words[] = { "CALL", NULL };
@@ -410,6 +419,8 @@ void my_exec(struct mysql_conn *c, const struct backend_query *q,
     }
     ex->ddl = is_ddl(ex->sql, ex->sql_len);
     ex->call = !ex->ddl && is_call(ex->sql, ex->sql_len);
+    if (!ex->ddl && !ex->call && takes_locks(ex->sql, ex->sql_len))
+        c->dirty = true;
     ex->multi = ex->nparams == 0 && is_multi(ex->sql, ex->sql_len);
     ex->res = NULL;
     ex->st = NULL;

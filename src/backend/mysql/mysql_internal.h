@@ -59,6 +59,23 @@
  *   MPH_DEFERRED    the result is known without I/O; it is reported from
  *                   c->ev_kick: callbacks never run inside a driver call
  *
+ * SESSION STATE
+ *
+ * The pool hands a server connection to another client between
+ * transactions, so what a client changes in the server's session must not
+ * reach the next one: `SET autocommit = 0` would make the next client's
+ * autocommit INSERT open a transaction that is rolled back when it leaves,
+ * `USE otherdb` would run its statements in another database, a `LOCK
+ * TABLES` would lock everybody out. The session setup turns the server's
+ * session_track_state_change on, so the OK packet of any statement that
+ * changes the session carries SERVER_SESSION_STATE_CHANGED; that, autocommit
+ * found off, or a statement starting with LOCK or FLUSH (table locks are
+ * not tracked) marks the connection dirty (c->dirty). The driver's
+ * txstate() then answers 'T' although no transaction is open (results
+ * still carry the real state, so the client is released as usual): the
+ * pool resets the connection (COM_RESET_CONNECTION) before anybody else
+ * gets it, and the reset's session setup makes it clean again.
+ *
  * OWNERSHIP AND LIFETIME
  *
  * As in the PostgreSQL driver: the pool owns the connection from conn_new
@@ -200,6 +217,10 @@ struct mysql_conn {
     void (*exec_free)(struct mysql_conn *c);
 
     bool autocommit_off_default; /* the server's sessions start with autocommit off */
+    bool dirty;                  /* a statement changed the session's state (SET,
+                                    USE, user variables, temporary tables,
+                                    autocommit off, LOCK TABLES): reset before
+                                    the next client (see "SESSION STATE") */
     bool side;                   /* a KILL's side connection (cancel.c): connects to
                                     addr as given, no session settings */
 };

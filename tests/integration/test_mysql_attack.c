@@ -1,0 +1,117 @@
+/*
+ * test_mysql_attack.c — hostile clients against a mysql pool (part of the
+ * test_mysql program; helpers in mysql_tools.h). Each test is the
+ * regression test of something that once went wrong:
+ *
+ *   myleak  session state one client leaves on a pooled server connection
+ *           between transactions (`SET autocommit=0`, `SET SESSION`, user
+ *           variables, `USE otherdb`, temporary tables, `LOCK TABLES`)
+ *           never reaches the next client: the connection is reset before
+ *           it serves anybody else. A pool of one connection makes sure
+ *           the next client gets the same server connection.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "mysql_tools.h"
+
+/* ================================================================ leak */
+
+TestSuite(myleak, .init = my_init, .fini = h_fini, .timeout = 120);
+
+/* A single-row, single-column TEXT (or NULL: "") answer, copied into out. */
+static void text_of(dbpool_conn *c, const char *sql, char *out, size_t len)
+{
+    dbpool_result *r = h_query(c, sql, NULL, 0);
+    const dbpool_value *v = dbpool_result_value(r, 0, 0);
+
+    cr_assert_not_null(v, "%s: no value", sql);
+    if (v->type == DBPOOL_NULL)
+        snprintf(out, len, "%s", "");
+    else
+        snprintf(out, len, "%.*s", (int)v->u.s.len, v->u.s.ptr);
+    dbpool_result_free(r);
+}
+
+Test(myleak, autocommit_off_left_by_a_client_does_not_swallow_the_next_insert)
+{
+    struct h_opts o = { .max_open_conns = 1 };
+    h_start(&o);
+    dbpool_conn *a = h_connect();
+    h_create_table(a, "ac", "id INT PRIMARY KEY");
+    int64_t tid = thread_id(a);
+    h_exec(a, "SET autocommit = 0");
+    dbpool_close(a);
+
+    dbpool_conn *b = h_connect();
+    cr_assert_eq(thread_id(b), tid, "the pool of one did not hand out the same connection");
+    h_exec(b, "INSERT INTO ac VALUES (1)");
+    assert_txstate(b, 'I', "after an autocommit INSERT of the next client");
+    dbpool_close(b);   /* B believes its row is committed */
+
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT COUNT(*) FROM ac"), 1,
+                 "the next client's autocommit INSERT was rolled back: a previous client's "
+                 "SET autocommit = 0 stayed on the pooled connection");
+    cr_assert_eq(h_scalar(c, "SELECT @@autocommit"), 1, "autocommit is still off");
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(myleak, session_variables_schema_and_temp_tables_are_reset)
+{
+    struct h_opts o = { .max_open_conns = 1 };
+    char mode0[512], mode[512], db[128];
+
+    h_start(&o);
+    dbpool_conn *a = h_connect();
+    int64_t tid = thread_id(a);
+    text_of(a, "SELECT @@SESSION.sql_mode", mode0, sizeof(mode0));
+    h_exec(a, "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'");
+    h_exec(a, "SET @leak = 42");
+    h_exec(a, "CREATE TEMPORARY TABLE leak_tmp (a INT)");
+    h_exec(a, "USE mysql");
+    dbpool_close(a);
+
+    dbpool_conn *b = h_connect();
+    cr_assert_eq(thread_id(b), tid, "the pool of one did not hand out the same connection");
+    text_of(b, "SELECT DATABASE()", db, sizeof(db));
+    cr_assert_str_eq(db, my_env("DB"), "the next client runs in the database \"%s\" that a "
+                     "previous client chose with USE", db);
+    text_of(b, "SELECT @@SESSION.sql_mode", mode, sizeof(mode));
+    cr_assert_str_eq(mode, mode0, "the next client inherited sql_mode \"%s\"", mode);
+    cr_assert_eq(h_scalar(b, "SELECT @leak IS NULL"), 1, "a user variable leaked");
+    /* 1050 "Table 'leak_tmp' already exists" when A's temporary table leaked. */
+    int rc = dbpool_exec(b, "CREATE TEMPORARY TABLE leak_tmp (a INT)");
+    cr_assert_eq(rc, 0, "a temporary table leaked: %s", dbpool_last_error(b)->message);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+Test(myleak, lock_tables_left_by_a_client_is_released)
+{
+    struct h_opts o = { .max_open_conns = 1 };
+    h_start(&o);
+    dbpool_conn *a = h_connect();
+    h_create_table(a, "lk1", "id INT PRIMARY KEY");
+    h_create_table(a, "lk2", "id INT PRIMARY KEY");
+    int64_t tid = thread_id(a);
+    h_exec(a, "LOCK TABLES lk1 WRITE");
+    dbpool_close(a);
+
+    dbpool_conn *b = h_connect();
+    cr_assert_eq(thread_id(b), tid, "the pool of one did not hand out the same connection");
+    /* Under a leaked LOCK TABLES, any other table is refused (1100). */
+    int rc = dbpool_exec(b, "INSERT INTO lk2 VALUES (1)");
+    const dbpool_error *e = dbpool_last_error(b);
+    cr_assert_eq(rc, 0, "the next client is under a previous client's LOCK TABLES: %s [%s] "
+                 "(%d) %s", dbpool_code_name(e->code), e->sqlstate, vendor_code(e), e->message);
+    dbpool_close(b);
+    h_stop_ok();
+}
