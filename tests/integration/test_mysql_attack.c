@@ -9,6 +9,11 @@
  *           never reaches the next client: the connection is reset before
  *           it serves anybody else. A pool of one connection makes sure
  *           the next client gets the same server connection.
+ *   myshape a table behind a cached prepared statement changes its columns
+ *           through another connection (DDL the pool cannot see): a
+ *           SELECT is prepared afresh and run again, a statement that
+ *           writes is not run twice (its client gets 2057 with a clear
+ *           message), and the connection stays in step.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -113,5 +118,72 @@ Test(myleak, lock_tables_left_by_a_client_is_released)
     cr_assert_eq(rc, 0, "the next client is under a previous client's LOCK TABLES: %s [%s] "
                  "(%d) %s", dbpool_code_name(e->code), e->sqlstate, vendor_code(e), e->message);
     dbpool_close(b);
+    h_stop_ok();
+}
+
+/* ================================================================ shape */
+
+TestSuite(myshape, .init = my_init, .fini = h_fini, .timeout = 120);
+
+static void expect_row(dbpool_conn *c, const char *sql, size_t ncols, const int64_t *want)
+{
+    dbpool_value p = dbpool_int(1);
+    dbpool_result *r = h_query(c, sql, &p, 1);
+
+    cr_assert_eq(dbpool_result_ncols(r), ncols, "%s: %zu columns, expected %zu", sql,
+                 dbpool_result_ncols(r), ncols);
+    cr_assert_eq(dbpool_result_nrows(r), 1);
+    for (size_t i = 0; i < ncols; i++) {
+        const dbpool_value *v = dbpool_result_value(r, 0, i);
+        cr_assert(v->type == DBPOOL_INT64 && v->u.i == want[i],
+                  "%s: column %zu is %s %lld, expected %lld", sql, i, dbpool_type_name(v->type),
+                  v->type == DBPOOL_INT64 ? (long long)v->u.i : 0LL, (long long)want[i]);
+    }
+    dbpool_result_free(r);
+}
+
+/* The table behind a cached prepared SELECT * changes through ANOTHER
+ * connection (the pool cannot see the DDL): more columns, then fewer. */
+Test(myshape, table_altered_elsewhere_under_a_cached_select_star)
+{
+    char extra[2048] = "";
+    struct h_opts o = { .max_open_conns = 1, .extra_pools = extra };
+    static const int64_t one[] = { 1 }, four[] = { 1, 2, 3, 4 }, two[] = { 1, 4 };
+    static const char sel[] = "SELECT * FROM sh WHERE id = ?";
+
+    add_admin_pool(extra, sizeof(extra));
+    h_start(&o);
+    dbpool_conn *adm = connect_pool("admin");
+    dbpool_conn *c = h_connect();
+    h_create_table(c, "sh", "id INT PRIMARY KEY");
+    h_exec(c, "INSERT INTO sh VALUES (1)");
+    for (int i = 0; i < 3; i++)
+        expect_row(c, sel, 1, one);
+    h_exec(adm, "ALTER TABLE sh ADD COLUMN a INT DEFAULT 2, ADD COLUMN b BIGINT DEFAULT 3, "
+                "ADD COLUMN d INT DEFAULT 4");
+    for (int i = 0; i < 2; i++)
+        expect_row(c, sel, 4, four);
+    h_exec(adm, "ALTER TABLE sh DROP COLUMN a, DROP COLUMN b");
+    for (int i = 0; i < 2; i++)
+        expect_row(c, sel, 2, two);
+
+    /* A statement that writes is not run twice: its client is told, and
+     * the connection goes on in step. */
+    static const char del[] = "DELETE FROM sh WHERE id = ? RETURNING *";
+    h_exec(c, "INSERT INTO sh (id) VALUES (2), (3), (4), (5)");
+    for (int64_t id = 2; id <= 4; id++) {
+        dbpool_value p = dbpool_int(id);
+        dbpool_result_free(h_query(c, del, &p, 1));
+    }
+    h_exec(adm, "ALTER TABLE sh ADD COLUMN e INT DEFAULT 5");
+    dbpool_value p5 = dbpool_int(5);
+    int rc = dbpool_query(c, del, &p5, 1, NULL);
+    cr_assert_eq(rc, -1, "the DELETE's rows of a changed shape came through?");
+    cr_assert_eq(vendor_code(dbpool_last_error(c)), 2057, "%s", dbpool_last_error(c)->message);
+    cr_assert(strstr(dbpool_last_error(c)->message, "changed"), "%s",
+              dbpool_last_error(c)->message);
+    cr_assert_eq(h_scalar(c, "SELECT COUNT(*) FROM sh"), 1, "the DELETE ran not exactly once");
+    dbpool_close(c);
+    dbpool_close(adm);
     h_stop_ok();
 }

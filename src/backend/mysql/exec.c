@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <errmsg.h>
 #include <mysql.h>
 
 #include "backend/backend.h"
@@ -122,9 +123,75 @@ static void text_query(struct mysql_conn *c)
 
 /* --------------------------------------------------- prepared statements */
 
+static void prepared(struct mysql_conn *c);
+static void stale_drained(struct mysql_conn *c);
+
+static void stale_cont(struct mysql_conn *c, int ready)
+{
+    int status = mysql_stmt_free_result_cont(&c->ret_bool, c->ex->st, ready);
+
+    if (status)
+        my_wait(c, status, stale_cont);
+    else
+        stale_drained(c);
+}
+
+/* Statements that only read: running one again costs nothing but time. */
+static bool only_reads(const char *sql, size_t len)
+{
+    static const char *const words[] = { "SELECT", "WITH", "SHOW", "DESC", "DESCRIBE",
+                                         "EXPLAIN", "VALUES", "TABLE", NULL };
+
+    return sql_starts_with_keyword(sql, len, words);
+}
+
+/* The rows of the refused execution are read and dropped. */
+static void stale_drained(struct mysql_conn *c)
+{
+    struct my_exec *ex = c->ex;
+    struct backend_result r;
+
+    if (!ex->retried && only_reads(ex->sql, ex->sql_len)) {
+        ex->retried = true;
+        ex->st = NULL;   /* the cache's garbage now: closed before the next statement */
+        ex->st_cached = false;
+        ex->stmt_flag = 0;
+        prepared(c);
+        return;
+    }
+    backend_result_error(&r, DBPOOL_E_SQL, "HY000", my_server_txstate(c->m),
+                         "the columns of a table this prepared statement reads changed since it "
+                         "was prepared (DDL on another connection); it ran, but its result was "
+                         "dropped, and it is prepared afresh next time: check whether it must "
+                         "run again");
+    r.err.vendor_code = CR_NEW_STMT_METADATA;
+    my_rs_fail_with(c, &r);
+}
+
+/* A table behind a cached prepared statement changed its columns through
+ * a connection the pool does not see: the server prepared the statement
+ * again and sent rows of the new shape, which Connector/C refuses
+ * (CR_NEW_STMT_METADATA), leaving them unread on the connection. Read and
+ * drop them, forget the handle, and run a statement that only reads once
+ * more, prepared afresh (anything else might change data twice: its
+ * client gets the error). */
+static void stale_metadata(struct mysql_conn *c)
+{
+    int status;
+
+    my_stmt_forget(c->ex);
+    status = mysql_stmt_free_result_start(&c->ret_bool, c->ex->st);
+    if (status)
+        my_wait(c, status, stale_cont);
+    else
+        stale_drained(c);
+}
+
 static void execute_done(struct mysql_conn *c)
 {
-    if (c->ret_int)
+    if (c->ret_int && mysql_stmt_errno(c->ex->st) == CR_NEW_STMT_METADATA)
+        stale_metadata(c);
+    else if (c->ret_int)
         my_rs_fail(c);
     else
         my_rs_read(c);
@@ -424,7 +491,7 @@ void my_exec(struct mysql_conn *c, const struct backend_query *q,
     ex->multi = ex->nparams == 0 && is_multi(ex->sql, ex->sql_len);
     ex->res = NULL;
     ex->st = NULL;
-    ex->st_cached = ex->cols_sent = ex->extra_set = ex->rebind = false;
+    ex->st_cached = ex->cols_sent = ex->extra_set = ex->rebind = ex->retried = false;
     ex->stmt_flag = 0;
     ex->burst = 0;
     ex->ncols = 0;

@@ -72,6 +72,7 @@ struct my_exec {
     bool cols_sent;
     bool extra_set;            /* a second result set (CALL): its rows are dropped */
     bool rebind;               /* a string buffer grew: bind the results again */
+    bool retried;              /* run again after CR_NEW_STMT_METADATA (exec.c) */
     bool big_cells;            /* a string buffer grew past MY_QBUF_KEEP */
     uint8_t stmt_flag;         /* BR_CACHED / BR_PREPARED for the result */
     unsigned burst;            /* rows since the loop last had a turn */
