@@ -153,7 +153,8 @@ static void stale_drained(struct mysql_conn *c)
 
     if (!ex->retried && only_reads(ex->sql, ex->sql_len)) {
         ex->retried = true;
-        ex->st = NULL;   /* the cache's garbage now: closed before the next statement */
+        my_stmt_end(ex);   /* closed before the next statement (the cache's garbage,
+                              or a one-off handle) */
         ex->st_cached = false;
         ex->stmt_flag = 0;
         prepared(c);
