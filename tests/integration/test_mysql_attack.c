@@ -14,6 +14,9 @@
  *           SELECT is prepared afresh and run again, a statement that
  *           writes is not run twice (its client gets 2057 with a clear
  *           message), and the connection stays in step.
+ *   mytenant the same SQL text after `USE otherdb` (inside a transaction)
+ *           reads the other database's table, not the one a cached
+ *           prepared statement was prepared against.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -185,5 +188,49 @@ Test(myshape, table_altered_elsewhere_under_a_cached_select_star)
     cr_assert_eq(h_scalar(c, "SELECT COUNT(*) FROM sh"), 1, "the DELETE ran not exactly once");
     dbpool_close(c);
     dbpool_close(adm);
+    h_stop_ok();
+}
+
+/* ================================================================ tenant */
+
+TestSuite(mytenant, .init = my_init, .fini = h_fini, .timeout = 120);
+
+static void expect_v(dbpool_conn *c, const char *want, const char *when)
+{
+    dbpool_value id = dbpool_int(1);
+    dbpool_result *r = h_query(c, "SELECT v FROM tenant_t WHERE id = ?", &id, 1);
+    const dbpool_value *v = dbpool_result_value(r, 0, 0);
+
+    cr_assert(v && v->type == DBPOOL_TEXT && v->u.s.len == strlen(want) &&
+                  memcmp(v->u.s.ptr, want, v->u.s.len) == 0,
+              "%s: read \"%.*s\" from the wrong database's table, expected \"%s\"", when,
+              v && v->type == DBPOOL_TEXT ? (int)v->u.s.len : 0,
+              v && v->type == DBPOOL_TEXT ? v->u.s.ptr : "", want);
+    dbpool_result_free(r);
+}
+
+/* Multi-tenant style: the same SQL text in another database (USE inside a
+ * transaction) must read that database's table, not the one a cached
+ * prepared statement was prepared against. */
+Test(mytenant, cached_statement_follows_use_of_another_database)
+{
+    struct h_opts o = { .max_open_conns = 1 };
+    h_start(&o);
+    dbpool_conn *c = h_connect();
+    h_exec(c, "DROP DATABASE IF EXISTS dbpool_tenant2");
+    h_exec(c, "CREATE DATABASE dbpool_tenant2");
+    h_exec(c, "CREATE TABLE dbpool_tenant2.tenant_t (id INT PRIMARY KEY, v VARCHAR(10))");
+    h_exec(c, "INSERT INTO dbpool_tenant2.tenant_t VALUES (1, 'tenant2')");
+    h_create_table(c, "tenant_t", "id INT PRIMARY KEY, v VARCHAR(10)");
+    h_exec(c, "INSERT INTO tenant_t VALUES (1, 'main')");
+    for (int i = 0; i < 3; i++)
+        expect_v(c, "main", "in the pool's database");
+    must_ok(c, dbpool_begin(c, 0), "begin");
+    h_exec(c, "USE dbpool_tenant2");
+    expect_v(c, "tenant2", "after USE dbpool_tenant2");
+    must_ok(c, dbpool_commit(c), "commit");
+    expect_v(c, "main", "back in the pool's database after the transaction");
+    h_exec(c, "DROP DATABASE dbpool_tenant2");
+    dbpool_close(c);
     h_stop_ok();
 }

@@ -277,11 +277,29 @@ static void prepare_cont(struct mysql_conn *c, int ready)
         prepare_done(c);
 }
 
+/* A prepared statement names its tables as resolved in the database it
+ * was prepared in: after a client's USE (which makes the connection dirty,
+ * mysql_internal.h "SESSION STATE"; the library follows the current
+ * database through the server's session tracking), the same SQL text means
+ * other tables, so the cached statements are forgotten. */
+static void follow_database(struct mysql_conn *c)
+{
+    struct my_exec *ex = c->ex;
+    const char *db = c->m->db ? c->m->db : "";
+
+    if (strcmp(db, ex->db) == 0)
+        return;
+    my_schema_changed(c);
+    snprintf(ex->db, sizeof(ex->db), "%s", db);
+}
+
 static void prepared(struct mysql_conn *c)
 {
     struct my_exec *ex = c->ex;
     int status;
 
+    if (c->dirty)
+        follow_database(c);
     ex->st = my_stmt_lookup(ex);
     if (ex->st) {
         ex->st_cached = true;
@@ -475,7 +493,9 @@ void my_exec(struct mysql_conn *c, const struct backend_query *q,
     my_start_op(c, MOP_EXEC, sink ? sink->done : NULL, arg, sink);
     if (!my_usable(c) || !check_query(c, q))
         return;
-    ex = c->ex ? c->ex : my_ex_get(c, on_step, cache_size(c));
+    ex = c->ex;
+    if (!ex && (ex = my_ex_get(c, on_step, cache_size(c))))
+        snprintf(ex->db, sizeof(ex->db), "%s", c->m->db ? c->m->db : "");
     if (!ex) {
         my_fail_later(c, DBPOOL_E_INTERNAL, "", false, "out of memory starting the statement");
         return;

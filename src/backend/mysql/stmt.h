@@ -92,6 +92,7 @@ struct my_exec {
     MYSQL_BIND *pbind;         /* parameters */
 
     struct stmt_cache *sc;     /* NULL when statementCacheSize is 0 */
+    char db[257];              /* the database the cached statements were prepared in */
     enum stmt_verdict verdict; /* of the running statement */
     struct stmt_ref ref;
     MYSQL_STMT **closeq;       /* handles to close before the next statement */
