@@ -59,6 +59,16 @@ void backend_reset_by_rollback(void (*exec)(struct backend_conn *c, const struct
     exec(c, &q, &sink, arg);
 }
 
+void backend_result_verror(struct backend_result *r, int code, const char *sqlstate,
+                           char txstate, bool broken, const char *fmt, va_list ap)
+{
+    char msg[sizeof(r->err.message)];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    backend_result_error(r, code, sqlstate, txstate, "%s", msg);
+    r->broken = broken;
+}
+
 size_t sql_skip_space_and_comments(const char *s, size_t len, size_t i)
 {
     while (i < len) {

@@ -27,6 +27,7 @@
 #ifndef DBPOOLD_BACKEND_H
 #define DBPOOLD_BACKEND_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -181,6 +182,11 @@ const char *backend_standard_tx_sql(enum backend_tx_op op);
 void backend_reset_by_rollback(void (*exec)(struct backend_conn *c, const struct backend_query *q,
                                             const struct backend_sink *sink, void *arg),
                                struct backend_conn *c, backend_done_fn done, void *arg);
+/* backend_result_error from a va_list, and r->broken = broken (the drivers'
+ * fail-now / fail-later helpers). */
+void backend_result_verror(struct backend_result *r, int code, const char *sqlstate,
+                           char txstate, bool broken, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
 /* Index of the first byte at or after i that is not whitespace or inside a
  * -- line comment or a block comment (len when there is none). */
 size_t sql_skip_space_and_comments(const char *s, size_t len, size_t i);

@@ -379,25 +379,13 @@ void my_complete_error(struct mysql_conn *c)
     my_complete(c, &r);
 }
 
-static void verror(struct backend_result *r, int code, const char *sqlstate, char txstate,
-                   bool broken, const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
-static void verror(struct backend_result *r, int code, const char *sqlstate, char txstate,
-                   bool broken, const char *fmt, va_list ap)
-{
-    char msg[sizeof(r->err.message)];
-
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    backend_result_error(r, code, sqlstate, txstate, "%s", msg);
-    r->broken = broken;
-}
-
 void my_fail_now(struct mysql_conn *c, int code, bool broken, const char *fmt, ...)
 {
     struct backend_result r;
     va_list ap;
 
     va_start(ap, fmt);
-    verror(&r, code, "", broken ? 'I' : c->txstate, broken, fmt, ap);
+    backend_result_verror(&r, code, "", broken ? 'I' : c->txstate, broken, fmt, ap);
     va_end(ap);
     my_complete(c, &r);
 }
@@ -415,7 +403,7 @@ void my_fail_later(struct mysql_conn *c, int code, const char *sqlstate, bool br
     va_list ap;
 
     va_start(ap, fmt);
-    verror(&c->res, code, sqlstate, broken ? 'I' : c->txstate, broken, fmt, ap);
+    backend_result_verror(&c->res, code, sqlstate, broken ? 'I' : c->txstate, broken, fmt, ap);
     va_end(ap);
     my_defer_result(c);
 }

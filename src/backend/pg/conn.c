@@ -278,25 +278,13 @@ void pg_complete(struct backend_conn *c, const struct backend_result *res)
         done(arg, &r);
 }
 
-static void verror(struct backend_result *r, int code, const char *sqlstate, char txstate,
-                   bool broken, const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
-static void verror(struct backend_result *r, int code, const char *sqlstate, char txstate,
-                   bool broken, const char *fmt, va_list ap)
-{
-    char msg[sizeof(r->err.message)];
-
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    backend_result_error(r, code, sqlstate, txstate, "%s", msg);
-    r->broken = broken;
-}
-
 void pg_fail_now(struct backend_conn *c, int code, bool broken, const char *fmt, ...)
 {
     struct backend_result r;
     va_list ap;
 
     va_start(ap, fmt);
-    verror(&r, code, "", broken ? 'I' : c->txstate, broken, fmt, ap);
+    backend_result_verror(&r, code, "", broken ? 'I' : c->txstate, broken, fmt, ap);
     va_end(ap);
     pg_complete(c, &r);
 }
@@ -314,7 +302,7 @@ void pg_fail_later(struct backend_conn *c, int code, const char *sqlstate, bool 
     va_list ap;
 
     va_start(ap, fmt);
-    verror(&c->res, code, sqlstate, broken ? 'I' : c->txstate, broken, fmt, ap);
+    backend_result_verror(&c->res, code, sqlstate, broken ? 'I' : c->txstate, broken, fmt, ap);
     va_end(ap);
     pg_defer_result(c);
 }
