@@ -137,17 +137,37 @@ EOF
 # reset_my_tpcb — pgbench_history emptied before every tpcb run, for every target
 reset_my_tpcb() { my_sql "$MY_DB" -e 'TRUNCATE pgbench_history' || die "truncating pgbench_history failed"; }
 
-# my_bench_run ID TARGET WORKLOAD CLIENTS [-C] -> $WORK/r/ID.json
+# cpu_ticks PID — user + system clock ticks of process PID so far (all its
+# threads); 0 when it is gone
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# cpu_per_tx BEFORE AFTER TPS — microseconds of CPU per transaction between
+# two cpu_ticks readings taken around a run of WARMUP + DURATION seconds at
+# TPS (warm-up and measured window alike: the rate is steady)
+cpu_per_tx() {
+    awk -v b="$1" -v a="$2" -v t="$3" -v hz="$(getconf CLK_TCK)" -v s="$((WARMUP + DURATION))" \
+        'BEGIN { printf "%.1f\n", (t > 0) ? (a - b) / hz * 1e6 / (t * s) : 0 }'
+}
+
+# my_bench_run ID TARGET WORKLOAD CLIENTS [-C] -> $WORK/r/ID.json, and the
+# CPU per transaction of the server (ID.srvcpu) and of dbpoold (ID.dmncpu)
+# during the run: with client, daemon and server on the same cores, these
+# sums are what the throughput is made of
 my_bench_run() {
-    local TPCB_RESET=reset_my_tpcb
+    local TPCB_RESET=reset_my_tpcb s0 d0 tps
+    s0=$(cpu_ticks "$MY_PID") d0=$(cpu_ticks "$MYD_PID")
     bench_run "$@"
+    tps=$(json_num "$WORK/r/$1.json" tps)
+    cpu_per_tx "$s0" "$(cpu_ticks "$MY_PID")" "$tps" >"$WORK/r/$1.srvcpu"
+    cpu_per_tx "$d0" "$(cpu_ticks "$MYD_PID")" "$tps" >"$WORK/r/$1.dmncpu"
 }
 
 # sysbench_run ID CLIENTS -> $WORK/r/ID.tps, ID.cpu. sysbench 1.0 has no
 # warm-up option: like pgbench it runs WARMUP + DURATION + 1 seconds with a
 # report every second, and the tps is the mean of the seconds in the window.
 sysbench_run() {
-    local id=$1 clients=$2 out=$WORK/r/$1.log TIMEFORMAT='%U %S' u s n
+    local id=$1 clients=$2 out=$WORK/r/$1.log TIMEFORMAT='%U %S' u s n s0
+    s0=$(cpu_ticks "$MY_PID")
     # shellcheck disable=SC2046
     { time sysbench $(sysbench_args) --threads="$clients" --rand-type=uniform \
         --time=$((WARMUP + DURATION + 1)) --report-interval=1 --histogram=off run >"$out" 2>&1; } \
@@ -159,6 +179,9 @@ sysbench_run() {
         /^\[ *[0-9]+s \]/ { t = $2 + 0; for (i = 1; i < NF; i++) if ($i == "tps:") v = $(i + 1)
                             if (t > lo + 0.5 && t < hi + 0.5) { sum += v; k++ } }
         END { if (k > 0) printf "%.1f\n", sum / k; else print "0" }' "$out" >"$WORK/r/$id.tps"
+    # sysbench ran one second longer than the window cpu_per_tx assumes
+    awk -v b="$s0" -v a="$(cpu_ticks "$MY_PID")" -v n="${n:-0}" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.1f\n", (n > 0) ? (a - b) / hz * 1e6 / n : 0 }' >"$WORK/r/$id.srvcpu"
     if [ -n "$RESULTS" ]; then
         printf '{"label":"%s","driver":"sysbench","tps":%s}\n' "$id" "$(cat "$WORK/r/$id.tps")" >>"$RESULTS"
     fi
@@ -192,11 +215,14 @@ my_scenario() {
         [ -f "$WORK/r/$name.$t.r1.json" ] || continue
         median_run "$name.$t" json
         cp "$WORK/r/$name.$t.r$MEDIAN.json" "$WORK/r/$name.$t.json"
+        cp "$WORK/r/$name.$t.r$MEDIAN.srvcpu" "$WORK/r/$name.$t.srvcpu"
+        cp "$WORK/r/$name.$t.r$MEDIAN.dmncpu" "$WORK/r/$name.$t.dmncpu"
     done
     if [ -f "$WORK/r/$name.sysbench.r1.tps" ]; then
         median_run "$name.sysbench" tps
         cp "$WORK/r/$name.sysbench.r$MEDIAN.tps" "$WORK/r/$name.sysbench.tps"
         cp "$WORK/r/$name.sysbench.r$MEDIAN.cpu" "$WORK/r/$name.sysbench.cpu"
+        cp "$WORK/r/$name.sysbench.r$MEDIAN.srvcpu" "$WORK/r/$name.sysbench.srvcpu"
     fi
 }
 
@@ -256,6 +282,28 @@ errs() {
     echo "$n"
 }
 
+# cpu_line JSON — "client + dbpoold + server = total" µs per transaction of
+# the run JSON (its .srvcpu and .dmncpu beside it)
+cpu_line() {
+    local b=${1%.json}
+    awk -v c="$(json_num "$1" client_cpu_us_per_tx)" -v d="$(cat "$b.dmncpu")" -v s="$(cat "$b.srvcpu")" \
+        'BEGIN { printf "%.1f + %.1f + %.1f = %.1f", c, d, s, c + d + s }'
+}
+
+# print_mysql_cpu — where each row's CPU goes, per transaction: client,
+# dbpoold, server, for the run of each target in the table (and sysbench)
+print_mysql_cpu() {
+    local name wl clients flag target label sb
+    echo "CPU per transaction, µs (client + dbpoold + MariaDB = total; the runs of the table; $(nproc) cores shared):"
+    while read -r name wl clients flag target label; do
+        sb=""
+        if [ -f "$WORK/r/$name.sysbench.srvcpu" ]; then
+            sb="; sysbench $(cat "$WORK/r/$name.sysbench.cpu") + 0 + $(cat "$WORK/r/$name.sysbench.srvcpu")"
+        fi
+        echo "- $name: direct $(cpu_line "$(better "$name" direct)"); dbpoold $(cpu_line "$(better "$name" dbpoold)")$sb"
+    done <"$WORK/my-rows"
+}
+
 # print_mysql_table — the MySQL table, sysbench agreement, targets
 print_mysql_table() {
     local name wl clients flag target label d p dt pt st ratio ok tt met=0 total=0
@@ -295,6 +343,7 @@ print_mysql_table() {
                       (dev > 10 || dev < -10) ? " (DISAGREES)" : "", $5, $6, adev }
              END { printf "- %d of %d outside ±10%%\n", bad, NR }' "$WORK/my-agreement"
     fi
+    print_mysql_cpu
     echo "mysql targets met: $met of $total"
     stats <"$WORK/my-ratios" | awk '{ printf "ratio dbpoold/direct (mysql) tps: min=%.2f median=%.2f\n", $1, $2 }'
 }
