@@ -475,7 +475,8 @@ static const struct backend_sink reset_sink = { NULL, NULL, reset_done };
  * statement's: it is counted, and a broken connection is noted. */
 static void server_reset(struct pool *p, struct server *sv)
 {
-    log_info("server_reset", "pool=%s server=%llu reason=\"client left a transaction open\"",
+    log_info("server_reset", "pool=%s server=%llu reason=\"the last client left a transaction "
+             "open, or (mysql) changed its session: SET, USE, temporary tables, locks\"",
              p->cfg->name, (unsigned long long)sv->id);
     set_state(sv, SV_RESETTING);
     sv->abandoned = false;
