@@ -237,6 +237,7 @@ static void stop_ok(void)
               "dbpoold did not exit 0 after SIGTERM (wait status %d)\n%s", st, log);
     cr_assert_null(strstr(log, "ERROR: AddressSanitizer"), "sanitizer report:\n%s", log);
     cr_assert_null(strstr(log, "runtime error:"), "sanitizer report:\n%s", log);
+    cr_assert_null(strstr(log, "ERROR: LeakSanitizer"), "sanitizer report:\n%s", log);
     free(log);
 }
 
