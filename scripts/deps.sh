@@ -10,6 +10,9 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       # tests (tests/mysql/mysql-harness.sh) and sysbench for bench/compare.sh
       libmariadb-dev mariadb-server mariadb-client sysbench
       curl jq valgrind procps
+      # systemd-socket-activate and systemd-analyze for tests/integration/test_systemd
+      # and tests/systemd/test_units.sh; its pkg-config file names the unit directory
+      systemd
       # fuzzing (--enable-fuzzing, make fuzz): clang 14, its libFuzzer and
       # sanitizer runtimes (libclang_rt.fuzzer*), llvm-symbolizer for reports
       clang libclang-rt-14-dev llvm)

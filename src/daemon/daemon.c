@@ -7,6 +7,11 @@
  *   are closed at once, the others when their transaction ends; after
  *   shutdownTimeout the rest are cut (their transactions rolled back); the
  *   loop stops when no session is left; sockets are unlinked; exit 0.
+ *
+ * Under systemd (sd_service.h) it takes the sockets passed by socket
+ * activation instead of binding its own, tells the manager READY=1 once the
+ * pools have started, STOPPING=1 when the drain begins, and keeps STATUS=
+ * and the watchdog pings going from the loop.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +26,7 @@
 #include "daemon/listener.h"
 #include "daemon/log.h"
 #include "daemon/pool.h"
+#include "daemon/sd_service.h"
 #include "daemon/status.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -132,19 +138,41 @@ static void view_each_client(const void *arg, session_info_fn fn, void *ctx)
     sessions_each(&((const struct daemon *)arg)->sessions, fn, ctx);
 }
 
+/* What STATUS= reports to systemd. */
+static void view_service_figures(const void *arg, struct service_figures *out)
+{
+    const struct daemon *d = arg;
+
+    out->clients = sessions_count(&d->sessions);
+    out->pools = d->npools;
+    out->unhealthy = 0;
+    for (size_t i = 0; i < d->npools; i++)
+        out->unhealthy += !pool_healthy(d->pools[i]);
+    out->stopping = d->sessions.shutting_down;
+}
+
+/* The client and status sockets: passed by systemd (socket activation),
+ * else bound at the configured paths. */
 static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
 {
     const struct daemon_config *dc = &d->cfg->daemon;
     const struct listener_owner owner = { accept_session, count_sessions, d };
+    struct service_sockets ss;
 
-    d->listener = listener_start(d->base, dc->socket, dc->socket_mode, (int)dc->listen_backlog,
-                                 &owner, errbuf, errlen);
-    if (!d->listener)
+    if (service_take_sockets(&ss, errbuf, errlen) < 0)
         return -1;
-    if (dc->status_socket && dc->status_socket[0]) {
+    d->listener = listener_start(d->base, service_socket_path(&ss.client, dc->socket, "daemon.socket"),
+                                 dc->socket_mode, (int)dc->listen_backlog, ss.client.fd, &owner,
+                                 errbuf, errlen);
+    if (!d->listener) {
+        service_close_socket(&ss.status);
+        return -1;
+    }
+    if (ss.status.fd >= 0 || (dc->status_socket && dc->status_socket[0])) {
         d->status_view = (struct status_view){ d->base, (int)dc->listen_backlog, view_npools,
                                                view_pool, view_daemon_info, view_each_client, d };
-        d->status = status_start(&d->status_view, dc->status_socket, errbuf, errlen);
+        d->status = status_start(&d->status_view, service_socket_path(&ss.status, dc->status_socket,
+                                 "daemon.statusSocket"), ss.status.fd, errbuf, errlen);
         if (!d->status)
             return -1;
     }
@@ -192,7 +220,9 @@ struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen)
         daemon_free(d);
         return NULL;
     }
-    if (create_pools(d, errbuf, errlen) < 0 || start_sockets(d, errbuf, errlen) < 0) {
+    const struct service_view sv = { view_service_figures, d };
+    d->service = service_new(d->base, &sv, errbuf, errlen);
+    if (!d->service || create_pools(d, errbuf, errlen) < 0 || start_sockets(d, errbuf, errlen) < 0) {
         daemon_free(d);
         return NULL;
     }
@@ -201,8 +231,6 @@ struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen)
 
 int daemon_run(struct daemon *d)
 {
-    const struct daemon_config *dc = &d->cfg->daemon;
-
     char err[300];
 
     for (size_t i = 0; i < d->npools; i++) {
@@ -211,8 +239,9 @@ int daemon_run(struct daemon *d)
             return 1;
         }
     }
-    log_info("ready", "socket=%s status_socket=%s pools=%zu version=%s", dc->socket,
-             dc->status_socket[0] ? dc->status_socket : "off", d->npools, PACKAGE_VERSION_STR);
+    log_info("ready", "socket=%s status_socket=%s pools=%zu version=%s", listener_path(d->listener),
+             d->status ? status_path(d->status) : "off", d->npools, PACKAGE_VERSION_STR);
+    service_notify_ready(d->service);
     if (event_base_dispatch(d->base) < 0) {
         log_error("loop_failed", "hint=\"the event loop stopped unexpectedly\"");
         return 1;
@@ -234,7 +263,8 @@ void daemon_shutdown(struct daemon *d, const char *reason)
     log_info("shutdown", "reason=%s clients=%zu timeout_ms=%llu", reason, daemon_nclients(d),
              (unsigned long long)ms);
     /* Close and unlink the client socket: new connections fail at once
-     * instead of waiting in the backlog. */
+     * instead of waiting in the backlog. (A socket passed by systemd stays
+     * open there: new connections wait for the next start.) */
     listener_free(d->listener);
     d->listener = NULL;
     if (evtimer_add(d->shutdown_timer, &tv) != 0) {
@@ -244,6 +274,7 @@ void daemon_shutdown(struct daemon *d, const char *reason)
         event_active(d->shutdown_timer, EV_TIMEOUT, 1);
     }
     sessions_shutdown(&d->sessions);
+    service_notify_stopping(d->service);
     daemon_client_gone(d);
 }
 
@@ -280,6 +311,7 @@ void daemon_free(struct daemon *d)
         sessions_deinit(&d->sessions);
     status_stop(d->status);
     listener_free(d->listener);
+    service_free(d->service);
     for (size_t i = 0; i < d->npools; i++)
         pool_free(d->pools[i]);
     free(d->pools);

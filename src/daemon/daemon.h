@@ -23,6 +23,7 @@ struct event;
 struct pool;
 struct listener;
 struct status_server;
+struct service;
 
 struct daemon {
     struct event_base *base;
@@ -34,6 +35,7 @@ struct daemon {
     struct listener *listener;       /* client socket */
     struct status_view status_view;  /* what the status socket reads */
     struct status_server *status;    /* status socket (NULL when disabled) */
+    struct service *service;         /* notifications to systemd (sd_service.h) */
     struct event *sigterm, *sigint, *sighup, *shutdown_timer;
     int exit_code;
 };

@@ -20,6 +20,7 @@
  * it lasts and however often clients come and go during it.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ struct listener {
     uint64_t failures;              /* failed accepts in this episode */
     uint64_t paused_since_us;
     char *path;
+    bool bound;                     /* bound here (not passed): unlink on free */
 };
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd,
@@ -158,21 +160,23 @@ void listener_fd_freed(struct listener *l)
 }
 
 struct listener *listener_start(struct event_base *base, const char *path, unsigned mode,
-                                int backlog, const struct listener_owner *owner,
+                                int backlog, int passed_fd, const struct listener_owner *owner,
                                 char *errbuf, size_t errlen)
 {
-    int fd = unix_socket_listen(path, mode, backlog, errbuf, errlen);
+    int fd = passed_fd >= 0 ? passed_fd : unix_socket_listen(path, mode, backlog, errbuf, errlen);
     if (fd < 0)
         return NULL;
     struct listener *l = calloc(1, sizeof(*l));
     if (!l || !(l->path = strdup(path))) {
         free(l);
         close(fd);
-        unlink(path);
+        if (passed_fd < 0)
+            unlink(path);
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
     l->owner = *owner;
+    l->bound = passed_fd < 0;
     l->retry = evtimer_new(base, on_retry, l);
     /* Backlog 0: listen() was called above (libevent's -1 means 128). */
     l->evl = evconnlistener_new(base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
@@ -196,7 +200,13 @@ void listener_free(struct listener *l)
         evconnlistener_free(l->evl);
     if (l->retry)
         event_free(l->retry);
-    unlink(l->path);
+    if (l->bound)
+        unlink(l->path);
     free(l->path);
     free(l);
+}
+
+const char *listener_path(const struct listener *l)
+{
+    return l->path;
 }

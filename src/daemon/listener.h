@@ -18,17 +18,22 @@ struct listener_owner {
     void *arg;
 };
 
-/* Bind path (unix_socket_listen: mode, backlog = daemon.listenBacklog) and
- * hand every accepted socket to owner->accept. When accept() fails for want
- * of descriptors or memory, accepting pauses (logged once per episode) and
- * resumes on listener_fd_freed() or after a second. owner is copied. */
+/* Bind path (unix_socket_listen: mode, backlog = daemon.listenBacklog) —
+ * or, when passed_fd >= 0, serve that already-listening socket (socket
+ * activation: path is its address, for the log; it is taken over and never
+ * unlinked) — and hand every accepted socket to owner->accept. When
+ * accept() fails for want of descriptors or memory, accepting pauses
+ * (logged once per episode) and resumes on listener_fd_freed() or after a
+ * second. owner is copied. */
 struct listener *listener_start(struct event_base *base, const char *path, unsigned mode,
-                                int backlog, const struct listener_owner *owner,
+                                int backlog, int passed_fd, const struct listener_owner *owner,
                                 char *errbuf, size_t errlen);
+/* The socket's path (for the log). */
+const char *listener_path(const struct listener *l);
 /* A descriptor was freed (a client session ended): a paused listener
  * tries again now. NULL (no listener) is allowed. */
 void listener_fd_freed(struct listener *l);
-/* Stop, close and unlink the socket file. */
+/* Stop, close, and unlink the socket file if the listener bound it. */
 void listener_free(struct listener *l);
 
 #endif

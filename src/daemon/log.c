@@ -2,7 +2,9 @@
  * log.c — structured key=value logging to stderr (see log.h). One write(2)
  * per line so lines from a worker thread never interleave mid-line. Lines
  * at info level and above pass the per-event volume bound (log_limit.h);
- * its state is guarded by a mutex, as worker threads log too.
+ * its state is guarded by a mutex, as worker threads log too. When stderr
+ * is the journal (log_set_journal) a line starts with its syslog priority,
+ * `<3>` to `<7>`, instead of a timestamp of our own.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -20,10 +22,17 @@ static enum log_level threshold = LOG_INFO;
 /* The volume bound: state of the log itself, like the threshold. */
 static struct log_limit limiter;
 static pthread_mutex_t limiter_mu = PTHREAD_MUTEX_INITIALIZER;
+/* stderr is the journal: set once at start, before any thread runs. */
+static bool journal;
 
 void log_set_level(enum log_level level)
 {
     threshold = level;
+}
+
+void log_set_journal(bool on)
+{
+    journal = on;
 }
 
 int log_enabled(enum log_level level)
@@ -41,6 +50,26 @@ static size_t format_time(char *buf, size_t len)
     size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
     int m = snprintf(buf + n, len - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
     return n + (m > 0 ? (size_t)m : 0);
+}
+
+/* syslog priorities: err, warning, info, debug. */
+static int syslog_priority(enum log_level level)
+{
+    switch (level) {
+    case LOG_ERROR: return 3;
+    case LOG_WARN: return 4;
+    case LOG_INFO: return 6;
+    default: return 7;
+    }
+}
+
+/* The start of a line: `ts=... ` or, for the journal (which stamps lines
+ * itself), `<N>`; then the level. */
+static size_t line_start(char *buf, size_t len, enum log_level level, const char *ts)
+{
+    int n = journal ? snprintf(buf, len, "<%d>level=%s ", syslog_priority(level), log_level_name(level))
+                    : snprintf(buf, len, "ts=%s level=%s ", ts, log_level_name(level));
+    return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
 
 static void write_line(const char *line, size_t len)
@@ -72,11 +101,12 @@ static bool admit(enum log_level level, const char *event, const char *ts)
     ok = log_limit_admit(&limiter, event, monotonic_ms(), sum, sizeof(sum) / sizeof(sum[0]), &n);
     pthread_mutex_unlock(&limiter_mu);
     for (size_t i = 0; i < n; i++) {
-        int m = snprintf(line, sizeof(line), "ts=%s level=warn event=log_suppressed "
-                         "suppressed_event=%s lines=%llu window_ms=%d\n", ts, sum[i].name,
+        size_t h = line_start(line, sizeof(line), LOG_WARN, ts);
+        int m = snprintf(line + h, sizeof(line) - h, "event=log_suppressed "
+                         "suppressed_event=%s lines=%llu window_ms=%d\n", sum[i].name,
                          (unsigned long long)sum[i].suppressed, LOG_LIMIT_WINDOW_MS);
         if (m > 0)
-            write_line(line, (size_t)m < sizeof(line) ? (size_t)m : sizeof(line) - 1);
+            write_line(line, h + (size_t)m < sizeof(line) ? h + (size_t)m : sizeof(line) - 1);
     }
     return ok;
 }
@@ -89,14 +119,16 @@ void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 
     if (!log_enabled(level))
         return;
-    format_time(ts, sizeof(ts));
+    ts[0] = '\0';
+    if (!journal)
+        format_time(ts, sizeof(ts));
     if (!admit(level, event, ts))
         return;
-    int n = snprintf(line, sizeof(line), "ts=%s level=%s event=%s ", ts,
-                     log_level_name(level), event);
+    size_t h = line_start(line, sizeof(line), level, ts);
+    int n = snprintf(line + h, sizeof(line) - h, "event=%s ", event);
     if (n < 0)
         return;
-    size_t used = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    size_t used = h + (size_t)n < sizeof(line) ? h + (size_t)n : sizeof(line) - 1;
     va_start(ap, fmt);
     int m = vsnprintf(line + used, sizeof(line) - used, fmt, ap);
     va_end(ap);

@@ -9,11 +9,15 @@
 #ifndef DBPOOLD_LOG_H
 #define DBPOOLD_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "daemon/configuration.h"
 
 void log_set_level(enum log_level level);
+/* stderr is the journal (sd_service.c tells): lines start with a syslog
+ * priority `<N>` and carry no timestamp (the journal has its own). */
+void log_set_journal(bool on);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

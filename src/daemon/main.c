@@ -1,6 +1,7 @@
 /*
  * main.c — dbpoold's entry point: command line, config check (-t), and the
- * daemon's lifetime. Runs in the foreground; systemd supervises it.
+ * daemon's lifetime. Runs in the foreground; systemd supervises it
+ * (sd_service.h: notifications, socket activation, journal logging).
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include "daemon/daemon.h"
 #include "backend/factory.h"
 #include "daemon/log.h"
+#include "daemon/sd_service.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -156,6 +158,7 @@ int main(int argc, char **argv)
     }
 
     log_set_level(cfg->daemon.log_level);
+    log_set_journal(service_stderr_is_journal());
     raise_nofile(cfg);
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {

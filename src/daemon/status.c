@@ -70,6 +70,7 @@ struct status_server {
     struct evhttp *http;
     struct evconnlistener *evl;      /* owned by http once bound */
     char *path;
+    bool bound;                      /* bound here (not passed): unlink on stop */
 };
 
 /* All pools and the daemon's figures at one instant. */
@@ -765,19 +766,23 @@ static bool bind_listener(struct status_server *s, int fd)
 }
 
 struct status_server *status_start(const struct status_view *view, const char *path,
-                                   char *errbuf, size_t errlen)
+                                   int passed_fd, char *errbuf, size_t errlen)
 {
     struct status_server *s = calloc(1, sizeof(*s));
-    int fd;
+    int fd = passed_fd;
 
     if (!s || !(s->path = strdup(path)) || !(s->http = evhttp_new(view->base))) {
         snprintf(errbuf, errlen, "status socket %s: out of memory", path);
         status_stop(s);                  /* path not bound yet: nothing to unlink */
+        if (passed_fd >= 0)
+            close(passed_fd);
         return NULL;
     }
     s->view = view;
     http_configure(s);
-    fd = unix_socket_listen(path, STATUS_SOCKET_MODE, view->listen_backlog, errbuf, errlen);
+    s->bound = passed_fd < 0;
+    if (s->bound)
+        fd = unix_socket_listen(path, STATUS_SOCKET_MODE, view->listen_backlog, errbuf, errlen);
     if (fd < 0) {
         evhttp_free(s->http);
         free(s->path);
@@ -802,13 +807,18 @@ void status_fd_freed(struct status_server *s)
         evconnlistener_enable(s->evl);
 }
 
+const char *status_path(const struct status_server *s)
+{
+    return s->path;
+}
+
 void status_stop(struct status_server *s)
 {
     if (!s)
         return;
     if (s->http) {
         evhttp_free(s->http);            /* frees the listener: closes the listening socket */
-        if (s->path)
+        if (s->path && s->bound)
             unlink(s->path);
     }
     free(s->path);

@@ -39,14 +39,17 @@ struct status_view {
     const void *arg;
 };
 
-/* Bind path (replacing a stale socket file) and serve on view->base.
- * NULL + message on error. */
+/* Bind path (replacing a stale socket file), or take over passed_fd when
+ * >= 0 (socket activation: already listening, never unlinked), and serve
+ * on view->base. NULL + message on error (passed_fd is closed then). */
 struct status_server *status_start(const struct status_view *view, const char *path,
-                                   char *errbuf, size_t errlen);
+                                   int passed_fd, char *errbuf, size_t errlen);
+/* The socket's path (for the log). */
+const char *status_path(const struct status_server *s);
 /* A descriptor was freed: if accepting paused on an error, resume now.
  * NULL (status socket disabled) is allowed. */
 void status_fd_freed(struct status_server *s);
-/* Stop serving, close and unlink the socket. */
+/* Stop serving, close the socket, and unlink it if status_start bound it. */
 void status_stop(struct status_server *s);
 
 #endif

@@ -1,0 +1,417 @@
+/*
+ * sd_service.c — the service manager's side channels (see sd_service.h):
+ *
+ *   notify     one datagram per message to the AF_UNIX socket named by
+ *              $NOTIFY_SOCKET (a path, or "@name" in the abstract
+ *              namespace), newline-separated VAR=value lines; sent from the
+ *              event loop, non-blocking (a full queue drops the message and
+ *              logs it rather than stall the loop)
+ *   watchdog   WATCHDOG=1 from a loop timer at half of $WATCHDOG_USEC (when
+ *              $WATCHDOG_PID is unset or this process), so a stuck loop
+ *              stops the pings and the manager restarts the service
+ *   status     STATUS= "N clients, M pools, K unhealthy": the figures are
+ *              read once a second and sent only when the text changed —
+ *              never per request
+ *   sockets    $LISTEN_PID/$LISTEN_FDS/$LISTEN_FDNAMES: descriptors from 3 on
+ *   journal    $JOURNAL_STREAM "device:inode" of stderr
+ *
+ * The object is owned by the daemon (daemon.c); no state lives outside it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "daemon/log.h"
+#include "daemon/sd_service.h"
+
+#define LISTEN_FDS_START 3
+#define LISTEN_FDS_MAX 64                /* more is a mistake, not a service of ours */
+#define STATUS_INTERVAL_MS 1000
+#define STATUS_MAX 160
+
+struct service {
+    struct service_view view;
+    int fd;                              /* datagram socket; -1: no manager listening */
+    struct sockaddr_un addr;
+    socklen_t addrlen;
+    struct event *watchdog;              /* NULL without WATCHDOG_USEC */
+    uint64_t watchdog_usec;
+    struct event *status_timer;
+    char status[STATUS_MAX];             /* the STATUS= text last sent */
+};
+
+/* ------------------------------------------------------------------------
+ * environment
+ * ---------------------------------------------------------------------- */
+
+/* A whole decimal number (no sign, no trailing text). */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+/* The variable holds this process's id (LISTEN_PID, WATCHDOG_PID). */
+static bool env_is_our_pid(const char *name)
+{
+    uint64_t pid;
+
+    return parse_u64(getenv(name), &pid) && pid == (uint64_t)getpid();
+}
+
+bool service_stderr_is_journal(void)
+{
+    const char *e = getenv("JOURNAL_STREAM");
+    const char *colon = e ? strchr(e, ':') : NULL;
+    char dev_s[32];
+    uint64_t dev, ino;
+    struct stat st;
+
+    if (!colon || (size_t)(colon - e) >= sizeof(dev_s))
+        return false;
+    memcpy(dev_s, e, (size_t)(colon - e));
+    dev_s[colon - e] = '\0';
+    if (!parse_u64(dev_s, &dev) || !parse_u64(colon + 1, &ino) || fstat(STDERR_FILENO, &st) != 0)
+        return false;
+    return (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+}
+
+/* ------------------------------------------------------------------------
+ * socket activation
+ * ---------------------------------------------------------------------- */
+
+static int sockopt_int(int fd, int opt)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+
+    return getsockopt(fd, SOL_SOCKET, opt, &v, &len) == 0 ? v : -1;
+}
+
+/* NULL if fd is a listening AF_UNIX stream socket, else what it is not. */
+static const char *not_usable(int fd)
+{
+    if (sockopt_int(fd, SO_TYPE) < 0)
+        return "is not a socket";
+    if (sockopt_int(fd, SO_DOMAIN) != AF_UNIX)
+        return "is not a Unix socket (ListenStream= must be a file system path)";
+    if (sockopt_int(fd, SO_TYPE) != SOCK_STREAM)
+        return "is not a stream socket (use ListenStream=)";
+    if (sockopt_int(fd, SO_ACCEPTCONN) != 1)
+        return "is not listening (Accept= must be no)";
+    return NULL;
+}
+
+static void socket_address(int fd, char *out, size_t len)
+{
+    struct sockaddr_un sa;
+    socklen_t sl = sizeof(sa);
+
+    memset(&sa, 0, sizeof(sa));
+    snprintf(out, len, "?");
+    if (getsockname(fd, (struct sockaddr *)&sa, &sl) != 0 || sl <= offsetof(struct sockaddr_un, sun_path))
+        return;
+    size_t n = sl - offsetof(struct sockaddr_un, sun_path);
+    if (sa.sun_path[0] == '\0')
+        snprintf(out, len, "@%.*s", (int)(n - 1), sa.sun_path + 1);
+    else
+        snprintf(out, len, "%.*s", (int)strnlen(sa.sun_path, n), sa.sun_path);
+}
+
+/* Which slot a passed socket fills: by name, or the client socket when it is the only one. */
+static struct service_socket *slot_for(struct service_sockets *out, const char *name, uint64_t n)
+{
+    if (strcmp(name, "client") == 0)
+        return &out->client;
+    if (strcmp(name, "status") == 0)
+        return &out->status;
+    return n == 1 ? &out->client : NULL;
+}
+
+/* Adopt descriptor fd named name into its slot; -1 + message if it cannot be. */
+static int adopt(struct service_sockets *out, int fd, const char *name, uint64_t n,
+                 char *errbuf, size_t errlen)
+{
+    struct service_socket *slot = slot_for(out, name, n);
+    const char *why = not_usable(fd);
+
+    if (!slot) {
+        snprintf(errbuf, errlen, "passed socket %d is named \"%s\": name the sockets "
+                 "FileDescriptorName=client and FileDescriptorName=status in the .socket units", fd, name);
+        return -1;
+    }
+    if (slot->fd >= 0) {
+        snprintf(errbuf, errlen, "two passed sockets (%d and %d) are named \"%s\": pass one client "
+                 "and at most one status socket", slot->fd, fd, name);
+        return -1;
+    }
+    if (why) {
+        snprintf(errbuf, errlen, "passed socket %d (\"%s\") %s", fd, name, why);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+        snprintf(errbuf, errlen, "passed socket %d: fcntl: %s", fd, strerror(errno));
+        return -1;
+    }
+    slot->fd = fd;
+    socket_address(fd, slot->path, sizeof(slot->path));
+    return 0;
+}
+
+/* The next ':'-separated name (empty when the list ran out). */
+static const char *next_name(char **names)
+{
+    char *s = *names;
+
+    if (!s)
+        return "";
+    char *colon = strchr(s, ':');
+    if (colon)
+        *colon = '\0';
+    *names = colon ? colon + 1 : NULL;
+    return s;
+}
+
+static int take_each(struct service_sockets *out, uint64_t n, char *names, char *errbuf, size_t errlen)
+{
+    char *rest = names;
+
+    for (uint64_t i = 0; i < n; i++) {
+        int fd = LISTEN_FDS_START + (int)i;
+        if (adopt(out, fd, next_name(&rest), n, errbuf, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int service_take_sockets(struct service_sockets *out, char *errbuf, size_t errlen)
+{
+    const char *nfds = getenv("LISTEN_FDS");
+    const char *names = getenv("LISTEN_FDNAMES");
+    bool ours = env_is_our_pid("LISTEN_PID");
+    uint64_t n = 0;
+    int rc = 0;
+
+    out->client = (struct service_socket){ .fd = -1 };
+    out->status = (struct service_socket){ .fd = -1 };
+    if (ours && nfds && (!parse_u64(nfds, &n) || n > LISTEN_FDS_MAX)) {
+        snprintf(errbuf, errlen, "LISTEN_FDS=\"%s\" is not a number of sockets (0-%d)", nfds,
+                 LISTEN_FDS_MAX);
+        rc = -1;
+    } else if (ours && n > 0) {
+        char *copy = strdup(names ? names : "");
+        rc = copy ? take_each(out, n, copy, errbuf, errlen) : -1;
+        if (!copy)
+            snprintf(errbuf, errlen, "out of memory");
+        free(copy);
+    }
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return rc;
+}
+
+const char *service_socket_path(const struct service_socket *passed, const char *configured,
+                                const char *key)
+{
+    char q1[300], q2[300];
+
+    if (passed->fd < 0)
+        return configured;
+    if (strcmp(passed->path, configured) != 0)
+        log_info("socket_passed", "setting=%s path=%s configured=%s hint=\"serving the socket the "
+                 "service manager passed (socket activation); %s is not used\"", key,
+                 log_quote(q1, sizeof(q1), passed->path, strlen(passed->path)),
+                 log_quote(q2, sizeof(q2), configured, strlen(configured)), key);
+    return passed->path;
+}
+
+void service_close_socket(struct service_socket *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+/* ------------------------------------------------------------------------
+ * notifications
+ * ---------------------------------------------------------------------- */
+
+static void send_message(struct service *s, const char *msg)
+{
+    if (!s || s->fd < 0)
+        return;
+    if (sendto(s->fd, msg, strlen(msg), MSG_NOSIGNAL, (const struct sockaddr *)&s->addr, s->addrlen) >= 0)
+        return;
+    char q[200];
+    log_warn("notify_failed", "message=%s error=\"%s\" hint=\"the service manager's notify socket "
+             "(NOTIFY_SOCKET) refused it; systemd may consider dbpoold unresponsive\"",
+             log_quote(q, sizeof(q), msg, strcspn(msg, "\n")), strerror(errno));
+}
+
+static void status_text(const struct service *s, char *buf, size_t len)
+{
+    struct service_figures f = { 0 };
+
+    s->view.figures(s->view.arg, &f);
+    snprintf(buf, len, "%s%zu client%s, %zu pool%s, %zu unhealthy", f.stopping ? "stopping: " : "",
+             f.clients, f.clients == 1 ? "" : "s", f.pools, f.pools == 1 ? "" : "s", f.unhealthy);
+}
+
+/* Send head (may be "") with a STATUS= line when forced or the text changed. */
+static void send_with_status(struct service *s, const char *head, bool force)
+{
+    char text[STATUS_MAX], msg[STATUS_MAX + 80];
+
+    status_text(s, text, sizeof(text));
+    if (!force && strcmp(text, s->status) == 0)
+        return;
+    snprintf(s->status, sizeof(s->status), "%s", text);
+    snprintf(msg, sizeof(msg), "%sSTATUS=%s", head, text);
+    send_message(s, msg);
+}
+
+static void on_status_timer(evutil_socket_t fd, short what, void *arg)
+{
+    send_with_status(arg, "", false);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    send_message(arg, "WATCHDOG=1");
+}
+
+static void start_timer(struct event *ev, uint64_t usec, const char *what)
+{
+    struct timeval tv = { (time_t)(usec / 1000000), (suseconds_t)(usec % 1000000) };
+
+    if (ev && !evtimer_pending(ev, NULL) && evtimer_add(ev, &tv) != 0)
+        log_error("notify_timer_failed", "timer=%s hint=\"cannot arm the timer (out of memory?); "
+                  "restart dbpoold\"", what);
+}
+
+void service_notify_ready(struct service *s)
+{
+    if (!s || s->fd < 0)
+        return;
+    send_with_status(s, "READY=1\n", true);
+    start_timer(s->status_timer, STATUS_INTERVAL_MS * 1000ull, "status");
+    start_timer(s->watchdog, s->watchdog_usec / 2, "watchdog");
+}
+
+void service_notify_reloading(struct service *s)
+{
+    struct timespec ts;
+    char msg[128];
+
+    if (!s || s->fd < 0)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading the configuration",
+             (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+    snprintf(s->status, sizeof(s->status), "reloading the configuration");
+    send_message(s, msg);
+}
+
+void service_notify_stopping(struct service *s)
+{
+    if (s && s->fd >= 0)
+        send_with_status(s, "STOPPING=1\n", true);
+}
+
+/* ------------------------------------------------------------------------
+ * set-up
+ * ---------------------------------------------------------------------- */
+
+/* Fill s->addr from $NOTIFY_SOCKET; false (logged) when it names nothing we can use. */
+static bool notify_address(struct service *s, const char *e)
+{
+    size_t len = strlen(e);
+    char q[300];
+
+    memset(&s->addr, 0, sizeof(s->addr));
+    s->addr.sun_family = AF_UNIX;
+    if ((e[0] != '/' && e[0] != '@') || len >= sizeof(s->addr.sun_path)) {
+        log_warn("notify_socket_unusable", "notify_socket=%s hint=\"dbpoold speaks the notify "
+                 "protocol over AF_UNIX paths and abstract names only; it will not report readiness\"",
+                 log_quote(q, sizeof(q), e, len));
+        return false;
+    }
+    memcpy(s->addr.sun_path, e, len);
+    if (e[0] == '@')
+        s->addr.sun_path[0] = '\0';
+    s->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (e[0] == '/'));
+    return true;
+}
+
+/* Arm the watchdog pings when the manager asked for them (for this process). */
+static bool watchdog_setup(struct service *s, struct event_base *base)
+{
+    uint64_t usec;
+
+    if (!parse_u64(getenv("WATCHDOG_USEC"), &usec) || usec == 0)
+        return true;
+    if (getenv("WATCHDOG_PID") && !env_is_our_pid("WATCHDOG_PID"))
+        return true;
+    s->watchdog_usec = usec;
+    s->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, s);
+    log_info("watchdog", "interval_ms=%" PRIu64 " timeout_ms=%" PRIu64, usec / 2000, usec / 1000);
+    return s->watchdog != NULL;
+}
+
+struct service *service_new(struct event_base *base, const struct service_view *view,
+                            char *errbuf, size_t errlen)
+{
+    struct service *s = calloc(1, sizeof(*s));
+    const char *e = getenv("NOTIFY_SOCKET");
+
+    if (!s) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    s->view = *view;
+    s->fd = -1;
+    if (!e || !*e || !notify_address(s, e))
+        return s;
+    s->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    s->status_timer = event_new(base, -1, EV_PERSIST, on_status_timer, s);
+    if (s->fd < 0 || !s->status_timer || !watchdog_setup(s, base)) {
+        snprintf(errbuf, errlen, "cannot set up the notify socket: %s",
+                 s->fd < 0 ? strerror(errno) : "out of memory");
+        service_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void service_free(struct service *s)
+{
+    if (!s)
+        return;
+    if (s->watchdog)
+        event_free(s->watchdog);
+    if (s->status_timer)
+        event_free(s->status_timer);
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s);
+}
