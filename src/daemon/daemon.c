@@ -3,6 +3,8 @@
  * factory, the client listener, the status socket, signal handlers), runs
  * the one event loop, and carries out the graceful shutdown:
  *
+ *   SIGHUP -> daemon_reload (reload.c).
+ *
  *   SIGTERM/SIGINT -> stop accepting; sessions idle outside a transaction
  *   are closed at once, the others when their transaction ends; after
  *   shutdownTimeout the rest are cut (their transactions rolled back); the
@@ -28,8 +30,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct daemon *d = arg;
 
     if (sig == SIGHUP) {
-        log_warn("reload_ignored", "hint=\"configuration reload is not available in this version; "
-                 "restart dbpoold to apply changes\"");
+        (void)daemon_reload(d);
         return;
     }
     daemon_shutdown(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -132,6 +133,16 @@ static void view_each_client(const void *arg, session_info_fn fn, void *ctx)
     sessions_each(&((const struct daemon *)arg)->sessions, fn, ctx);
 }
 
+static const struct reload_state *view_reload_state(const void *arg)
+{
+    return &((const struct daemon *)arg)->reload;
+}
+
+static const struct reload_outcome *admin_reload(void *admin)
+{
+    return daemon_reload(admin);
+}
+
 static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
 {
     const struct daemon_config *dc = &d->cfg->daemon;
@@ -143,7 +154,8 @@ static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
         return -1;
     if (dc->status_socket && dc->status_socket[0]) {
         d->status_view = (struct status_view){ d->base, (int)dc->listen_backlog, view_npools,
-                                               view_pool, view_daemon_info, view_each_client, d };
+                                               view_pool, view_daemon_info, view_each_client, d,
+                                               view_reload_state, admin_reload, d };
         d->status = status_start(&d->status_view, dc->status_socket, errbuf, errlen);
         if (!d->status)
             return -1;
@@ -153,9 +165,13 @@ static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
 
 /* ---- what the sessions need of the daemon ---- */
 
+/* A removed pool is found too: the session refuses it with its own words. */
 static struct pool *hook_find_pool(void *arg, const char *name, size_t len)
 {
-    return daemon_find_pool(arg, name, len);
+    const struct daemon *d = arg;
+    struct pool *p = daemon_find_pool(d, name, len);
+
+    return p ? p : reload_find_draining(&d->reload, name, len);
 }
 
 static void hook_client_gone(void *arg)
@@ -283,11 +299,13 @@ void daemon_free(struct daemon *d)
     for (size_t i = 0; i < d->npools; i++)
         pool_free(d->pools[i]);
     free(d->pools);
+    reload_free_pools(&d->reload);
     struct event *evs[] = { d->sigterm, d->sigint, d->sighup, d->shutdown_timer };
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);
     factory_quiesce_all();
+    reload_free(&d->reload);   /* old configs: no driver thread reads them now */
     if (d->base)
         event_base_free(d->base);
     config_free(d->cfg);

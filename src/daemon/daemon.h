@@ -15,6 +15,7 @@
 #include <sys/queue.h>
 
 #include "daemon/configuration.h"
+#include "daemon/reload.h"
 #include "daemon/session.h"
 #include "daemon/status.h"
 
@@ -35,6 +36,7 @@ struct daemon {
     struct status_view status_view;  /* what the status socket reads */
     struct status_server *status;    /* status socket (NULL when disabled) */
     struct event *sigterm, *sigint, *sighup, *shutdown_timer;
+    struct reload_state reload;      /* last reload, removed pools, old configs (reload.c) */
     int exit_code;
 };
 
@@ -50,6 +52,7 @@ void daemon_shutdown(struct daemon *d, const char *reason);
  * shutting down and none are left, stop the loop. */
 void daemon_client_gone(struct daemon *d);
 
+/* The running pool of that name (not a removed one), or NULL. */
 struct pool *daemon_find_pool(const struct daemon *d, const char *name, size_t len);
 /* Client sessions connected now. */
 size_t daemon_nclients(const struct daemon *d);
