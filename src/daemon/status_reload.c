@@ -37,9 +37,10 @@ static void json_key_list(struct evbuffer *b, const char *joined)
 
     evbuffer_add(b, "[", 1);
     while (*p) {
-        size_t n = strcspn(p, ",");
+        size_t n = strcspn(p, ","), len = n < 63 ? n : 63;
         char name[64];
-        snprintf(name, sizeof(name), "%.*s", (int)n, p);
+        memcpy(name, p, len);
+        name[len] = '\0';
         if (p != joined)
             evbuffer_add(b, ", ", 2);
         json_str(b, name);
