@@ -190,8 +190,10 @@ struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen)
         return NULL;
     }
     d->cfg = cfg;
+    d->reload.t = (struct reload_target){ NULL, &d->cfg, &d->pools, &d->npools, &d->sessions };
     d->start_us = now_us();
     d->base = event_base_new();
+    d->reload.t.base = d->base;
     struct session_hooks h = hooks;
     h.arg = d;
     if (!d->base || sessions_init(&d->sessions, d->base, &cfg->daemon, &h) != 0) {
@@ -235,6 +237,11 @@ int daemon_run(struct daemon *d)
     }
     log_info("stopped", "exit_code=%d", d->exit_code);
     return d->exit_code;
+}
+
+const struct reload_outcome *daemon_reload(struct daemon *d)
+{
+    return reload_run(&d->reload);
 }
 
 void daemon_shutdown(struct daemon *d, const char *reason)

@@ -52,6 +52,9 @@ void daemon_shutdown(struct daemon *d, const char *reason);
  * shutting down and none are left, stop the loop. */
 void daemon_client_gone(struct daemon *d);
 
+/* Reload the configuration now (reload.h); the outcome stays valid until
+ * the next reload. */
+const struct reload_outcome *daemon_reload(struct daemon *d);
 /* The running pool of that name (not a removed one), or NULL. */
 struct pool *daemon_find_pool(const struct daemon *d, const char *name, size_t len);
 /* Client sessions connected now. */

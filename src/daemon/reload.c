@@ -1,5 +1,5 @@
 /*
- * reload.c — daemon_reload() (contract: reload.h): load and validate the
+ * reload.c — reload_run() (contract: reload.h): load and validate the
  * config again, then apply it in two steps so that a failure changes
  * nothing: first everything that can fail (new pools made and started,
  * room for the retiring lists), then the commit, which cannot fail (pools
@@ -23,7 +23,7 @@
 
 #include "backend/factory.h"
 #include "daemon/config_diff.h"
-#include "daemon/daemon.h"
+#include "daemon/session.h"
 #include "daemon/log.h"
 #include "daemon/pool.h"
 #include "daemon/reload.h"
@@ -68,12 +68,11 @@ static void outcome_error(struct reload_outcome *o, const char *fmt, ...)
 
 /* ------------------------------------------------------------ retiring */
 
-static bool config_in_use(const struct daemon *d, const struct config *cfg)
+static bool config_in_use(const struct reload_state *r, const struct config *cfg)
 {
-    const struct reload_state *r = &d->reload;
 
-    for (size_t i = 0; i < d->npools; i++)
-        if (pool_uses_config(d->pools[i], cfg))
+    for (size_t i = 0; i < *r->t.npools; i++)
+        if (pool_uses_config((*r->t.pools)[i], cfg))
             return true;
     for (size_t i = 0; i < r->ndraining; i++)
         if (pool_uses_config(r->draining[i], cfg))
@@ -96,14 +95,13 @@ static void free_drained_pools(struct reload_state *r)
     }
 }
 
-static void free_unused_configs(struct daemon *d)
+static void free_unused_configs(struct reload_state *r)
 {
-    struct reload_state *r = &d->reload;
 
     if (factory_teardown_pending())
         return;   /* a driver thread may still read one: next tick */
     for (size_t i = 0; i < r->nretired;) {
-        if (config_in_use(d, r->retired[i])) {
+        if (config_in_use(r, r->retired[i])) {
             i++;
             continue;
         }
@@ -114,25 +112,23 @@ static void free_unused_configs(struct daemon *d)
 
 static void on_retire_tick(evutil_socket_t fd, short what, void *arg)
 {
-    struct daemon *d = arg;
-    struct reload_state *r = &d->reload;
+    struct reload_state *r = arg;
 
     (void)fd;
     (void)what;
     free_drained_pools(r);
-    free_unused_configs(d);
+    free_unused_configs(r);
     if (r->ndraining == 0 && r->nretired == 0)
         event_del(r->timer);
 }
 
 /* Start the retire tick (at the latest the daemon's exit frees the rest). */
-static void retire_arm(struct daemon *d)
+static void retire_arm(struct reload_state *r)
 {
-    struct reload_state *r = &d->reload;
     struct timeval tv = { 0, RETIRE_TICK_MS * 1000 };
 
     if (!r->timer)
-        r->timer = event_new(d->base, -1, EV_PERSIST, on_retire_tick, d);
+        r->timer = event_new(r->t.base, -1, EV_PERSIST, on_retire_tick, r);
     if (!r->timer || event_add(r->timer, &tv) != 0)
         log_error("reload_retire_timer_failed", "hint=\"removed pools and the previous "
                   "configuration are freed at exit instead (out of memory?)\"");
@@ -145,6 +141,15 @@ struct pool *reload_find_draining(const struct reload_state *r, const char *name
         if (strlen(pn) == len && memcmp(pn, name, len) == 0)
             return r->draining[i];
     }
+    return NULL;
+}
+
+/* The running pool of that name (not a draining one), or NULL. */
+static struct pool *find_running(const struct reload_state *r, const char *name)
+{
+    for (size_t i = 0; i < *r->t.npools; i++)
+        if (strcmp(pool_config((*r->t.pools)[i])->name, name) == 0)
+            return (*r->t.pools)[i];
     return NULL;
 }
 
@@ -200,12 +205,12 @@ static void plan_free(struct plan *pl, bool free_fresh)
     free(pl->removed);
 }
 
-static struct pool *fresh_pool(struct daemon *d, const struct pool_config *pc,
+static struct pool *fresh_pool(struct reload_state *r, const struct pool_config *pc,
                                struct reload_outcome *o)
 {
     char why[300];
     const struct backend_driver *drv = factory_driver(pc->type, why, sizeof(why));
-    struct pool *p = drv ? pool_new(pc, drv, d->base) : NULL;
+    struct pool *p = drv ? pool_new(pc, drv, r->t.base) : NULL;
 
     if (!p) {
         outcome_error(o, "pool \"%s\": cannot create it: %s", pc->name, drv ? "out of memory" : why);
@@ -221,21 +226,21 @@ static struct pool *fresh_pool(struct daemon *d, const struct pool_config *pc,
 
 /* Match the new config's pools with the running ones; make and start the
  * new ones. -1 (errors in o) when one cannot be made. */
-static int plan_pools(struct daemon *d, struct plan *pl, struct reload_outcome *o)
+static int plan_pools(struct reload_state *r, struct plan *pl, struct reload_outcome *o)
 {
     size_t n = pl->cfg->npools;
 
     pl->pools = calloc(n ? n : 1, sizeof(*pl->pools));
     pl->changes = calloc(n ? n : 1, sizeof(*pl->changes));
     pl->fresh = calloc(n ? n : 1, sizeof(*pl->fresh));
-    pl->removed = calloc(d->npools ? d->npools : 1, sizeof(*pl->removed));
+    pl->removed = calloc(*r->t.npools ? *r->t.npools : 1, sizeof(*pl->removed));
     if (!pl->pools || !pl->changes || !pl->fresh || !pl->removed) {
         outcome_error(o, "out of memory applying the configuration");
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         const struct pool_config *pc = &pl->cfg->pools[i];
-        struct pool *old = daemon_find_pool(d, pc->name, strlen(pc->name));
+        struct pool *old = find_running(r, pc->name);
         unsigned ch = old ? config_pool_changes(pool_config(old), pc) : POOL_RETYPED;
         if (!(ch & POOL_RETYPED)) {
             pl->pools[i] = old;
@@ -243,15 +248,15 @@ static int plan_pools(struct daemon *d, struct plan *pl, struct reload_outcome *
             continue;
         }
         pl->fresh[i] = true;
-        if (!(pl->pools[i] = fresh_pool(d, pc, o)))
+        if (!(pl->pools[i] = fresh_pool(r, pc, o)))
             return -1;
     }
-    for (size_t i = 0; i < d->npools; i++) {
+    for (size_t i = 0; i < *r->t.npools; i++) {
         bool kept = false;
         for (size_t j = 0; j < n && !kept; j++)
-            kept = pl->pools[j] == d->pools[i];
+            kept = pl->pools[j] == (*r->t.pools)[i];
         if (!kept)
-            pl->removed[pl->nremoved++] = d->pools[i];
+            pl->removed[pl->nremoved++] = (*r->t.pools)[i];
     }
     return 0;
 }
@@ -277,9 +282,9 @@ static int reserve_retiring(struct reload_state *r, const struct plan *pl,
 
 /* The daemon keys only a restart applies keep their running values (so
  * the running config says what is in effect); the others apply now. */
-static void apply_daemon(struct daemon *d, struct config *cfg, struct reload_outcome *o)
+static void apply_daemon(struct reload_state *r, struct config *cfg, struct reload_outcome *o)
 {
-    struct daemon_config *nd = &cfg->daemon, *od = &d->cfg->daemon;
+    struct daemon_config *nd = &cfg->daemon, *od = &(*r->t.cfg)->daemon;
 
     config_restart_keys(od, nd, o->restart_keys, sizeof(o->restart_keys));
     if (o->restart_keys[0])
@@ -294,15 +299,14 @@ static void apply_daemon(struct daemon *d, struct config *cfg, struct reload_out
     nd->socket_mode = od->socket_mode;
     nd->listen_backlog = od->listen_backlog;
     log_set_level(nd->log_level);
-    d->sessions.cfg = nd;
-    d->sessions.budget.limit = nd->client_buffer_budget;
-    io_budget_release(&d->sessions.budget, 0);   /* a larger budget may admit waiters */
+    r->t.sessions->cfg = nd;
+    r->t.sessions->budget.limit = nd->client_buffer_budget;
+    io_budget_release(&r->t.sessions->budget, 0);   /* a larger budget may admit waiters */
 }
 
 /* Put the plan into effect; nothing here can fail. */
-static void commit(struct daemon *d, struct plan *pl, struct reload_outcome *o)
+static void commit(struct reload_state *r, struct plan *pl, struct reload_outcome *o)
 {
-    struct reload_state *r = &d->reload;
 
     for (size_t i = 0; i < pl->cfg->npools; i++) {
         if (pl->fresh[i]) {
@@ -313,12 +317,12 @@ static void commit(struct daemon *d, struct plan *pl, struct reload_outcome *o)
         o->changed += pl->changes[i] == POOL_TUNED;
         o->recycled += (pl->changes[i] & POOL_RECONNECT) != 0;
     }
-    apply_daemon(d, pl->cfg, o);
-    r->retired[r->nretired++] = d->cfg;
-    d->cfg = pl->cfg;
-    free(d->pools);
-    d->pools = pl->pools;
-    d->npools = pl->cfg->npools;
+    apply_daemon(r, pl->cfg, o);
+    r->retired[r->nretired++] = (*r->t.cfg);
+    (*r->t.cfg) = pl->cfg;
+    free((*r->t.pools));
+    (*r->t.pools) = pl->pools;
+    *r->t.npools = pl->cfg->npools;
     pl->pools = NULL;
     for (size_t i = 0; i < pl->nremoved; i++) {
         struct pool *p = pl->removed[i];
@@ -326,16 +330,15 @@ static void commit(struct daemon *d, struct plan *pl, struct reload_outcome *o)
         pool_mark_removed(p);
         o->removed++;
         log_info("pool_draining", "pool=%s", pool_config(p)->name);
-        sessions_pool_removed(&d->sessions, p);
+        sessions_pool_removed(r->t.sessions, p);
     }
-    retire_arm(d);
+    retire_arm(r);
 }
 
 /* A config that pools made for it may have handed to connections: freed
  * by the retire tick, like a replaced one. */
-static void retire_config(struct daemon *d, struct config *cfg)
+static void retire_config(struct reload_state *r, struct config *cfg)
 {
-    struct reload_state *r = &d->reload;
     struct config **rc = realloc(r->retired, (r->nretired + 1) * sizeof(*rc));
 
     if (!rc) {
@@ -345,32 +348,32 @@ static void retire_config(struct daemon *d, struct config *cfg)
     }
     r->retired = rc;
     r->retired[r->nretired++] = cfg;
-    retire_arm(d);
+    retire_arm(r);
 }
 
-static void apply(struct daemon *d, struct config *cfg, struct reload_outcome *o)
+static void apply(struct reload_state *r, struct config *cfg, struct reload_outcome *o)
 {
     struct plan pl = { .cfg = cfg };
 
-    if (plan_pools(d, &pl, o) != 0 || reserve_retiring(&d->reload, &pl, o) != 0) {
+    if (plan_pools(r, &pl, o) != 0 || reserve_retiring(r, &pl, o) != 0) {
         plan_free(&pl, true);
-        retire_config(d, cfg);
+        retire_config(r, cfg);
         return;
     }
-    commit(d, &pl, o);
+    commit(r, &pl, o);
     plan_free(&pl, false);
     o->ok = true;
 }
 
 /* ------------------------------------------------------------- reload */
 
-static void log_outcome(const struct daemon *d, const struct reload_outcome *o)
+static void log_outcome(const struct reload_state *r, const struct reload_outcome *o)
 {
     char q[600];
 
     if (o->ok) {
         log_info("reload_done", "pools=%zu added=%d removed=%d changed=%d recycled=%d "
-                 "restart_needed=\"%s\"", d->npools, o->added, o->removed, o->changed,
+                 "restart_needed=\"%s\"", *r->t.npools, o->added, o->removed, o->changed,
                  o->recycled, o->restart_keys);
         return;
     }
@@ -381,27 +384,26 @@ static void log_outcome(const struct daemon *d, const struct reload_outcome *o)
               "dbpoold keeps running on the previous one\"", o->nerrors);
 }
 
-const struct reload_outcome *daemon_reload(struct daemon *d)
+const struct reload_outcome *reload_run(struct reload_state *r)
 {
-    struct reload_state *r = &d->reload;
     struct reload_outcome *o = &r->last;
     struct config *cfg;
 
     /* h-systemd: service_notify_reloading() goes here. */
     outcome_clear(o);
     o->time_unix_ms = wall_ms();
-    log_info("reload", "file=%s", d->cfg->path);
-    if (d->sessions.shutting_down)
+    log_info("reload", "file=%s", (*r->t.cfg)->path);
+    if (r->t.sessions->shutting_down)
         outcome_error(o, "dbpoold is shutting down; a reload is not possible now");
-    else if ((cfg = load_new(d->cfg->path, o)))
-        apply(d, cfg, o);
+    else if ((cfg = load_new((*r->t.cfg)->path, o)))
+        apply(r, cfg, o);
     if (o->ok) {
         r->total_ok++;
         r->last_success_unix_ms = o->time_unix_ms;
     } else {
         r->total_failed++;
     }
-    log_outcome(d, o);
+    log_outcome(r, o);
     /* h-systemd: service_notify_ready() goes here. */
     return o;
 }

@@ -20,9 +20,10 @@
 #include <stdint.h>
 
 struct config;
-struct daemon;
 struct event;
+struct event_base;
 struct pool;
+struct sessions;
 
 /* One reload's result. */
 struct reload_outcome {
@@ -35,7 +36,18 @@ struct reload_outcome {
     char restart_keys[160];          /* socket keys that changed but need a restart, "" */
 };
 
+/* What a reload changes: the daemon's own fields (not owned), so that
+ * reload.c needs nothing else of the daemon. */
+struct reload_target {
+    struct event_base *base;
+    struct config **cfg;             /* the running config */
+    struct pool ***pools;            /* its pools, in its order */
+    size_t *npools;
+    struct sessions *sessions;
+};
+
 struct reload_state {
+    struct reload_target t;          /* set by the daemon before the first reload */
     struct reload_outcome last;
     uint64_t total_ok, total_failed;
     uint64_t last_success_unix_ms;   /* 0: none yet */
@@ -47,7 +59,7 @@ struct reload_state {
 };
 
 /* Reload now. The outcome stays valid until the next reload. */
-const struct reload_outcome *daemon_reload(struct daemon *d);
+const struct reload_outcome *reload_run(struct reload_state *r);
 /* The removed pool of that name still draining, or NULL. */
 struct pool *reload_find_draining(const struct reload_state *r, const char *name, size_t len);
 
