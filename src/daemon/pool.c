@@ -195,19 +195,26 @@ static void server_open(struct pool *p, enum backend_role role)
     p->drv->connect(sv->conn, on_connected, sv);
 }
 
-const char *server_retire_reason(const struct pool *p, const struct server *sv, uint64_t now)
+/* server_retire_reason without the clock (pool_dispatch: no clock read
+ * added to a release; the lifetime is checked there and by maintenance). */
+static const char *server_stale(const struct pool *p, const struct server *sv)
 {
-    uint64_t life = p->cfg->conn_max_lifetime_ms * 1000u;
-
     if (sv->broken)
         return "broken";
-    if (life && now - sv->created_us >= life)
-        return "lifetime";
     if (sv->gen != p->gen)
         return "reconfigured";   /* connection settings changed, or pool_reconnect */
     if (p->nrole[sv->role] > p->max_role[sv->role])
         return "resized";        /* maxOpenConns was lowered */
     return NULL;
+}
+
+const char *server_retire_reason(const struct pool *p, const struct server *sv, uint64_t now)
+{
+    uint64_t life = p->cfg->conn_max_lifetime_ms * 1000u;
+
+    if (life && now - sv->created_us >= life && !sv->broken)
+        return "lifetime";
+    return server_stale(p, sv);
 }
 
 /* ------------------------------------------------------------ wait queue */
@@ -357,7 +364,7 @@ static struct pool_waiter *first_waiter_for(struct pool *p, enum backend_role ro
  * waiter that wants its role, else park it on the idle list. */
 void pool_dispatch(struct pool *p, struct server *sv)
 {
-    const char *why = server_retire_reason(p, sv, now_us());
+    const char *why = server_stale(p, sv);
     struct pool_waiter *w;
 
     if (why) {
