@@ -167,6 +167,10 @@ struct backend_driver {
      * threads joined, files closed). Called once, after the event loop has
      * stopped, before exit. May be NULL. */
     void (*quiesce)(void);
+    /* Whether a closed connection is still being torn down off the loop
+     * (it may read the pool_config it was made with until then). Never
+     * blocks. May be NULL (close() is done when it returns). */
+    bool (*teardown_pending)(void);
 };
 
 /* Helpers shared by drivers (backend.c). */

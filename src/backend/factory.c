@@ -58,6 +58,15 @@ const struct driver_config_spec *factory_config_spec(size_t i)
     return i < NDRIVERS ? drivers[i].config : NULL;
 }
 
+bool factory_teardown_pending(void)
+{
+    for (size_t i = 0; i < NDRIVERS; i++)
+        if (drivers[i].driver && drivers[i].driver->teardown_pending &&
+            drivers[i].driver->teardown_pending())
+            return true;
+    return false;
+}
+
 void factory_quiesce_all(void)
 {
     for (size_t i = 0; i < NDRIVERS; i++)

@@ -15,6 +15,9 @@
 const struct backend_driver *factory_driver(enum backend_type type, char *errbuf, size_t errlen);
 /* The i-th pool type's configuration (i from 0), NULL past the last. */
 const struct driver_config_spec *factory_config_spec(size_t i);
+/* Whether a driver still tears down a closed connection off the loop
+ * (then what it was made with must stay allocated). */
+bool factory_teardown_pending(void);
 /* Call every built-in driver's quiesce (after the loop stopped). */
 void factory_quiesce_all(void);
 

@@ -247,8 +247,11 @@ static void finish_request(struct client *c, const struct backend_error *err, in
     client_request_end(c);
     client_set_state(c, client_idle_state(c));
     sockbuf_trim(&c->io);
-    if (c->s->shutting_down && !c->sv && !c->tx.pending_begin) {
-        client_shutdown_close(c);
+    if (!c->sv && !c->tx.pending_begin && (c->s->shutting_down || pool_removed(c->pool))) {
+        if (c->s->shutting_down)
+            client_shutdown_close(c);
+        else
+            client_pool_removed_close(c);
         return;
     }
     if (!client_arm_idle_timer(c)) {
@@ -286,6 +289,12 @@ static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
     if (!p) {
         snprintf(msg, sizeof(msg), "no pool named \"%.*s\" is configured (check the pool name "
                  "or the daemon's config)", (int)(h.pool.len > 100 ? 100 : h.pool.len), h.pool.p);
+        client_protocol_error(c, DBPOOL_E_UNKNOWN_POOL, msg);
+        return;
+    }
+    if (pool_removed(p)) {
+        snprintf(msg, sizeof(msg), "pool \"%s\" was removed from the configuration (check the "
+                 "pool name or the daemon's config)", pool_config(p)->name);
         client_protocol_error(c, DBPOOL_E_UNKNOWN_POOL, msg);
         return;
     }

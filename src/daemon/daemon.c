@@ -3,6 +3,8 @@
  * factory, the client listener, the status socket, signal handlers), runs
  * the one event loop, and carries out the graceful shutdown:
  *
+ *   SIGHUP -> daemon_reload (reload.c).
+ *
  *   SIGTERM/SIGINT -> stop accepting; sessions idle outside a transaction
  *   are closed at once, the others when their transaction ends; after
  *   shutdownTimeout the rest are cut (their transactions rolled back); the
@@ -34,8 +36,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct daemon *d = arg;
 
     if (sig == SIGHUP) {
-        log_warn("reload_ignored", "hint=\"configuration reload is not available in this version; "
-                 "restart dbpoold to apply changes\"");
+        (void)daemon_reload(d);
         return;
     }
     daemon_shutdown(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -138,6 +139,16 @@ static void view_each_client(const void *arg, session_info_fn fn, void *ctx)
     sessions_each(&((const struct daemon *)arg)->sessions, fn, ctx);
 }
 
+static const struct reload_state *view_reload_state(const void *arg)
+{
+    return &((const struct daemon *)arg)->reload;
+}
+
+static const struct reload_outcome *admin_reload(void *admin)
+{
+    return daemon_reload(admin);
+}
+
 /* What STATUS= reports to systemd. */
 static void view_service_figures(const void *arg, struct service_figures *out)
 {
@@ -170,7 +181,8 @@ static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
     }
     if (ss.status.fd >= 0 || (dc->status_socket && dc->status_socket[0])) {
         d->status_view = (struct status_view){ d->base, (int)dc->listen_backlog, view_npools,
-                                               view_pool, view_daemon_info, view_each_client, d };
+                                               view_pool, view_daemon_info, view_each_client, d,
+                                               view_reload_state, admin_reload, d };
         d->status = status_start(&d->status_view, service_socket_path(&ss.status, dc->status_socket,
                                  "daemon.statusSocket"), ss.status.fd, errbuf, errlen);
         if (!d->status)
@@ -181,9 +193,13 @@ static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
 
 /* ---- what the sessions need of the daemon ---- */
 
+/* A removed pool is found too: the session refuses it with its own words. */
 static struct pool *hook_find_pool(void *arg, const char *name, size_t len)
 {
-    return daemon_find_pool(arg, name, len);
+    const struct daemon *d = arg;
+    struct pool *p = daemon_find_pool(d, name, len);
+
+    return p ? p : reload_find_draining(&d->reload, name, len);
 }
 
 static void hook_client_gone(void *arg)
@@ -202,8 +218,10 @@ struct daemon *daemon_new(struct config *cfg, char *errbuf, size_t errlen)
         return NULL;
     }
     d->cfg = cfg;
+    d->reload.t = (struct reload_target){ NULL, &d->cfg, &d->pools, &d->npools, &d->sessions };
     d->start_us = now_us();
     d->base = event_base_new();
+    d->reload.t.base = d->base;
     struct session_hooks h = hooks;
     h.arg = d;
     if (!d->base || sessions_init(&d->sessions, d->base, &cfg->daemon, &h) != 0) {
@@ -248,6 +266,17 @@ int daemon_run(struct daemon *d)
     }
     log_info("stopped", "exit_code=%d", d->exit_code);
     return d->exit_code;
+}
+
+/* systemd sees RELOADING=1 ... READY=1 around it, applied or not. */
+const struct reload_outcome *daemon_reload(struct daemon *d)
+{
+    const struct reload_outcome *o;
+
+    service_notify_reloading(d->service);
+    o = reload_run(&d->reload);
+    service_notify_ready(d->service);
+    return o;
 }
 
 void daemon_shutdown(struct daemon *d, const char *reason)
@@ -315,11 +344,13 @@ void daemon_free(struct daemon *d)
     for (size_t i = 0; i < d->npools; i++)
         pool_free(d->pools[i]);
     free(d->pools);
+    reload_free_pools(&d->reload);
     struct event *evs[] = { d->sigterm, d->sigint, d->sighup, d->shutdown_timer };
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);
     factory_quiesce_all();
+    reload_free(&d->reload);   /* old configs: no driver thread reads them now */
     if (d->base)
         event_base_free(d->base);
     config_free(d->cfg);

@@ -15,6 +15,7 @@
 #include <sys/queue.h>
 
 #include "daemon/configuration.h"
+#include "daemon/reload.h"
 #include "daemon/session.h"
 #include "daemon/status.h"
 
@@ -37,6 +38,7 @@ struct daemon {
     struct status_server *status;    /* status socket (NULL when disabled) */
     struct service *service;         /* notifications to systemd (sd_service.h) */
     struct event *sigterm, *sigint, *sighup, *shutdown_timer;
+    struct reload_state reload;      /* last reload, removed pools, old configs (reload.c) */
     int exit_code;
 };
 
@@ -52,6 +54,10 @@ void daemon_shutdown(struct daemon *d, const char *reason);
  * shutting down and none are left, stop the loop. */
 void daemon_client_gone(struct daemon *d);
 
+/* Reload the configuration now (reload.h); the outcome stays valid until
+ * the next reload. */
+const struct reload_outcome *daemon_reload(struct daemon *d);
+/* The running pool of that name (not a removed one), or NULL. */
 struct pool *daemon_find_pool(const struct daemon *d, const char *name, size_t len);
 /* Client sessions connected now. */
 size_t daemon_nclients(const struct daemon *d);

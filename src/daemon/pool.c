@@ -24,6 +24,12 @@
  * pass is event_active(), which cannot fail. A pool whose maintenance tick
  * cannot be armed does not start (pool_start).
  *
+ * Generations: a server remembers the pool's generation it was opened in;
+ * when a reload changes the connection settings (or pool_reconnect asks)
+ * the generation moves on and older servers are closed as they come back
+ * (server_retire_reason: also lifetime, broken, above a lowered size). The
+ * changes themselves, and pause/resume, are in pool_admin.c.
+ *
  * Ownership: the pool owns every struct server and its backend connection;
  * waiters belong to their clients.
  */
@@ -38,56 +44,10 @@
 
 #include "daemon/log.h"
 #include "daemon/pool.h"
-#include "daemon/pool_health.h"
-
-TAILQ_HEAD(server_list, server);
-TAILQ_HEAD(waiter_list, pool_waiter);
-
-enum server_state { SV_CONNECTING, SV_IDLE, SV_ACTIVE, SV_CHECKING, SV_RESETTING };
-
-struct server {
-    TAILQ_ENTRY(server) link;        /* on the list of its state */
-    struct pool *pool;
-    struct backend_conn *conn;       /* owned */
-    enum server_state state;
-    enum backend_role role;
-    uint64_t id;
-    uint64_t created_us;
-    uint64_t idle_since_us;
-    uint64_t busy_since_us;          /* when it last became active (bound to a client) */
-    bool op_running;
-    bool abandoned;                  /* its client vanished; reset when the op ends */
-    bool broken;
-    const struct backend_sink *csink;   /* client's sink for the running op */
-    void *carg;
-};
-
-struct pool {
-    const struct pool_config *cfg;   /* borrowed from the running config */
-    const struct backend_driver *drv;
-    struct event_base *base;
-    struct server_list lists[5];     /* indexed by enum server_state */
-    int counts[5];
-    int nrole[2];                    /* open servers per role, any state */
-    int max_role[2];
-    struct waiter_list waiters;
-    int nwaiting;
-    int nwait_role[2];               /* waiters per wanted role */
-    struct event *wait_timer;        /* acquire timeouts of the queue head */
-    struct event *maint_timer;       /* idle time, lifetime, health, recovery */
-    struct event *fail_timer;        /* fails queued waiters at once while down */
-    uint64_t next_server_id;
-    uint64_t last_health_us;
-    struct pool_health health;       /* connect failures, retry timer, up/down */
-    bool role_grows[2];              /* raising maxOpenConns adds connections of the role */
-    int clients_connected;
-    struct pool_stats totals;        /* only the total_* fields are used */
-};
+#include "daemon/pool_internal.h"
 
 static const struct backend_sink server_sink;
 static void server_on_done(void *arg, const struct backend_result *res);
-static void pool_dispatch(struct pool *p, struct server *sv);
-static void pool_maybe_connect(struct pool *p, enum backend_role role);
 static void schedule_fail_fast(struct pool *p);
 
 static void on_idle_lost(void *arg);
@@ -120,7 +80,7 @@ static void timeval_from_us(struct timeval *tv, uint64_t us)
 
 /* ---------------------------------------------------------------- servers */
 
-static void server_close(struct server *sv, const char *reason)
+void server_close(struct server *sv, const char *reason)
 {
     struct pool *p = sv->pool;
 
@@ -223,6 +183,8 @@ static void server_open(struct pool *p, enum backend_role role)
         return;
     }
     sv->pool = p;
+    sv->cfg = p->cfg;
+    sv->gen = p->gen;
     sv->role = role;
     sv->id = ++p->next_server_id;
     sv->created_us = now_us();
@@ -233,16 +195,31 @@ static void server_open(struct pool *p, enum backend_role role)
     p->drv->connect(sv->conn, on_connected, sv);
 }
 
-static bool server_expired(const struct pool *p, const struct server *sv, uint64_t now)
+/* server_retire_reason without the clock (pool_dispatch: no clock read
+ * added to a release; the lifetime is checked there and by maintenance). */
+static const char *server_stale(const struct pool *p, const struct server *sv)
+{
+    if (sv->broken)
+        return "broken";
+    if (sv->gen != p->gen)
+        return "reconfigured";   /* connection settings changed, or pool_reconnect */
+    if (p->nrole[sv->role] > p->max_role[sv->role])
+        return "resized";        /* maxOpenConns was lowered */
+    return NULL;
+}
+
+const char *server_retire_reason(const struct pool *p, const struct server *sv, uint64_t now)
 {
     uint64_t life = p->cfg->conn_max_lifetime_ms * 1000u;
 
-    return sv->broken || (life && now - sv->created_us >= life);
+    if (life && now - sv->created_us >= life && !sv->broken)
+        return "lifetime";
+    return server_stale(p, sv);
 }
 
 /* ------------------------------------------------------------ wait queue */
 
-static void arm_wait_timer(struct pool *p)
+void arm_wait_timer(struct pool *p)
 {
     struct pool_waiter *w = TAILQ_FIRST(&p->waiters);
 
@@ -349,7 +326,12 @@ static void expire_waiters(struct pool *p, uint64_t now)
 
     while ((w = TAILQ_FIRST(&p->waiters)) && now - w->enqueued_us >= limit) {
         p->totals.total_acquire_timeouts++;
-        if (p->health.unhealthy) {
+        if (p->paused) {
+            snprintf(msg, sizeof(msg), "pool \"%s\" is paused by an administrator and no "
+                     "server connection was handed out within %llu ms; retry after it is "
+                     "resumed", p->cfg->name, (unsigned long long)p->cfg->acquire_timeout_ms);
+            waiter_fail(p, w, DBPOOL_E_POOL_TIMEOUT, msg);
+        } else if (p->health.unhealthy) {
             p->totals.total_unavailable++;
             health_unavailable_message(&p->health, msg, sizeof(msg));
             waiter_fail(p, w, DBPOOL_E_UNAVAILABLE, msg);
@@ -380,10 +362,18 @@ static struct pool_waiter *first_waiter_for(struct pool *p, enum backend_role ro
 
 /* A server is free (fresh, released or checked): give it to the first
  * waiter that wants its role, else park it on the idle list. */
-static void pool_dispatch(struct pool *p, struct server *sv)
+void pool_dispatch(struct pool *p, struct server *sv)
 {
-    struct pool_waiter *w = first_waiter_for(p, sv->role);
+    const char *why = server_stale(p, sv);
+    struct pool_waiter *w;
 
+    if (why) {
+        server_close(sv, why);
+        pool_maybe_connect(p, ROLE_WRITER);
+        pool_maybe_connect(p, ROLE_READER);
+        return;
+    }
+    w = p->paused ? NULL : first_waiter_for(p, sv->role);
     if (!w) {
         sv->idle_since_us = now_us();
         set_state(sv, SV_IDLE);
@@ -403,9 +393,9 @@ static enum backend_role normalize_role(const struct pool *p, enum backend_role 
 
 /* Open a connection for waiters of `role` that no connect in flight will
  * serve. Never while attempts fail: then the retry timer alone dials. */
-static void pool_maybe_connect(struct pool *p, enum backend_role role)
+void pool_maybe_connect(struct pool *p, enum backend_role role)
 {
-    if (health_dialling_paused(&p->health) || p->nrole[role] >= p->max_role[role])
+    if (p->paused || health_dialling_paused(&p->health) || p->nrole[role] >= p->max_role[role])
         return;
     /* Don't open more than there are waiters for (connects in flight count). */
     int pending = 0;
@@ -424,7 +414,7 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
 
     want = normalize_role(p, want);
     TAILQ_FOREACH(sv, &p->lists[SV_IDLE], link) {
-        if (sv->role == want) {
+        if (sv->role == want && !p->paused) {
             set_state(sv, SV_ACTIVE);
             return sv;
         }
@@ -488,10 +478,12 @@ static void server_reset(struct pool *p, struct server *sv)
 
 void pool_release(struct pool *p, struct server *sv)
 {
+    const char *why;
+
     if (sv->state == SV_ACTIVE)
         p->totals.total_transactions++;
-    if (server_expired(p, sv, now_us())) {
-        server_close(sv, sv->broken ? "broken" : "lifetime");
+    if ((why = server_retire_reason(p, sv, now_us()))) {
+        server_close(sv, why);
         pool_maybe_connect(p, ROLE_WRITER);
         pool_maybe_connect(p, ROLE_READER);
         return;
@@ -698,10 +690,12 @@ static void recycle_idle(struct pool *p, uint64_t now)
     uint64_t idle_limit = p->cfg->conn_max_idle_time_ms * 1000u;
     struct server *sv, *prev;
 
+    const char *why;
+
     for (sv = TAILQ_LAST(&p->lists[SV_IDLE], server_list); sv; sv = prev) {
         prev = TAILQ_PREV(sv, server_list, link);
-        if (server_expired(p, sv, now))
-            server_close(sv, "lifetime");
+        if ((why = server_retire_reason(p, sv, now)))
+            server_close(sv, why);
         else if (idle_limit && now - sv->idle_since_us >= idle_limit)
             server_close(sv, "idle_time");
     }
@@ -795,9 +789,7 @@ struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver
     for (int i = 0; i < 5; i++)
         TAILQ_INIT(&p->lists[i]);
     TAILQ_INIT(&p->waiters);
-    drv->pool_limits(cfg, &p->max_role[ROLE_WRITER], &p->max_role[ROLE_READER]);
-    p->role_grows[ROLE_WRITER] = role_grows(p, ROLE_WRITER);
-    p->role_grows[ROLE_READER] = role_grows(p, ROLE_READER);
+    pool_set_limits(p);
     p->wait_timer = evtimer_new(base, on_wait_timeout, p);
     p->maint_timer = event_new(base, -1, EV_PERSIST, on_maint, p);
     p->fail_timer = evtimer_new(base, on_fail_fast, p);
@@ -809,12 +801,24 @@ struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver
     return p;
 }
 
-int pool_start(struct pool *p, char *errbuf, size_t errlen)
+void pool_set_limits(struct pool *p)
+{
+    p->drv->pool_limits(p->cfg, &p->max_role[ROLE_WRITER], &p->max_role[ROLE_READER]);
+    p->role_grows[ROLE_WRITER] = role_grows(p, ROLE_WRITER);
+    p->role_grows[ROLE_READER] = role_grows(p, ROLE_READER);
+}
+
+int pool_arm_maint(struct pool *p)
 {
     struct timeval tv;
 
     timeval_from_us(&tv, maint_period_ms(p->cfg) * 1000u);
-    if (event_add(p->maint_timer, &tv) != 0) {
+    return event_add(p->maint_timer, &tv);
+}
+
+int pool_start(struct pool *p, char *errbuf, size_t errlen)
+{
+    if (pool_arm_maint(p) != 0) {
         snprintf(errbuf, errlen, "pool \"%s\": cannot arm its maintenance timer (out of "
                  "memory?); check the daemon's memory and start it again", p->cfg->name);
         return -1;

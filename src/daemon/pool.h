@@ -121,6 +121,32 @@ bool pool_begin_with(const struct pool *p);
 const char *pool_begin_sql(const struct pool *p, bool read_only, enum backend_role role);
 const char *pool_tx_sql(const struct pool *p, enum backend_tx_op op);
 
+/* ---- changes to a running pool (pool_admin.c) ---- */
+
+/* A reload: cfg (the new running config's entry for this pool, same type)
+ * replaces the pool's. Sizes, timeouts and limits apply at once: idle
+ * servers above a lowered size close now, busy ones when released. With
+ * recycle (connection settings changed) every server open now is closed
+ * as it becomes idle and new ones use cfg. */
+void pool_reconfigure(struct pool *p, const struct pool_config *cfg, bool recycle);
+/* Hand out no server: running transactions go on; new requests wait in the
+ * queue (acquireTimeout still bounds the wait) until pool_resume. */
+void pool_pause(struct pool *p);
+void pool_resume(struct pool *p);
+bool pool_paused(const struct pool *p);
+/* Recycle every server connection gracefully: idle ones close now, busy
+ * ones when released; new ones open as needed. */
+void pool_reconnect(struct pool *p);
+/* The pool left the config: it serves the transactions its sessions have
+ * open, then nothing (the sessions are told by session.c). */
+void pool_mark_removed(struct pool *p);
+bool pool_removed(const struct pool *p);
+/* Removed, and no session or transaction uses it any more: pool_free it. */
+bool pool_drained(const struct pool *p);
+/* Whether the pool or one of its connections still points into cfg (a
+ * retired config is freed only when no pool does). */
+bool pool_uses_config(const struct pool *p, const struct config *cfg);
+
 /* Operations on a server the caller holds (see backend.h for semantics). */
 void server_exec(struct server *sv, const struct backend_query *q,
                  const struct backend_sink *sink, void *arg);

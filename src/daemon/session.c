@@ -250,6 +250,19 @@ void client_shutdown_close(struct client *c)
     client_close(c);
 }
 
+/* The session's pool was removed by a reload and the session holds no
+ * transaction: like client_shutdown_close, the ERROR answers its next
+ * request. */
+void client_pool_removed_close(struct client *c)
+{
+    char msg[200];
+
+    snprintf(msg, sizeof(msg), "pool \"%s\" was removed from the configuration; the request "
+             "was not run: connect to a pool the configuration has", pool_config(c->pool)->name);
+    client_send_error(c, DBPOOL_E_UNKNOWN_POOL, "", msg, -1);
+    client_close(c);
+}
+
 /* ------------------------------------------------------------- timers */
 
 static struct timeval ms_tv(uint64_t ms)
@@ -562,9 +575,10 @@ void sessions_each(const struct sessions *s, session_info_fn fn, void *ctx)
     }
 }
 
-/* Shutdown, for a session outside a transaction (handshake, idle, or
- * waiting for a server for its first statement): it is told and closed. */
-static void shutdown_notice(struct client *c)
+/* Shutdown or its pool's removal, for a session outside a transaction
+ * (handshake, idle, or waiting for a server for its first statement): it
+ * is told (tell: an ERROR, then close). */
+static void notice_outside_tx(struct client *c, void (*tell)(struct client *c))
 {
     if (c->state == CL_WAITING) {
         if (c->tx.pending_begin || !c->waiter.queued)
@@ -573,7 +587,26 @@ static void shutdown_notice(struct client *c)
         client_request_end(c);
         client_set_state(c, CL_IDLE);
     }
-    client_shutdown_close(c);
+    tell(c);
+}
+
+static void shutdown_notice(struct client *c)
+{
+    notice_outside_tx(c, client_shutdown_close);
+}
+
+void sessions_pool_removed(struct sessions *s, struct pool *p)
+{
+    static const enum client_state outside_tx[] = { CL_IDLE, CL_WAITING };
+    struct client *c, *next;
+
+    for (size_t i = 0; i < sizeof(outside_tx) / sizeof(outside_tx[0]); i++) {
+        for (c = TAILQ_FIRST(&s->lists[outside_tx[i]]); c; c = next) {
+            next = TAILQ_NEXT(c, link);
+            if (c->pool == p)
+                notice_outside_tx(c, client_pool_removed_close);
+        }
+    }
 }
 
 void sessions_shutdown(struct sessions *s)

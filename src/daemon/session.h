@@ -96,6 +96,10 @@ void sessions_shutdown(struct sessions *s);
  * nothing can be sent). */
 #define CLIENT_CUT_FLUSH_MS 2000u
 void sessions_cut(struct sessions *s);
+/* A reload removed pool p: its sessions outside a transaction are told
+ * (ERROR UNKNOWN_POOL) and closed now, the others when their transaction
+ * ends (client.c). */
+void sessions_pool_removed(struct sessions *s, struct pool *p);
 
 /* Close immediately (rolls back through the pool). */
 void client_free(struct client *c);
@@ -189,6 +193,7 @@ void client_lose(struct client *c);            /* doomed: ERROR INTERNAL, close 
 void client_close(struct client *c);           /* flush what is queued, then free */
 void client_protocol_error(struct client *c, int code, const char *msg);
 void client_shutdown_close(struct client *c);  /* ERROR SHUTDOWN, close */
+void client_pool_removed_close(struct client *c);   /* ERROR UNKNOWN_POOL, close */
 /* Closing, and nothing is left to flush (or nothing bounds the flush). */
 bool client_close_due(const struct client *c);
 

@@ -7,9 +7,11 @@
  *   GET /stats    daemon-wide JSON: version, uptime, clients, summed counters
  *   GET /metrics  the same numbers in Prometheus text exposition format
  *   GET /clients  every client session: its state, pool, transaction, server
+ *   POST /reload  reload the configuration now (status_reload.c)
  *
  * doc/status.md documents every field. HEAD is answered like GET without a
- * body; any other method gets 405 with an Allow header, an unknown path 404.
+ * body; any other method gets 405 with an Allow header (/reload: POST
+ * only), an unknown path 404.
  * The query string never affects routing.
  *
  * Every request takes one snapshot of all pools (pool_get_stats) and renders
@@ -47,7 +49,10 @@
 
 #include "daemon/log.h"
 #include "daemon/pool.h"
+#include "daemon/reload.h"
 #include "daemon/status.h"
+#include "daemon/status_reload.h"
+#include "daemon/status_write.h"
 #include "daemon/unix_socket.h"
 
 #ifdef PACKAGE_VERSION_STR
@@ -61,7 +66,6 @@
 #define STATUS_MAX_HEADERS 8192          /* bytes of request headers */
 #define STATUS_MAX_BODY 4096             /* GET needs none; keep it small */
 #define STATUS_ACCEPT_RETRY_S 1          /* after a failed accept() */
-#define CT_JSON "application/json"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define ALLOWED_METHODS "GET, HEAD"
 
@@ -78,82 +82,8 @@ struct snapshot {
     struct pool_stats *st;
     size_t n;
     struct status_daemon_info info;
+    const struct reload_state *reload;   /* NULL when the view has none */
 };
-
-/* ------------------------------------------------------------------------
- * JSON writing
- * ---------------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence starting at s (1..4), or 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-    size_t n;
-    uint32_t cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        n = 2, cp = s[0] & 0x1f;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        n = 3, cp = s[0] & 0x0f;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        n = 4, cp = s[0] & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;                    /* also stops at the NUL */
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;                        /* overlong, out of range, surrogate */
-    return n;
-}
-
-/* Append s as a JSON string literal. Quotes, backslashes and control
- * characters are escaped; invalid UTF-8 bytes become U+FFFD. */
-static void json_str(struct evbuffer *b, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    evbuffer_add(b, "\"", 1);
-    while (*p) {
-        size_t n = utf8_seq_len(p);
-        if (n == 0) {
-            evbuffer_add(b, "\\ufffd", 6);
-            p++;
-        } else if (*p == '"' || *p == '\\') {
-            evbuffer_add_printf(b, "\\%c", *p++);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            evbuffer_add_printf(b, "\\u%04x", (unsigned)*p++);
-        } else {
-            evbuffer_add(b, p, n);
-            p += n;
-        }
-    }
-    evbuffer_add(b, "\"", 1);
-}
-
-/* A string, or null when s is NULL or empty. */
-static void json_str_or_null(struct evbuffer *b, const char *s)
-{
-    if (s && *s)
-        json_str(b, s);
-    else
-        evbuffer_add(b, "null", 4);
-}
-
-static const char *json_bool(bool v)
-{
-    return v ? "true" : "false";
-}
-
-/* Microseconds as milliseconds with exactly three decimals (no float). */
-static void json_us_as_ms(struct evbuffer *b, uint64_t us)
-{
-    evbuffer_add_printf(b, "%" PRIu64 ".%03" PRIu64, us / 1000, us % 1000);
-}
 
 /* ------------------------------------------------------------------------
  * Snapshots
@@ -174,6 +104,7 @@ static bool snapshot_take(const struct status_view *v, struct snapshot *snap)
         snap->st[i].last_error[sizeof(snap->st[i].last_error) - 1] = '\0';
     }
     v->daemon_info(v->arg, &snap->info);
+    snap->reload = v->reload_state ? v->reload_state(v->arg) : NULL;
     return true;
 }
 
@@ -221,44 +152,6 @@ static double uptime_seconds(const struct status_daemon_info *info)
 }
 
 /* ------------------------------------------------------------------------
- * Replies
- * ---------------------------------------------------------------------- */
-
-static void send_body(struct evhttp_request *req, int code, const char *reason,
-                      const char *ctype, struct evbuffer *body)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-    evhttp_add_header(h, "Content-Type", ctype);
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        /* evhttp drops the body of a HEAD reply but would not announce its size. */
-        char len[32];
-        snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
-        evhttp_add_header(h, "Content-Length", len);
-        evbuffer_drain(body, evbuffer_get_length(body));
-    }
-    evhttp_send_reply(req, code, reason, body);
-}
-
-/* A JSON error reply: {"error": msg}. */
-static void send_json_error(struct evhttp_request *req, int code, const char *reason,
-                            const char *msg)
-{
-    struct evbuffer *b = evbuffer_new();
-
-    if (!b) {
-        evhttp_send_error(req, HTTP_INTERNAL, NULL);
-        return;
-    }
-    evbuffer_add(b, "{\"error\": ", 10);
-    json_str(b, msg);
-    evbuffer_add(b, "}\n", 2);
-    send_body(req, code, reason, CT_JSON, b);
-    evbuffer_free(b);
-}
-
-/* ------------------------------------------------------------------------
  * GET /health
  * ---------------------------------------------------------------------- */
 
@@ -276,7 +169,9 @@ static void render_health(const struct snapshot *snap, struct evbuffer *b)
         json_str_or_null(b, s->last_error);
         evbuffer_add(b, "}", 1);
     }
-    evbuffer_add(b, "]}\n", 3);
+    evbuffer_add(b, "], \"last_reload\": ", 18);
+    status_render_last_reload(b, snap->reload);
+    evbuffer_add(b, "}\n", 2);
 }
 
 static void handle_health(struct status_server *s, struct evhttp_request *req,
@@ -380,6 +275,9 @@ static void handle_stats(struct status_server *s, struct evhttp_request *req,
         d->buffer_used, d->buffer_peak, d->buffer_waiting, d->frame_timeouts, d->write_stalls,
         json_bool(d->shutting_down), snap->n, healthy);
     render_totals(b, &sum);
+    evbuffer_add_printf(b, ", \"pools_draining\": %zu, \"last_reload\": ",
+                        snap->reload ? snap->reload->ndraining : 0);
+    status_render_last_reload(b, snap->reload);
     evbuffer_add(b, "}\n", 2);
     send_body(req, HTTP_OK, "OK", CT_JSON, b);
 }
@@ -613,6 +511,8 @@ static void handle_metrics(struct status_server *s, struct evhttp_request *req,
 
     (void)s;
     prom_daemon(b, &snap->info);
+    if (snap->reload)
+        status_prom_reload(b, snap->reload);
     for (size_t i = 0; i < n; i++) {
         const struct pool_metric *m = &pool_metrics[i];
         if (i == 0 || strcmp(m->name, pool_metrics[i - 1].name) != 0)
@@ -661,16 +561,28 @@ static void send_not_found(struct evhttp_request *req, const char *path)
 {
     char msg[512];
 
-    snprintf(msg, sizeof(msg), "no such endpoint: %s (try /health, /pools, /stats, /metrics or /clients)",
-             path);
+    snprintf(msg, sizeof(msg), "no such endpoint: %s (try /health, /pools, /stats, /metrics, "
+             "/clients or POST /reload)", path);
     send_json_error(req, HTTP_NOTFOUND, "Not Found", msg);
 }
 
-static void send_not_allowed(struct evhttp_request *req)
+static void send_not_allowed(struct evhttp_request *req, const char *allow, const char *msg)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", ALLOWED_METHODS);
-    send_json_error(req, HTTP_BADMETHOD, "Method Not Allowed",
-                    "method not allowed: the status socket is read-only (use GET)");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    send_json_error(req, HTTP_BADMETHOD, "Method Not Allowed", msg);
+}
+
+/* POST /reload (the one action); any other method is refused. */
+static void on_reload(struct status_server *s, struct evhttp_request *req)
+{
+    struct status_daemon_info info;
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST || !s->view->reload) {
+        send_not_allowed(req, "POST", "method not allowed: /reload takes POST");
+        return;
+    }
+    s->view->daemon_info(s->view->arg, &info);
+    status_handle_reload(req, s->view, info.shutting_down);
 }
 
 /* Snapshot the pools, run the endpoint, release everything. */
@@ -697,10 +609,13 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = request_path(req);
     endpoint_fn fn = route_find(path);
 
-    if (!fn)
+    if (strcmp(path, "/reload") == 0)
+        on_reload(s, req);
+    else if (!fn)
         send_not_found(req, path);
     else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
-        send_not_allowed(req);
+        send_not_allowed(req, ALLOWED_METHODS, "method not allowed: this endpoint is read-only "
+                         "(use GET)");
     else
         run_endpoint(s, req, fn);
 }

@@ -14,6 +14,8 @@
 struct event_base;
 struct pool;
 struct status_server;
+struct reload_state;
+struct reload_outcome;
 
 /* The daemon-wide figures at one instant. */
 struct status_daemon_info {
@@ -37,6 +39,11 @@ struct status_view {
     void (*daemon_info)(const void *arg, struct status_daemon_info *out);
     void (*each_client)(const void *arg, session_info_fn fn, void *ctx);
     const void *arg;
+    /* Reloads (daemon/reload.h): the record shown, and POST /reload's
+     * action, which changes the daemon (admin, not arg). */
+    const struct reload_state *(*reload_state)(const void *arg);
+    const struct reload_outcome *(*reload)(void *admin);
+    void *admin;
 };
 
 /* Bind path (replacing a stale socket file), or take over passed_fd when

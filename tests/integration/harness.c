@@ -674,6 +674,11 @@ static void write_config(const struct h_opts *o)
     cr_assert_eq(fclose(f), 0);
 }
 
+void h_rewrite_config(const struct h_opts *opts)
+{
+    write_config(opts);
+}
+
 /* The daemon's environment: ours, with a small ASan quarantine so that RSS
  * measurements mean something in sanitizer builds (user settings win). */
 static char **daemon_env(char *asan_buf, size_t len)

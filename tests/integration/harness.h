@@ -152,6 +152,9 @@ const struct h_paths *h_paths(void);
  * HELLO + PING on its socket and its status socket accepts connections.
  * opts may be NULL. Fails the test (with the daemon log) otherwise. */
 void h_start(const struct h_opts *opts);
+/* Write the running test's config file again from opts (the daemon reads
+ * it at its next reload: SIGHUP or POST /reload). */
+void h_rewrite_config(const struct h_opts *opts);
 /* Start again on the same directory and config (after h_stop). */
 void h_restart(void);
 /* SIGTERM, then wait up to timeout_ms for the exit. Returns the wait status

@@ -630,3 +630,138 @@ Test(pool, start_refuses_without_its_maintenance_timer)
     cr_assert_eq(fake.connects, 0, "a pool that did not start dialled");
     stop_pool();
 }
+
+/* ============================================ changes to a running pool */
+
+static struct pool_config cfg2;     /* the "reloaded" config */
+
+/* cfg2 = cfg with other sizes. */
+static const struct pool_config *resized(int max_open, int max_idle)
+{
+    cfg2 = cfg;
+    cfg2.max_open_conns = max_open;
+    cfg2.max_idle_conns = max_idle;
+    return &cfg2;
+}
+
+Test(pool, shrinking_closes_idle_connections_now_and_busy_ones_when_released)
+{
+    struct want w[3];
+
+    three_conns_n_requests(3, w, 3);
+    pool_release(P, w[0].sv);
+    cr_assert_eq(stats().servers_idle, 1);
+    pool_reconfigure(P, resized(1, 1), false);
+    cr_assert_eq(stats().max_open, 1);
+    cr_assert_eq(fake.alive, 2, "the idle connection above the new size stayed open");
+    cr_assert_eq(stats().servers_busy, 2, "a busy connection was taken from its client");
+    pool_release(P, w[1].sv);
+    cr_assert_eq(fake.alive, 1, "a released connection above the new size was kept");
+    pool_release(P, w[2].sv);
+    cr_assert_eq(fake.alive, 1);
+    cr_assert_eq(stats().servers_idle, 1, "the last connection within the size was closed");
+    stop_pool();
+}
+
+Test(pool, growing_serves_the_waiters_at_once)
+{
+    struct want a, b;
+
+    cfg.max_open_conns = 1;
+    start_pool(true);
+    cr_assert_not_null(ask(&a, ROLE_WRITER));
+    cr_assert_null(ask(&b, ROLE_WRITER));
+    pool_reconfigure(P, resized(2, 2), false);
+    cr_assert(AWAIT(b.done, 2000), "the waiter did not get a connection of the larger pool");
+    cr_assert_not_null(b.sv);
+    cr_assert_eq(fake.alive, 2);
+    pool_release(P, a.sv);
+    pool_release(P, b.sv);
+    stop_pool();
+}
+
+Test(pool, recycling_keeps_the_transaction_then_never_reuses_the_old_connection)
+{
+    struct want a, b, c;
+
+    start_pool(true);
+    cr_assert_not_null(ask(&a, ROLE_WRITER));
+    cr_assert(run_sql(a.sv, "BEGIN").ok);
+    uint64_t old_id = server_id(a.sv);
+    struct server *spare = ask(&b, ROLE_WRITER);   /* a second one, released idle below */
+    if (!spare)
+        cr_assert(AWAIT(b.done && b.sv, 2000));
+    pool_release(P, b.sv);
+    int closes = fake.closes;
+    pool_reconfigure(P, resized(2, 2), true);
+    cr_assert_eq(fake.closes, closes + 1, "the idle connection of the old settings stayed open");
+    cr_assert(run_sql(a.sv, "INSERT 1").ok, "the open transaction was disturbed");
+    cr_assert(run_sql(a.sv, "COMMIT").ok);
+    pool_release(P, a.sv);
+    cr_assert_eq(fake.closes, closes + 2, "the old connection was kept after its transaction");
+    struct server *sv = ask(&c, ROLE_WRITER);
+    if (!sv)
+        cr_assert(AWAIT(c.done && c.sv, 2000));
+    cr_assert_neq(server_id(c.sv), old_id);
+    pool_release(P, c.sv);
+    stop_pool();
+}
+
+Test(pool, reconnect_replaces_idle_connections)
+{
+    struct want a;
+
+    start_pool(true);
+    int connects = fake.connects;
+    pool_reconnect(P);
+    cr_assert_eq(fake.alive, 0, "the idle connection was not closed");
+    ask(&a, ROLE_WRITER);
+    cr_assert(AWAIT(a.done && a.sv, 2000), "no new connection after reconnect");
+    cr_assert_eq(fake.connects, connects + 1);
+    pool_release(P, a.sv);
+    stop_pool();
+}
+
+Test(pool, a_paused_pool_holds_new_acquires_until_resumed)
+{
+    struct want a, b, c;
+
+    start_pool(true);
+    cr_assert_not_null(ask(&a, ROLE_WRITER));
+    pool_pause(P);
+    cr_assert(run_sql(a.sv, "SELECT 1").ok, "a running client was stopped by the pause");
+    pool_release(P, a.sv);
+    cr_assert_eq(stats().servers_idle, 1);
+    cr_assert_null(ask(&b, ROLE_WRITER), "a paused pool handed out its idle connection");
+    for (int i = 0; i < 5; i++)
+        loop_pass();
+    cr_assert(!b.done, "a paused pool answered a waiter");
+    cr_assert_eq(fake.alive, 1, "a paused pool opened a connection");
+    pool_resume(P);
+    cr_assert(b.done && b.sv, "resume did not serve the waiter");
+    pool_release(P, b.sv);
+    cfg.acquire_timeout_ms = 30;
+    pool_pause(P);
+    ask(&c, ROLE_WRITER);
+    cr_assert(AWAIT(c.done, 2000));
+    cr_assert_null(c.sv);
+    cr_assert_eq(c.err.code, DBPOOL_E_POOL_TIMEOUT);
+    cr_assert(strstr(c.err.message, "paused"), "%s", c.err.message);
+    stop_pool();
+}
+
+Test(pool, a_removed_pool_is_drained_once_no_client_uses_it)
+{
+    struct want a;
+
+    start_pool(true);
+    pool_client_attach(P);
+    cr_assert_not_null(ask(&a, ROLE_WRITER));
+    pool_mark_removed(P);
+    cr_assert(!pool_drained(P), "drained while a client is attached");
+    pool_client_detach(P);
+    cr_assert(!pool_drained(P), "drained while a connection is busy");
+    pool_release(P, a.sv);
+    cr_assert(pool_drained(P));
+    stop_pool();
+}

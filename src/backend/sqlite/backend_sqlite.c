@@ -459,4 +459,5 @@ const struct backend_driver backend_sqlite_driver = {
     .route = sq_route,
     .server_info = sq_server_info,
     .quiesce = sqd_quiesce,
+    .teardown_pending = sqd_teardown_pending,
 };

@@ -204,6 +204,7 @@ void sqd_conn_free(struct backend_conn *c);     /* only before the worker starte
 void sqd_workers_closing_add(void);
 void sqd_workers_reap(void);
 void sqd_quiesce(void);
+bool sqd_teardown_pending(void);   /* a closed connection's worker still runs */
 
 /* sqlite_exec.c */
 void sqd_worker_exec(struct backend_conn *c, const struct qcopy *q, struct backend_result *r,

@@ -83,6 +83,16 @@ void sqd_quiesce(void)
     workers_join(list);
 }
 
+bool sqd_teardown_pending(void)
+{
+    bool pending;
+
+    lock(&workers.mu);
+    pending = workers.closing > 0;
+    unlock(&workers.mu);
+    return pending;
+}
+
 /* ------------------------------------------------------ worker: posting */
 
 static void post_result(struct backend_conn *c, const struct backend_result *r, bool wrote)

@@ -150,6 +150,7 @@ void cf_init_types(struct loader *ld);
 const struct type_info *cf_find_type(const struct loader *ld, const char *name);
 void *cf_pool_defaults(struct loader *ld, struct pool_config *p, const struct type_info *t);
 void cf_free_driver_opts(struct pool_config *p);
+const struct driver_config_spec *cf_spec_of(enum backend_type type);
 
 /* diag.c: messages and their locations */
 void cf_appendf(char *buf, size_t size, size_t *pos, const char *fmt, ...) PRINTF_LIKE(4, 5);

@@ -104,7 +104,7 @@ void *cf_pool_defaults(struct loader *ld, struct pool_config *p, const struct ty
     return opts;
 }
 
-static const struct driver_config_spec *spec_of(enum backend_type type)
+const struct driver_config_spec *cf_spec_of(enum backend_type type)
 {
     const struct driver_config_spec *spec;
 
@@ -116,7 +116,7 @@ static const struct driver_config_spec *spec_of(enum backend_type type)
 
 void cf_free_driver_opts(struct pool_config *p)
 {
-    const struct driver_config_spec *spec = spec_of(p->type);
+    const struct driver_config_spec *spec = cf_spec_of(p->type);
     char *opts = (char *)p->driver_opts;
 
     if (!opts || !spec)
