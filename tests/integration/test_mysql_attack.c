@@ -24,6 +24,7 @@
 #include <criterion/criterion.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -232,5 +233,52 @@ Test(mytenant, cached_statement_follows_use_of_another_database)
     expect_v(c, "main", "back in the pool's database after the transaction");
     h_exec(c, "DROP DATABASE dbpool_tenant2");
     dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ freeze */
+
+TestSuite(myfreeze, .init = my_init, .fini = h_fini, .timeout = 120);
+
+static void server_signal(const char *sig)
+{
+    char cmd[600];
+    const char *dir = getenv("DBPOOL_TEST_MYSQL_FAULT_DIR");
+    cr_assert_not_null(dir, "DBPOOL_TEST_MYSQL_FAULT_DIR is not set (run-mysql-tests.sh sets it)");
+    snprintf(cmd, sizeof(cmd), "kill -%s \"$(cat '%s/mysqld.pid')\"", sig, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void fault_pool(char *buf, size_t len, const char *settings)
+{
+    char host[400];
+    snprintf(host, sizeof(host), "%s/mysqld.sock", getenv("DBPOOL_TEST_MYSQL_FAULT_DIR"));
+    add_pool(buf, len, "frozen", host, settings);
+}
+
+/* The server stops answering in the middle of a statement (SIGSTOP):
+ * statementTimeout must still end the request in bounded time, and the
+ * daemon keeps serving everybody else meanwhile. */
+Test(myfreeze, statement_timeout_on_a_frozen_server_answers_in_bounded_time)
+{
+    char extra[2048] = "";
+    struct h_opts o = { .max_open_conns = 2, .extra_pools = extra };
+
+    fault_pool(extra, sizeof(extra), "statementTimeout = \"500ms\"; timeout = \"1s\";");
+    h_start(&o);
+    dbpool_conn *f = connect_pool("frozen");
+    h_exec(f, "SELECT 1");
+    server_signal("STOP");
+    uint64_t t0 = h_now_ms();
+    int rc = dbpool_exec(f, "SELECT 2");
+    uint64_t took = h_now_ms() - t0;
+    server_signal("CONT");
+    cr_log_info("on a frozen server: rc %d after %llu ms: %s", rc, (unsigned long long)took,
+                rc ? dbpool_last_error(f)->message : "");
+    cr_assert_eq(rc, -1, "a statement on a frozen server succeeded?");
+    cr_assert_lt(took, 6000, "the request took %llu ms despite statementTimeout 500ms",
+                 (unsigned long long)took);
+    h_exec(f, "SELECT 3");   /* the server is back: the pool serves again */
+    dbpool_close(f);
     h_stop_ok();
 }
