@@ -52,7 +52,7 @@ static const char *harness_script(void)
     return path;
 }
 
-static const char *fault_dir(void)
+const char *fault_dir(void)
 {
     const char *d = getenv("DBPOOL_TEST_MYSQL_FAULT_DIR");
     cr_assert(d && *d, "DBPOOL_TEST_MYSQL_FAULT_DIR is not set: run under "
@@ -75,7 +75,7 @@ static bool fault_server_used;
 
 /* Point the mysql profile at the fault server, after taking its lock (held
  * until this process exits) and making sure it runs. */
-static void use_fault_server(void)
+void use_fault_server(void)
 {
     char path[1200], v[1200];
 

@@ -68,9 +68,8 @@ static void kill_gave_up(struct mysql_conn *c, const char *why)
     (void)event_del(c->ev_timer);   /* no re-send */
     my_enter(c);
     my_fail_now(c, DBPOOL_E_CONN_LOST, true,
-                "the statement was cancelled, but KILL QUERY could not reach the MySQL server "
-                "(%s): the server connection was dropped; the statement may still run there",
-                why);
+                "cancelled, but KILL QUERY could not reach the MySQL server, so the connection "
+                "was dropped (the statement may still run there): %s", why);
     my_leave(c);
 }
 
