@@ -245,6 +245,31 @@ static void server_signal(const char *sig)
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
+/* The fault server's process is stopped (state T in /proc): SIGSTOP takes
+ * effect asynchronously. */
+static bool server_stopped(void)
+{
+    char path[600], stat[512];
+    long pid = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/mysqld.pid", fault_dir());
+    f = fopen(path, "r");
+    if (!f || fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    f = pid ? fopen(path, "r") : NULL;
+    if (!f)
+        return false;
+    size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *p = strrchr(stat, ')');
+    return p && p[1] == ' ' && p[2] == 'T';
+}
+
 static void freeze_fini(void)
 {
     char cmd[600];
@@ -269,8 +294,9 @@ Test(myfreeze, statement_timeout_on_a_frozen_server_answers_in_bounded_time)
     dbpool_conn *f = h_connect();
     h_exec(f, "SELECT 1");
     server_signal("STOP");
+    cr_assert(H_AWAIT(server_stopped(), 5000), "the fault server did not stop");
     uint64_t t0 = h_now_ms();
-    int rc = dbpool_exec(f, "SELECT 2");
+    int rc = dbpool_exec(f, "SELECT SLEEP(5)");
     uint64_t took = h_now_ms() - t0;
     server_signal("CONT");
     cr_log_info("on a frozen server: rc %d after %llu ms: %s", rc, (unsigned long long)took,
