@@ -14,6 +14,11 @@
  *           SELECT is prepared afresh and run again, a statement that
  *           writes is not run twice (its client gets 2057 with a clear
  *           message), and the connection stays in step.
+ *   myfreeze the server stops answering mid-statement (SIGSTOP of the fault
+ *           server, $DBPOOL_TEST_MYSQL_FAULT_DIR, under its lock):
+ *           statementTimeout still answers in bounded time although the
+ *           KILL cannot reach the server, and the pool serves again when
+ *           the server is back.
  *   mytenant the same SQL text after `USE otherdb` (inside a transaction)
  *           reads the other database's table, not the one a cached
  *           prepared statement was prepared against.
