@@ -32,7 +32,7 @@
  *
  * A KILL that cannot reach the server (the side connection fails or
  * times out after the pool's connect `timeout`, or the KILL is not
- * answered within MY_KILL_WAIT_MS) while the statement still runs ends the
+ * answered within that `timeout` either) while the statement still runs ends the
  * statement at once with CONN_LOST and the connection broken: a frozen or
  * unreachable server must not hold the client (statementTimeout, CANCEL)
  * for as long as it stays away.
@@ -104,7 +104,18 @@ static void kill_end(struct my_kill *k, enum kill_outcome how, const char *why)
 
 static void kill_start(struct mysql_conn *c);
 
-/* The side connection's c->ev_timer: its connect timeout. */
+/* How long the KILL's answer is waited for: the pool's connect timeout
+ * (a loaded server may take seconds), MY_KILL_RESEND_MAX_MS without one. */
+static uint64_t kill_answer_ms(const struct mysql_conn *s)
+{
+    struct my_settings st;
+
+    my_settings(s->cfg, &st);
+    return st.timeout_ms ? st.timeout_ms : MY_KILL_RESEND_MAX_MS;
+}
+
+/* The side connection's c->ev_timer: its connect timeout, then the bound
+ * on the KILL's answer. */
 static void side_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct mysql_conn *s = arg;
@@ -115,8 +126,8 @@ static void side_timer(evutil_socket_t fd, short what, void *arg)
     if (s->op == MOP_CONNECT)
         my_connect_timed_out(s);
     else if (s->op == MOP_EXEC)
-        my_fail_now(s, DBPOOL_E_CONN_LOST, true, "KILL QUERY was not answered within %d ms",
-                    (int)MY_KILL_WAIT_MS);
+        my_fail_now(s, DBPOOL_E_CONN_LOST, true, "KILL QUERY was not answered within %llu ms",
+                    (unsigned long long)kill_answer_ms(s));
     my_leave(s);
 }
 
@@ -151,9 +162,9 @@ static void side_connected(void *arg, const struct backend_result *res)
     }
     /* Sent even when the owner was closed meanwhile: its statement may
      * still run on the server. (A thread id is not reused soon.) The
-     * answer is waited for MY_KILL_WAIT_MS at most (side_timer). */
+     * answer is waited for kill_answer_ms at most (side_timer). */
     my_start_op(s, MOP_EXEC, kill_query_done, k, NULL);
-    my_timeval_ms(&tv, MY_KILL_WAIT_MS);
+    my_timeval_ms(&tv, kill_answer_ms(s));
     (void)event_add(s->ev_timer, &tv);
     status = mysql_real_query_start(&s->ret_int, s->m, k->sql, (unsigned long)strlen(k->sql));
     if (status)
