@@ -51,5 +51,8 @@ int64_t running_with_marker(dbpool_conn *adm, const char *marker, int64_t *id);
  * down and point the harness's mysql profile at it. */
 const char *fault_dir(void);
 void use_fault_server(void);
+/* `mysql-harness.sh CMD` on the fault server (pause, resume, crash, freeze,
+ * thaw); its exit status, its messages in fault_dir().log. */
+int fault_harness(const char *cmd);
 
 #endif
