@@ -45,4 +45,14 @@ bool thread_exists(dbpool_conn *adm, int64_t id);
  * the first one's thread id into *id. */
 int64_t running_with_marker(dbpool_conn *adm, const char *marker, int64_t *id);
 
+/* The second server that tests may stop, crash or freeze
+ * ($DBPOOL_TEST_MYSQL_FAULT_DIR, test_mysql_resilience.c): its directory;
+ * take its lock (held until the test's process ends), start it if it is
+ * down and point the harness's mysql profile at it. */
+const char *fault_dir(void);
+void use_fault_server(void);
+/* `mysql-harness.sh CMD` on the fault server (pause, resume, crash, freeze,
+ * thaw); its exit status, its messages in fault_dir().log. */
+int fault_harness(const char *cmd);
+
 #endif

@@ -14,6 +14,12 @@
  *           SELECT is prepared afresh and run again, a statement that
  *           writes is not run twice (its client gets 2057 with a clear
  *           message), and the connection stays in step.
+ *   myfreeze the server stops answering (`mysql-harness.sh freeze` of the
+ *           fault server, $DBPOOL_TEST_MYSQL_FAULT_DIR, under its lock):
+ *           statementTimeout still answers in bounded time (CONN_LOST,
+ *           08007) although the KILL cannot reach the server, the
+ *           connection is dropped, another pool is served meanwhile, and
+ *           the pool serves again when the server is back.
  *   mytenant the same SQL text after `USE otherdb` (inside a transaction)
  *           reads the other database's table, not the one a cached
  *           prepared statement was prepared against.
@@ -24,6 +30,7 @@
 #include <criterion/criterion.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -232,5 +239,100 @@ Test(mytenant, cached_statement_follows_use_of_another_database)
     expect_v(c, "main", "back in the pool's database after the transaction");
     h_exec(c, "DROP DATABASE dbpool_tenant2");
     dbpool_close(c);
+    h_stop_ok();
+}
+
+/* ================================================================ freeze */
+
+static bool server_frozen;
+
+static void freeze_server(bool on)
+{
+    cr_assert_eq(fault_harness(on ? "freeze" : "thaw"), 0, "mysql-harness.sh %s failed (see %s.log)",
+                 on ? "freeze" : "thaw", fault_dir());
+    server_frozen = on;
+}
+
+static void freeze_fini(void)
+{
+    h_fini();
+    if (server_frozen && fault_harness("thaw") != 0)   /* never leave it frozen */
+        fprintf(stderr, "test_mysql: could not thaw the fault server (see %s.log)\n", fault_dir());
+    server_frozen = false;
+}
+
+TestSuite(myfreeze, .init = my_init, .fini = freeze_fini, .timeout = 120);
+
+/* No server connection of the pool is stuck: none busy or connecting. */
+static bool pool_settled(const char *pool)
+{
+    return h_pool_stat(pool, "servers", "busy") == 0 &&
+           h_pool_stat(pool, "servers", "connecting") == 0;
+}
+
+/* The ERROR a statementTimeout on a frozen server must give (doc/protocol.md,
+ * doc/operations.md): CONN_LOST, outcome unknown (08007), saying why. */
+static void expect_frozen_error(const struct h_bg_query *q)
+{
+    cr_assert_eq(q->rc, -1, "a statement on a frozen server succeeded?");
+    cr_assert_eq(q->err.code, DBPOOL_E_CONN_LOST, "expected CONN_LOST, got %s: %s",
+                 dbpool_code_name(q->err.code), q->err.message);
+    cr_assert_str_eq(q->err.sqlstate, "08007", "%s", q->err.message);
+    cr_assert(strstr(q->err.message, "KILL QUERY could not reach the MySQL server") &&
+                  strstr(q->err.message, "outcome unknown"),
+              "the message does not say what happened: %s", q->err.message);
+}
+
+/* The server stops answering (SIGSTOP) between two statements of a client:
+ * statementTimeout must still end the next request in bounded time (the
+ * KILL cannot reach the server either: its connection times out after the
+ * pool's `timeout`), the server connection is dropped, clients of another
+ * pool are served meanwhile, and the pool serves again once the server is
+ * back. On the fault server: the other tests share the main one. */
+Test(myfreeze, statement_timeout_on_a_frozen_server_answers_in_bounded_time)
+{
+    char extra[2048] = "";
+    struct h_opts o = { .max_open_conns = 2, .extra_pools = extra,
+                        .pool_settings = "statementTimeout = \"500ms\"; timeout = \"1s\";" };
+
+    add_pool(extra, sizeof(extra), "other", NULL, "");   /* the main server, never frozen */
+    use_fault_server();
+    h_start(&o);
+    dbpool_conn *f = h_connect();
+    dbpool_conn *other = connect_pool("other");
+    h_exec(f, "SELECT 1");
+    double closes = h_pool_stat("app", "totals", "server_closes");
+    freeze_server(true);
+
+    struct h_bg_query q = { .c = f, .sql = "SELECT SLEEP(5)" };
+    uint64_t t0 = h_now_ms();
+    h_bg_start(&q);
+    cr_assert(H_AWAIT(h_pool_stat("app", "servers", "busy") == 1 || q.done, 5000),
+              "the statement never took a server connection");
+    cr_assert_eq(h_scalar(other, "SELECT 2"), 2, "another pool while the server is frozen");
+    uint64_t other_done = h_now_ms();
+    cr_assert(H_AWAIT(q.done, 30000), "no answer 30 s after statementTimeout 500ms");
+    pthread_join(q.tid, NULL);
+    uint64_t took = q.ended_ms - t0;
+    cr_log_info("on a frozen server: rc %d after %llu ms: %s", q.rc, (unsigned long long)took,
+                q.rc ? q.err.message : "");
+    expect_frozen_error(&q);
+    /* statementTimeout 500 ms + the KILL's connect timeout 1 s, with room
+     * for a loaded machine; without the fix there is no answer at all. */
+    cr_assert_lt(took, 5000, "the request took %llu ms despite statementTimeout 500ms",
+                 (unsigned long long)took);
+    cr_assert_lt(other_done, q.ended_ms, "the other pool was not served during the freeze");
+    cr_assert(H_AWAIT(pool_settled("app"), 5000), "a server connection is stuck: %s",
+              h_pool_json("app"));
+    cr_assert_geq(h_pool_stat("app", "totals", "server_closes"), closes + 1,
+                  "the connection of the frozen statement was not dropped");
+
+    freeze_server(false);
+    cr_assert_eq(h_scalar(f, "SELECT 3"), 3, "the pool after the server came back");
+    cr_assert(H_AWAIT(pool_settled("app"), 5000), "a server connection is stuck: %s",
+              h_pool_json("app"));
+    cr_assert_eq(h_scalar(other, "SELECT 4"), 4);
+    dbpool_close(other);
+    dbpool_close(f);
     h_stop_ok();
 }

@@ -52,7 +52,7 @@ static const char *harness_script(void)
     return path;
 }
 
-static const char *fault_dir(void)
+const char *fault_dir(void)
 {
     const char *d = getenv("DBPOOL_TEST_MYSQL_FAULT_DIR");
     cr_assert(d && *d, "DBPOOL_TEST_MYSQL_FAULT_DIR is not set: run under "
@@ -61,8 +61,8 @@ static const char *fault_dir(void)
     return d;
 }
 
-/* `bash mysql-harness.sh CMD DIR`; its exit status. */
-static int run_harness(const char *cmd)
+/* `bash mysql-harness.sh CMD DIR` on the fault server; its exit status. */
+int fault_harness(const char *cmd)
 {
     char line[2048];
     snprintf(line, sizeof(line), "bash '%s' %s '%s' >/dev/null 2>>'%s.log'", harness_script(),
@@ -75,7 +75,7 @@ static bool fault_server_used;
 
 /* Point the mysql profile at the fault server, after taking its lock (held
  * until this process exits) and making sure it runs. */
-static void use_fault_server(void)
+void use_fault_server(void)
 {
     char path[1200], v[1200];
 
@@ -85,7 +85,7 @@ static void use_fault_server(void)
     while (flock(fd, LOCK_EX) != 0)
         cr_assert_eq(errno, EINTR, "flock %s: %s", path, strerror(errno));
     fault_server_used = true;
-    cr_assert_eq(run_harness("resume"), 0, "could not start the fault server (see %s.log)",
+    cr_assert_eq(fault_harness("resume"), 0, "could not start the fault server (see %s.log)",
                  fault_dir());
     snprintf(v, sizeof(v), "%s/mysqld.sock", fault_dir());
     setenv("DBPOOL_TEST_MYSQL_HOST", v, 1);
@@ -96,7 +96,7 @@ static void use_fault_server(void)
 static void resilience_fini(void)
 {
     h_fini();
-    if (fault_server_used && run_harness("resume") != 0)
+    if (fault_server_used && fault_harness("resume") != 0)
         fprintf(stderr, "test_mysql: could not start the fault server again (see %s.log)\n",
                 fault_dir());
 }
@@ -237,7 +237,7 @@ Test(myresilience, server_stopped_and_started_again)
     cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
     cr_assert_eq(h_health_status(), 200);
 
-    cr_assert_eq(run_harness("pause"), 0, "could not stop MariaDB");
+    cr_assert_eq(fault_harness("pause"), 0, "could not stop MariaDB");
     cr_assert(H_AWAIT(h_health_status() == 503, 5000),
               "/health did not turn 503 within 5 s of the server stopping");
     cr_assert_eq(h_pool_stat("app", "healthy", NULL), 0);
@@ -248,7 +248,7 @@ Test(myresilience, server_stopped_and_started_again)
                  (unsigned long long)(h_now_ms() - t0));
     cr_assert(dbpool_last_error(c)->message[0], "UNAVAILABLE without a message");
 
-    cr_assert_eq(run_harness("resume"), 0, "could not start MariaDB again");
+    cr_assert_eq(fault_harness("resume"), 0, "could not start MariaDB again");
     cr_assert(H_AWAIT(h_health_status() == 200, 15000),
               "/health did not return to 200 after the server came back");
     cr_assert_eq(h_scalar(c, "SELECT 2"), 2, "statements fail after the server came back");
@@ -272,7 +272,7 @@ Test(myresilience, server_crashed_under_a_transaction)
     must_ok(a, dbpool_begin(a, 0), "begin");
     h_exec(a, "INSERT INTO crash VALUES (1)");
 
-    cr_assert_eq(run_harness("crash"), 0, "could not kill MariaDB");
+    cr_assert_eq(fault_harness("crash"), 0, "could not kill MariaDB");
     int rc = dbpool_exec(a, "INSERT INTO crash VALUES (2)");
     h_expect_error(a, rc, DBPOOL_E_CONN_LOST, "statement in a transaction after the crash");
     assert_txstate(a, 'I', "after the crash");
@@ -280,7 +280,7 @@ Test(myresilience, server_crashed_under_a_transaction)
     rc = dbpool_exec(b, "SELECT 1");
     h_expect_error(b, rc, DBPOOL_E_UNAVAILABLE, "statement with the server down");
 
-    cr_assert_eq(run_harness("resume"), 0, "could not start MariaDB again");
+    cr_assert_eq(fault_harness("resume"), 0, "could not start MariaDB again");
     cr_assert(H_AWAIT(h_health_status() == 200, 30000), "/health did not return to 200");
     cr_assert_eq(h_scalar(a, "SELECT COUNT(*) FROM crash"), 0, "the crashed transaction's row "
                  "survived");

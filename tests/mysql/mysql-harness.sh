@@ -17,6 +17,12 @@
 #                                lines like `start` (it is `start` on an existing DIR)
 #   mysql-harness.sh crash DIR   SIGKILL the server (no shutdown; keeps DIR;
 #                                `resume` recovers it)
+#   mysql-harness.sh freeze DIR  SIGSTOP the server and wait until it is
+#                                stopped: it keeps its connections but answers
+#                                nothing (a hung or overloaded server)
+#   mysql-harness.sh thaw DIR    SIGCONT a frozen server (harmless on one that
+#                                is not frozen; `stop`, `pause` and `crash`
+#                                work on a frozen server too)
 #   mysql-harness.sh sql DIR     run the SQL on stdin as the server's root user
 #                                (for tests that need a side channel)
 #
@@ -40,9 +46,14 @@
 # _PASSWORD_FILE, and MYSQL_UNIX_PORT for the mariadb command-line client.
 #
 # mariadbd refuses to run as root, so as root (CI) it runs as the `mysql`
-# system user (created by the mariadb-server package) through runuser; DIR is
-# chowned to it and made traversable. Not as root, the server runs as the
-# calling user.
+# system user (created by the mariadb-server package); DIR is chowned to it
+# and made traversable. Not as root, the server runs as the calling user.
+# The server is started through `setpriv`, which execs it, not through
+# `runuser` or `su`: those stay as its parent and, being job-control aware,
+# stop themselves when their child is stopped (a freeze) and never reap it
+# until they are continued too. So mariadbd has no parent of ours: once it
+# dies it may stay a zombie (a container's init may not reap orphans),
+# which the harness counts as gone.
 #
 # Everything is idempotent: `start` on a running server only prints the
 # environment; `stop` on a missing or half-started DIR is fine. Readiness is
@@ -65,6 +76,8 @@ usage: mysql-harness.sh start DIR   start a throwaway MariaDB in DIR; prints exp
        mysql-harness.sh pause DIR   stop it, keep DIR
        mysql-harness.sh resume DIR  start a paused server again
        mysql-harness.sh crash DIR   SIGKILL it, keep DIR
+       mysql-harness.sh freeze DIR  SIGSTOP it (it keeps its connections, answers nothing)
+       mysql-harness.sh thaw DIR    SIGCONT a frozen server
        mysql-harness.sh sql DIR     run the SQL on stdin as root
 EOF
     exit 2
@@ -131,6 +144,21 @@ server_pid() {
 
 server_running() { server_pid "$1" >/dev/null; }
 
+# The state letter of a process (R, S, T, Z, ...); empty when it is gone.
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    printf '%s' "${stat%% *}"
+}
+
+# Gone, or a zombie nobody reaps (see "runs as" above).
+pid_gone() {
+    local st
+    st=$(proc_state "$1")
+    [ -z "$st" ] || [ "$st" = Z ]
+}
+
 init_datadir() {
     local dir=$1
     say "mariadb-install-db in $dir/data"
@@ -146,11 +174,14 @@ init_datadir() {
 }
 
 launch_server() {
-    local dir=$1
+    local dir=$1 owner=()
     rm -f "$dir/mysqld.pid"
-    # setsid and every descriptor redirected: the server must not hold the
-    # caller's stdout (a $(...) around `start` would never end).
-    as_owner setsid "$(mariadbd_bin)" --no-defaults \
+    # setsid, setpriv and mariadbd exec each other: no process of ours stays
+    # as the server's parent (see above). Every descriptor redirected: the
+    # server must not hold the caller's stdout (a $(...) around `start`
+    # would never end).
+    is_root && owner=(setpriv --reuid=mysql --regid=mysql --init-groups --)
+    setsid ${owner[@]+"${owner[@]}"} "$(mariadbd_bin)" --no-defaults \
         --datadir="$dir/data" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
         --log-error="$dir/mysqld.log" --skip-networking --skip-name-resolve \
         --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
@@ -225,8 +256,9 @@ stop_server() {
     pid=$(server_pid "$dir") || return 0
     say "stopping MariaDB in $dir (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
+    kill -CONT "$pid" 2>/dev/null || true   # a frozen server must run to shut down
     deadline=$(( $(date +%s) + STOP_DEADLINE_S ))
-    while kill -0 "$pid" 2>/dev/null; do
+    while ! pid_gone "$pid"; do
         if [ "$(date +%s)" -ge "$deadline" ]; then
             say "mariadbd $pid did not stop in ${STOP_DEADLINE_S}s; killing it"
             kill -KILL "$pid" 2>/dev/null || true
@@ -259,7 +291,33 @@ cmd_crash() {
     pid=$(server_pid "$dir") || { say "server in $dir is not running"; return 0; }
     say "killing MariaDB in $dir (pid $pid, SIGKILL)"
     kill -KILL "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+    while ! pid_gone "$pid"; do sleep 0.02; done
+}
+
+# SIGSTOP, then wait until the kernel shows the process stopped (the
+# signal takes effect asynchronously): a test's next statement must meet a
+# frozen server.
+cmd_freeze() {
+    local dir=$1 pid deadline
+    [ -d "$dir/data/mysql" ] || die "no server in $dir (run start first)"
+    dir=$(cd "$dir" && pwd -P)
+    pid=$(server_pid "$dir") || die "no server running in $dir: nothing to freeze"
+    say "freezing MariaDB in $dir (pid $pid, SIGSTOP)"
+    kill -STOP "$pid"
+    deadline=$(( $(date +%s) + 10 ))
+    until [ "$(proc_state "$pid")" = T ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || die "mariadbd $pid did not stop after SIGSTOP"
+        sleep 0.01
+    done
+}
+
+cmd_thaw() {
+    local dir=$1 pid
+    [ -d "$dir/data/mysql" ] || die "no server in $dir (run start first)"
+    dir=$(cd "$dir" && pwd -P)
+    pid=$(server_pid "$dir") || { say "server in $dir is not running"; return 0; }
+    say "thawing MariaDB in $dir (pid $pid, SIGCONT)"
+    kill -CONT "$pid"
 }
 
 cmd_resume() {
@@ -282,6 +340,8 @@ stop)   cmd_stop "$2" ;;
 pause)  cmd_pause "$2" ;;
 resume) cmd_resume "$2" ;;
 crash)  cmd_crash "$2" ;;
+freeze) cmd_freeze "$2" ;;
+thaw)   cmd_thaw "$2" ;;
 sql)    cmd_sql "$2" ;;
 *)      usage ;;
 esac

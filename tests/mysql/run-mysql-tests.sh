@@ -7,8 +7,9 @@
 # cancel, streaming, load, status, resilience; test_mysql_types: the type
 # mapping in both protocols, the statement cache, CALL) and the CLI's script splitter
 # (test_cli_mysql.sh).
-# The resilience cases, the fault matrix (test_faults) and the bank-transfer
-# invariant (test_bank) stop, crash, freeze and restart their server, so they
+# The resilience and freeze cases (test_mysql's myresilience, myfreeze), the
+# fault matrix (test_faults) and the bank-transfer invariant (test_bank)
+# stop, crash, freeze and restart their server, so they
 # get a second throwaway server of their own (DBPOOL_TEST_MYSQL_FAULT_DIR, run
 # with the harness script found through DBPOOL_TEST_MYSQL_HARNESS). Both
 # servers are always stopped. Exit status: 1 if any test program failed,

@@ -30,6 +30,13 @@
  * drops it when the statement starts) is sent again while the statement
  * runs on, after MY_KILL_RESEND_MS, doubling up to MY_KILL_RESEND_MAX_MS.
  *
+ * A KILL that cannot reach the server (the side connection fails or
+ * times out after the pool's connect `timeout`, or the KILL is not
+ * answered within that `timeout` either) while the statement still runs ends the
+ * statement at once with CONN_LOST and the connection broken: a frozen or
+ * unreachable server must not hold the client (statementTimeout, CANCEL)
+ * for as long as it stays away.
+ *
  * A paused stream that is cancelled (backend.h: cancel() ends it without
  * resume()) is resumed with c->canceled set: the exec side then reads and
  * drops the rest until the interrupted statement ends: a connection is
@@ -45,23 +52,70 @@
 
 #include "backend/mysql/mysql_internal.h"
 
-/* The KILL is over (answered, or failed): close the side connection, tell
- * the owner (if it still cares), free. Called from the side's callbacks. */
-static void kill_end(struct my_kill *k)
+/* How a KILL ended. */
+enum kill_outcome {
+    KILL_ANSWERED,     /* the server answered it (even with an error) */
+    KILL_NOT_SENT,     /* the side connection could not be set up */
+    KILL_UNANSWERED    /* sent, but no answer (timeout, connection lost) */
+};
+
+/* The KILL did not reach the server while the statement still runs (a
+ * frozen or overloaded server): waiting on would hold the client for as
+ * long as the server stays away. The statement ends now and the
+ * connection goes; what the statement did is unknown. */
+static void kill_gave_up(struct mysql_conn *c, const char *why)
+{
+    (void)event_del(c->ev_timer);   /* no re-send */
+    my_enter(c);
+    my_fail_now(c, DBPOOL_E_CONN_LOST, true,
+                "cancelled, but KILL QUERY could not reach the MySQL server, so the connection "
+                "was dropped (the statement may still run there): %s", why);
+    my_leave(c);
+}
+
+/* Tell the owner how its KILL ended. */
+static void kill_outcome(struct mysql_conn *c, enum kill_outcome how, const char *why)
+{
+    bool running = c->op == MOP_EXEC && c->canceled && c->phase == MPH_RUNNING;
+
+    if (how != KILL_ANSWERED && running)
+        kill_gave_up(c, why);
+    else if (how == KILL_UNANSWERED && c->phase == MPH_KILL_WAIT)
+        my_kill_timed_out(c);   /* it may still arrive: the connection goes */
+    else
+        my_kill_finished(c);
+}
+
+/* The KILL is over: close the side connection, tell the owner (if it
+ * still cares), free. Called from the side's callbacks. */
+static void kill_end(struct my_kill *k, enum kill_outcome how, const char *why)
 {
     struct mysql_conn *owner = k->owner;
+    char reason[200];
 
+    snprintf(reason, sizeof(reason), "%s", why && *why ? why : "no answer");
     my_conn_close(k->side);   /* allowed inside its own done callback */
     if (owner) {
         owner->kill = NULL;
-        my_kill_finished(owner);
+        kill_outcome(owner, how, reason);
     }
     free(k);
 }
 
 static void kill_start(struct mysql_conn *c);
 
-/* The side connection's c->ev_timer: its connect timeout. */
+/* How long the KILL's answer is waited for: the pool's connect timeout
+ * (a loaded server may take seconds), MY_KILL_RESEND_MAX_MS without one. */
+static uint64_t kill_answer_ms(const struct mysql_conn *s)
+{
+    struct my_settings st;
+
+    my_settings(s->cfg, &st);
+    return st.timeout_ms ? st.timeout_ms : MY_KILL_RESEND_MAX_MS;
+}
+
+/* The side connection's c->ev_timer: its connect timeout, then the bound
+ * on the KILL's answer. */
 static void side_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct mysql_conn *s = arg;
@@ -71,13 +125,17 @@ static void side_timer(evutil_socket_t fd, short what, void *arg)
     my_enter(s);
     if (s->op == MOP_CONNECT)
         my_connect_timed_out(s);
+    else if (s->op == MOP_EXEC)
+        my_fail_now(s, DBPOOL_E_CONN_LOST, true, "KILL QUERY was not answered within %llu ms",
+                    (unsigned long long)kill_answer_ms(s));
     my_leave(s);
 }
 
 static void kill_query_done(void *arg, const struct backend_result *res)
 {
-    (void)res;   /* ER_NO_SUCH_THREAD etc.: the statement is over anyway */
-    kill_end(arg);
+    /* An error from the server (ER_NO_SUCH_THREAD etc.): answered, the
+     * statement is over anyway. */
+    kill_end(arg, res->ok || !res->broken ? KILL_ANSWERED : KILL_UNANSWERED, res->err.message);
 }
 
 static void kill_query_cont(struct mysql_conn *s, int ready)
@@ -95,15 +153,19 @@ static void side_connected(void *arg, const struct backend_result *res)
 {
     struct my_kill *k = arg;
     struct mysql_conn *s = k->side;
+    struct timeval tv;
     int status;
 
     if (!res->ok) {
-        kill_end(k);
+        kill_end(k, KILL_NOT_SENT, res->err.message);
         return;
     }
     /* Sent even when the owner was closed meanwhile: its statement may
-     * still run on the server. (A thread id is not reused soon.) */
+     * still run on the server. (A thread id is not reused soon.) The
+     * answer is waited for kill_answer_ms at most (side_timer). */
     my_start_op(s, MOP_EXEC, kill_query_done, k, NULL);
+    my_timeval_ms(&tv, kill_answer_ms(s));
+    (void)event_add(s->ev_timer, &tv);
     status = mysql_real_query_start(&s->ret_int, s->m, k->sql, (unsigned long)strlen(k->sql));
     if (status)
         my_wait(s, status, kill_query_cont);

@@ -513,6 +513,7 @@ void my_exec(struct mysql_conn *c, const struct backend_query *q,
     ex->res = NULL;
     ex->st = NULL;
     ex->st_cached = ex->cols_sent = ex->extra_set = ex->rebind = ex->retried = false;
+    ex->dropped = false;
     ex->stmt_flag = 0;
     ex->burst = 0;
     ex->ncols = 0;

@@ -16,7 +16,9 @@
  * cancel() of a paused stream resumes it (cancel.c) with c->canceled set,
  * and a cancel() from inside sink->row (a row above maxFrameSize) does not
  * pause at all: the rest is read and dropped until the server's KILL QUERY
- * ends it (1317, CANCELED) or it ends first; the connection stays usable.
+ * ends it (1317, CANCELED) or it ends first (CANCELED as well when rows
+ * were dropped: a KILL that came late must not pass a truncated stream as
+ * complete); the connection stays usable.
  * String buffers that grew for a long value are given back when the
  * statement ends (stmt.c, my_ex_trim).
  *
@@ -146,9 +148,13 @@ static bool deliver(struct mysql_conn *c)
 }
 
 /* Rows are dropped (cancelled, or a result set after the first). */
-static bool dropping(const struct mysql_conn *c)
+static bool dropping(struct mysql_conn *c)
 {
-    return c->canceled || c->ex->extra_set;
+    if (c->canceled) {
+        c->ex->dropped = true;
+        return true;
+    }
+    return c->ex->extra_set;
 }
 
 /* After MY_BURST rows, let the loop serve others; true when it must. */
@@ -183,6 +189,17 @@ static void finish(struct mysql_conn *c)
                              "the statement returned more than one result set; dbpoold passes "
                              "on the first one only (the others were dropped, and the "
                              "statement did run): return one result set per procedure");
+        complete(c, &r);
+        return;
+    }
+    if (ex->dropped) {
+        /* The KILL came too late (e.g. the server had sent the last rows
+         * into the socket of a paused stream and found the session idle):
+         * the rows read since the cancel were dropped, so this is no
+         * success for the client. */
+        backend_result_error(&r, DBPOOL_E_CANCELED, "57014", my_server_txstate(c->m),
+                             "canceled; the statement had already completed on the server (what "
+                             "it changed stands), but its rows after the cancel were not sent");
         complete(c, &r);
         return;
     }

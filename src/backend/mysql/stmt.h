@@ -71,6 +71,7 @@ struct my_exec {
     bool binary;               /* the result set being read comes from st */
     bool cols_sent;
     bool extra_set;            /* a second result set (CALL): its rows are dropped */
+    bool dropped;              /* rows were dropped after cancel(): no success (results.c) */
     bool rebind;               /* a string buffer grew: bind the results again */
     bool retried;              /* run again after CR_NEW_STMT_METADATA (exec.c) */
     bool big_cells;            /* a string buffer grew past MY_QBUF_KEEP */
