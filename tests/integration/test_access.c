@@ -42,6 +42,7 @@ static struct {
     gid_t alice_gid, bob_gid, team_gid;
     char dbdir[256];                     /* the extra pools' databases */
     bool created;
+    pid_t agents[8];                     /* started and not yet reaped (a failed test's) */
 } U;
 
 /* Run a shell command (the user tools); serialised across the tests
@@ -58,10 +59,35 @@ static int run_locked(const char *cmd)
     return rc;
 }
 
+/* A failed test leaves its agents running, and userdel refuses a user
+ * who has processes: they are ended first (by their pids). */
+static void reap_agents(void)
+{
+    for (size_t i = 0; i < sizeof(U.agents) / sizeof(U.agents[0]); i++) {
+        if (U.agents[i] > 0) {
+            kill(U.agents[i], SIGKILL);
+            waitpid(U.agents[i], NULL, 0);
+            U.agents[i] = 0;
+        }
+    }
+}
+
+static void remember_agent(pid_t pid, bool running)
+{
+    for (size_t i = 0; i < sizeof(U.agents) / sizeof(U.agents[0]); i++) {
+        if (running ? U.agents[i] == 0 : U.agents[i] == pid) {
+            U.agents[i] = running ? pid : 0;
+            return;
+        }
+    }
+    cr_assert(!running, "more agents than U.agents holds");
+}
+
 static void remove_users(void)
 {
     char cmd[600];
 
+    reap_agents();
     if (U.created) {
         snprintf(cmd, sizeof(cmd), "userdel %s 2>/dev/null; userdel %s 2>/dev/null; "
                  "groupdel %s 2>/dev/null", U.alice, U.bob, U.team);
@@ -226,6 +252,7 @@ static void agent_start(struct agent *a, const char *user, bool supplementary)
         close(up[0]);
         agent_main(user, supplementary, down[0], up[1], h_paths()->sock);
     }
+    remember_agent(a->pid, true);
     close(down[0]);
     close(up[1]);
     a->to = down[1];
@@ -251,6 +278,7 @@ static void agent_stop(struct agent *a)
 
     cr_assert_eq(write(a->to, &cmd, sizeof(cmd)), (ssize_t)sizeof(cmd));
     cr_assert_eq(waitpid(a->pid, &st, 0), a->pid);
+    remember_agent(a->pid, false);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status %d", st);
     close(a->to);
     close(a->from);
