@@ -213,10 +213,12 @@ static void into_set(struct id_acc *a, struct id_set *out)
     out->n = n;
 }
 
-bool cf_apply_ids(struct loader *ld, const struct where *w, const struct key_spec *k,
-                  const struct slot *sl, void *base)
+bool cf_apply_ids(struct loader *ld, const struct section *sec, const struct key_spec *k,
+                  const struct slot *sl)
 {
     const struct id_kind *kind = k->kind == K_USERS ? &users : &groups;
+    struct where at = cf_where_slot(ld, sec, k, sl);
+    const struct where *w = &at;
     struct id_acc a = { 0 };
 
     if (!collect(ld, w, kind, sl, &a)) {
@@ -229,7 +231,7 @@ bool cf_apply_ids(struct loader *ld, const struct where *w, const struct key_spe
                   "to let every user who can open the socket use the pool)", kind->noun);
         return false;
     }
-    into_set(&a, (struct id_set *)((char *)base + k->offset));
+    into_set(&a, (struct id_set *)((char *)sec->base + k->offset));   /* a loader key: no F_OPTS */
     return true;
 }
 

@@ -343,9 +343,6 @@ bool cf_apply_slot(struct loader *ld, const struct section *sec, const struct ke
         return apply_duration(ld, &w, k, sl, base);
     case K_BOOL:
         return apply_bool(ld, &w, k, sl, base);
-    case K_USERS:
-    case K_GROUPS:
-        return cf_apply_ids(ld, &w, k, sl, base);
     default:
         return apply_string(ld, &w, k, sl, base);
     }
