@@ -339,7 +339,10 @@ EOF
 # pg_pool_conf); sets PIDVAR (at once, for cleanup) and TARGETVAR
 # (dbpool-bench's --target)
 start_dbpoold() {
-    local bin=$1 d=$2 poolfn=${5:-pg_pool_conf} pid
+    local bin=$1 d=$2 poolfn=${5:-pg_pool_conf} pid peruser=""
+    # Every benchmark connection (up to $IDLE idle ones) has one uid: lift
+    # maxClientsPerUser where the binary has it (a base build may not).
+    grep -q maxClientsPerUser "$bin" && peruser="maxClientsPerUser = 0;"
     mkdir -p "$d"
     {
         cat <<EOF
@@ -349,6 +352,7 @@ daemon = {
     statusSocket = "";
     logLevel = "warn";
     maxClients = 12000;
+    $peruser
 };
 pools = (
 EOF

@@ -263,6 +263,46 @@ static void finish_request(struct client *c, const struct backend_error *err, in
 
 /* ------------------------------------------------------------- dispatch */
 
+/* A HELLO refused for who sends it: the error, one log line per burst of
+ * this user's refusals on this pool (the key), and the session closes. */
+static void refuse_hello(struct client *c, const char *pool, int code, const char *sqlstate,
+                         const char *reason, const char *msg)
+{
+    char key[LOG_LIMIT_NAME];
+
+    snprintf(key, sizeof(key), "%s u%u %s", reason, c->peer.uid, pool);
+    if (peer_refusal_log_admit(&c->s->refusal_log, key))
+        log_warn("client_refused", "client=%llu reason=%s uid=%u gid=%u pid=%d pool=%s",
+                 (unsigned long long)c->id, reason, c->peer.uid, c->peer.gid, (int)c->peer.pid, pool);
+    client_send_error(c, code, sqlstate, msg, -1);
+    client_close(c);
+}
+
+/* allowUsers / allowGroups, then maxClientsPerPool (counted by the pool).
+ * False: refused, the session is closing. */
+static bool admit_to_pool(struct client *c, struct pool *p)
+{
+    const struct pool_config *pc = pool_config(p);
+    char msg[400];
+
+    if (!peer_may_use(c->io.fd, &c->peer, pc)) {
+        snprintf(msg, sizeof(msg), "user %u (group %u) may not use pool \"%s\": add the user to "
+                 "the pool's allowUsers, or one of its groups to allowGroups%s", c->peer.uid,
+                 c->peer.gid, pc->name, c->peer.known ? "" : " (dbpoold could not read this "
+                 "client's credentials: connect over the Unix socket)");
+        refuse_hello(c, pc->name, DBPOOL_E_NOT_ALLOWED, "28000", "not_allowed", msg);
+        return false;
+    }
+    if (!pool_client_attach(p)) {
+        snprintf(msg, sizeof(msg), "pool \"%s\" already has %u client sessions, its "
+                 "maxClientsPerPool; try again later, or raise maxClientsPerPool in the pool's "
+                 "settings", pc->name, pc->max_clients_per_pool);
+        refuse_hello(c, pc->name, DBPOOL_E_LIMIT, "53300", "max_clients_per_pool", msg);
+        return false;
+    }
+    return true;
+}
+
 static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
 {
     struct proto_hello h;
@@ -298,9 +338,10 @@ static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
         client_protocol_error(c, DBPOOL_E_UNKNOWN_POOL, msg);
         return;
     }
+    if (!admit_to_pool(c, p))
+        return;
     c->name = strndup(h.client_name.p, h.client_name.len > 63 ? 63 : h.client_name.len);
     c->pool = p;
-    pool_client_attach(p);
     client_set_state(c, CL_IDLE);
     proto_put_hello_ok(client_scratch(c), pool_backend_name(p), "dbpoold " PACKAGE_VERSION_STR,
                        dc->max_frame_size, (uint16_t)(dc->max_params > 65535 ? 65535 : dc->max_params),
@@ -309,7 +350,8 @@ static void handle_hello(struct client *c, const uint8_t *payload, size_t len)
         client_lose(c);
         return;
     }
-    log_debug("client_hello", "client=%llu pool=%s", (unsigned long long)c->id, pool_config(p)->name);
+    log_debug("client_hello", "client=%llu pool=%s uid=%u pid=%d", (unsigned long long)c->id,
+              pool_config(p)->name, c->peer.uid, (int)c->peer.pid);
     if (!client_arm_idle_timer(c)) {
         client_lose(c);
         return;
@@ -591,8 +633,9 @@ static void on_closed(void *arg)
     struct client *c = arg;
 
     if (c->sv)
-        log_info("client_vanished", "client=%llu state=%s tx=%c", (unsigned long long)c->id,
-                 client_state_name(c->state), c->tx.txstate);
+        log_info("client_vanished", "client=%llu state=%s tx=%c uid=%u pid=%d",
+                 (unsigned long long)c->id, client_state_name(c->state), c->tx.txstate,
+                 c->peer.uid, (int)c->peer.pid);
     client_free(c);
 }
 
@@ -612,9 +655,30 @@ static void refuse(int fd, const char *msg)
     close(fd);
 }
 
+/* daemon.maxClientsPerUser: one local user cannot take every session slot
+ * (the sessions counted per uid in s->per_uid). True: refused, fd closed. */
+static bool refuse_over_user_limit(struct sessions *s, int fd, const struct peer_cred *peer)
+{
+    uint32_t max = s->cfg->max_clients_per_user;
+    char msg[300], key[LOG_LIMIT_NAME];
+
+    if (!max || !peer->known || uid_counts_get(&s->per_uid, peer->uid) < max)
+        return false;
+    snprintf(key, sizeof(key), "max_clients_per_user u%u", peer->uid);
+    if (peer_refusal_log_admit(&s->refusal_log, key))
+        log_warn("client_refused", "reason=max_clients_per_user uid=%u pid=%d limit=%u",
+                 peer->uid, (int)peer->pid, max);
+    snprintf(msg, sizeof(msg), "user %u already has %u client sessions, the most "
+             "maxClientsPerUser allows; close some, or raise maxClientsPerUser in the daemon "
+             "settings", peer->uid, max);
+    refuse(fd, msg);
+    return true;
+}
+
 void client_accept(struct sessions *s, int fd)
 {
     const struct daemon_config *dc = s->cfg;
+    struct peer_cred peer;
 
     if (s->shutting_down) {
         close(fd);
@@ -625,12 +689,16 @@ void client_accept(struct sessions *s, int fd)
         refuse(fd, "too many client sessions (maxClients reached); try again later");
         return;
     }
+    peer_cred_read(fd, &peer);
+    if (refuse_over_user_limit(s, fd, &peer))
+        return;
     struct client *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
         return;
     }
     c->s = s;
+    c->peer = peer;
     if (sockbuf_init(&c->io, s->base, fd, &client_io, c, &s->budget, INPUT_READ_AHEAD,
                      dc->output_high_water / 2) != 0) {
         free(c);

@@ -34,6 +34,8 @@ enum kind {
     K_CHOICE,       /* char * field, one of choices (stored as spelled there) */
     K_LOG_LEVEL,    /* enum log_level field */
     K_MODE,         /* unsigned field, octal string "0660" */
+    K_USERS,        /* struct id_set of uids: a list of names and ids (config/ids.c) */
+    K_GROUPS,       /* struct id_set of gids: a list of names and ids (config/ids.c) */
 };
 
 enum {

@@ -25,6 +25,15 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
 enum backend_type { BACKEND_SQLITE = 0, BACKEND_POSTGRES = 1, BACKEND_MYSQL = 2 };
 
+/* A set of numeric user or group ids (allowUsers, allowGroups): names were
+ * resolved when the config was loaded, so checking a client never asks
+ * NSS. Sorted, without duplicates; owned. n == 0: the key is not set. */
+struct id_set {
+    uint32_t *ids;
+    size_t n;
+};
+bool id_set_has(const struct id_set *s, uint32_t id);
+
 struct daemon_config {
     char *socket;                   /* client socket path */
     char *status_socket;            /* status (HTTP) socket path; "" disables */
@@ -34,6 +43,7 @@ struct daemon_config {
     uint32_t max_params;            /* parameters per statement, default 1024 */
     uint32_t max_batch_statements;  /* statements per batch, default 1000 */
     uint32_t max_clients;           /* accepted client sessions, default 10000 */
+    uint32_t max_clients_per_user;  /* sessions of one uid (SO_PEERCRED), default 1000; 0 = off */
     uint32_t listen_backlog;        /* listen() backlog of both sockets, default 4096 */
     size_t output_high_water;       /* bytes queued to a client before row fetching pauses, default 256 KiB */
     size_t client_buffer_budget;    /* bytes buffered for all clients (in + out), default 256 MiB */
@@ -61,6 +71,11 @@ struct pool_config {
     uint64_t retry_delay_ms;        /* first backoff delay, default 1s */
     uint64_t retry_max_delay_ms;    /* backoff cap, default 30s (BACKOFF_CAP_MS) */
     uint64_t statement_timeout_ms;  /* 0 = off (default) */
+
+    /* who may use the pool (doc/configuration.md, "Who may use a pool") */
+    struct id_set allow_users;      /* uids; with allow_groups empty too: everyone */
+    struct id_set allow_groups;     /* gids: the client's primary or a supplementary group */
+    uint32_t max_clients_per_pool;  /* sessions after HELLO; 0 = no limit of its own (maxClients) */
 
     /* network servers (postgres, mysql: driver_config_spec.server) */
     char *host;                     /* required; postgres: a directory = Unix socket;

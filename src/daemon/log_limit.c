@@ -14,9 +14,11 @@
 static void close_windows(struct log_limit *l, uint64_t now_ms, struct log_limit_summary *out,
                           size_t max_out, size_t *nout)
 {
+    uint64_t window = l->window_ms ? l->window_ms : LOG_LIMIT_WINDOW_MS;
+
     for (size_t i = 0; i < LOG_LIMIT_EVENTS; i++) {
         struct log_limit_slot *s = &l->slot[i];
-        if (!s->name[0] || now_ms - s->window_start_ms < LOG_LIMIT_WINDOW_MS)
+        if (!s->name[0] || now_ms - s->window_start_ms < window)
             continue;
         if (s->suppressed) {
             if (*nout >= max_out)
@@ -53,7 +55,7 @@ bool log_limit_admit(struct log_limit *l, const char *event, uint64_t now_ms,
     *nout = 0;
     close_windows(l, now_ms, out, max_out, nout);
     s = slot_for(l, event, now_ms);
-    if (s->written < LOG_LIMIT_PER_WINDOW) {
+    if (s->written < (l->per_window ? l->per_window : LOG_LIMIT_PER_WINDOW)) {
         s->written++;
         return true;
     }

@@ -10,7 +10,9 @@
  * level and above (debug is the operator's explicit choice).
  *
  * The limiter is a value: log.c keeps the daemon's one instance; the tests
- * drive their own with an explicit clock.
+ * drive their own with an explicit clock. An instance may set its own
+ * window and lines per window (zero: the defaults above): the client
+ * sessions keep one that logs access refusals once per burst (session.h).
  */
 #ifndef DBPOOLD_LOG_LIMIT_H
 #define DBPOOLD_LOG_LIMIT_H
@@ -33,6 +35,8 @@ struct log_limit_slot {
 
 struct log_limit {
     struct log_limit_slot slot[LOG_LIMIT_EVENTS];
+    uint64_t window_ms;            /* 0: LOG_LIMIT_WINDOW_MS */
+    unsigned per_window;           /* 0: LOG_LIMIT_PER_WINDOW */
 };
 
 /* A summary owed for an event whose window ended with lines suppressed. */

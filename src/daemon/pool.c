@@ -887,9 +887,14 @@ bool pool_healthy(const struct pool *p)
     return !p->health.unhealthy;
 }
 
-void pool_client_attach(struct pool *p)
+bool pool_client_attach(struct pool *p)
 {
+    uint32_t max = p->cfg->max_clients_per_pool;
+
+    if (max && (uint32_t)p->clients_connected >= max)
+        return false;
     p->clients_connected++;
+    return true;
 }
 
 void pool_client_detach(struct pool *p)

@@ -92,7 +92,8 @@ bool pool_healthy(const struct pool *p);
 void pool_get_stats(const struct pool *p, struct pool_stats *out);
 
 /* Session bookkeeping (for clients_connected). */
-void pool_client_attach(struct pool *p);
+/* False (nothing changed) when the pool already has maxClientsPerPool. */
+bool pool_client_attach(struct pool *p);
 void pool_client_detach(struct pool *p);
 
 /* Ask for a server of role `want` (normalized to what the pool has). Returns

@@ -493,6 +493,13 @@ void client_register(struct client *c)
     TAILQ_INSERT_TAIL(&s->lists[CL_HANDSHAKE], c, link);
     s->counts[CL_HANDSHAKE]++;
     s->total_accepted++;
+    c->uid_counted = c->peer.known && uid_counts_add(&s->per_uid, c->peer.uid);
+    if (c->peer.known && !c->uid_counted) {
+        log_error("client_oom", "client=%llu uid=%u action=\"closing the session\"",
+                  (unsigned long long)c->id, c->peer.uid);
+        client_free(c);   /* maxClientsPerUser could not be kept */
+        return;
+    }
     if (!arm_timer(c, HANDSHAKE_TIMEOUT_S * 1000u, "handshake"))
         client_free(c);   /* nothing would bound the handshake */
 }
@@ -518,6 +525,8 @@ void client_free(struct client *c)
     client_request_end(c);
     TAILQ_REMOVE(&s->lists[c->state], c, link);
     s->counts[c->state]--;
+    if (c->uid_counted)
+        uid_counts_remove(&s->per_uid, c->peer.uid);
     free(c->name);
     free(c);
     s->hooks.gone(s->hooks.arg);
@@ -534,6 +543,7 @@ int sessions_init(struct sessions *s, struct event_base *base, const struct daem
     s->base = base;
     s->cfg = cfg;
     s->hooks = *hooks;
+    peer_refusal_log_init(&s->refusal_log);
     pbuf_init(&s->scratch);
     return io_budget_init(&s->budget, base, cfg->client_buffer_budget);
 }
@@ -546,6 +556,7 @@ void sessions_deinit(struct sessions *s)
         while ((c = TAILQ_FIRST(&s->lists[i])))
             client_free(c);
     io_budget_deinit(&s->budget);
+    uid_counts_free(&s->per_uid);
     pbuf_free(&s->scratch);
 }
 
@@ -569,6 +580,7 @@ void sessions_each(const struct sessions *s, session_info_fn fn, void *ctx)
                 .pool = c->pool ? pool_config(c->pool)->name : NULL,
                 .server = c->sv ? server_id(c->sv) : 0,
                 .waiting_since_us = c->waiter.queued ? c->waiter.enqueued_us : 0,
+                .peer = &c->peer,
             };
             fn(ctx, &info);
         }

@@ -32,9 +32,12 @@
 
 #include "common/proto.h"
 #include "daemon/configuration.h"
+#include "daemon/log_limit.h"
+#include "daemon/peer_access.h"
 #include "daemon/pool.h"
 #include "daemon/request.h"
 #include "daemon/sockbuf.h"
+#include "daemon/uid_counts.h"
 
 struct event;
 struct event_base;
@@ -71,6 +74,8 @@ struct sessions {
     struct session_hooks hooks;
     struct pbuf scratch;                    /* frame encoding scratch, loop thread only */
     struct io_budget budget;                /* clientBufferBudget: every session's buffered bytes */
+    struct uid_counts per_uid;              /* sessions per peer uid (maxClientsPerUser) */
+    struct log_limit refusal_log;           /* access refusals: one line per burst (peer_access.h) */
     uint64_t next_id;
     uint64_t total_accepted;                /* sessions accepted since start */
     uint64_t frame_timeouts;                /* sessions closed by frameTimeout */
@@ -112,6 +117,7 @@ struct session_info {
     const char *name;                       /* the HELLO's client name; NULL before it */
     char txstate;                           /* 'I', 'T' or 'E' as last told to the client */
     uint64_t server;                        /* the bound server's id, 0 when none */
+    const struct peer_cred *peer;           /* SO_PEERCRED at accept */
     uint64_t waiting_since_us;              /* now_us() when it queued for a server; 0 */
 };
 typedef void (*session_info_fn)(void *ctx, const struct session_info *info);
@@ -136,6 +142,8 @@ struct client {
     struct sockbuf io;
     uint64_t id;
     enum client_state state;  /* changed only by client_set_state() */
+    struct peer_cred peer;    /* SO_PEERCRED, read at accept */
+    bool uid_counted;         /* counted in s->per_uid (client_register) */
     struct pool *pool;
     char *name;
     struct server *sv;        /* bound server, or NULL */
@@ -164,8 +172,9 @@ struct client {
 };
 
 
-/* Register a session whose socket is set up (c->s, c->io): it starts in
- * HANDSHAKE with its deadline; freed at once when that cannot be armed. */
+/* Register a session whose socket is set up (c->s, c->io, c->peer): it
+ * starts in HANDSHAKE with its deadline, counted for its uid; freed at once
+ * when that cannot be armed or counted. */
 void client_register(struct client *c);
 /* The one place a session's state changes: it moves to its state's list. */
 void client_set_state(struct client *c, enum client_state st);

@@ -302,6 +302,10 @@ static void render_client(void *ctx, const struct session_info *c)
     json_str_or_null(b, c->pool);
     evbuffer_add(b, ", \"name\": ", 10);
     json_str_or_null(b, c->name);
+    if (c->peer->known)
+        evbuffer_add_printf(b, ", \"uid\": %u, \"pid\": %d", c->peer->uid, (int)c->peer->pid);
+    else
+        evbuffer_add(b, ", \"uid\": null, \"pid\": null", 26);
     evbuffer_add_printf(b, ", \"tx\": \"%c\", \"server\": ", c->txstate);
     if (c->server)
         evbuffer_add_printf(b, "%" PRIu64, c->server);

@@ -3512,7 +3512,9 @@ Test(fdlimits, default_backlog_queues_a_burst_beyond_1024)
         cr_skip_test("net.core.somaxconn (%d) caps the backlog below %d", somaxconn, BURST);
     fclose(f);
     need_own_fds(BURST + 64);
-    h_start(NULL);
+    /* All from one uid: maxClientsPerUser (default 1000) would refuse some. */
+    struct h_opts o = { .daemon_settings = "maxClientsPerUser = 0;" };
+    h_start(&o);
     stop_daemon_process();
     int ok = connect_burst(fds, BURST);
     h_signal(SIGCONT);

@@ -1305,3 +1305,87 @@ Test(driver_config, each_pool_owns_its_driver_options)
     config_free(cfg);
     config_diag_free(&d);
 }
+
+/* ---- who may use a pool: allowUsers, allowGroups, client limits ---- */
+
+#define ACCESS_POOL(settings) \
+    "pools = ( { name = \"app\"; type = \"sqlite\";\n" \
+    "  sqlite = { filePath = \"/tmp/app.db\";\n" \
+    "    " settings " }; } );\n"
+
+static void expect_ids(const struct id_set *s, const uint32_t *want, size_t n, const char *key)
+{
+    cr_assert_eq(s->n, n, "%s holds %zu ids, expected %zu", key, s->n, n);
+    for (size_t i = 0; i < n; i++)
+        cr_expect_eq(s->ids[i], want[i], "%s[%zu] = %u, expected %u", key, i, s->ids[i], want[i]);
+}
+
+/* Names are resolved at load into sorted numeric sets; numbers (quoted or
+ * not) need not exist; duplicates collapse. */
+Test(access_config, names_and_ids_become_sorted_id_sets)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(ACCESS_POOL(
+        "allowUsers = (\"daemon\", 4001, \"root\", \"4001\", \"nobody\");\n"
+        "    allowGroups = [\"adm\", \"daemon\"]; maxClientsPerPool = 50;"), &d);
+    const struct pool_config *p = &cfg->pools[0];
+
+    expect_ids(&p->allow_users, (const uint32_t[]){ 0, 1, 4001, 65534 }, 4, "allowUsers");
+    expect_ids(&p->allow_groups, (const uint32_t[]){ 1, 4 }, 2, "allowGroups");
+    cr_expect(id_set_has(&p->allow_users, 4001));
+    cr_expect_not(id_set_has(&p->allow_users, 4002));
+    cr_expect_not(id_set_has(&p->allow_groups, 0));
+    cr_expect_eq(p->max_clients_per_pool, 50);
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+Test(access_config, defaults_let_everyone_in_with_a_per_user_bound)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(MINIMAL, &d);
+
+    cr_expect_eq(cfg->pools[0].allow_users.n, 0);
+    cr_expect_eq(cfg->pools[0].allow_groups.n, 0);
+    cr_expect_eq(cfg->pools[0].max_clients_per_pool, 0, "no per-pool limit by default");
+    cr_expect_eq(cfg->daemon.max_clients_per_user, 1000);
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+/* A single value, and the comma-separated string an environment variable is. */
+Test(access_config, single_value_and_environment_list)
+{
+    struct config_diag d;
+    struct config *cfg;
+
+    setenv("DBPOOLD_POOL_APP_ALLOW_GROUPS", " daemon, 7 ,adm", 1);
+    setenv("DBPOOLD_DAEMON_MAX_CLIENTS_PER_USER", "0", 1);
+    cfg = load_ok(ACCESS_POOL("allowUsers = \"root\"; allowGroups = (\"root\");"), &d);
+    expect_ids(&cfg->pools[0].allow_users, (const uint32_t[]){ 0 }, 1, "allowUsers");
+    expect_ids(&cfg->pools[0].allow_groups, (const uint32_t[]){ 1, 4, 7 }, 3, "allowGroups");
+    cr_expect_eq(cfg->daemon.max_clients_per_user, 0);
+    config_free(cfg);
+    config_diag_free(&d);
+}
+
+/* Every unknown name is an error at its own line; an empty list too (it
+ * would lock everyone out); wrong types and ranges say how to write it. */
+Test(access_config, unknown_names_and_bad_values_are_errors_with_their_line)
+{
+    EXPECT_ERRORS(ACCESS_POOL("allowUsers = (\"root\",\n"
+                              "      \"no_such_user_dbpt\");\n"
+                              "    allowGroups = (\"no_such_group_dbpt\");"),
+                  ":4: pools[0] \"app\": sqlite.allowUsers: no user named \"no_such_user_dbpt\" on "
+                  "this system (check it with getent passwd no_such_user_dbpt",
+                  ":5: pools[0] \"app\": sqlite.allowGroups: no group named \"no_such_group_dbpt\"");
+    EXPECT_ERRORS(ACCESS_POOL("allowUsers = ();"),
+                  "sqlite.allowUsers: lists no user (an empty list would refuse every client");
+    EXPECT_ERRORS(ACCESS_POOL("allowGroups = (1.5);"),
+                  "each group must be a name in double quotes or a numeric gid, not a floating-point");
+    EXPECT_ERRORS(ACCESS_POOL("allowUsers = (-1, 4294967295L);"),
+                  "-1 is not a valid uid", "4294967295 is not a valid uid");
+    EXPECT_ERRORS(ACCESS_POOL("maxClientsPerPool = -1;"), "maxClientsPerPool: must be at least 0");
+    setenv("DBPOOLD_POOL_APP_ALLOW_USERS", "root,,no_such_user_dbpt", 1);
+    EXPECT_ERRORS(MINIMAL, "environment DBPOOLD_POOL_APP_ALLOW_USERS: no user named \"no_such_user_dbpt\"");
+}

@@ -79,3 +79,20 @@ Test(log_limit, more_event_names_than_slots_share_the_last)
     cr_assert_leq(written, (size_t)(LOG_LIMIT_EVENTS - 1) * 3 + LOG_LIMIT_PER_WINDOW);
     cr_assert_geq(written, (size_t)(LOG_LIMIT_EVENTS - 1) * 3);
 }
+
+Test(log_limit, an_instance_may_set_its_own_window_and_rate)
+{
+    struct log_limit_summary sum[4];
+    size_t n = 0, written = 0;
+
+    lim.window_ms = 10000;
+    lim.per_window = 1;
+    for (uint64_t t = 0; t < 9000; t += 100)
+        written += admit("refused u1001 app", t, NULL, NULL);
+    cr_assert_eq(written, 1, "%zu lines in one 10 s window with a rate of one", written);
+    cr_assert(admit("refused u1002 app", 9500, NULL, NULL), "another key is not starved");
+    cr_assert(admit("refused u1001 app", 10000, sum, &n));
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(sum[0].name, "refused u1001 app");
+    cr_assert_eq(sum[0].suppressed, 89);
+}

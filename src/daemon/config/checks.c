@@ -1,6 +1,6 @@
 /*
  * checks.c — phase 4 of loading: converts every slot into its field
- * (values.c), reports missing required keys, and runs the checks that span
+ * (values.c; allowUsers / allowGroups: ids.c), reports missing required keys, and runs the checks that span
  * keys: socket vs statusSocket, clientBufferBudget vs maxFrameSize,
  * maxIdleConns vs maxOpenConns, the driver's own checks (config_spec.h),
  * password vs passwordFile, unique pool names. A pool's passwordFile is
@@ -33,6 +33,15 @@ static void report_missing(struct loader *ld, const struct section *sec, const s
         cf_report(ld, &w, "missing required key (add %s to the %s group)", k->example, sec->group);
 }
 
+/* One slot into its field: allowUsers / allowGroups by ids.c, the rest by values.c. */
+static bool apply_slot(struct loader *ld, const struct section *sec, const struct key_spec *k,
+                       const struct slot *sl)
+{
+    if (k->kind == K_USERS || k->kind == K_GROUPS)
+        return cf_apply_ids(ld, sec, k, sl);
+    return cf_apply_slot(ld, sec, k, sl);
+}
+
 static void finish_section(struct loader *ld, struct section *sec)
 {
     size_t i;
@@ -41,7 +50,7 @@ static void finish_section(struct loader *ld, struct section *sec)
         const struct slot *sl = &sec->slots[i];
 
         if (sl->setting || sl->env)
-            sec->failed[i] = !cf_apply_slot(ld, sec, &sec->keys[i], sl);
+            sec->failed[i] = !apply_slot(ld, sec, &sec->keys[i], sl);
         else if ((sec->keys[i].flags & F_REQUIRED) && !sec->skip_required)
             report_missing(ld, sec, &sec->keys[i]);
     }

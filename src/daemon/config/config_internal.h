@@ -179,6 +179,10 @@ void cf_type_error(struct loader *ld, const struct where *w, const struct key_sp
                    const config_setting_t *s);
 bool cf_apply_slot(struct loader *ld, const struct section *sec, const struct key_spec *k,
                    const struct slot *sl);
+/* ids.c: the slot of an allowUsers / allowGroups key (K_USERS, K_GROUPS)
+ * into its struct id_set, names resolved now */
+bool cf_apply_ids(struct loader *ld, const struct section *sec, const struct key_spec *k,
+                  const struct slot *sl);
 
 /* the phases */
 void cf_walk_root(struct loader *ld, const config_setting_t *root);      /* walk.c */

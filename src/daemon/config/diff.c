@@ -15,7 +15,9 @@
 static const char *const tuned_keys[] = {
     "maxOpenConns", "maxIdleConns", "connMaxLifetime", "connMaxIdleTime",
     "healthCheckInterval", "acquireTimeout", "statementTimeout", "maxRetries",
-    "retryDelay", "retryMaxDelay", NULL,
+    "retryDelay", "retryMaxDelay",
+    "allowUsers", "allowGroups", "maxClientsPerPool",   /* checked at each HELLO */
+    NULL,
 };
 
 /* Daemon keys read only when the sockets are made. */
@@ -29,6 +31,11 @@ static bool listed(const char *const *names, const char *name)
         if (strcmp(names[i], name) == 0)
             return true;
     return false;
+}
+
+static bool ids_eq(const struct id_set *a, const struct id_set *b)
+{
+    return a->n == b->n && (a->n == 0 || memcmp(a->ids, b->ids, a->n * sizeof(*a->ids)) == 0);
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -59,6 +66,9 @@ static bool field_eq(const struct key_spec *k, const char *a, const char *b)
         return *(const enum log_level *)fa == *(const enum log_level *)fb;
     case K_MODE:
         return *(const unsigned *)fa == *(const unsigned *)fb;
+    case K_USERS:
+    case K_GROUPS:
+        return ids_eq(fa, fb);
     }
     return false;
 }

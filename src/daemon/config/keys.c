@@ -40,6 +40,7 @@ const struct key_spec cf_daemon_keys[] = {
     { "maxParams", K_U32, DOFF(max_params), 1, 65535, NULL, 0, NULL },
     { "maxBatchStatements", K_U32, DOFF(max_batch_statements), 1, 65535, NULL, 0, NULL },
     { "maxClients", K_U32, DOFF(max_clients), 1, 1000000, NULL, 0, NULL },
+    { "maxClientsPerUser", K_U32, DOFF(max_clients_per_user), 0, 1000000, NULL, 0, NULL },
     { "listenBacklog", K_U32, DOFF(listen_backlog), 1, 65535, NULL, 0, NULL },
     { "outputHighWater", K_SIZE, DOFF(output_high_water), 4096, 1073741824, NULL, 0, NULL },
     { "clientBufferBudget", K_SIZE, DOFF(client_buffer_budget), 2048, 1099511627776LL, NULL, 0, NULL },
@@ -59,7 +60,10 @@ const struct key_spec cf_daemon_keys[] = {
     { "timeout", K_DURATION, POFF(timeout_ms), 1, DURATION_MAX_MS, NULL, 0, NULL }, \
     { "healthCheckInterval", K_DURATION, POFF(health_check_interval_ms), 0, DURATION_MAX_MS, NULL, 0, NULL }, \
     { "acquireTimeout", K_DURATION, POFF(acquire_timeout_ms), 1, DURATION_MAX_MS, NULL, 0, NULL }, \
-    { "statementTimeout", K_DURATION, POFF(statement_timeout_ms), 0, DURATION_MAX_MS, NULL, 0, NULL }
+    { "statementTimeout", K_DURATION, POFF(statement_timeout_ms), 0, DURATION_MAX_MS, NULL, 0, NULL }, \
+    { "allowUsers", K_USERS, POFF(allow_users), 0, 0, NULL, 0, NULL }, \
+    { "allowGroups", K_GROUPS, POFF(allow_groups), 0, 0, NULL, 0, NULL }, \
+    { "maxClientsPerPool", K_U32, POFF(max_clients_per_pool), 0, 1000000, NULL, 0, NULL }
 
 /* Keys of the network servers (postgres, mysql). */
 #define SERVER_POOL_KEYS \
@@ -126,6 +130,7 @@ void cf_daemon_defaults(struct loader *ld, struct daemon_config *d)
     d->max_params = 1024;
     d->max_batch_statements = 1000;
     d->max_clients = 10000;
+    d->max_clients_per_user = 1000;
     d->listen_backlog = 4096;
     d->output_high_water = 262144;
     d->client_buffer_budget = 268435456;

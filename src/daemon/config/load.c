@@ -161,6 +161,8 @@ static void free_pool(struct pool_config *p)
     free(p->username);
     secret_free(p->password);    /* wiped: it does not linger in the heap */
     free(p->password_file);
+    free(p->allow_users.ids);
+    free(p->allow_groups.ids);
     cf_free_driver_opts(p);
 }
 
