@@ -10,6 +10,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       # tests (tests/mysql/mysql-harness.sh) and sysbench for bench/compare.sh
       libmariadb-dev mariadb-server mariadb-client sysbench
       curl jq valgrind procps
+      # the man pages' lint in the test suite (tests/man/check-man.sh)
+      mandoc
       # fuzzing (--enable-fuzzing, make fuzz): clang 14, its libFuzzer and
       # sanitizer runtimes (libclang_rt.fuzzer*), llvm-symbolizer for reports
       clang libclang-rt-14-dev llvm)
