@@ -15,6 +15,7 @@
 # Every check runs; exit 1 if any failed.
 #
 #   TOP_SRCDIR=$PWD TOP_BUILDDIR=$PWD/build bash tests/install/test_install.sh
+# shellcheck disable=SC2154  # bindir, sbindir, ...: from make print-install-dirs (eval)
 set -euo pipefail
 
 : "${TOP_SRCDIR:?set TOP_SRCDIR to the source tree (make check does)}"
@@ -26,8 +27,8 @@ MAKE=${MAKE:-make}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-install.XXXXXX")
 ROOT=$WORK/root
 DAEMON_PID=
-FAILED=0
-CHECKS=0
+# shellcheck source=SCRIPTDIR/../checks.sh
+. "$TOP_SRCDIR/tests/checks.sh"
 
 cleanup() {
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
@@ -42,27 +43,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-fail() {
-    FAILED=$((FAILED + 1))
-    printf 'FAIL: %s\n' "$1" >&2
-    shift
-    for line in "$@"; do printf '      %s\n' "$line" >&2; done
-}
-
-# check NAME COMMAND...: the command succeeds.
-check() {
-    local name=$1
-    shift
-    CHECKS=$((CHECKS + 1))
-    "$@" >/dev/null 2>&1 || fail "$name" "command: $*"
-}
-
-# check_eq NAME GOT WANTED
-check_eq() {
-    CHECKS=$((CHECKS + 1))
-    [ "$2" = "$3" ] || fail "$1" "got:    $(printf '%q' "$2")" "wanted: $(printf '%q' "$3")"
-}
 
 # ---------------------------------------------------------------- install
 

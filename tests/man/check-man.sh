@@ -26,14 +26,8 @@ fi
 
 MAN=$TOP_SRCDIR/man
 PAGES=(dbpoold.8 dbpoold.conf.5 dbpool.1 libdbpool.3)
-FAILED=0
-
-fail() {
-    FAILED=$((FAILED + 1))
-    printf 'FAIL: %s\n' "$1" >&2
-    shift
-    for line in "$@"; do printf '      %s\n' "$line" >&2; done
-}
+# shellcheck source=SCRIPTDIR/../checks.sh
+. "$TOP_SRCDIR/tests/checks.sh"
 
 # ---------------------------------------------------------------- lint
 

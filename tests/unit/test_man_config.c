@@ -266,23 +266,51 @@ static void expect_no_stray_keys(const char *section, const char *title,
     }
 }
 
+/* Each of the keys is in the section with its default in every struct of
+ * bases (the daemon's, each pool's, or a driver's options). */
+static void check_keys(const char *sec, const char *title, const struct key_spec *keys,
+                       size_t nkeys, const void *const *bases, size_t nbases)
+{
+    for (size_t i = 0; i < nkeys; i++) {
+        char defs[8][256];
+        const char *distinct[8];
+        size_t n = 0;
+        for (size_t b = 0; b < nbases && n < 8; b++) {
+            format_default(&keys[i], bases[b], defs[n], sizeof(defs[n]));
+            bool seen = false;
+            for (size_t j = 0; j < n; j++)
+                seen = seen || strcmp(distinct[j], defs[n]) == 0;
+            if (!seen) {
+                distinct[n] = defs[n];
+                n++;
+            }
+        }
+        expect_key(sec, title, &keys[i], distinct, n);
+    }
+}
+
+/* A section of the loader's own keys: each with its defaults in bases,
+ * and nothing else. */
+static void check_loader_section(const char *page, const char *title, const struct key_spec *keys,
+                                 size_t nkeys, const void *const *bases, size_t nbases)
+{
+    char *sec = man_section(page, title);
+    const struct key_spec *tables[] = { keys };
+    const size_t sizes[] = { nkeys };
+
+    check_keys(sec, title, keys, nkeys, bases, nbases);
+    expect_no_stray_keys(sec, title, tables, sizes, 1);
+    free(sec);
+}
+
 Test(man_config, daemon_keys_with_their_defaults)
 {
     char *page = read_source_file("man/dbpoold.conf.5");
-    char *sec = man_section(page, "DAEMON SETTINGS");
     struct config *cfg = load_defaults();
+    const void *bases[] = { &cfg->daemon };
 
-    for (size_t i = 0; i < cf_ndaemon_keys; i++) {
-        char def[256];
-        const char *defs[1] = { def };
-        format_default(&cf_daemon_keys[i], &cfg->daemon, def, sizeof(def));
-        expect_key(sec, "DAEMON SETTINGS", &cf_daemon_keys[i], defs, 1);
-    }
-    const struct key_spec *tables[] = { cf_daemon_keys };
-    const size_t sizes[] = { cf_ndaemon_keys };
-    expect_no_stray_keys(sec, "DAEMON SETTINGS", tables, sizes, 1);
+    check_loader_section(page, "DAEMON SETTINGS", cf_daemon_keys, cf_ndaemon_keys, bases, 1);
     config_free(cfg);
-    free(sec);
     free(page);
 }
 
@@ -290,30 +318,15 @@ Test(man_config, daemon_keys_with_their_defaults)
 Test(man_config, common_pool_keys_with_every_types_default)
 {
     char *page = read_source_file("man/dbpoold.conf.5");
-    char *sec = man_section(page, "POOL SETTINGS");
     struct config *cfg = load_defaults();
+    const void *bases[8];
+    size_t nbases = 0;
 
-    for (size_t i = 0; i < cf_ncommon_pool_keys; i++) {
-        char defs[8][256];
-        const char *ptrs[8];
-        size_t n = 0;
-        for (size_t p = 0; p < cfg->npools && n < 8; p++) {
-            format_default(&cf_common_pool_keys[i], &cfg->pools[p], defs[n], sizeof(defs[n]));
-            bool seen = false;
-            for (size_t j = 0; j < n; j++)
-                seen = seen || strcmp(ptrs[j], defs[n]) == 0;
-            if (!seen) {
-                ptrs[n] = defs[n];
-                n++;
-            }
-        }
-        expect_key(sec, "POOL SETTINGS", &cf_common_pool_keys[i], ptrs, n);
-    }
-    const struct key_spec *tables[] = { cf_common_pool_keys };
-    const size_t sizes[] = { cf_ncommon_pool_keys };
-    expect_no_stray_keys(sec, "POOL SETTINGS", tables, sizes, 1);
+    for (size_t p = 0; p < cfg->npools && nbases < 8; p++)
+        bases[nbases++] = &cfg->pools[p];
+    check_loader_section(page, "POOL SETTINGS", cf_common_pool_keys, cf_ncommon_pool_keys, bases,
+                         nbases);
     config_free(cfg);
-    free(sec);
     free(page);
 }
 
@@ -332,19 +345,13 @@ Test(man_config, every_types_keys_with_their_defaults)
         snprintf(title + n, sizeof(title) - n, " POOLS");
         char *sec = man_section(page, title);
         const struct pool_config *pc = pool_of(cfg, spec->name);
-        char def[256];
-        const char *defs[1] = { def };
-
-        for (size_t j = 0; spec->server && j < cf_nserver_pool_keys; j++) {
-            format_default(&cf_server_pool_keys[j], pc, def, sizeof(def));
-            expect_key(sec, title, &cf_server_pool_keys[j], defs, 1);
-        }
-        for (size_t j = 0; j < spec->nkeys; j++) {
-            format_default(&spec->keys[j], pc->driver_opts, def, sizeof(def));
-            expect_key(sec, title, &spec->keys[j], defs, 1);
-        }
+        const void *pool_base[] = { pc }, *opts_base[] = { pc->driver_opts };
+        size_t nserver = spec->server ? cf_nserver_pool_keys : 0;
         const struct key_spec *tables[] = { spec->keys, cf_server_pool_keys };
-        const size_t sizes[] = { spec->nkeys, spec->server ? cf_nserver_pool_keys : 0 };
+        const size_t sizes[] = { spec->nkeys, nserver };
+
+        check_keys(sec, title, cf_server_pool_keys, nserver, pool_base, 1);
+        check_keys(sec, title, spec->keys, spec->nkeys, opts_base, 1);
         expect_no_stray_keys(sec, title, tables, sizes, 2);
         free(sec);
     }
