@@ -156,7 +156,7 @@ int main(int argc, char **argv)
 C
     # A sanitizer build's libdbpool needs the program built with the same.
     local san=
-    ldd "$ROOT$libdir/libdbpool.so.1" | grep -q libasan && san="-fsanitize=address,undefined"
+    grep -q libasan <<<"$(ldd "$ROOT$libdir/libdbpool.so.1")" && san="-fsanitize=address,undefined"
     # shellcheck disable=SC2086  # the flags are words
     if ! ${CC:-cc} $san -o "$WORK/hello" "$WORK/hello.c" $flags >"$WORK/cc.log" 2>&1; then
         fail "a program builds against the installed libdbpool with pkg-config's flags"

@@ -70,13 +70,15 @@ check_options() {
     mapfile -t in_help < <(help_options <<<"$help")
     mapfile -t in_page < <(page_options "$MAN/$page")
     [ "${#in_help[@]}" -gt 0 ] || fail "$prog: no options found in its help" "$help"
+    # (here-strings, not `printf | grep -q`: with pipefail, grep quitting
+    # early would fail the pipeline whenever printf caught SIGPIPE)
     for opt in "${in_help[@]}"; do
-        printf '%s\n' "${in_page[@]}" | grep -qxF -- "$opt" ||
+        grep -qxF -- "$opt" <<<"$(printf '%s\n' "${in_page[@]}")" ||
             fail "$prog: option $opt of its help is not documented in man/$page" \
                  "add an \".It Fl\" entry for it"
     done
     for opt in "${in_page[@]}"; do
-        printf '%s\n' "${in_help[@]}" | grep -qxF -- "$opt" ||
+        grep -qxF -- "$opt" <<<"$(printf '%s\n' "${in_help[@]}")" ||
             fail "man/$page documents $opt, which $prog --help does not list" \
                  "remove it from the page, or add it to the program's usage()"
     done
