@@ -13,6 +13,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       # systemd-socket-activate and systemd-analyze for tests/integration/test_systemd
       # and tests/systemd/test_units.sh; its pkg-config file names the unit directory
       systemd
+      # the man pages' lint in the test suite (tests/man/check-man.sh)
+      mandoc
       # fuzzing (--enable-fuzzing, make fuzz): clang 14, its libFuzzer and
       # sanitizer runtimes (libclang_rt.fuzzer*), llvm-symbolizer for reports
       clang libclang-rt-14-dev llvm)

@@ -1,6 +1,6 @@
 /*
  * main.c — dbpool, the command-line client: a small psql/sqlite3-like tool
- * that talks to dbpoold through libdbpool (doc/dbpool.1.md is its manual).
+ * that talks to dbpoold through libdbpool (man/dbpool.1 is its manual).
  *
  *   dbpool [-S SOCKET] [-d POOL] [-c SQL]... [-f FILE]... [--csv|--json] [-q]
  *          [--connect-timeout=DURATION] [--timeout=DURATION]
