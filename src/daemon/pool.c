@@ -915,6 +915,7 @@ void pool_get_stats(const struct pool *p, struct pool_stats *out)
     out->name = p->cfg->name;
     out->type = p->drv->name;
     out->healthy = !p->health.unhealthy;
+    out->paused = p->paused;
     out->down = p->health.down;
     out->connect_failures = p->health.failures;
     out->next_connect_in_ms = health_next_attempt_ms(&p->health);

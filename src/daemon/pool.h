@@ -49,6 +49,7 @@ struct pool_stats {
     const char *name;
     const char *type;
     bool healthy;
+    bool paused;                     /* pool_pause: no server is handed out */
     bool down;                       /* more than maxRetries connect failures in a row:
                                         requests fail at once with UNAVAILABLE */
     int connect_failures;            /* consecutive failed connection attempts */

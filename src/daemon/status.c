@@ -218,9 +218,9 @@ static void render_pool(struct evbuffer *b, const struct pool_stats *s)
     json_str(b, s->name ? s->name : "");
     evbuffer_add(b, ", \"type\": ", 10);
     json_str(b, s->type ? s->type : "");
-    evbuffer_add_printf(b, ", \"healthy\": %s, \"down\": %s, \"connect_failures\": %d, "
-                        "\"next_connect_in_ms\": ", json_bool(s->healthy), json_bool(s->down),
-                        s->connect_failures);
+    evbuffer_add_printf(b, ", \"healthy\": %s, \"paused\": %s, \"down\": %s, "
+                        "\"connect_failures\": %d, \"next_connect_in_ms\": ", json_bool(s->healthy),
+                        json_bool(s->paused), json_bool(s->down), s->connect_failures);
     if (s->next_connect_in_ms >= 0)
         evbuffer_add_printf(b, "%" PRId64, s->next_connect_in_ms);
     else
