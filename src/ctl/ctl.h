@@ -1,6 +1,6 @@
 /*
  * ctl.h — what dbpoolctl's files share: the options, fetching a JSON
- * document from the status socket (main.c), the human tables (render.c)
+ * document from the status socket (fetch.c), the human tables (render.c)
  * and the refreshing view (top.c).
  *
  * Exit codes: 0 done (health: healthy); 1 the daemon answered with an
@@ -26,6 +26,14 @@ struct ctl {
     int iterations;             /* top: 0 = until q */
 };
 
+struct http_reply;
+
+/* fetch.c: one request; the reply in *r. When it could not be made, the
+ * message is printed and the exit code returned (EXIT_UNREACHABLE); -1
+ * otherwise. */
+int ctl_request(const struct ctl *c, const char *method, const char *path, struct http_reply *r);
+/* The daemon's {"error": ...} (or the body) and the HTTP status, on stderr. */
+void ctl_print_error(const struct http_reply *r);
 /* GET path as a parsed document; NULL after printing why, with *exit_code
  * set (EXIT_UNREACHABLE, or 1 for an error answer). */
 struct json *ctl_get(const struct ctl *c, const char *path, int *exit_code);

@@ -69,60 +69,11 @@ static void usage(FILE *f)
             "reached, 64 usage\n");
 }
 
-/* The daemon's {"error": ...} message, or the body itself. */
-static void print_error(const struct http_reply *r)
-{
-    char err[200];
-    struct json *j = json_parse(r->body, err, sizeof(err));
-    const char *msg = json_str(json_get(j, "error"), NULL);
-
-    fprintf(stderr, "dbpoolctl: %s (HTTP %d)\n", msg ? msg : r->body, r->status);
-    json_free(j);
-}
-
-/* One request; the reply in *r. The exit code when it failed, else -1. */
-static int request(const struct ctl *c, const char *method, const char *path,
-                   struct http_reply *r)
-{
-    char err[512];
-
-    if (http_request(c->socket, method, path, c->timeout_ms, r, err, sizeof(err)) != 0) {
-        fprintf(stderr, "dbpoolctl: %s\n", err);
-        return EXIT_UNREACHABLE;
-    }
-    return -1;
-}
-
-struct json *ctl_get(const struct ctl *c, const char *path, int *exit_code)
-{
-    struct http_reply r;
-    struct json *j;
-    char err[200];
-    int rc = request(c, "GET", path, &r);
-
-    if (rc >= 0) {
-        *exit_code = rc;
-        return NULL;
-    }
-    if (r.status != 200 && r.status != 503) {
-        print_error(&r);
-        http_reply_free(&r);
-        *exit_code = 1;
-        return NULL;
-    }
-    if (!(j = json_parse(r.body, err, sizeof(err)))) {
-        fprintf(stderr, "dbpoolctl: %s\n", err);
-        *exit_code = 1;
-    }
-    http_reply_free(&r);
-    return j;
-}
-
 /* --json: the body as it came; the exit code. */
 static int print_raw(const struct ctl *c, const char *method, const char *path, bool ok503)
 {
     struct http_reply r;
-    int rc = request(c, method, path, &r);
+    int rc = ctl_request(c, method, path, &r);
 
     if (rc >= 0)
         return rc;
@@ -170,7 +121,7 @@ static int run_status(const struct ctl *c)
 static int run_health(const struct ctl *c)
 {
     struct http_reply r;
-    int rc = request(c, "GET", "/health", &r);
+    int rc = ctl_request(c, "GET", "/health", &r);
     char err[200];
 
     if (rc >= 0)
@@ -215,13 +166,13 @@ static int run_action(const struct ctl *c, const struct command *cmd, const char
         snprintf(path, sizeof(path), "%.*s%s%s", (int)(hole - cmd->path), cmd->path, seg, hole + 2);
     else
         snprintf(path, sizeof(path), "%s", cmd->path);
-    if ((rc = request(c, "POST", path, &r)) >= 0)
+    if ((rc = ctl_request(c, "POST", path, &r)) >= 0)
         return rc;
     rc = (r.status >= 200 && r.status < 300) ? 0 : 1;
     if (c->json)
         fputs(r.body, stdout);
     else if (rc)
-        print_error(&r);
+        ctl_print_error(&r);
     else if (arg)
         printf("%s %s: done\n", cmd->name, arg);
     else
