@@ -380,6 +380,8 @@ static void start_request(struct client *c)
     struct plan_env env;
     int32_t index;
 
+    c->requests++;
+    c->request_since_us = now_us();   /* vDSO clock read: no syscall */
     plan_env(c, &env);
     enum plan_start how = request_start(r, &c->tx, &env, &err, &index);
     if (how == START_RUN) {
@@ -699,6 +701,7 @@ void client_accept(struct sessions *s, int fd)
     }
     c->s = s;
     c->peer = peer;
+    c->connected_us = now_us();
     if (sockbuf_init(&c->io, s->base, fd, &client_io, c, &s->budget, INPUT_READ_AHEAD,
                      dc->output_high_water / 2) != 0) {
         free(c);

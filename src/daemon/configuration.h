@@ -38,6 +38,10 @@ struct daemon_config {
     char *socket;                   /* client socket path */
     char *status_socket;            /* status (HTTP) socket path; "" disables */
     unsigned socket_mode;           /* permission bits of the client socket (default 0666) */
+    unsigned status_socket_mode;    /* permission bits of the status socket (default 0660):
+                                       who may connect may GET */
+    struct id_set admin_users;      /* uids that may POST (besides root and our own uid) */
+    struct id_set admin_groups;     /* gids whose members (primary or supplementary) may POST */
     enum log_level log_level;
     uint32_t max_frame_size;        /* bytes, default 16 MiB */
     uint32_t max_params;            /* parameters per statement, default 1024 */

@@ -149,6 +149,26 @@ static const struct reload_outcome *admin_reload(void *admin)
     return daemon_reload(admin);
 }
 
+static const struct config *view_config(const void *arg)
+{
+    return ((const struct daemon *)arg)->cfg;
+}
+
+static struct pool *admin_find_pool(void *admin, const char *name, size_t len)
+{
+    return daemon_find_pool(admin, name, len);
+}
+
+static int admin_kill(void *admin, uint64_t id)
+{
+    return sessions_kill(&((struct daemon *)admin)->sessions, id);
+}
+
+static void admin_shutdown(void *admin, const char *reason)
+{
+    daemon_shutdown(admin, reason);
+}
+
 /* What STATUS= reports to systemd. */
 static void view_service_figures(const void *arg, struct service_figures *out)
 {
@@ -180,11 +200,16 @@ static int start_sockets(struct daemon *d, char *errbuf, size_t errlen)
         return -1;
     }
     if (ss.status.fd >= 0 || (dc->status_socket && dc->status_socket[0])) {
-        d->status_view = (struct status_view){ d->base, (int)dc->listen_backlog, view_npools,
-                                               view_pool, view_daemon_info, view_each_client, d,
-                                               view_reload_state, admin_reload, d };
+        d->status_view = (struct status_view){
+            .base = d->base, .listen_backlog = (int)dc->listen_backlog, .npools = view_npools,
+            .pool = view_pool, .daemon_info = view_daemon_info, .each_client = view_each_client,
+            .arg = d, .reload_state = view_reload_state, .reload = admin_reload,
+            .config = view_config, .find_pool = admin_find_pool, .kill_client = admin_kill,
+            .shutdown = admin_shutdown, .admin = d,
+        };
         d->status = status_start(&d->status_view, service_socket_path(&ss.status, dc->status_socket,
-                                 "daemon.statusSocket"), ss.status.fd, errbuf, errlen);
+                                 "daemon.statusSocket"), dc->status_socket_mode, ss.status.fd,
+                                 errbuf, errlen);
         if (!d->status)
             return -1;
     }

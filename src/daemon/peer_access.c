@@ -65,15 +65,21 @@ static bool supplementary_in(int fd, const struct id_set *set)
     return found;
 }
 
+bool peer_listed(int fd, const struct peer_cred *cr, const struct id_set *users,
+                 const struct id_set *groups)
+{
+    if (!cr->known)
+        return false;
+    if (id_set_has(users, cr->uid) || id_set_has(groups, cr->gid))
+        return true;
+    return groups->n > 0 && supplementary_in(fd, groups);
+}
+
 bool peer_may_use(int fd, const struct peer_cred *cr, const struct pool_config *pc)
 {
     if (pc->allow_users.n == 0 && pc->allow_groups.n == 0)
         return true;
-    if (!cr->known)
-        return false;
-    if (id_set_has(&pc->allow_users, cr->uid) || id_set_has(&pc->allow_groups, cr->gid))
-        return true;
-    return pc->allow_groups.n > 0 && supplementary_in(fd, &pc->allow_groups);
+    return peer_listed(fd, cr, &pc->allow_users, &pc->allow_groups);
 }
 
 void peer_refusal_log_init(struct log_limit *l)

@@ -8,7 +8,9 @@
  * HELLO a pool with allowUsers / allowGroups is checked against them:
  * the uid, the primary gid, and — only if neither decided — the client's
  * supplementary groups as the kernel recorded them at connect
- * (SO_PEERGROUPS, Linux 4.13+). Nothing here asks NSS (getpwnam,
+ * (SO_PEERGROUPS, Linux 4.13+). The status socket asks the same of
+ * daemon.adminUsers / adminGroups before an admin action (status_admin.c).
+ * Nothing here asks NSS (getpwnam,
  * getgrouplist): the lists hold numeric ids resolved at load (config/ids.c),
  * so a slow LDAP server cannot stall the event loop and a client cannot
  * claim groups it does not have.
@@ -33,9 +35,14 @@ struct peer_cred {
 /* SO_PEERCRED of an accepted Unix socket. */
 void peer_cred_read(int fd, struct peer_cred *out);
 
+/* Whether the peer on fd (credentials cr) is listed: its uid is in users,
+ * or its primary or a supplementary group is in groups. */
+bool peer_listed(int fd, const struct peer_cred *cr, const struct id_set *users,
+                 const struct id_set *groups);
+
 /* Whether the client on fd (credentials cr) may use the pool configured as
- * pc: yes when the pool lists no one; else its uid is in allowUsers, or
- * its primary or a supplementary group is in allowGroups. */
+ * pc: yes when the pool lists no one; else peer_listed in allowUsers /
+ * allowGroups. */
 bool peer_may_use(int fd, const struct peer_cred *cr, const struct pool_config *pc);
 
 /* Refusals are logged once per PEER_REFUSAL_LOG_MS per key (a uid and a

@@ -239,8 +239,9 @@ static void waiter_remove(struct pool *p, struct pool_waiter *w)
     w->queued = false;
     p->nwaiting--;
     p->nwait_role[w->want]--;
-    uint64_t waited = now_us() - w->enqueued_us;
+    uint64_t now = now_us(), waited = now - w->enqueued_us;
     p->totals.total_wait_us += waited;
+    latency_record(&p->lat_wait, now, waited);
 }
 
 static void waiter_fail(struct pool *p, struct pool_waiter *w, int code, const char *msg)
@@ -416,6 +417,7 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
     TAILQ_FOREACH(sv, &p->lists[SV_IDLE], link) {
         if (sv->role == want && !p->paused) {
             set_state(sv, SV_ACTIVE);
+            latency_record(&p->lat_wait, sv->busy_since_us, 0);   /* set_state read the clock */
             return sv;
         }
     }
@@ -479,10 +481,13 @@ static void server_reset(struct pool *p, struct server *sv)
 void pool_release(struct pool *p, struct server *sv)
 {
     const char *why;
+    uint64_t now = now_us();
 
-    if (sv->state == SV_ACTIVE)
+    if (sv->state == SV_ACTIVE) {
         p->totals.total_transactions++;
-    if ((why = server_retire_reason(p, sv, now_us()))) {
+        latency_record(&p->lat_tx, now, now - sv->busy_since_us);
+    }
+    if ((why = server_retire_reason(p, sv, now))) {
         server_close(sv, why);
         pool_maybe_connect(p, ROLE_WRITER);
         pool_maybe_connect(p, ROLE_READER);
@@ -910,6 +915,7 @@ void pool_get_stats(const struct pool *p, struct pool_stats *out)
     out->name = p->cfg->name;
     out->type = p->drv->name;
     out->healthy = !p->health.unhealthy;
+    out->paused = p->paused;
     out->down = p->health.down;
     out->connect_failures = p->health.failures;
     out->next_connect_in_ms = health_next_attempt_ms(&p->health);
@@ -922,5 +928,8 @@ void pool_get_stats(const struct pool *p, struct pool_stats *out)
     out->clients_connected = p->clients_connected;
     out->clients_active = p->counts[SV_ACTIVE];
     out->clients_waiting = p->nwaiting;
-    out->longest_wait_us = head ? now_us() - head->enqueued_us : 0;
+    uint64_t now = now_us();
+    out->longest_wait_us = head ? now - head->enqueued_us : 0;
+    latency_summarize(&p->lat_tx, now, &out->tx_latency);
+    latency_summarize(&p->lat_wait, now, &out->wait_latency);
 }

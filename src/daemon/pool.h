@@ -25,6 +25,7 @@
 #include "backend/backend.h"
 #include "daemon/clock.h"
 #include "daemon/configuration.h"
+#include "daemon/latency.h"
 
 struct event_base;
 struct pool;
@@ -48,6 +49,7 @@ struct pool_stats {
     const char *name;
     const char *type;
     bool healthy;
+    bool paused;                     /* pool_pause: no server is handed out */
     bool down;                       /* more than maxRetries connect failures in a row:
                                         requests fail at once with UNAVAILABLE */
     int connect_failures;            /* consecutive failed connection attempts */
@@ -75,6 +77,8 @@ struct pool_stats {
     uint64_t total_connect_errors;
     uint64_t total_unavailable;      /* requests failed with UNAVAILABLE */
     uint64_t total_server_closes;
+    struct lat_summary tx_latency;   /* server bound to a client, acquire to release */
+    struct lat_summary wait_latency; /* acquisitions: 0 when a server was idle */
 };
 
 struct pool *pool_new(const struct pool_config *cfg, const struct backend_driver *drv,
@@ -147,6 +151,20 @@ bool pool_drained(const struct pool *p);
 /* Whether the pool or one of its connections still points into cfg (a
  * retired config is freed only when no pool does). */
 bool pool_uses_config(const struct pool *p, const struct config *cfg);
+
+/* One server connection as the status socket shows it (GET /servers). */
+struct server_view {
+    uint64_t id;
+    const char *state;               /* "connecting", "idle", "active", "checking", "resetting" */
+    const char *role;                /* "writer", "reader" */
+    uint64_t opened_us;              /* now_us() when it was opened */
+    uint64_t state_since_us;         /* idle: since; active: bound since; else 0 */
+    bool stale;                      /* of an older generation (reconnect, reload): closes when idle */
+    const char *info;                /* the driver's description (backend pid, ...), or "" */
+};
+typedef void (*server_view_fn)(void *ctx, const struct server_view *v);
+/* Call fn for every server connection of p, state by state. */
+void pool_each_server(const struct pool *p, server_view_fn fn, void *ctx);
 
 /* Operations on a server the caller holds (see backend.h for semantics). */
 void server_exec(struct server *sv, const struct backend_query *q,

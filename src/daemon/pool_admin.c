@@ -4,7 +4,8 @@
  * reconnect (a new generation of server connections), and removal from the
  * config (draining). None of them drops a client or a transaction: servers
  * that must go are closed when idle, the others as they are released
- * (server_retire_reason in pool.c).
+ * (server_retire_reason in pool.c). Also what an operator sees of the
+ * connections (pool_each_server, for GET /servers).
  */
 #include <stdio.h>
 
@@ -127,4 +128,33 @@ bool pool_uses_config(const struct pool *p, const struct config *cfg)
             if (config_holds(cfg, sv->cfg))
                 return true;
     return false;
+}
+
+static const char *const server_state_names[] = {
+    "connecting", "idle", "active", "checking", "resetting",
+};
+
+static uint64_t state_since(const struct server *sv)
+{
+    if (sv->state == SV_IDLE)
+        return sv->idle_since_us;
+    return sv->state == SV_ACTIVE ? sv->busy_since_us : 0;
+}
+
+void pool_each_server(const struct pool *p, server_view_fn fn, void *ctx)
+{
+    const struct server *sv;
+
+    for (size_t i = 0; i < sizeof(p->lists) / sizeof(p->lists[0]); i++) {
+        TAILQ_FOREACH(sv, &p->lists[i], link) {
+            struct server_view v = {
+                .id = sv->id, .state = server_state_names[sv->state],
+                .role = sv->role == ROLE_READER ? "reader" : "writer",
+                .opened_us = sv->created_us, .state_since_us = state_since(sv),
+                .stale = sv->gen != p->gen,
+                .info = sv->state == SV_CONNECTING ? "" : server_info(sv),
+            };
+            fn(ctx, &v);
+        }
+    }
 }

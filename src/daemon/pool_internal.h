@@ -59,6 +59,7 @@ struct pool {
     bool removed;                    /* gone from the config: draining */
     int clients_connected;
     struct pool_stats totals;        /* only the total_* fields are used */
+    struct latency lat_tx, lat_wait; /* transaction and wait times (latency.h) */
 };
 
 /* pool.c, for pool_admin.c */

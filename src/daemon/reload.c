@@ -297,6 +297,7 @@ static void apply_daemon(struct reload_state *r, struct config *cfg, struct relo
     od->socket = sock;
     od->status_socket = status;
     nd->socket_mode = od->socket_mode;
+    nd->status_socket_mode = od->status_socket_mode;
     nd->listen_backlog = od->listen_backlog;
     log_set_level(nd->log_level);
     r->t.sessions->cfg = nd;

@@ -581,6 +581,11 @@ void sessions_each(const struct sessions *s, session_info_fn fn, void *ctx)
                 .server = c->sv ? server_id(c->sv) : 0,
                 .waiting_since_us = c->waiter.queued ? c->waiter.enqueued_us : 0,
                 .peer = &c->peer,
+                .connected_us = c->connected_us,
+                .request_since_us = c->req ? c->request_since_us : 0,
+                .requests = c->requests,
+                .bytes_in = c->io.bytes_in,
+                .bytes_out = c->io.bytes_out,
             };
             fn(ctx, &info);
         }
@@ -636,14 +641,12 @@ void sessions_shutdown(struct sessions *s)
     }
 }
 
-/* shutdownTimeout expired for c (not closing): cancel and roll back what it
- * runs, queue ERROR SHUTDOWN after its output, free it once that is flushed. */
-static void shutdown_cut(struct client *c)
+/* Cut c (not closing): cancel and roll back what it runs, queue ERROR
+ * SHUTDOWN (msg) after its output, free it once that is flushed. */
+static void cut(struct client *c, const char *msg)
 {
     c->tx.txstate = 'I';
-    client_send_error(c, DBPOOL_E_SHUTDOWN, "57P01", "dbpoold shut down: shutdownTimeout expired "
-               "before this session's request or transaction ended; it was cancelled and "
-               "rolled back", -1);
+    client_send_error(c, DBPOOL_E_SHUTDOWN, "57P01", msg, -1);
     if (client_output_len(c) == 0) {   /* nothing could be queued, or the peer is gone */
         client_free(c);
         return;
@@ -652,6 +655,33 @@ static void shutdown_cut(struct client *c)
      * and no more rows are queued; what is queued — whole frames, the ERROR
      * last — is flushed for a short while before the session is freed. */
     close_within(c, CLIENT_CUT_FLUSH_MS);
+}
+
+/* shutdownTimeout expired for c (not closing). */
+static void shutdown_cut(struct client *c)
+{
+    cut(c, "dbpoold shut down: shutdownTimeout expired before this session's request or "
+        "transaction ended; it was cancelled and rolled back");
+}
+
+int sessions_kill(struct sessions *s, uint64_t id)
+{
+    struct client *c;
+
+    for (size_t i = 0; i < CL_NSTATES; i++) {
+        TAILQ_FOREACH(c, &s->lists[i], link) {
+            if (c->id != id)
+                continue;
+            if (c->state == CL_CLOSING)
+                return 1;
+            log_info("client_killed", "client=%llu state=%s tx=%c reason=admin",
+                     (unsigned long long)id, client_state_name(c->state), c->tx.txstate);
+            cut(c, "an administrator closed this session (dbpoolctl kill, POST /clients/ID/kill); "
+                "what it ran was cancelled and its transaction rolled back: reconnect to go on");
+            return 0;
+        }
+    }
+    return -1;
 }
 
 void sessions_cut(struct sessions *s)

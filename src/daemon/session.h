@@ -119,12 +119,22 @@ struct session_info {
     uint64_t server;                        /* the bound server's id, 0 when none */
     const struct peer_cred *peer;           /* SO_PEERCRED at accept */
     uint64_t waiting_since_us;              /* now_us() when it queued for a server; 0 */
+    uint64_t connected_us;                  /* now_us() at accept */
+    uint64_t request_since_us;              /* now_us() when the request in progress began; 0 */
+    uint64_t requests;                      /* request frames received */
+    uint64_t bytes_in, bytes_out;           /* on its socket */
 };
 typedef void (*session_info_fn)(void *ctx, const struct session_info *info);
 /* Call fn for every session, state by state (the lists' order). */
 void sessions_each(const struct sessions *s, session_info_fn fn, void *ctx);
 
 const char *client_state_name(enum client_state s);
+
+/* An administrator ends session id (POST /clients/ID/kill): what it runs
+ * is cancelled and its transaction rolled back, ERROR SHUTDOWN (57P01,
+ * naming the admin action) is queued after its output, then it is closed.
+ * 0 done, -1 no such session, 1 it is closing already. */
+int sessions_kill(struct sessions *s, uint64_t id);
 
 
 /* ---- for client.c: one session ---- */
@@ -143,6 +153,9 @@ struct client {
     uint64_t id;
     enum client_state state;  /* changed only by client_set_state() */
     struct peer_cred peer;    /* SO_PEERCRED, read at accept */
+    uint64_t connected_us;    /* now_us() at accept */
+    uint64_t request_since_us;    /* now_us() when c->req began */
+    uint64_t requests;        /* request frames received */
     bool uid_counted;         /* counted in s->per_uid (client_register) */
     struct pool *pool;
     char *name;

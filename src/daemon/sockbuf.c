@@ -156,6 +156,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         sockbuf_fail(sb);
         return;
     }
+    sb->bytes_in += (uint64_t)n;
     if (!sb->in && !(sb->in = evbuffer_new())) {
         sockbuf_fail(sb);
         return;
@@ -188,6 +189,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
             sockbuf_fail(sb);
             return;
         }
+        sb->bytes_out += (uint64_t)n;
     }
     if (!sb->flush_pending && sb->out && evbuffer_get_length(sb->out) == 0) {
         evbuffer_free(sb->out);   /* idle sessions hold no buffers */
@@ -332,6 +334,7 @@ void sockbuf_flush(struct sockbuf *sb)
             charge_sync(sb);
             return;   /* full socket or an error: the pending write event handles it */
         }
+        sb->bytes_out += (uint64_t)n;
     }
     charge_sync(sb);
     if (sb->above_low || sb->notify_empty)

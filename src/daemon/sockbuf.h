@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
 
@@ -77,6 +78,7 @@ struct sockbuf {
     size_t in_reserve;                  /* input admitted for the frame at the head (bytes) */
     size_t charged;                     /* bytes charged to budget now */
     size_t low_water;                   /* call drained() at or below this */
+    uint64_t bytes_in, bytes_out;       /* read from / written to the socket (GET /clients) */
     bool reading;                       /* read event added */
     bool flush_pending;                 /* wev is active or added */
     bool above_low;                     /* output went above low_water since drained() */

@@ -6,20 +6,22 @@
  *   GET /pools    one JSON object per pool: sizing, clients, counters
  *   GET /stats    daemon-wide JSON: version, uptime, clients, summed counters
  *   GET /metrics  the same numbers in Prometheus text exposition format
- *   GET /clients  every client session: its state, pool, transaction, server
- *   POST /reload  reload the configuration now (status_reload.c)
+ *   GET /clients  every client session (status_conns.c)
+ *   GET /servers  every server connection (status_conns.c)
+ *   GET /config   the effective configuration, secrets redacted (status_config.c)
+ *   POST /reload, /shutdown, /pools/NAME/{pause,resume,reconnect},
+ *        /clients/ID/kill   admin actions (status_admin.c)
  *
  * doc/status.md documents every field. HEAD is answered like GET without a
- * body; any other method gets 405 with an Allow header (/reload: POST
- * only), an unknown path 404.
+ * body; any other method gets 405 with an Allow header (admin actions:
+ * POST only), an unknown path 404. Who may do what: status_admin.h.
  * The query string never affects routing.
  *
  * Every request takes one snapshot of all pools (pool_get_stats) and renders
  * it, so a response is internally consistent. What it shows comes through
  * the read-only struct status_view the daemon gives at status_start; the
- * session counts are the lengths of the sessions' state lists. Nothing here blocks, and
- * nothing from the configuration beyond pool names and types is reported:
- * hosts, users and passwords never leave the daemon this way.
+ * session counts are the lengths of the sessions' state lists. Nothing here
+ * blocks. Passwords never leave the daemon (GET /config shows "***").
  *
  * Ownership: status_start() returns a struct status_server that owns the
  * evhttp (which owns the listener and so the listening socket);
@@ -51,6 +53,10 @@
 #include "daemon/pool.h"
 #include "daemon/reload.h"
 #include "daemon/status.h"
+#include "daemon/status_admin.h"
+#include "daemon/status_config.h"
+#include "daemon/status_conns.h"
+#include "daemon/status_latency.h"
 #include "daemon/status_reload.h"
 #include "daemon/status_write.h"
 #include "daemon/unix_socket.h"
@@ -61,7 +67,6 @@
 #define STATUS_VERSION "dev"
 #endif
 
-#define STATUS_SOCKET_MODE 0660
 #define STATUS_TIMEOUT_S 10              /* idle/slow HTTP connections */
 #define STATUS_MAX_HEADERS 8192          /* bytes of request headers */
 #define STATUS_MAX_BODY 4096             /* GET needs none; keep it small */
@@ -213,9 +218,9 @@ static void render_pool(struct evbuffer *b, const struct pool_stats *s)
     json_str(b, s->name ? s->name : "");
     evbuffer_add(b, ", \"type\": ", 10);
     json_str(b, s->type ? s->type : "");
-    evbuffer_add_printf(b, ", \"healthy\": %s, \"down\": %s, \"connect_failures\": %d, "
-                        "\"next_connect_in_ms\": ", json_bool(s->healthy), json_bool(s->down),
-                        s->connect_failures);
+    evbuffer_add_printf(b, ", \"healthy\": %s, \"paused\": %s, \"down\": %s, "
+                        "\"connect_failures\": %d, \"next_connect_in_ms\": ", json_bool(s->healthy),
+                        json_bool(s->paused), json_bool(s->down), s->connect_failures);
     if (s->next_connect_in_ms >= 0)
         evbuffer_add_printf(b, "%" PRId64, s->next_connect_in_ms);
     else
@@ -230,6 +235,8 @@ static void render_pool(struct evbuffer *b, const struct pool_stats *s)
         s->servers_connecting, s->clients_connected, s->clients_active,
         s->clients_waiting);
     json_us_as_ms(b, s->longest_wait_us);
+    evbuffer_add(b, ", \"latency\": ", 13);
+    status_render_latency(b, s);
     evbuffer_add(b, ", \"totals\": ", 12);
     render_totals(b, s);
     evbuffer_add(b, "}", 1);
@@ -283,55 +290,28 @@ static void handle_stats(struct status_server *s, struct evhttp_request *req,
 }
 
 /* ------------------------------------------------------------------------
- * GET /clients
+ * GET /clients, /servers, /config (their own files)
  * ---------------------------------------------------------------------- */
-
-struct clients_render {
-    struct evbuffer *b;
-    size_t n;
-    uint64_t now_us;
-};
-
-static void render_client(void *ctx, const struct session_info *c)
-{
-    struct clients_render *cr = ctx;
-    struct evbuffer *b = cr->b;
-
-    evbuffer_add_printf(b, "%s{\"id\": %" PRIu64 ", \"state\": \"%s\", \"pool\": ",
-                        cr->n++ ? ",\n  " : "", c->id, client_state_name(c->state));
-    json_str_or_null(b, c->pool);
-    evbuffer_add(b, ", \"name\": ", 10);
-    json_str_or_null(b, c->name);
-    if (c->peer->known)
-        evbuffer_add_printf(b, ", \"uid\": %u, \"pid\": %d", c->peer->uid, (int)c->peer->pid);
-    else
-        evbuffer_add(b, ", \"uid\": null, \"pid\": null", 26);
-    evbuffer_add_printf(b, ", \"tx\": \"%c\", \"server\": ", c->txstate);
-    if (c->server)
-        evbuffer_add_printf(b, "%" PRIu64, c->server);
-    else
-        evbuffer_add(b, "null", 4);
-    evbuffer_add(b, ", \"waiting_ms\": ", 16);
-    if (c->waiting_since_us)
-        json_us_as_ms(b, cr->now_us > c->waiting_since_us ? cr->now_us - c->waiting_since_us : 0);
-    else
-        evbuffer_add(b, "null", 4);
-    evbuffer_add(b, "}", 1);
-}
 
 static void handle_clients(struct status_server *s, struct evhttp_request *req,
                            const struct snapshot *snap, struct evbuffer *b)
 {
-    struct clients_render cr = { b, 0, now_us() };
+    (void)snap;
+    status_handle_clients(req, s->view, b);
+}
 
-    evbuffer_add_printf(b, "{\"states\": {");
-    for (size_t i = 0; i < CL_NSTATES; i++)
-        evbuffer_add_printf(b, "%s\"%s\": %zu", i ? ", " : "", client_state_name(i),
-                            snap->info.clients_in[i]);
-    evbuffer_add_printf(b, "},\n \"clients\": [");
-    s->view->each_client(s->view->arg, render_client, &cr);
-    evbuffer_add(b, "]}\n", 3);
-    send_body(req, HTTP_OK, "OK", CT_JSON, b);
+static void handle_servers(struct status_server *s, struct evhttp_request *req,
+                           const struct snapshot *snap, struct evbuffer *b)
+{
+    (void)snap;
+    status_handle_servers(req, s->view, b);
+}
+
+static void handle_config(struct status_server *s, struct evhttp_request *req,
+                          const struct snapshot *snap, struct evbuffer *b)
+{
+    (void)snap;
+    status_handle_config(req, s->view, b);
 }
 
 /* ------------------------------------------------------------------------
@@ -402,31 +382,6 @@ static const struct pool_metric pool_metrics[] = {
     PM("server_closes_total", "counter", "Server connections closed.", NULL, MK_U64,
        total_server_closes),
 };
-
-/* Append s as a label value: \ " and newline escaped, per the format;
- * invalid UTF-8 bytes become U+FFFD (the format requires UTF-8). */
-static void prom_label_value(struct evbuffer *b, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-
-    evbuffer_add(b, "\"", 1);
-    while (*p) {
-        size_t n = utf8_seq_len(p);
-        if (n == 0) {
-            evbuffer_add(b, "\xef\xbf\xbd", 3);
-            p++;
-        } else if (*p == '\\' || *p == '"') {
-            evbuffer_add_printf(b, "\\%c", *p++);
-        } else if (*p == '\n') {
-            evbuffer_add(b, "\\n", 2);
-            p++;
-        } else {
-            evbuffer_add(b, p, n);
-            p += n;
-        }
-    }
-    evbuffer_add(b, "\"", 1);
-}
 
 static void prom_header(struct evbuffer *b, const char *name, const char *type, const char *help)
 {
@@ -523,6 +478,7 @@ static void handle_metrics(struct status_server *s, struct evhttp_request *req,
             prom_header(b, m->name, m->type, m->help);
         prom_pool_samples(b, snap, m);
     }
+    status_prom_latency(b, snap->st, snap->n);
     send_body(req, HTTP_OK, "OK", CT_METRICS, b);
 }
 
@@ -542,6 +498,8 @@ static const struct route {
     { "/stats", handle_stats },
     { "/metrics", handle_metrics },
     { "/clients", handle_clients },
+    { "/servers", handle_servers },
+    { "/config", handle_config },
 };
 
 static endpoint_fn route_find(const char *path)
@@ -565,8 +523,9 @@ static void send_not_found(struct evhttp_request *req, const char *path)
 {
     char msg[512];
 
-    snprintf(msg, sizeof(msg), "no such endpoint: %s (try /health, /pools, /stats, /metrics, "
-             "/clients or POST /reload)", path);
+    snprintf(msg, sizeof(msg), "no such endpoint: %.200s (try /health, /pools, /stats, /metrics, "
+             "/clients, /servers, /config, or POST /reload, /shutdown, /pools/NAME/pause, "
+             "/resume, /reconnect, /clients/ID/kill)", path);
     send_json_error(req, HTTP_NOTFOUND, "Not Found", msg);
 }
 
@@ -574,19 +533,6 @@ static void send_not_allowed(struct evhttp_request *req, const char *allow, cons
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
     send_json_error(req, HTTP_BADMETHOD, "Method Not Allowed", msg);
-}
-
-/* POST /reload (the one action); any other method is refused. */
-static void on_reload(struct status_server *s, struct evhttp_request *req)
-{
-    struct status_daemon_info info;
-
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST || !s->view->reload) {
-        send_not_allowed(req, "POST", "method not allowed: /reload takes POST");
-        return;
-    }
-    s->view->daemon_info(s->view->arg, &info);
-    status_handle_reload(req, s->view, info.shutting_down);
 }
 
 /* Snapshot the pools, run the endpoint, release everything. */
@@ -606,6 +552,15 @@ static void run_endpoint(struct status_server *s, struct evhttp_request *req, en
     evbuffer_free(b);
 }
 
+/* An admin action (status_admin.c). */
+static void on_admin(struct status_server *s, struct evhttp_request *req, const char *path)
+{
+    struct status_daemon_info info;
+
+    s->view->daemon_info(s->view->arg, &info);
+    status_admin_handle(req, s->view, path, info.shutting_down);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct status_server *s = arg;
@@ -613,8 +568,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = request_path(req);
     endpoint_fn fn = route_find(path);
 
-    if (strcmp(path, "/reload") == 0)
-        on_reload(s, req);
+    if (status_admin_path(path))
+        on_admin(s, req, path);
     else if (!fn)
         send_not_found(req, path);
     else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
@@ -685,7 +640,7 @@ static bool bind_listener(struct status_server *s, int fd)
 }
 
 struct status_server *status_start(const struct status_view *view, const char *path,
-                                   int passed_fd, char *errbuf, size_t errlen)
+                                   unsigned mode, int passed_fd, char *errbuf, size_t errlen)
 {
     struct status_server *s = calloc(1, sizeof(*s));
     int fd = passed_fd;
@@ -701,7 +656,7 @@ struct status_server *status_start(const struct status_view *view, const char *p
     http_configure(s);
     s->bound = passed_fd < 0;
     if (s->bound)
-        fd = unix_socket_listen(path, STATUS_SOCKET_MODE, view->listen_backlog, errbuf, errlen);
+        fd = unix_socket_listen(path, mode, view->listen_backlog, errbuf, errlen);
     if (fd < 0) {
         evhttp_free(s->http);
         free(s->path);

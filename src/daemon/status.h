@@ -16,6 +16,7 @@ struct pool;
 struct status_server;
 struct reload_state;
 struct reload_outcome;
+struct config;
 
 /* The daemon-wide figures at one instant. */
 struct status_daemon_info {
@@ -43,14 +44,23 @@ struct status_view {
      * action, which changes the daemon (admin, not arg). */
     const struct reload_state *(*reload_state)(const void *arg);
     const struct reload_outcome *(*reload)(void *admin);
+    /* The running config (GET /config; adminUsers / adminGroups). */
+    const struct config *(*config)(const void *arg);
+    /* Admin actions (status_admin.c), on the daemon (admin): the running
+     * pool of that name or NULL; end session id (sessions_kill's
+     * result); a graceful shutdown, as on SIGTERM. */
+    struct pool *(*find_pool)(void *admin, const char *name, size_t len);
+    int (*kill_client)(void *admin, uint64_t id);
+    void (*shutdown)(void *admin, const char *reason);
     void *admin;
 };
 
-/* Bind path (replacing a stale socket file), or take over passed_fd when
- * >= 0 (socket activation: already listening, never unlinked), and serve
- * on view->base. NULL + message on error (passed_fd is closed then). */
+/* Bind path with permission bits mode (replacing a stale socket file), or
+ * take over passed_fd when >= 0 (socket activation: already listening,
+ * never unlinked), and serve on view->base. NULL + message on error
+ * (passed_fd is closed then). */
 struct status_server *status_start(const struct status_view *view, const char *path,
-                                   int passed_fd, char *errbuf, size_t errlen);
+                                   unsigned mode, int passed_fd, char *errbuf, size_t errlen);
 /* The socket's path (for the log). */
 const char *status_path(const struct status_server *s);
 /* A descriptor was freed: if accepting paused on an error, resume now.

@@ -90,6 +90,35 @@ void json_us_as_ms(struct evbuffer *b, uint64_t us)
 }
 
 /* ------------------------------------------------------------------------
+ * Prometheus text
+ * ---------------------------------------------------------------------- */
+
+/* Append s as a label value: \ " and newline escaped, per the format;
+ * invalid UTF-8 bytes become U+FFFD (the format requires UTF-8). */
+void prom_label_value(struct evbuffer *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+    evbuffer_add(b, "\"", 1);
+    while (*p) {
+        size_t n = utf8_seq_len(p);
+        if (n == 0) {
+            evbuffer_add(b, "\xef\xbf\xbd", 3);
+            p++;
+        } else if (*p == '\\' || *p == '"') {
+            evbuffer_add_printf(b, "\\%c", *p++);
+        } else if (*p == '\n') {
+            evbuffer_add(b, "\\n", 2);
+            p++;
+        } else {
+            evbuffer_add(b, p, n);
+            p += n;
+        }
+    }
+    evbuffer_add(b, "\"", 1);
+}
+
+/* ------------------------------------------------------------------------
  * Replies
  * ---------------------------------------------------------------------- */
 

@@ -1,7 +1,6 @@
 /*
  * status_write.h — writing the status socket's responses: JSON values and
- * HTTP replies (status_write.c), for the endpoint files (status.c,
- * status_reload.c).
+ * HTTP replies (status_write.c), for the endpoint files (status*.c).
  */
 #ifndef DBPOOLD_STATUS_WRITE_H
 #define DBPOOLD_STATUS_WRITE_H
@@ -25,6 +24,10 @@ void json_str_or_null(struct evbuffer *b, const char *s);
 const char *json_bool(bool v);
 /* Microseconds as milliseconds with exactly three decimals (no float). */
 void json_us_as_ms(struct evbuffer *b, uint64_t us);
+
+/* Append s as a Prometheus label value, quoted: \ " and newline escaped;
+ * invalid UTF-8 bytes become U+FFFD (the format requires UTF-8). */
+void prom_label_value(struct evbuffer *b, const char *s);
 
 /* Reply with body (of type ctype); a HEAD request gets the headers only. */
 void send_body(struct evhttp_request *req, int code, const char *reason, const char *ctype,

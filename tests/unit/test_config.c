@@ -1389,3 +1389,29 @@ Test(access_config, unknown_names_and_bad_values_are_errors_with_their_line)
     setenv("DBPOOLD_POOL_APP_ALLOW_USERS", "root,,no_such_user_dbpt", 1);
     EXPECT_ERRORS(MINIMAL, "environment DBPOOLD_POOL_APP_ALLOW_USERS: no user named \"no_such_user_dbpt\"");
 }
+
+/* ---- the status socket's admin keys (status.md, "Who may do what") ---- */
+
+Test(admin_config, admin_lists_and_status_socket_mode)
+{
+    struct config_diag d = { 0 };
+    struct config *cfg = load_ok("daemon = { statusSocketMode = \"0600\";\n"
+                                 "  adminUsers = (\"root\", 1234); adminGroups = (\"0\"); };\n"
+                                 MINIMAL, &d);
+
+    cr_assert_eq(cfg->daemon.status_socket_mode, 0600);
+    cr_assert_eq(cfg->daemon.admin_users.n, 2);
+    cr_assert(id_set_has(&cfg->daemon.admin_users, 0) && id_set_has(&cfg->daemon.admin_users, 1234));
+    cr_assert(id_set_has(&cfg->daemon.admin_groups, 0));
+    config_free(cfg);
+    config_diag_free(&d);
+    cfg = load_ok(MINIMAL, &d);
+    cr_assert_eq(cfg->daemon.status_socket_mode, 0660, "the default mode");
+    cr_assert_eq(cfg->daemon.admin_users.n, 0);
+    config_free(cfg);
+    config_diag_free(&d);
+    EXPECT_ERRORS("daemon = { adminUsers = (); };\n" MINIMAL,
+                  "daemon.adminUsers: lists no user (remove the key: root and dbpoold's own user");
+    EXPECT_ERRORS("daemon = { adminGroups = (\"no_such_group_dbpt\"); };\n" MINIMAL,
+                  ":1: daemon.adminGroups: no group named \"no_such_group_dbpt\"");
+}

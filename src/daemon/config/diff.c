@@ -22,7 +22,7 @@ static const char *const tuned_keys[] = {
 
 /* Daemon keys read only when the sockets are made. */
 static const char *const restart_keys[] = {
-    "socket", "statusSocket", "socketMode", "listenBacklog", NULL,
+    "socket", "statusSocket", "socketMode", "statusSocketMode", "listenBacklog", NULL,
 };
 
 static bool listed(const char *const *names, const char *name)

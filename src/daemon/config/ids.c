@@ -227,8 +227,12 @@ bool cf_apply_ids(struct loader *ld, const struct section *sec, const struct key
     }
     if (a.n == 0) {
         free(a.ids);
-        cf_report(ld, w, "lists no %s (an empty list would refuse every client; remove the key "
-                  "to let every user who can open the socket use the pool)", kind->noun);
+        if (sec->base == &ld->cfg->daemon)
+            cf_report(ld, w, "lists no %s (remove the key: root and dbpoold's own user may use "
+                      "the admin actions anyway)", kind->noun);
+        else
+            cf_report(ld, w, "lists no %s (an empty list would refuse every client; remove the "
+                      "key to let every user who can open the socket use the pool)", kind->noun);
         return false;
     }
     into_set(&a, (struct id_set *)((char *)sec->base + k->offset));   /* a loader key: no F_OPTS */

@@ -35,6 +35,9 @@ const struct key_spec cf_daemon_keys[] = {
     { "socket", K_STRING, DOFF(socket), 0, 0, NULL, F_NONEMPTY | F_SOCKPATH, NULL },
     { "statusSocket", K_STRING, DOFF(status_socket), 0, 0, NULL, F_SOCKPATH, NULL },
     { "socketMode", K_MODE, DOFF(socket_mode), 0, 0777, NULL, 0, NULL },
+    { "statusSocketMode", K_MODE, DOFF(status_socket_mode), 0, 0777, NULL, 0, NULL },
+    { "adminUsers", K_USERS, DOFF(admin_users), 0, 0, NULL, 0, NULL },
+    { "adminGroups", K_GROUPS, DOFF(admin_groups), 0, 0, NULL, 0, NULL },
     { "logLevel", K_LOG_LEVEL, DOFF(log_level), 0, 0, log_levels, 0, NULL },
     { "maxFrameSize", K_U32, DOFF(max_frame_size), 1024, 1073741824, NULL, 0, NULL },
     { "maxParams", K_U32, DOFF(max_params), 1, 65535, NULL, 0, NULL },
@@ -125,6 +128,7 @@ void cf_daemon_defaults(struct loader *ld, struct daemon_config *d)
     cf_set_str(ld, &d->socket, DEFAULT_SOCKET);
     cf_set_str(ld, &d->status_socket, DEFAULT_STATUS_SOCKET);
     d->socket_mode = 0666;
+    d->status_socket_mode = 0660;
     d->log_level = LOG_INFO;
     d->max_frame_size = 16777216;
     d->max_params = 1024;

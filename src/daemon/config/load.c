@@ -177,6 +177,8 @@ void config_free(struct config *cfg)
     free(cfg->pools);
     free(cfg->daemon.socket);
     free(cfg->daemon.status_socket);
+    free(cfg->daemon.admin_users.ids);
+    free(cfg->daemon.admin_groups.ids);
     free(cfg->path);
     free(cfg);
 }
