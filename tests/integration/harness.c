@@ -1497,6 +1497,17 @@ bool h_json_str(const char *json, const char *const *keys, char *out, size_t len
     return *p == '"';
 }
 
+double h_status_num_opt(const char *path, const char *const *keys)
+{
+    char *body = NULL;
+    double v = NAN;
+
+    if (h_http_get(path, &body) == 200)
+        v = h_json_num(body, keys);
+    free(body);
+    return v;
+}
+
 double h_status_num(const char *path, const char *const *keys)
 {
     char *body = NULL;

@@ -245,6 +245,10 @@ bool h_json_str(const char *json, const char *const *keys, char *out, size_t len
 /* A number from GET path (asserts 200). */
 double h_status_num(const char *path, const char *const *keys);
 #define H_STATUS_NUM(path, ...) h_status_num((path), (const char *const[]){ __VA_ARGS__, NULL })
+/* The same, NAN instead of failing when the answer is not 200 or has no
+ * number there yet (for H_AWAIT: "last_reload" is null until a reload). */
+double h_status_num_opt(const char *path, const char *const *keys);
+#define H_STATUS_NUM_OPT(path, ...) h_status_num_opt((path), (const char *const[]){ __VA_ARGS__, NULL })
 
 /* GET /health's status code. */
 int h_health_status(void);
