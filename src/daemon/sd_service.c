@@ -240,6 +240,7 @@ static int manager_listen_fds(char ***names)
 struct service {
     struct service_view view;
     bool notify;                         /* a manager listens: send notifications */
+    bool stopping;                       /* STOPPING=1 sent: no READY=1 or RELOADING=1 after it */
     struct channel ch;
     struct event *watchdog;              /* NULL without WATCHDOG_USEC */
     uint64_t watchdog_usec;
@@ -457,7 +458,7 @@ static void start_timer(struct event *ev, uint64_t usec, const char *what)
 
 void service_notify_ready(struct service *s)
 {
-    if (!s || !s->notify)
+    if (!s || !s->notify || s->stopping)
         return;
     send_with_status(s, "READY=1\n", true);
     start_timer(s->status_timer, STATUS_INTERVAL_MS * 1000ull, "status");
@@ -469,7 +470,7 @@ void service_notify_reloading(struct service *s)
     struct timespec ts;
     char msg[128];
 
-    if (!s || !s->notify)
+    if (!s || !s->notify || s->stopping)   /* a reload during the drain is refused */
         return;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading the configuration",
@@ -482,6 +483,7 @@ void service_notify_stopping(struct service *s)
 {
     if (!s || !s->notify)
         return;
+    s->stopping = true;
     send_with_status(s, "STOPPING=1\n", true);
 }
 

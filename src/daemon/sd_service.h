@@ -80,7 +80,8 @@ void service_notify_ready(struct service *s);
 /* RELOADING=1 with MONOTONIC_USEC= (what Type=notify-reload expects);
  * service_notify_ready() when the reload is done, applied or not. */
 void service_notify_reloading(struct service *s);
-/* STOPPING=1: the graceful shutdown (drain) has begun. */
+/* STOPPING=1: the graceful shutdown (drain) has begun. No READY=1 or
+ * RELOADING=1 is sent after it. */
 void service_notify_stopping(struct service *s);
 /* Stop the timers and close the notify socket. NULL is allowed. */
 void service_free(struct service *s);
