@@ -354,16 +354,15 @@ static int adopt(struct service_sockets *out, int fd, const char *name, uint64_t
 
 int service_take_sockets(struct service_sockets *out, char *errbuf, size_t errlen)
 {
-    char env[256], q1[100], q2[120];
+    char env[160];
     const char *nfds = getenv("LISTEN_FDS"), *names_env = getenv("LISTEN_FDNAMES");
     char **names = NULL;
     int rc = 0;
 
     out->client = (struct service_socket){ .fd = -1 };
     out->status = (struct service_socket){ .fd = -1 };
-    snprintf(env, sizeof(env), "LISTEN_FDS=%s LISTEN_FDNAMES=%s",
-             log_quote(q1, sizeof(q1), nfds ? nfds : "", nfds ? strlen(nfds) : 0),
-             log_quote(q2, sizeof(q2), names_env ? names_env : "", names_env ? strlen(names_env) : 0));
+    snprintf(env, sizeof(env), "LISTEN_FDS=%.20s LISTEN_FDNAMES=%.100s", nfds ? nfds : "",
+             names_env ? names_env : "");
     int n = manager_listen_fds(&names);
     if (n < 0 || n > LISTEN_FDS_MAX) {
         snprintf(errbuf, errlen, "cannot take the sockets the service manager passed (%s): %s; "

@@ -654,6 +654,19 @@ Test(systemd, refuses_unnamed_sockets)
     close(fds[1]);
 }
 
+/* One name for each socket, or none (as libsystemd reads LISTEN_FDNAMES):
+ * two sockets and one name stop the start, naming what was passed. */
+Test(systemd, refuses_names_that_do_not_match_the_sockets)
+{
+    int fds[2] = { manager_socket(S.sock), manager_socket(S.status) };
+
+    spawn(&(struct spawn){ .fds = fds, .nfds = 2, .fdnames = "client" });
+    expect_start_error("cannot take the sockets the service manager passed (LISTEN_FDS=2 "
+                       "LISTEN_FDNAMES=client)");
+    close(fds[0]);
+    close(fds[1]);
+}
+
 /* stderr is the journal: priority prefixes, no timestamps of our own. */
 Test(systemd, journal_stream_gets_priority_prefixes)
 {
