@@ -13,6 +13,9 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       # systemd-socket-activate and systemd-analyze for tests/integration/test_systemd
       # and tests/systemd/test_units.sh; its pkg-config file names the unit directory
       systemd
+      # libsystemd for sd_notify/sd_listen_fds (configure --with-libsystemd;
+      # the daemon builds and runs without it too)
+      libsystemd-dev
       # the man pages' lint in the test suite (tests/man/check-man.sh)
       mandoc
       # fuzzing (--enable-fuzzing, make fuzz): clang 14, its libFuzzer and

@@ -1,19 +1,26 @@
 /*
  * sd_service.c — the service manager's side channels (see sd_service.h):
  *
- *   notify     one datagram per message to the AF_UNIX socket named by
- *              $NOTIFY_SOCKET (a path, or "@name" in the abstract
- *              namespace), newline-separated VAR=value lines; sent from the
- *              event loop, non-blocking (a full queue drops the message and
- *              logs it rather than stall the loop)
+ *   notify     newline-separated VAR=value messages to $NOTIFY_SOCKET, sent
+ *              from the event loop
  *   watchdog   WATCHDOG=1 from a loop timer at half of $WATCHDOG_USEC (when
- *              $WATCHDOG_PID is unset or this process), so a stuck loop
- *              stops the pings and the manager restarts the service
+ *              it is meant for this process), so a stuck loop stops the
+ *              pings and the manager restarts the service
  *   status     STATUS= "N clients, M pools, K unhealthy": the figures are
  *              read once a second and sent only when the text changed —
  *              never per request
- *   sockets    $LISTEN_PID/$LISTEN_FDS/$LISTEN_FDNAMES: descriptors from 3 on
+ *   sockets    $LISTEN_PID/$LISTEN_FDS/$LISTEN_FDNAMES: descriptors from 3
+ *              on, each checked and put in its slot by name
  *   journal    $JOURNAL_STREAM "device:inode" of stderr
+ *
+ * Two variants of the calls that talk to the manager, chosen by configure
+ * (--with-libsystemd, HAVE_LIBSYSTEMD): libsystemd's sd_notify,
+ * sd_watchdog_enabled and sd_listen_fds_with_names; or, without it, the
+ * same documented protocols spoken here (a non-blocking datagram to the
+ * notify socket, the environment parsed as libsystemd does). Only the
+ * section "the manager's interfaces" differs; everything around it (slots
+ * and checks of passed sockets, STATUS= and its timer, the watchdog timer,
+ * the journal check, which libsystemd has no call for) is shared.
  *
  * The object is owned by the daemon (daemon.c); no state lives outside it.
  */
@@ -31,28 +38,17 @@
 
 #include <event2/event.h>
 
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 #include "daemon/log.h"
 #include "daemon/sd_service.h"
 
-#define LISTEN_FDS_START 3
+#define LISTEN_FDS_START 3               /* the protocol's first passed descriptor */
 #define LISTEN_FDS_MAX 64                /* more is a mistake, not a service of ours */
 #define STATUS_INTERVAL_MS 1000
 #define STATUS_MAX 160
-
-struct service {
-    struct service_view view;
-    int fd;                              /* datagram socket; -1: no manager listening */
-    struct sockaddr_un addr;
-    socklen_t addrlen;
-    struct event *watchdog;              /* NULL without WATCHDOG_USEC */
-    uint64_t watchdog_usec;
-    struct event *status_timer;
-    char status[STATUS_MAX];             /* the STATUS= text last sent */
-};
-
-/* ------------------------------------------------------------------------
- * environment
- * ---------------------------------------------------------------------- */
 
 /* A whole decimal number (no sign, no trailing text). */
 static bool parse_u64(const char *s, uint64_t *out)
@@ -69,6 +65,69 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* ------------------------------------------------------------------------
+ * the manager's interfaces — each variant defines:
+ *
+ *   struct channel                  what stays open for notifications
+ *   channel_open(ch, name)          0: ready to send to $NOTIFY_SOCKET (name);
+ *                                   1: unusable (logged), no notifications;
+ *                                   -1: error (errno)
+ *   channel_send(ch, msg)           0, or -1 with errno
+ *   channel_close(ch)
+ *   manager_watchdog_usec()         $WATCHDOG_USEC when meant for this
+ *                                   process, else 0
+ *   manager_listen_fds(&names)      the number of descriptors passed from 3
+ *                                   on (names: as many malloc'd strings,
+ *                                   "unknown" when unnamed), 0 when none is
+ *                                   for this process, or -errno; the
+ *                                   LISTEN_* variables are unset
+ * ---------------------------------------------------------------------- */
+#ifdef HAVE_LIBSYSTEMD
+
+/* sd_notify opens a socket per message: nothing stays open. */
+struct channel {
+    bool unused;
+};
+
+static int channel_open(struct channel *ch, const char *name)
+{
+    return 0;
+}
+
+static int channel_send(struct channel *ch, const char *msg)
+{
+    int r = sd_notify(0, msg);
+
+    if (r < 0)
+        errno = -r;
+    return r < 0 ? -1 : 0;
+}
+
+static void channel_close(struct channel *ch)
+{
+}
+
+static uint64_t manager_watchdog_usec(void)
+{
+    uint64_t usec = 0;
+
+    return sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
+}
+
+static int manager_listen_fds(char ***names)
+{
+    *names = NULL;
+    return sd_listen_fds_with_names(1, names);
+}
+
+#else /* the protocols spoken here */
+
+struct channel {
+    int fd;                              /* datagram socket, non-blocking */
+    struct sockaddr_un addr;
+    socklen_t addrlen;
+};
+
 /* The variable holds this process's id (LISTEN_PID, WATCHDOG_PID). */
 static bool env_is_our_pid(const char *name)
 {
@@ -76,6 +135,122 @@ static bool env_is_our_pid(const char *name)
 
     return parse_u64(getenv(name), &pid) && pid == (uint64_t)getpid();
 }
+
+/* A path, or "@name" in the abstract namespace. */
+static int channel_open(struct channel *ch, const char *name)
+{
+    size_t len = strlen(name);
+    char q[300];
+
+    memset(&ch->addr, 0, sizeof(ch->addr));
+    ch->addr.sun_family = AF_UNIX;
+    ch->fd = -1;
+    if ((name[0] != '/' && name[0] != '@') || len >= sizeof(ch->addr.sun_path)) {
+        log_warn("notify_socket_unusable", "notify_socket=%s hint=\"dbpoold speaks the notify "
+                 "protocol over AF_UNIX paths and abstract names only; it will not report readiness\"",
+                 log_quote(q, sizeof(q), name, len));
+        return 1;
+    }
+    memcpy(ch->addr.sun_path, name, len);
+    if (name[0] == '@')
+        ch->addr.sun_path[0] = '\0';
+    ch->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (name[0] == '/'));
+    ch->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    return ch->fd >= 0 ? 0 : -1;
+}
+
+/* A full queue fails with EAGAIN rather than stall the loop. */
+static int channel_send(struct channel *ch, const char *msg)
+{
+    ssize_t n = sendto(ch->fd, msg, strlen(msg), MSG_NOSIGNAL, (const struct sockaddr *)&ch->addr,
+                       ch->addrlen);
+
+    return n < 0 ? -1 : 0;
+}
+
+static void channel_close(struct channel *ch)
+{
+    if (ch->fd >= 0)
+        close(ch->fd);
+    ch->fd = -1;
+}
+
+static uint64_t manager_watchdog_usec(void)
+{
+    uint64_t usec;
+
+    if (!parse_u64(getenv("WATCHDOG_USEC"), &usec))
+        return 0;
+    return getenv("WATCHDOG_PID") && !env_is_our_pid("WATCHDOG_PID") ? 0 : usec;
+}
+
+/* n names from the ':'-separated list (NULL: each "unknown"), as
+ * libsystemd reads $LISTEN_FDNAMES: n or -errno (-EINVAL: another count). */
+static int split_names(const char *list, size_t n, char ***out)
+{
+    char **names = calloc(n, sizeof(*names));
+    const char *p = list;
+    bool more = list && *list;           /* another name follows */
+    int rc = (int)n;
+
+    if (!names)
+        return -ENOMEM;
+    for (size_t i = 0; i < n && rc > 0; i++) {
+        if (list && !more) {
+            rc = -EINVAL;                /* fewer names than descriptors */
+            break;
+        }
+        size_t len = list ? strcspn(p, ":") : 0;
+        names[i] = list ? strndup(p, len) : strdup("unknown");
+        more = list && p[len] == ':';
+        p = list ? p + len + more : NULL;
+        if (!names[i])
+            rc = -ENOMEM;
+    }
+    if (rc > 0 && more)
+        rc = -EINVAL;                    /* more names than descriptors */
+    for (size_t i = 0; rc < 0 && i < n; i++)
+        free(names[i]);
+    if (rc < 0) {
+        free(names);
+        names = NULL;
+    }
+    *out = names;
+    return rc;
+}
+
+static int manager_listen_fds(char ***names)
+{
+    const char *nfds = getenv("LISTEN_FDS");
+    uint64_t n = 0;
+    int rc = 0;
+
+    *names = NULL;
+    if (env_is_our_pid("LISTEN_PID") && nfds)
+        rc = !parse_u64(nfds, &n) || n > LISTEN_FDS_MAX ? -EINVAL
+             : n ? split_names(getenv("LISTEN_FDNAMES"), n, names) : 0;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return rc;
+}
+
+#endif
+
+struct service {
+    struct service_view view;
+    bool notify;                         /* a manager listens: send notifications */
+    bool stopping;                       /* STOPPING=1 sent: no READY=1 or RELOADING=1 after it */
+    struct channel ch;
+    struct event *watchdog;              /* NULL without WATCHDOG_USEC */
+    uint64_t watchdog_usec;
+    struct event *status_timer;
+    char status[STATUS_MAX];             /* the STATUS= text last sent */
+};
+
+/* ------------------------------------------------------------------------
+ * the journal
+ * ---------------------------------------------------------------------- */
 
 bool service_stderr_is_journal(void)
 {
@@ -177,56 +352,29 @@ static int adopt(struct service_sockets *out, int fd, const char *name, uint64_t
     return 0;
 }
 
-/* The next ':'-separated name (empty when the list ran out). */
-static const char *next_name(char **names)
-{
-    char *s = *names;
-
-    if (!s)
-        return "";
-    char *colon = strchr(s, ':');
-    if (colon)
-        *colon = '\0';
-    *names = colon ? colon + 1 : NULL;
-    return s;
-}
-
-static int take_each(struct service_sockets *out, uint64_t n, char *names, char *errbuf, size_t errlen)
-{
-    char *rest = names;
-
-    for (uint64_t i = 0; i < n; i++) {
-        int fd = LISTEN_FDS_START + (int)i;
-        if (adopt(out, fd, next_name(&rest), n, errbuf, errlen) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 int service_take_sockets(struct service_sockets *out, char *errbuf, size_t errlen)
 {
-    const char *nfds = getenv("LISTEN_FDS");
-    const char *names = getenv("LISTEN_FDNAMES");
-    bool ours = env_is_our_pid("LISTEN_PID");
-    uint64_t n = 0;
+    char env[160];
+    const char *nfds = getenv("LISTEN_FDS"), *names_env = getenv("LISTEN_FDNAMES");
+    char **names = NULL;
     int rc = 0;
 
     out->client = (struct service_socket){ .fd = -1 };
     out->status = (struct service_socket){ .fd = -1 };
-    if (ours && nfds && (!parse_u64(nfds, &n) || n > LISTEN_FDS_MAX)) {
-        snprintf(errbuf, errlen, "LISTEN_FDS=\"%s\" is not a number of sockets (0-%d)", nfds,
+    snprintf(env, sizeof(env), "LISTEN_FDS=%.20s LISTEN_FDNAMES=%.100s", nfds ? nfds : "",
+             names_env ? names_env : "");
+    int n = manager_listen_fds(&names);
+    if (n < 0 || n > LISTEN_FDS_MAX) {
+        snprintf(errbuf, errlen, "cannot take the sockets the service manager passed (%s): %s; "
+                 "pass at most %d, with one name each", env, n < 0 ? strerror(-n) : "too many",
                  LISTEN_FDS_MAX);
         rc = -1;
-    } else if (ours && n > 0) {
-        char *copy = strdup(names ? names : "");
-        rc = copy ? take_each(out, n, copy, errbuf, errlen) : -1;
-        if (!copy)
-            snprintf(errbuf, errlen, "out of memory");
-        free(copy);
     }
-    unsetenv("LISTEN_PID");
-    unsetenv("LISTEN_FDS");
-    unsetenv("LISTEN_FDNAMES");
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = adopt(out, LISTEN_FDS_START + i, names[i], (uint64_t)n, errbuf, errlen);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
     return rc;
 }
 
@@ -258,9 +406,7 @@ void service_close_socket(struct service_socket *s)
 
 static void send_message(struct service *s, const char *msg)
 {
-    if (!s || s->fd < 0)
-        return;
-    if (sendto(s->fd, msg, strlen(msg), MSG_NOSIGNAL, (const struct sockaddr *)&s->addr, s->addrlen) >= 0)
+    if (!s || !s->notify || channel_send(&s->ch, msg) == 0)
         return;
     char q[200];
     log_warn("notify_failed", "message=%s error=\"%s\" hint=\"the service manager's notify socket "
@@ -311,7 +457,7 @@ static void start_timer(struct event *ev, uint64_t usec, const char *what)
 
 void service_notify_ready(struct service *s)
 {
-    if (!s || s->fd < 0)
+    if (!s || !s->notify || s->stopping)
         return;
     send_with_status(s, "READY=1\n", true);
     start_timer(s->status_timer, STATUS_INTERVAL_MS * 1000ull, "status");
@@ -323,7 +469,7 @@ void service_notify_reloading(struct service *s)
     struct timespec ts;
     char msg[128];
 
-    if (!s || s->fd < 0)
+    if (!s || !s->notify || s->stopping)   /* a reload during the drain is refused */
         return;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading the configuration",
@@ -334,43 +480,22 @@ void service_notify_reloading(struct service *s)
 
 void service_notify_stopping(struct service *s)
 {
-    if (s && s->fd >= 0)
-        send_with_status(s, "STOPPING=1\n", true);
+    if (!s || !s->notify)
+        return;
+    s->stopping = true;
+    send_with_status(s, "STOPPING=1\n", true);
 }
 
 /* ------------------------------------------------------------------------
  * set-up
  * ---------------------------------------------------------------------- */
 
-/* Fill s->addr from $NOTIFY_SOCKET; false (logged) when it names nothing we can use. */
-static bool notify_address(struct service *s, const char *e)
-{
-    size_t len = strlen(e);
-    char q[300];
-
-    memset(&s->addr, 0, sizeof(s->addr));
-    s->addr.sun_family = AF_UNIX;
-    if ((e[0] != '/' && e[0] != '@') || len >= sizeof(s->addr.sun_path)) {
-        log_warn("notify_socket_unusable", "notify_socket=%s hint=\"dbpoold speaks the notify "
-                 "protocol over AF_UNIX paths and abstract names only; it will not report readiness\"",
-                 log_quote(q, sizeof(q), e, len));
-        return false;
-    }
-    memcpy(s->addr.sun_path, e, len);
-    if (e[0] == '@')
-        s->addr.sun_path[0] = '\0';
-    s->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (e[0] == '/'));
-    return true;
-}
-
 /* Arm the watchdog pings when the manager asked for them (for this process). */
 static bool watchdog_setup(struct service *s, struct event_base *base)
 {
-    uint64_t usec;
+    uint64_t usec = manager_watchdog_usec();
 
-    if (!parse_u64(getenv("WATCHDOG_USEC"), &usec) || usec == 0)
-        return true;
-    if (getenv("WATCHDOG_PID") && !env_is_our_pid("WATCHDOG_PID"))
+    if (usec == 0)
         return true;
     s->watchdog_usec = usec;
     s->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, s);
@@ -383,20 +508,20 @@ struct service *service_new(struct event_base *base, const struct service_view *
 {
     struct service *s = calloc(1, sizeof(*s));
     const char *e = getenv("NOTIFY_SOCKET");
+    int rc;
 
     if (!s) {
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
     s->view = *view;
-    s->fd = -1;
-    if (!e || !*e || !notify_address(s, e))
+    if (!e || !*e || (rc = channel_open(&s->ch, e)) == 1)
         return s;
-    s->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    s->notify = true;
     s->status_timer = event_new(base, -1, EV_PERSIST, on_status_timer, s);
-    if (s->fd < 0 || !s->status_timer || !watchdog_setup(s, base)) {
+    if (rc < 0 || !s->status_timer || !watchdog_setup(s, base)) {
         snprintf(errbuf, errlen, "cannot set up the notify socket: %s",
-                 s->fd < 0 ? strerror(errno) : "out of memory");
+                 rc < 0 ? strerror(errno) : "out of memory");
         service_free(s);
         return NULL;
     }
@@ -411,7 +536,7 @@ void service_free(struct service *s)
         event_free(s->watchdog);
     if (s->status_timer)
         event_free(s->status_timer);
-    if (s->fd >= 0)
-        close(s->fd);
+    if (s->notify)
+        channel_close(&s->ch);
     free(s);
 }

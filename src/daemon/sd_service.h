@@ -4,11 +4,12 @@
  * STOPPING, WATCHDOG), the listening sockets it passes (socket
  * activation), and whether stderr is the journal.
  *
- * dbpoold speaks these documented, stable environment-and-datagram
- * interfaces itself instead of linking libsystemd: they take a few dozen
- * lines, every build behaves the same, and nothing here depends on systemd
- * being installed. Without $NOTIFY_SOCKET, $LISTEN_FDS or $JOURNAL_STREAM
- * every function here does nothing and dbpoold behaves as it always did.
+ * With libsystemd (configure --with-libsystemd, the default when found)
+ * the manager is reached through sd_notify, sd_watchdog_enabled and
+ * sd_listen_fds_with_names; without it sd_service.c speaks the same
+ * documented protocols itself, and either build behaves the same. Without
+ * $NOTIFY_SOCKET, $LISTEN_FDS or $JOURNAL_STREAM every function here does
+ * nothing and dbpoold behaves as it always did.
  */
 #ifndef DBPOOLD_SD_SERVICE_H
 #define DBPOOLD_SD_SERVICE_H
@@ -33,7 +34,8 @@ struct service_sockets {
 };
 
 /* Take the sockets passed with LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES (when
- * LISTEN_PID is this process) and unset those variables. Each must be a
+ * LISTEN_PID is this process; one name for each socket, or none) and unset
+ * those variables. Each must be a
  * listening AF_UNIX stream socket; it is made non-blocking and
  * close-on-exec. A single socket of another name is the client socket.
  * Returns 0 (out->*.fd -1 where nothing was passed), or -1 with a message
@@ -78,7 +80,8 @@ void service_notify_ready(struct service *s);
 /* RELOADING=1 with MONOTONIC_USEC= (what Type=notify-reload expects);
  * service_notify_ready() when the reload is done, applied or not. */
 void service_notify_reloading(struct service *s);
-/* STOPPING=1: the graceful shutdown (drain) has begun. */
+/* STOPPING=1: the graceful shutdown (drain) has begun. No READY=1 or
+ * RELOADING=1 is sent after it. */
 void service_notify_stopping(struct service *s);
 /* Stop the timers and close the notify socket. NULL is allowed. */
 void service_free(struct service *s);

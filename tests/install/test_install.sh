@@ -7,6 +7,14 @@
 #   - the INSTALLED dbpoold, on the installed sample configuration moved to
 #     temporary paths, answers a query from the INSTALLED dbpool, which
 #     loads the INSTALLED libdbpool (LD_LIBRARY_PATH into the root);
+#   - the INSTALLED systemd units: `systemd-analyze verify` accepts them
+#     (their install paths moved under the root), and the installed dbpoold runs the way
+#     dbpoold.service's ExecStart runs it, under systemd-socket-activate
+#     with the sockets named as dbpoold.socket and dbpoold-status.socket
+#     name them and a NOTIFY_SOCKET the test reads: READY=1, a query through
+#     the passed socket, RELOADING=1 ... READY=1 around a SIGHUP, STOPPING=1
+#     (skipped with a message when the build installs no units or
+#     systemd-socket-activate is missing);
 #   - pkg-config (PKG_CONFIG_SYSROOT_DIR, PKG_CONFIG_PATH) builds a small
 #     program against the installed header and library, and it queries the
 #     daemon too;
@@ -27,6 +35,7 @@ MAKE=${MAKE:-make}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-install.XXXXXX")
 ROOT=$WORK/root
 DAEMON_PID=
+NOTIFY_PID=
 # shellcheck source=SCRIPTDIR/../checks.sh
 . "$TOP_SRCDIR/tests/checks.sh"
 
@@ -35,8 +44,12 @@ cleanup() {
         kill "$DAEMON_PID" 2>/dev/null || true
         wait "$DAEMON_PID" 2>/dev/null || true
     fi
+    if [ -n "$NOTIFY_PID" ]; then
+        kill "$NOTIFY_PID" 2>/dev/null || true
+        wait "$NOTIFY_PID" 2>/dev/null || true
+    fi
     if [ "$FAILED" -ne 0 ]; then
-        for f in install.log dbpoold.log cc.log; do
+        for f in install.log dbpoold.log dbpoold-sd.log notify.log cc.log; do
             [ -f "$WORK/$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$WORK/$f" >&2; }
         done
     fi
@@ -96,17 +109,25 @@ installed_dbpool() {
     LD_LIBRARY_PATH="$ROOT$libdir" "$ROOT$bindir/dbpool" -S "$WORK/run/dbpoold.sock" -d app "$@"
 }
 
+# await WHAT CONDITION...: poll the condition (10 ms steps) until it holds;
+# 1 and a failed check WHAT when the daemon exits or 10 s pass first.
+await() {
+    local what=$1 deadline=$((SECONDS + 10))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        if ! kill -0 "$DAEMON_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            fail "$what (within 10 s, while the daemon runs)"
+            return 1
+        fi
+        sleep 0.01
+    done
+}
+
 # Start the installed daemon and await a working session (deadline 10 s).
-# h-systemd: start it under systemd-socket-activate here as well.
 start_daemon() {
     "$ROOT$sbindir/dbpoold" -c "$WORK/dbpoold.conf" 2>"$WORK/dbpoold.log" &
     DAEMON_PID=$!
-    local deadline=$((SECONDS + 10))
-    until installed_dbpool -q -c 'select 1' >/dev/null 2>&1; do
-        kill -0 "$DAEMON_PID" 2>/dev/null || { fail "the installed dbpoold exited during start-up"; exit 1; }
-        [ "$SECONDS" -lt "$deadline" ] || { fail "the installed dbpoold did not answer within 10 s"; exit 1; }
-        sleep 0.02
-    done
+    await "the installed dbpoold answers" installed_dbpool -q -c 'select 1' || exit 1
 }
 
 check_query() {
@@ -118,6 +139,142 @@ check_query() {
     check_eq "the installed dbpool answers a query through the installed dbpoold" "$out" $'total\n42'
     out=$(LD_LIBRARY_PATH="$ROOT$libdir" ldd "$ROOT$bindir/dbpool" | awk '/libdbpool/ { print $3 }')
     check_eq "the installed dbpool loads the installed libdbpool" "$out" "$ROOT$libdir/libdbpool.so.1"
+}
+
+# ---------------------------------------------------------------- under systemd
+
+# The value of KEY= in an installed unit (the first one).
+unit_value() {
+    sed -n "s/^$2=//p" "$ROOT$systemdsystemunitdir/$1" | head -n 1
+}
+
+# The installed units: generated with the install paths (no @...@ left),
+# and accepted by `systemd-analyze verify` with those paths moved under the
+# install root (verify checks that ExecStart's program exists; a --root
+# without systemd's own units and /bin/kill cannot load them).
+check_units_verify() {
+    local dir=$WORK/units unit out
+    mkdir -p "$dir"
+    for unit in dbpoold.service dbpoold.socket dbpoold-status.socket; do
+        check "the installed $unit has every @...@ substituted" \
+            test -z "$(grep -o '@[a-z_]*@' "$ROOT$systemdsystemunitdir/$unit")"
+        sed -e "s|=$sbindir/|=$ROOT$sbindir/|" -e "s| $dbpoolconfdir/| $ROOT$dbpoolconfdir/|" \
+            "$ROOT$systemdsystemunitdir/$unit" >"$dir/$unit"
+    done
+    check_eq "the installed dbpoold.service runs the installed dbpoold on the installed configuration" \
+        "$(unit_value dbpoold.service ExecStart)" "$sbindir/dbpoold -c $dbpoolconfdir/dbpoold.conf"
+    out=$(cd "$dir" && systemd-analyze verify --man=no ./dbpoold.service ./dbpoold.socket \
+          ./dbpoold-status.socket 2>&1) || true
+    check_eq "systemd-analyze verify accepts the installed units" "$out" ""
+}
+
+# A datagram socket at $WORK/notify, as NOTIFY_SOCKET: each message is a
+# line of $WORK/notify.log, its lines joined by '|'.
+start_notify_receiver() {
+    cat >"$WORK/notify-recv.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+int main(int argc, char **argv)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char buf[4096];
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ssize_t n;
+
+    if (argc != 2 || strlen(argv[1]) >= sizeof(sa.sun_path) || fd < 0)
+        return 2;
+    strcpy(sa.sun_path, argv[1]);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        return 1;
+    while ((n = recv(fd, buf, sizeof(buf) - 1, 0)) >= 0) {
+        buf[n] = '\0';
+        for (char *p = buf; (p = strchr(p, '\n')) != NULL; p++)
+            *p = '|';
+        printf("%s\n", buf);
+        fflush(stdout);
+    }
+    return 1;
+}
+C
+    ${CC:-cc} -o "$WORK/notify-recv" "$WORK/notify-recv.c" >>"$WORK/cc.log" 2>&1 ||
+        { fail "the notify receiver does not build"; return 1; }
+    "$WORK/notify-recv" "$WORK/notify" >"$WORK/notify.log" &
+    NOTIFY_PID=$!
+    local deadline=$((SECONDS + 10))
+    until [ -S "$WORK/notify" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || { fail "the notify receiver does not listen"; return 1; }
+        sleep 0.01
+    done
+}
+
+# The numbers of the messages (lines of notify.log) with the line $1.
+notify_lines() {
+    grep -nE "(^|\|)$1(\||\$)" "$WORK/notify.log" | cut -d: -f1
+}
+
+# Some message has the line $1.
+notified() {
+    [ -n "$(notify_lines "$1")" ]
+}
+
+# RELOADING=1 with MONOTONIC_USEC=, and a READY=1 (the second) after it.
+reload_notified() {
+    local reloading ready
+    reloading=$(notify_lines 'RELOADING=1' | head -n 1)
+    ready=$(notify_lines 'READY=1' | sed -n 2p)
+    [ -n "$reloading" ] && [ -n "$ready" ] && [ "$reloading" -lt "$ready" ] &&
+        sed -n "${reloading}p" "$WORK/notify.log" | grep -qE '(^|\|)MONOTONIC_USEC=[0-9]+(\||$)'
+}
+
+# The installed dbpoold as dbpoold.service starts it: ExecStart's command
+# line (its paths under the install root), the sockets made by
+# systemd-socket-activate with the installed socket units' names, the
+# installed configuration as installed but for the SQLite file (an
+# environment override, as a drop-in's Environment= would set it).
+check_under_systemd() {
+    if [ -z "$systemdsystemunitdir" ] || [ "$systemdsystemunitdir" = no ]; then
+        echo "test_install.sh: the build installs no systemd units (--with-systemdsystemunitdir=no): not run under systemd"
+        return
+    fi
+    check_units_verify
+    if ! command -v systemd-socket-activate >/dev/null; then
+        echo "test_install.sh: SKIP the run under systemd: systemd-socket-activate is not installed (Debian: systemd)"
+        return
+    fi
+    local -a exec_start
+    read -r -a exec_start <<<"$(unit_value dbpoold.service ExecStart)"
+    exec_start[0]=$ROOT${exec_start[0]}
+    exec_start[2]=$ROOT${exec_start[2]}
+    local client_name status_name out rc=0 sock=$WORK/sa/dbpoold.sock status=$WORK/sa/status.sock
+    client_name=$(unit_value dbpoold.socket FileDescriptorName)
+    status_name=$(unit_value dbpoold-status.socket FileDescriptorName)
+    mkdir -p "$WORK/sa"
+    start_notify_receiver || return
+    NOTIFY_SOCKET=$WORK/notify DBPOOLD_POOL_APP_FILE_PATH=$WORK/lib/sd.db \
+        systemd-socket-activate -E NOTIFY_SOCKET -E DBPOOLD_POOL_APP_FILE_PATH \
+        -l "$sock" --fdname="$client_name" -l "$status" --fdname="$status_name" \
+        "${exec_start[@]}" 2>"$WORK/dbpoold-sd.log" &
+    DAEMON_PID=$!
+    await "systemd-socket-activate listens on both sockets" test -S "$sock" -a -S "$status" || return
+    out=$(LD_LIBRARY_PATH="$ROOT$libdir" "$ROOT$bindir/dbpool" -S "$sock" -d app --csv \
+          -c "select 40 + 2 as answer" 2>&1) || true
+    check_eq "under systemd-socket-activate the installed dbpoold answers on the passed socket" \
+        "$out" $'answer\n42'
+    await "READY=1 on the notify socket" notified 'READY=1' || return
+    out=$(curl -s --unix-socket "$status" -o /dev/null -w '%{http_code}' http://localhost/health || true)
+    check_eq "the passed status socket serves /health" "$out" 200
+    kill -HUP "$DAEMON_PID"
+    await "a SIGHUP gives RELOADING=1 (with MONOTONIC_USEC=) and then READY=1" reload_notified
+    check "the SIGHUP reloaded the configuration" grep -q "event=reload_done" "$WORK/dbpoold-sd.log"
+    kill -TERM "$DAEMON_PID"
+    wait "$DAEMON_PID" || rc=$?
+    DAEMON_PID=
+    check_eq "the installed dbpoold stops cleanly under systemd-socket-activate" "$rc" 0
+    check "STOPPING=1 on SIGTERM" notified 'STOPPING=1'
+    check "the passed client socket stays (it is systemd's)" test -S "$sock"
 }
 
 # ---------------------------------------------------------------- pkg-config
@@ -194,6 +351,7 @@ adjust_config
 check_query
 check_pkg_config
 stop_daemon
+check_under_systemd
 check_reinstall_and_uninstall
 if [ "$FAILED" -ne 0 ]; then
     echo "test_install.sh: $FAILED of $CHECKS checks failed" >&2

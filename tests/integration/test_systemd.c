@@ -11,6 +11,9 @@
  *   - a datagram socket of the test as NOTIFY_SOCKET receives READY=1 once
  *     the socket answers, STATUS= lines when the figures change (not per
  *     request), WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM;
+ *   - a reload (SIGHUP) is RELOADING=1 with MONOTONIC_USEC, then READY=1,
+ *     applied or not (an invalid file: the daemon keeps serving); a SIGHUP
+ *     during the drain sends neither;
  *   - passed descriptors that are not listening Unix stream sockets, or
  *     that are named neither client nor status, stop the start with a clear
  *     error;
@@ -34,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -300,6 +304,19 @@ static char *all_msgs(void)
     return buf;
 }
 
+/* The index of the first message from `from` on with a line equal to line; -1: none. */
+static long msg_index(const char *line, size_t from)
+{
+    size_t len = strlen(line);
+
+    drain();
+    for (size_t i = from; i < S.nmsgs; i++)
+        for (const char *p = S.msgs[i]; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+            if (strcspn(p, "\n") == len && memcmp(p, line, len) == 0)
+                return (long)i;
+    return -1;
+}
+
 static void await_line(const char *line)
 {
     cr_assert(H_AWAIT(count_line(line) > 0, WAIT_MS), "no notify message with \"%s\"; got: %s",
@@ -484,6 +501,103 @@ Test(systemd, notify_ready_status_watchdog_stopping)
     cr_expect_eq(count_line("READY=1"), 1);
 }
 
+/* SIGHUP: RELOADING=1 with a MONOTONIC_USEC= of now, then READY=1 once the
+ * reload is done; the check that the configuration was applied is the
+ * pool it adds. */
+static void reload_and_await(long *reloading, long *ready)
+{
+    size_t from = S.nmsgs;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned long long before = (unsigned long long)ts.tv_sec * 1000000u + (unsigned long long)ts.tv_nsec / 1000u;
+    cr_assert_eq(kill(S.pid, SIGHUP), 0);
+    cr_assert(H_AWAIT((*ready = msg_index("READY=1", from)) >= 0, WAIT_MS), "no READY=1 after the "
+              "reload; got: %s\n%s", all_msgs(), read_log());
+    *reloading = msg_index("RELOADING=1", from);
+    cr_assert(*reloading >= 0 && *reloading < *ready, "READY=1 without RELOADING=1 before it: %s",
+              all_msgs());
+    const char *mono = strstr(S.msgs[*reloading], "\nMONOTONIC_USEC=");
+    unsigned long long at = 0;
+    cr_assert(mono && sscanf(mono, "\nMONOTONIC_USEC=%llu", &at) == 1, "RELOADING=1 without "
+              "MONOTONIC_USEC=: [%s]", S.msgs[*reloading]);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned long long after = (unsigned long long)ts.tv_sec * 1000000u + (unsigned long long)ts.tv_nsec / 1000u;
+    cr_expect(at >= before && at <= after, "MONOTONIC_USEC=%llu is not the time of the reload "
+              "(%llu..%llu)", at, before, after);
+}
+
+Test(systemd, reload_is_reloading_then_ready)
+{
+    char notify[256], extra[300];
+    const char *env[] = { env_notify(notify, sizeof(notify)), NULL };
+    long reloading, ready;
+    dbpool_error err;
+
+    spawn(&(struct spawn){ .env = env });
+    await_line("READY=1");
+    snprintf(extra, sizeof(extra), ", { name = \"added\"; type = \"sqlite\"; sqlite = { filePath = "
+             "\"%s/added.db\"; }; }", S.dir);
+    write_conf(extra);
+    reload_and_await(&reloading, &ready);
+    cr_expect(log_has("event=reload_done pools=2 added=1"), "the reload was not applied:\n%s", read_log());
+    dbpool_conn *c = dbpool_connect(S.cfg_sock, "added", "sd-test", &err);
+    cr_assert_not_null(c, "the added pool does not serve after READY=1: %s", err.message);
+    cr_expect_eq(query_int(c, "select 7"), 7);
+    dbpool_close(c);
+    stop_ok();
+}
+
+/* An invalid file changes nothing, and systemd still sees READY=1 (else the
+ * unit would stay "reloading"); the daemon keeps serving. */
+Test(systemd, failed_reload_ends_ready_and_keeps_serving)
+{
+    char notify[256];
+    const char *env[] = { env_notify(notify, sizeof(notify)), NULL };
+    long reloading, ready;
+    FILE *f;
+
+    spawn(&(struct spawn){ .env = env });
+    await_line("READY=1");
+    f = fopen(S.conf, "w");
+    cr_assert_not_null(f);
+    fputs("pools = ( { name = \"app\"; type = \"sqlite\"; sqlite = { noSuchKey = 1; }; } );\n", f);
+    cr_assert_eq(fclose(f), 0);
+    reload_and_await(&reloading, &ready);
+    cr_expect(log_has("event=reload_failed"), "the invalid file was not refused:\n%s", read_log());
+    cr_expect(ping(S.cfg_sock), "the daemon stopped serving after a failed reload:\n%s", read_log());
+    cr_expect_eq(count_line("STOPPING=1"), 0);
+    stop_ok();
+}
+
+/* A SIGHUP while a shutdown drains is refused, and says nothing to systemd:
+ * READY=1 after STOPPING=1 would tell it the service runs again. */
+Test(systemd, reload_during_drain_is_silent)
+{
+    char notify[256];
+    const char *env[] = { env_notify(notify, sizeof(notify)), NULL };
+    dbpool_error err;
+
+    spawn(&(struct spawn){ .env = env });
+    await_line("READY=1");
+    dbpool_conn *c = dbpool_connect(S.cfg_sock, "app", "sd-test", &err);
+    cr_assert_not_null(c, "%s", err.message);
+    cr_assert_eq(dbpool_begin(c, 0), 0, "%s", dbpool_last_error(c)->message);
+    cr_assert_eq(query_int(c, "select 1"), 1);   /* the transaction holds the drain open */
+    cr_assert_eq(kill(S.pid, SIGTERM), 0);
+    await_line("STOPPING=1");
+    size_t from = S.nmsgs;
+    cr_assert_eq(kill(S.pid, SIGHUP), 0);
+    cr_assert(H_AWAIT(log_has("event=reload_failed"), WAIT_MS), "the reload was not refused:\n%s",
+              read_log());
+    cr_expect_eq(msg_index("RELOADING=1", from), -1, "RELOADING=1 during the drain: %s", all_msgs());
+    cr_expect_eq(msg_index("READY=1", from), -1, "READY=1 after STOPPING=1: %s", all_msgs());
+    cr_expect_eq(dbpool_commit(c), 0, "%s", dbpool_last_error(c)->message);
+    dbpool_close(c);
+    int st = await_exit(WAIT_MS);
+    cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "wait status %d\n%s", st, read_log());
+}
+
 /* K unhealthy counts pools whose server cannot be reached. */
 Test(systemd, status_counts_unhealthy_pools)
 {
@@ -536,6 +650,19 @@ Test(systemd, refuses_unnamed_sockets)
     spawn(&(struct spawn){ .fds = fds, .nfds = 2, .fdnames = "dbpoold.socket:dbpoold.socket" });
     expect_start_error("FileDescriptorName=client");
     cr_expect(exists(S.sock), "a passed socket was unlinked");
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* One name for each socket, or none (as libsystemd reads LISTEN_FDNAMES):
+ * two sockets and one name stop the start, naming what was passed. */
+Test(systemd, refuses_names_that_do_not_match_the_sockets)
+{
+    int fds[2] = { manager_socket(S.sock), manager_socket(S.status) };
+
+    spawn(&(struct spawn){ .fds = fds, .nfds = 2, .fdnames = "client" });
+    expect_start_error("cannot take the sockets the service manager passed (LISTEN_FDS=2 "
+                       "LISTEN_FDNAMES=client)");
     close(fds[0]);
     close(fds[1]);
 }

@@ -169,6 +169,15 @@ static void format_default(const struct key_spec *k, const void *base, char *buf
             snprintf(buf, size, "%s", s ? s : "none");
         break;
     }
+    case K_USERS:
+    case K_GROUPS: {
+        /* An empty list: everyone may use the pool; the page says "none". */
+        const struct id_set *ids = (const struct id_set *)f;
+        size_t pos = (size_t)snprintf(buf, size, "%s", ids->n ? "" : "none");
+        for (size_t i = 0; i < ids->n && pos < size; i++)
+            pos += (size_t)snprintf(buf + pos, size - pos, "%s%u", i ? "," : "", ids->ids[i]);
+        break;
+    }
     }
 }
 

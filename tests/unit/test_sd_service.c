@@ -1,8 +1,8 @@
 /*
- * test_sd_service.c — the notification API of src/daemon/sd_service.c that
- * the daemon does not drive by itself yet: RELOADING=1 with MONOTONIC_USEC
- * and READY=1 around a reload (the live reload calls them), the abstract
- * notify socket names ("@name"), and the journal check. The daemon-level
+ * test_sd_service.c — the notification API of src/daemon/sd_service.c on
+ * its own, in whichever variant the build has (libsystemd or the built-in
+ * protocols): RELOADING=1 with MONOTONIC_USEC and READY=1 around a reload,
+ * the abstract notify socket names ("@name"), and the journal check. The daemon-level
  * behaviour (READY, STATUS, WATCHDOG, STOPPING, socket activation) is in
  * tests/integration/test_systemd.c.
  */
