@@ -60,7 +60,8 @@ static void usage(FILE *f)
             "  -j, --json           print the daemon's JSON instead of a table\n"
             "  -t, --timeout SECS   give up on an answer after this long (default 10)\n"
             "  -i, --interval SECS  top: refresh period (default 2)\n"
-            "  -n, --iterations N   top: stop after N screens\n\ncommands:\n",
+            "  -n, --iterations N   top: stop after N screens\n"
+            "  -h, --help           this text\n\ncommands:\n",
             DEFAULT_STATUS_SOCKET);
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-10s %-5s %s\n", commands[i].name, commands[i].arg ? commands[i].arg : "",

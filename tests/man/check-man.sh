@@ -25,7 +25,7 @@ if ! command -v mandoc >/dev/null; then
 fi
 
 MAN=$TOP_SRCDIR/man
-PAGES=(dbpoold.8 dbpoold.conf.5 dbpool.1 libdbpool.3)
+PAGES=(dbpoold.8 dbpoold.conf.5 dbpool.1 libdbpool.3 dbpoolctl.8)
 # shellcheck source=SCRIPTDIR/../checks.sh
 . "$TOP_SRCDIR/tests/checks.sh"
 
@@ -91,8 +91,11 @@ fi
 if [ -f "$MAN/dbpool.1" ]; then
     check_options dbpool "$("$DBPOOL_BIN" --help)" dbpool.1
 fi
+if [ -f "$MAN/dbpoolctl.8" ] && [ -n "${DBPOOLCTL_BIN:-}" ]; then
+    check_options dbpoolctl "$("$DBPOOLCTL_BIN" --help)" dbpoolctl.8
+fi
 if [ "$FAILED" -ne 0 ]; then
     echo "check-man.sh: $FAILED check(s) failed" >&2
     exit 1
 fi
-echo "check-man.sh: ${#PAGES[@]} pages lint-free, options of dbpoold and dbpool documented"
+echo "check-man.sh: ${#PAGES[@]} pages lint-free, options of dbpoold, dbpool and dbpoolctl documented"
