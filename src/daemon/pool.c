@@ -475,6 +475,7 @@ static void server_reset(struct pool *p, struct server *sv)
     sv->csink = &reset_sink;
     sv->carg = sv;
     sv->op_running = true;
+    sv->op_started_us = now_us();
     p->drv->reset(sv->conn, server_on_done, sv);
 }
 
@@ -591,6 +592,8 @@ void server_exec(struct server *sv, const struct backend_query *q,
     sv->csink = sink;
     sv->carg = arg;
     sv->op_running = true;
+    sv->requests++;
+    sv->op_started_us = now_us();
     sv->pool->drv->exec(sv->conn, q, &server_sink, sv);
 }
 

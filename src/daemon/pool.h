@@ -161,6 +161,8 @@ struct server_view {
     uint64_t state_since_us;         /* idle: since; active: bound since; else 0 */
     bool stale;                      /* of an older generation (reconnect, reload): closes when idle */
     const char *info;                /* the driver's description (backend pid, ...), or "" */
+    uint64_t requests;               /* statements run on it */
+    uint64_t op_started_us;          /* its running statement started; 0: none runs */
 };
 typedef void (*server_view_fn)(void *ctx, const struct server_view *v);
 /* Call fn for every server connection of p, state by state. */

@@ -153,6 +153,8 @@ void pool_each_server(const struct pool *p, server_view_fn fn, void *ctx)
                 .opened_us = sv->created_us, .state_since_us = state_since(sv),
                 .stale = sv->gen != p->gen,
                 .info = sv->state == SV_CONNECTING ? "" : server_info(sv),
+                .requests = sv->requests,
+                .op_started_us = sv->op_running ? sv->op_started_us : 0,
             };
             fn(ctx, &v);
         }

@@ -28,6 +28,8 @@ struct server {
     uint64_t created_us;
     uint64_t idle_since_us;
     uint64_t busy_since_us;          /* when it last became active (bound to a client) */
+    uint64_t requests;               /* statements run on it */
+    uint64_t op_started_us;          /* when the running op (statement, reset) started */
     bool op_running;
     bool abandoned;                  /* its client vanished; reset when the op ends */
     bool broken;

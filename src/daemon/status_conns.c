@@ -93,6 +93,8 @@ static void render_server(void *ctx, const struct server_view *sv)
     age_ms_or_null(b, cr->now_us, sv->opened_us);
     evbuffer_add(b, ", \"state_ms\": ", 14);
     age_ms_or_null(b, cr->now_us, sv->state_since_us);
+    evbuffer_add_printf(b, ", \"requests\": %" PRIu64 ", \"statement_ms\": ", sv->requests);
+    age_ms_or_null(b, cr->now_us, sv->op_started_us);
     evbuffer_add_printf(b, ", \"stale\": %s, \"server\": ", json_bool(sv->stale));
     json_str_or_null(b, sv->info);
     evbuffer_add(b, "}", 1);

@@ -119,6 +119,8 @@ Test(admin, servers_lists_each_connection_and_config_redacts_the_password)
     cr_assert(strstr(body, "\"pool\": \"app\", \"state\": \"idle\", \"role\": \"writer\""),
               "%s", body);
     cr_assert(strstr(body, "\"stale\": false"), "%s", body);
+    cr_assert_geq(H_JSON_NUM(body, "servers", "requests"), 1, "create_table ran on it: %s", body);
+    cr_assert(strstr(body, "\"statement_ms\": null"), "an idle server runs nothing: %s", body);
     free(body);
 
     cr_assert_eq(h_http_get("/config", &body), 200, "%s", body);
