@@ -229,6 +229,23 @@ int dbpool_with_transaction(dbpool_conn *c, int flags,
 
 int dbpool_ping(dbpool_conn *c);
 
+/* ---- Session pinning (doc/protocol.md, "Pinned sessions") ----
+ * dbpool_pin: keep one server connection for this session across
+ * transactions (advisory locks, temporary tables, session SETs, LISTEN)
+ * until dbpool_unpin or the session ends; then the daemon resets the
+ * connection (rollback, unlock, drop temporary state) before anyone else
+ * gets it. Call it outside a transaction. Fails with DBPOOL_E_LIMIT
+ * (SQLSTATE 53300) when the pool has maxPinned pinned sessions already,
+ * DBPOOL_E_POOL_TIMEOUT / DBPOOL_E_UNAVAILABLE like a statement waiting for
+ * a server. Pinning a pinned session and unpinning an unpinned one do
+ * nothing. dbpool_unpin inside a transaction fails (DBPOOL_E_TX_STATE).
+ * A lost server connection ends the pin: that request fails with
+ * DBPOOL_E_CONN_LOST and the session continues unpinned. */
+int dbpool_pin(dbpool_conn *c);
+int dbpool_unpin(dbpool_conn *c);
+/* Whether the session is pinned, as the daemon last said (READY/ERROR). */
+int dbpool_is_pinned(const dbpool_conn *c);
+
 /* Ask the daemon to cancel the request running on c (a long query, or one
  * still waiting for a server connection). That request then fails with
  * DBPOOL_E_CANCELED (or succeeds, if it finished first). The one call that

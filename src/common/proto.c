@@ -759,6 +759,9 @@ const char *proto_type_name(uint8_t type)
     case PT_ROLLBACK: return "ROLLBACK";
     case PT_PING: return "PING";
     case PT_TERMINATE: return "TERMINATE";
+    case PT_CANCEL: return "CANCEL";
+    case PT_PIN: return "PIN";
+    case PT_UNPIN: return "UNPIN";
     case PT_HELLO_OK: return "HELLO_OK";
     case PT_COLUMNS: return "COLUMNS";
     case PT_ROW: return "ROW";

@@ -37,6 +37,8 @@ enum proto_type {
     PT_PING = 'P',       /* empty */
     PT_TERMINATE = 'X',  /* empty: polite goodbye */
     PT_CANCEL = 'K',     /* empty: cancel the running request (out of band, no reply) */
+    PT_PIN = 'N',        /* empty: keep one server connection for this session (until UNPIN) */
+    PT_UNPIN = 'U',      /* empty: give the pinned server connection back (it is reset) */
 
     PT_HELLO_OK = 'h',   /* u16 version, str backend type, str server name, u32 max_frame, u16 max_params,
                             u16 max_batch_statements (later fields may follow: ignored) */
@@ -85,7 +87,7 @@ void proto_put_query(struct pbuf *b, const char *sql, size_t sql_len,
                      const dbpool_value *params, size_t nparams);
 void proto_put_batch(struct pbuf *b, uint8_t flags, const dbpool_stmt *stmts, size_t n);
 void proto_put_begin(struct pbuf *b, uint8_t flags);
-void proto_put_empty(struct pbuf *b, uint8_t type);   /* COMMIT, ROLLBACK, PING, TERMINATE */
+void proto_put_empty(struct pbuf *b, uint8_t type);   /* COMMIT, ROLLBACK, PING, TERMINATE, PIN, UNPIN */
 void proto_put_hello_ok(struct pbuf *b, const char *backend, const char *server,
                         uint32_t max_frame, uint16_t max_params, uint16_t max_batch_statements);
 void proto_put_columns(struct pbuf *b, size_t ncols, const dbpool_column *cols);

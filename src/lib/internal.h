@@ -74,6 +74,7 @@ struct dbpool_conn {
     uint16_t max_params;
     uint16_t max_batch;         /* statements per BATCH; 0: not announced (older daemon) */
     bool shutdown_seen;         /* an E_SHUTDOWN error was received */
+    bool pinned;                /* PIN answered READY, and no UNPIN or lost server since */
 
     /* timeouts, in ms (0: none), and the deadline of the call in progress */
     uint64_t connect_timeout;

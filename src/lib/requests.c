@@ -244,6 +244,29 @@ int dbpool_ping(dbpool_conn *c)
     return simple_request(c, PT_PING, 0, 0);
 }
 
+int dbpool_pin(dbpool_conn *c)
+{
+    int rc = simple_request(c, PT_PIN, 0, 0);
+
+    if (rc == 0)
+        c->pinned = true;
+    return rc;
+}
+
+int dbpool_unpin(dbpool_conn *c)
+{
+    int rc = simple_request(c, PT_UNPIN, 0, 0);
+
+    if (rc == 0)
+        c->pinned = false;
+    return rc;
+}
+
+int dbpool_is_pinned(const dbpool_conn *c)
+{
+    return c != NULL && c->fd >= 0 && c->pinned;
+}
+
 int dbpool_with_transaction(dbpool_conn *c, int flags,
                             int (*fn)(dbpool_conn *c, void *arg), void *arg)
 {

@@ -70,6 +70,8 @@ int lib_take_error(dbpool_conn *c, const uint8_t *p, size_t n)
         return lib_malformed_frame(c, PT_ERROR);
     if (c->timeout_cancel && c->err.code == DBPOOL_E_CANCELED)
         lib_report_cancelled_timeout(c);
+    if (c->err.code == DBPOOL_E_CONN_LOST)
+        c->pinned = false;              /* the daemon ended the pin with the server */
     if (code_closes_session(c->err.code))
         lib_drop_connection(c);
     else
