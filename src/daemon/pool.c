@@ -466,7 +466,7 @@ static const struct backend_sink reset_sink = { NULL, NULL, reset_done };
  * SQLite: ROLLBACK; a pinned session's: reset_session). Its completion
  * passes server_on_done like a statement's: it is counted, and a broken
  * connection is noted. */
-void server_reset(struct pool *p, struct server *sv, bool session)
+static void server_reset(struct pool *p, struct server *sv, bool session)
 {
     if (session)
         log_info("server_reset", "pool=%s server=%llu reason=\"a pinned session ended: its "
@@ -485,6 +485,28 @@ void server_reset(struct pool *p, struct server *sv, bool session)
     (session ? p->drv->reset_session : p->drv->reset)(sv->conn, server_on_done, sv);
 }
 
+/* A pinned server comes back (pool_pin.c): the pin ends, and the driver
+ * resets the whole session before anyone else gets it; a driver without
+ * such a reset has the connection replaced. True when that took sv over;
+ * false for a broken one (pool_release closes it). */
+static bool unpin_server(struct pool *p, struct server *sv)
+{
+    enum backend_role role = sv->role;
+
+    sv->pinned = false;
+    p->pinned--;
+    if (sv->broken)
+        return false;
+    if (p->drv->reset_session) {
+        server_reset(p, sv, true);
+        return true;
+    }
+    server_close(sv, "pinned session ended (the driver has no session reset: a new connection "
+                     "replaces it)");
+    pool_maybe_connect(p, role);
+    return true;
+}
+
 void pool_release(struct pool *p, struct server *sv)
 {
     const char *why;
@@ -494,7 +516,7 @@ void pool_release(struct pool *p, struct server *sv)
         p->totals.total_transactions++;
         latency_record(&p->lat_tx, now, now - sv->busy_since_us);
     }
-    if (sv->pinned && pool_unpin_server(p, sv))
+    if (sv->pinned && unpin_server(p, sv))
         return;
     if ((why = server_retire_reason(p, sv, now))) {
         server_close(sv, why);

@@ -66,13 +66,7 @@ struct pool {
     struct latency lat_tx, lat_wait; /* transaction and wait times (latency.h) */
 };
 
-/* pool.c, for pool_admin.c and pool_pin.c */
-/* The driver makes sv fit for the next client: reset() (session false) or
- * reset_session() (true); its completion releases sv again. */
-void server_reset(struct pool *p, struct server *sv, bool session);
-/* pool_pin.c, for pool_release: a pinned server comes back. True when it
- * took sv over (its session is being reset, or it was closed). */
-bool pool_unpin_server(struct pool *p, struct server *sv);
+/* pool.c, for pool_admin.c */
 void server_close(struct server *sv, const char *reason);
 /* Why sv must not serve again (broken, lifetime, older generation, above
  * the role's size), or NULL. */
