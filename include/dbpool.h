@@ -235,7 +235,7 @@ int dbpool_ping(dbpool_conn *c);
  * until dbpool_unpin or the session ends; then the daemon resets the
  * connection (rollback, unlock, drop temporary state) before anyone else
  * gets it. Call it outside a transaction. Fails with DBPOOL_E_LIMIT
- * (SQLSTATE 53300) when the pool has maxPinned pinned sessions already,
+ * (SQLSTATE 53400; the session goes on) when the pool has maxPinned pins already,
  * DBPOOL_E_POOL_TIMEOUT / DBPOOL_E_UNAVAILABLE like a statement waiting for
  * a server. Pinning a pinned session and unpinning an unpinned one do
  * nothing. dbpool_unpin inside a transaction fails (DBPOOL_E_TX_STATE).
