@@ -54,6 +54,7 @@ class Connection:
         self.read_only = bool(read_only)
         self.convert_types = convert_types
         self._streaming = None            # the cursor whose result is on the socket
+        self._columns = {}                # COLUMNS payload -> (description, converters)
         self._pinned = False
         self._closed = False
         self._translate = Translator() if self._session.backend == "postgres" else None

@@ -225,7 +225,7 @@ class Cursor:
         while True:
             ftype, buf, off, end = s.read_frame()
             if ftype == wire.COLUMNS:
-                self._set_columns(wire.get_columns(buf, off, end))
+                self._set_columns(buf[off:end])
                 self._streaming = True
                 conn._streaming = self
                 return
@@ -239,13 +239,23 @@ class Cursor:
             else:
                 raise s.unexpected(ftype, "in answer to a QUERY")
 
-    def _set_columns(self, cols):
-        self.description = [Column(name, decl, None, None, None, None, None)
-                            for name, decl in cols]
+    def _set_columns(self, payload):
+        """Description and converters from a COLUMNS payload; an application
+        runs the same few statements, so they are cached by the payload."""
+        cache = self.connection._columns
+        hit = cache.get(payload)
+        if hit is None:
+            cols = wire.get_columns(payload, 0, len(payload))
+            desc = tuple(Column(name, decl, None, None, None, None, None) for name, decl in cols)
+            conv = None
+            if self.connection.convert_types:
+                conv = [(i, types.converter(decl)) for i, (_, decl) in enumerate(cols)]
+                conv = [c for c in conv if c[1] is not None] or None
+            if len(cache) >= 256:
+                cache.clear()
+            hit = cache[payload] = (desc, conv)
+        self.description, self._conv = hit
         self.rownumber = 0
-        if self.connection.convert_types:
-            conv = [(i, types.converter(decl)) for i, (_, decl) in enumerate(cols)]
-            self._conv = [c for c in conv if c[1] is not None] or None
 
     def _done(self, done):
         self.rowcount, last = done
