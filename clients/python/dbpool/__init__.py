@@ -68,5 +68,8 @@ __all__ = [
     "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError",
     "Date", "Time", "Timestamp", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks",
     "Binary", "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID",
+    "PROTOCOL", "VERSION", "UNKNOWN_POOL", "NOT_ALLOWED", "SQL", "POOL_TIMEOUT", "UNAVAILABLE",
+    "TX_TIMEOUT", "LIMIT", "CANCELED", "CONN_LOST", "SHUTDOWN", "TX_STATE", "INTERNAL",
+    "IO", "USAGE", "TIMEOUT",
 ]
 del _errors

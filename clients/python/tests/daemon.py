@@ -136,3 +136,16 @@ def backend_variants(cls, namespace):
         name = cls.__name__ + "Postgres"
         namespace[name] = type(name, (cls,), {"POOL": "pg", "__module__": cls.__module__})
     return cls
+
+
+def serve_module(namespace, **settings):
+    """Gives a test module setUpModule / tearDownModule that start one daemon
+    for all its tests (namespace["daemon"], and Backends.daemon)."""
+    def setUpModule():
+        namespace["daemon"] = Backends.daemon = Daemon(**settings)
+
+    def tearDownModule():
+        namespace["daemon"].stop()
+
+    namespace["setUpModule"] = setUpModule
+    namespace["tearDownModule"] = tearDownModule

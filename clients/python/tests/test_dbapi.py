@@ -7,18 +7,12 @@ import os
 import unittest
 
 import dbpool
-from daemon import Backends, Daemon, backend_variants
+from daemon import Backends, serve_module, backend_variants
 
 daemon = None
 
 
-def setUpModule():
-    global daemon
-    daemon = Backends.daemon = Daemon()
-
-
-def tearDownModule():
-    daemon.stop()
+serve_module(globals())
 
 
 class ModuleGlobals(unittest.TestCase):

@@ -9,19 +9,13 @@ import tracemalloc
 import unittest
 
 import dbpool
-from daemon import Backends, Daemon, await_condition, backend_variants
+from daemon import Backends, Daemon, serve_module, await_condition, backend_variants
 
 daemon = None
 ROWS = 100000
 
 
-def setUpModule():
-    global daemon
-    daemon = Backends.daemon = Daemon()
-
-
-def tearDownModule():
-    daemon.stop()
+serve_module(globals())
 
 
 class Streaming(Backends, unittest.TestCase):

@@ -6,18 +6,12 @@ BATCH frames split at the daemon's maxBatchStatements."""
 import unittest
 
 import dbpool
-from daemon import Backends, Daemon, backend_variants
+from daemon import Backends, serve_module, backend_variants
 
 daemon = None
 
 
-def setUpModule():
-    global daemon
-    daemon = Backends.daemon = Daemon(daemon_settings="maxBatchStatements = 10;")
-
-
-def tearDownModule():
-    daemon.stop()
+serve_module(globals(), daemon_settings="maxBatchStatements = 10;")
 
 
 class Transactions(Backends, unittest.TestCase):

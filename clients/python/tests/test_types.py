@@ -7,20 +7,14 @@ import decimal
 import unittest
 
 import dbpool
-from daemon import Backends, Daemon, backend_variants
+from daemon import Backends, serve_module, backend_variants
 from dbpool.placeholders import to_numbered
 from dbpool.types import family
 
 daemon = None
 
 
-def setUpModule():
-    global daemon
-    daemon = Backends.daemon = Daemon()
-
-
-def tearDownModule():
-    daemon.stop()
+serve_module(globals())
 
 
 class RoundTrip(Backends, unittest.TestCase):
