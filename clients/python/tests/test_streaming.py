@@ -119,6 +119,23 @@ class DaemonGoesAway(unittest.TestCase):
         self.assertEqual(fresh.cursor().execute("SELECT 3").fetchone(), (3,))
         fresh.close()
 
+    def test_hung_daemon_mid_stream(self):
+        conn = self.d.connect(autocommit=True, timeout=0.3)
+        cur = conn.cursor()
+        cur.execute("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                    "WHERE i < 1000000) SELECT i, printf('%0100d', i) FROM c")
+        self.assertEqual(cur.fetchone()[0], 1)
+        self.d.freeze()
+        start = time.monotonic()
+        with self.assertRaises(dbpool.OperationalError) as cm:
+            while cur.fetchone() is not None:    # buffered rows first, then the wait
+                pass
+        elapsed = time.monotonic() - start
+        self.d.thaw()
+        self.assertEqual(cm.exception.code, dbpool.TIMEOUT)
+        self.assertLess(elapsed, 0.3 + 0.3 + 1.0)
+        self.assertTrue(conn.closed)
+
     def test_hung_daemon_connect_timeout(self):
         self.d.freeze()
         start = time.monotonic()

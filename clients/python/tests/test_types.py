@@ -63,6 +63,14 @@ class RoundTrip(Backends, unittest.TestCase):
             self.assertEqual(cm.exception.code, dbpool.USAGE)
         self.assertEqual(self.echo(5), 5)        # the session goes on
 
+    def test_too_many_parameters_refused_before_sending(self):
+        n = self.conn._session.max_params + 1
+        with self.assertRaises(dbpool.ProgrammingError) as cm:
+            self.cur.execute("SELECT " + ", ".join("?" * n), [1] * n)
+        self.assertEqual(cm.exception.code, dbpool.USAGE)
+        self.assertIn("maxParams", str(cm.exception))
+        self.assertEqual(self.echo(6), 6)        # not sent: the daemon did not close us
+
     def test_unsupported_type(self):
         with self.assertRaises(dbpool.ProgrammingError) as cm:
             self.cur.execute("SELECT ?", (object(),))
