@@ -176,7 +176,8 @@ class Connection:
 
     def _check(self):
         if self._closed:
-            raise errors.InterfaceError("the connection is closed", errors.USAGE)
+            raise errors.InterfaceError(
+                "the connection is closed; open a new one with dbpool.connect()", errors.USAGE)
         if not self._session.is_open:
             self._session._check_open()
 

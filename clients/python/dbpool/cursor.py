@@ -164,7 +164,8 @@ class Cursor:
 
     def _check(self):
         if self.closed:
-            raise errors.InterfaceError("the cursor is closed", errors.USAGE)
+            raise errors.InterfaceError(
+                "the cursor is closed; make a new one with conn.cursor()", errors.USAGE)
         self.connection._check()
 
     def _check_result(self):

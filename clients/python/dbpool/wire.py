@@ -73,7 +73,8 @@ def encode_text(s):
     try:
         return s.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError as e:
-        raise EncodeError("text cannot be encoded as UTF-8 (%s); pass bytes for binary data" % e.reason)
+        raise EncodeError("text cannot be encoded as UTF-8 (%s); pass bytes for binary data"
+                          % e.reason) from None
 
 
 def _iso(v):

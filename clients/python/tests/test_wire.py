@@ -21,7 +21,8 @@ class Wire(unittest.TestCase):
                          + "0001" "01" "0000000000000029")
 
     def test_hello_ok_old_and_new(self):
-        base = struct.pack(">H", 1) + s(b"sqlite") + s(b"dbpoold 1") + struct.pack(">IH", 1 << 20, 100)
+        base = (struct.pack(">H", 1) + s(b"sqlite") + s(b"dbpoold 1")
+                + struct.pack(">IH", 1 << 20, 100))
         self.assertEqual(wire.get_hello_ok(base, 0, len(base)),
                          ("sqlite", "dbpoold 1", 1 << 20, 100, 0))
         newer = base + struct.pack(">H", 50) + b"future fields"
@@ -35,7 +36,8 @@ class Wire(unittest.TestCase):
 
     def test_row_values(self):
         payload = (struct.pack(">H", 6) + b"\x00" + struct.pack(">Bq", 1, -5)
-                   + struct.pack(">Bd", 2, 0.5) + b"\x03" + s("é".encode()) + b"\x04" + s(b"\x00\xff")
+                   + struct.pack(">Bd", 2, 0.5) + b"\x03" + s("é".encode())
+                   + b"\x04" + s(b"\x00\xff")
                    + b"\x05\x01")
         self.assertEqual(wire.get_row(payload, 0, len(payload)),
                          [None, -5, 0.5, "é", b"\x00\xff", True])
