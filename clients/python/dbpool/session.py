@@ -35,6 +35,10 @@ _DURATION = re.compile(r"(\d+)(ms|h|m|s)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _CANCEL_FRAME = wire.frame(wire.CANCEL)
 _TERMINATE_FRAME = wire.frame(wire.TERMINATE)
+# A daemon that closed the socket is an error to report, not a SIGPIPE to die of
+# (Python ignores SIGPIPE, an embedding program may not).
+_NOSIGNAL = socket.MSG_NOSIGNAL
+_DONTWAIT = socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL
 
 
 def parse_duration(text, what):
@@ -164,7 +168,7 @@ class Session:
         with self._send_lock:
             if self.timeout is None:
                 try:
-                    self._sock.sendall(data)
+                    self._sock.sendall(data, _NOSIGNAL)
                 except OSError as e:
                     self._send_failed(e)
             else:
@@ -176,7 +180,7 @@ class Session:
         deadline = time.monotonic() + self.timeout
         while sent < len(view):
             try:
-                sent += self._sock.send(view[sent:], socket.MSG_DONTWAIT)
+                sent += self._sock.send(view[sent:], _DONTWAIT)
                 continue
             except BlockingIOError:
                 pass
@@ -239,11 +243,11 @@ class Session:
 
     def _send_cancel(self):
         try:
-            n = self._sock.send(_CANCEL_FRAME, socket.MSG_DONTWAIT)
+            n = self._sock.send(_CANCEL_FRAME, _DONTWAIT)
         except OSError:
             return False
         if n < len(_CANCEL_FRAME):      # 5 bytes into a full buffer: finish them
-            self._sock.sendall(_CANCEL_FRAME[n:])
+            self._sock.sendall(_CANCEL_FRAME[n:], _NOSIGNAL)
         return True
 
     # ---------------------------------------------------------- reading
@@ -394,7 +398,7 @@ class Session:
         """Polite goodbye: TERMINATE (never waits), then close."""
         if self._sock is not None:
             try:
-                self._sock.send(_TERMINATE_FRAME, socket.MSG_DONTWAIT)
+                self._sock.send(_TERMINATE_FRAME, _DONTWAIT)
             except OSError:
                 pass
         self.close_quietly("closed by the application")

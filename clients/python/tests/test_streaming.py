@@ -3,6 +3,9 @@ memory), cancel() from another thread, the request timeout (cancel and
 grace: the session stays usable; a hung daemon: the session is closed in
 bounded time), the connect timeout, and the daemon going away (shutdown,
 killed in the middle of a result)."""
+import os
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -13,6 +16,18 @@ from daemon import Backends, Daemon, serve_module, await_condition, backend_vari
 
 daemon = None
 ROWS = 100000
+SIGPIPE_CHILD = """
+import signal, sys, dbpool
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+conn = dbpool.connect(pool="app", socket=sys.argv[1], autocommit=True)
+print("connected", flush=True)
+sys.stdin.readline()
+try:
+    for _ in range(3):
+        conn.cursor().execute("SELECT ?", ("x" * (4 << 20),))
+except dbpool.Error as e:
+    print(type(e).__name__, e)
+"""
 
 
 serve_module(globals())
@@ -154,6 +169,18 @@ class DaemonGoesAway(unittest.TestCase):
             conn.cursor().execute("SELECT 1")
         self.assertIn(cm.exception.code, (dbpool.SHUTDOWN, dbpool.IO))
         self.assertTrue(conn.closed)
+
+    def test_daemon_gone_with_default_sigpipe(self):
+        # A program that restores SIGPIPE's default must get an error, not die.
+        child = subprocess.Popen(
+            [sys.executable, "-c", SIGPIPE_CHILD, self.d.socket], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        self.assertEqual(child.stdout.readline().strip(), "connected")
+        self.d.kill()
+        out, err = child.communicate("go\n", timeout=30)
+        self.assertEqual(child.returncode, 0, "child died: %s\n%s" % (child.returncode, err))
+        self.assertIn("OperationalError", out)
 
     def test_daemon_killed_mid_stream(self):
         conn = self.d.connect(autocommit=True)
