@@ -149,6 +149,10 @@ class Connection:
 
     # ---------------------------------------------------------- extensions
 
+    def execute(self, operation, parameters=None):
+        """A new cursor that ran the statement (as sqlite3 and psycopg offer)."""
+        return self.cursor().execute(operation, parameters)
+
     def cancel(self):
         """Cancels the running request (CANCEL frame). Callable from another
         thread; never waits. True if a request was running and the frame sent;

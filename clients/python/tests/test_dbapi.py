@@ -201,6 +201,11 @@ class Cursors(Backends, unittest.TestCase):
             self.cur.execute("SELECT ?", {"a": 1})
         self.assertEqual(self.cur.execute("SELECT ?", [5]).fetchone(), (5,))
 
+    def test_connection_execute_shortcut(self):
+        cur = self.conn.execute("SELECT ? * 2", (21,))
+        self.assertIsInstance(cur, dbpool.Cursor)
+        self.assertEqual(cur.fetchall(), [(42,)])
+
     def test_ping(self):
         self.conn.ping()
         self.assertEqual(self.conn.txstate, "I")
