@@ -2,8 +2,9 @@
 # run.sh — the Python client's tests (clients/python/tests, standard unittest
 # runner) against the real daemon ($DBPOOLD_BIN): a SQLite pool always, and a
 # PostgreSQL pool too when tests/pg/run-pg-tests.sh has exported the
-# harness's DBPOOL_TEST_PG_* variables (it calls this script). Exit 77 (skip)
-# without python3.
+# harness's DBPOOL_TEST_PG_* variables, a MySQL pool when
+# tests/mysql/run-mysql-tests.sh has exported DBPOOL_TEST_MYSQL_* (both call
+# this script). Exit 77 (skip) without python3.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,7 +1,8 @@
 """daemon.py — starts a real dbpoold for the tests ($DBPOOLD_BIN, the
 build's daemon) in a temporary directory, with a SQLite pool "app" and, when
 the PostgreSQL harness's variables are set (DBPOOL_TEST_PG_HOST/PORT/DB/USER,
-as tests/pg/run-pg-tests.sh exports them), a postgres pool "pg".
+as tests/pg/run-pg-tests.sh exports them), a postgres pool "pg", and with
+tests/mysql/run-mysql-tests.sh's DBPOOL_TEST_MYSQL_*, a mysql pool "my".
 
 Start-up is awaited by connecting until the daemon answers (deadline 10 s),
 never by sleeping. stop() sends SIGTERM and waits; kill() / freeze() / thaw()
@@ -30,6 +31,17 @@ def pg_settings():
             "username": env.get("DBPOOL_TEST_PG_USER") or "postgres"}
 
 
+def mysql_settings():
+    """The MariaDB harness's settings (tests/mysql/mysql-harness.sh), or None."""
+    env = os.environ
+    host = env.get("DBPOOL_TEST_MYSQL_HOST")
+    if not host or env.get("DBPOOL_TEST_BACKEND") != "mysql":
+        return None
+    return {"host": host, "name": env.get("DBPOOL_TEST_MYSQL_DB") or "dbpool_test",
+            "username": env.get("DBPOOL_TEST_MYSQL_USER") or "dbpool",
+            "passwordFile": env.get("DBPOOL_TEST_MYSQL_PASSWORD_FILE") or ""}
+
+
 def await_condition(cond, what, deadline=DEADLINE):
     """Polls cond() until true; fails the test after the deadline."""
     end = time.monotonic() + deadline
@@ -47,6 +59,7 @@ class Daemon:
         self.dir = tempfile.mkdtemp(prefix="dbpool-py.")
         self.socket = os.path.join(self.dir, "d.sock")
         self.pg = pg_settings()
+        self.my = mysql_settings()
         conf = os.path.join(self.dir, "dbpoold.conf")
         with open(conf, "w") as f:
             f.write(self._config(daemon_settings, sqlite_settings))
@@ -61,6 +74,10 @@ class Daemon:
             pools.append('{ name = "pg"; type = "postgres"; postgres = { host = "%(host)s"; '
                          'port = %(port)d; name = "%(name)s"; username = "%(username)s"; '
                          'maxOpenConns = 4; }; }' % self.pg)
+        if self.my:
+            pools.append('{ name = "my"; type = "mysql"; mysql = { host = "%(host)s"; '
+                         'name = "%(name)s"; username = "%(username)s"; '
+                         'passwordFile = "%(passwordFile)s"; maxOpenConns = 4; }; }' % self.my)
         return ('daemon = { socket = "%s"; statusSocket = "%s/s.sock"; logLevel = "info"; '
                 'shutdownTimeout = "5s"; %s };\npools = (\n%s\n);\n'
                 % (self.socket, self.dir, daemon_settings, ",\n".join(pools)))
@@ -120,6 +137,14 @@ class Backends:
     def pg(self):
         return self.POOL == "pg"
 
+    @property
+    def my(self):
+        return self.POOL == "my"
+
+    @property
+    def sqlite(self):
+        return self.POOL == "app"
+
     def table(self, name, columns):
         """(Re)creates a table in autocommit; returns its name."""
         conn = self.connect(autocommit=True)
@@ -131,10 +156,12 @@ class Backends:
 
 
 def backend_variants(cls, namespace):
-    """Adds a PostgreSQL variant of the test case when the harness is up."""
-    if pg_settings():
-        name = cls.__name__ + "Postgres"
-        namespace[name] = type(name, (cls,), {"POOL": "pg", "__module__": cls.__module__})
+    """Adds a PostgreSQL and a MySQL variant of the test case when their
+    harness is up."""
+    for pool, suffix, up in (("pg", "Postgres", pg_settings), ("my", "Mysql", mysql_settings)):
+        if up():
+            name = cls.__name__ + suffix
+            namespace[name] = type(name, (cls,), {"POOL": pool, "__module__": cls.__module__})
     return cls
 
 

@@ -137,10 +137,10 @@ class Cursors(Backends, unittest.TestCase):
         self.assertEqual(self.cur.rowcount, 0)
         self.cur.execute("INSERT INTO py_rc (id, v) VALUES (?, ?)", (42, "a"))
         self.assertEqual(self.cur.rowcount, 1)
-        if self.pg:
+        if self.sqlite:
+            self.assertEqual(self.cur.lastrowid, 42)     # the rowid
+        else:                                           # no AUTO_INCREMENT column
             self.assertIsNone(self.cur.lastrowid)
-        else:
-            self.assertEqual(self.cur.lastrowid, 42)
 
     def test_fetch_without_result_is_an_error(self):
         with self.assertRaises(dbpool.ProgrammingError):

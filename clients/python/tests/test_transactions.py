@@ -84,12 +84,15 @@ class Transactions(Backends, unittest.TestCase):
         with self.assertRaises(dbpool.IntegrityError) as cm:
             self.cur.execute("INSERT INTO %s VALUES (?, ?)" % self.t, (1, "b"))
         e = cm.exception
-        self.assertEqual((e.code, e.sqlstate), (dbpool.SQL, "23505"))
-        self.assertEqual(e.vendor_code, 0 if self.pg else 1555)   # SQLITE_CONSTRAINT_PRIMARYKEY
+        if self.my:                                     # MySQL: 23000 and ER_DUP_ENTRY
+            self.assertEqual((e.code, e.sqlstate, e.vendor_code), (dbpool.SQL, "23000", 1062))
+        else:                                           # SQLITE_CONSTRAINT_PRIMARYKEY
+            self.assertEqual((e.code, e.sqlstate), (dbpool.SQL, "23505"))
+            self.assertEqual(e.vendor_code, 0 if self.pg else 1555)
         self.assertTrue(e.message)
         with self.assertRaises(dbpool.ProgrammingError) as cm:
             self.cur.execute("SELECT * FROM py_no_such_table")
-        self.assertEqual(cm.exception.sqlstate, "42P01")
+        self.assertEqual(cm.exception.sqlstate, "42S02" if self.my else "42P01")
         with self.assertRaises(dbpool.ProgrammingError) as cm:
             self.cur.execute("SELECT ?, ?", (1,))
         self.assertEqual(cm.exception.sqlstate, "07001")
@@ -140,6 +143,10 @@ class Transactions(Backends, unittest.TestCase):
             for _ in range(3):
                 got = self.cur.execute("SHOW application_name").fetchone()[0]
                 self.assertEqual(got, "py_pinned")
+        elif self.my:
+            self.cur.execute("SET @py_pinned = 5")
+            for _ in range(3):
+                self.assertEqual(self.cur.execute("SELECT @py_pinned").fetchone(), (5,))
         else:
             self.cur.execute("CREATE TEMP TABLE py_pin_tmp (x)")
             for _ in range(3):
