@@ -16,8 +16,11 @@ One cursor at a time streams its result from the socket (self._streaming);
 any other request on the connection first makes that cursor read the rest
 of its result into memory (Cursor._detach), so nested cursors work.
 `with conn:` commits on success and rolls back on an exception; it does not
-close the connection.
+close the connection. `with conn.transaction():` is an explicit transaction
+(nested: a savepoint), for autocommit connections above all.
 """
+import contextlib
+
 from . import errors, wire
 from .cursor import Cursor
 from .placeholders import Translator
@@ -148,6 +151,29 @@ class Connection:
         return False
 
     # ---------------------------------------------------------- extensions
+
+    @contextlib.contextmanager
+    def transaction(self, read_only=False):
+        """An explicit transaction, in autocommit mode too: BEGIN (READ ONLY),
+        COMMIT when the block ends, ROLLBACK when it raises. Inside a
+        transaction it nests as a savepoint (the daemon's nested BEGIN), so a
+        failing inner block rolls back only its own work."""
+        self._simple(wire.begin(read_only), "BEGIN")
+        try:
+            yield self
+        except BaseException:
+            self._rollback_quietly()
+            raise
+        self._simple(_COMMIT, "COMMIT")
+
+    def _rollback_quietly(self):
+        """Rolls back for a block that raised; the block's exception is the
+        one to report, so a failure here is not."""
+        try:
+            if not self.closed and self.in_transaction:
+                self._simple(_ROLLBACK, "ROLLBACK")
+        except errors.Error:
+            pass
 
     def execute(self, operation, parameters=None):
         """A new cursor that ran the statement (as sqlite3 and psycopg offer)."""

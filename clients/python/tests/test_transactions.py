@@ -69,6 +69,40 @@ class Transactions(Backends, unittest.TestCase):
         self.assertEqual(self.count(), 1)
         self.assertFalse(self.conn.closed)              # `with` does not close
 
+    def test_explicit_transaction_block(self):
+        self.conn.autocommit = True
+        with self.conn.transaction():
+            self.cur.execute("INSERT INTO %s VALUES (?, ?)" % self.t, (1, "a"))
+            self.assertEqual(self.conn.txstate, "T")
+            self.assertEqual(self.count(), 0)
+        self.assertEqual(self.conn.txstate, "I")
+        self.assertEqual(self.count(), 1)
+        with self.assertRaises(KeyError):
+            with self.conn.transaction():
+                self.cur.execute("INSERT INTO %s VALUES (?, ?)" % self.t, (2, "b"))
+                raise KeyError("x")
+        self.assertEqual((self.conn.txstate, self.count()), ("I", 1))
+
+    def test_nested_transaction_blocks_are_savepoints(self):
+        self.conn.autocommit = True
+        with self.conn.transaction():
+            self.cur.execute("INSERT INTO %s VALUES (?, ?)" % self.t, (1, "outer"))
+            with self.assertRaises(dbpool.IntegrityError):
+                with self.conn.transaction():
+                    self.cur.execute("INSERT INTO %s VALUES (?, ?)" % self.t, (2, "inner"))
+                    self.cur.execute("INSERT INTO %s VALUES (?, ?)" % self.t, (1, "dup"))
+            self.assertEqual(self.conn.txstate, "T")    # the outer one goes on, even on PG
+            self.cur.execute("INSERT INTO %s VALUES (?, ?)" % self.t, (3, "outer"))
+        rows = self.other.cursor().execute("SELECT id FROM %s ORDER BY id" % self.t).fetchall()
+        self.assertEqual(rows, [(1,), (3,)])
+
+    def test_read_only_transaction_block(self):
+        self.conn.autocommit = True
+        with self.assertRaises(dbpool.DatabaseError):
+            with self.conn.transaction(read_only=True):
+                self.cur.execute("INSERT INTO %s VALUES (?, ?)" % self.t, (1, "a"))
+        self.assertEqual((self.conn.txstate, self.count()), ("I", 0))
+
     def test_read_only(self):
         ro = self.connect(read_only=True)
         c = ro.cursor()
