@@ -139,6 +139,13 @@ class Connection:
             self._streaming._abandon()
         self._session.terminate()
 
+    def __del__(self):
+        # A connection dropped without close(): the daemon sees the session
+        # end and rolls back, as for close(); no ResourceWarning.
+        session = getattr(self, "_session", None)
+        if session is not None and session.is_open:
+            session.close_quietly("connection garbage-collected without close()")
+
     def __enter__(self):
         self._check()
         return self
