@@ -134,6 +134,7 @@ class Session:
         saved, self.timeout, self._what = self.timeout, limit or None, "handshake"
         try:
             self.send(wire.hello(pool, client_name))
+            self._busy = False          # nothing to CANCEL: the timeout closes at once
             ftype, buf, off, end = self.read_frame()
         except errors.OperationalError as e:
             if e.code == errors.TIMEOUT:
