@@ -18,6 +18,9 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libsystemd-dev
       # the man pages' lint in the test suite (tests/man/check-man.sh)
       mandoc
+      # the Python client's tests (tests/python/run.sh): python3, and venv +
+      # pip for its offline `pip install` test
+      python3 python3-venv python3-pip
       # fuzzing (--enable-fuzzing, make fuzz): clang 14, its libFuzzer and
       # sanitizer runtimes (libclang_rt.fuzzer*), llvm-symbolizer for reports
       clang libclang-rt-14-dev llvm)
