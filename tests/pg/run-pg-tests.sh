@@ -35,6 +35,9 @@ for t in tests/unit/test_backend_pg tests/integration/test_daemon tests/integrat
     "$build/$t" || { echo "FAIL: $t (postgres)"; [ $status -ne 0 ] || status=1; }
 done
 
+echo "== tests/migrate/test_migrate.sh (postgres)"
+bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (postgres)"; [ $status -ne 0 ] || status=1; }
+
 echo "== fault server"
 if ! bash "$here/pg-harness.sh" start "$faultdir" >/dev/null; then
     echo "run-pg-tests: could not start the fault server (see above)" >&2
