@@ -90,6 +90,8 @@ static void usage(void)
           "           Use -seq option to generate sequential up/down migrations with N digits.\n"
           "           Use -format option to specify a Go time format string.\n"
           "           Use -tz option to specify the timezone of the timestamp (default: UTC).\n"
+          "           Use -ext to name the extension (required), -dir the directory (default: .),\n"
+          "           -digits for the width of -seq numbers (default: 6).\n"
           "  goto [--dry-run] V      Migrate to version V\n"
           "  up [--dry-run] [N]      Apply all or N up migrations\n"
           "  down [--dry-run] [N] [-all]\n"
@@ -98,6 +100,7 @@ static void usage(void)
           "  force V      Set version V but don't run migration (ignores dirty state)\n"
           "  version      Print current migration version\n"
           "  status       List applied and pending migrations; flag changed and skipped ones (exit 3)\n"
+          "  --dry-run    with up, down and goto: print the migrations that would run; run none\n"
           "\n"
           "Exit status: 0 done (also \"no change\"), 1 error, 2 usage error, 3 status found a problem.\n",
           stderr);
