@@ -20,6 +20,7 @@
  */
 #include "dbpool.h"
 #include "migrate/flags.h"
+#include "migrate/godur.h"
 #include "migrate/migrate.h"
 
 #include <ctype.h>
@@ -150,6 +151,7 @@ static int with_db(const struct opts *o, bool need_path, bool dry_run, db_fn fn,
     struct mig_source src;
     struct mig m;
     int rc = -1;
+    int64_t t0 = mig_now_ns();
 
     memset(&m, 0, sizeof m);
     memset(&src, 0, sizeof src);
@@ -173,6 +175,10 @@ static int with_db(const struct opts *o, bool need_path, bool dry_run, db_fn fn,
         dbpool_close(m.conn);
     }
     source_free(&src);
+    if (rc >= 0 && o->verbose) {
+        char d[32];
+        mig_log(&m, "Finished after %s", godur_format(mig_now_ns() - t0, d, sizeof d));
+    }
     if (rc == 0 && stop_requested) {
         fputs("error: interrupted: stopped after the running migration\n", stderr);
         return EXIT_ERROR;
@@ -210,7 +216,10 @@ static int do_version(struct mig *m, void *a)
         return -1;
     if (v == MIG_NIL_VERSION)
         return mig_fail(m, "no migration");
-    fprintf(stderr, dirty ? "%lld (dirty)\n" : "%lld\n", (long long)v);
+    if (dirty)
+        mig_log(m, "%lld (dirty)", (long long)v);
+    else
+        mig_log(m, "%lld", (long long)v);
     return 0;
 }
 
