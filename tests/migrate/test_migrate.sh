@@ -27,8 +27,8 @@ MIG=$WORK/migrations
 DB=dbpool_migrate_$$
 DAEMON_PID=
 BG_PIDS=()
-FAILED=0
-CHECKS=0
+# shellcheck source=SCRIPTDIR/../checks.sh
+. "$(cd "$(dirname "$0")" && pwd)/../checks.sh"
 
 drop_own_database() {
     case $BACKEND in
@@ -54,13 +54,6 @@ trap cleanup EXIT
 
 # ---------------------------------------------------------------- helpers
 
-fail() {
-    FAILED=$((FAILED + 1))
-    printf 'FAIL: %s\n' "$1" >&2
-    shift
-    for line in "$@"; do printf '      %s\n' "$line" >&2; done
-}
-
 # run CMD...: runs it (stdin from $INPUT, else nothing); sets RC, OUT and ERR.
 run() {
     RC=0
@@ -85,12 +78,6 @@ expect_err() {
 expect_out() {
     CHECKS=$((CHECKS + 1))
     grep -Eq -- "$2" <<<"$OUT" || fail "$1" "stdout does not match /$2/:" "$OUT"
-}
-
-# same NAME GOT WANTED
-same() {
-    CHECKS=$((CHECKS + 1))
-    [ "$2" = "$3" ] || fail "$1" "got:    $(printf '%q' "$2")" "wanted: $(printf '%q' "$3")"
 }
 
 migrate() { "$DBPOOL_MIGRATE_BIN" -S "$SOCK" -d app -path "$MIG" "$@"; }
@@ -235,13 +222,13 @@ test_usage() {
     expect_err "-database: says to name the pool" 'name the pool with -d POOL'
     run migrate goto
     expect_rc "goto without V" 1
-    same "goto without V: golang-migrate's message" "$ERR" "error: please specify version argument V"
+    check_eq "goto without V: golang-migrate's message" "$ERR" "error: please specify version argument V"
     run migrate up x
-    same "up with a bad N" "$ERR" "error: can't read limit argument N"
+    check_eq "up with a bad N" "$ERR" "error: can't read limit argument N"
     run migrate force -2
-    same "force below -1" "$ERR" "error: argument V must be >= -1"
+    check_eq "force below -1" "$ERR" "error: argument V must be >= -1"
     run migrate down -all 1
-    same "down -all with N" "$ERR" "error: -all cannot be used with other arguments"
+    check_eq "down -all with N" "$ERR" "error: -all cannot be used with other arguments"
     run "$DBPOOL_MIGRATE_BIN" -S "$SOCK" -d app -path "$WORK/nonexistent" up
     expect_rc "a missing -path directory" 1
     expect_err "a missing -path is named" 'nonexistent: No such file or directory'
@@ -256,10 +243,10 @@ test_create() {
     local d=$WORK/created
     run "$DBPOOL_MIGRATE_BIN" create -ext sql -dir "$d" -seq -digits 3 first
     expect_rc "create -seq" 0
-    same "create prints the absolute paths" "$ERR" "$d/001_first.up.sql
+    check_eq "create prints the absolute paths" "$ERR" "$d/001_first.up.sql
 $d/001_first.down.sql"
     run "$DBPOOL_MIGRATE_BIN" create -ext .sql -dir "$d" -seq -digits 3 second
-    same "create -seq counts on" "$(cd "$d" && ls | tr '\n' ' ')" \
+    check_eq "create -seq counts on" "$(cd "$d" && ls | tr '\n' ' ')" \
         "001_first.down.sql 001_first.up.sql 002_second.down.sql 002_second.up.sql "
     run "$DBPOOL_MIGRATE_BIN" create -ext sql -dir "$d" -seq -digits 1 x
     : # 3 fits in one digit
@@ -267,21 +254,21 @@ $d/001_first.down.sql"
     touch "$d/9_nine.up.sql"
     run "$DBPOOL_MIGRATE_BIN" create -ext sql -dir "$d" -seq -digits 1 y
     expect_rc "create -seq past the digits" 1
-    same "the sequence overflow message" "$ERR" "error: Next sequence number 10 too large. At most 1 digits are allowed"
+    check_eq "the sequence overflow message" "$ERR" "error: Next sequence number 10 too large. At most 1 digits are allowed"
     run "$DBPOOL_MIGRATE_BIN" create -dir "$d" z
-    same "create without -ext" "$ERR" "error: -ext flag must be specified"
+    check_eq "create without -ext" "$ERR" "error: -ext flag must be specified"
     run "$DBPOOL_MIGRATE_BIN" create -ext sql
-    same "create without a name" "$ERR" "error: please specify name"
+    check_eq "create without a name" "$ERR" "error: please specify name"
     run "$DBPOOL_MIGRATE_BIN" create -ext sql -dir "$d/ts" stamp
     expect_rc "create with a timestamp" 0
-    same "a timestamp version has 14 digits (20060102150405)" \
+    check_eq "a timestamp version has 14 digits (20060102150405)" \
         "$(ls "$d/ts" | grep -cE '^[0-9]{14}_stamp\.(up|down)\.sql$')" 2
     run "$DBPOOL_MIGRATE_BIN" create -ext sql -dir "$d/ts" -format 2006 dup
     run "$DBPOOL_MIGRATE_BIN" create -ext sql -dir "$d/ts" -format 2006 dup
     expect_rc "a duplicate version" 1
     expect_err "a duplicate version is refused" "^error: duplicate migration version: $(date -u +%Y)$"
     run "$DBPOOL_MIGRATE_BIN" create -ext sql -dir "$d" -seq -format unix w
-    same "-seq and -format" "$ERR" "error: The seq and format options are mutually exclusive"
+    check_eq "-seq and -format" "$ERR" "error: The seq and format options are mutually exclusive"
 }
 
 # ---------------------------------------------------------------- up, down, version
@@ -289,25 +276,25 @@ $d/001_first.down.sql"
 test_tables_created() {
     run migrate version
     expect_rc "version of a fresh database" 1
-    same "version of a fresh database" "$ERR" "error: no migration"
-    same "schema_migrations exists" "$(has_table schema_migrations)" 1
-    same "schema_migrations_history exists" "$(has_table schema_migrations_history)" 1
+    check_eq "version of a fresh database" "$ERR" "error: no migration"
+    check_eq "schema_migrations exists" "$(has_table schema_migrations)" 1
+    check_eq "schema_migrations_history exists" "$(has_table schema_migrations_history)" 1
     case $BACKEND in
         sqlite)
-            same "SQLite: golang-migrate's DDL" \
+            check_eq "SQLite: golang-migrate's DDL" \
                 "$(sql "SELECT sql FROM sqlite_master WHERE name IN ('schema_migrations','version_unique') ORDER BY type DESC" | sed -E 's/^"(.*)"$/\1/')" \
                 "CREATE TABLE schema_migrations (version uint64,dirty bool)
 CREATE UNIQUE INDEX version_unique ON schema_migrations (version)" ;;
         postgres)
-            same "PostgreSQL: golang-migrate's columns" \
+            check_eq "PostgreSQL: golang-migrate's columns" \
                 "$(sql "SELECT column_name || ' ' || data_type || ' ' || is_nullable FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'schema_migrations' ORDER BY ordinal_position")" \
                 "version bigint NO
 dirty boolean NO"
-            same "PostgreSQL: the primary key is version" \
+            check_eq "PostgreSQL: the primary key is version" \
                 "$(sql "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'schema_migrations'::regclass AND i.indisprimary")" \
                 "version" ;;
         mysql)
-            same "MySQL: golang-migrate's columns" \
+            check_eq "MySQL: golang-migrate's columns" \
                 "$(sql "SELECT CONCAT(column_name, ' ', column_type, ' ', is_nullable, ' ', column_key) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'schema_migrations' ORDER BY ordinal_position")" \
                 "version bigint(20) NO PRI
 dirty tinyint(1) NO " ;;
@@ -318,72 +305,72 @@ test_up_down() {
     run migrate up 1
     expect_rc "up 1" 0
     expect_err "up 1 prints golang-migrate's line" '^1/u create_users \([0-9.]+(ns|µs|ms|s)\)$'
-    same "after up 1" "$(version_row)" "1,0"
-    same "the migration's data" "$(sql "SELECT name FROM mt_users")" "semi;colon"
+    check_eq "after up 1" "$(version_row)" "1,0"
+    check_eq "the migration's data" "$(sql "SELECT name FROM mt_users")" "semi;colon"
     run migrate version
-    same "version after up 1" "$ERR" "1"
+    check_eq "version after up 1" "$ERR" "1"
     run migrate up
     expect_rc "up" 0
-    same "up runs the rest, over the gap" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "2/u add_orders
+    check_eq "up runs the rest, over the gap" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "2/u add_orders
 5/u index"
-    same "after up" "$(version_row)" "5,0"
+    check_eq "after up" "$(version_row)" "5,0"
     run migrate up
     expect_rc "up again" 0
-    same "up again: no change" "$ERR" "no change"
+    check_eq "up again: no change" "$ERR" "no change"
     run migrate up 1
     expect_rc "up 1 at the end" 1
-    same "up 1 at the end" "$ERR" "error: file does not exist"
+    check_eq "up 1 at the end" "$ERR" "error: file does not exist"
     run migrate down 1
     expect_rc "down 1" 0
     expect_err "down 1 prints golang-migrate's line" '^5/d index \('
-    same "after down 1" "$(version_row)" "2,0"
+    check_eq "after down 1" "$(version_row)" "2,0"
     run migrate down 5
     expect_rc "down past the first" 1
-    same "down past the first: lines, then the short limit" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "2/d add_orders
+    check_eq "down past the first: lines, then the short limit" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "2/d add_orders
 1/d create_users
 error: limit 3 short"
-    same "after down to nothing: no row" "$(version_row)" ""
-    same "the down migrations ran" "$(has_table mt_users)" 0
+    check_eq "after down to nothing: no row" "$(version_row)" ""
+    check_eq "the down migrations ran" "$(has_table mt_users)" 0
     run migrate up 7
     expect_rc "up 7 with three files" 1
-    same "up 7: three run, then the short limit" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "1/u create_users
+    check_eq "up 7: three run, then the short limit" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "1/u create_users
 2/u add_orders
 5/u index
 error: limit 4 short"
     INPUT=<(echo n) run migrate down
     expect_rc "bare down, answered n" 1
-    same "bare down asks, and gives up on n" "$ERR" "Are you sure you want to apply all down migrations? [y/N]
+    check_eq "bare down asks, and gives up on n" "$ERR" "Are you sure you want to apply all down migrations? [y/N]
 Not applying all down migrations"
-    same "bare down answered n changed nothing" "$(version_row)" "5,0"
+    check_eq "bare down answered n changed nothing" "$(version_row)" "5,0"
     INPUT=<(echo y) run migrate down
     expect_rc "bare down, answered y" 0
     expect_err "bare down answered y applies all" '^1/d create_users'
     run migrate version
-    same "version after down all" "$ERR" "error: no migration"
+    check_eq "version after down all" "$ERR" "error: no migration"
     run migrate down -all
-    same "down -all at nothing: no change" "$ERR" "no change"
+    check_eq "down -all at nothing: no change" "$ERR" "no change"
 }
 
 test_goto_force() {
     run migrate goto 2
     expect_rc "goto 2" 0
-    same "goto 2 from nothing" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "1/u create_users
+    check_eq "goto 2 from nothing" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "1/u create_users
 2/u add_orders"
     run migrate goto 3
     expect_rc "goto a version without a file" 1
     expect_err "goto 3: golang-migrate's message" '^error: no migration found for version 3'
     run migrate goto 1
-    same "goto 1 goes down" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "2/d add_orders"
+    check_eq "goto 1 goes down" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "2/d add_orders"
     run migrate goto 1
-    same "goto the current version" "$ERR" "no change"
+    check_eq "goto the current version" "$ERR" "no change"
     run migrate force 5
     expect_rc "force 5" 0
-    same "force writes the row" "$(version_row)" "5,0"
+    check_eq "force writes the row" "$(version_row)" "5,0"
     run migrate force -1
     expect_rc "force -1" 0
-    same "force -1 empties the table" "$(version_row)" ""
+    check_eq "force -1 empties the table" "$(version_row)" ""
     run migrate force 1
-    same "force back to 1" "$(version_row)" "1,0"
+    check_eq "force back to 1" "$(version_row)" "1,0"
 }
 
 # A row written by hand as golang-migrate leaves it (dirty), then continued.
@@ -396,9 +383,9 @@ test_dirty_by_hand() {
     fi
     run migrate up
     expect_rc "up on a dirty database" 1
-    same "up on a dirty database" "$ERR" "error: Dirty database version 2. Fix and force version."
+    check_eq "up on a dirty database" "$ERR" "error: Dirty database version 2. Fix and force version."
     run migrate version
-    same "version of a dirty database" "$ERR" "2 (dirty)"
+    check_eq "version of a dirty database" "$ERR" "2 (dirty)"
     expect_rc "version of a dirty database exits 0" 0
     run migrate status
     expect_rc "status on a dirty database" 3
@@ -408,7 +395,7 @@ test_dirty_by_hand() {
     run migrate force 2
     run migrate up
     expect_rc "up after force" 0
-    same "up after force continues at 5" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "5/u index"
+    check_eq "up after force continues at 5" "$(sed -E 's/ \(.*\)$//' <<<"$ERR")" "5/u index"
 }
 
 # ---------------------------------------------------------------- failures, transactions
@@ -421,15 +408,15 @@ SELECT * FROM mt_no_such_table;"
     expect_rc "a failing migration" 1
     expect_err "the failure names the statement and its line" '^error: migration failed: .* in line 2: SELECT \* FROM mt_no_such_table'
     if [ "$BACKEND" = mysql ]; then
-        same "MySQL: golang-migrate's behaviour, dirty" "$(version_row)" "6,1"
-        same "MySQL: the first statement stays" "$(has_table mt_six)" 1
+        check_eq "MySQL: golang-migrate's behaviour, dirty" "$(version_row)" "6,1"
+        check_eq "MySQL: the first statement stays" "$(has_table mt_six)" 1
         expect_err "MySQL: says how to recover" 'now dirty at version 6.*force'
         sql "DROP TABLE mt_six" >/dev/null
         run migrate force 5
     else
         expect_err "rolled back, and says so" 'rolled back: the database is unchanged and not dirty'
-        same "in a transaction: still at 5, not dirty" "$(version_row)" "5,0"
-        same "in a transaction: the first statement rolled back" "$(has_table mt_six)" 0
+        check_eq "in a transaction: still at 5, not dirty" "$(version_row)" "5,0"
+        check_eq "in a transaction: the first statement rolled back" "$(has_table mt_six)" 0
     fi
     # opting out of the transaction: golang-migrate's dirty behaviour everywhere
     write_migration 000006_breaks.up.sql "-- dbpool:no-transaction
@@ -437,14 +424,14 @@ CREATE TABLE mt_six (x int);
 SELECT * FROM mt_no_such_table;"
     run migrate up
     expect_rc "a failing no-transaction migration" 1
-    same "no-transaction: dirty at 6" "$(version_row)" "6,1"
-    same "no-transaction: the first statement stays" "$(has_table mt_six)" 1
+    check_eq "no-transaction: dirty at 6" "$(version_row)" "6,1"
+    check_eq "no-transaction: the first statement stays" "$(has_table mt_six)" 1
     sql "DROP TABLE mt_six" >/dev/null
     write_migration 000006_breaks.up.sql "CREATE TABLE mt_six (x int);"
     run migrate force 5
     run migrate up
     expect_rc "up after the fix and force" 0
-    same "at 6 after the fix" "$(version_row)" "6,0"
+    check_eq "at 6 after the fix" "$(version_row)" "6,0"
 }
 
 # ---------------------------------------------------------------- history, status, dry run
@@ -452,12 +439,12 @@ SELECT * FROM mt_no_such_table;"
 test_history_and_status() {
     local sum
     sum=$(sha256sum "$MIG/000006_breaks.up.sql" | cut -d' ' -f1)
-    same "the history row of 6: direction, checksum, who" \
+    check_eq "the history row of 6: direction, checksum, who" \
         "$(sql "SELECT version, name, direction, checksum FROM schema_migrations_history WHERE version = 6 ORDER BY id DESC LIMIT 1")" \
         "6,breaks,up,$sum"
     expect_out_by=$(sql "SELECT applied_by FROM schema_migrations_history ORDER BY id DESC LIMIT 1")
-    same "applied_by is user@host" "$expect_out_by" "$(id -un)@$(hostname)"
-    same "force is recorded" "$(sql "SELECT count(*) FROM schema_migrations_history WHERE direction = 'force'")" \
+    check_eq "applied_by is user@host" "$expect_out_by" "$(id -un)@$(hostname)"
+    check_eq "force is recorded" "$(sql "SELECT count(*) FROM schema_migrations_history WHERE direction = 'force'")" \
         "$(sql "SELECT count(*) FROM schema_migrations_history WHERE direction = 'force' AND checksum = ''")"
     run migrate status
     expect_rc "status, all applied" 0
@@ -484,13 +471,13 @@ test_history_and_status() {
     # dry run
     run migrate up --dry-run
     expect_rc "up --dry-run" 0
-    same "up --dry-run says what would run" "$ERR" "7/u later (dry run: 1 statement, $([ "$BACKEND" = mysql ] && echo without || echo in) a transaction)"
-    same "up --dry-run ran nothing" "$(version_row),$(has_table mt_seven)" "6,0,0"
+    check_eq "up --dry-run says what would run" "$ERR" "7/u later (dry run: 1 statement, $([ "$BACKEND" = mysql ] && echo without || echo in) a transaction)"
+    check_eq "up --dry-run ran nothing" "$(version_row),$(has_table mt_seven)" "6,0,0"
     run migrate goto --dry-run 2
     expect_err "goto --dry-run" '^6/d breaks \(dry run'
-    same "goto --dry-run ran nothing" "$(version_row)" "6,0"
+    check_eq "goto --dry-run ran nothing" "$(version_row)" "6,0"
     run migrate up
-    same "up after the dry run" "$(version_row)" "7,0"
+    check_eq "up after the dry run" "$(version_row)" "7,0"
 }
 
 test_duplicates() {
@@ -522,9 +509,9 @@ test_two_at_once() {
     local b_rc=$RC b_err=$ERR
     local a_rc=0
     wait "$a" || a_rc=$?
-    same "the first migrator applied 8 and 9" "$a_rc:$(sed -E 's/ \(.*\)$//' "$WORK/a.err" | tr '\n' ' ')" "0:8/u slow 9/u after "
-    same "the second waited for the lock, then found nothing to do" "$b_rc:$b_err" "0:no change"
-    same "at 9" "$(version_row)" "9,0"
+    check_eq "the first migrator applied 8 and 9" "$a_rc:$(sed -E 's/ \(.*\)$//' "$WORK/a.err" | tr '\n' ' ')" "0:8/u slow 9/u after "
+    check_eq "the second waited for the lock, then found nothing to do" "$b_rc:$b_err" "0:no change"
+    check_eq "at 9" "$(version_row)" "9,0"
 }
 
 test_lock_timeout() {
@@ -546,13 +533,13 @@ test_sigint() {
     kill -INT "$a"
     local a_rc=0
     wait "$a" || a_rc=$?
-    same "SIGINT: exit 1" "$a_rc" 1
-    same "SIGINT: golang-migrate's message, 8 finishes, 9 does not run" \
+    check_eq "SIGINT: exit 1" "$a_rc" 1
+    check_eq "SIGINT: golang-migrate's message, 8 finishes, 9 does not run" \
         "$(sed -E 's/ \([0-9.]+[µmn]?s\)$//' "$WORK/a.err")" "Stopping after this running migration ...
 8/u slow
 error: stopped before 9/u: run the command again to continue"
-    same "SIGINT: at 8, clean" "$(version_row)" "8,0"
-    same "SIGINT: 9 did not run" "$(has_table mt_nine)" 0
+    check_eq "SIGINT: at 8, clean" "$(version_row)" "8,0"
+    check_eq "SIGINT: 9 did not run" "$(has_table mt_nine)" 0
 }
 
 # ---------------------------------------------------------------- drop
@@ -560,15 +547,15 @@ error: stopped before 9/u: run the command again to continue"
 test_drop() {
     INPUT=<(echo n) run migrate drop
     expect_rc "drop answered n" 1
-    same "drop asks" "$ERR" "Are you sure you want to drop the entire database schema? [y/N]
+    check_eq "drop asks" "$ERR" "Are you sure you want to drop the entire database schema? [y/N]
 Aborted dropping the entire database schema"
-    same "drop answered n keeps the tables" "$(has_table mt_users)" 1
+    check_eq "drop answered n keeps the tables" "$(has_table mt_users)" 1
     run migrate drop -f
     expect_rc "drop -f" 0
-    same "drop -f drops every table" \
+    check_eq "drop -f drops every table" \
         "$(has_table mt_users)$(has_table mt_orders)$(has_table schema_migrations)$(has_table schema_migrations_history)" "0000"
     run migrate version
-    same "after drop: no migration" "$ERR" "error: no migration"
+    check_eq "after drop: no migration" "$ERR" "error: no migration"
 }
 
 setup
