@@ -20,6 +20,8 @@ set -euo pipefail
 : "${DBPOOL_BIN:?set DBPOOL_BIN to the dbpool binary (make check does)}"
 : "${DBPOOL_MIGRATE_BIN:?set DBPOOL_MIGRATE_BIN to the dbpool-migrate binary (make check does)}"
 BACKEND=${DBPOOL_TEST_BACKEND:-sqlite}
+command -v jq >/dev/null || { echo "test_migrate.sh: jq is required" >&2; exit 1; }
+command -v curl >/dev/null || { echo "test_migrate.sh: curl is required" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-migrate.XXXXXX")
 SOCK=$WORK/d.sock
@@ -505,7 +507,7 @@ test_two_at_once() {
     bg_migrate up
     local a=$BG
     await_sql "the first migrator runs 8" "SELECT version, dirty FROM schema_migrations" "8,1" || return 0
-    run migrate -lock-timeout 30 up
+    run migrate -lock-timeout 300 up
     local b_rc=$RC b_err=$ERR
     local a_rc=0
     wait "$a" || a_rc=$?
@@ -514,11 +516,44 @@ test_two_at_once() {
     check_eq "at 9" "$(version_row)" "9,0"
 }
 
+# golang_lock_key NAME...: golang-migrate's GenerateAdvisoryLockId, computed
+# here independently: the CRC-32 of the names joined by NUL bytes (gzip's
+# trailer holds the CRC-32 of its input), times 1486364155, mod 2^32.
+golang_lock_key() {
+    local crc first=1 n
+    crc=$(for n in "$@"; do
+              [ $first -eq 1 ] || printf '\0'
+              first=0
+              printf '%s' "$n"
+          done | gzip -c | tail -c8 | head -c4 | od -An -tu4 | tr -d ' ')
+    echo $(((crc * 1486364155) & 0xFFFFFFFF))
+}
+
+# While a migrator runs, the lock it holds is golang-migrate's.
+check_lock_is_golang_migrates() {
+    local key
+    case $BACKEND in
+        postgres)
+            key=$(golang_lock_key "$DB" "$(sql "SELECT current_schema()")" schema_migrations)
+            check_eq "PostgreSQL: the advisory lock has golang-migrate's key" \
+                "$(sql "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted")" "$key" ;;
+        mysql)
+            key=$(golang_lock_key "$DB:schema_migrations")
+            check_eq "MySQL: GET_LOCK holds golang-migrate's name" \
+                "$(sql "SELECT IS_USED_LOCK('$key') IS NOT NULL")" 1 ;;
+    esac
+    check_eq "the migrator's session is pinned (GET /clients), on every backend" \
+        "$(curl -s --unix-socket "$WORK/s.sock" http://localhost/clients |
+           jq -r --argjson pid "$BG" '.clients[] | select(.pid == $pid) | "\(.name) \(.pinned)"')" \
+        "dbpool-migrate true"
+}
+
 test_lock_timeout() {
     run migrate goto 7
     bg_migrate up
     local a=$BG
     await_sql "the first migrator runs 8" "SELECT version, dirty FROM schema_migrations" "8,1" || return 0
+    check_lock_is_golang_migrates
     run migrate -lock-timeout 1 version
     expect_rc "the lock timeout" 1
     expect_err "golang-migrate's lock timeout message" "^error: timeout: can't acquire database lock"
