@@ -122,12 +122,14 @@ await_sql() {
     done
 }
 
-# A statement that keeps the server busy for about three seconds.
+# slow_sql N: a statement that keeps the server busy for about N seconds
+# (on SQLite N times 7 million rows of a recursive CTE: about N seconds
+# on an idle machine, longer on a busy one).
 slow_sql() {
     case $BACKEND in
-        sqlite) echo "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT count(*) FROM c;" ;;
-        postgres) echo "SELECT pg_sleep(3);" ;;
-        mysql) echo "SELECT SLEEP(3);" ;;
+        sqlite) echo "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $(($1 * 7000000))) SELECT count(*) FROM c;" ;;
+        postgres) echo "SELECT pg_sleep($1);" ;;
+        mysql) echo "SELECT SLEEP($1);" ;;
     esac
 }
 
@@ -492,11 +494,11 @@ test_duplicates() {
 
 # ---------------------------------------------------------------- concurrency, signals
 
-# slow_pair: 8 is a no-transaction migration (its dirty row is visible while
-# it runs) that keeps the server busy; 9 follows it.
+# slow_pair [N]: 8 is a no-transaction migration (its dirty row is visible
+# while it runs) that keeps the server busy for N seconds (3); 9 follows it.
 slow_pair() {
     write_migration 000008_slow.up.sql "-- dbpool:no-transaction
-$(slow_sql)"
+$(slow_sql "${1:-3}")"
     write_migration 000008_slow.down.sql "SELECT 1;"
     write_migration 000009_after.up.sql "CREATE TABLE mt_nine (x int);"
     write_migration 000009_after.down.sql "DROP TABLE mt_nine;"
@@ -548,16 +550,25 @@ check_lock_is_golang_migrates() {
         "dbpool-migrate true"
 }
 
+# A migrator that holds the lock for long: the lock is golang-migrate's,
+# another one times out; killed, it leaves no lock behind (the daemon resets
+# its pinned connection), only its dirty version.
 test_lock_timeout() {
     run migrate goto 7
+    slow_pair 20
     bg_migrate up
     local a=$BG
     await_sql "the first migrator runs 8" "SELECT version, dirty FROM schema_migrations" "8,1" || return 0
-    check_lock_is_golang_migrates
     run migrate -lock-timeout 1 version
     expect_rc "the lock timeout" 1
     expect_err "golang-migrate's lock timeout message" "^error: timeout: can't acquire database lock"
-    wait "$a" || true
+    check_lock_is_golang_migrates
+    kill -KILL "$a"
+    wait "$a" 2>/dev/null || true
+    run migrate -lock-timeout 120 force 7
+    expect_rc "after the holder was killed the lock is free again" 0
+    check_eq "the killed migration left 8 dirty; force 7 cleared it" "$(version_row)" "7,0"
+    slow_pair
 }
 
 test_sigint() {
