@@ -196,6 +196,22 @@ static void log_step(const struct mig *m, const struct plan_step *s, const struc
                 godur_format(now - t0, d1, sizeof d1));
 }
 
+/* --dry-run: the migration's line; with -verbose its statements too. */
+static void dry_run_step(const struct mig *m, const struct plan_step *s, const struct body *b)
+{
+    struct sqlsplit it;
+    struct sqlsplit_stmt st;
+
+    mig_log(m, "%lld/%s %s (dry run: %zu statement%s, %s)", (long long)s->version,
+            s->up ? "u" : "d", b->name, b->nstmts, b->nstmts == 1 ? "" : "s",
+            b->in_tx ? "in a transaction" : "without a transaction");
+    if (!m->verbose || b->text == NULL)
+        return;
+    sqlsplit_init(&it, b->text, b->len, m->split_flags);
+    while (sqlsplit_next(&it, &st))
+        mig_vlog(m, "Would execute line %u: %.*s", st.line, (int)st.len, st.text);
+}
+
 static int run_step(struct mig *m, const struct plan_step *s)
 {
     struct body b;
@@ -205,9 +221,7 @@ static int run_step(struct mig *m, const struct plan_step *s)
     if (load_body(m, s, &b) != 0)
         return -1;
     if (m->dry_run) {
-        mig_log(m, "%lld/%s %s (dry run: %zu statement%s, %s)", (long long)s->version,
-                s->up ? "u" : "d", b.name, b.nstmts, b.nstmts == 1 ? "" : "s",
-                b.in_tx ? "in a transaction" : "without a transaction");
+        dry_run_step(m, s, &b);
         free(b.text);
         return 0;
     }

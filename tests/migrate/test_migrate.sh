@@ -477,6 +477,9 @@ test_history_and_status() {
     expect_rc "up --dry-run" 0
     check_eq "up --dry-run says what would run" "$ERR" "7/u later (dry run: 1 statement, $([ "$BACKEND" = mysql ] && echo without || echo in) a transaction)"
     check_eq "up --dry-run ran nothing" "$(version_row),$(has_table mt_seven)" "6,0,0"
+    run migrate -verbose up --dry-run
+    expect_err "-verbose up --dry-run lists the statements" 'Would execute line 1: CREATE TABLE mt_seven \(x int\)$'
+    expect_err "-verbose ends with the time taken" 'Finished after [0-9.]+(µs|ms|s)$'
     run migrate goto --dry-run 2
     expect_err "goto --dry-run" '^6/d breaks \(dry run'
     check_eq "goto --dry-run ran nothing" "$(version_row)" "6,0"
