@@ -19,7 +19,7 @@
  */
 #include "dbpool.h"
 #include "common/duration.h"
-#include "cli/sqlsplit.h"
+#include "common/sqlsplit.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -55,6 +55,8 @@ echo "== tests/mysql/test_cli_mysql.sh (mysql)"
 bash "$here/test_cli_mysql.sh" || { echo "FAIL: test_cli_mysql.sh"; [ $status -ne 0 ] || status=1; }
 echo "== tests/python/run.sh (mysql)"
 bash "$here/../python/run.sh" || { echo "FAIL: tests/python/run.sh (mysql)"; [ $status -ne 0 ] || status=1; }
+echo "== tests/migrate/test_migrate.sh (mysql)"
+bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (mysql)"; [ $status -ne 0 ] || status=1; }
 # One cell at a time (-j1): every cell stops or freezes the one fault
 # server, so parallel cells would only wait for each other's lock.
 for t in tests/integration/test_faults tests/integration/test_bank; do

@@ -37,6 +37,8 @@ done
 
 echo "== tests/python/run.sh (postgres)"
 bash "$here/../python/run.sh" || { echo "FAIL: tests/python/run.sh (postgres)"; status=1; }
+echo "== tests/migrate/test_migrate.sh (postgres)"
+bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (postgres)"; [ $status -ne 0 ] || status=1; }
 
 echo "== fault server"
 if ! bash "$here/pg-harness.sh" start "$faultdir" >/dev/null; then
