@@ -3,7 +3,8 @@
 # installed files at work, as a packager and an admin would use them:
 #   - the layout: dbpoold in sbin, dbpool in bin, libdbpool.so with its
 #     soname link (no static archive), dbpool.h, dbpool.pc, the sample
-#     configuration in $(sysconfdir)/dbpoold/, the four man pages;
+#     configuration in $(sysconfdir)/dbpoold/, the four man pages, the
+#     example migrations in $(datadir)/dbpool/migrations/;
 #   - the INSTALLED dbpoold, on the installed sample configuration moved to
 #     temporary paths, answers a query from the INSTALLED dbpool, which
 #     loads the INSTALLED libdbpool (LD_LIBRARY_PATH into the root);
@@ -84,6 +85,14 @@ check_layout() {
     local page
     for page in man8/dbpoold.8 man5/dbpoold.conf.5 man1/dbpool.1 man3/libdbpool.3; do
         check "man page $page is installed" test -f "$ROOT$mandir/$page"
+    done
+    local b
+    for b in sqlite postgres mysql; do
+        check "the example migrations for $b are in dbpooldatadir/migrations/$b" \
+            cmp -s "$TOP_SRCDIR/migrations/$b/000001_create_health_status_table.up.sql" \
+            "$ROOT$dbpooldatadir/migrations/$b/000001_create_health_status_table.up.sql"
+        check_eq "all six example migration files for $b are installed" \
+            "$(ls "$ROOT$dbpooldatadir/migrations/$b" 2>/dev/null | grep -c '\.sql$')" 6
     done
     check "the installed dbpoold's -h names the installed configuration" \
         grep -qF "$dbpoolconfdir/dbpoold.conf" <("$ROOT$sbindir/dbpoold" -h)
