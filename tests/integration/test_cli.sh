@@ -7,7 +7,8 @@
 # --json types (checked with jq), errors stopping the run, -f scripts,
 # $DBPOOL_SOCKET / $DBPOOL_POOL defaults, --timeout / --connect-timeout and
 # their environment variables (against a slow statement and a daemon stopped
-# with SIGSTOP), and `dbpoold -t` on good and bad configurations. Every check runs; the script exits 1 if any failed.
+# with SIGSTOP), --pin (a TEMP table across transactions), and `dbpoold -t`
+# on good and bad configurations. Every check runs; the script exits 1 if any failed.
 #
 #   DBPOOLD_BIN=$PWD/build/dbpoold DBPOOL_BIN=$PWD/build/dbpool \
 #       bash tests/integration/test_cli.sh
@@ -288,6 +289,28 @@ test_open_transaction_at_exit() {
     expect "the open transaction was rolled back" 0 $'n\n0'
 }
 
+# --pin: one server connection for the whole session, so a TEMP table made
+# in one transaction is there in the next; it ends with the session.
+test_pin() {
+    run dbpool --pin --csv -c "begin" -c "create temp table pin_tmp(x)" \
+        -c "insert into pin_tmp values (1)" -c "commit" \
+        -c "begin" -c "insert into pin_tmp values (2)" -c "commit" \
+        -c "insert into pin_tmp values (3)" -c "select count(*) as n from pin_tmp"
+    expect "--pin: a TEMP table lasts across the session's transactions" 0 $'n\n3'
+
+    run dbpool --pin --csv -c "select count(*) as n from temp.sqlite_master where name = 'pin_tmp'"
+    expect "--pin: the next session does not see the last one's TEMP table" 0 $'n\n0'
+
+    run dbpool --pin -d nope -c "select 1"
+    CHECKS=$((CHECKS + 1))
+    [ "$RC" -eq 1 ] || fail "--pin on an unknown pool exits 1" "exit $RC"
+
+    run dbpool --pin -c "begin" -c "select 1 as one"
+    expect_err "--pin: ending pinned inside a transaction still warns" "[Tt]ransaction"
+    run dbpool --csv -c "select count(*) as n from t where a = 5"
+    expect "--pin: the daemon serves unpinned sessions after pinned ones" 0 $'n\n1'
+}
+
 test_table_format() {
     run dbpool -c "select 1 as num, 'x' as txt"
     CHECKS=$((CHECKS + 1))
@@ -377,6 +400,7 @@ test_files
 test_env_defaults
 test_open_transaction_at_exit
 test_table_format
+test_pin
 test_timeout_flags
 test_timeouts_apply
 
