@@ -8,7 +8,8 @@
 #   - the INSTALLED dbpoold, on the installed sample configuration moved to
 #     temporary paths, answers a query from the INSTALLED dbpool, which
 #     loads the INSTALLED libdbpool (LD_LIBRARY_PATH into the root);
-#   - the INSTALLED systemd units: `systemd-analyze verify` accepts them
+#   - the INSTALLED systemd units (dbpoold's and the example
+#     dbpool-migrate.service): `systemd-analyze verify` accepts them
 #     (their install paths moved under the root), and the installed dbpoold runs the way
 #     dbpoold.service's ExecStart runs it, under systemd-socket-activate
 #     with the sockets named as dbpoold.socket and dbpoold-status.socket
@@ -164,16 +165,21 @@ unit_value() {
 check_units_verify() {
     local dir=$WORK/units unit out
     mkdir -p "$dir"
-    for unit in dbpoold.service dbpoold.socket dbpoold-status.socket; do
+    for unit in dbpoold.service dbpoold.socket dbpoold-status.socket dbpool-migrate.service; do
         check "the installed $unit has every @...@ substituted" \
             test -z "$(grep -o '@[a-z_]*@' "$ROOT$systemdsystemunitdir/$unit")"
-        sed -e "s|=$sbindir/|=$ROOT$sbindir/|" -e "s| $dbpoolconfdir/| $ROOT$dbpoolconfdir/|" \
+        sed -e "s|=$sbindir/|=$ROOT$sbindir/|" -e "s|=$bindir/|=$ROOT$bindir/|" \
+            -e "s| $dbpoolconfdir/| $ROOT$dbpoolconfdir/|" \
             "$ROOT$systemdsystemunitdir/$unit" >"$dir/$unit"
     done
     check_eq "the installed dbpoold.service runs the installed dbpoold on the installed configuration" \
         "$(unit_value dbpoold.service ExecStart)" "$sbindir/dbpoold -c $dbpoolconfdir/dbpoold.conf"
+    check_eq "the installed dbpool-migrate.service runs the installed dbpool-migrate on the installed examples" \
+        "$(unit_value dbpool-migrate.service ExecStart | cut -d' ' -f1)" "$bindir/dbpool-migrate"
+    check "the installed dbpool-migrate.service's default MIGRATIONS is the installed example" \
+        grep -qF "MIGRATIONS=$dbpooldatadir/migrations/sqlite " "$ROOT$systemdsystemunitdir/dbpool-migrate.service"
     out=$(cd "$dir" && systemd-analyze verify --man=no ./dbpoold.service ./dbpoold.socket \
-          ./dbpoold-status.socket 2>&1) || true
+          ./dbpoold-status.socket ./dbpool-migrate.service 2>&1) || true
     check_eq "systemd-analyze verify accepts the installed units" "$out" ""
 }
 
