@@ -146,6 +146,14 @@ struct backend_driver {
      * Completes through done like any operation; !ok or broken, or a
      * txstate other than 'I', makes the pool close the connection. */
     void (*reset)(struct backend_conn *c, backend_done_fn done, void *arg);
+    /* Make a connection one client held across transactions (a pinned
+     * session, doc/protocol.md) fit for others: everything reset() does,
+     * plus the session state that client may have left: advisory / user
+     * locks, temporary tables, settings, LISTEN, prepared statements
+     * (PostgreSQL: DISCARD ALL; MySQL: reset the connection). Completes
+     * like reset(). NULL: the pool closes such a connection instead (SQLite:
+     * a new connection is the cheapest clean session). */
+    void (*reset_session)(struct backend_conn *c, backend_done_fn done, void *arg);
     /* Which role an autocommit statement should go to (a cheap, lexical
      * guess; readers verify with BQ_REQUIRE_READONLY). */
     enum backend_role (*route)(const char *sql, size_t len);

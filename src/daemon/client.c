@@ -113,6 +113,12 @@ static bool on_row(void *arg, size_t n, const dbpool_value *vals)
     return true;
 }
 
+/* The session keeps its server across transactions (PIN). */
+static bool pinned(const struct client *c)
+{
+    return c->sv && server_pinned(c->sv);
+}
+
 static void unbind(struct client *c)
 {
     struct server *sv = c->sv;
@@ -130,6 +136,7 @@ static void plan_env(const struct client *c, struct plan_env *env)
     env->pool = c->pool;
     env->bound = c->sv != NULL;
     env->bound_role = c->sv ? server_role(c->sv) : ROLE_WRITER;
+    env->pinned = pinned(c);
     env->shutting_down = c->s->shutting_down;
     env->max_params = dc->max_params;
     env->max_batch_statements = dc->max_batch_statements;
@@ -140,6 +147,17 @@ static void plan_env(const struct client *c, struct plan_env *env)
 static void finish_outcome(struct client *c, const struct plan_outcome *out)
 {
     finish_request(c, out->failed ? &out->err : NULL, out->index);
+}
+
+/* A pinned session's server died: the pin ends with it, and the client
+ * must know that what the pin kept is gone. */
+static void note_pin_lost(struct backend_error *err)
+{
+    size_t n = strlen(err->message);
+
+    snprintf(err->message + n, sizeof(err->message) - n, "; the session was pinned: its server "
+             "session (locks, temporary tables, settings) is gone and the session is no longer "
+             "pinned (PIN again)");
 }
 
 static void on_step_done(void *arg, const struct backend_result *res)
@@ -172,6 +190,8 @@ static void on_step_done(void *arg, const struct backend_result *res)
         run_step(c);
         break;
     case PLAN_LOST:
+        if (pinned(c))
+            note_pin_lost(&out.err);
         unbind(c);
         finish_outcome(c, &out);
         break;
@@ -233,7 +253,7 @@ static void run_step(struct client *c)
 static void finish_request(struct client *c, const struct backend_error *err, int32_t index)
 {
     request_finish(c->req, &c->tx, err == NULL);
-    if (c->sv && request_tx_releases_server(&c->tx))
+    if (c->sv && !pinned(c) && request_tx_releases_server(&c->tx))
         unbind(c);
     if (err)
         client_send_request_error(c, err, index);
@@ -247,7 +267,8 @@ static void finish_request(struct client *c, const struct backend_error *err, in
     client_request_end(c);
     client_set_state(c, client_idle_state(c));
     sockbuf_trim(&c->io);
-    if (!c->sv && !c->tx.pending_begin && (c->s->shutting_down || pool_removed(c->pool))) {
+    if ((!c->sv || pinned(c)) && c->tx.txstate == 'I' &&
+        (c->s->shutting_down || pool_removed(c->pool))) {
         if (c->s->shutting_down)
             client_shutdown_close(c);
         else
@@ -371,6 +392,73 @@ static void answered_now(struct client *c, uint8_t type)
     (void)client_arm_idle_timer(c);   /* on failure the session is doomed: process_input ends it */
 }
 
+/* ------------------------------------------------------------- pinning */
+
+/* ERROR LIMIT: the pool has maxPinned pinned sessions. */
+static void pin_limit_error(const struct client *c, struct backend_error *err)
+{
+    const struct pool_config *pc = pool_config(c->pool);
+
+    err->code = DBPOOL_E_LIMIT;
+    err->vendor_code = 0;
+    memcpy(err->sqlstate, "53400", 6);   /* configuration_limit_exceeded: the session goes on */
+    if (pc->max_pinned == 0)
+        snprintf(err->message, sizeof(err->message), "pool \"%s\" allows no pinned sessions "
+                 "(maxPinned = 0%s); set maxPinned in the pool's settings", pc->name,
+                 pc->max_open_conns < 2 ? ", as its maxOpenConns is 1: raise maxOpenConns" : "");
+    else
+        snprintf(err->message, sizeof(err->message), "pool \"%s\" already has %d pinned "
+                 "sessions, its maxPinned; UNPIN or close one, try again later, or raise "
+                 "maxPinned in the pool's settings", pc->name, pc->max_pinned);
+}
+
+/* PIN got its server (or not: err). maxPinned is checked again: others may
+ * have pinned while this one waited. */
+static void on_pin_granted(void *arg, struct server *sv, const struct backend_error *err)
+{
+    struct client *c = arg;
+    struct backend_error limit;
+
+    if (!sv) {
+        finish_request(c, err, -1);
+        return;
+    }
+    c->sv = sv;
+    if (!pool_pin(c->pool, sv)) {
+        unbind(c);
+        pin_limit_error(c, &limit);
+        finish_request(c, &limit, -1);
+        return;
+    }
+    log_debug("client_pinned", "client=%llu server=%llu", (unsigned long long)c->id,
+              (unsigned long long)server_id(sv));
+    finish_request(c, NULL, -1);
+}
+
+static void start_pin(struct client *c)
+{
+    struct backend_error limit;
+
+    if (!pool_pin_allowed(c->pool)) {
+        pin_limit_error(c, &limit);
+        finish_request(c, &limit, -1);
+        return;
+    }
+    client_set_state(c, CL_WAITING);
+    struct server *sv = pool_acquire(c->pool, &c->waiter, ROLE_WRITER, on_pin_granted, c);
+    if (sv)
+        on_pin_granted(c, sv, NULL);
+}
+
+/* UNPIN: the server goes back; the pool resets its session first. */
+static void start_unpin(struct client *c)
+{
+    log_debug("client_unpinned", "client=%llu server=%llu", (unsigned long long)c->id,
+              (unsigned long long)server_id(c->sv));
+    unbind(c);
+    finish_request(c, NULL, -1);
+}
+
 /* Start the request in c->req (frame already copied). */
 static void start_request(struct client *c)
 {
@@ -384,10 +472,15 @@ static void start_request(struct client *c)
     c->request_since_us = now_us();   /* vDSO clock read: no syscall */
     plan_env(c, &env);
     enum plan_start how = request_start(r, &c->tx, &env, &err, &index);
-    if (how == START_RUN) {
+    if (how == START_RUN || how == START_PIN || how == START_UNPIN) {
         if (c->timer)
             evtimer_del(c->timer);
-        run_step(c);
+        if (how == START_RUN)
+            run_step(c);
+        else if (how == START_PIN)
+            start_pin(c);
+        else
+            start_unpin(c);
         return;
     }
     client_request_end(c);
@@ -405,7 +498,7 @@ static bool known_request(uint8_t type)
 {
     return type == PT_QUERY || type == PT_BATCH || type == PT_BEGIN || type == PT_COMMIT ||
            type == PT_ROLLBACK || type == PT_PING || type == PT_TERMINATE || type == PT_HELLO ||
-           type == PT_CANCEL;
+           type == PT_CANCEL || type == PT_PIN || type == PT_UNPIN;
 }
 
 /* CANCEL: stop the running request. It is not answered; the request it
@@ -634,7 +727,7 @@ static void on_closed(void *arg)
 {
     struct client *c = arg;
 
-    if (c->sv)
+    if (c->sv && !(pinned(c) && c->state == CL_IDLE))
         log_info("client_vanished", "client=%llu state=%s tx=%c uid=%u pid=%d",
                  (unsigned long long)c->id, client_state_name(c->state), c->tx.txstate,
                  c->peer.uid, (int)c->peer.pid);

@@ -80,6 +80,9 @@ struct pool_config {
     struct id_set allow_users;      /* uids; with allow_groups empty too: everyone */
     struct id_set allow_groups;     /* gids: the client's primary or a supplementary group */
     uint32_t max_clients_per_pool;  /* sessions after HELLO; 0 = no limit of its own (maxClients) */
+    int max_pinned;                 /* pinned sessions at once; resolved at load (checks.c):
+                                       default maxOpenConns / 4, at least 1, below maxOpenConns;
+                                       SQLite 1 (its one writer) */
 
     /* network servers (postgres, mysql: driver_config_spec.server) */
     char *host;                     /* required; postgres: a directory = Unix socket;

@@ -463,20 +463,26 @@ static void reset_done(void *arg, const struct backend_result *res)
 static const struct backend_sink reset_sink = { NULL, NULL, reset_done };
 
 /* The driver makes the connection fit for the next client (PostgreSQL and
- * SQLite: ROLLBACK). Its completion passes server_on_done like a
- * statement's: it is counted, and a broken connection is noted. */
-static void server_reset(struct pool *p, struct server *sv)
+ * SQLite: ROLLBACK; a pinned session's: reset_session). Its completion
+ * passes server_on_done like a statement's: it is counted, and a broken
+ * connection is noted. */
+void server_reset(struct pool *p, struct server *sv, bool session)
 {
-    log_info("server_reset", "pool=%s server=%llu reason=\"the last client left a transaction "
-             "open, or (mysql) changed its session: SET, USE, temporary tables, locks\"",
-             p->cfg->name, (unsigned long long)sv->id);
+    if (session)
+        log_info("server_reset", "pool=%s server=%llu reason=\"a pinned session ended: its "
+                 "locks, temporary tables and settings are dropped\"", p->cfg->name,
+                 (unsigned long long)sv->id);
+    else
+        log_info("server_reset", "pool=%s server=%llu reason=\"the last client left a "
+                 "transaction open, or (mysql) changed its session: SET, USE, temporary tables, "
+                 "locks\"", p->cfg->name, (unsigned long long)sv->id);
     set_state(sv, SV_RESETTING);
     sv->abandoned = false;
     sv->csink = &reset_sink;
     sv->carg = sv;
     sv->op_running = true;
     sv->op_started_us = now_us();
-    p->drv->reset(sv->conn, server_on_done, sv);
+    (session ? p->drv->reset_session : p->drv->reset)(sv->conn, server_on_done, sv);
 }
 
 void pool_release(struct pool *p, struct server *sv)
@@ -488,6 +494,8 @@ void pool_release(struct pool *p, struct server *sv)
         p->totals.total_transactions++;
         latency_record(&p->lat_tx, now, now - sv->busy_since_us);
     }
+    if (sv->pinned && pool_unpin_server(p, sv))
+        return;
     if ((why = server_retire_reason(p, sv, now))) {
         server_close(sv, why);
         pool_maybe_connect(p, ROLE_WRITER);
@@ -495,7 +503,7 @@ void pool_release(struct pool *p, struct server *sv)
         return;
     }
     if (p->drv->txstate(sv->conn) != 'I') {
-        server_reset(p, sv);
+        server_reset(p, sv, false);
         return;
     }
     if (!first_waiter_for(p, sv->role) && p->counts[SV_IDLE] >= p->cfg->max_idle_conns) {
@@ -931,6 +939,8 @@ void pool_get_stats(const struct pool *p, struct pool_stats *out)
     out->clients_connected = p->clients_connected;
     out->clients_active = p->counts[SV_ACTIVE];
     out->clients_waiting = p->nwaiting;
+    out->clients_pinned = p->pinned;
+    out->max_pinned = p->cfg->max_pinned;
     uint64_t now = now_us();
     out->longest_wait_us = head ? now - head->enqueued_us : 0;
     latency_summarize(&p->lat_tx, now, &out->tx_latency);

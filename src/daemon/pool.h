@@ -63,6 +63,8 @@ struct pool_stats {
     int clients_connected;           /* sessions attached to this pool */
     int clients_active;              /* bound to a server */
     int clients_waiting;             /* in the wait queue */
+    int clients_pinned;              /* sessions pinned to a server (pool_pin) */
+    int max_pinned;                  /* configured maxPinned */
     uint64_t longest_wait_us;        /* of the clients waiting now */
     uint64_t total_transactions;     /* server bindings released (xact pooling unit) */
     uint64_t total_statements;
@@ -126,6 +128,19 @@ bool pool_begin_with(const struct pool *p);
 const char *pool_begin_sql(const struct pool *p, bool read_only, enum backend_role role);
 const char *pool_tx_sql(const struct pool *p, enum backend_tx_op op);
 
+/* ---- pinned sessions (pool_pin.c; doc/protocol.md "Pinned sessions") ----
+ * A session pins the server it holds (a writer) so that it keeps it across
+ * transactions; the pool counts the pins against maxPinned. pool_release of
+ * a pinned server ends the pin: the driver resets the whole session
+ * (reset_session) before anyone else gets it, or the connection is closed
+ * when the driver cannot (or the server is broken). */
+/* Whether one more session may pin (fewer than maxPinned are pinned). */
+bool pool_pin_allowed(const struct pool *p);
+/* Pin sv (held by the caller, outside a transaction). False, nothing
+ * changed, when maxPinned sessions are pinned already. */
+bool pool_pin(struct pool *p, struct server *sv);
+bool server_pinned(const struct server *sv);
+
 /* ---- changes to a running pool (pool_admin.c) ---- */
 
 /* A reload: cfg (the new running config's entry for this pool, same type)
@@ -163,6 +178,7 @@ struct server_view {
     const char *info;                /* the driver's description (backend pid, ...), or "" */
     uint64_t requests;               /* statements run on it */
     uint64_t op_started_us;          /* its running statement started; 0: none runs */
+    bool pinned;                     /* held by a pinned session */
 };
 typedef void (*server_view_fn)(void *ctx, const struct server_view *v);
 /* Call fn for every server connection of p, state by state. */

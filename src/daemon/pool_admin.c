@@ -155,6 +155,7 @@ void pool_each_server(const struct pool *p, server_view_fn fn, void *ctx)
                 .info = sv->state == SV_CONNECTING ? "" : server_info(sv),
                 .requests = sv->requests,
                 .op_started_us = sv->op_running ? sv->op_started_us : 0,
+                .pinned = sv->pinned,
             };
             fn(ctx, &v);
         }

@@ -33,6 +33,7 @@ struct server {
     bool op_running;
     bool abandoned;                  /* its client vanished; reset when the op ends */
     bool broken;
+    bool pinned;                     /* a pinned session holds it (pool_pin.c) */
     const struct backend_sink *csink;   /* client's sink for the running op */
     void *carg;
 };
@@ -60,11 +61,18 @@ struct pool {
     bool paused;                     /* pool_pause: no server is handed out */
     bool removed;                    /* gone from the config: draining */
     int clients_connected;
+    int pinned;                      /* servers held by pinned sessions (pool_pin.c) */
     struct pool_stats totals;        /* only the total_* fields are used */
     struct latency lat_tx, lat_wait; /* transaction and wait times (latency.h) */
 };
 
-/* pool.c, for pool_admin.c */
+/* pool.c, for pool_admin.c and pool_pin.c */
+/* The driver makes sv fit for the next client: reset() (session false) or
+ * reset_session() (true); its completion releases sv again. */
+void server_reset(struct pool *p, struct server *sv, bool session);
+/* pool_pin.c, for pool_release: a pinned server comes back. True when it
+ * took sv over (its session is being reset, or it was closed). */
+bool pool_unpin_server(struct pool *p, struct server *sv);
 void server_close(struct server *sv, const char *reason);
 /* Why sv must not serve again (broken, lifetime, older generation, above
  * the role's size), or NULL. */

@@ -260,6 +260,28 @@ static enum plan_start defer_begin(struct request *r, struct tx_state *tx,
     return START_READY;
 }
 
+/* PIN and UNPIN (doc/protocol.md, "Pinned sessions"): outside a
+ * transaction only, and a no-op when the session already is as asked. */
+static enum plan_start pin_request(struct request *r, const struct tx_state *tx,
+                                   const struct plan_env *env, struct backend_error *err)
+{
+    bool pin = r->type == PT_PIN;
+
+    if (pin == env->pinned)
+        return START_READY;
+    if (tx->txstate != 'I') {
+        set_error(err, DBPOOL_E_TX_STATE, "25000",
+                  pin ? "PIN inside a transaction: pin the session before BEGIN (COMMIT or "
+                        "ROLLBACK first)"
+                      : "UNPIN inside a transaction: COMMIT or ROLLBACK first; the session stays "
+                        "pinned");
+        return START_ERROR;
+    }
+    if (pin && env->shutting_down)
+        return START_SHUTDOWN;
+    return pin ? START_PIN : START_UNPIN;
+}
+
 /* COMMIT or ROLLBACK outside a transaction the server knows of. */
 static enum plan_start end_without_server(struct request *r, struct tx_state *tx,
                                           struct backend_error *err)
@@ -292,7 +314,9 @@ enum plan_start request_start(struct request *r, struct tx_state *tx, const stru
     bool tx_end = r->type == PT_COMMIT || r->type == PT_ROLLBACK;
 
     *index = -1;
-    if ((r->type == PT_PING || tx_end) && r->len != 0) {
+    bool no_payload = r->type == PT_PING || r->type == PT_PIN || r->type == PT_UNPIN || tx_end;
+
+    if (no_payload && r->len != 0) {
         err->code = DBPOOL_E_PROTOCOL;
         err->sqlstate[0] = 0;
         err->vendor_code = 0;
@@ -302,6 +326,8 @@ enum plan_start request_start(struct request *r, struct tx_state *tx, const stru
     }
     if (r->type == PT_PING)
         return START_READY;
+    if (r->type == PT_PIN || r->type == PT_UNPIN)
+        return pin_request(r, tx, env, err);
     if (tx_end && (tx->pending_begin || tx->txstate == 'I'))
         return end_without_server(r, tx, err);
     if (env->shutting_down && !env->bound && !tx->pending_begin)

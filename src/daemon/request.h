@@ -55,7 +55,8 @@ struct step {
 };
 
 struct request {
-    uint8_t type;             /* PT_QUERY, PT_BATCH, PT_BEGIN, PT_COMMIT, PT_ROLLBACK, PT_PING */
+    uint8_t type;             /* PT_QUERY, PT_BATCH, PT_BEGIN, PT_COMMIT, PT_ROLLBACK, PT_PING,
+                                 PT_PIN, PT_UNPIN */
     uint8_t *frame;           /* payload copy, right after this struct */
     size_t len;               /* payload length */
     struct proto_stmt *stmts; /* decoded statements (owned) */
@@ -87,6 +88,7 @@ struct plan_env {
     const struct pool *pool;            /* pool_route(), pool_begin_with(), pool_tx_sql() */
     bool bound;                         /* the session holds a server ... */
     enum backend_role bound_role;       /* ... of this role */
+    bool pinned;                        /* ... and keeps it across transactions (PIN) */
     bool shutting_down;                 /* no new transaction may start */
     uint32_t max_params;
     uint32_t max_batch_statements;
@@ -100,6 +102,8 @@ enum plan_start {
     START_READY,              /* answered at once with READY (PING, deferred BEGIN, ...) */
     START_ERROR,              /* answered at once with *err; the session goes on */
     START_SHUTDOWN,           /* the daemon shuts down: the request is not run */
+    START_PIN,                /* PIN: get a writer and keep it (the session does it) */
+    START_UNPIN,              /* UNPIN: give the pinned server back (the session does it) */
     START_MALFORMED,          /* protocol error (*err): the session closes */
 };
 

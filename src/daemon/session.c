@@ -579,6 +579,7 @@ void sessions_each(const struct sessions *s, session_info_fn fn, void *ctx)
                 .id = c->id, .state = c->state, .name = c->name, .txstate = c->tx.txstate,
                 .pool = c->pool ? pool_config(c->pool)->name : NULL,
                 .server = c->sv ? server_id(c->sv) : 0,
+                .pinned = c->sv && server_pinned(c->sv),
                 .waiting_since_us = c->waiter.queued ? c->waiter.enqueued_us : 0,
                 .peer = &c->peer,
                 .connected_us = c->connected_us,

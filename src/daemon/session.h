@@ -117,6 +117,7 @@ struct session_info {
     const char *name;                       /* the HELLO's client name; NULL before it */
     char txstate;                           /* 'I', 'T' or 'E' as last told to the client */
     uint64_t server;                        /* the bound server's id, 0 when none */
+    bool pinned;                            /* it keeps that server across transactions (PIN) */
     const struct peer_cred *peer;           /* SO_PEERCRED at accept */
     uint64_t waiting_since_us;              /* now_us() when it queued for a server; 0 */
     uint64_t connected_us;                  /* now_us() at accept */

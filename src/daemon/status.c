@@ -230,10 +230,10 @@ static void render_pool(struct evbuffer *b, const struct pool_stats *s)
     evbuffer_add_printf(b,
         ", \"servers\": {\"max\": %d, \"open\": %d, \"idle\": %d, \"busy\": %d, "
         "\"connecting\": %d}, \"clients\": {\"connected\": %d, \"active\": %d, "
-        "\"waiting\": %d}, \"longest_wait_ms\": ",
+        "\"waiting\": %d, \"pinned\": %d, \"max_pinned\": %d}, \"longest_wait_ms\": ",
         s->max_open, s->servers_open, s->servers_idle, s->servers_busy,
         s->servers_connecting, s->clients_connected, s->clients_active,
-        s->clients_waiting);
+        s->clients_waiting, s->clients_pinned, s->max_pinned);
     json_us_as_ms(b, s->longest_wait_us);
     evbuffer_add(b, ", \"latency\": ", 13);
     status_render_latency(b, s);
@@ -353,6 +353,10 @@ static const struct pool_metric pool_metrics[] = {
        "active", MK_INT, clients_active),
     PM("clients", "gauge", "Client sessions holding a server (active) or queued for one (waiting).",
        "waiting", MK_INT, clients_waiting),
+    PM("clients_pinned", "gauge", "Client sessions pinned to a server connection (PIN).", NULL,
+       MK_INT, clients_pinned),
+    PM("clients_pinned_max", "gauge", "Configured maximum of pinned sessions (maxPinned).", NULL,
+       MK_INT, max_pinned),
     PM("longest_wait_seconds", "gauge", "Longest current wait of a queued client, in seconds.",
        NULL, MK_US_AS_SECONDS, longest_wait_us),
     PM("transactions_total", "counter", "Server bindings released (transactions served).", NULL,

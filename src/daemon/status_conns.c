@@ -54,6 +54,7 @@ static void render_client(void *ctx, const struct session_info *c)
         evbuffer_add_printf(b, "%" PRIu64, c->server);
     else
         evbuffer_add(b, "null", 4);
+    evbuffer_add_printf(b, ", \"pinned\": %s", json_bool(c->pinned));
     evbuffer_add(b, ", \"waiting_ms\": ", 16);
     age_ms_or_null(b, cr->now_us, c->waiting_since_us);
     evbuffer_add(b, ", \"connected_ms\": ", 18);
@@ -95,7 +96,8 @@ static void render_server(void *ctx, const struct server_view *sv)
     age_ms_or_null(b, cr->now_us, sv->state_since_us);
     evbuffer_add_printf(b, ", \"requests\": %" PRIu64 ", \"statement_ms\": ", sv->requests);
     age_ms_or_null(b, cr->now_us, sv->op_started_us);
-    evbuffer_add_printf(b, ", \"stale\": %s, \"server\": ", json_bool(sv->stale));
+    evbuffer_add_printf(b, ", \"stale\": %s, \"pinned\": %s, \"server\": ", json_bool(sv->stale),
+                        json_bool(sv->pinned));
     json_str_or_null(b, sv->info);
     evbuffer_add(b, "}", 1);
 }

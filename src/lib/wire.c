@@ -12,13 +12,17 @@
 /* Codes after which the daemon always closes the session. After other
  * errors it may close too (SHUTDOWN, TX_TIMEOUT, LIMIT, INTERNAL in
  * doc/protocol.md); check_peer_closed notices that when it already has. */
-static bool code_closes_session(int code)
+static bool code_closes_session(int code, const char *sqlstate)
 {
-    /* doc/protocol.md, "Error codes": these are always followed by close. */
+    /* doc/protocol.md, "Error codes": these are always followed by close;
+     * LIMIT too, but for a result row above maxFrameSize (54000) and a PIN
+     * above maxPinned (53400), which fail the request only. */
+    if (code == DBPOOL_E_LIMIT)
+        return strcmp(sqlstate, "54000") != 0 && strcmp(sqlstate, "53400") != 0;
     return code == DBPOOL_E_PROTOCOL || code == DBPOOL_E_VERSION ||
            code == DBPOOL_E_UNKNOWN_POOL || code == DBPOOL_E_NOT_ALLOWED ||
-           code == DBPOOL_E_LIMIT || code == DBPOOL_E_INTERNAL ||
-           code == DBPOOL_E_TX_TIMEOUT || code == DBPOOL_E_SHUTDOWN;
+           code == DBPOOL_E_INTERNAL || code == DBPOOL_E_TX_TIMEOUT ||
+           code == DBPOOL_E_SHUTDOWN;
 }
 
 static void copy_str(char *dst, size_t cap, const struct proto_str *s)
@@ -72,7 +76,7 @@ int lib_take_error(dbpool_conn *c, const uint8_t *p, size_t n)
         lib_report_cancelled_timeout(c);
     if (c->err.code == DBPOOL_E_CONN_LOST)
         c->pinned = false;              /* the daemon ended the pin with the server */
-    if (code_closes_session(c->err.code))
+    if (code_closes_session(c->err.code, c->err.sqlstate))
         lib_drop_connection(c);
     else
         check_peer_closed(c);           /* e.g. SHUTDOWN, TX_TIMEOUT may close */

@@ -45,7 +45,7 @@ rm -f "$faultdir.start.log"
 export DBPOOL_TEST_MYSQL_FAULT_DIR="$faultdir"
 
 status=0
-for t in tests/unit/test_mysql_conn tests/integration/test_daemon \
+for t in tests/unit/test_mysql_conn tests/integration/test_daemon tests/integration/test_pin \
          tests/integration/test_lib_timeouts tests/integration/test_mysql \
          tests/integration/test_mysql_types; do
     echo "== $t (mysql)"

@@ -1415,3 +1415,40 @@ Test(admin_config, admin_lists_and_status_socket_mode)
     EXPECT_ERRORS("daemon = { adminGroups = (\"no_such_group_dbpt\"); };\n" MINIMAL,
                   ":1: daemon.adminGroups: no group named \"no_such_group_dbpt\"");
 }
+
+/* ---- maxPinned: pinned sessions never take every connection ---- */
+
+#define PG_POOL(settings) \
+    "pools = ( { name = \"pg\"; type = \"postgres\";\n" \
+    "  postgres = { host = \"h\"; name = \"db\"; username = \"u\"; password = \"pw\"; " settings " }; } );\n"
+
+static int loaded_max_pinned(const char *text)
+{
+    struct config_diag d;
+    struct config *cfg = load_ok(text, &d);
+    int n = cfg->pools[0].max_pinned;
+
+    config_free(cfg);
+    config_diag_free(&d);
+    return n;
+}
+
+Test(pin_config, default_is_a_quarter_of_the_connections_and_never_all)
+{
+    cr_expect_eq(loaded_max_pinned(PG_POOL("")), 6, "maxOpenConns 25 -> 6");
+    cr_expect_eq(loaded_max_pinned(PG_POOL("maxOpenConns = 4;")), 1);
+    cr_expect_eq(loaded_max_pinned(PG_POOL("maxOpenConns = 2;")), 1);
+    cr_expect_eq(loaded_max_pinned(PG_POOL("maxOpenConns = 1;")), 0,
+                 "the one connection of a pool is never pinned");
+    cr_expect_eq(loaded_max_pinned(PG_POOL("maxOpenConns = 10; maxPinned = 9;")), 9);
+    cr_expect_eq(loaded_max_pinned(MINIMAL), 1, "sqlite pins its one writer");
+    cr_expect_eq(loaded_max_pinned(ACCESS_POOL("maxPinned = 0;")), 0);
+}
+
+Test(pin_config, pins_that_could_take_every_connection_are_refused)
+{
+    EXPECT_ERRORS(PG_POOL("maxOpenConns = 4; maxPinned = 4;"),
+                  "maxPinned", "must be below maxOpenConns (4) (got 4)");
+    EXPECT_ERRORS(ACCESS_POOL("maxPinned = 2;"), "must be 0 or 1 (got 2)");
+    EXPECT_ERRORS(PG_POOL("maxPinned = -1;"), "maxPinned");
+}

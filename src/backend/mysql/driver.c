@@ -244,6 +244,7 @@ const struct backend_driver backend_mysql_driver = {
     .begin_sql = drv_begin_sql,
     .tx_sql = drv_tx_sql,
     .reset = my_reset,
+    .reset_session = my_reset,   /* already the whole session (see my_reset) */
     .route = drv_route,
     .server_info = drv_server_info,
     .watch_idle = drv_watch_idle,

@@ -179,6 +179,51 @@ static void pg_reset(struct backend_conn *c, backend_done_fn done, void *arg)
     backend_reset_by_rollback(pg_exec, c, done, arg);
 }
 
+/* A pinned session's connection (backend.h reset_session): ROLLBACK if a
+ * transaction is open, then DISCARD ALL, which cannot run inside one: it
+ * drops locks, temporary tables, settings, LISTEN and every prepared
+ * statement, so the statement cache forgets its statements too. */
+static void session_step_done(void *arg, const struct backend_result *res);
+
+static void discard_all(struct backend_conn *c)
+{
+    static const char sql[] = "DISCARD ALL";
+    const struct backend_query q = { sql, sizeof(sql) - 1, NULL, 0, BQ_INTERNAL, NULL };
+    const struct backend_sink sink = { NULL, NULL, session_step_done };
+
+    pg_exec(c, &q, &sink, c);
+}
+
+static void session_step_done(void *arg, const struct backend_result *res)
+{
+    struct backend_conn *c = arg;
+    backend_done_fn done = c->session_done;
+
+    if (c->session_rollback) {
+        c->session_rollback = false;
+        if (res->ok && !res->broken && res->txstate == 'I') {
+            discard_all(c);   /* the transaction is gone: now the session */
+            return;
+        }
+    } else if (res->ok && c->sc) {
+        stmt_cache_clear(c->sc);   /* DISCARD ALL deallocated them */
+    }
+    c->session_done = NULL;
+    done(c->session_arg, res);
+}
+
+static void pg_reset_session(struct backend_conn *c, backend_done_fn done, void *arg)
+{
+    c->session_done = done;
+    c->session_arg = arg;
+    c->session_rollback = pg_txstate(c) != 'I';
+    if (!c->session_rollback) {
+        discard_all(c);
+        return;
+    }
+    backend_reset_by_rollback(pg_exec, c, session_step_done, c);
+}
+
 static enum backend_role pg_route(const char *sql, size_t len)
 {
     (void)sql;
@@ -206,6 +251,7 @@ const struct backend_driver backend_pg_driver = {
     .begin_sql = pg_begin_sql,
     .tx_sql = backend_standard_tx_sql,
     .reset = pg_reset,
+    .reset_session = pg_reset_session,
     .route = pg_route,
     .server_info = pg_server_info,
     .watch_idle = pg_watch_idle,

@@ -260,6 +260,9 @@ struct backend_conn {
     backend_done_fn done;
     void *arg;
     struct backend_sink sink;
+    backend_done_fn session_done;    /* pg_reset_session's caller, while its steps run */
+    void *session_arg;
+    bool session_rollback;           /* ... and its ROLLBACK step runs */
     bool paused;                 /* sink->row returned false; waiting for resume() */
     bool canceled;               /* cancel() called */
     bool discard;                /* drop further rows (out of memory converting one) */

@@ -115,6 +115,39 @@ static void check_idle(struct loader *ld, struct pool_work *pw, struct pool_conf
               "maxOpenConns)", pc->max_open_conns, pc->max_idle_conns);
 }
 
+/* maxPinned: pinned sessions must never take every connection of a
+ * server pool (default a quarter of maxOpenConns, at least 1; none when
+ * the pool has one connection). An embedded database's pool pins its one
+ * writer (the database's write lock; reads go on): 0 or 1, default 1. */
+static void check_pinned(struct loader *ld, struct pool_work *pw, struct pool_config *pc)
+{
+    struct section *sec = &pw->sec;
+    int io = cf_find_key(sec->keys, sec->nkeys, "maxOpenConns");
+    int ip = cf_find_key(sec->keys, sec->nkeys, "maxPinned");
+    bool server = pw->type->spec->server;
+    int most = server ? pc->max_open_conns - 1 : 1;
+    struct where w;
+
+    if (sec->failed[io] || sec->failed[ip])
+        return;
+    if (!slot_set(&sec->slots[ip])) {
+        int quarter = pc->max_open_conns / 4;
+        pc->max_pinned = server ? (quarter < 1 ? 1 : quarter) : 1;
+        pc->max_pinned = pc->max_pinned > most ? most : pc->max_pinned;
+        return;
+    }
+    if (pc->max_pinned <= most)
+        return;
+    w = cf_where_slot(ld, sec, &sec->keys[ip], &sec->slots[ip]);
+    if (server)
+        cf_report(ld, &w, "must be below maxOpenConns (%d) (got %d): pinned sessions must leave "
+                  "connections for the others; lower maxPinned or raise maxOpenConns",
+                  pc->max_open_conns, pc->max_pinned);
+    else
+        cf_report(ld, &w, "must be 0 or 1 (got %d): a pinned session holds the pool's one writer "
+                  "connection", pc->max_pinned);
+}
+
 /* "line 9" or "environment DBPOOLD_POOL_DB_PASSWORD". */
 static const char *slot_source(const struct slot *sl, char *buf, size_t size)
 {
@@ -201,6 +234,7 @@ static void finish_pools(struct loader *ld)
             continue;
         finish_section(ld, &pw->sec);
         check_idle(ld, pw, &ld->cfg->pools[i]);
+        check_pinned(ld, pw, &ld->cfg->pools[i]);
         check_driver(ld, pw, &ld->cfg->pools[i]);
         if (!pw->type->spec->server)
             continue;

@@ -17,6 +17,7 @@ static const char *const tuned_keys[] = {
     "healthCheckInterval", "acquireTimeout", "statementTimeout", "maxRetries",
     "retryDelay", "retryMaxDelay",
     "allowUsers", "allowGroups", "maxClientsPerPool",   /* checked at each HELLO */
+    "maxPinned",                                        /* checked at each PIN */
     NULL,
 };
 

@@ -66,7 +66,8 @@ const struct key_spec cf_daemon_keys[] = {
     { "statementTimeout", K_DURATION, POFF(statement_timeout_ms), 0, DURATION_MAX_MS, NULL, 0, NULL }, \
     { "allowUsers", K_USERS, POFF(allow_users), 0, 0, NULL, 0, NULL }, \
     { "allowGroups", K_GROUPS, POFF(allow_groups), 0, 0, NULL, 0, NULL }, \
-    { "maxClientsPerPool", K_U32, POFF(max_clients_per_pool), 0, 1000000, NULL, 0, NULL }
+    { "maxClientsPerPool", K_U32, POFF(max_clients_per_pool), 0, 1000000, NULL, 0, NULL }, \
+    { "maxPinned", K_INT, POFF(max_pinned), 0, INT_MAX, NULL, 0, NULL }
 
 /* Keys of the network servers (postgres, mysql). */
 #define SERVER_POOL_KEYS \
@@ -160,6 +161,7 @@ void cf_common_defaults(struct pool_config *p)
     p->retry_delay_ms = 1000;
     p->retry_max_delay_ms = BACKOFF_CAP_MS;
     p->statement_timeout_ms = 0;
+    p->max_pinned = -1;   /* resolved by the checks from maxOpenConns */
 }
 
 const char *log_level_name(enum log_level l)

@@ -1,0 +1,352 @@
+/*
+ * test_pin.c — pinned sessions (doc/protocol.md "Pinned sessions"): PIN
+ * keeps one server connection for a session across transactions, UNPIN or
+ * a disconnect gives it back reset, maxPinned bounds the pins so the pool
+ * keeps serving everyone else, and faults (a killed server connection, a
+ * daemon stop) end a pin cleanly. Runs on every backend ($DBPOOL_TEST_BACKEND:
+ * SQLite in `make check`, PostgreSQL and MariaDB from their runners); the
+ * lock tests need a server backend.
+ *
+ * Tests await conditions (the status socket, a query) with deadlines; they
+ * never sleep to synchronise.
+ */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+#define P (h_profile())
+
+TestSuite(pin, .fini = h_fini, .timeout = 90);
+
+static void must_ok(dbpool_conn *c, int rc, const char *what)
+{
+    const dbpool_error *e = dbpool_last_error(c);
+    cr_assert_eq(rc, 0, "%s failed: %s [%s]: %s", what, dbpool_code_name(e->code), e->sqlstate,
+                 e->message);
+}
+
+static bool is(const char *backend)
+{
+    return strcmp(P->name, backend) == 0;
+}
+
+static const char *temp_table_sql(void)
+{
+    return is("mysql") ? "CREATE TEMPORARY TABLE pin_tmp (a INT)"
+                       : "CREATE TEMP TABLE pin_tmp (a INTEGER)";
+}
+
+static double pinned_now(void)
+{
+    return h_pool_stat(H_POOL, "clients", "pinned");
+}
+
+/* The temporary table is gone from the server connection c gets inside a
+ * transaction (a writer on SQLite). */
+static void expect_no_temp_table(dbpool_conn *c)
+{
+    must_ok(c, dbpool_begin(c, 0), "BEGIN");
+    int rc = dbpool_exec(c, "SELECT a FROM pin_tmp");
+    h_expect_error(c, rc, DBPOOL_E_SQL, "the pinned session's temporary table after UNPIN");
+    must_ok(c, dbpool_rollback(c), "ROLLBACK");
+}
+
+/* ------------------------------------------------------------- state */
+
+Test(pin, temp_table_lives_across_transactions_and_dies_with_the_pin)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 2 });
+    dbpool_conn *a = h_connect(), *b = h_connect();
+
+    must_ok(a, dbpool_pin(a), "PIN");
+    cr_assert(dbpool_is_pinned(a));
+    h_exec(a, temp_table_sql());
+    must_ok(a, dbpool_begin(a, 0), "BEGIN");
+    h_exec(a, "INSERT INTO pin_tmp VALUES (7)");
+    must_ok(a, dbpool_commit(a), "COMMIT");
+    for (int i = 0; i < 20; i++)   /* everyone else is served meanwhile */
+        cr_assert_eq(h_scalar(b, "SELECT 41 + 1"), 42);
+    cr_assert_eq(h_scalar(a, "SELECT a FROM pin_tmp"), 7, "a later transaction sees the table");
+    cr_assert_eq(pinned_now(), 1);
+    char *clients = NULL;
+    cr_assert_eq(h_http_get("/clients", &clients), 200);
+    cr_assert(strstr(clients, "\"pinned\": true"), "/clients shows the pin: %s", clients);
+    free(clients);
+    char *metrics = NULL;
+    cr_assert_eq(h_http_get("/metrics", &metrics), 200);
+    cr_assert(strstr(metrics, "dbpoold_pool_clients_pinned{pool=\"app\"} 1"),
+              "/metrics shows the pin");
+    free(metrics);
+
+    must_ok(a, dbpool_unpin(a), "UNPIN");
+    cr_assert_not(dbpool_is_pinned(a));
+    cr_assert_eq(pinned_now(), 0);
+    if (P->single_writer) {
+        expect_no_temp_table(a);
+    } else {   /* both server connections at once: each must have lost it */
+        must_ok(a, dbpool_begin(a, 0), "BEGIN a");
+        cr_assert_eq(h_scalar(a, "SELECT 1"), 1);
+        must_ok(b, dbpool_begin(b, 0), "BEGIN b");
+        cr_assert_eq(h_scalar(b, "SELECT 1"), 1);
+        h_expect_error(a, dbpool_exec(a, "SELECT a FROM pin_tmp"), DBPOOL_E_SQL, "a");
+        h_expect_error(b, dbpool_exec(b, "SELECT a FROM pin_tmp"), DBPOOL_E_SQL, "b");
+        must_ok(a, dbpool_rollback(a), "ROLLBACK a");
+        must_ok(b, dbpool_rollback(b), "ROLLBACK b");
+    }
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* PIN / UNPIN are no-ops when the session already is as asked; neither may
+ * cut through a transaction. */
+Test(pin, transaction_rules_and_idempotence)
+{
+    h_start(NULL);
+    dbpool_conn *a = h_connect();
+
+    must_ok(a, dbpool_unpin(a), "UNPIN of an unpinned session");
+    must_ok(a, dbpool_begin(a, 0), "BEGIN");
+    cr_assert_eq(h_scalar(a, "SELECT 1"), 1);
+    h_expect_error(a, dbpool_pin(a), DBPOOL_E_TX_STATE, "PIN inside a transaction");
+    cr_assert_str_eq(dbpool_last_error(a)->sqlstate, "25000");
+    must_ok(a, dbpool_commit(a), "COMMIT");
+    must_ok(a, dbpool_pin(a), "PIN");
+    must_ok(a, dbpool_pin(a), "PIN again");
+    cr_assert_eq(pinned_now(), 1, "a second PIN pins nothing more");
+    must_ok(a, dbpool_begin(a, 0), "BEGIN pinned");
+    cr_assert_eq(h_scalar(a, "SELECT 2"), 2);
+    h_expect_error(a, dbpool_unpin(a), DBPOOL_E_TX_STATE, "UNPIN inside a transaction");
+    cr_assert(strstr(dbpool_last_error(a)->message, "COMMIT or ROLLBACK first"), "%s",
+              dbpool_last_error(a)->message);
+    cr_assert_eq(pinned_now(), 1, "still pinned");
+    must_ok(a, dbpool_commit(a), "COMMIT pinned");
+    must_ok(a, dbpool_unpin(a), "UNPIN");
+    must_ok(a, dbpool_unpin(a), "UNPIN again");
+    cr_assert_eq(pinned_now(), 0);
+    dbpool_close(a);
+    h_stop_ok();
+}
+
+/* ------------------------------------------------------------- limits */
+
+/* maxPinned (default: a quarter of maxOpenConns, at least 1) refuses the
+ * pin above it with a clear error; the refused session and everyone else
+ * go on being served. */
+Test(pin, max_pinned_refuses_more_and_everyone_is_still_served)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 4 });
+    dbpool_conn *a = h_connect(), *b = h_connect(), *c = h_connect();
+
+    cr_assert_eq(h_pool_stat(H_POOL, "clients", "max_pinned"), 1, "4 connections -> 1 pin");
+    must_ok(a, dbpool_pin(a), "PIN a");
+    h_expect_error(b, dbpool_pin(b), DBPOOL_E_LIMIT, "a second PIN above maxPinned");
+    cr_assert_str_eq(dbpool_last_error(b)->sqlstate, "53400");
+    cr_assert(strstr(dbpool_last_error(b)->message, "maxPinned"), "%s",
+              dbpool_last_error(b)->message);
+    cr_assert_not(dbpool_is_pinned(b));
+    cr_assert_eq(h_scalar(b, "SELECT 3"), 3, "the refused session goes on");
+    cr_assert_eq(h_scalar(c, "SELECT 4"), 4, "others are served");
+    cr_assert_eq(h_scalar(a, "SELECT 5"), 5, "the pinned one too");
+    must_ok(a, dbpool_unpin(a), "UNPIN a");
+    must_ok(b, dbpool_pin(b), "PIN b once a unpinned");
+    dbpool_close(a);
+    dbpool_close(b);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* Server pools: with maxPinned one below maxOpenConns, every pin there is
+ * still leaves a connection for the unpinned sessions. */
+Test(pin, pins_never_exhaust_a_server_pool)
+{
+    if (P->single_writer)
+        cr_skip_test("an embedded pool pins its one writer (maxPinned 0 or 1)");
+    h_start(&(struct h_opts){ .max_open_conns = 3, .pool_settings = "maxPinned = 2;" });
+    dbpool_conn *pins[3], *other = h_connect();
+
+    for (int i = 0; i < 3; i++)
+        pins[i] = h_connect();
+    must_ok(pins[0], dbpool_pin(pins[0]), "PIN 1");
+    must_ok(pins[1], dbpool_pin(pins[1]), "PIN 2");
+    h_expect_error(pins[2], dbpool_pin(pins[2]), DBPOOL_E_LIMIT, "PIN 3 of maxPinned 2");
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(h_scalar(other, "SELECT 6"), 6);
+        cr_assert_eq(h_scalar(pins[2], "SELECT 7"), 7);
+    }
+    cr_assert_eq(pinned_now(), 2);
+    for (int i = 0; i < 3; i++)
+        dbpool_close(pins[i]);
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000), "closed sessions give their pins back");
+    dbpool_close(other);
+    h_stop_ok();
+}
+
+/* ------------------------------------------------------------- locks */
+
+static const char *lock_sql(void)
+{
+    return is("mysql") ? "SELECT GET_LOCK('dbpool_pin_test', 5)" : "SELECT pg_advisory_lock(4242)";
+}
+
+/* 1 while some session holds the test's lock, 0 when it is free (asks
+ * without taking it). */
+static int64_t lock_held(dbpool_conn *c)
+{
+    return is("mysql") ? 1 - h_scalar(c, "SELECT IS_FREE_LOCK('dbpool_pin_test')")
+                       : h_scalar(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                     "AND objid = 4242 AND granted");
+}
+
+static void lock_across_transactions(dbpool_conn *a, dbpool_conn *b)
+{
+    must_ok(a, dbpool_pin(a), "PIN");
+    must_ok(a, dbpool_begin(a, 0), "BEGIN");
+    dbpool_result *r = h_query(a, lock_sql(), NULL, 0);
+    dbpool_result_free(r);
+    must_ok(a, dbpool_commit(a), "COMMIT");
+    cr_assert_eq(lock_held(b), 1, "the session lock outlives the transaction");
+    must_ok(a, dbpool_begin(a, 0), "BEGIN 2");
+    cr_assert_eq(h_scalar(a, "SELECT 1"), 1);
+    must_ok(a, dbpool_commit(a), "COMMIT 2");
+    cr_assert_eq(lock_held(b), 1, "still held after another transaction of the pinned session");
+}
+
+Test(pin, session_lock_held_across_transactions_released_by_unpin)
+{
+    if (P->single_writer)
+        cr_skip_test("advisory locks need a server backend");
+    h_start(NULL);
+    dbpool_conn *a = h_connect(), *b = h_connect();
+
+    lock_across_transactions(a, b);
+    must_ok(a, dbpool_unpin(a), "UNPIN");
+    cr_assert(H_AWAIT(lock_held(b) == 0, 5000), "UNPIN's reset releases the lock");
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+Test(pin, session_lock_released_when_the_client_disconnects)
+{
+    if (P->single_writer)
+        cr_skip_test("advisory locks need a server backend");
+    h_start(NULL);
+    dbpool_conn *a = h_connect(), *b = h_connect();
+
+    lock_across_transactions(a, b);
+    dbpool_close(a);
+    cr_assert(H_AWAIT(lock_held(b) == 0, 5000), "the disconnect's reset releases the lock");
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000));
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* On SQLite the pin holds the pool's writer: the database's write lock. */
+Test(pin, sqlite_pin_holds_the_writer_until_unpinned)
+{
+    if (!P->single_writer)
+        cr_skip_test("the writer lock is the embedded pool's");
+    h_start(&(struct h_opts){ .max_open_conns = 2,
+                               .pool_settings = "acquireTimeout = \"300ms\";" });
+    dbpool_conn *a = h_connect(), *b = h_connect();
+
+    h_create_table(a, "pin_w", "a INTEGER");
+    must_ok(a, dbpool_pin(a), "PIN");
+    h_expect_error(b, dbpool_exec(b, "INSERT INTO pin_w VALUES (1)"), DBPOOL_E_POOL_TIMEOUT,
+                   "a write while the writer is pinned");
+    cr_assert_eq(h_scalar(b, "SELECT count(*) FROM pin_w"), 0, "reads go on, on a reader");
+    h_exec(a, "INSERT INTO pin_w VALUES (2)");
+    must_ok(a, dbpool_unpin(a), "UNPIN");
+    h_exec(b, "INSERT INTO pin_w VALUES (3)");
+    cr_assert_eq(h_scalar(b, "SELECT count(*) FROM pin_w"), 2);
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* ------------------------------------------------------------- faults */
+
+/* The pinned server connection is killed: the next request fails with
+ * CONN_LOST saying the pin is gone, the session goes on unpinned. */
+Test(pin, killed_server_connection_ends_the_pin_and_says_so)
+{
+    if (!P->backend_pid_sql)
+        cr_skip_test("no way to kill a server connection of this backend");
+    h_start(NULL);
+    dbpool_conn *a = h_connect(), *b = h_connect();
+
+    must_ok(a, dbpool_pin(a), "PIN");
+    int64_t pid = h_scalar(a, P->backend_pid_sql);
+    dbpool_value v = dbpool_int(pid);
+    dbpool_result *r = NULL;
+    int rc = dbpool_query(b, h_sql(P->kill_backend_sql), &v, 1, &r);
+    dbpool_result_free(r);
+    (void)rc;   /* MariaDB's KILL answers OK; PostgreSQL returns true */
+    uint64_t t0 = h_now_ms();
+    rc = dbpool_exec(a, "SELECT 1");
+    h_expect_error(a, rc, DBPOOL_E_CONN_LOST, "a statement on the killed pinned connection");
+    cr_assert(strstr(dbpool_last_error(a)->message, "no longer pinned"), "%s",
+              dbpool_last_error(a)->message);
+    cr_assert_lt(h_now_ms() - t0, 10000, "answered in bounded time");
+    cr_assert_not(dbpool_is_pinned(a));
+    cr_assert_eq(pinned_now(), 0);
+    cr_assert_eq(h_scalar(a, "SELECT 8"), 8, "the session goes on, unpinned");
+    cr_assert_eq(h_scalar(b, "SELECT 9"), 9);
+    must_ok(a, dbpool_pin(a), "PIN again");
+    cr_assert_eq(pinned_now(), 1);
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* A pinned session idle outside a transaction does not hold up a stop. */
+Test(pin, daemon_stop_closes_an_idle_pinned_session_at_once)
+{
+    h_start(NULL);
+    dbpool_conn *a = h_connect();
+
+    must_ok(a, dbpool_pin(a), "PIN");
+    cr_assert_eq(h_scalar(a, "SELECT 1"), 1);
+    uint64_t t0 = h_now_ms();
+    int st = h_stop_wait(10000);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "dbpoold exits cleanly");
+    cr_assert_lt(h_now_ms() - t0, 3000, "not held up until shutdownTimeout (5 s)");
+    cr_assert_neq(dbpool_exec(a, "SELECT 1"), 0, "the session is closed");
+    dbpool_close(a);
+}
+
+/* A PIN waiting for a server can be cancelled, and gives up after
+ * acquireTimeout; nothing stays pinned. */
+Test(pin, a_waiting_pin_times_out_or_is_cancelled)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 2,
+                               .pool_settings = "acquireTimeout = \"400ms\";" });
+    dbpool_conn *a = h_connect(), *b = h_connect(), *c = h_connect();
+
+    /* Hold every writer the pool has (SQLite: its one writer). */
+    must_ok(a, dbpool_begin(a, 0), "BEGIN a");
+    h_exec(a, P->single_writer ? "CREATE TABLE IF NOT EXISTS pin_hold (a INTEGER)" : "SELECT 1");
+    if (!P->single_writer) {
+        must_ok(b, dbpool_begin(b, 0), "BEGIN b");
+        h_exec(b, "SELECT 1");
+    }
+    h_expect_error(c, dbpool_pin(c), DBPOOL_E_POOL_TIMEOUT, "PIN with no free server");
+    cr_assert_not(dbpool_is_pinned(c));
+    cr_assert_eq(pinned_now(), 0);
+    must_ok(a, dbpool_rollback(a), "ROLLBACK a");
+    if (!P->single_writer)
+        must_ok(b, dbpool_rollback(b), "ROLLBACK b");
+    must_ok(c, dbpool_pin(c), "PIN once a server is free");
+    dbpool_close(a);
+    dbpool_close(b);
+    dbpool_close(c);
+    h_stop_ok();
+}
