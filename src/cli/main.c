@@ -391,15 +391,9 @@ static int parse_options(int argc, char **argv, struct options *o)
  * closing the session). */
 static int pin_session(struct session *s)
 {
-    const dbpool_error *e;
-
     if (dbpool_pin(s->conn) == 0)
         return 0;
-    e = dbpool_last_error(s->conn);
-    print_error(e);
-    if (e->code == DBPOOL_E_LIMIT)
-        fputs("dbpool: the pool has as many pinned sessions as its maxPinned allows; "
-              "retry later, or run without --pin\n", stderr);
+    print_error(dbpool_last_error(s->conn));     /* LIMIT: the message names maxPinned */
     dbpool_close(s->conn);
     return EXIT_ERROR;
 }

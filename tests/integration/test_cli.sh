@@ -311,6 +311,45 @@ test_pin() {
     expect "--pin: the daemon serves unpinned sessions after pinned ones" 0 $'n\n1'
 }
 
+# await_file NAME FILE PATTERN: FILE gets a line matching PATTERN within 10 s.
+await_file() {
+    local deadline=$((SECONDS + 10))
+    CHECKS=$((CHECKS + 1))
+    until grep -Eq -- "$3" "$2" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            fail "$1" "no /$3/ in $2 within 10 s:" "$(cat "$2" 2>/dev/null)"
+            return 1
+        fi
+        sleep 0.01
+    done
+}
+
+# --pin beyond the pool's maxPinned (1 on SQLite: the writer) fails at once
+# with LIMIT and says what to do; once the holder is gone (killed in the
+# middle of an endless statement), pinning works again.
+test_pin_limit() {
+    local holder deadline
+    "$DBPOOL_BIN" -S "$SOCK" --pin --csv --timeout=60s -c "select 'held' as pin" -c "$ENDLESS_SQL" \
+        >"$WORK/pin.out" 2>&1 &
+    holder=$!
+    if await_file "the first --pin session runs" "$WORK/pin.out" '^held$'; then
+        run dbpool --pin -c "select 1"
+        CHECKS=$((CHECKS + 1))
+        [ "$RC" -eq 1 ] || fail "--pin beyond maxPinned exits 1" "exit $RC" "$ERR"
+        expect_err "--pin beyond maxPinned reports LIMIT" 'ERROR \[LIMIT 53[0-9]{3}\]'
+        expect_err "--pin beyond maxPinned names maxPinned" "maxPinned"
+        run dbpool --csv -c "select 2 as n"
+        expect "an unpinned session reads while the writer is pinned" 0 $'n\n2'
+    fi
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    deadline=$((SECONDS + 10))
+    until run dbpool --pin --csv -c "select 3 as n"; [ "$RC" -eq 0 ] || [ "$SECONDS" -ge "$deadline" ]; do
+        sleep 0.01
+    done
+    expect "--pin works again once the pinned session is gone" 0 $'n\n3'
+}
+
 test_table_format() {
     run dbpool -c "select 1 as num, 'x' as txt"
     CHECKS=$((CHECKS + 1))
@@ -401,6 +440,7 @@ test_env_defaults
 test_open_transaction_at_exit
 test_table_format
 test_pin
+test_pin_limit
 test_timeout_flags
 test_timeouts_apply
 
