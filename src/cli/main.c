@@ -21,7 +21,7 @@
 #include "cli/output.h"
 #include "cli/sbuf.h"
 #include "common/duration.h"
-#include "cli/sqlsplit.h"
+#include "common/sqlsplit.h"
 
 #include <errno.h>
 #include <getopt.h>

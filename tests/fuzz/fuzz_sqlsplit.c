@@ -1,6 +1,6 @@
 /*
  * fuzz_sqlsplit.c — libFuzzer target: the dbpool CLI's SQL splitter
- * (src/cli/sqlsplit.c), in all four dialect combinations.
+ * (src/common/sqlsplit.c), in all four dialect combinations.
  *
  * Input: byte 0 selects the dialect flags (its low two bits:
  * SQLSPLIT_MYSQL, SQLSPLIT_POSTGRES); the rest is the script.
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/sqlsplit.h"
+#include "common/sqlsplit.h"
 #include "fuzz_util.h"
 
 #define MAX_STMTS 4096

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_cli_mysql.sh — the dbpool CLI's script splitter (src/cli/sqlsplit.c)
+# test_cli_mysql.sh — the dbpool CLI's script splitter (src/common/sqlsplit.c)
 # against a real MariaDB through a mysql pool: # and "-- " comments, "--"
 # without a space (an operator, not a comment), /* */ comments and /*! */
 # executable comments, backslash escapes in strings, and CREATE PROCEDURE /

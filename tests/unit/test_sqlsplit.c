@@ -1,13 +1,13 @@
 /*
  * test_sqlsplit.c — unit tests for the CLI's SQL script splitter
- * (src/cli/sqlsplit.c): quoting, comments, dollar quotes, BEGIN...END
+ * (src/common/sqlsplit.c): quoting, comments, dollar quotes, BEGIN...END
  * bodies, dialect flags, trimming, line numbers and the helpers used by the
  * interactive mode.
  */
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "cli/sqlsplit.h"
+#include "common/sqlsplit.h"
 
 #define MAXSTMTS 16
 

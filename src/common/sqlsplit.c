@@ -12,7 +12,7 @@
  * Everything here is pure computation over the caller's buffer: no
  * allocation, no global state.
  */
-#include "cli/sqlsplit.h"
+#include "common/sqlsplit.h"
 
 #include <string.h>
 #include <strings.h>

@@ -1,5 +1,5 @@
 /*
- * sqlsplit.h — split a SQL script into statements (used by the dbpool CLI).
+ * sqlsplit.h — split a SQL script into statements (shared by the dbpool CLI and dbpool-migrate).
  *
  * The daemon's QUERY frame carries exactly one statement, so a script read
  * from a file, from -c or typed interactively has to be cut at every ';'
@@ -44,8 +44,8 @@
  * keep the rest; sqlsplit_is_blank() tells whether the rest still holds
  * anything (continuation prompt) or can be dropped.
  */
-#ifndef DBPOOL_CLI_SQLSPLIT_H
-#define DBPOOL_CLI_SQLSPLIT_H
+#ifndef DBPOOL_COMMON_SQLSPLIT_H
+#define DBPOOL_COMMON_SQLSPLIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
