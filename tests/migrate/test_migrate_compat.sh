@@ -607,6 +607,15 @@ for s in ddl takeover failure drift lock_timeout two_migrators sigint cli_pin; d
     "scenario_$s"
 done
 
+reset_db
+kill "$DAEMON_PID"
+rc=0
+wait "$DAEMON_PID" || rc=$?
+DAEMON_PID=
+check_eq "dbpoold exits 0 on SIGTERM after the scenarios" "$rc" 0
+check "no sanitizer report in the daemon log" \
+    bash -c "! grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' '$WORK/dbpoold.log'"
+
 if [ "$FAILED" -ne 0 ]; then
     echo "test_migrate_compat.sh ($BACKEND): $FAILED of $CHECKS checks failed" >&2
     exit 1
