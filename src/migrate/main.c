@@ -20,6 +20,7 @@
  */
 #include "dbpool.h"
 #include "migrate/flags.h"
+#include "migrate/godur.h"
 #include "migrate/migrate.h"
 
 #include <ctype.h>
@@ -90,6 +91,8 @@ static void usage(void)
           "           Use -seq option to generate sequential up/down migrations with N digits.\n"
           "           Use -format option to specify a Go time format string.\n"
           "           Use -tz option to specify the timezone of the timestamp (default: UTC).\n"
+          "           Use -ext to name the extension (required), -dir the directory (default: .),\n"
+          "           -digits for the width of -seq numbers (default: 6).\n"
           "  goto [--dry-run] V      Migrate to version V\n"
           "  up [--dry-run] [N]      Apply all or N up migrations\n"
           "  down [--dry-run] [N] [-all]\n"
@@ -98,6 +101,7 @@ static void usage(void)
           "  force V      Set version V but don't run migration (ignores dirty state)\n"
           "  version      Print current migration version\n"
           "  status       List applied and pending migrations; flag changed and skipped ones (exit 3)\n"
+          "  --dry-run    with up, down and goto: print the migrations that would run; run none\n"
           "\n"
           "Exit status: 0 done (also \"no change\"), 1 error, 2 usage error, 3 status found a problem.\n",
           stderr);
@@ -147,6 +151,7 @@ static int with_db(const struct opts *o, bool need_path, bool dry_run, db_fn fn,
     struct mig_source src;
     struct mig m;
     int rc = -1;
+    int64_t t0 = mig_now_ns();
 
     memset(&m, 0, sizeof m);
     memset(&src, 0, sizeof src);
@@ -170,6 +175,10 @@ static int with_db(const struct opts *o, bool need_path, bool dry_run, db_fn fn,
         dbpool_close(m.conn);
     }
     source_free(&src);
+    if (rc >= 0 && o->verbose) {
+        char d[32];
+        mig_log(&m, "Finished after %s", godur_format(mig_now_ns() - t0, d, sizeof d));
+    }
     if (rc == 0 && stop_requested) {
         fputs("error: interrupted: stopped after the running migration\n", stderr);
         return EXIT_ERROR;
@@ -207,7 +216,10 @@ static int do_version(struct mig *m, void *a)
         return -1;
     if (v == MIG_NIL_VERSION)
         return mig_fail(m, "no migration");
-    fprintf(stderr, dirty ? "%lld (dirty)\n" : "%lld\n", (long long)v);
+    if (dirty)
+        mig_log(m, "%lld (dirty)", (long long)v);
+    else
+        mig_log(m, "%lld", (long long)v);
     return 0;
 }
 

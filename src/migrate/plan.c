@@ -25,11 +25,6 @@ static int add(struct plan *p, int64_t version, int64_t target)
     return 0;
 }
 
-static void init(struct plan *p)
-{
-    memset(p, 0, sizeof *p);
-}
-
 /* versionExists(): the version has an up or a down file. */
 static bool exists(const struct mig_source *src, int64_t v, struct plan *p)
 {
@@ -40,13 +35,19 @@ static bool exists(const struct mig_source *src, int64_t v, struct plan *p)
     return false;
 }
 
+/* Empties p; false (with p->err) when the current version has no file. */
+static bool start(const struct mig_source *src, int64_t cur, struct plan *p)
+{
+    memset(p, 0, sizeof *p);
+    return cur < 0 || exists(src, cur, p);
+}
+
 int plan_up(const struct mig_source *src, int64_t cur, long limit, struct plan *p)
 {
     long count = 0;
     long i;
 
-    init(p);
-    if (cur >= 0 && !exists(src, cur, p))
+    if (!start(src, cur, p))
         return 0;
     if (limit == 0) {
         p->no_change = true;
@@ -85,8 +86,7 @@ int plan_down(const struct mig_source *src, int64_t cur, long limit, struct plan
     long count = 0;
     long i;
 
-    init(p);
-    if (cur >= 0 && !exists(src, cur, p))
+    if (!start(src, cur, p))
         return 0;
     if (limit == 0 || (cur == -1 && limit == -1)) {
         p->no_change = true;
@@ -115,8 +115,7 @@ int plan_goto(const struct mig_source *src, int64_t cur, int64_t to, struct plan
 {
     long i;
 
-    init(p);
-    if ((cur >= 0 && !exists(src, cur, p)) || (to >= 0 && !exists(src, to, p)))
+    if (!start(src, cur, p) || (to >= 0 && !exists(src, to, p)))
         return 0;
     if (cur == to) {
         p->no_change = true;

@@ -76,6 +76,7 @@ check_layout() {
     check "dbpoold is installed in sbindir" test -x "$ROOT$sbindir/dbpoold"
     check "dbpoold is not in bindir" test ! -e "$ROOT$bindir/dbpoold"
     check "dbpool is installed in bindir" test -x "$ROOT$bindir/dbpool"
+    check "dbpool-migrate is installed in bindir" test -x "$ROOT$bindir/dbpool-migrate"
     check "libdbpool.so.1 (the soname) is installed" test -e "$ROOT$libdir/libdbpool.so.1"
     check "libdbpool.so (the link for -ldbpool) is installed" test -L "$ROOT$libdir/libdbpool.so"
     check "no static libdbpool.a by default" test ! -e "$ROOT$libdir/libdbpool.a"
@@ -84,7 +85,7 @@ check_layout() {
     check "the sample configuration is in sysconfdir/dbpoold" test -f "$ROOT$dbpoolconfdir/dbpoold.conf"
     check "no configuration directly in sysconfdir" test ! -e "$ROOT$sysconfdir/dbpoold.conf"
     local page
-    for page in man8/dbpoold.8 man5/dbpoold.conf.5 man1/dbpool.1 man3/libdbpool.3; do
+    for page in man8/dbpoold.8 man5/dbpoold.conf.5 man1/dbpool.1 man3/libdbpool.3 man1/dbpool-migrate.1; do
         check "man page $page is installed" test -f "$ROOT$mandir/$page"
     done
     local b

@@ -6,7 +6,8 @@
 #     installed on this machine, and "operating system explicitly
 #     specified", as the pages name dbpoold in .Os on purpose, aside);
 #   - every option `dbpoold -h` and `dbpool --help` print has an ".It Fl"
-#     entry in man/dbpoold.8 and man/dbpool.1, and every entry there is an
+#     entry in man/dbpoold.8 and man/dbpool.1 (dbpoolctl, dbpool-migrate -help:
+#     man/dbpoolctl.8, man/dbpool-migrate.1), and every entry there is an
 #     option of the program.
 # The configuration keys of man/dbpoold.conf.5 are checked against the code
 # by tests/unit/test_man_config.c. Every check runs; exit 1 if any failed,
@@ -25,7 +26,7 @@ if ! command -v mandoc >/dev/null; then
 fi
 
 MAN=$TOP_SRCDIR/man
-PAGES=(dbpoold.8 dbpoold.conf.5 dbpool.1 libdbpool.3 dbpoolctl.8)
+PAGES=(dbpoold.8 dbpoold.conf.5 dbpool.1 libdbpool.3 dbpoolctl.8 dbpool-migrate.1)
 # shellcheck source=SCRIPTDIR/../checks.sh
 . "$TOP_SRCDIR/tests/checks.sh"
 
@@ -94,8 +95,11 @@ fi
 if [ -f "$MAN/dbpoolctl.8" ] && [ -n "${DBPOOLCTL_BIN:-}" ]; then
     check_options dbpoolctl "$("$DBPOOLCTL_BIN" --help)" dbpoolctl.8
 fi
+if [ -f "$MAN/dbpool-migrate.1" ] && [ -n "${DBPOOL_MIGRATE_BIN:-}" ]; then
+    check_options dbpool-migrate "$("$DBPOOL_MIGRATE_BIN" -help 2>&1)" dbpool-migrate.1
+fi
 if [ "$FAILED" -ne 0 ]; then
     echo "check-man.sh: $FAILED check(s) failed" >&2
     exit 1
 fi
-echo "check-man.sh: ${#PAGES[@]} pages lint-free, options of dbpoold, dbpool and dbpoolctl documented"
+echo "check-man.sh: ${#PAGES[@]} pages lint-free, options of dbpoold, dbpool, dbpoolctl and dbpool-migrate documented"

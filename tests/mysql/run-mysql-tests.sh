@@ -54,6 +54,8 @@ for t in tests/unit/test_mysql_conn tests/integration/test_daemon tests/integrat
 done
 echo "== tests/mysql/test_cli_mysql.sh (mysql)"
 bash "$here/test_cli_mysql.sh" || { echo "FAIL: test_cli_mysql.sh"; [ $status -ne 0 ] || status=1; }
+echo "== tests/migrate/test_migrate.sh (mysql)"
+bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (mysql)"; [ $status -ne 0 ] || status=1; }
 echo "== tests/migrate/test_migrate_compat.sh (mysql)"
 bash "$here/../migrate/test_migrate_compat.sh" ||
     { echo "FAIL: test_migrate_compat.sh (mysql)"; [ $status -ne 0 ] || status=1; }

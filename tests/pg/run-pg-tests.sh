@@ -36,6 +36,8 @@ for t in tests/unit/test_backend_pg tests/integration/test_daemon tests/integrat
     "$build/$t" || { echo "FAIL: $t (postgres)"; [ $status -ne 0 ] || status=1; }
 done
 
+echo "== tests/migrate/test_migrate.sh (postgres)"
+bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (postgres)"; [ $status -ne 0 ] || status=1; }
 echo "== tests/migrate/test_migrate_compat.sh (postgres)"
 bash "$here/../migrate/test_migrate_compat.sh" ||
     { echo "FAIL: test_migrate_compat.sh (postgres)"; [ $status -ne 0 ] || status=1; }
