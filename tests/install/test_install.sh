@@ -3,11 +3,13 @@
 # installed files at work, as a packager and an admin would use them:
 #   - the layout: dbpoold in sbin, dbpool in bin, libdbpool.so with its
 #     soname link (no static archive), dbpool.h, dbpool.pc, the sample
-#     configuration in $(sysconfdir)/dbpoold/, the four man pages;
+#     configuration in $(sysconfdir)/dbpoold/, the four man pages, the
+#     example migrations in $(datadir)/dbpool/migrations/;
 #   - the INSTALLED dbpoold, on the installed sample configuration moved to
 #     temporary paths, answers a query from the INSTALLED dbpool, which
 #     loads the INSTALLED libdbpool (LD_LIBRARY_PATH into the root);
-#   - the INSTALLED systemd units: `systemd-analyze verify` accepts them
+#   - the INSTALLED systemd units (dbpoold's and the example
+#     dbpool-migrate.service): `systemd-analyze verify` accepts them
 #     (their install paths moved under the root), and the installed dbpoold runs the way
 #     dbpoold.service's ExecStart runs it, under systemd-socket-activate
 #     with the sockets named as dbpoold.socket and dbpoold-status.socket
@@ -86,6 +88,14 @@ check_layout() {
     for page in man8/dbpoold.8 man5/dbpoold.conf.5 man1/dbpool.1 man3/libdbpool.3 man1/dbpool-migrate.1; do
         check "man page $page is installed" test -f "$ROOT$mandir/$page"
     done
+    local b
+    for b in sqlite postgres mysql; do
+        check "the example migrations for $b are in dbpooldatadir/migrations/$b" \
+            cmp -s "$TOP_SRCDIR/migrations/$b/000001_create_health_status_table.up.sql" \
+            "$ROOT$dbpooldatadir/migrations/$b/000001_create_health_status_table.up.sql"
+        check_eq "all six example migration files for $b are installed" \
+            "$(ls "$ROOT$dbpooldatadir/migrations/$b" 2>/dev/null | grep -c '\.sql$')" 6
+    done
     check "the installed dbpoold's -h names the installed configuration" \
         grep -qF "$dbpoolconfdir/dbpoold.conf" <("$ROOT$sbindir/dbpoold" -h)
 }
@@ -156,16 +166,21 @@ unit_value() {
 check_units_verify() {
     local dir=$WORK/units unit out
     mkdir -p "$dir"
-    for unit in dbpoold.service dbpoold.socket dbpoold-status.socket; do
+    for unit in dbpoold.service dbpoold.socket dbpoold-status.socket dbpool-migrate.service; do
         check "the installed $unit has every @...@ substituted" \
             test -z "$(grep -o '@[a-z_]*@' "$ROOT$systemdsystemunitdir/$unit")"
-        sed -e "s|=$sbindir/|=$ROOT$sbindir/|" -e "s| $dbpoolconfdir/| $ROOT$dbpoolconfdir/|" \
+        sed -e "s|=$sbindir/|=$ROOT$sbindir/|" -e "s|=$bindir/|=$ROOT$bindir/|" \
+            -e "s| $dbpoolconfdir/| $ROOT$dbpoolconfdir/|" \
             "$ROOT$systemdsystemunitdir/$unit" >"$dir/$unit"
     done
     check_eq "the installed dbpoold.service runs the installed dbpoold on the installed configuration" \
         "$(unit_value dbpoold.service ExecStart)" "$sbindir/dbpoold -c $dbpoolconfdir/dbpoold.conf"
+    check_eq "the installed dbpool-migrate.service runs the installed dbpool-migrate on the installed examples" \
+        "$(unit_value dbpool-migrate.service ExecStart | cut -d' ' -f1)" "$bindir/dbpool-migrate"
+    check "the installed dbpool-migrate.service's default MIGRATIONS is the installed example" \
+        grep -qF "MIGRATIONS=$dbpooldatadir/migrations/sqlite " "$ROOT$systemdsystemunitdir/dbpool-migrate.service"
     out=$(cd "$dir" && systemd-analyze verify --man=no ./dbpoold.service ./dbpoold.socket \
-          ./dbpoold-status.socket 2>&1) || true
+          ./dbpoold-status.socket ./dbpool-migrate.service 2>&1) || true
     check_eq "systemd-analyze verify accepts the installed units" "$out" ""
 }
 

@@ -7,7 +7,8 @@
 # --json types (checked with jq), errors stopping the run, -f scripts,
 # $DBPOOL_SOCKET / $DBPOOL_POOL defaults, --timeout / --connect-timeout and
 # their environment variables (against a slow statement and a daemon stopped
-# with SIGSTOP), and `dbpoold -t` on good and bad configurations. Every check runs; the script exits 1 if any failed.
+# with SIGSTOP), --pin (a TEMP table across transactions), and `dbpoold -t`
+# on good and bad configurations. Every check runs; the script exits 1 if any failed.
 #
 #   DBPOOLD_BIN=$PWD/build/dbpoold DBPOOL_BIN=$PWD/build/dbpool \
 #       bash tests/integration/test_cli.sh
@@ -288,6 +289,67 @@ test_open_transaction_at_exit() {
     expect "the open transaction was rolled back" 0 $'n\n0'
 }
 
+# --pin: one server connection for the whole session, so a TEMP table made
+# in one transaction is there in the next; it ends with the session.
+test_pin() {
+    run dbpool --pin --csv -c "begin" -c "create temp table pin_tmp(x)" \
+        -c "insert into pin_tmp values (1)" -c "commit" \
+        -c "begin" -c "insert into pin_tmp values (2)" -c "commit" \
+        -c "insert into pin_tmp values (3)" -c "select count(*) as n from pin_tmp"
+    expect "--pin: a TEMP table lasts across the session's transactions" 0 $'n\n3'
+
+    run dbpool --pin --csv -c "select count(*) as n from temp.sqlite_master where name = 'pin_tmp'"
+    expect "--pin: the next session does not see the last one's TEMP table" 0 $'n\n0'
+
+    run dbpool --pin -d nope -c "select 1"
+    CHECKS=$((CHECKS + 1))
+    [ "$RC" -eq 1 ] || fail "--pin on an unknown pool exits 1" "exit $RC"
+
+    run dbpool --pin -c "begin" -c "select 1 as one"
+    expect_err "--pin: ending pinned inside a transaction still warns" "[Tt]ransaction"
+    run dbpool --csv -c "select count(*) as n from t where a = 5"
+    expect "--pin: the daemon serves unpinned sessions after pinned ones" 0 $'n\n1'
+}
+
+# await_file NAME FILE PATTERN: FILE gets a line matching PATTERN within 10 s.
+await_file() {
+    local deadline=$((SECONDS + 10))
+    CHECKS=$((CHECKS + 1))
+    until grep -Eq -- "$3" "$2" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            fail "$1" "no /$3/ in $2 within 10 s:" "$(cat "$2" 2>/dev/null)"
+            return 1
+        fi
+        sleep 0.01
+    done
+}
+
+# --pin beyond the pool's maxPinned (1 on SQLite: the writer) fails at once
+# with LIMIT and says what to do; once the holder is gone (killed in the
+# middle of an endless statement), pinning works again.
+test_pin_limit() {
+    local holder deadline
+    "$DBPOOL_BIN" -S "$SOCK" --pin --csv --timeout=60s -c "select 'held' as pin" -c "$ENDLESS_SQL" \
+        >"$WORK/pin.out" 2>&1 &
+    holder=$!
+    if await_file "the first --pin session runs" "$WORK/pin.out" '^held$'; then
+        run dbpool --pin -c "select 1"
+        CHECKS=$((CHECKS + 1))
+        [ "$RC" -eq 1 ] || fail "--pin beyond maxPinned exits 1" "exit $RC" "$ERR"
+        expect_err "--pin beyond maxPinned reports LIMIT" 'ERROR \[LIMIT 53[0-9]{3}\]'
+        expect_err "--pin beyond maxPinned names maxPinned" "maxPinned"
+        run dbpool --csv -c "select 2 as n"
+        expect "an unpinned session reads while the writer is pinned" 0 $'n\n2'
+    fi
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    deadline=$((SECONDS + 10))
+    until run dbpool --pin --csv -c "select 3 as n"; [ "$RC" -eq 0 ] || [ "$SECONDS" -ge "$deadline" ]; do
+        sleep 0.01
+    done
+    expect "--pin works again once the pinned session is gone" 0 $'n\n3'
+}
+
 test_table_format() {
     run dbpool -c "select 1 as num, 'x' as txt"
     CHECKS=$((CHECKS + 1))
@@ -377,6 +439,8 @@ test_files
 test_env_defaults
 test_open_transaction_at_exit
 test_table_format
+test_pin
+test_pin_limit
 test_timeout_flags
 test_timeouts_apply
 

@@ -5,8 +5,9 @@
 # the client-library timeout tests against a mysql pool, then the
 # MySQL-specific integration tests (test_mysql: types, errors, transactions,
 # cancel, streaming, load, status, resilience; test_mysql_types: the type
-# mapping in both protocols, the statement cache, CALL) and the CLI's script splitter
-# (test_cli_mysql.sh).
+# mapping in both protocols, the statement cache, CALL), the CLI's script splitter
+# (test_cli_mysql.sh) and dbpool-migrate's compatibility tests
+# (tests/migrate/test_migrate_compat.sh).
 # The resilience and freeze cases (test_mysql's myresilience, myfreeze), the
 # fault matrix (test_faults) and the bank-transfer invariant (test_bank)
 # stop, crash, freeze and restart their server, so they
@@ -57,6 +58,9 @@ echo "== tests/python/run.sh (mysql)"
 bash "$here/../python/run.sh" || { echo "FAIL: tests/python/run.sh (mysql)"; [ $status -ne 0 ] || status=1; }
 echo "== tests/migrate/test_migrate.sh (mysql)"
 bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (mysql)"; [ $status -ne 0 ] || status=1; }
+echo "== tests/migrate/test_migrate_compat.sh (mysql)"
+bash "$here/../migrate/test_migrate_compat.sh" ||
+    { echo "FAIL: test_migrate_compat.sh (mysql)"; [ $status -ne 0 ] || status=1; }
 # One cell at a time (-j1): every cell stops or freezes the one fault
 # server, so parallel cells would only wait for each other's lock.
 for t in tests/integration/test_faults tests/integration/test_bank; do

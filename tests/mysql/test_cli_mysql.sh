@@ -4,7 +4,8 @@
 # without a space (an operator, not a comment), /* */ comments and /*! */
 # executable comments, backslash escapes in strings, and CREATE PROCEDURE /
 # CREATE TRIGGER / BEGIN NOT ATOMIC bodies with semicolons inside, without
-# any DELIMITER command. Run by tests/mysql/run-mysql-tests.sh with the
+# any DELIMITER command; and --pin (a TEMPORARY table and a user variable
+# across transactions). Run by tests/mysql/run-mysql-tests.sh with the
 # server's environment (DBPOOL_TEST_MYSQL_HOST, _USER, _DB, _PASSWORD_FILE);
 # it starts its own dbpoold on sockets in a temporary directory. Every check
 # runs; exits 1 if any failed.
@@ -141,7 +142,25 @@ test_errors() {
         fail "a syntax error stops the run with MySQL's SQLSTATE/message" "rc $RC" "$OUT" "$ERR"
 }
 
+# --pin: the session keeps one server connection, so a TEMPORARY table and
+# a user variable made in one transaction are there in the next; both end
+# with the session (the daemon resets the connection).
+test_pin() {
+    run dbpool --pin --csv -c "create temporary table pin_tmp (x int)" -c "set @pin_v := 40" \
+        -c "begin" -c "insert into pin_tmp values (1)" -c "commit" \
+        -c "begin" -c "insert into pin_tmp values (2)" -c "commit" \
+        -c "select count(*) + @pin_v as n from pin_tmp"
+    expect "--pin: a TEMPORARY table and @variable last across transactions" 0 $'n\n42'
+    run dbpool --pin --csv -c "select @pin_v is null as unset"
+    expect "--pin: the next session has no @variable" 0 $'unset\n1'
+    run dbpool --pin --csv -c "select count(*) as n from pin_tmp"
+    CHECKS=$((CHECKS + 1))
+    [ "$RC" -eq 1 ] && grep -q "pin_tmp" <<<"$ERR" ||
+        fail "--pin: the next session has no TEMPORARY table" "rc $RC" "$OUT" "$ERR"
+}
+
 start_daemon
+test_pin
 test_comments
 test_routine_bodies
 test_errors

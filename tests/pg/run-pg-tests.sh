@@ -4,7 +4,8 @@
 # protocol-level integration suite against a postgres pool, the
 # PostgreSQL-specific integration tests (test_postgres: types, errors,
 # streaming, cancel, resilience; one of them starts a second throwaway server
-# itself through pg-harness.sh, found via DBPOOL_TEST_PG_HARNESS), and always
+# itself through pg-harness.sh, found via DBPOOL_TEST_PG_HARNESS), dbpool-migrate's
+# compatibility tests (tests/migrate/test_migrate_compat.sh), and always
 # stop the server afterwards. The fault matrix and the bank-transfer test
 # (test_faults, test_bank) stop, restart and freeze their server, so they get
 # a second throwaway server of their own (DBPOOL_TEST_PG_FAULT_DIR), also
@@ -39,6 +40,9 @@ echo "== tests/python/run.sh (postgres)"
 bash "$here/../python/run.sh" || { echo "FAIL: tests/python/run.sh (postgres)"; status=1; }
 echo "== tests/migrate/test_migrate.sh (postgres)"
 bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (postgres)"; [ $status -ne 0 ] || status=1; }
+echo "== tests/migrate/test_migrate_compat.sh (postgres)"
+bash "$here/../migrate/test_migrate_compat.sh" ||
+    { echo "FAIL: test_migrate_compat.sh (postgres)"; [ $status -ne 0 ] || status=1; }
 
 echo "== fault server"
 if ! bash "$here/pg-harness.sh" start "$faultdir" >/dev/null; then

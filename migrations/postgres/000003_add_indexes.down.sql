@@ -1,0 +1,3 @@
+-- dbpool:no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS users_created_at;
+DROP INDEX CONCURRENTLY IF EXISTS health_status_service_checked_at;
