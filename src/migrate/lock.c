@@ -2,7 +2,9 @@
  * lock.c — the migration lock, the same one golang-migrate takes, so that
  * dbpool-migrate and migrate exclude each other:
  *   PostgreSQL  pg_advisory_lock(key), key = the CRC-32 of
- *               "database\0schema\0schema_migrations" × 1486364155 mod 2^32;
+ *               "schema\0schema_migrations\0database" × 1486364155 mod 2^32
+ *               (golang-migrate's GenerateAdvisoryLockId: the extra names first,
+ *               the database last);
  *   MySQL       GET_LOCK(name, 10), name = that key of "database:schema_migrations"
  *               in decimal (asked again while -lock-timeout lasts);
  *   SQLite      the pool's one writer, which the pinned session holds.
@@ -101,7 +103,7 @@ static int pin(struct mig *m, int64_t deadline_ns)
 static void key_names(const struct mig *m, char *buf, size_t cap, uint32_t *key)
 {
     if (m->backend == MB_POSTGRES) {
-        const char *names[] = { m->dbname, m->schema, MIG_TABLE };
+        const char *names[] = { m->schema, MIG_TABLE, m->dbname };
         *key = mig_lock_key(names, 3);
     } else {
         char joined[600];

@@ -22,19 +22,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The last history row of version v (NULL: none), and whether any 'up'
- * row lies below and above v. */
-static const struct hist_row *last_row(const struct hist_row *h, size_t n, int64_t v,
-                                       bool *below, bool *above)
+/* The last 'up' history row of version v (NULL: none): the file that was
+ * applied, whatever a later `force` or `down` row says; whether v has any
+ * row at all; and whether any 'up' row lies below and above v. */
+static const struct hist_row *last_up_row(const struct hist_row *h, size_t n, int64_t v,
+                                          bool *seen, bool *below, bool *above)
 {
     const struct hist_row *last = NULL;
 
-    *below = *above = false;
+    *seen = *below = *above = false;
     for (size_t i = 0; i < n; i++) {
-        if (h[i].version == v)
-            last = &h[i];
-        else if (strcmp(h[i].direction, "up") == 0)
+        bool up = strcmp(h[i].direction, "up") == 0;
+        if (h[i].version == v) {
+            *seen = true;
+            if (up)
+                last = &h[i];
+        } else if (up) {
             *(h[i].version < v ? below : above) = true;
+        }
     }
     return last;
 }
@@ -57,17 +62,17 @@ static bool file_changed(struct mig *m, const struct mig_version *v, const struc
 static bool report_version(struct mig *m, const struct mig_version *v, int64_t cur,
                            const struct hist_row *h, size_t n)
 {
-    bool below, above;
-    const struct hist_row *r = last_row(h, n, v->version, &below, &above);
+    bool seen, below, above;
+    const struct hist_row *r = last_up_row(h, n, v->version, &seen, &below, &above);
     const char *name = v->up_name ? v->up_name : v->down_name;
     const char *state;
     bool problem = false;
 
     if (v->version > cur)
         state = "pending";
-    else if (r != NULL && strcmp(r->direction, "up") == 0 && file_changed(m, v, r))
+    else if (r != NULL && file_changed(m, v, r))
         state = "CHANGED", problem = true;
-    else if (r == NULL && below && above)
+    else if (!seen && below && above)
         state = "SKIPPED", problem = true;
     else
         state = "applied";

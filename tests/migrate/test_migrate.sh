@@ -539,7 +539,7 @@ check_lock_is_golang_migrates() {
     local key
     case $BACKEND in
         postgres)
-            key=$(golang_lock_key "$DB" "$(sql "SELECT current_schema()")" schema_migrations)
+            key=$(golang_lock_key "$(sql "SELECT current_schema()")" schema_migrations "$DB")
             check_eq "PostgreSQL: the advisory lock has golang-migrate's key" \
                 "$(sql "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted")" "$key" ;;
         mysql)
