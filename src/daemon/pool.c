@@ -237,6 +237,10 @@ static void waiter_remove(struct pool *p, struct pool_waiter *w)
 {
     TAILQ_REMOVE(&p->waiters, w, link);
     w->queued = false;
+    if (w->pin) {
+        w->pin = false;
+        p->pin_waiting--;   /* granted, failed or cancelled: its place is free again */
+    }
     p->nwaiting--;
     p->nwait_role[w->want]--;
     uint64_t now = now_us(), waited = now - w->enqueued_us;
@@ -422,6 +426,7 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
         }
     }
     w->want = want;
+    w->pin = false;
     w->fn = fn;
     w->arg = arg;
     w->enqueued_us = now_us();

@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include "common/proto.h"
 #include "harness.h"
 
 #define P (h_profile())
@@ -159,6 +161,114 @@ Test(pin, max_pinned_refuses_more_and_everyone_is_still_served)
     must_ok(b, dbpool_pin(b), "PIN b once a unpinned");
     dbpool_close(a);
     dbpool_close(b);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* Every writer of the pool held by a session inside a transaction (SQLite:
+ * its one writer, by a write). Returns how many sessions hold[] got. */
+static int hold_every_writer(dbpool_conn **hold, int max_open)
+{
+    int n = P->single_writer ? 1 : max_open;
+
+    for (int i = 0; i < n; i++) {
+        hold[i] = h_connect();
+        must_ok(hold[i], dbpool_begin(hold[i], 0), "BEGIN holder");
+        h_exec(hold[i], P->single_writer ? "CREATE TABLE IF NOT EXISTS pin_hold (a INTEGER)"
+                                         : "SELECT 1");
+    }
+    return n;
+}
+
+static void release_holders(dbpool_conn **hold, int n)
+{
+    for (int i = 0; i < n; i++) {
+        must_ok(hold[i], dbpool_rollback(hold[i]), "ROLLBACK holder");
+        dbpool_close(hold[i]);
+    }
+}
+
+/* A raw session that sends PIN (not read: the caller reads its answer). */
+static int send_raw_pin(void)
+{
+    struct pbuf b;
+    int fd = h_raw_connect();
+
+    h_raw_handshake(fd);
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_PIN);
+    cr_assert(h_raw_send(fd, b.data, b.len), "send PIN");
+    pbuf_free(&b);
+    return fd;
+}
+
+/* A PIN that waits for a server holds one of the maxPinned places: a PIN
+ * beyond them is refused at once, not after waiting acquireTimeout for a
+ * server it could not pin (and not with POOL_TIMEOUT). */
+Test(pin, a_waiting_pin_counts_against_max_pinned)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 3,
+                               .pool_settings = "maxPinned = 1; acquireTimeout = \"4s\";" });
+    dbpool_conn *hold[3], *b = h_connect();
+    int nhold = hold_every_writer(hold, 3);
+    int a = send_raw_pin();
+
+    cr_assert(H_AWAIT(h_pool_stat(H_POOL, "clients", "waiting") == 1, 5000), "PIN waits");
+    uint64_t t0 = h_now_ms();
+    h_expect_error(b, dbpool_pin(b), DBPOOL_E_LIMIT, "a PIN while another one waits");
+    cr_assert_lt(h_now_ms() - t0, 2000, "refused at once (not after acquireTimeout)");
+    cr_assert_not(dbpool_is_pinned(b));
+    release_holders(hold, nhold);
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_until_terminal(a, 5000, &f), PT_READY, "the waiting PIN is served");
+    h_frame_free(&f);
+    cr_assert_eq(pinned_now(), 1);
+    cr_assert_eq(h_scalar(b, "SELECT 3"), 3, "the refused session goes on");
+    close(a);
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000), "the pin ends with its session");
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* Thousands of PINs at once for one place, all while every server is
+ * busy: exactly one pins, every other one gets LIMIT, the daemon stays up
+ * and nothing stays counted. (Before waiting PINs held places, all of them
+ * waited, and each one handed a server and refused gave it to the next
+ * from inside the hand-over: one stack level per waiting PIN.) */
+Test(pin, thousands_racing_for_one_pin)
+{
+    enum { N = 3000 };
+    static int fds[N];
+
+    h_start(&(struct h_opts){ .max_open_conns = 3, .daemon_settings = "maxClientsPerUser = 0;",
+                               .pool_settings = "maxPinned = 1; acquireTimeout = \"20s\";" });
+    dbpool_conn *hold[3];
+    int nhold = hold_every_writer(hold, 3), ready = 0, limit = 0;
+
+    for (int i = 0; i < N; i++)
+        fds[i] = send_raw_pin();
+    release_holders(hold, nhold);
+    for (int i = 0; i < N; i++) {
+        struct h_frame f;
+        struct proto_error e;
+        int rc = h_raw_read_frame(fds[i], 20000, &f);
+        cr_assert_eq(rc, 1, "PIN %d got no answer (daemon alive: %d)", i, h_running());
+        if (f.type == PT_READY)
+            ready++;
+        else if (f.type == PT_ERROR && proto_get_error(f.payload, f.len, &e) &&
+                 e.code == DBPOOL_E_LIMIT)
+            limit++;
+        h_frame_free(&f);
+    }
+    cr_assert_eq(ready, 1, "exactly one PIN of %d pins (%d did)", N, ready);
+    cr_assert_eq(limit, N - 1, "every other PIN gets LIMIT (%d did)", limit);
+    cr_assert_eq(pinned_now(), 1);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    cr_assert(H_AWAIT(pinned_now() == 0 && h_pool_stat(H_POOL, "clients", "connected") == 0,
+                      10000), "every session and pin is gone");
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT 4"), 4);
     dbpool_close(c);
     h_stop_ok();
 }
