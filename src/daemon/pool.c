@@ -721,6 +721,7 @@ static void health_check_idle(struct pool *p)
         next = TAILQ_NEXT(sv, link);
         set_state(sv, SV_CHECKING);
         sv->op_running = true;
+        sv->op_started_us = now_us();
         p->drv->ping(sv->conn, health_done, sv);
     }
 }
@@ -741,6 +742,35 @@ static void recycle_idle(struct pool *p, uint64_t now)
             server_close(sv, why);
         else if (idle_limit && now - sv->idle_since_us >= idle_limit)
             server_close(sv, "idle_time");
+    }
+}
+
+/* A reset between clients or a health check still running after the
+ * pool's connect `timeout`: the database does not answer (frozen, cut
+ * off). The connection is closed (backend.h: that abandons the operation)
+ * instead of staying out of service, a place of maxOpenConns, for ever. */
+static void close_unanswered(struct pool *p, enum server_state st, uint64_t now)
+{
+    struct server *sv, *next;
+
+    for (sv = TAILQ_FIRST(&p->lists[st]); sv; sv = next) {
+        next = TAILQ_NEXT(sv, link);
+        enum backend_role sv_role = sv->role;
+        if (!sv->op_running || now - sv->op_started_us < p->cfg->timeout_ms * 1000u)
+            continue;
+        log_warn("server_op_timeout", "pool=%s server=%llu op=%s timeout_ms=%llu action=\"closed\" "
+                 "hint=\"the database did not answer; check the server and the network\"",
+                 p->cfg->name, (unsigned long long)sv->id, st == SV_CHECKING ? "health_check"
+                 : "reset", (unsigned long long)p->cfg->timeout_ms);
+        if (st == SV_CHECKING) {   /* as a failed check (health_done) */
+            health_mark_unhealthy(&p->health, "a health check was not answered within the "
+                                  "pool's timeout");
+            server_close(sv, "health_check_timeout");
+            pool_probe(p);
+            continue;
+        }
+        server_close(sv, "reset_timeout");
+        pool_maybe_connect(p, sv_role);
     }
 }
 
@@ -766,6 +796,8 @@ static void on_maint(evutil_socket_t fd, short what, void *arg)
     (void)what;
     maint_backstop(p, now);
     recycle_idle(p, now);
+    close_unanswered(p, SV_RESETTING, now);
+    close_unanswered(p, SV_CHECKING, now);
     if (interval && now - p->last_health_us >= interval) {
         p->last_health_us = now;
         if (p->counts[SV_IDLE] > 0)

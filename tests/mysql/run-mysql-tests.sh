@@ -55,7 +55,7 @@ echo "== tests/mysql/test_cli_mysql.sh (mysql)"
 bash "$here/test_cli_mysql.sh" || { echo "FAIL: test_cli_mysql.sh"; [ $status -ne 0 ] || status=1; }
 # One cell at a time (-j1): every cell stops or freezes the one fault
 # server, so parallel cells would only wait for each other's lock.
-for t in tests/integration/test_faults tests/integration/test_bank; do
+for t in tests/integration/test_faults tests/integration/test_bank tests/integration/test_pin_faults; do
     echo "== $t (mysql, fault server)"
     "$build/$t" -j1 || { echo "FAIL: $t (mysql)"; [ $status -ne 0 ] || status=1; }
 done
