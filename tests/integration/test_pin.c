@@ -299,6 +299,202 @@ Test(pin, pins_never_exhaust_a_server_pool)
     h_stop_ok();
 }
 
+/* ------------------------------------------------------------- hostile clients */
+
+static void raw_send(int fd, struct pbuf *b)
+{
+    cr_assert(!b->oom);
+    cr_assert(h_raw_send(fd, b->data, b->len), "send");
+    pbuf_free(b);
+}
+
+/* One frame of type with a one-byte payload (PIN and UNPIN have none). */
+static void raw_send_with_payload(int fd, uint8_t type)
+{
+    struct pbuf b;
+
+    pbuf_init(&b);
+    size_t f = proto_frame_begin(&b, type);
+    pbuf_put_u8(&b, 0);
+    proto_frame_end(&b, f);
+    raw_send(fd, &b);
+}
+
+static void raw_expect_ready(int fd, const char *what)
+{
+    struct h_frame f;
+
+    cr_assert_eq(h_raw_read_until_terminal(fd, 5000, &f), PT_READY, "%s", what);
+    h_frame_free(&f);
+}
+
+/* A PIN or UNPIN with a payload is a protocol violation: ERROR PROTOCOL,
+ * the session closes; a pinned session closed so gives its pin back. */
+Test(pin, pin_and_unpin_with_a_payload_are_protocol_errors)
+{
+    h_start(NULL);
+    int fd = h_raw_connect();
+
+    h_raw_handshake(fd);
+    raw_send_with_payload(fd, PT_PIN);
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_PROTOCOL, "PIN with a payload");
+    cr_assert_eq(pinned_now(), 0);
+
+    struct pbuf b;
+    fd = h_raw_connect();
+    h_raw_handshake(fd);
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_PIN);
+    raw_send(fd, &b);
+    raw_expect_ready(fd, "PIN");
+    cr_assert_eq(pinned_now(), 1);
+    raw_send_with_payload(fd, PT_UNPIN);
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_PROTOCOL, "UNPIN with a payload");
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000), "the closed session's pin is given back");
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* PIN, statements, UNPIN and PING sent in one write: each is answered in
+ * order, the statements on the pinned connection, and nothing stays
+ * pinned. */
+Test(pin, pipelined_pin_query_unpin_are_answered_in_order)
+{
+    h_start(NULL);
+    int fd = h_raw_connect();
+    struct pbuf b;
+
+    h_raw_handshake(fd);
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_PIN);
+    for (int i = 0; i < 3; i++)
+        proto_put_query(&b, "SELECT 1", 8, NULL, 0);
+    proto_put_empty(&b, PT_UNPIN);
+    proto_put_empty(&b, PT_PIN);
+    proto_put_empty(&b, PT_UNPIN);
+    proto_put_empty(&b, PT_PING);
+    raw_send(fd, &b);
+    for (int i = 0; i < 8; i++)
+        raw_expect_ready(fd, "a pipelined request");
+    cr_assert_eq(pinned_now(), 0);
+    cr_assert(H_AWAIT(h_pool_stat(H_POOL, "servers", "busy") == 0, 5000), "a server stays busy");
+    close(fd);
+    h_stop_ok();
+}
+
+/* CANCEL ends a PIN that waits for a server: ERROR CANCELED, not pinned,
+ * not waiting; the session pins later. */
+Test(pin, cancel_ends_a_waiting_pin)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 2,
+                               .pool_settings = "acquireTimeout = \"10s\";" });
+    dbpool_conn *hold[2];
+    int nhold = hold_every_writer(hold, 2);
+    int fd = send_raw_pin();
+    struct pbuf b;
+    struct h_frame f;
+    struct proto_error e;
+
+    cr_assert(H_AWAIT(h_pool_stat(H_POOL, "clients", "waiting") == 1, 5000), "PIN waits");
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_CANCEL);
+    raw_send(fd, &b);
+    cr_assert_eq(h_raw_read_until_terminal(fd, 3000, &f), PT_ERROR, "CANCEL of a waiting PIN");
+    cr_assert(proto_get_error(f.payload, f.len, &e));
+    cr_assert_eq(e.code, DBPOOL_E_CANCELED, "%s", dbpool_code_name(e.code));
+    h_frame_free(&f);
+    cr_assert_eq(h_pool_stat(H_POOL, "clients", "waiting"), 0);
+    cr_assert_eq(pinned_now(), 0);
+    release_holders(hold, nhold);
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_PIN);
+    raw_send(fd, &b);
+    raw_expect_ready(fd, "PIN after the cancelled one");
+    cr_assert_eq(pinned_now(), 1);
+    close(fd);
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000));
+    h_stop_ok();
+}
+
+/* The id of the pinned session in GET /clients, or 0. */
+static uint64_t pinned_client_id(void)
+{
+    char *body = NULL;
+    uint64_t id = 0;
+
+    cr_assert_eq(h_http_get("/clients", &body), 200, "%s", body);
+    const char *at = strstr(body, "\"pinned\": true");
+    if (at) {
+        while (at > body && strncmp(at, "{\"id\": ", 7) != 0)
+            at--;
+        id = strtoull(at + 7, NULL, 10);
+    }
+    free(body);
+    return id;
+}
+
+/* POST /clients/ID/kill of a pinned session: it gets SHUTDOWN, its pin
+ * ends and its connection is reset (the writer is free again). */
+Test(pin, admin_kill_of_a_pinned_session_ends_the_pin)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 2,
+                               .pool_settings = "acquireTimeout = \"2s\";" });
+    dbpool_conn *a = h_connect(), *b = h_connect();
+    char path[64], *body = NULL;
+
+    h_create_table(b, "pin_k", "a INTEGER");
+    must_ok(a, dbpool_pin(a), "PIN");
+    h_exec(a, "INSERT INTO pin_k VALUES (1)");
+    uint64_t id = pinned_client_id();
+    cr_assert_gt(id, 0, "/clients shows no pinned session");
+    snprintf(path, sizeof(path), "/clients/%llu/kill", (unsigned long long)id);
+    cr_assert_eq(h_http("POST", path, &body), 200, "%s", body);
+    free(body);
+    h_expect_error(a, dbpool_exec(a, "SELECT 1"), DBPOOL_E_SHUTDOWN, "the killed session");
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000), "the kill ends the pin");
+    h_exec(b, "INSERT INTO pin_k VALUES (2)");   /* SQLite: the writer is free */
+    cr_assert_eq(h_scalar(b, "SELECT count(*) FROM pin_k"), 2);
+    must_ok(b, dbpool_pin(b), "PIN by another session");
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* A reload that lowers maxPinned below the pins there are keeps them (a
+ * pin is never taken from a session) and refuses new ones until the pins
+ * are fewer than the new maxPinned. */
+Test(pin, reload_lowering_max_pinned_keeps_the_pins_and_refuses_new_ones)
+{
+    if (P->single_writer)
+        cr_skip_test("an embedded pool has one pin at most");
+    struct h_opts o = { .max_open_conns = 4, .pool_settings = "maxPinned = 2;" };
+    h_start(&o);
+    dbpool_conn *a = h_connect(), *b = h_connect(), *c = h_connect();
+    char *body = NULL;
+
+    must_ok(a, dbpool_pin(a), "PIN a");
+    must_ok(b, dbpool_pin(b), "PIN b");
+    o.pool_settings = "maxPinned = 1;";
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    cr_assert_eq(h_pool_stat(H_POOL, "clients", "max_pinned"), 1);
+    cr_assert_eq(pinned_now(), 2, "the pins are kept");
+    cr_assert(dbpool_is_pinned(a) && dbpool_is_pinned(b));
+    cr_assert_eq(h_scalar(a, "SELECT 1"), 1);
+    h_expect_error(c, dbpool_pin(c), DBPOOL_E_LIMIT, "PIN above the lowered maxPinned");
+    must_ok(a, dbpool_unpin(a), "UNPIN a");
+    h_expect_error(c, dbpool_pin(c), DBPOOL_E_LIMIT, "PIN at the lowered maxPinned");
+    must_ok(b, dbpool_unpin(b), "UNPIN b");
+    must_ok(c, dbpool_pin(c), "PIN below it");
+    dbpool_close(a);
+    dbpool_close(b);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
 /* ------------------------------------------------------------- locks */
 
 static const char *lock_sql(void)
