@@ -495,6 +495,31 @@ Test(pin, reload_lowering_max_pinned_keeps_the_pins_and_refuses_new_ones)
     h_stop_ok();
 }
 
+/* POST /pools/NAME/pause holds the sessions without a server; a pinned
+ * session holds its own and goes on (status.md, pause). */
+Test(pin, a_pause_holds_others_but_not_a_pinned_session)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 2,
+                               .pool_settings = "acquireTimeout = \"300ms\";" });
+    dbpool_conn *a = h_connect(), *b = h_connect();
+    char *body = NULL;
+
+    must_ok(a, dbpool_pin(a), "PIN");
+    cr_assert_eq(h_http("POST", "/pools/app/pause", &body), 200, "%s", body);
+    free(body);
+    h_expect_error(b, dbpool_exec(b, "SELECT 1"), DBPOOL_E_POOL_TIMEOUT, "paused, unpinned");
+    cr_assert_eq(h_scalar(a, "SELECT 6"), 6, "the pinned session goes on");
+    must_ok(a, dbpool_begin(a, 0), "BEGIN pinned");
+    cr_assert_eq(h_scalar(a, "SELECT 7"), 7);
+    must_ok(a, dbpool_commit(a), "COMMIT pinned");
+    cr_assert_eq(h_http("POST", "/pools/app/resume", &body), 200, "%s", body);
+    free(body);
+    cr_assert_eq(h_scalar(b, "SELECT 8"), 8, "served after resume");
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
 /* ------------------------------------------------------------- locks */
 
 static const char *lock_sql(void)
