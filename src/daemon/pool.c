@@ -412,8 +412,10 @@ void pool_maybe_connect(struct pool *p, enum backend_role role)
         server_open(p, role);
 }
 
-struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_role want,
-                            pool_grant_fn fn, void *arg)
+/* pool_acquire; pin: a PIN's wait, which holds a place of maxPinned from
+ * before anything it starts can call back (waiter_remove gives it back). */
+static struct server *acquire(struct pool *p, struct pool_waiter *w, enum backend_role want,
+                              bool pin, pool_grant_fn fn, void *arg)
 {
     struct server *sv;
 
@@ -426,7 +428,9 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
         }
     }
     w->want = want;
-    w->pin = false;
+    w->pin = pin;
+    if (pin)
+        p->pin_waiting++;
     w->fn = fn;
     w->arg = arg;
     w->enqueued_us = now_us();
@@ -442,6 +446,18 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
     }
     pool_maybe_connect(p, want);
     return NULL;
+}
+
+struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_role want,
+                            pool_grant_fn fn, void *arg)
+{
+    return acquire(p, w, want, false, fn, arg);
+}
+
+struct server *pool_acquire_pin(struct pool *p, struct pool_waiter *w, pool_grant_fn fn,
+                                void *arg)
+{
+    return acquire(p, w, ROLE_WRITER, true, fn, arg);
 }
 
 void pool_cancel_wait(struct pool *p, struct pool_waiter *w)

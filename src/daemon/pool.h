@@ -138,10 +138,10 @@ const char *pool_tx_sql(const struct pool *p, enum backend_tx_op op);
 /* Whether one more session may pin: fewer than maxPinned are pinned or
  * waiting for a server to pin (pool_acquire_pin). */
 bool pool_pin_allowed(const struct pool *p);
-/* pool_acquire of a writer for a PIN: while it waits it holds one of
- * maxPinned's places (given back when the wait ends, however it ends), so
- * the PINs beyond maxPinned are refused at once instead of waiting for a
- * server they could not pin. Call only when pool_pin_allowed. */
+/* pool_acquire of a writer for a PIN (pool.c): while it waits it holds
+ * one of maxPinned's places (given back when the wait ends, however it
+ * ends), so the PINs beyond maxPinned are refused at once instead of
+ * waiting for a server they could not pin. Call only when pool_pin_allowed. */
 struct server *pool_acquire_pin(struct pool *p, struct pool_waiter *w, pool_grant_fn fn,
                                 void *arg);
 /* Pin sv (held by the caller, outside a transaction). False, nothing

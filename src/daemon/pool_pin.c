@@ -18,18 +18,6 @@ bool pool_pin_allowed(const struct pool *p)
     return p->pinned + p->pin_waiting < p->cfg->max_pinned;
 }
 
-struct server *pool_acquire_pin(struct pool *p, struct pool_waiter *w, pool_grant_fn fn,
-                                void *arg)
-{
-    struct server *sv = pool_acquire(p, w, ROLE_WRITER, fn, arg);
-
-    if (!sv && w->queued) {   /* waiter_remove (pool.c) gives the place back */
-        w->pin = true;
-        p->pin_waiting++;
-    }
-    return sv;
-}
-
 bool pool_pin(struct pool *p, struct server *sv)
 {
     if (sv->pinned)
