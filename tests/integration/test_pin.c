@@ -520,6 +520,100 @@ Test(pin, a_pause_holds_others_but_not_a_pinned_session)
     h_stop_ok();
 }
 
+/* `, { name = "g1"; type = "sqlite"; ... }, { name = "g2"; ... }` (a
+ * SQLite pool of its own whatever the backend under test: pins end the
+ * same way on all). */
+static const char *two_sqlite_pools(void)
+{
+    static char buf[1200];
+
+    snprintf(buf, sizeof(buf), ", { name = \"g1\"; type = \"sqlite\"; sqlite = { filePath = "
+             "\"%s/g1.db\"; }; }, { name = \"g2\"; type = \"sqlite\"; sqlite = { filePath = "
+             "\"%s/g2.db\"; }; }", h_paths()->dir, h_paths()->dir);
+    return buf;
+}
+
+static dbpool_conn *connect_to(const char *pool)
+{
+    dbpool_error e;
+    dbpool_conn *c = h_try_connect(pool, &e);
+
+    cr_assert_not_null(c, "connect to %s: %s", pool, e.message);
+    return c;
+}
+
+/* A reload removes the pools of two pinned sessions: the idle one is
+ * closed at once (its next request: UNKNOWN_POOL), the one inside a
+ * transaction commits it first; both pins end and the pools drain. */
+Test(pin, a_removed_pool_ends_its_pins_after_their_transactions)
+{
+    struct h_opts o = { 0 };
+    char *body = NULL;
+
+    h_start(&o);
+    o.extra_pools = two_sqlite_pools();
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    dbpool_conn *idle = connect_to("g1"), *tx = connect_to("g2");
+    must_ok(idle, dbpool_pin(idle), "PIN g1");
+    h_exec(tx, "CREATE TABLE t (v INTEGER)");
+    must_ok(tx, dbpool_pin(tx), "PIN g2");
+    must_ok(tx, dbpool_begin(tx, 0), "BEGIN g2");
+    h_exec(tx, "INSERT INTO t VALUES (1)");
+    o.extra_pools = NULL;
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    h_expect_error(idle, dbpool_exec(idle, "SELECT 1"), DBPOOL_E_UNKNOWN_POOL,
+                   "the idle pinned session of a removed pool");
+    h_exec(tx, "INSERT INTO t VALUES (2)");
+    must_ok(tx, dbpool_commit(tx), "COMMIT in the removed pool");
+    h_expect_error(tx, dbpool_exec(tx, "SELECT 1"), DBPOOL_E_UNKNOWN_POOL,
+                   "the pinned session after its transaction");
+    cr_assert(H_AWAIT(H_STATUS_NUM("/stats", "pools_draining") == 0, 10000),
+              "the removed pools did not drain (a pin left?)");
+    o.extra_pools = two_sqlite_pools();
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    dbpool_conn *back = connect_to("g2");
+    cr_assert_eq(h_scalar(back, "SELECT count(*) FROM t"), 2, "the committed rows");
+    must_ok(back, dbpool_pin(back), "PIN in the pool added back");
+    dbpool_close(back);
+    dbpool_close(idle);
+    dbpool_close(tx);
+    h_stop_ok();
+}
+
+/* SIGTERM while a pinned session sits in a transaction and does nothing:
+ * shutdownTimeout cuts it (ERROR SHUTDOWN), its transaction is rolled
+ * back, and dbpoold exits cleanly. */
+Test(pin, shutdown_timeout_cuts_a_pinned_transaction)
+{
+    h_start(&(struct h_opts){ .shutdown_timeout = "1s" });
+    dbpool_conn *a = h_connect(), *b = h_connect();
+
+    h_create_table(b, "pin_cut", "a INTEGER");
+    must_ok(a, dbpool_pin(a), "PIN");
+    must_ok(a, dbpool_begin(a, 0), "BEGIN");
+    h_exec(a, "INSERT INTO pin_cut VALUES (1)");
+    uint64_t t0 = h_now_ms();
+    h_signal(SIGTERM);
+    int st = h_wait_exit(6000);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "dbpoold exits cleanly");
+    cr_assert_lt(h_now_ms() - t0, 4000, "within shutdownTimeout (1 s) and the flush");
+    h_expect_error(a, dbpool_exec(a, "INSERT INTO pin_cut VALUES (2)"), DBPOOL_E_SHUTDOWN,
+                   "the cut session");
+    h_restart();
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT count(*) FROM pin_cut"), 0, "the cut transaction stayed");
+    dbpool_close(a);
+    dbpool_close(b);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
 /* ------------------------------------------------------------- locks */
 
 static const char *lock_sql(void)
