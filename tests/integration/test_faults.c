@@ -434,6 +434,14 @@ static void enter_pinned_stmt(void)
     await_running("the pinned session's statement");
 }
 
+/* Pinned, streaming a long result to a client that has stopped reading
+ * (back-pressure: the statement paused). */
+static void enter_pinned_streaming(void)
+{
+    victim_pin();
+    enter_streaming();
+}
+
 /* UNPIN answered, the session reset of its server held (its backend, on
  * MariaDB the server, frozen); the client is still connected, unpinned. */
 static void enter_pinned_reset(void)
@@ -520,6 +528,7 @@ static const struct phase PHASES[] = {
       .down_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST),
       .after_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST) },
     { "pinned_stmt", enter_pinned_stmt, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
+    { "pinned_streaming", enter_pinned_streaming, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
     { "pinned_reset", enter_pinned_reset, .server_only = true, .my_freezes = true,
       .followup = "SELECT 1",
       .down_ok = CODE(DBPOOL_E_UNAVAILABLE) | CODE(DBPOOL_E_POOL_TIMEOUT),
@@ -1001,4 +1010,5 @@ FAULTS(CELL, pin_waiting)
 FAULTS(CELL, pinned_idle)
 FAULTS(CELL, pinned_tx)
 FAULTS(CELL, pinned_stmt)
+FAULTS(CELL, pinned_streaming)
 FAULTS(CELL, pinned_reset)
