@@ -195,6 +195,20 @@ static void server_open(struct pool *p, enum backend_role role)
     p->drv->connect(sv->conn, on_connected, sv);
 }
 
+/* Open connections of role that count against its size (maxOpenConns).
+ * Pins above maxPinned (a reload lowered it, with maxOpenConns, below the
+ * pins there were) do not: pinned sessions never leave the others without
+ * a connection. Those connections are closed as their sessions unpin. A
+ * role that cannot grow (SQLite's one writer) counts every connection. */
+static int role_counted(const struct pool *p, enum backend_role role)
+{
+    int excess = p->pinned - p->cfg->max_pinned;
+
+    if (role != ROLE_WRITER || excess <= 0 || !p->role_grows[ROLE_WRITER])
+        return p->nrole[role];
+    return p->nrole[role] - excess;
+}
+
 /* server_retire_reason without the clock (pool_dispatch: no clock read
  * added to a release; the lifetime is checked there and by maintenance). */
 static const char *server_stale(const struct pool *p, const struct server *sv)
@@ -203,7 +217,7 @@ static const char *server_stale(const struct pool *p, const struct server *sv)
         return "broken";
     if (sv->gen != p->gen)
         return "reconfigured";   /* connection settings changed, or pool_reconnect */
-    if (p->nrole[sv->role] > p->max_role[sv->role])
+    if (role_counted(p, sv->role) > p->max_role[sv->role])
         return "resized";        /* maxOpenConns was lowered */
     return NULL;
 }
@@ -400,7 +414,8 @@ static enum backend_role normalize_role(const struct pool *p, enum backend_role 
  * serve. Never while attempts fail: then the retry timer alone dials. */
 void pool_maybe_connect(struct pool *p, enum backend_role role)
 {
-    if (p->paused || health_dialling_paused(&p->health) || p->nrole[role] >= p->max_role[role])
+    if (p->paused || health_dialling_paused(&p->health) ||
+        role_counted(p, role) >= p->max_role[role])
         return;
     /* Don't open more than there are waiters for (connects in flight count). */
     int pending = 0;
@@ -690,7 +705,7 @@ static void pool_probe(struct pool *p)
 {
     if (p->health.retry_pending || p->counts[SV_CONNECTING] > 0)
         return;
-    if (p->nrole[ROLE_WRITER] >= p->max_role[ROLE_WRITER]) {
+    if (role_counted(p, ROLE_WRITER) >= p->max_role[ROLE_WRITER]) {
         if (p->health.unhealthy)
             health_retry_later(&p->health, ROLE_WRITER);
         return;
@@ -832,7 +847,7 @@ static void pool_dial(void *arg, enum backend_role role)
 {
     struct pool *p = arg;
 
-    if (p->nrole[role] >= p->max_role[role]) {
+    if (role_counted(p, role) >= p->max_role[role]) {
         health_retry_later(&p->health, role);
         return;
     }

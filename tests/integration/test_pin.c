@@ -495,12 +495,50 @@ Test(pin, reload_lowering_max_pinned_keeps_the_pins_and_refuses_new_ones)
     h_stop_ok();
 }
 
+/* A reload shrinks maxOpenConns (and maxPinned) below the pins there
+ * are: the pins stay, and the pool still opens connections for everyone
+ * else (maxOpenConns - maxPinned of them); the pinned ones above the new
+ * size are closed as they unpin. */
+Test(pin, a_pool_shrunk_below_its_pins_still_serves_the_others)
+{
+    if (P->single_writer)
+        cr_skip_test("an embedded pool has one pin at most");
+    struct h_opts o = { .max_open_conns = 4,
+                        .pool_settings = "maxPinned = 3; acquireTimeout = \"1s\";" };
+    h_start(&o);
+    dbpool_conn *p[3], *d = h_connect();
+    char *body = NULL;
+
+    for (int i = 0; i < 3; i++) {
+        p[i] = h_connect();
+        must_ok(p[i], dbpool_pin(p[i]), "PIN");
+    }
+    o.max_open_conns = 2;
+    o.pool_settings = "maxPinned = 1; acquireTimeout = \"1s\";";
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    must_ok(d, dbpool_exec(d, "SELECT 1"), "an unpinned session after the shrink");
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(h_scalar(p[i], "SELECT 2"), 2, "the pinned sessions go on");
+    must_ok(p[0], dbpool_unpin(p[0]), "UNPIN");
+    must_ok(p[1], dbpool_unpin(p[1]), "UNPIN");
+    cr_assert(H_AWAIT(h_pool_stat(H_POOL, "servers", "open") <= 2, 5000),
+              "the connections above the new size are closed as they unpin (open: %g)",
+              h_pool_stat(H_POOL, "servers", "open"));
+    must_ok(d, dbpool_exec(d, "SELECT 3"), "served within the new size");
+    for (int i = 0; i < 3; i++)
+        dbpool_close(p[i]);
+    dbpool_close(d);
+    h_stop_ok();
+}
+
 /* POST /pools/NAME/pause holds the sessions without a server; a pinned
  * session holds its own and goes on (status.md, pause). */
 Test(pin, a_pause_holds_others_but_not_a_pinned_session)
 {
     h_start(&(struct h_opts){ .max_open_conns = 2,
-                               .pool_settings = "acquireTimeout = \"300ms\";" });
+                               .pool_settings = "acquireTimeout = \"1s\";" });
     dbpool_conn *a = h_connect(), *b = h_connect();
     char *body = NULL;
 
