@@ -42,7 +42,7 @@ struct pool_waiter {
     pool_grant_fn fn;
     void *arg;
     bool queued;
-    bool pin;                 /* a PIN's wait: holds one of maxPinned's places (pool_pin.c) */
+    bool pin;                 /* a PIN's wait: holds one of maxPinned's places (pool_acquire_pin) */
 };
 
 /* A consistent snapshot for the status socket (all counters since start). */

@@ -4,8 +4,9 @@
  * session that pins keeps the server it holds across transactions; the
  * pool counts pins against maxPinned (config, resolved at load so that
  * pins never take every connection), and with them the PINs waiting for a
- * server (each holds a place until its wait ends). When the pinned server comes back,
- * pool_release (pool.c) ends the pin: the driver resets the whole session
+ * server (each holds a place until its wait ends: pool_acquire_pin, in
+ * pool.c). When the pinned server comes back, pool_release (pool.c) ends
+ * the pin: the driver resets the whole session
  * (locks, temporary tables, settings) before anyone else gets it, or the
  * connection is closed when the driver has no such reset or it is broken.
  */
