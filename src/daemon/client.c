@@ -412,8 +412,8 @@ static void pin_limit_error(const struct client *c, struct backend_error *err)
                  "maxPinned in the pool's settings", pc->name, pc->max_pinned);
 }
 
-/* PIN got its server (or not: err). maxPinned is checked again: others may
- * have pinned while this one waited. */
+/* PIN got its server (or not: err). Its wait held a place of maxPinned;
+ * checked again all the same: a reload may have lowered maxPinned. */
 static void on_pin_granted(void *arg, struct server *sv, const struct backend_error *err)
 {
     struct client *c = arg;
@@ -445,7 +445,7 @@ static void start_pin(struct client *c)
         return;
     }
     client_set_state(c, CL_WAITING);
-    struct server *sv = pool_acquire(c->pool, &c->waiter, ROLE_WRITER, on_pin_granted, c);
+    struct server *sv = pool_acquire_pin(c->pool, &c->waiter, on_pin_granted, c);
     if (sv)
         on_pin_granted(c, sv, NULL);
 }

@@ -195,6 +195,20 @@ static void server_open(struct pool *p, enum backend_role role)
     p->drv->connect(sv->conn, on_connected, sv);
 }
 
+/* Open connections of role that count against its size (maxOpenConns).
+ * Pins above maxPinned (a reload lowered it, with maxOpenConns, below the
+ * pins there were) do not: pinned sessions never leave the others without
+ * a connection. Those connections are closed as their sessions unpin. A
+ * role that cannot grow (SQLite's one writer) counts every connection. */
+static int role_counted(const struct pool *p, enum backend_role role)
+{
+    int excess = p->pinned - p->cfg->max_pinned;
+
+    if (role != ROLE_WRITER || excess <= 0 || !p->role_grows[ROLE_WRITER])
+        return p->nrole[role];
+    return p->nrole[role] - excess;
+}
+
 /* server_retire_reason without the clock (pool_dispatch: no clock read
  * added to a release; the lifetime is checked there and by maintenance). */
 static const char *server_stale(const struct pool *p, const struct server *sv)
@@ -203,7 +217,7 @@ static const char *server_stale(const struct pool *p, const struct server *sv)
         return "broken";
     if (sv->gen != p->gen)
         return "reconfigured";   /* connection settings changed, or pool_reconnect */
-    if (p->nrole[sv->role] > p->max_role[sv->role])
+    if (role_counted(p, sv->role) > p->max_role[sv->role])
         return "resized";        /* maxOpenConns was lowered */
     return NULL;
 }
@@ -237,6 +251,10 @@ static void waiter_remove(struct pool *p, struct pool_waiter *w)
 {
     TAILQ_REMOVE(&p->waiters, w, link);
     w->queued = false;
+    if (w->pin) {
+        w->pin = false;
+        p->pin_waiting--;   /* granted, failed or cancelled: its place is free again */
+    }
     p->nwaiting--;
     p->nwait_role[w->want]--;
     uint64_t now = now_us(), waited = now - w->enqueued_us;
@@ -396,7 +414,8 @@ static enum backend_role normalize_role(const struct pool *p, enum backend_role 
  * serve. Never while attempts fail: then the retry timer alone dials. */
 void pool_maybe_connect(struct pool *p, enum backend_role role)
 {
-    if (p->paused || health_dialling_paused(&p->health) || p->nrole[role] >= p->max_role[role])
+    if (p->paused || health_dialling_paused(&p->health) ||
+        role_counted(p, role) >= p->max_role[role])
         return;
     /* Don't open more than there are waiters for (connects in flight count). */
     int pending = 0;
@@ -408,8 +427,10 @@ void pool_maybe_connect(struct pool *p, enum backend_role role)
         server_open(p, role);
 }
 
-struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_role want,
-                            pool_grant_fn fn, void *arg)
+/* pool_acquire; pin: a PIN's wait, which holds a place of maxPinned from
+ * before anything it starts can call back (waiter_remove gives it back). */
+static struct server *acquire(struct pool *p, struct pool_waiter *w, enum backend_role want,
+                              bool pin, pool_grant_fn fn, void *arg)
 {
     struct server *sv;
 
@@ -422,6 +443,9 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
         }
     }
     w->want = want;
+    w->pin = pin;
+    if (pin)
+        p->pin_waiting++;
     w->fn = fn;
     w->arg = arg;
     w->enqueued_us = now_us();
@@ -437,6 +461,18 @@ struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_
     }
     pool_maybe_connect(p, want);
     return NULL;
+}
+
+struct server *pool_acquire(struct pool *p, struct pool_waiter *w, enum backend_role want,
+                            pool_grant_fn fn, void *arg)
+{
+    return acquire(p, w, want, false, fn, arg);
+}
+
+struct server *pool_acquire_pin(struct pool *p, struct pool_waiter *w, pool_grant_fn fn,
+                                void *arg)
+{
+    return acquire(p, w, ROLE_WRITER, true, fn, arg);
 }
 
 void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
@@ -669,7 +705,7 @@ static void pool_probe(struct pool *p)
 {
     if (p->health.retry_pending || p->counts[SV_CONNECTING] > 0)
         return;
-    if (p->nrole[ROLE_WRITER] >= p->max_role[ROLE_WRITER]) {
+    if (role_counted(p, ROLE_WRITER) >= p->max_role[ROLE_WRITER]) {
         if (p->health.unhealthy)
             health_retry_later(&p->health, ROLE_WRITER);
         return;
@@ -716,6 +752,7 @@ static void health_check_idle(struct pool *p)
         next = TAILQ_NEXT(sv, link);
         set_state(sv, SV_CHECKING);
         sv->op_running = true;
+        sv->op_started_us = now_us();
         p->drv->ping(sv->conn, health_done, sv);
     }
 }
@@ -736,6 +773,35 @@ static void recycle_idle(struct pool *p, uint64_t now)
             server_close(sv, why);
         else if (idle_limit && now - sv->idle_since_us >= idle_limit)
             server_close(sv, "idle_time");
+    }
+}
+
+/* A reset between clients or a health check still running after the
+ * pool's connect `timeout`: the database does not answer (frozen, cut
+ * off). The connection is closed (backend.h: that abandons the operation)
+ * instead of staying out of service, a place of maxOpenConns, for ever. */
+static void close_unanswered(struct pool *p, enum server_state st, uint64_t now)
+{
+    struct server *sv, *next;
+
+    for (sv = TAILQ_FIRST(&p->lists[st]); sv; sv = next) {
+        next = TAILQ_NEXT(sv, link);
+        enum backend_role sv_role = sv->role;
+        if (!sv->op_running || now - sv->op_started_us < p->cfg->timeout_ms * 1000u)
+            continue;
+        log_warn("server_op_timeout", "pool=%s server=%llu op=%s timeout_ms=%llu action=\"closed\" "
+                 "hint=\"the database did not answer; check the server and the network\"",
+                 p->cfg->name, (unsigned long long)sv->id, st == SV_CHECKING ? "health_check"
+                 : "reset", (unsigned long long)p->cfg->timeout_ms);
+        if (st == SV_CHECKING) {   /* as a failed check (health_done) */
+            health_mark_unhealthy(&p->health, "a health check was not answered within the "
+                                  "pool's timeout");
+            server_close(sv, "health_check_timeout");
+            pool_probe(p);
+            continue;
+        }
+        server_close(sv, "reset_timeout");
+        pool_maybe_connect(p, sv_role);
     }
 }
 
@@ -761,6 +827,8 @@ static void on_maint(evutil_socket_t fd, short what, void *arg)
     (void)what;
     maint_backstop(p, now);
     recycle_idle(p, now);
+    close_unanswered(p, SV_RESETTING, now);
+    close_unanswered(p, SV_CHECKING, now);
     if (interval && now - p->last_health_us >= interval) {
         p->last_health_us = now;
         if (p->counts[SV_IDLE] > 0)
@@ -779,7 +847,7 @@ static void pool_dial(void *arg, enum backend_role role)
 {
     struct pool *p = arg;
 
-    if (p->nrole[role] >= p->max_role[role]) {
+    if (role_counted(p, role) >= p->max_role[role]) {
         health_retry_later(&p->health, role);
         return;
     }

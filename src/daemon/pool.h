@@ -42,6 +42,7 @@ struct pool_waiter {
     pool_grant_fn fn;
     void *arg;
     bool queued;
+    bool pin;                 /* a PIN's wait: holds one of maxPinned's places (pool_acquire_pin) */
 };
 
 /* A consistent snapshot for the status socket (all counters since start). */
@@ -134,10 +135,18 @@ const char *pool_tx_sql(const struct pool *p, enum backend_tx_op op);
  * a pinned server ends the pin: the driver resets the whole session
  * (reset_session) before anyone else gets it, or the connection is closed
  * when the driver cannot (or the server is broken). */
-/* Whether one more session may pin (fewer than maxPinned are pinned). */
+/* Whether one more session may pin: fewer than maxPinned are pinned or
+ * waiting for a server to pin (pool_acquire_pin). */
 bool pool_pin_allowed(const struct pool *p);
+/* pool_acquire of a writer for a PIN (pool.c): while it waits it holds
+ * one of maxPinned's places (given back when the wait ends, however it
+ * ends), so the PINs beyond maxPinned are refused at once instead of
+ * waiting for a server they could not pin. Call only when pool_pin_allowed. */
+struct server *pool_acquire_pin(struct pool *p, struct pool_waiter *w, pool_grant_fn fn,
+                                void *arg);
 /* Pin sv (held by the caller, outside a transaction). False, nothing
- * changed, when maxPinned sessions are pinned already. */
+ * changed, when maxPinned sessions are pinned already (a reload lowered
+ * it while the PIN waited). */
 bool pool_pin(struct pool *p, struct server *sv);
 bool server_pinned(const struct server *sv);
 

@@ -62,6 +62,7 @@ struct pool {
     bool removed;                    /* gone from the config: draining */
     int clients_connected;
     int pinned;                      /* servers held by pinned sessions (pool_pin.c) */
+    int pin_waiting;                 /* PINs waiting for a server (waiters with pin set) */
     struct pool_stats totals;        /* only the total_* fields are used */
     struct latency lat_tx, lat_wait; /* transaction and wait times (latency.h) */
 };

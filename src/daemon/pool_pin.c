@@ -3,8 +3,10 @@
  * "pinned sessions"; the protocol's PIN / UNPIN in doc/protocol.md). A
  * session that pins keeps the server it holds across transactions; the
  * pool counts pins against maxPinned (config, resolved at load so that
- * pins never take every connection). When the pinned server comes back,
- * pool_release (pool.c) ends the pin: the driver resets the whole session
+ * pins never take every connection), and with them the PINs waiting for a
+ * server (each holds a place until its wait ends: pool_acquire_pin, in
+ * pool.c). When the pinned server comes back, pool_release (pool.c) ends
+ * the pin: the driver resets the whole session
  * (locks, temporary tables, settings) before anyone else gets it, or the
  * connection is closed when the driver has no such reset or it is broken.
  */
@@ -14,14 +16,14 @@
 
 bool pool_pin_allowed(const struct pool *p)
 {
-    return p->pinned < p->cfg->max_pinned;
+    return p->pinned + p->pin_waiting < p->cfg->max_pinned;
 }
 
 bool pool_pin(struct pool *p, struct server *sv)
 {
     if (sv->pinned)
         return true;
-    if (!pool_pin_allowed(p))
+    if (p->pinned >= p->cfg->max_pinned)
         return false;
     sv->pinned = true;
     p->pinned++;

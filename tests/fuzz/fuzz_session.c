@@ -83,7 +83,7 @@ static bool check_frame_size;
 static bool is_request(uint8_t t)
 {
     return t == PT_HELLO || t == PT_QUERY || t == PT_BATCH || t == PT_BEGIN ||
-           t == PT_COMMIT || t == PT_ROLLBACK || t == PT_PING;
+           t == PT_COMMIT || t == PT_ROLLBACK || t == PT_PING || t == PT_PIN || t == PT_UNPIN;
 }
 
 /* Count the requests completed in what we wrote so far. */
@@ -240,7 +240,7 @@ static bool daemon_idle(void *arg)
         return false;
     pool_get_stats(d->pools[0], &st);
     return st.clients_connected == 0 && st.clients_active == 0 && st.clients_waiting == 0 &&
-           st.servers_busy == 0;
+           st.clients_pinned == 0 && st.servers_busy == 0;
 }
 
 /* Runs the loop until done(arg), failing when nothing moves for STALL_MS,

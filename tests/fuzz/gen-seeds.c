@@ -72,6 +72,10 @@ static void proto_seeds(void)
     proto_put_empty(&b, PT_TERMINATE);
     save("proto", "small-requests", &b);
     pbuf_reset(&b);
+    proto_put_empty(&b, PT_PIN);
+    proto_put_empty(&b, PT_UNPIN);
+    save("proto", "pin-unpin", &b);
+    pbuf_reset(&b);
     proto_put_hello_ok(&b, "sqlite", "dbpoold 0.1.0", 16777216, 1024, 1000);
     proto_put_columns(&b, 3, cols);
     proto_put_row(&b, 3, vals);
@@ -176,6 +180,31 @@ static void session_seeds(void)
     query(&s, "INSERT INTO f VALUES (3, zeroblob(3000))");
     query(&s, "SELECT * FROM f");
     session("vanish-in-tx", 8, "\x10\x20", 2, &s);
+
+    /* pinned sessions: state across transactions, UNPIN refused inside
+     * one, a second PIN, a vanish while pinned in a transaction */
+    pbuf_reset(&s);
+    hello(&s);
+    proto_put_empty(&s, PT_PIN);
+    query(&s, "CREATE TEMP TABLE IF NOT EXISTS pt (a)");
+    proto_put_begin(&s, 0);
+    query(&s, "INSERT INTO pt VALUES (1)");
+    proto_put_empty(&s, PT_UNPIN);               /* refused: inside a transaction */
+    proto_put_empty(&s, PT_COMMIT);
+    proto_put_empty(&s, PT_PIN);                 /* already pinned: nothing */
+    query(&s, "SELECT count(*) FROM pt");
+    proto_put_empty(&s, PT_UNPIN);
+    proto_put_empty(&s, PT_UNPIN);               /* not pinned: nothing */
+    query(&s, "SELECT count(*) FROM pt");        /* gone with the pin */
+    session("pin-unpin", 0, NULL, 0, &s);
+    session("pin-vanish", 8, "\x08\x10", 2, &s);
+    pbuf_reset(&s);
+    hello(&s);
+    proto_put_begin(&s, 0);
+    proto_put_empty(&s, PT_PIN);                 /* refused: inside a transaction */
+    proto_put_empty(&s, PT_ROLLBACK);
+    pbuf_put_bytes(&s, "\0\0\0\2N\0", 6);        /* PIN with a payload */
+    session("pin-protocol-errors", 0, NULL, 0, &s);
 
     pbuf_reset(&s);
     proto_put_hello(&s, PROTO_VERSION, "nosuchpool", "fuzz");

@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -349,12 +350,33 @@ static void freeze_runuser_parent(pid_t pid)
         frozen[nfrozen++] = ppid;
 }
 
+/* Whether every thread of pid has stopped (SIGSTOP is delivered
+ * asynchronously: a thread of MariaDB may still answer a request sent
+ * right after kill() returned). */
+static bool all_threads_stopped(pid_t pid)
+{
+    char path[64], comm[64], st;
+    pid_t ppid;
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    bool stopped = d != NULL;
+    while (stopped && (e = readdir(d)))
+        if (e->d_name[0] != '.')
+            stopped = proc_stat((pid_t)atoi(e->d_name), comm, sizeof(comm), &st, &ppid) &&
+                      (st == 'T' || st == 't');
+    if (d)
+        closedir(d);
+    return stopped;
+}
+
 void fs_freeze(pid_t pid)
 {
     cr_assert_gt(pid, 0, "no process to freeze");
     cr_assert_lt(nfrozen, (int)(sizeof(frozen) / sizeof(frozen[0])) - 1);
     cr_assert_eq(kill(pid, SIGSTOP), 0, "SIGSTOP %d: %s", (int)pid, strerror(errno));
     frozen[nfrozen++] = pid;
+    cr_assert(H_AWAIT(all_threads_stopped(pid), 2000), "process %d did not stop", (int)pid);
     freeze_runuser_parent(pid);
 }
 

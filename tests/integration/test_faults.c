@@ -202,7 +202,7 @@ static void release_holds(void)
  * queue) and the pool's idle server connections are terminated, so the
  * victim's request waits for a connect that cannot finish. The bystander
  * holds a connection of its own (in a transaction) from before the freeze. */
-static void enter_connecting(void)
+static void hold_connect_for(uint8_t type)
 {
     by_start(FC_ANSWER_MS, true, 0, C.my);
     cr_assert_eq(obs_int(&C.obs, "SELECT 1"), 1, "the observer must connect before the freeze");
@@ -213,11 +213,16 @@ static void enter_connecting(void)
               "the daemon kept idle server connections that were terminated");
     if (C.my)   /* the whole server: the observer could not kill once frozen */
         fs_freeze(fs_postmaster());
-    cr_assert(fc_send_query(C.v, "SELECT 1", NULL, 0));
+    cr_assert(type == PT_PIN ? fc_send_empty(C.v, PT_PIN) : fc_send_query(C.v, "SELECT 1", NULL, 0));
     cr_assert(H_AWAIT(pool_num("clients", "waiting") >= 1 &&
                       pool_num("servers", "connecting") >= 1, 5000),
               "the victim's request is not waiting for a connect");
     C.inflight = C.held = true;
+}
+
+static void enter_connecting(void)
+{
+    hold_connect_for(PT_QUERY);
 }
 
 /* Idle in the pool: the victim's last statement is done and its server
@@ -377,6 +382,88 @@ static void enter_cancel(void)
     C.held = C.srv;   /* SQLite's interrupt cannot be held: it may be over already */
 }
 
+/* ---- pinned sessions (doc/protocol.md "Pinned sessions"): the victim
+ * holds its server connection across transactions. A server fault ends
+ * the pin (its next request: CONN_LOST, then it goes on unpinned); a
+ * vanished client's connection is reset (DISCARD ALL, COM_RESET_CONNECTION;
+ * SQLite: replaced) before reuse. */
+
+static void victim_pin(void)
+{
+    struct fc_res r;
+    char d[400];
+    cr_assert(fc_send_empty(C.v, PT_PIN), "send PIN");
+    fc_read(C.v, FC_ANSWER_MS, &r);
+    cr_assert(r.kind == FC_READY && r.tx == 'I', "PIN: %s", fc_describe(&r, d, sizeof(d)));
+    cr_assert_eq(pool_num("clients", "pinned"), 1, "/pools does not count the pin");
+}
+
+/* PIN waiting for a server: the connect it needs is held (as connecting). */
+static void enter_pin_waiting(void)
+{
+    hold_connect_for(PT_PIN);
+}
+
+/* Pinned, idle between transactions: the server connection stays bound. */
+static void enter_pinned_idle(void)
+{
+    victim_pin();
+    struct fc_res r = victim_ok(C.srv ? fs_session_id_sql() : "SELECT 1", 'I');
+    C.pid = C.srv && r.have_int ? (long)r.first_int : -1;
+    cr_assert_eq(pool_num("servers", "busy"), 1, "the pinned server went back to the pool");
+}
+
+/* Pinned, inside a transaction that wrote, idle before its ROLLBACK. */
+static void enter_pinned_tx(void)
+{
+    victim_pin();
+    victim_begin();
+    victim_insert();
+    if (C.srv)
+        victim_pid();
+}
+
+/* Pinned, an autocommit statement running (after it the session keeps
+ * its server: on SIGTERM the drain closes it once the statement is done). */
+static void enter_pinned_stmt(void)
+{
+    char sql[256];
+    victim_pin();
+    long_sql(sql, sizeof(sql));
+    cr_assert(fc_send_query(C.v, sql, NULL, 0));
+    await_running("the pinned session's statement");
+}
+
+/* Pinned, streaming a long result to a client that has stopped reading
+ * (back-pressure: the statement paused). */
+static void enter_pinned_streaming(void)
+{
+    victim_pin();
+    enter_streaming();
+}
+
+/* UNPIN answered, the session reset of its server held (its backend, on
+ * MariaDB the server, frozen); the client is still connected, unpinned. */
+static void enter_pinned_reset(void)
+{
+    struct fc_res r;
+    char d[400];
+    victim_pin();
+    r = victim_ok(fs_session_id_sql(), 'I');
+    cr_assert(r.have_int, "%s returned no integer", fs_session_id_sql());
+    C.pid = (long)r.first_int;
+    if (C.my)
+        freeze_mysql(false);
+    else
+        fs_freeze((pid_t)C.pid);
+    cr_assert(fc_send_empty(C.v, PT_UNPIN), "send UNPIN");
+    fc_read(C.v, FC_ANSWER_MS, &r);
+    cr_assert(r.kind == FC_READY && r.tx == 'I', "UNPIN with its reset held: %s",
+              fc_describe(&r, d, sizeof(d)));
+    cr_assert_eq(pool_num("clients", "pinned"), 0, "the pin outlived UNPIN");
+    cr_assert_geq(pool_num("servers", "busy"), 1, "no server connection is being reset");
+}
+
 #define NA_SERVER (1u << F_TERMINATE | 1u << F_RESTART_FAST | 1u << F_RESTART_IMMEDIATE | \
                    1u << F_STOPPED)
 #define CODE(c) (1u << (c))
@@ -429,6 +516,23 @@ static const struct phase PHASES[] = {
       .na_why = "the reset runs because the client is already gone" },
     { "cancel", enter_cancel, .my_freezes = true,
       .server_fault_ok = CODE(DBPOOL_E_CANCELED) | CODE(DBPOOL_E_CONN_LOST) },
+    { "pin_waiting", enter_pin_waiting, .server_only = true, .my_freezes = true,
+      .my_fault_ok = CODE(DBPOOL_E_CONN_LOST), .na = 1u << F_TERMINATE,
+      .na_why = "no server connection exists yet", .by_in_tx = true,
+      .server_fault_ok = READY_OK | CODE(DBPOOL_E_UNAVAILABLE) },
+    /* The pinned connection is not watched while bound: its next request
+     * finds it dead (CONN_LOST, "no longer pinned"). */
+    { "pinned_idle", enter_pinned_idle, .followup = "SELECT 1",
+      .down_ok = CODE(DBPOOL_E_CONN_LOST), .after_ok = CODE(DBPOOL_E_CONN_LOST) },
+    { "pinned_tx", enter_pinned_tx, .followup = "ROLLBACK",
+      .down_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST),
+      .after_ok = READY_OK | CODE(DBPOOL_E_CONN_LOST) },
+    { "pinned_stmt", enter_pinned_stmt, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
+    { "pinned_streaming", enter_pinned_streaming, .server_fault_ok = CODE(DBPOOL_E_CONN_LOST) },
+    { "pinned_reset", enter_pinned_reset, .server_only = true, .my_freezes = true,
+      .followup = "SELECT 1",
+      .down_ok = CODE(DBPOOL_E_UNAVAILABLE) | CODE(DBPOOL_E_POOL_TIMEOUT),
+      .after_ok = READY_OK | CODE(DBPOOL_E_UNAVAILABLE) },
 };
 
 static const struct phase *phase_named(const char *name)
@@ -512,7 +616,8 @@ static bool pool_quiet(void)
     bool q = st == 200 && H_JSON_NUM(body, "servers", "busy") == 0 &&
              H_JSON_NUM(body, "servers", "connecting") == 0 &&
              H_JSON_NUM(body, "clients", "active") == 0 &&
-             H_JSON_NUM(body, "clients", "waiting") == 0;
+             H_JSON_NUM(body, "clients", "waiting") == 0 &&
+             H_JSON_NUM(body, "clients", "pinned") == 0;
     free(body);
     return q;
 }
@@ -535,10 +640,11 @@ static void check_no_leak(void)
     char body[64];
     cr_assert(H_AWAIT(pool_quiet(), 10000),
               "[%s x %s] the pool did not go back to rest (a server busy, connecting or a "
-              "client active/waiting): /pools servers.busy=%g connecting=%g clients.active=%g "
-              "waiting=%g", C.ph->name, fault_names[C.f], pool_num("servers", "busy"),
-              pool_num("servers", "connecting"), pool_num("clients", "active"),
-              pool_num("clients", "waiting"));
+              "client active/waiting/pinned): /pools servers.busy=%g connecting=%g "
+              "clients.active=%g waiting=%g pinned=%g", C.ph->name, fault_names[C.f],
+              pool_num("servers", "busy"), pool_num("servers", "connecting"),
+              pool_num("clients", "active"), pool_num("clients", "waiting"),
+              pool_num("clients", "pinned"));
     if (C.srv) {
         cr_assert(H_AWAIT(obs_busy_backends(&C.obs) == 0, 10000),
                   "[%s x %s] a session of the pool's user is left active or idle in "
@@ -900,3 +1006,9 @@ FAULTS(CELL, commit)
 FAULTS(CELL, rollback)
 FAULTS(CELL, reset)
 FAULTS(CELL, cancel)
+FAULTS(CELL, pin_waiting)
+FAULTS(CELL, pinned_idle)
+FAULTS(CELL, pinned_tx)
+FAULTS(CELL, pinned_stmt)
+FAULTS(CELL, pinned_streaming)
+FAULTS(CELL, pinned_reset)

@@ -17,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include "common/proto.h"
 #include "harness.h"
 
 #define P (h_profile())
@@ -163,6 +166,120 @@ Test(pin, max_pinned_refuses_more_and_everyone_is_still_served)
     h_stop_ok();
 }
 
+/* Every writer of the pool held by a session inside a transaction (SQLite:
+ * its one writer, by a write). Returns how many sessions hold[] got. */
+static int hold_every_writer(dbpool_conn **hold, int max_open)
+{
+    int n = P->single_writer ? 1 : max_open;
+
+    for (int i = 0; i < n; i++) {
+        hold[i] = h_connect();
+        must_ok(hold[i], dbpool_begin(hold[i], 0), "BEGIN holder");
+        h_exec(hold[i], P->single_writer ? "CREATE TABLE IF NOT EXISTS pin_hold (a INTEGER)"
+                                         : "SELECT 1");
+    }
+    return n;
+}
+
+static void release_holders(dbpool_conn **hold, int n)
+{
+    for (int i = 0; i < n; i++) {
+        must_ok(hold[i], dbpool_rollback(hold[i]), "ROLLBACK holder");
+        dbpool_close(hold[i]);
+    }
+}
+
+/* A raw session that sends PIN (not read: the caller reads its answer). */
+static int send_raw_pin(void)
+{
+    struct pbuf b;
+    int fd = h_raw_connect();
+
+    h_raw_handshake(fd);
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_PIN);
+    cr_assert(h_raw_send(fd, b.data, b.len), "send PIN");
+    pbuf_free(&b);
+    return fd;
+}
+
+/* A PIN that waits for a server holds one of the maxPinned places: a PIN
+ * beyond them is refused at once, not after waiting acquireTimeout for a
+ * server it could not pin (and not with POOL_TIMEOUT). */
+Test(pin, a_waiting_pin_counts_against_max_pinned)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 3,
+                               .pool_settings = "maxPinned = 1; acquireTimeout = \"4s\";" });
+    dbpool_conn *hold[3], *b = h_connect();
+    int nhold = hold_every_writer(hold, 3);
+    int a = send_raw_pin();
+
+    cr_assert(H_AWAIT(h_pool_stat(H_POOL, "clients", "waiting") == 1, 5000), "PIN waits");
+    uint64_t t0 = h_now_ms();
+    h_expect_error(b, dbpool_pin(b), DBPOOL_E_LIMIT, "a PIN while another one waits");
+    cr_assert_lt(h_now_ms() - t0, 2000, "refused at once (not after acquireTimeout)");
+    cr_assert_not(dbpool_is_pinned(b));
+    release_holders(hold, nhold);
+    struct h_frame f;
+    cr_assert_eq(h_raw_read_until_terminal(a, 5000, &f), PT_READY, "the waiting PIN is served");
+    h_frame_free(&f);
+    cr_assert_eq(pinned_now(), 1);
+    cr_assert_eq(h_scalar(b, "SELECT 3"), 3, "the refused session goes on");
+    close(a);
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000), "the pin ends with its session");
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* Thousands of PINs at once for one place, all while every server is
+ * busy: exactly one pins, every other one gets LIMIT, the daemon stays up
+ * and nothing stays counted. (Before waiting PINs held places, all of them
+ * waited, and each one handed a server and refused gave it to the next
+ * from inside the hand-over: one stack level per waiting PIN.) */
+Test(pin, thousands_racing_for_one_pin)
+{
+    enum { MOST = 3000 };
+    static int fds[MOST];
+    struct rlimit rl;
+
+    /* as many as this process's descriptors allow (3000 where they do) */
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    const int N = rl.rlim_cur > MOST + 100 ? MOST : (int)rl.rlim_cur - 100;
+    if (N < 200)
+        cr_skip_test("RLIMIT_NOFILE %llu is too low for a crowd", (unsigned long long)rl.rlim_cur);
+    h_start(&(struct h_opts){ .max_open_conns = 3, .daemon_settings = "maxClientsPerUser = 0;",
+                               .pool_settings = "maxPinned = 1; acquireTimeout = \"20s\";" });
+    dbpool_conn *hold[3];
+    int nhold = hold_every_writer(hold, 3), ready = 0, limit = 0;
+
+    for (int i = 0; i < N; i++)
+        fds[i] = send_raw_pin();
+    release_holders(hold, nhold);
+    for (int i = 0; i < N; i++) {
+        struct h_frame f;
+        struct proto_error e;
+        int rc = h_raw_read_frame(fds[i], 20000, &f);
+        cr_assert_eq(rc, 1, "PIN %d got no answer (daemon alive: %d)", i, h_running());
+        if (f.type == PT_READY)
+            ready++;
+        else if (f.type == PT_ERROR && proto_get_error(f.payload, f.len, &e) &&
+                 e.code == DBPOOL_E_LIMIT)
+            limit++;
+        h_frame_free(&f);
+    }
+    cr_assert_eq(ready, 1, "exactly one PIN of %d pins (%d did)", N, ready);
+    cr_assert_eq(limit, N - 1, "every other PIN gets LIMIT (%d did)", limit);
+    cr_assert_eq(pinned_now(), 1);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    cr_assert(H_AWAIT(pinned_now() == 0 && h_pool_stat(H_POOL, "clients", "connected") == 0,
+                      10000), "every session and pin is gone");
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT 4"), 4);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
 /* Server pools: with maxPinned one below maxOpenConns, every pin there is
  * still leaves a connection for the unpinned sessions. */
 Test(pin, pins_never_exhaust_a_server_pool)
@@ -186,6 +303,359 @@ Test(pin, pins_never_exhaust_a_server_pool)
         dbpool_close(pins[i]);
     cr_assert(H_AWAIT(pinned_now() == 0, 5000), "closed sessions give their pins back");
     dbpool_close(other);
+    h_stop_ok();
+}
+
+/* ------------------------------------------------------------- hostile clients */
+
+static void raw_send(int fd, struct pbuf *b)
+{
+    cr_assert(!b->oom);
+    cr_assert(h_raw_send(fd, b->data, b->len), "send");
+    pbuf_free(b);
+}
+
+/* One frame of type with a one-byte payload (PIN and UNPIN have none). */
+static void raw_send_with_payload(int fd, uint8_t type)
+{
+    struct pbuf b;
+
+    pbuf_init(&b);
+    size_t f = proto_frame_begin(&b, type);
+    pbuf_put_u8(&b, 0);
+    proto_frame_end(&b, f);
+    raw_send(fd, &b);
+}
+
+static void raw_expect_ready(int fd, const char *what)
+{
+    struct h_frame f;
+
+    cr_assert_eq(h_raw_read_until_terminal(fd, 5000, &f), PT_READY, "%s", what);
+    h_frame_free(&f);
+}
+
+/* A PIN or UNPIN with a payload is a protocol violation: ERROR PROTOCOL,
+ * the session closes; a pinned session closed so gives its pin back. */
+Test(pin, pin_and_unpin_with_a_payload_are_protocol_errors)
+{
+    h_start(NULL);
+    int fd = h_raw_connect();
+
+    h_raw_handshake(fd);
+    raw_send_with_payload(fd, PT_PIN);
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_PROTOCOL, "PIN with a payload");
+    cr_assert_eq(pinned_now(), 0);
+
+    struct pbuf b;
+    fd = h_raw_connect();
+    h_raw_handshake(fd);
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_PIN);
+    raw_send(fd, &b);
+    raw_expect_ready(fd, "PIN");
+    cr_assert_eq(pinned_now(), 1);
+    raw_send_with_payload(fd, PT_UNPIN);
+    h_raw_expect_error_then_eof(fd, DBPOOL_E_PROTOCOL, "UNPIN with a payload");
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000), "the closed session's pin is given back");
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT 1"), 1);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* PIN, statements, UNPIN and PING sent in one write: each is answered in
+ * order, the statements on the pinned connection, and nothing stays
+ * pinned. */
+Test(pin, pipelined_pin_query_unpin_are_answered_in_order)
+{
+    h_start(NULL);
+    int fd = h_raw_connect();
+    struct pbuf b;
+
+    h_raw_handshake(fd);
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_PIN);
+    for (int i = 0; i < 3; i++)
+        proto_put_query(&b, "SELECT 1", 8, NULL, 0);
+    proto_put_empty(&b, PT_UNPIN);
+    proto_put_empty(&b, PT_PIN);
+    proto_put_empty(&b, PT_UNPIN);
+    proto_put_empty(&b, PT_PING);
+    raw_send(fd, &b);
+    for (int i = 0; i < 8; i++)
+        raw_expect_ready(fd, "a pipelined request");
+    cr_assert_eq(pinned_now(), 0);
+    cr_assert(H_AWAIT(h_pool_stat(H_POOL, "servers", "busy") == 0, 5000), "a server stays busy");
+    close(fd);
+    h_stop_ok();
+}
+
+/* CANCEL ends a PIN that waits for a server: ERROR CANCELED, not pinned,
+ * not waiting; the session pins later. */
+Test(pin, cancel_ends_a_waiting_pin)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 2,
+                               .pool_settings = "acquireTimeout = \"10s\";" });
+    dbpool_conn *hold[2];
+    int nhold = hold_every_writer(hold, 2);
+    int fd = send_raw_pin();
+    struct pbuf b;
+    struct h_frame f;
+    struct proto_error e;
+
+    cr_assert(H_AWAIT(h_pool_stat(H_POOL, "clients", "waiting") == 1, 5000), "PIN waits");
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_CANCEL);
+    raw_send(fd, &b);
+    cr_assert_eq(h_raw_read_until_terminal(fd, 3000, &f), PT_ERROR, "CANCEL of a waiting PIN");
+    cr_assert(proto_get_error(f.payload, f.len, &e));
+    cr_assert_eq(e.code, DBPOOL_E_CANCELED, "%s", dbpool_code_name(e.code));
+    h_frame_free(&f);
+    cr_assert_eq(h_pool_stat(H_POOL, "clients", "waiting"), 0);
+    cr_assert_eq(pinned_now(), 0);
+    release_holders(hold, nhold);
+    pbuf_init(&b);
+    proto_put_empty(&b, PT_PIN);
+    raw_send(fd, &b);
+    raw_expect_ready(fd, "PIN after the cancelled one");
+    cr_assert_eq(pinned_now(), 1);
+    close(fd);
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000));
+    h_stop_ok();
+}
+
+/* The id of the pinned session in GET /clients, or 0. */
+static uint64_t pinned_client_id(void)
+{
+    char *body = NULL;
+    uint64_t id = 0;
+
+    cr_assert_eq(h_http_get("/clients", &body), 200, "%s", body);
+    const char *at = strstr(body, "\"pinned\": true");
+    if (at) {
+        while (at > body && strncmp(at, "{\"id\": ", 7) != 0)
+            at--;
+        id = strtoull(at + 7, NULL, 10);
+    }
+    free(body);
+    return id;
+}
+
+/* POST /clients/ID/kill of a pinned session: it gets SHUTDOWN, its pin
+ * ends and its connection is reset (the writer is free again). */
+Test(pin, admin_kill_of_a_pinned_session_ends_the_pin)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 2,
+                               .pool_settings = "acquireTimeout = \"2s\";" });
+    dbpool_conn *a = h_connect(), *b = h_connect();
+    char path[64], *body = NULL;
+
+    h_create_table(b, "pin_k", "a INTEGER");
+    must_ok(a, dbpool_pin(a), "PIN");
+    h_exec(a, "INSERT INTO pin_k VALUES (1)");
+    uint64_t id = pinned_client_id();
+    cr_assert_gt(id, 0, "/clients shows no pinned session");
+    snprintf(path, sizeof(path), "/clients/%llu/kill", (unsigned long long)id);
+    cr_assert_eq(h_http("POST", path, &body), 200, "%s", body);
+    free(body);
+    h_expect_error(a, dbpool_exec(a, "SELECT 1"), DBPOOL_E_SHUTDOWN, "the killed session");
+    cr_assert(H_AWAIT(pinned_now() == 0, 5000), "the kill ends the pin");
+    h_exec(b, "INSERT INTO pin_k VALUES (2)");   /* SQLite: the writer is free */
+    cr_assert_eq(h_scalar(b, "SELECT count(*) FROM pin_k"), 2);
+    must_ok(b, dbpool_pin(b), "PIN by another session");
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* A reload that lowers maxPinned below the pins there are keeps them (a
+ * pin is never taken from a session) and refuses new ones until the pins
+ * are fewer than the new maxPinned. */
+Test(pin, reload_lowering_max_pinned_keeps_the_pins_and_refuses_new_ones)
+{
+    if (P->single_writer)
+        cr_skip_test("an embedded pool has one pin at most");
+    struct h_opts o = { .max_open_conns = 4, .pool_settings = "maxPinned = 2;" };
+    h_start(&o);
+    dbpool_conn *a = h_connect(), *b = h_connect(), *c = h_connect();
+    char *body = NULL;
+
+    must_ok(a, dbpool_pin(a), "PIN a");
+    must_ok(b, dbpool_pin(b), "PIN b");
+    o.pool_settings = "maxPinned = 1;";
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    cr_assert_eq(h_pool_stat(H_POOL, "clients", "max_pinned"), 1);
+    cr_assert_eq(pinned_now(), 2, "the pins are kept");
+    cr_assert(dbpool_is_pinned(a) && dbpool_is_pinned(b));
+    cr_assert_eq(h_scalar(a, "SELECT 1"), 1);
+    h_expect_error(c, dbpool_pin(c), DBPOOL_E_LIMIT, "PIN above the lowered maxPinned");
+    must_ok(a, dbpool_unpin(a), "UNPIN a");
+    h_expect_error(c, dbpool_pin(c), DBPOOL_E_LIMIT, "PIN at the lowered maxPinned");
+    must_ok(b, dbpool_unpin(b), "UNPIN b");
+    must_ok(c, dbpool_pin(c), "PIN below it");
+    dbpool_close(a);
+    dbpool_close(b);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+/* A reload shrinks maxOpenConns (and maxPinned) below the pins there
+ * are: the pins stay, and the pool still opens connections for everyone
+ * else (maxOpenConns - maxPinned of them); the pinned ones above the new
+ * size are closed as they unpin. */
+Test(pin, a_pool_shrunk_below_its_pins_still_serves_the_others)
+{
+    if (P->single_writer)
+        cr_skip_test("an embedded pool has one pin at most");
+    struct h_opts o = { .max_open_conns = 4,
+                        .pool_settings = "maxPinned = 3; acquireTimeout = \"1s\";" };
+    h_start(&o);
+    dbpool_conn *p[3], *d = h_connect();
+    char *body = NULL;
+
+    for (int i = 0; i < 3; i++) {
+        p[i] = h_connect();
+        must_ok(p[i], dbpool_pin(p[i]), "PIN");
+    }
+    o.max_open_conns = 2;
+    o.pool_settings = "maxPinned = 1; acquireTimeout = \"1s\";";
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    must_ok(d, dbpool_exec(d, "SELECT 1"), "an unpinned session after the shrink");
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(h_scalar(p[i], "SELECT 2"), 2, "the pinned sessions go on");
+    must_ok(p[0], dbpool_unpin(p[0]), "UNPIN");
+    must_ok(p[1], dbpool_unpin(p[1]), "UNPIN");
+    cr_assert(H_AWAIT(h_pool_stat(H_POOL, "servers", "open") <= 2, 5000),
+              "the connections above the new size are closed as they unpin (open: %g)",
+              h_pool_stat(H_POOL, "servers", "open"));
+    must_ok(d, dbpool_exec(d, "SELECT 3"), "served within the new size");
+    for (int i = 0; i < 3; i++)
+        dbpool_close(p[i]);
+    dbpool_close(d);
+    h_stop_ok();
+}
+
+/* POST /pools/NAME/pause holds the sessions without a server; a pinned
+ * session holds its own and goes on (status.md, pause). */
+Test(pin, a_pause_holds_others_but_not_a_pinned_session)
+{
+    h_start(&(struct h_opts){ .max_open_conns = 2,
+                               .pool_settings = "acquireTimeout = \"1s\";" });
+    dbpool_conn *a = h_connect(), *b = h_connect();
+    char *body = NULL;
+
+    must_ok(a, dbpool_pin(a), "PIN");
+    cr_assert_eq(h_http("POST", "/pools/app/pause", &body), 200, "%s", body);
+    free(body);
+    h_expect_error(b, dbpool_exec(b, "SELECT 1"), DBPOOL_E_POOL_TIMEOUT, "paused, unpinned");
+    cr_assert_eq(h_scalar(a, "SELECT 6"), 6, "the pinned session goes on");
+    must_ok(a, dbpool_begin(a, 0), "BEGIN pinned");
+    cr_assert_eq(h_scalar(a, "SELECT 7"), 7);
+    must_ok(a, dbpool_commit(a), "COMMIT pinned");
+    cr_assert_eq(h_http("POST", "/pools/app/resume", &body), 200, "%s", body);
+    free(body);
+    cr_assert_eq(h_scalar(b, "SELECT 8"), 8, "served after resume");
+    dbpool_close(a);
+    dbpool_close(b);
+    h_stop_ok();
+}
+
+/* `, { name = "g1"; type = "sqlite"; ... }, { name = "g2"; ... }` (a
+ * SQLite pool of its own whatever the backend under test: pins end the
+ * same way on all). */
+static const char *two_sqlite_pools(void)
+{
+    static char buf[1200];
+
+    snprintf(buf, sizeof(buf), ", { name = \"g1\"; type = \"sqlite\"; sqlite = { filePath = "
+             "\"%s/g1.db\"; }; }, { name = \"g2\"; type = \"sqlite\"; sqlite = { filePath = "
+             "\"%s/g2.db\"; }; }", h_paths()->dir, h_paths()->dir);
+    return buf;
+}
+
+static dbpool_conn *connect_to(const char *pool)
+{
+    dbpool_error e;
+    dbpool_conn *c = h_try_connect(pool, &e);
+
+    cr_assert_not_null(c, "connect to %s: %s", pool, e.message);
+    return c;
+}
+
+/* A reload removes the pools of two pinned sessions: the idle one is
+ * closed at once (its next request: UNKNOWN_POOL), the one inside a
+ * transaction commits it first; both pins end and the pools drain. */
+Test(pin, a_removed_pool_ends_its_pins_after_their_transactions)
+{
+    struct h_opts o = { 0 };
+    char *body = NULL;
+
+    h_start(&o);
+    o.extra_pools = two_sqlite_pools();
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    dbpool_conn *idle = connect_to("g1"), *tx = connect_to("g2");
+    must_ok(idle, dbpool_pin(idle), "PIN g1");
+    h_exec(tx, "CREATE TABLE t (v INTEGER)");
+    must_ok(tx, dbpool_pin(tx), "PIN g2");
+    must_ok(tx, dbpool_begin(tx, 0), "BEGIN g2");
+    h_exec(tx, "INSERT INTO t VALUES (1)");
+    o.extra_pools = NULL;
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    h_expect_error(idle, dbpool_exec(idle, "SELECT 1"), DBPOOL_E_UNKNOWN_POOL,
+                   "the idle pinned session of a removed pool");
+    h_exec(tx, "INSERT INTO t VALUES (2)");
+    must_ok(tx, dbpool_commit(tx), "COMMIT in the removed pool");
+    h_expect_error(tx, dbpool_exec(tx, "SELECT 1"), DBPOOL_E_UNKNOWN_POOL,
+                   "the pinned session after its transaction");
+    cr_assert(H_AWAIT(H_STATUS_NUM("/stats", "pools_draining") == 0, 10000),
+              "the removed pools did not drain (a pin left?)");
+    o.extra_pools = two_sqlite_pools();
+    h_rewrite_config(&o);
+    cr_assert_eq(h_http("POST", "/reload", &body), 200, "%s", body);
+    free(body);
+    dbpool_conn *back = connect_to("g2");
+    cr_assert_eq(h_scalar(back, "SELECT count(*) FROM t"), 2, "the committed rows");
+    must_ok(back, dbpool_pin(back), "PIN in the pool added back");
+    dbpool_close(back);
+    dbpool_close(idle);
+    dbpool_close(tx);
+    h_stop_ok();
+}
+
+/* SIGTERM while a pinned session sits in a transaction and does nothing:
+ * shutdownTimeout cuts it (ERROR SHUTDOWN), its transaction is rolled
+ * back, and dbpoold exits cleanly. */
+Test(pin, shutdown_timeout_cuts_a_pinned_transaction)
+{
+    h_start(&(struct h_opts){ .shutdown_timeout = "1s" });
+    dbpool_conn *a = h_connect(), *b = h_connect();
+
+    h_create_table(b, "pin_cut", "a INTEGER");
+    must_ok(a, dbpool_pin(a), "PIN");
+    must_ok(a, dbpool_begin(a, 0), "BEGIN");
+    h_exec(a, "INSERT INTO pin_cut VALUES (1)");
+    uint64_t t0 = h_now_ms();
+    h_signal(SIGTERM);
+    int st = h_wait_exit(6000);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "dbpoold exits cleanly");
+    cr_assert_lt(h_now_ms() - t0, 4000, "within shutdownTimeout (1 s) and the flush");
+    h_expect_error(a, dbpool_exec(a, "INSERT INTO pin_cut VALUES (2)"), DBPOOL_E_SHUTDOWN,
+                   "the cut session");
+    h_restart();
+    dbpool_conn *c = h_connect();
+    cr_assert_eq(h_scalar(c, "SELECT count(*) FROM pin_cut"), 0, "the cut transaction stayed");
+    dbpool_close(a);
+    dbpool_close(b);
+    dbpool_close(c);
     h_stop_ok();
 }
 

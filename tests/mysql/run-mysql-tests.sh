@@ -63,7 +63,7 @@ bash "$here/../migrate/test_migrate_compat.sh" ||
     { echo "FAIL: test_migrate_compat.sh (mysql)"; [ $status -ne 0 ] || status=1; }
 # One cell at a time (-j1): every cell stops or freezes the one fault
 # server, so parallel cells would only wait for each other's lock.
-for t in tests/integration/test_faults tests/integration/test_bank; do
+for t in tests/integration/test_faults tests/integration/test_bank tests/integration/test_pin_faults; do
     echo "== $t (mysql, fault server)"
     "$build/$t" -j1 || { echo "FAIL: $t (mysql)"; [ $status -ne 0 ] || status=1; }
 done

@@ -50,7 +50,7 @@ if ! bash "$here/pg-harness.sh" start "$faultdir" >/dev/null; then
     exit 1
 fi
 export DBPOOL_TEST_PG_FAULT_DIR="$faultdir"
-for t in tests/integration/test_faults tests/integration/test_bank; do
+for t in tests/integration/test_faults tests/integration/test_bank tests/integration/test_pin_faults; do
     echo "== $t (postgres, fault server)"
     "$build/$t" || { echo "FAIL: $t (postgres)"; [ $status -ne 0 ] || status=1; }
 done
