@@ -89,7 +89,7 @@ int dbpool_query(dbpool_conn *c, const char *sql, const dbpool_value *params,
         return -1;
     if (out == NULL)
         return lib_drain(c);
-    r = calloc(1, sizeof *r);
+    r = lib_result_new(DBPOOL_RESULT_OK);
     if (r == NULL)
         return lib_fail_oom(c);
     while ((ev = lib_query_event(c)) == EV_ROW) {
@@ -113,7 +113,7 @@ int dbpool_exec(dbpool_conn *c, const char *sql)
 
 /* ------------------------------------------------------------ batches */
 
-static int check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n)
+int lib_check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n)
 {
     if (n > 0 && stmts == NULL)
         return lib_fail(c, DBPOOL_E_USAGE, "n is %zu but stmts is NULL", n);
@@ -148,7 +148,7 @@ static int read_batch(dbpool_conn *c, size_t n, dbpool_result **results)
     for (;;) {
         enum event ev = lib_next_event(c);
         if (ev == EV_ROW && results != NULL) {
-            if (cur == NULL && (cur = calloc(1, sizeof *cur)) == NULL)
+            if (cur == NULL && (cur = lib_result_new(DBPOOL_RESULT_OK)) == NULL)
                 return lib_fail_oom(c);
             if (lib_result_add_row(cur, c->row, c->ncols) < 0)
                 break;
@@ -159,10 +159,11 @@ static int read_batch(dbpool_conn *c, size_t n, dbpool_result **results)
                                    "protocol error: more STMT_DONE frames than statements in the batch; session closed");
             }
             if (results != NULL) {
-                if (cur == NULL && (cur = calloc(1, sizeof *cur)) == NULL)
+                if (cur == NULL && (cur = lib_result_new(DBPOOL_RESULT_OK)) == NULL)
                     return lib_fail_oom(c);
                 if (lib_result_finish(cur, c) < 0)
                     break;
+                cur->stmt_index = (int32_t)idx;
                 results[idx] = cur;
                 cur = NULL;
             }
@@ -188,7 +189,7 @@ int dbpool_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n, int atomic,
     if (results != NULL)
         for (size_t i = 0; i < n; i++)
             results[i] = NULL;
-    if (c == NULL || lib_begin_request(c, PT_BATCH) < 0 || check_batch(c, stmts, n) < 0)
+    if (c == NULL || lib_begin_request(c, PT_BATCH) < 0 || lib_check_batch(c, stmts, n) < 0)
         return -1;
     if (n == 0)
         return 0;                       /* nothing to run; the protocol rejects empty batches */

@@ -7,6 +7,21 @@
 
 /* ------------------------------------------------------------ results */
 
+static const dbpool_error no_error = { DBPOOL_OK, "", "", 0 };
+
+/* A new, empty result (NULL without memory). */
+dbpool_result *lib_result_new(dbpool_result_status status)
+{
+    dbpool_result *r = calloc(1, sizeof *r);
+
+    if (r == NULL)
+        return NULL;
+    r->status = status;
+    r->stmt_index = -1;
+    r->tx = DBPOOL_TX_IDLE;
+    return r;
+}
+
 static void *arena_alloc(dbpool_result *r, size_t n)
 {
     struct arena_block *b = r->arena;
@@ -62,6 +77,7 @@ int lib_result_finish(dbpool_result *r, const dbpool_conn *c)
     r->cols = lib_columns_clone(c->cols, c->ncols);
     r->affected = c->affected;
     r->last_id = c->last_id;
+    r->tx = c->tx;
     return r->cols != NULL ? 0 : -1;
 }
 
@@ -76,6 +92,7 @@ void dbpool_result_free(dbpool_result *r)
     }
     free(r->vals);
     free(r->cols);
+    free(r->err);
     free(r);
 }
 
@@ -90,4 +107,26 @@ const dbpool_value *dbpool_result_value(const dbpool_result *r, size_t row, size
     if (r == NULL || row >= r->nrows || col >= r->ncols)
         return NULL;
     return &r->vals[row * r->ncols + col];
+}
+
+dbpool_result_status dbpool_result_status_of(const dbpool_result *r)
+{
+    return r != NULL ? r->status : DBPOOL_RESULT_ERROR;
+}
+
+const dbpool_error *dbpool_result_error(const dbpool_result *r)
+{
+    if (r == NULL)
+        return &lib_no_conn_error;
+    return r->err != NULL ? r->err : &no_error;
+}
+
+dbpool_txstate dbpool_result_txstate(const dbpool_result *r)
+{
+    return r != NULL ? r->tx : DBPOOL_TX_IDLE;
+}
+
+int dbpool_result_stmt_index(const dbpool_result *r)
+{
+    return r != NULL ? (int)r->stmt_index : -1;
 }

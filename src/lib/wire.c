@@ -156,7 +156,7 @@ static int send_all(dbpool_conn *c, const uint8_t *p, size_t n)
 
 /* Compacts the receive buffer and makes room for at least need bytes of
  * frame data plus a read chunk. */
-static int make_room(dbpool_conn *c, size_t need)
+int lib_make_room(dbpool_conn *c, size_t need)
 {
     size_t pending = c->rend - c->rstart, want;
 
@@ -178,6 +178,27 @@ static int make_room(dbpool_conn *c, size_t need)
     return 0;
 }
 
+/* Takes the next complete frame out of the receive buffer, without I/O:
+ * 1 (*payload points into the buffer, valid until more is read), 0 when it
+ * has not arrived whole (*len is then the payload length when the header
+ * is there, else 0), -1 for an invalid length (the session is closed). */
+int lib_take_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, size_t *len)
+{
+    uint32_t plen = 0;
+    size_t avail = c->rend - c->rstart;
+    int h = proto_peek_header(c->rbuf + c->rstart, avail, c->max_frame, type, &plen);
+
+    *len = plen;
+    if (h < 0)
+        return lib_fail_closed(c, DBPOOL_E_PROTOCOL,
+                           "protocol error: dbpoold sent a frame with an invalid length; session closed");
+    if (h == 0 || avail < PROTO_HEADER_SIZE + (size_t)plen)
+        return 0;
+    *payload = c->rbuf + c->rstart + PROTO_HEADER_SIZE;
+    c->rstart += PROTO_HEADER_SIZE + (size_t)plen;
+    return 1;
+}
+
 /* Reads the next complete frame. *payload points into the receive buffer
  * and stays valid until the next read_frame on c. */
 int lib_read_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, size_t *len)
@@ -185,20 +206,11 @@ int lib_read_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, size_
     if (c->fd < 0)
         return lib_fail(c, DBPOOL_E_IO, "the session with dbpoold is closed; reconnect");
     for (;;) {
-        uint32_t plen = 0;
-        size_t avail = c->rend - c->rstart;
-        int h = proto_peek_header(c->rbuf + c->rstart, avail, c->max_frame, type, &plen);
+        int t = lib_take_frame(c, type, payload, len);
 
-        if (h < 0)
-            return lib_fail_closed(c, DBPOOL_E_PROTOCOL,
-                               "protocol error: dbpoold sent a frame with an invalid length; session closed");
-        if (h > 0 && avail >= PROTO_HEADER_SIZE + (size_t)plen) {
-            *payload = c->rbuf + c->rstart + PROTO_HEADER_SIZE;
-            *len = plen;
-            c->rstart += PROTO_HEADER_SIZE + (size_t)plen;
-            return 0;
-        }
-        if (make_room(c, h > 0 ? PROTO_HEADER_SIZE + (size_t)plen : PROTO_HEADER_SIZE) < 0)
+        if (t != 0)
+            return t > 0 ? 0 : -1;
+        if (lib_make_room(c, PROTO_HEADER_SIZE + *len) < 0)
             return -1;
         ssize_t r = lib_await_fd(c->fd, POLLIN, c->deadline);
         if (r == 0) {
@@ -411,16 +423,10 @@ static bool ready_allowed(const dbpool_conn *c)
     return !c->stmt_done && !c->have_columns;
 }
 
-/* Reads one frame of a QUERY/BATCH response and checks it against the
- * sequence [COLUMNS ROW*] STMT_DONE ... READY | ERROR. */
-enum event lib_next_event(dbpool_conn *c)
+/* Decodes one frame of a QUERY/BATCH response, checking it against the
+ * sequence [COLUMNS ROW*] STMT_DONE ... READY | ERROR: an enum event. */
+int lib_frame_event(dbpool_conn *c, uint8_t type, const uint8_t *p, size_t n)
 {
-    uint8_t type;
-    const uint8_t *p;
-    size_t n;
-
-    if (lib_read_frame(c, &type, &p, &n) < 0)
-        return EV_FAIL;
     switch (type) {
     case PT_COLUMNS:
         if (c->have_columns || c->stmt_done)
@@ -446,6 +452,18 @@ enum event lib_next_event(dbpool_conn *c)
     }
     lib_unexpected_frame(c, type);
     return EV_FAIL;
+}
+
+/* Reads one frame of a QUERY/BATCH response (lib_frame_event). */
+enum event lib_next_event(dbpool_conn *c)
+{
+    uint8_t type;
+    const uint8_t *p;
+    size_t n;
+
+    if (lib_read_frame(c, &type, &p, &n) < 0)
+        return EV_FAIL;
+    return (enum event)lib_frame_event(c, type, p, n);
 }
 
 /* Next row of the streaming statement: EV_ROW, EV_DONE or EV_FAIL. */
@@ -481,6 +499,8 @@ int lib_begin_request(dbpool_conn *c, uint8_t type)
 {
     bool was_open = c->fd >= 0;
 
+    if (lib_async_in_use(c) < 0)
+        return -1;
     lib_arm_deadline(c, c->request_timeout);
     if (c->stream == STREAM_ACTIVE && lib_drain(c) < 0 && c->err.code == DBPOOL_E_TIMEOUT)
         return -1;
