@@ -253,7 +253,10 @@ int dbpool_is_pinned(const dbpool_conn *c);
  * may be made from another thread while a thread is blocked in a call on c;
  * it does not touch the connection's error state and never blocks. Returns
  * 0 when sent, -1 when it could not be (session closed, or the daemon is not
- * reading: its socket buffer is full). */
+ * reading: its socket buffer is full). In non-blocking use it cancels the
+ * last request sent (the daemon reaches the CANCEL when that one runs;
+ * those before it run to their end) and returns -1 until dbpool_flush has
+ * written every queued request. */
 int dbpool_cancel(const dbpool_conn *c);
 
 /* ---- Non-blocking use (doc/libdbpool.md, "Non-blocking use") ----
@@ -299,7 +302,14 @@ int dbpool_poll_timeout(const dbpool_conn *c);
  * waiting: call dbpool_flush after sending; it returns 0 when everything is
  * written, 1 when the socket is full (wait until writable, call it again),
  * -1 when the session failed (every outstanding request then gets an error
- * result). The arguments are copied: they may be freed after the call. */
+ * result). The arguments are copied: they may be freed after the call.
+ * While dbpool_flush returns 1, keep consuming input when the socket is
+ * readable: the daemon stops reading requests while its answers are not
+ * read. The blocking calls (dbpool_query, dbpool_begin, ...) fail with
+ * DBPOOL_E_USAGE while requests sent here are outstanding, and work again
+ * once dbpool_pending(c) is 0. The request timeout (dbpool_set_timeout)
+ * applies to blocking calls only: an event loop times its requests itself
+ * and calls dbpool_cancel. */
 int dbpool_send_query(dbpool_conn *c, const char *sql, const dbpool_value *params, size_t nparams);
 int dbpool_send_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n, int atomic);
 int dbpool_send_begin(dbpool_conn *c, int flags);

@@ -29,8 +29,11 @@ static struct async_req *head(dbpool_conn *c)
     return &c->reqs[c->reqs_head];
 }
 
+/* Appends r to the ready queue, charging its frames and its own size (so
+ * that many small results count too). */
 static void enqueue(dbpool_conn *c, dbpool_result *r)
 {
+    r->bytes += sizeof *r;
     r->next = NULL;
     if (c->ready_tail != NULL)
         c->ready_tail->next = r;

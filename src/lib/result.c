@@ -22,12 +22,13 @@ dbpool_result *lib_result_new(dbpool_result_status status)
     return r;
 }
 
-static void *arena_alloc(dbpool_result *r, size_t n)
+/* n bytes of r's arena; a new block holds at least block bytes. */
+static void *arena_alloc(dbpool_result *r, size_t n, size_t block)
 {
     struct arena_block *b = r->arena;
 
     if (b == NULL || b->cap - b->used < n) {
-        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        size_t cap = n > block ? n : block;
         b = malloc(sizeof *b + cap);
         if (b == NULL)
             return NULL;
@@ -40,11 +41,27 @@ static void *arena_alloc(dbpool_result *r, size_t n)
     return b->data + b->used - n;
 }
 
-/* Appends a row, copying TEXT/BLOB bytes (NUL-terminated) into the arena. */
+/* The bytes a row's TEXT/BLOB values take in the arena. */
+static size_t row_text_bytes(const dbpool_value *row, size_t ncols)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < ncols; i++)
+        if (row[i].type == DBPOOL_TEXT || row[i].type == DBPOOL_BLOB)
+            n += row[i].u.s.len + 1;
+    return n;
+}
+
+/* Appends a row, copying TEXT/BLOB bytes (NUL-terminated) into the arena.
+ * A single-row result (DBPOOL_RESULT_ROW) gets exactly the room its row
+ * needs; the others grow by ARENA_BLOCK and doubling value arrays. */
 int lib_result_add_row(dbpool_result *r, const dbpool_value *row, size_t ncols)
 {
+    bool one = r->status == DBPOOL_RESULT_ROW;
+    size_t block = one ? row_text_bytes(row, ncols) : ARENA_BLOCK;
+
     if (ncols > 0 && (r->nrows + 1) * ncols > r->valcap) {
-        size_t cap = r->valcap ? r->valcap * 2 : 64 * ncols;
+        size_t cap = r->valcap ? r->valcap * 2 : (one ? 1 : 64) * ncols;
         dbpool_value *nv;
         if (cap < (r->nrows + 1) * ncols || cap > SIZE_MAX / sizeof *nv)
             return -1;
@@ -57,7 +74,7 @@ int lib_result_add_row(dbpool_result *r, const dbpool_value *row, size_t ncols)
     for (size_t i = 0; i < ncols; i++) {
         dbpool_value v = row[i];
         if (v.type == DBPOOL_TEXT || v.type == DBPOOL_BLOB) {
-            char *s = arena_alloc(r, v.u.s.len + 1);
+            char *s = arena_alloc(r, v.u.s.len + 1, block);
             if (s == NULL)
                 return -1;
             memcpy(s, v.u.s.ptr, v.u.s.len);
