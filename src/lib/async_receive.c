@@ -158,13 +158,29 @@ static int take_row(dbpool_conn *c, const struct async_req *h, size_t bytes)
     return lib_result_add_row(c->building, c->row, c->ncols) < 0 ? out_of_memory(c) : 0;
 }
 
+/* Completes r with the statement's columns and counters. The statement is
+ * over, so its columns move to r instead of being copied. */
+static int finish_statement(dbpool_result *r, dbpool_conn *c)
+{
+    if (c->cols == NULL || r->cols != NULL)
+        return lib_result_finish(r, c);
+    r->cols = c->cols;
+    r->ncols = c->ncols;
+    c->cols = NULL;
+    c->ncols = 0;
+    r->affected = c->affected;
+    r->last_id = c->last_id;
+    r->tx = c->tx;
+    return 0;
+}
+
 /* STMT_DONE of a batch's statement: its STATEMENT result. */
 static int statement_done(dbpool_conn *c)
 {
     dbpool_result *r = c->building != NULL ? c->building : lib_result_new(DBPOOL_RESULT_STATEMENT);
 
     c->building = NULL;
-    if (r == NULL || lib_result_finish(r, c) < 0) {
+    if (r == NULL || finish_statement(r, c) < 0) {
         dbpool_result_free(r);
         return out_of_memory(c);
     }
@@ -181,7 +197,7 @@ static int request_done(dbpool_conn *c, const struct async_req *h)
     dbpool_result *r = c->building != NULL ? c->building : lib_result_new(DBPOOL_RESULT_OK);
 
     c->building = NULL;
-    if (r == NULL || lib_result_finish(r, c) < 0) {
+    if (r == NULL || finish_statement(r, c) < 0) {
         dbpool_result_free(r);
         return out_of_memory(c);
     }
