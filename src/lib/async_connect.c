@@ -58,26 +58,12 @@ dbpool_conn *dbpool_connect_start_opts(const char *socket_path, const char *pool
 {
     dbpool_error local;
     dbpool_conn *c;
-    const char *env = getenv("DBPOOL_SOCKET");
 
     if (err == NULL)
         err = &local;
-    memset(err, 0, sizeof *err);
-    if (socket_path == NULL)
-        socket_path = env != NULL && env[0] != '\0' ? env : dbpool_default_socket();
-    if (pool == NULL || pool[0] == '\0') {
-        lib_set_error(err, DBPOOL_E_USAGE, "no pool name given");
+    c = lib_conn_prepare(&socket_path, pool, opts, err);
+    if (c == NULL)
         return NULL;
-    }
-    c = lib_conn_new();
-    if (c == NULL) {
-        lib_set_error(err, DBPOOL_E_IO, "out of memory in libdbpool");
-        return NULL;
-    }
-    if (lib_resolve_options(c, opts, err) < 0) {
-        lib_conn_free(c);
-        return NULL;
-    }
     lib_arm_deadline(c, c->connect_timeout);
     start_socket(c, socket_path);
     proto_put_hello(&c->out, PROTO_VERSION, pool, client_name != NULL ? client_name : "");

@@ -196,13 +196,8 @@ int dbpool_send_query(dbpool_conn *c, const char *sql, const dbpool_value *param
 {
     ssize_t start = queue_begin(c);
 
-    if (start < 0)
+    if (start < 0 || lib_put_query(c, sql, params, nparams) < 0)
         return -1;
-    if (sql == NULL)
-        return lib_fail(c, DBPOOL_E_USAGE, "sql is NULL");
-    if (lib_check_params(c, params, nparams) < 0)
-        return -1;
-    proto_put_query(&c->out, sql, strlen(sql), params, nparams);
     return queue_end(c, PT_QUERY, (size_t)start);
 }
 

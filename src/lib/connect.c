@@ -189,7 +189,7 @@ int lib_handshake(dbpool_conn *c, const char *pool, const char *client_name)
     return lib_unexpected_frame(c, type);
 }
 
-dbpool_conn *lib_conn_new(void)
+static dbpool_conn *conn_new(void)
 {
     dbpool_conn *c = calloc(1, sizeof *c);
 
@@ -258,7 +258,7 @@ static int resolve_timeout(int64_t given, const char *field, const char *var, ui
 
 /* Fills the connection's timeouts from opts (may be NULL), the environment
  * and the defaults. */
-int lib_resolve_options(dbpool_conn *c, const dbpool_options *opts, dbpool_error *err)
+static int resolve_options(dbpool_conn *c, const dbpool_options *opts, dbpool_error *err)
 {
     int64_t ct = DBPOOL_TIMEOUT_FROM_ENV, rt = DBPOOL_TIMEOUT_FROM_ENV;
 
@@ -292,6 +292,34 @@ static int establish(dbpool_conn *c, const char *path, const char *pool, const c
     return rc;
 }
 
+/* What every connect does first: the socket path (socket_path, else
+ * $DBPOOL_SOCKET, else the default) in *path, a new connection with its
+ * options. NULL with *err filled on failure; *err cleared otherwise. */
+dbpool_conn *lib_conn_prepare(const char **path, const char *pool, const dbpool_options *opts,
+                              dbpool_error *err)
+{
+    dbpool_conn *c;
+    const char *env = getenv("DBPOOL_SOCKET");
+
+    memset(err, 0, sizeof *err);
+    if (*path == NULL)
+        *path = env != NULL && env[0] != '\0' ? env : dbpool_default_socket();
+    if (pool == NULL || pool[0] == '\0') {
+        lib_set_error(err, DBPOOL_E_USAGE, "no pool name given");
+        return NULL;
+    }
+    c = conn_new();
+    if (c == NULL) {
+        lib_set_error(err, DBPOOL_E_IO, "out of memory in libdbpool");
+        return NULL;
+    }
+    if (resolve_options(c, opts, err) < 0) {
+        lib_conn_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* Ownership: the returned connection belongs to the caller (dbpool_close). */
 dbpool_conn *dbpool_connect_opts(const char *socket_path, const char *pool,
                                  const char *client_name, const dbpool_options *opts,
@@ -299,26 +327,12 @@ dbpool_conn *dbpool_connect_opts(const char *socket_path, const char *pool,
 {
     dbpool_error local;
     dbpool_conn *c;
-    const char *env = getenv("DBPOOL_SOCKET");
 
     if (err == NULL)
         err = &local;
-    memset(err, 0, sizeof *err);
-    if (socket_path == NULL)
-        socket_path = env != NULL && env[0] != '\0' ? env : dbpool_default_socket();
-    if (pool == NULL || pool[0] == '\0') {
-        lib_set_error(err, DBPOOL_E_USAGE, "no pool name given");
+    c = lib_conn_prepare(&socket_path, pool, opts, err);
+    if (c == NULL)
         return NULL;
-    }
-    c = lib_conn_new();
-    if (c == NULL) {
-        lib_set_error(err, DBPOOL_E_IO, "out of memory in libdbpool");
-        return NULL;
-    }
-    if (lib_resolve_options(c, opts, err) < 0) {
-        lib_conn_free(c);
-        return NULL;
-    }
     if (establish(c, socket_path, pool, client_name) < 0) {
         *err = c->err;
         lib_conn_free(c);

@@ -191,6 +191,7 @@ int lib_take_error(dbpool_conn *c, const uint8_t *p, size_t n);
 bool lib_store_error(dbpool_conn *c, const uint8_t *p, size_t n);
 int lib_begin_request(dbpool_conn *c, uint8_t type);
 int lib_check_params(dbpool_conn *c, const dbpool_value *params, size_t nparams);
+int lib_put_query(dbpool_conn *c, const char *sql, const dbpool_value *params, size_t nparams);
 dbpool_column *lib_columns_clone(const dbpool_column *src, size_t n);
 int lib_completion(dbpool_conn *c, uint8_t type, const uint8_t *p, size_t n);
 int lib_drain(dbpool_conn *c);
@@ -216,9 +217,9 @@ int lib_check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n);
 /* connect.c */
 int lib_handshake(dbpool_conn *c, const char *pool, const char *client_name);
 int lib_decode_hello_ok(dbpool_conn *c, const uint8_t *p, size_t n);
-dbpool_conn *lib_conn_new(void);
+dbpool_conn *lib_conn_prepare(const char **path, const char *pool, const dbpool_options *opts,
+                              dbpool_error *err);
 void lib_conn_free(dbpool_conn *c);
-int lib_resolve_options(dbpool_conn *c, const dbpool_options *opts, dbpool_error *err);
 int lib_unix_address(dbpool_conn *c, const char *path, struct sockaddr_un *sa);
 const char *lib_connect_hint(int errnum);
 

@@ -11,13 +11,8 @@
 int dbpool_query_start(dbpool_conn *c, const char *sql,
                        const dbpool_value *params, size_t nparams)
 {
-    if (c == NULL || lib_begin_request(c, PT_QUERY) < 0)
+    if (c == NULL || lib_begin_request(c, PT_QUERY) < 0 || lib_put_query(c, sql, params, nparams) < 0)
         return -1;
-    if (sql == NULL)
-        return lib_fail(c, DBPOOL_E_USAGE, "sql is NULL");
-    if (lib_check_params(c, params, nparams) < 0)
-        return -1;
-    proto_put_query(&c->out, sql, strlen(sql), params, nparams);
     if (lib_send_request(c) < 0)
         return -1;
     lib_stmt_reset(c);

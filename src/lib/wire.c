@@ -550,3 +550,14 @@ int lib_check_params(dbpool_conn *c, const dbpool_value *params, size_t nparams)
     }
     return 0;
 }
+
+/* Checks a statement and appends its QUERY frame to c->out. */
+int lib_put_query(dbpool_conn *c, const char *sql, const dbpool_value *params, size_t nparams)
+{
+    if (sql == NULL)
+        return lib_fail(c, DBPOOL_E_USAGE, "sql is NULL");
+    if (lib_check_params(c, params, nparams) < 0)
+        return -1;
+    proto_put_query(&c->out, sql, strlen(sql), params, nparams);
+    return 0;
+}
