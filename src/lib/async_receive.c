@@ -83,6 +83,22 @@ static dbpool_result *error_result(dbpool_result *r, const dbpool_error *e, int3
     return r;
 }
 
+/* Frees what the non-blocking interface holds (dbpool_close). */
+void lib_async_free(dbpool_conn *c)
+{
+    while (c->ready_head != NULL) {
+        dbpool_result *next = c->ready_head->next;
+        dbpool_result_free(c->ready_head);
+        c->ready_head = next;
+    }
+    c->ready_tail = NULL;
+    dbpool_result_free(c->building);
+    c->building = NULL;
+    free(c->reqs);
+    c->reqs = NULL;
+    c->reqs_cap = c->reqs_n = c->reqs_head = 0;
+}
+
 /* ------------------------------------------------------------ the session ends */
 
 /* The message of a request the daemon did not answer before the session

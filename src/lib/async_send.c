@@ -11,7 +11,7 @@
  * cannot be encoded (bad arguments, above the daemon's frame limit, no
  * memory) is taken back out of the buffer: nothing of it is sent and the
  * session goes on. Blocking calls are refused while requests sent here
- * are outstanding (lib_async_in_use): their answers would be mixed up.
+ * are outstanding (lib_async_in_use, wire.c): their answers would mix.
  * The overview of the library is at the top of src/lib/connect.c.
  */
 #include "lib/internal.h"
@@ -48,37 +48,6 @@ static struct async_req *last_request(dbpool_conn *c)
 size_t dbpool_pending(const dbpool_conn *c)
 {
     return c != NULL ? c->pending : 0;
-}
-
-int lib_async_in_use(dbpool_conn *c)
-{
-    if (c->phase == PHASE_CONNECTING || c->phase == PHASE_HELLO)
-        return lib_fail(c, DBPOOL_E_USAGE, "the connection is still being established: call "
-                        "dbpool_connect_poll until it returns DBPOOL_POLL_OK");
-    if (c->phase == PHASE_FAILED)
-        return -1;                      /* c->err says why the connect failed */
-    if (c->pending > 0)
-        return lib_fail(c, DBPOOL_E_USAGE, "%zu request%s sent with dbpool_send_* %s not answered "
-                        "yet: take the results with dbpool_get_result until dbpool_pending() is 0 "
-                        "before making a blocking call", c->pending, c->pending == 1 ? "" : "s",
-                        c->pending == 1 ? "is" : "are");
-    c->out_sent = 0;
-    return 0;
-}
-
-void lib_async_free(dbpool_conn *c)
-{
-    while (c->ready_head != NULL) {
-        dbpool_result *next = c->ready_head->next;
-        dbpool_result_free(c->ready_head);
-        c->ready_head = next;
-    }
-    c->ready_tail = NULL;
-    dbpool_result_free(c->building);
-    c->building = NULL;
-    free(c->reqs);
-    c->reqs = NULL;
-    c->reqs_cap = c->reqs_n = c->reqs_head = 0;
 }
 
 /* ------------------------------------------------------------ writing */

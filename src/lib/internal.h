@@ -192,6 +192,8 @@ bool lib_store_error(dbpool_conn *c, const uint8_t *p, size_t n);
 int lib_begin_request(dbpool_conn *c, uint8_t type);
 int lib_check_params(dbpool_conn *c, const dbpool_value *params, size_t nparams);
 int lib_put_query(dbpool_conn *c, const char *sql, const dbpool_value *params, size_t nparams);
+int lib_check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n);
+int lib_async_in_use(dbpool_conn *c);
 dbpool_column *lib_columns_clone(const dbpool_column *src, size_t n);
 int lib_completion(dbpool_conn *c, uint8_t type, const uint8_t *p, size_t n);
 int lib_drain(dbpool_conn *c);
@@ -211,9 +213,6 @@ dbpool_result *lib_result_new(dbpool_result_status status);
 int lib_result_add_row(dbpool_result *r, const dbpool_value *row, size_t ncols);
 int lib_result_finish(dbpool_result *r, const dbpool_conn *c);
 
-/* requests.c */
-int lib_check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n);
-
 /* connect.c */
 int lib_handshake(dbpool_conn *c, const char *pool, const char *client_name);
 int lib_decode_hello_ok(dbpool_conn *c, const uint8_t *p, size_t n);
@@ -224,7 +223,6 @@ int lib_unix_address(dbpool_conn *c, const char *path, struct sockaddr_un *sa);
 const char *lib_connect_hint(int errnum);
 
 /* async_send.c, async_receive.c */
-int lib_async_in_use(dbpool_conn *c);
 void lib_async_free(dbpool_conn *c);
 void lib_async_fail_outstanding(dbpool_conn *c);
 int lib_async_read(dbpool_conn *c);

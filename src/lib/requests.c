@@ -108,31 +108,6 @@ int dbpool_exec(dbpool_conn *c, const char *sql)
 
 /* ------------------------------------------------------------ batches */
 
-int lib_check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n)
-{
-    if (n > 0 && stmts == NULL)
-        return lib_fail(c, DBPOOL_E_USAGE, "n is %zu but stmts is NULL", n);
-    if (n > UINT16_MAX)
-        return lib_fail(c, DBPOOL_E_USAGE, "too many statements in one batch: %zu (at most %u)",
-                    n, (unsigned)UINT16_MAX);
-    /* The daemon would close the session over it: refuse here, keep the session. */
-    if (c->max_batch != 0 && n > c->max_batch)
-        return lib_fail(c, DBPOOL_E_USAGE,
-                        "too many statements in one batch: %zu (dbpoold allows at most %u); "
-                        "split the batch, or raise daemon.maxBatchStatements in dbpoold.conf",
-                        n, (unsigned)c->max_batch);
-    for (size_t i = 0; i < n; i++) {
-        if (stmts[i].sql == NULL)
-            return lib_fail(c, DBPOOL_E_USAGE, "statement %zu: sql is NULL", i);
-        if (lib_check_params(c, stmts[i].params, stmts[i].nparams) < 0) {
-            char msg[sizeof c->err.message];
-            memcpy(msg, c->err.message, sizeof msg);
-            return lib_fail(c, DBPOOL_E_USAGE, "statement %zu: %.480s", i, msg);
-        }
-    }
-    return 0;
-}
-
 /* Reads a batch response, building results[i] (when results != NULL) for
  * each statement that completes. */
 static int read_batch(dbpool_conn *c, size_t n, dbpool_result **results)

@@ -492,6 +492,24 @@ int lib_drain(dbpool_conn *c)
     return ev == EV_DONE ? 0 : -1;
 }
 
+/* A blocking call is possible: the connection is established and no
+ * request sent with dbpool_send_* awaits its result (async_send.c). */
+int lib_async_in_use(dbpool_conn *c)
+{
+    if (c->phase == PHASE_CONNECTING || c->phase == PHASE_HELLO)
+        return lib_fail(c, DBPOOL_E_USAGE, "the connection is still being established: call "
+                        "dbpool_connect_poll until it returns DBPOOL_POLL_OK");
+    if (c->phase == PHASE_FAILED)
+        return -1;                      /* c->err says why the connect failed */
+    if (c->pending > 0)
+        return lib_fail(c, DBPOOL_E_USAGE, "%zu request%s sent with dbpool_send_* %s not answered "
+                        "yet: take the results with dbpool_get_result until dbpool_pending() is 0 "
+                        "before making a blocking call", c->pending, c->pending == 1 ? "" : "s",
+                        c->pending == 1 ? "is" : "are");
+    c->out_sent = 0;
+    return 0;
+}
+
 /* Common prologue of every request (type: its frame type): start the
  * call's clock, drain a streaming statement, check the session is open,
  * clear the last error. A drain that used up the call's time fails it. */
@@ -559,5 +577,31 @@ int lib_put_query(dbpool_conn *c, const char *sql, const dbpool_value *params, s
     if (lib_check_params(c, params, nparams) < 0)
         return -1;
     proto_put_query(&c->out, sql, strlen(sql), params, nparams);
+    return 0;
+}
+
+/* Checks a batch before it is encoded. */
+int lib_check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n)
+{
+    if (n > 0 && stmts == NULL)
+        return lib_fail(c, DBPOOL_E_USAGE, "n is %zu but stmts is NULL", n);
+    if (n > UINT16_MAX)
+        return lib_fail(c, DBPOOL_E_USAGE, "too many statements in one batch: %zu (at most %u)",
+                    n, (unsigned)UINT16_MAX);
+    /* The daemon would close the session over it: refuse here, keep the session. */
+    if (c->max_batch != 0 && n > c->max_batch)
+        return lib_fail(c, DBPOOL_E_USAGE,
+                        "too many statements in one batch: %zu (dbpoold allows at most %u); "
+                        "split the batch, or raise daemon.maxBatchStatements in dbpoold.conf",
+                        n, (unsigned)c->max_batch);
+    for (size_t i = 0; i < n; i++) {
+        if (stmts[i].sql == NULL)
+            return lib_fail(c, DBPOOL_E_USAGE, "statement %zu: sql is NULL", i);
+        if (lib_check_params(c, stmts[i].params, stmts[i].nparams) < 0) {
+            char msg[sizeof c->err.message];
+            memcpy(msg, c->err.message, sizeof msg);
+            return lib_fail(c, DBPOOL_E_USAGE, "statement %zu: %.480s", i, msg);
+        }
+    }
     return 0;
 }
