@@ -236,6 +236,80 @@ Test(async, pin_and_unpin)
     h_stop_ok();
 }
 
+/* More requests than the socket buffers hold: dbpool_flush returns 1 and
+ * the loop reads answers while it waits to write, as a program must. */
+Test(async, pipeline_larger_than_the_socket_buffers)
+{
+    h_start(NULL);
+    dbpool_conn *c = async_connect();
+    enum { N = 3000, PAD = 2000 };
+    char *pad = malloc(PAD + 1);
+    int answered = 0, flush_full = 0;
+    int64_t total = 0;
+
+    cr_assert_not_null(pad);
+    memset(pad, 'p', PAD);
+    pad[PAD] = '\0';
+    for (int i = 0; i < N; i++) {
+        dbpool_value v = dbpool_text(pad);
+        cr_assert_eq(dbpool_send_query(c, h_sql("SELECT LENGTH(?)"), &v, 1), 0);
+    }
+    free(pad);                       /* the requests hold their own copies */
+    uint64_t deadline = h_now_ms() + 60000;
+    int f = 1;
+    while (answered < N) {
+        cr_assert_lt(h_now_ms(), deadline, "%d of %d answered", answered, N);
+        if (f != 0) {
+            f = dbpool_flush(c);
+            cr_assert_geq(f, 0, "%s", dbpool_last_error(c)->message);
+            flush_full += f;
+        }
+        struct pollfd p = { .fd = dbpool_socket(c), .events = POLLIN | (f ? POLLOUT : 0) };
+        cr_assert(poll(&p, 1, 1000) >= 0);
+        if (p.revents & POLLIN)
+            cr_assert_geq(dbpool_consume_input(c), 0, "%s", dbpool_last_error(c)->message);
+        dbpool_result *r;
+        while ((r = dbpool_get_result(c)) != NULL) {
+            expect_ok(r, "a pipelined query");
+            total += int_at(r, 0, 0);
+            answered++;
+            dbpool_result_free(r);
+        }
+    }
+    cr_assert_gt(flush_full, 0, "the socket filled up at least once (else the test proves nothing)");
+    cr_assert_eq(total, (int64_t)N * PAD);
+    cr_assert_eq(dbpool_pending(c), 0);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
+Test(async, request_above_the_frame_limit_is_refused_and_nothing_is_queued)
+{
+    h_start(&(struct h_opts){ .daemon_settings = "maxFrameSize = 65536;" });
+    dbpool_conn *c = async_connect();
+    size_t big = 70000;
+    char *blob = calloc(1, big);
+
+    cr_assert_not_null(blob);
+    dbpool_value v = dbpool_blob(blob, big);
+    cr_assert_eq(dbpool_send_query(c, "SELECT 1", NULL, 0), 0);
+    cr_assert_eq(dbpool_send_query(c, h_sql("SELECT ?"), &v, 1), -1);
+    cr_assert_eq(dbpool_last_error(c)->code, DBPOOL_E_LIMIT, "%s", dbpool_last_error(c)->message);
+    cr_assert_eq(dbpool_pending(c), 1, "the refused request is not outstanding");
+    free(blob);
+    cr_assert_eq(dbpool_send_query(c, "SELECT 2", NULL, 0), 0);
+    dbpool_result *r = next_result(c);
+    expect_ok(r, "before the refused one");
+    cr_assert_eq(int_at(r, 0, 0), 1);
+    dbpool_result_free(r);
+    r = next_result(c);
+    expect_ok(r, "after the refused one");
+    cr_assert_eq(int_at(r, 0, 0), 2);
+    dbpool_result_free(r);
+    dbpool_close(c);
+    h_stop_ok();
+}
+
 /* ------------------------------------------------------------ large results */
 
 Test(async, single_row_mode_streams_a_large_result_in_bounded_memory)
