@@ -48,6 +48,12 @@
  * the grace passes too, the stream is out of sync for good: the session is
  * closed with DBPOOL_E_TIMEOUT. Connect timeouts always close.
  *
+ * Non-blocking use (include/dbpool.h): async_connect.c, async_send.c and
+ * async_receive.c drive the same handshake, frames and checks without ever
+ * waiting — requests queue in c->out and are answered in order from the
+ * ring c->reqs into results — and the blocking calls refuse to run while
+ * such requests are outstanding (lib_async_in_use).
+ *
  * No global mutable state: everything lives in struct dbpool_conn, so
  * different connections may be used from different threads.
  */
