@@ -207,6 +207,24 @@ Test(async, batch_gives_one_result_per_statement_then_the_final_one)
     expect_error(r, DBPOOL_E_SQL, "the failing batch");
     cr_assert_eq(dbpool_result_stmt_index(r), 1, "the failing statement's index");
     dbpool_result_free(r);
+
+    /* single-row mode: each statement's row, then the statement */
+    cr_assert_eq(dbpool_send_batch(c, ok, 2, 0), 0);
+    cr_assert_eq(dbpool_set_single_row_mode(c), 0);
+    for (int i = 0; i < 2; i++) {
+        r = next_result(c);
+        cr_assert_eq(dbpool_result_status_of(r), DBPOOL_RESULT_ROW);
+        cr_assert_eq(dbpool_result_stmt_index(r), i);
+        cr_assert_eq(int_at(r, 0, 0), i + 1);
+        dbpool_result_free(r);
+        r = next_result(c);
+        cr_assert_eq(dbpool_result_status_of(r), DBPOOL_RESULT_STATEMENT);
+        cr_assert_eq(dbpool_result_nrows(r), 0);
+        cr_assert_eq(dbpool_result_ncols(r), 1);
+        dbpool_result_free(r);
+    }
+    expect_ok(r = next_result(c), "the single-row batch");
+    dbpool_result_free(r);
     cr_assert_eq(dbpool_pending(c), 0);
     dbpool_close(c);
     h_stop_ok();
