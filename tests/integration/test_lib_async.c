@@ -6,7 +6,8 @@
  * buffering, cancel, the daemon going away mid-pipeline, connect failures
  * and the connect timeout reported through dbpool_connect_poll, and the
  * blocking calls refused while requests are outstanding. Runs on SQLite in
- * `make check` and on PostgreSQL from tests/pg/run-pg-tests.sh.
+ * `make check`, on PostgreSQL from tests/pg/run-pg-tests.sh and on MariaDB
+ * from tests/mysql/run-mysql-tests.sh.
  *
  * Waits are poll(2) / event_base_loop with deadlines, never sleeps.
  */
