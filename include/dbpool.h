@@ -370,9 +370,9 @@ dbpool_result_status dbpool_result_status_of(const dbpool_result *r);
 const dbpool_error *dbpool_result_error(const dbpool_result *r);
 /* The session's transaction state after the request (final results). */
 dbpool_txstate dbpool_result_txstate(const dbpool_result *r);
-/* Batches: the statement's index (STATEMENT, ROW results), or the failing
- * statement's (ERROR result; -1 when not tied to one statement). -1 for
- * other requests. */
+/* Batches: the statement's index (STATEMENT and ROW results, and each of
+ * dbpool_batch's results), or the failing statement's (ERROR result; -1
+ * when not tied to one statement). -1 for other requests. */
 int dbpool_result_stmt_index(const dbpool_result *r);
 
 const char *dbpool_code_name(int code);
