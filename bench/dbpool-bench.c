@@ -45,10 +45,9 @@
  *            libpq); on a small machine a thread per client costs the client
  *            side up to twice the CPU per transaction, which the server then
  *            lacks (doc/benchmarks.md). libpq: PQsendQueryParams /
- *            PQconsumeInput / PQgetResult. dbpool: libdbpool has no
- *            non-blocking interface, so the frames are built and parsed
- *            with src/common/proto.c, the wire-format code libdbpool is made of
- *            (same frames, rows decoded the same way).
+ *            PQconsumeInput / PQgetResult. dbpool: libdbpool's non-blocking
+ *            API, the same pattern: dbpool_send_query / dbpool_flush /
+ *            dbpool_consume_input / dbpool_get_result.
  *   threads  one thread per client, blocking calls: PQexecParams, and
  *            libdbpool's dbpool_query / dbpool_begin / dbpool_commit.
  *            Used for --connect-per-tx (connecting blocks in both
@@ -82,6 +81,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -102,7 +102,6 @@
 #include <libpq-fe.h>
 
 #include "dbpool.h"
-#include "common/proto.h"
 #include "dbpool-bench.h"
 
 #define THREAD_STACK (256u * 1024)
@@ -561,187 +560,64 @@ static const struct adriver ADRIVER_PQ = {
     apq_readable, apq_in_tx, apq_close, NULL,
 };
 
-/* ---- dbpoold's protocol, non-blocking, through src/common/proto.c (the wire-format
- * code libdbpool itself is built on): the same frames libdbpool sends for
- * dbpool_query / dbpool_begin / dbpool_commit, and rows decoded the same way.
- * libdbpool has no non-blocking interface, hence this small driver. ---- */
-
-#define ADP_CHUNK (64u * 1024)
+/* ---- libdbpool, non-blocking: dbpool_send_query / dbpool_flush /
+ * dbpool_consume_input / dbpool_get_result (include/dbpool.h, "Non-blocking
+ * use"), the calls an event-loop program makes; the connection is opened
+ * with dbpool_connect_start / dbpool_connect_poll. ---- */
 
 struct adp {
-    int fd;
-    struct pbuf out;
-    size_t out_off;
+    dbpool_conn *c;
     bool want_write;
-    uint8_t *in;
-    size_t in_off, in_len, in_cap;
-    uint32_t max_frame;
-    size_t ncols;           /* of the statement being answered */
-    char txstate;
 };
 
-static void adp_free(struct adp *a)
+static void adp_error_text(const dbpool_error *e, const char *what, char *err)
 {
-    if (a->fd >= 0)
-        close(a->fd);
-    pbuf_free(&a->out);
-    free(a->in);
-    free(a);
-}
-
-/* Takes the next complete frame from the input buffer: 1 (and *type,
- * *payload, *len), 0 when incomplete, -1 on a malformed header. */
-static int adp_take_frame(struct adp *a, uint8_t *type, const uint8_t **payload, uint32_t *len)
-{
-    size_t avail = a->in_len - a->in_off;
-    int r = proto_peek_header(a->in + a->in_off, avail, a->max_frame, type, len);
-    if (r <= 0)
-        return r;
-    if (avail < PROTO_HEADER_SIZE + (size_t)*len)
-        return 0;
-    *payload = a->in + a->in_off + PROTO_HEADER_SIZE;
-    a->in_off += PROTO_HEADER_SIZE + (size_t)*len;
-    return 1;
-}
-
-/* Room for at least ADP_CHUNK more bytes (or the rest of a large frame). */
-static int adp_make_room(struct adp *a)
-{
-    if (a->in_off == a->in_len) {
-        a->in_off = a->in_len = 0;
-    } else if (a->in_off > 0) {
-        memmove(a->in, a->in + a->in_off, a->in_len - a->in_off);
-        a->in_len -= a->in_off;
-        a->in_off = 0;
-    }
-    if (a->in_cap - a->in_len < ADP_CHUNK) {
-        size_t cap = a->in_cap ? a->in_cap * 2 : ADP_CHUNK * 2;
-        while (cap - a->in_len < ADP_CHUNK)
-            cap *= 2;
-        uint8_t *p = realloc(a->in, cap);
-        if (p == NULL)
-            return -1;
-        a->in = p;
-        a->in_cap = cap;
-    }
-    return 0;
-}
-
-static void adp_error_text(const uint8_t *payload, uint32_t len, const char *what, char *err, char *txstate)
-{
-    struct proto_error e;
-    if (!proto_get_error(payload, len, &e)) {
-        snprintf(err, ERRLEN, "%s: malformed ERROR frame", what);
-        return;
-    }
-    snprintf(err, ERRLEN, "%.300s: %s%s%.*s%s: %.*s", what, dbpool_code_name(e.code),
-             e.sqlstate.len ? " (" : "", (int)(e.sqlstate.len > 5 ? 5 : e.sqlstate.len), e.sqlstate.p,
-             e.sqlstate.len ? ")" : "", (int)(e.message.len > 600 ? 600 : e.message.len), e.message.p);
-    if (txstate)
-        *txstate = e.txstate;
+    snprintf(err, ERRLEN, "%.300s: %s%s%s%s: %.600s", what, dbpool_code_name(e->code),
+             e->sqlstate[0] ? " (" : "", e->sqlstate, e->sqlstate[0] ? ")" : "", e->message);
 }
 
 static void *adp_connect(const struct target *t, char *err)
 {
-    struct sockaddr_un sa;
+    dbpool_error e;
+    dbpool_poll_status st;
     struct adp *a = calloc(1, sizeof *a);
+
     if (a == NULL) {
         snprintf(err, ERRLEN, "out of memory");
         return NULL;
     }
-    pbuf_init(&a->out);
-    a->max_frame = PROTO_DEFAULT_MAX_FRAME;
-    a->txstate = 'I';
-    a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (strlen(t->socket) >= sizeof sa.sun_path) {
-        snprintf(err, ERRLEN, "socket path too long: %.200s", t->socket);
-        goto fail;
+    a->c = dbpool_connect_start(t->socket, t->pool, "dbpool-bench", &e);
+    if (a->c == NULL) {
+        adp_error_text(&e, "connect", err);
+        free(a);
+        return NULL;
     }
-    strcpy(sa.sun_path, t->socket);
-    if (a->fd < 0 || connect(a->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        snprintf(err, ERRLEN, "connect to %.200s: %s", t->socket, strerror(errno));
-        goto fail;
+    while ((st = dbpool_connect_poll(a->c)) == DBPOOL_POLL_READING || st == DBPOOL_POLL_WRITING) {
+        struct pollfd p = { dbpool_socket(a->c), st == DBPOOL_POLL_READING ? POLLIN : POLLOUT, 0 };
+        (void)poll(&p, 1, dbpool_poll_timeout(a->c));
     }
-    proto_put_hello(&a->out, PROTO_VERSION, t->pool, "dbpool-bench");
-    for (size_t off = 0; off < a->out.len;) {
-        ssize_t n = send(a->fd, a->out.data + off, a->out.len - off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(err, ERRLEN, "send HELLO to %.200s: %s", t->socket, strerror(errno));
-            goto fail;
-        }
-        off += (size_t)n;
-    }
-    pbuf_reset(&a->out);
-    for (;;) {
-        uint8_t type;
-        const uint8_t *payload;
-        uint32_t len;
-        int r = adp_take_frame(a, &type, &payload, &len);
-        if (r < 0) {
-            snprintf(err, ERRLEN, "%.200s: malformed answer to HELLO", t->socket);
-            goto fail;
-        }
-        if (r > 0) {
-            struct proto_hello_ok ok;
-            if (type == PT_HELLO_OK && proto_get_hello_ok(payload, len, &ok)) {
-                a->max_frame = ok.max_frame;
-                break;
-            }
-            if (type == PT_ERROR)
-                adp_error_text(payload, len, "HELLO", err, NULL);
-            else
-                snprintf(err, ERRLEN, "%.200s: unexpected answer to HELLO", t->socket);
-            goto fail;
-        }
-        if (adp_make_room(a) < 0) {
-            snprintf(err, ERRLEN, "out of memory");
-            goto fail;
-        }
-        ssize_t n = read(a->fd, a->in + a->in_len, a->in_cap - a->in_len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(err, ERRLEN, "%.200s: %s during HELLO", t->socket,
-                     n == 0 ? "the daemon closed the connection" : strerror(errno));
-            goto fail;
-        }
-        a->in_len += (size_t)n;
-    }
-    if (fcntl(a->fd, F_SETFL, fcntl(a->fd, F_GETFL) | O_NONBLOCK) < 0) {
-        snprintf(err, ERRLEN, "fcntl: %s", strerror(errno));
-        goto fail;
+    if (st != DBPOOL_POLL_OK) {
+        adp_error_text(dbpool_last_error(a->c), t->socket, err);
+        dbpool_close(a->c);
+        free(a);
+        return NULL;
     }
     return a;
-fail:
-    adp_free(a);
-    return NULL;
 }
 
-static int adp_fd(void *conn) { return ((struct adp *)conn)->fd; }
+static int adp_fd(void *conn) { return dbpool_socket(((struct adp *)conn)->c); }
 static bool adp_want_write(void *conn) { return ((struct adp *)conn)->want_write; }
 
 static int adp_flush(void *conn, char *err)
 {
     struct adp *a = conn;
-    while (a->out_off < a->out.len) {
-        ssize_t n = send(a->fd, a->out.data + a->out_off, a->out.len - a->out_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            a->out_off += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            a->want_write = true;
-            return RC_OK;
-        } else {
-            snprintf(err, ERRLEN, "send to dbpoold: %s", n == 0 ? "nothing sent" : strerror(errno));
-            return RC_BROKEN;
-        }
+    int r = dbpool_flush(a->c);
+
+    if (r < 0) {
+        adp_error_text(dbpool_last_error(a->c), "send to dbpoold", err);
+        return RC_BROKEN;
     }
-    a->want_write = false;
+    a->want_write = r == 1;
     return RC_OK;
 }
 
@@ -749,22 +625,20 @@ static int adp_send(void *conn, enum step_kind k, const struct stmt_def *s, cons
 {
     struct adp *a = conn;
     dbpool_value p[5];
+    int rc = 0;
 
-    pbuf_reset(&a->out);
-    a->out_off = 0;
-    a->ncols = 0;
     switch (k) {
-    case K_BEGIN: proto_put_begin(&a->out, 0); break;
-    case K_COMMIT: proto_put_empty(&a->out, PT_COMMIT); break;
-    case K_ROLLBACK: proto_put_empty(&a->out, PT_ROLLBACK); break;
+    case K_BEGIN: rc = dbpool_send_begin(a->c, 0); break;
+    case K_COMMIT: rc = dbpool_send_commit(a->c); break;
+    case K_ROLLBACK: rc = dbpool_send_rollback(a->c); break;
     case K_STMT:
         for (int i = 0; i < s->nparams; i++)
             p[i] = dbpool_int(v[s->vars[i]]);
-        proto_put_query(&a->out, s->sql, strlen(s->sql), p, (size_t)s->nparams);
+        rc = dbpool_send_query(a->c, s->sql, p, (size_t)s->nparams);
         break;
     }
-    if (a->out.oom) {
-        snprintf(err, ERRLEN, "out of memory");
+    if (rc < 0) {
+        adp_error_text(dbpool_last_error(a->c), "send", err);
         return RC_BROKEN;
     }
     return adp_flush(a, err);
@@ -773,80 +647,39 @@ static int adp_send(void *conn, enum step_kind k, const struct stmt_def *s, cons
 static int adp_readable(void *conn, char *err)
 {
     struct adp *a = conn;
-    dbpool_value vals[8];
+    dbpool_result *r;
+    int rc;
 
-    for (;;) {
-        uint8_t type;
-        const uint8_t *payload;
-        uint32_t len;
-        int r;
-        while ((r = adp_take_frame(a, &type, &payload, &len)) > 0) {
-            switch (type) {
-            case PT_COLUMNS: {
-                struct preader rd;
-                preader_init(&rd, payload, len);
-                a->ncols = preader_u16(&rd);
-                break;
-            }
-            case PT_ROW:
-                /* decoded like libdbpool does (libpq builds its PGresult too) */
-                if (a->ncols > 8 || !proto_get_row(payload, len, a->ncols, vals)) {
-                    snprintf(err, ERRLEN, "malformed ROW frame from dbpoold");
-                    return RC_BROKEN;
-                }
-                break;
-            case PT_STMT_DONE:
-                break;
-            case PT_READY:
-                if (!proto_get_ready(payload, len, &a->txstate)) {
-                    snprintf(err, ERRLEN, "malformed READY frame from dbpoold");
-                    return RC_BROKEN;
-                }
-                return RC_OK;
-            case PT_ERROR:
-                adp_error_text(payload, len, "request", err, &a->txstate);
-                return RC_ERR;
-            default:
-                snprintf(err, ERRLEN, "unexpected frame '%c' from dbpoold", type);
-                return RC_BROKEN;
-            }
-        }
-        if (r < 0) {
-            snprintf(err, ERRLEN, "malformed frame header from dbpoold");
-            return RC_BROKEN;
-        }
-        if (adp_make_room(a) < 0) {
-            snprintf(err, ERRLEN, "out of memory");
-            return RC_BROKEN;
-        }
-        ssize_t n = read(a->fd, a->in + a->in_len, a->in_cap - a->in_len);
-        if (n > 0) {
-            a->in_len += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    (void)dbpool_consume_input(a->c);   /* a failure shows in the result */
+    if (a->want_write && dbpool_is_open(a->c) && adp_flush(a, err) != RC_OK)
+        return RC_BROKEN;
+    r = dbpool_get_result(a->c);
+    if (r == NULL) {
+        if (dbpool_is_open(a->c))
             return RC_PENDING;
-        } else {
-            snprintf(err, ERRLEN, "dbpoold: %s", n == 0 ? "the daemon closed the connection" : strerror(errno));
-            return RC_BROKEN;
-        }
+        adp_error_text(dbpool_last_error(a->c), "dbpoold", err);
+        return RC_BROKEN;
     }
+    rc = RC_OK;
+    if (dbpool_result_status_of(r) == DBPOOL_RESULT_ERROR) {
+        adp_error_text(dbpool_result_error(r), "request", err);
+        rc = dbpool_is_open(a->c) ? RC_ERR : RC_BROKEN;
+    }
+    dbpool_result_free(r);
+    return rc;
 }
 
-static bool adp_in_tx(void *conn) { return ((struct adp *)conn)->txstate != 'I'; }
+static bool adp_in_tx(void *conn) { return dbpool_txstate_of(((struct adp *)conn)->c) != DBPOOL_TX_IDLE; }
 
 static void adp_close(void *conn)
 {
     struct adp *a = conn;
-    pbuf_reset(&a->out);
-    proto_put_empty(&a->out, PT_TERMINATE);
-    if (!a->out.oom)
-        (void)!send(a->fd, a->out.data, a->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    adp_free(a);
+    dbpool_close(a->c);
+    free(a);
 }
 
 static const struct adriver ADRIVER_DP = {
-    "dbpool protocol (non-blocking, src/common/proto.c)", adp_connect, adp_fd, adp_send, adp_want_write,
+    "libdbpool (non-blocking)", adp_connect, adp_fd, adp_send, adp_want_write,
     adp_flush, adp_readable, adp_in_tx, adp_close, NULL,
 };
 
@@ -891,7 +724,7 @@ static void usage(FILE *f)
         "  -c, --clients N             concurrent clients (default 1)\n"
         "      --model async|threads   async (default): --jobs threads drive the clients with\n"
         "                              non-blocking I/O, like pgbench (libpq's non-blocking API;\n"
-        "                              dbpoold's protocol through src/common/proto.c).\n"
+        "                              libdbpool's dbpool_send_query/consume_input/get_result).\n"
         "                              threads: one thread per client, blocking calls\n"
         "                              (PQexecParams; libdbpool's dbpool_query/begin/commit;\n"
         "                              Connector/C's blocking calls, its *_start/_cont in async)\n"

@@ -2,7 +2,8 @@
  * dbpool.h — libdbpool, the C client library for dbpoold.
  *
  * A dbpool_conn is one session with the daemon over its Unix socket, speaking
- * protocol v1 (doc/protocol.md). Calls are blocking and answered in order.
+ * protocol v1 (doc/protocol.md). Calls are blocking and answered in order;
+ * "Non-blocking use" below is the API for programs with an event loop.
  * The library shares its wire-format code (src/common/proto.c) with the daemon.
  *
  * Ownership: objects returned by dbpool_connect / dbpool_query are owned by the
@@ -252,8 +253,127 @@ int dbpool_is_pinned(const dbpool_conn *c);
  * may be made from another thread while a thread is blocked in a call on c;
  * it does not touch the connection's error state and never blocks. Returns
  * 0 when sent, -1 when it could not be (session closed, or the daemon is not
- * reading: its socket buffer is full). */
+ * reading: its socket buffer is full). In non-blocking use it cancels the
+ * last request sent (the daemon reaches the CANCEL when that one runs;
+ * those before it run to their end) and returns -1 until dbpool_flush has
+ * written every queued request. */
 int dbpool_cancel(const dbpool_conn *c);
+
+/* ---- Non-blocking use (doc/libdbpool.md, "Non-blocking use") ----
+ * For programs with their own event loop (libevent, libuv, epoll, poll):
+ * the libpq pattern. Nothing below ever blocks.
+ *
+ * Connecting: dbpool_connect_start returns a connection whose socket is
+ * non-blocking (NULL only for a missing pool name, bad options or no
+ * memory, with *err filled). Call dbpool_connect_poll(c) at once, then
+ * whenever the socket is ready for what it last asked: READING / WRITING
+ * (wait for readable / writable), OK (connected: send requests), FAILED
+ * (dbpool_last_error says why — a missing socket, an unknown pool, the
+ * connect timeout; close it). The connect timeout (options, else
+ * $DBPOOL_CONNECT_TIMEOUT, else 10 s) holds: dbpool_poll_timeout(c) is the
+ * time left, for the loop's own timer; connect_poll fails with
+ * DBPOOL_E_TIMEOUT once it has passed. */
+typedef enum dbpool_poll_status {
+    DBPOOL_POLL_FAILED = 0,
+    DBPOOL_POLL_READING = 1,   /* wait until dbpool_socket(c) is readable */
+    DBPOOL_POLL_WRITING = 2,   /* wait until dbpool_socket(c) is writable */
+    DBPOOL_POLL_OK = 3,        /* connected */
+} dbpool_poll_status;
+
+dbpool_conn *dbpool_connect_start(const char *socket_path, const char *pool,
+                                  const char *client_name, dbpool_error *err);
+dbpool_conn *dbpool_connect_start_opts(const char *socket_path, const char *pool,
+                                       const char *client_name, const dbpool_options *opts,
+                                       dbpool_error *err);
+dbpool_poll_status dbpool_connect_poll(dbpool_conn *c);
+/* The connection's socket for the event loop, or -1 when there is none
+ * (connect failed, session closed). Do not read, write or close it. */
+int dbpool_socket(const dbpool_conn *c);
+/* While connecting: milliseconds until the connect timeout expires (0 when
+ * it has: call dbpool_connect_poll), -1 when there is no limit or the
+ * connection is no longer connecting. For poll(2) or an event timer. */
+int dbpool_poll_timeout(const dbpool_conn *c);
+
+/* Sending. Each dbpool_send_* queues one request and returns 0, or -1 with
+ * nothing queued (dbpool_last_error: DBPOOL_E_USAGE for bad arguments or a
+ * call out of order, the session goes on; DBPOOL_E_IO when it is closed).
+ * Several requests may be queued before any result is read (pipelining):
+ * the daemon answers them in order. Queuing writes nothing until 64 KiB are
+ * waiting: call dbpool_flush after sending; it returns 0 when everything is
+ * written, 1 when the socket is full (wait until writable, call it again),
+ * -1 when the session failed (every outstanding request then gets an error
+ * result). The arguments are copied: they may be freed after the call.
+ * While dbpool_flush returns 1, keep consuming input when the socket is
+ * readable: the daemon stops reading requests while its answers are not
+ * read. The blocking calls (dbpool_query, dbpool_begin, ...) fail with
+ * DBPOOL_E_USAGE while requests sent here are outstanding, and work again
+ * once dbpool_pending(c) is 0. The request timeout (dbpool_set_timeout)
+ * applies to blocking calls only: an event loop times its requests itself
+ * and calls dbpool_cancel. */
+int dbpool_send_query(dbpool_conn *c, const char *sql, const dbpool_value *params, size_t nparams);
+int dbpool_send_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n, int atomic);
+int dbpool_send_begin(dbpool_conn *c, int flags);
+int dbpool_send_commit(dbpool_conn *c);
+int dbpool_send_rollback(dbpool_conn *c);
+int dbpool_send_ping(dbpool_conn *c);
+int dbpool_send_pin(dbpool_conn *c);
+int dbpool_send_unpin(dbpool_conn *c);
+int dbpool_flush(dbpool_conn *c);
+/* Row-at-a-time results for the request just sent (a query or a batch:
+ * call it right after its dbpool_send_*): each row then comes as its own
+ * DBPOOL_RESULT_ROW result, so memory stays bounded whatever the result's
+ * size. 0, or -1 (DBPOOL_E_USAGE) when the last request sent is not a
+ * query or batch, or its answer has started to arrive. */
+int dbpool_set_single_row_mode(dbpool_conn *c);
+
+/* Receiving. dbpool_consume_input reads what the socket has and decodes it,
+ * never blocking: call it when the socket is readable. Returns 0 when the
+ * socket has nothing more for now (wait until readable again), 1 when it
+ * stopped reading because 256 KiB of decoded results wait to be taken (take
+ * them with dbpool_get_result, then call it again without waiting: needed
+ * with edge-triggered events), -1 when the session failed (closed; every
+ * outstanding request then gets an error result, see below).
+ * dbpool_is_busy: 1 when a request is outstanding but its next result has
+ * not arrived whole yet (dbpool_get_result would return NULL), else 0.
+ *
+ * dbpool_get_result returns the next result, in the order the requests
+ * were sent, or NULL when there is none to return now: no request is
+ * outstanding (dbpool_pending(c) == 0), or the next result has not arrived
+ * whole (dbpool_is_busy(c) == 1: wait for readable, consume input, call
+ * again). Every request sent gets exactly one *final* result: OK or ERROR.
+ * Before it come, in single-row mode, one ROW result per row, and for a
+ * batch one STATEMENT result per statement that completed. A result is
+ * buffered whole (all of a query's rows) before it is returned: use
+ * single-row mode for large results. When the session fails or the daemon
+ * goes away, each outstanding request gets an ERROR result (DBPOOL_E_IO
+ * and the like; whether an unanswered request ran is unknown).
+ * Ownership: each result belongs to the caller (dbpool_result_free); its
+ * data stays valid until then. */
+int dbpool_consume_input(dbpool_conn *c);
+int dbpool_is_busy(dbpool_conn *c);
+dbpool_result *dbpool_get_result(dbpool_conn *c);
+/* Requests sent whose final result dbpool_get_result has not returned yet. */
+size_t dbpool_pending(const dbpool_conn *c);
+
+typedef enum dbpool_result_status {
+    DBPOOL_RESULT_OK = 0,          /* final: the request succeeded (a query's rows, counters) */
+    DBPOOL_RESULT_ERROR = 1,       /* final: it failed (dbpool_result_error); rows that came
+                                      before the error are kept */
+    DBPOOL_RESULT_ROW = 2,         /* single-row mode: one row, with the columns */
+    DBPOOL_RESULT_STATEMENT = 3,   /* one statement of a batch completed (rows, counters) */
+} dbpool_result_status;
+
+/* A buffered result (dbpool_query, dbpool_batch) is DBPOOL_RESULT_OK. */
+dbpool_result_status dbpool_result_status_of(const dbpool_result *r);
+/* The error of an ERROR result; for other results an error with code
+ * DBPOOL_OK. Valid as long as r. */
+const dbpool_error *dbpool_result_error(const dbpool_result *r);
+/* The session's transaction state after the request (final results). */
+dbpool_txstate dbpool_result_txstate(const dbpool_result *r);
+/* Batches: the statement's index (STATEMENT and ROW results, and each of
+ * dbpool_batch's results), or the failing statement's (ERROR result; -1
+ * when not tied to one statement). -1 for other requests. */
+int dbpool_result_stmt_index(const dbpool_result *r);
 
 const char *dbpool_code_name(int code);
 const char *dbpool_type_name(dbpool_type t);

@@ -48,6 +48,12 @@
  * the grace passes too, the stream is out of sync for good: the session is
  * closed with DBPOOL_E_TIMEOUT. Connect timeouts always close.
  *
+ * Non-blocking use (include/dbpool.h): async_connect.c, async_send.c and
+ * async_receive.c drive the same handshake, frames and checks without ever
+ * waiting — requests queue in c->out and are answered in order from the
+ * ring c->reqs into results — and the blocking calls refuse to run while
+ * such requests are outstanding (lib_async_in_use).
+ *
  * No global mutable state: everything lives in struct dbpool_conn, so
  * different connections may be used from different threads.
  */
@@ -69,7 +75,7 @@ const char *dbpool_default_socket(void)
 #endif
 }
 
-static const char *connect_hint(int errnum)
+const char *lib_connect_hint(int errnum)
 {
     switch (errnum) {
     case ENOENT:
@@ -111,17 +117,25 @@ static void bound_connect_wait(int fd, uint64_t limit)
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+/* Fills *sa with the socket's address (USAGE when the path is too long). */
+int lib_unix_address(dbpool_conn *c, const char *path, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sa->sun_path)
+        return lib_fail(c, DBPOOL_E_USAGE, "socket path too long (%zu bytes, at most %zu): %s",
+                    strlen(path), sizeof sa->sun_path - 1, path);
+    memcpy(sa->sun_path, path, strlen(path) + 1);
+    return 0;
+}
+
 static int open_socket(dbpool_conn *c, const char *path)
 {
     struct sockaddr_un sa;
     int fd, e = 0;
 
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sa.sun_path)
-        return lib_fail(c, DBPOOL_E_USAGE, "socket path too long (%zu bytes, at most %zu): %s",
-                    strlen(path), sizeof sa.sun_path - 1, path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (lib_unix_address(c, path, &sa) < 0)
+        return -1;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return lib_fail(c, DBPOOL_E_IO, "cannot create a socket: %s", strerror(errno));
@@ -133,13 +147,13 @@ static int open_socket(dbpool_conn *c, const char *path)
         if ((e == EAGAIN || e == ETIMEDOUT) && c->deadline != 0 && lib_poll_ms(c->deadline) == 0)
             return lib_connect_timed_out(c, false);
         return lib_fail(c, DBPOOL_E_IO, "cannot connect to %s: %s%s", path, strerror(e),
-                    connect_hint(e));
+                    lib_connect_hint(e));
     }
     c->fd = fd;
     return 0;
 }
 
-static int decode_hello_ok(dbpool_conn *c, const uint8_t *p, size_t n)
+int lib_decode_hello_ok(dbpool_conn *c, const uint8_t *p, size_t n)
 {
     struct proto_hello_ok h;
 
@@ -172,7 +186,7 @@ int lib_handshake(dbpool_conn *c, const char *pool, const char *client_name)
     if (lib_send_request(c) < 0 || lib_read_frame(c, &type, &p, &n) < 0)
         return -1;
     if (type == PT_HELLO_OK)
-        return decode_hello_ok(c, p, n);
+        return lib_decode_hello_ok(c, p, n);
     if (type == PT_ERROR) {
         lib_take_error(c, p, n);
         lib_drop_connection(c);             /* the daemon closes after a handshake error */
@@ -203,9 +217,10 @@ static dbpool_conn *conn_new(void)
     return c;
 }
 
-static void conn_free(dbpool_conn *c)
+void lib_conn_free(dbpool_conn *c)
 {
     lib_drop_connection(c);
+    lib_async_free(c);
     pbuf_free(&c->out);
     free(c->rbuf);
     free(c->backend);
@@ -283,20 +298,18 @@ static int establish(dbpool_conn *c, const char *path, const char *pool, const c
     return rc;
 }
 
-/* Ownership: the returned connection belongs to the caller (dbpool_close). */
-dbpool_conn *dbpool_connect_opts(const char *socket_path, const char *pool,
-                                 const char *client_name, const dbpool_options *opts,
-                                 dbpool_error *err)
+/* What every connect does first: the socket path (socket_path, else
+ * $DBPOOL_SOCKET, else the default) in *path, a new connection with its
+ * options. NULL with *err filled on failure; *err cleared otherwise. */
+dbpool_conn *lib_conn_prepare(const char **path, const char *pool, const dbpool_options *opts,
+                              dbpool_error *err)
 {
-    dbpool_error local;
     dbpool_conn *c;
     const char *env = getenv("DBPOOL_SOCKET");
 
-    if (err == NULL)
-        err = &local;
     memset(err, 0, sizeof *err);
-    if (socket_path == NULL)
-        socket_path = env != NULL && env[0] != '\0' ? env : dbpool_default_socket();
+    if (*path == NULL)
+        *path = env != NULL && env[0] != '\0' ? env : dbpool_default_socket();
     if (pool == NULL || pool[0] == '\0') {
         lib_set_error(err, DBPOOL_E_USAGE, "no pool name given");
         return NULL;
@@ -307,12 +320,28 @@ dbpool_conn *dbpool_connect_opts(const char *socket_path, const char *pool,
         return NULL;
     }
     if (resolve_options(c, opts, err) < 0) {
-        conn_free(c);
+        lib_conn_free(c);
         return NULL;
     }
+    return c;
+}
+
+/* Ownership: the returned connection belongs to the caller (dbpool_close). */
+dbpool_conn *dbpool_connect_opts(const char *socket_path, const char *pool,
+                                 const char *client_name, const dbpool_options *opts,
+                                 dbpool_error *err)
+{
+    dbpool_error local;
+    dbpool_conn *c;
+
+    if (err == NULL)
+        err = &local;
+    c = lib_conn_prepare(&socket_path, pool, opts, err);
+    if (c == NULL)
+        return NULL;
     if (establish(c, socket_path, pool, client_name) < 0) {
         *err = c->err;
-        conn_free(c);
+        lib_conn_free(c);
         return NULL;
     }
     pbuf_reset(&c->out);
@@ -347,13 +376,15 @@ void dbpool_close(dbpool_conn *c)
 {
     if (c == NULL)
         return;
-    if (c->fd >= 0) {                   /* polite goodbye; never blocks */
+    /* polite goodbye; never blocks, never after half a frame (async) */
+    if (c->fd >= 0 && (c->out_sent == 0 || c->out_sent >= c->out.len) &&
+        c->phase != PHASE_CONNECTING) {
         pbuf_reset(&c->out);
         proto_put_empty(&c->out, PT_TERMINATE);
         if (!c->out.oom)
             (void)send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
-    conn_free(c);
+    lib_conn_free(c);
 }
 
 int dbpool_is_open(const dbpool_conn *c)

@@ -192,6 +192,11 @@ int dbpool_cancel(const dbpool_conn *c)
 
     if (c == NULL || c->fd < 0)
         return -1;
+    /* Non-blocking use: requests still in the output buffer would come
+     * after the CANCEL (or it inside one of them): flush first. pending
+     * stays 0 in blocking use, so another thread's call reads no more. */
+    if (c->pending > 0 && c->out_sent < c->out.len)
+        return -1;
     proto_put_empty(&b, PT_CANCEL);
     if (b.oom || b.data != frame)
         return -1;

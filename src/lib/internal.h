@@ -6,7 +6,10 @@
  * requests.c (statements, batches, transactions, cancel), wire.c (sending
  * requests, reading and sequencing response frames), result.c (buffered
  * results, names), errors.c (the connection's last error, the daemon's
- * ERROR frames), deadline.c (timeouts). Framing itself is
+ * ERROR frames), deadline.c (timeouts); the non-blocking API is
+ * async_connect.c (connect_start/poll), async_send.c (queuing requests,
+ * flushing) and async_receive.c (reading and decoding into results,
+ * get_result). Framing itself is
  * src/common/proto.c, shared with the daemon.
  */
 #ifndef DBPOOL_LIB_INTERNAL_H
@@ -64,6 +67,23 @@ enum event {
     EV_STMT = 3,        /* STMT_DONE; c->affected / c->last_id set */
 };
 
+/* Where a connection started with dbpool_connect_start stands. */
+enum conn_phase {
+    PHASE_READY = 0,    /* connected (always, for dbpool_connect) */
+    PHASE_CONNECTING,   /* connect_start: connect(2) to do or to report */
+    PHASE_HELLO,        /* HELLO queued or sent, HELLO_OK awaited */
+    PHASE_FAILED,       /* connect failed: c->err says why */
+};
+
+/* A request sent with dbpool_send_*, awaiting its final result. */
+struct async_req {
+    uint8_t type;       /* its frame type */
+    bool single_row;    /* dbpool_set_single_row_mode */
+};
+
+#define ASYNC_QUEUE_HIGH (256u * 1024)  /* decoded results waiting: consume_input stops reading */
+#define ASYNC_SEND_AT (64u * 1024)      /* queued request bytes that are written at once */
+
 struct dbpool_conn {
     int fd;                     /* -1 once closed */
     dbpool_error err;           /* last failure */
@@ -105,6 +125,19 @@ struct dbpool_conn {
     size_t scratchcap;
     int64_t affected;
     int64_t last_id;
+
+    /* non-blocking use (async_*.c) */
+    enum conn_phase phase;
+    size_t out_sent;            /* bytes of out already written */
+    struct async_req *reqs;     /* ring of requests awaiting their final result; owned */
+    size_t reqs_cap, reqs_head, reqs_n;
+    bool head_started;          /* a frame of the head request was decoded */
+    int32_t batch_index;        /* statements of the head batch completed */
+    dbpool_result *building;    /* the head request's result in the making; owned */
+    dbpool_result *ready_head;  /* decoded results not yet taken, in order; owned */
+    dbpool_result *ready_tail;
+    size_t ready_bytes;         /* frame bytes behind them (ASYNC_QUEUE_HIGH) */
+    size_t pending;             /* requests sent whose final result was not taken */
 };
 
 /* A chunk of result memory; blocks never move once allocated. */
@@ -116,6 +149,12 @@ struct arena_block {
 };
 
 struct dbpool_result {
+    dbpool_result_status status;
+    dbpool_error *err;          /* ERROR results; owned (NULL otherwise) */
+    int32_t stmt_index;         /* dbpool_result_stmt_index */
+    dbpool_txstate tx;          /* after the request (final results) */
+    size_t bytes;               /* frame bytes decoded into it (async queue bound) */
+    dbpool_result *next;        /* the connection's ready queue */
     dbpool_column *cols;        /* one malloc block (columns_clone); owned */
     size_t ncols;
     size_t nrows;
@@ -152,6 +191,9 @@ int lib_take_error(dbpool_conn *c, const uint8_t *p, size_t n);
 bool lib_store_error(dbpool_conn *c, const uint8_t *p, size_t n);
 int lib_begin_request(dbpool_conn *c, uint8_t type);
 int lib_check_params(dbpool_conn *c, const dbpool_value *params, size_t nparams);
+int lib_put_query(dbpool_conn *c, const char *sql, const dbpool_value *params, size_t nparams);
+int lib_check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n);
+int lib_async_in_use(dbpool_conn *c);
 dbpool_column *lib_columns_clone(const dbpool_column *src, size_t n);
 int lib_completion(dbpool_conn *c, uint8_t type, const uint8_t *p, size_t n);
 int lib_drain(dbpool_conn *c);
@@ -162,11 +204,28 @@ int lib_send_request(dbpool_conn *c);
 void lib_stmt_reset(dbpool_conn *c);
 int lib_terminate_texts(dbpool_conn *c);
 
+int lib_frame_event(dbpool_conn *c, uint8_t type, const uint8_t *p, size_t n);
+int lib_take_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, size_t *len);
+int lib_make_room(dbpool_conn *c, size_t need);
+
 /* result.c */
+dbpool_result *lib_result_new(dbpool_result_status status);
 int lib_result_add_row(dbpool_result *r, const dbpool_value *row, size_t ncols);
 int lib_result_finish(dbpool_result *r, const dbpool_conn *c);
 
 /* connect.c */
 int lib_handshake(dbpool_conn *c, const char *pool, const char *client_name);
+int lib_decode_hello_ok(dbpool_conn *c, const uint8_t *p, size_t n);
+dbpool_conn *lib_conn_prepare(const char **path, const char *pool, const dbpool_options *opts,
+                              dbpool_error *err);
+void lib_conn_free(dbpool_conn *c);
+int lib_unix_address(dbpool_conn *c, const char *path, struct sockaddr_un *sa);
+const char *lib_connect_hint(int errnum);
+
+/* async_send.c, async_receive.c */
+void lib_async_free(dbpool_conn *c);
+void lib_async_fail_outstanding(dbpool_conn *c);
+int lib_async_read(dbpool_conn *c);
+int lib_async_write(dbpool_conn *c);
 
 #endif

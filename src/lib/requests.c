@@ -11,13 +11,8 @@
 int dbpool_query_start(dbpool_conn *c, const char *sql,
                        const dbpool_value *params, size_t nparams)
 {
-    if (c == NULL || lib_begin_request(c, PT_QUERY) < 0)
+    if (c == NULL || lib_begin_request(c, PT_QUERY) < 0 || lib_put_query(c, sql, params, nparams) < 0)
         return -1;
-    if (sql == NULL)
-        return lib_fail(c, DBPOOL_E_USAGE, "sql is NULL");
-    if (lib_check_params(c, params, nparams) < 0)
-        return -1;
-    proto_put_query(&c->out, sql, strlen(sql), params, nparams);
     if (lib_send_request(c) < 0)
         return -1;
     lib_stmt_reset(c);
@@ -89,7 +84,7 @@ int dbpool_query(dbpool_conn *c, const char *sql, const dbpool_value *params,
         return -1;
     if (out == NULL)
         return lib_drain(c);
-    r = calloc(1, sizeof *r);
+    r = lib_result_new(DBPOOL_RESULT_OK);
     if (r == NULL)
         return lib_fail_oom(c);
     while ((ev = lib_query_event(c)) == EV_ROW) {
@@ -113,31 +108,6 @@ int dbpool_exec(dbpool_conn *c, const char *sql)
 
 /* ------------------------------------------------------------ batches */
 
-static int check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n)
-{
-    if (n > 0 && stmts == NULL)
-        return lib_fail(c, DBPOOL_E_USAGE, "n is %zu but stmts is NULL", n);
-    if (n > UINT16_MAX)
-        return lib_fail(c, DBPOOL_E_USAGE, "too many statements in one batch: %zu (at most %u)",
-                    n, (unsigned)UINT16_MAX);
-    /* The daemon would close the session over it: refuse here, keep the session. */
-    if (c->max_batch != 0 && n > c->max_batch)
-        return lib_fail(c, DBPOOL_E_USAGE,
-                        "too many statements in one batch: %zu (dbpoold allows at most %u); "
-                        "split the batch, or raise daemon.maxBatchStatements in dbpoold.conf",
-                        n, (unsigned)c->max_batch);
-    for (size_t i = 0; i < n; i++) {
-        if (stmts[i].sql == NULL)
-            return lib_fail(c, DBPOOL_E_USAGE, "statement %zu: sql is NULL", i);
-        if (lib_check_params(c, stmts[i].params, stmts[i].nparams) < 0) {
-            char msg[sizeof c->err.message];
-            memcpy(msg, c->err.message, sizeof msg);
-            return lib_fail(c, DBPOOL_E_USAGE, "statement %zu: %.480s", i, msg);
-        }
-    }
-    return 0;
-}
-
 /* Reads a batch response, building results[i] (when results != NULL) for
  * each statement that completes. */
 static int read_batch(dbpool_conn *c, size_t n, dbpool_result **results)
@@ -148,7 +118,7 @@ static int read_batch(dbpool_conn *c, size_t n, dbpool_result **results)
     for (;;) {
         enum event ev = lib_next_event(c);
         if (ev == EV_ROW && results != NULL) {
-            if (cur == NULL && (cur = calloc(1, sizeof *cur)) == NULL)
+            if (cur == NULL && (cur = lib_result_new(DBPOOL_RESULT_OK)) == NULL)
                 return lib_fail_oom(c);
             if (lib_result_add_row(cur, c->row, c->ncols) < 0)
                 break;
@@ -159,10 +129,11 @@ static int read_batch(dbpool_conn *c, size_t n, dbpool_result **results)
                                    "protocol error: more STMT_DONE frames than statements in the batch; session closed");
             }
             if (results != NULL) {
-                if (cur == NULL && (cur = calloc(1, sizeof *cur)) == NULL)
+                if (cur == NULL && (cur = lib_result_new(DBPOOL_RESULT_OK)) == NULL)
                     return lib_fail_oom(c);
                 if (lib_result_finish(cur, c) < 0)
                     break;
+                cur->stmt_index = (int32_t)idx;
                 results[idx] = cur;
                 cur = NULL;
             }
@@ -188,7 +159,7 @@ int dbpool_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n, int atomic,
     if (results != NULL)
         for (size_t i = 0; i < n; i++)
             results[i] = NULL;
-    if (c == NULL || lib_begin_request(c, PT_BATCH) < 0 || check_batch(c, stmts, n) < 0)
+    if (c == NULL || lib_begin_request(c, PT_BATCH) < 0 || lib_check_batch(c, stmts, n) < 0)
         return -1;
     if (n == 0)
         return 0;                       /* nothing to run; the protocol rejects empty batches */

@@ -156,7 +156,7 @@ static int send_all(dbpool_conn *c, const uint8_t *p, size_t n)
 
 /* Compacts the receive buffer and makes room for at least need bytes of
  * frame data plus a read chunk. */
-static int make_room(dbpool_conn *c, size_t need)
+int lib_make_room(dbpool_conn *c, size_t need)
 {
     size_t pending = c->rend - c->rstart, want;
 
@@ -178,6 +178,27 @@ static int make_room(dbpool_conn *c, size_t need)
     return 0;
 }
 
+/* Takes the next complete frame out of the receive buffer, without I/O:
+ * 1 (*payload points into the buffer, valid until more is read), 0 when it
+ * has not arrived whole (*len is then the payload length when the header
+ * is there, else 0), -1 for an invalid length (the session is closed). */
+int lib_take_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, size_t *len)
+{
+    uint32_t plen = 0;
+    size_t avail = c->rend - c->rstart;
+    int h = proto_peek_header(c->rbuf + c->rstart, avail, c->max_frame, type, &plen);
+
+    *len = plen;
+    if (h < 0)
+        return lib_fail_closed(c, DBPOOL_E_PROTOCOL,
+                           "protocol error: dbpoold sent a frame with an invalid length; session closed");
+    if (h == 0 || avail < PROTO_HEADER_SIZE + (size_t)plen)
+        return 0;
+    *payload = c->rbuf + c->rstart + PROTO_HEADER_SIZE;
+    c->rstart += PROTO_HEADER_SIZE + (size_t)plen;
+    return 1;
+}
+
 /* Reads the next complete frame. *payload points into the receive buffer
  * and stays valid until the next read_frame on c. */
 int lib_read_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, size_t *len)
@@ -185,20 +206,11 @@ int lib_read_frame(dbpool_conn *c, uint8_t *type, const uint8_t **payload, size_
     if (c->fd < 0)
         return lib_fail(c, DBPOOL_E_IO, "the session with dbpoold is closed; reconnect");
     for (;;) {
-        uint32_t plen = 0;
-        size_t avail = c->rend - c->rstart;
-        int h = proto_peek_header(c->rbuf + c->rstart, avail, c->max_frame, type, &plen);
+        int t = lib_take_frame(c, type, payload, len);
 
-        if (h < 0)
-            return lib_fail_closed(c, DBPOOL_E_PROTOCOL,
-                               "protocol error: dbpoold sent a frame with an invalid length; session closed");
-        if (h > 0 && avail >= PROTO_HEADER_SIZE + (size_t)plen) {
-            *payload = c->rbuf + c->rstart + PROTO_HEADER_SIZE;
-            *len = plen;
-            c->rstart += PROTO_HEADER_SIZE + (size_t)plen;
-            return 0;
-        }
-        if (make_room(c, h > 0 ? PROTO_HEADER_SIZE + (size_t)plen : PROTO_HEADER_SIZE) < 0)
+        if (t != 0)
+            return t > 0 ? 0 : -1;
+        if (lib_make_room(c, PROTO_HEADER_SIZE + *len) < 0)
             return -1;
         ssize_t r = lib_await_fd(c->fd, POLLIN, c->deadline);
         if (r == 0) {
@@ -411,16 +423,10 @@ static bool ready_allowed(const dbpool_conn *c)
     return !c->stmt_done && !c->have_columns;
 }
 
-/* Reads one frame of a QUERY/BATCH response and checks it against the
- * sequence [COLUMNS ROW*] STMT_DONE ... READY | ERROR. */
-enum event lib_next_event(dbpool_conn *c)
+/* Decodes one frame of a QUERY/BATCH response, checking it against the
+ * sequence [COLUMNS ROW*] STMT_DONE ... READY | ERROR: an enum event. */
+int lib_frame_event(dbpool_conn *c, uint8_t type, const uint8_t *p, size_t n)
 {
-    uint8_t type;
-    const uint8_t *p;
-    size_t n;
-
-    if (lib_read_frame(c, &type, &p, &n) < 0)
-        return EV_FAIL;
     switch (type) {
     case PT_COLUMNS:
         if (c->have_columns || c->stmt_done)
@@ -446,6 +452,18 @@ enum event lib_next_event(dbpool_conn *c)
     }
     lib_unexpected_frame(c, type);
     return EV_FAIL;
+}
+
+/* Reads one frame of a QUERY/BATCH response (lib_frame_event). */
+enum event lib_next_event(dbpool_conn *c)
+{
+    uint8_t type;
+    const uint8_t *p;
+    size_t n;
+
+    if (lib_read_frame(c, &type, &p, &n) < 0)
+        return EV_FAIL;
+    return (enum event)lib_frame_event(c, type, p, n);
 }
 
 /* Next row of the streaming statement: EV_ROW, EV_DONE or EV_FAIL. */
@@ -474,6 +492,24 @@ int lib_drain(dbpool_conn *c)
     return ev == EV_DONE ? 0 : -1;
 }
 
+/* A blocking call is possible: the connection is established and no
+ * request sent with dbpool_send_* awaits its result (async_send.c). */
+int lib_async_in_use(dbpool_conn *c)
+{
+    if (c->phase == PHASE_CONNECTING || c->phase == PHASE_HELLO)
+        return lib_fail(c, DBPOOL_E_USAGE, "the connection is still being established: call "
+                        "dbpool_connect_poll until it returns DBPOOL_POLL_OK");
+    if (c->phase == PHASE_FAILED)
+        return -1;                      /* c->err says why the connect failed */
+    if (c->pending > 0)
+        return lib_fail(c, DBPOOL_E_USAGE, "%zu request%s sent with dbpool_send_* %s not answered "
+                        "yet: take the results with dbpool_get_result until dbpool_pending() is 0 "
+                        "before making a blocking call", c->pending, c->pending == 1 ? "" : "s",
+                        c->pending == 1 ? "is" : "are");
+    c->out_sent = 0;
+    return 0;
+}
+
 /* Common prologue of every request (type: its frame type): start the
  * call's clock, drain a streaming statement, check the session is open,
  * clear the last error. A drain that used up the call's time fails it. */
@@ -481,6 +517,8 @@ int lib_begin_request(dbpool_conn *c, uint8_t type)
 {
     bool was_open = c->fd >= 0;
 
+    if (lib_async_in_use(c) < 0)
+        return -1;
     lib_arm_deadline(c, c->request_timeout);
     if (c->stream == STREAM_ACTIVE && lib_drain(c) < 0 && c->err.code == DBPOOL_E_TIMEOUT)
         return -1;
@@ -527,6 +565,43 @@ int lib_check_params(dbpool_conn *c, const dbpool_value *params, size_t nparams)
             v->u.s.len > 0)
             return lib_fail(c, DBPOOL_E_USAGE, "parameter %zu is a %s with a NULL pointer",
                         i + 1, dbpool_type_name(v->type));
+    }
+    return 0;
+}
+
+/* Checks a statement and appends its QUERY frame to c->out. */
+int lib_put_query(dbpool_conn *c, const char *sql, const dbpool_value *params, size_t nparams)
+{
+    if (sql == NULL)
+        return lib_fail(c, DBPOOL_E_USAGE, "sql is NULL");
+    if (lib_check_params(c, params, nparams) < 0)
+        return -1;
+    proto_put_query(&c->out, sql, strlen(sql), params, nparams);
+    return 0;
+}
+
+/* Checks a batch before it is encoded. */
+int lib_check_batch(dbpool_conn *c, const dbpool_stmt *stmts, size_t n)
+{
+    if (n > 0 && stmts == NULL)
+        return lib_fail(c, DBPOOL_E_USAGE, "n is %zu but stmts is NULL", n);
+    if (n > UINT16_MAX)
+        return lib_fail(c, DBPOOL_E_USAGE, "too many statements in one batch: %zu (at most %u)",
+                    n, (unsigned)UINT16_MAX);
+    /* The daemon would close the session over it: refuse here, keep the session. */
+    if (c->max_batch != 0 && n > c->max_batch)
+        return lib_fail(c, DBPOOL_E_USAGE,
+                        "too many statements in one batch: %zu (dbpoold allows at most %u); "
+                        "split the batch, or raise daemon.maxBatchStatements in dbpoold.conf",
+                        n, (unsigned)c->max_batch);
+    for (size_t i = 0; i < n; i++) {
+        if (stmts[i].sql == NULL)
+            return lib_fail(c, DBPOOL_E_USAGE, "statement %zu: sql is NULL", i);
+        if (lib_check_params(c, stmts[i].params, stmts[i].nparams) < 0) {
+            char msg[sizeof c->err.message];
+            memcpy(msg, c->err.message, sizeof msg);
+            return lib_fail(c, DBPOOL_E_USAGE, "statement %zu: %.480s", i, msg);
+        }
     }
     return 0;
 }

@@ -2,7 +2,7 @@
 # run-mysql-tests.sh — the MySQL/MariaDB part of `make check`: start a
 # throwaway MariaDB (mysql-harness.sh), run the driver's unit test
 # (test_mysql_conn), the protocol-level integration suite (test_daemon) and
-# the client-library timeout tests against a mysql pool, then the
+# the client-library timeout and non-blocking tests against a mysql pool, then the
 # MySQL-specific integration tests (test_mysql: types, errors, transactions,
 # cancel, streaming, load, status, resilience; test_mysql_types: the type
 # mapping in both protocols, the statement cache, CALL), the CLI's script splitter
@@ -47,7 +47,7 @@ export DBPOOL_TEST_MYSQL_FAULT_DIR="$faultdir"
 
 status=0
 for t in tests/unit/test_mysql_conn tests/integration/test_daemon tests/integration/test_pin \
-         tests/integration/test_lib_timeouts tests/integration/test_mysql \
+         tests/integration/test_lib_timeouts tests/integration/test_lib_async tests/integration/test_mysql \
          tests/integration/test_mysql_types; do
     echo "== $t (mysql)"
     "$build/$t" || { echo "FAIL: $t (mysql)"; [ $status -ne 0 ] || status=1; }

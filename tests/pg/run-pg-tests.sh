@@ -31,7 +31,7 @@ export DBPOOL_TEST_PG_HARNESS="$here/pg-harness.sh"
 
 status=0
 for t in tests/unit/test_backend_pg tests/integration/test_daemon tests/integration/test_postgres tests/integration/test_pin \
-         tests/integration/test_lib_timeouts tests/integration/test_reload; do
+         tests/integration/test_lib_timeouts tests/integration/test_lib_async tests/integration/test_reload; do
     echo "== $t (postgres)"
     "$build/$t" || { echo "FAIL: $t (postgres)"; [ $status -ne 0 ] || status=1; }
 done
