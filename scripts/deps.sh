@@ -18,6 +18,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libsystemd-dev
       # the man pages' lint in the test suite (tests/man/check-man.sh)
       mandoc
+      # the Go database/sql driver and its tests (clients/go, tests/go/run.sh)
+      golang-go
       # fuzzing (--enable-fuzzing, make fuzz): clang 14, its libFuzzer and
       # sanitizer runtimes (libclang_rt.fuzzer*), llvm-symbolizer for reports
       clang libclang-rt-14-dev llvm)

@@ -1,7 +1,8 @@
 // daemon_test.go — the test fixture: TestMain starts the real dbpoold
 // ($DBPOOLD_BIN) on sockets in a temporary directory with a SQLite pool
-// "app" (and a PostgreSQL pool "pg" when tests/pg/run-pg-tests.sh's
-// DBPOOL_TEST_PG_* variables are set), awaits a working session, runs the
+// "app" (a PostgreSQL pool "pg" when tests/pg/run-pg-tests.sh's
+// DBPOOL_TEST_PG_* variables are set, a MariaDB pool "my" when
+// tests/mysql/run-mysql-tests.sh's DBPOOL_TEST_MYSQL_* are), awaits a working session, runs the
 // tests and stops the daemon. tests/go/run.sh runs it from `make check`.
 package dbpool
 
@@ -63,6 +64,16 @@ func pgPool() string {
 		host, envOr("DBPOOL_TEST_PG_PORT", "5432"), envOr("DBPOOL_TEST_PG_DB", "dbpool_test"), envOr("DBPOOL_TEST_PG_USER", "dbpool"))
 }
 
+// myPool is the configuration of the "my" pool, "" without a test server.
+func myPool() string {
+	host := os.Getenv("DBPOOL_TEST_MYSQL_HOST")
+	if host == "" {
+		return ""
+	}
+	return fmt.Sprintf(`, { name = "my"; type = "mysql"; mysql = { host = "%s"; name = "%s"; username = "%s"; passwordFile = "%s"; maxOpenConns = 4; }; }`,
+		host, envOr("DBPOOL_TEST_MYSQL_DB", "dbpool_test"), envOr("DBPOOL_TEST_MYSQL_USER", "dbpool"), os.Getenv("DBPOOL_TEST_MYSQL_PASSWORD_FILE"))
+}
+
 func (d *daemon) config() string {
 	return fmt.Sprintf(`daemon = {
     socket = "%s";
@@ -71,9 +82,9 @@ func (d *daemon) config() string {
     shutdownTimeout = "2s";
 };
 pools = (
-    { name = "app"; type = "sqlite"; sqlite = { filePath = "%s/app.db"; maxOpenConns = 3; }; }%s
+    { name = "app"; type = "sqlite"; sqlite = { filePath = "%s/app.db"; maxOpenConns = 3; }; }%s%s
 );
-`, d.sock, d.dir, d.dir, pgPool())
+`, d.sock, d.dir, d.dir, pgPool(), myPool())
 }
 
 // start runs dbpoold and awaits a session answering PING (10 s at most).
@@ -136,5 +147,12 @@ func (d *daemon) open(t testing.TB, pool string, params string) *sql.DB {
 func needPG(t *testing.T) {
 	if os.Getenv("DBPOOL_TEST_PG_HOST") == "" {
 		t.Skip("no PostgreSQL test server: run under tests/pg/run-pg-tests.sh (DBPOOL_TEST_PG_* unset)")
+	}
+}
+
+// needMySQL skips a MySQL test when no test server is up.
+func needMySQL(t *testing.T) {
+	if os.Getenv("DBPOOL_TEST_MYSQL_HOST") == "" {
+		t.Skip("no MariaDB test server: run under tests/mysql/run-mysql-tests.sh (DBPOOL_TEST_MYSQL_* unset)")
 	}
 }

@@ -340,8 +340,12 @@ func TestDSN(t *testing.T) {
 		}
 	}
 	t.Setenv("DBPOOL_POOL", "")
-	if _, err := ParseDSN("unix:///s"); err == nil {
-		t.Error("a DSN without a pool was accepted")
+	if cfg, _ := ParseDSN("unix:///s"); cfg.Pool != "app" {
+		t.Errorf("default pool %q, want app", cfg.Pool)
+	}
+	t.Setenv("DBPOOL_POOL", "billing")
+	if cfg, _ := ParseDSN("unix:///s"); cfg.Pool != "billing" {
+		t.Errorf("$DBPOOL_POOL: pool %q", cfg.Pool)
 	}
 	t.Setenv("DBPOOL_TIMEOUT", "2s")
 	if cfg, _ := ParseDSN("?pool=p"); cfg.Timeout != 2*time.Second {

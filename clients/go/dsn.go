@@ -2,7 +2,8 @@
 // that spells it: unix:///run/dbpoold/dbpoold.sock?pool=app&client=NAME
 // &connect_timeout=10s&timeout=30s&parseTime=true&placeholders=translate.
 // A DSN without a socket path takes $DBPOOL_SOCKET, else the default socket;
-// without a pool, $DBPOOL_POOL. Timeouts default to $DBPOOL_CONNECT_TIMEOUT
+// without a pool, $DBPOOL_POOL, else "app" (as dbpool and the Python
+// client do). Timeouts default to $DBPOOL_CONNECT_TIMEOUT
 // (else 10s) and $DBPOOL_TIMEOUT (else none), as in libdbpool.
 package dbpool
 
@@ -68,10 +69,7 @@ func (cfg *Config) fillDefaults(q url.Values) error {
 		cfg.Socket = envOr("DBPOOL_SOCKET", DefaultSocket)
 	}
 	if cfg.Pool == "" {
-		cfg.Pool = os.Getenv("DBPOOL_POOL")
-	}
-	if cfg.Pool == "" {
-		return fmt.Errorf("dbpool: no pool in the DSN; add ?pool=NAME (or set DBPOOL_POOL)")
+		cfg.Pool = envOr("DBPOOL_POOL", "app")
 	}
 	var err error
 	if cfg.ConnectTimeout, err = durationParam(q, "connect_timeout", "DBPOOL_CONNECT_TIMEOUT", DefaultConnectTimeout); err != nil {
@@ -144,10 +142,14 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 type Connector struct{ cfg Config }
 
 // NewConnector returns a Connector for cfg; an empty Socket means
-// $DBPOOL_SOCKET or DefaultSocket.
+// $DBPOOL_SOCKET or DefaultSocket, an empty Pool $DBPOOL_POOL or "app".
+// Zero timeouts mean no limit (ParseDSN fills the defaults instead).
 func NewConnector(cfg Config) *Connector {
 	if cfg.Socket == "" {
 		cfg.Socket = envOr("DBPOOL_SOCKET", DefaultSocket)
+	}
+	if cfg.Pool == "" {
+		cfg.Pool = envOr("DBPOOL_POOL", "app")
 	}
 	return &Connector{cfg: cfg}
 }

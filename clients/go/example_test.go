@@ -1,7 +1,8 @@
 // example_test.go — the transaction helper of the service's database layer
 // (WithTransaction with auto-rollback, read-only, nested via savepoints),
 // written for this driver as a tested example: copy it into an application.
-// The tests run it on the SQLite pool, and on PostgreSQL when it is up.
+// The tests run it on the SQLite pool, and on PostgreSQL and MariaDB when
+// their test servers are up.
 package dbpool
 
 import (
@@ -188,4 +189,9 @@ func column(t *testing.T, db *sql.DB, q string) string {
 		out = append(out, s)
 	}
 	return strings.Join(out, ",")
+}
+
+func TestWithTransactionMySQL(t *testing.T) {
+	needMySQL(t)
+	testWithTransaction(t, testDaemon.open(t, "my", ""), "CREATE TABLE wt (x INT) ENGINE=InnoDB")
 }

@@ -1,7 +1,8 @@
 // placeholders.go — ? placeholders to PostgreSQL's $1, $2, ... A ? is
 // rewritten only outside string constants ('...', E'...' with backslash
 // escapes), quoted identifiers ("..."), dollar-quoted strings ($tag$...$tag$),
-// line comments and nested block comments. conn.encodeQuery applies it on
+// line comments and nested block comments; ?? is a literal ? (jsonb's
+// operators) in a statement that is translated. conn.encodeQuery applies it on
 // PostgreSQL pools to statements that have arguments (a statement without
 // arguments is sent untouched, so jsonb's ? operator keeps working there;
 // DSN placeholders=native turns the translation off).
@@ -19,7 +20,10 @@ func translatePlaceholders(q string) string {
 			i = j
 			continue
 		}
-		if q[i] == '?' {
+		if q[i] == '?' && i+1 < len(q) && q[i+1] == '?' {
+			out = append(out, '?')
+			i++
+		} else if q[i] == '?' {
 			n++
 			out = append(out, '$')
 			out = strconv.AppendInt(out, int64(n), 10)

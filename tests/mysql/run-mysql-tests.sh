@@ -5,8 +5,8 @@
 # the client-library timeout tests against a mysql pool, then the
 # MySQL-specific integration tests (test_mysql: types, errors, transactions,
 # cancel, streaming, load, status, resilience; test_mysql_types: the type
-# mapping in both protocols, the statement cache, CALL) and the CLI's script splitter
-# (test_cli_mysql.sh).
+# mapping in both protocols, the statement cache, CALL), the CLI's script splitter
+# (test_cli_mysql.sh) and the Go driver's tests (tests/go/run.sh).
 # The resilience and freeze cases (test_mysql's myresilience, myfreeze), the
 # fault matrix (test_faults) and the bank-transfer invariant (test_bank)
 # stop, crash, freeze and restart their server, so they
@@ -53,6 +53,9 @@ for t in tests/unit/test_mysql_conn tests/integration/test_daemon tests/integrat
 done
 echo "== tests/mysql/test_cli_mysql.sh (mysql)"
 bash "$here/test_cli_mysql.sh" || { echo "FAIL: test_cli_mysql.sh"; [ $status -ne 0 ] || status=1; }
+echo "== tests/go/run.sh (mysql)"
+rc=0; bash "$here/../go/run.sh" || rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then echo "FAIL: tests/go/run.sh (mysql)"; status=1; fi
 # One cell at a time (-j1): every cell stops or freezes the one fault
 # server, so parallel cells would only wait for each other's lock.
 for t in tests/integration/test_faults tests/integration/test_bank; do

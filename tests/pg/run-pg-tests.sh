@@ -4,9 +4,9 @@
 # protocol-level integration suite against a postgres pool, the
 # PostgreSQL-specific integration tests (test_postgres: types, errors,
 # streaming, cancel, resilience; one of them starts a second throwaway server
-# itself through pg-harness.sh, found via DBPOOL_TEST_PG_HARNESS), and always
-# stop the server afterwards. The fault matrix and the bank-transfer test
-# (test_faults, test_bank) stop, restart and freeze their server, so they get
+# itself through pg-harness.sh, found via DBPOOL_TEST_PG_HARNESS), the Go
+# driver's tests (tests/go/run.sh), and always stop the server afterwards.
+# The fault matrix and the bank-transfer test (test_faults, test_bank) stop, restart and freeze their server, so they get
 # a second throwaway server of their own (DBPOOL_TEST_PG_FAULT_DIR), also
 # always stopped. Exit status: 1 if any test program failed, else 0.
 set -uo pipefail
@@ -34,6 +34,10 @@ for t in tests/unit/test_backend_pg tests/integration/test_daemon tests/integrat
     echo "== $t (postgres)"
     "$build/$t" || { echo "FAIL: $t (postgres)"; [ $status -ne 0 ] || status=1; }
 done
+
+echo "== tests/go/run.sh (postgres)"
+rc=0; bash "$here/../go/run.sh" || rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then echo "FAIL: tests/go/run.sh (postgres)"; status=1; fi
 
 echo "== fault server"
 if ! bash "$here/pg-harness.sh" start "$faultdir" >/dev/null; then
