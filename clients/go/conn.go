@@ -158,7 +158,7 @@ func (c *conn) startCall(ctx context.Context) (*call, error) {
 		return nil, badConn("the session with dbpoold is closed; reconnect")
 	}
 	if c.rows != nil {
-		if err := c.rows.Close(); err != nil && c.closed {
+		if err := c.rows.abandon(); err != nil && c.closed {
 			return nil, err
 		}
 	}

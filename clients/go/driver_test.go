@@ -244,6 +244,36 @@ func TestEarlyClose(t *testing.T) {
 	}
 }
 
+// TestInterleaved: a statement run while rows are open on the same
+// connection; the rest of the rows are reported dropped, not complete.
+func TestInterleaved(t *testing.T) {
+	ctx := context.Background()
+	db := testDaemon.open(t, "app", "")
+	sc, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	rows, err := sc.QueryContext(ctx, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 10) SELECT x FROM c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	rows.Next()
+	var x int64
+	if err := sc.QueryRowContext(ctx, "SELECT 5").Scan(&x); err != nil || x != 5 {
+		t.Fatalf("second statement: %v %d", err, x)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	var e *Error
+	if n != 0 || !errors.As(rows.Err(), &e) || e.Code != CodeUsage {
+		t.Fatalf("the interrupted rows: %d more rows, err %v", n, rows.Err())
+	}
+}
+
 // TestPinSQLite: a pinned session keeps its connection (a temporary table
 // lives on); after Unpin it is reset.
 func TestPinSQLite(t *testing.T) {

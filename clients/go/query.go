@@ -215,6 +215,26 @@ func (r *rows) Close() error {
 	return r.err
 }
 
+// abandon ends rows whose reader ran another statement on the session
+// before reading them all: the rest is read and dropped, and the rows
+// report that instead of ending as if complete.
+func (r *rows) abandon() error {
+	dest := make([]driver.Value, len(r.names))
+	dropped := 0
+	for !r.done {
+		if r.Next(dest) == nil {
+			dropped++
+		}
+	}
+	if r.err == io.EOF && dropped > 0 {
+		r.err = driverError(CodeUsage, nil, "%d rows of this result were dropped: another statement ran on the same connection before they were read; read or close rows first (or use a second connection)", dropped)
+	}
+	if r.err == io.EOF {
+		return nil
+	}
+	return r.err
+}
+
 // result is a statement's STMT_DONE.
 type result struct {
 	backend  string
