@@ -41,7 +41,6 @@ func TestMain(m *testing.M) {
 	testDaemon = &daemon{dir: dir, sock: filepath.Join(dir, "d.sock")}
 	if err := testDaemon.start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
