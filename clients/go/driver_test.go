@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -168,8 +169,8 @@ func TestCancelByContext(t *testing.T) {
 		t.Fatalf("cancelled statement: %v, want context.DeadlineExceeded", err)
 	}
 	var e *Error
-	if errors.As(err, &e) && e.Code != CodeCanceled {
-		t.Fatalf("cancelled statement: code %s", CodeName(e.Code))
+	if !errors.As(err, &e) || e.Code != CodeCanceled || e.SQLState != "57014" {
+		t.Fatalf("cancelled statement: %v, want CANCELED 57014", err)
 	}
 	if err := db.QueryRow("SELECT 42").Scan(&n); err != nil || n != 42 {
 		t.Fatalf("after the cancel: %v %d", err, n)
@@ -409,4 +410,45 @@ func ExampleNewConnector() {
 	}
 	fmt.Println(greeting)
 	// Output: hello dbpool
+}
+
+// TestDaemonFrozen: a daemon that answers nothing (SIGSTOP). A statement
+// whose context ends gets no answer to its CANCEL either: the session is
+// closed after the grace, in bounded time; a new session fails the
+// connect timeout; after SIGCONT the sql.DB serves again.
+func TestDaemonFrozen(t *testing.T) {
+	dir := t.TempDir()
+	d := &daemon{dir: dir, sock: filepath.Join(dir, "d.sock")}
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop()
+	db := d.open(t, "app", "&connect_timeout=300ms")
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGSTOP)
+	defer d.cmd.Process.Signal(syscall.SIGCONT)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	var n int64
+	err := db.QueryRowContext(ctx, "SELECT 1").Scan(&n)
+	var e *Error
+	if took := time.Since(start); took > 3*time.Second || !errors.Is(err, context.DeadlineExceeded) ||
+		!errors.As(err, &e) || e.Code != CodeCanceled {
+		t.Fatalf("statement on a frozen daemon: %v after %v", err, took)
+	}
+	t.Logf("statement on a frozen daemon: %v", err)
+	start = time.Now()
+	err = db.QueryRow("SELECT 1").Scan(&n)
+	if took := time.Since(start); took > 3*time.Second || !errors.As(err, &e) || e.Code != CodeTimeout {
+		t.Fatalf("new session on a frozen daemon: %v after %v, want TIMEOUT (connect timeout)", err, took)
+	}
+	d.cmd.Process.Signal(syscall.SIGCONT)
+	if err := db.QueryRow("SELECT 3").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("after SIGCONT: %v %d", err, n)
+	}
 }
