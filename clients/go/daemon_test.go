@@ -9,6 +9,7 @@ package dbpool
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -153,5 +154,31 @@ func needPG(t *testing.T) {
 func needMySQL(t *testing.T) {
 	if os.Getenv("DBPOOL_TEST_MYSQL_HOST") == "" {
 		t.Skip("no MariaDB test server: run under tests/mysql/run-mysql-tests.sh (DBPOOL_TEST_MYSQL_* unset)")
+	}
+}
+
+// session returns a *sql.Conn of db, closed with the test.
+func session(t *testing.T, db *sql.DB) *sql.Conn {
+	t.Helper()
+	sc, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	return sc
+}
+
+// checkReadOnly: insert (a write) fails with 25006 in a read-only transaction.
+func checkReadOnly(t *testing.T, db *sql.DB, insert string) {
+	t.Helper()
+	ro, err := db.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Rollback()
+	_, err = ro.Exec(insert)
+	var e *Error
+	if !errors.As(err, &e) || e.SQLState != "25006" {
+		t.Fatalf("write in a read-only transaction: %v, want SQLSTATE 25006", err)
 	}
 }

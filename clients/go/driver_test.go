@@ -131,17 +131,9 @@ func TestTransactionsSQLite(t *testing.T) {
 	if ids != "2" {
 		t.Fatalf("after rollback + commit the rows are %q, want 2", ids)
 	}
-	ro, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = ro.Exec("INSERT INTO acct (id, n) VALUES (3, 30)")
-	var e *Error
-	if !errors.As(err, &e) || e.SQLState != "25006" {
-		t.Fatalf("write in a read-only transaction: %v, want SQLSTATE 25006", err)
-	}
-	ro.Rollback()
+	checkReadOnly(t, db, "INSERT INTO acct (id, n) VALUES (3, 30)")
 	_, err = db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	var e *Error
 	if !errors.As(err, &e) || e.Code != CodeUsage {
 		t.Fatalf("read committed on SQLite: %v, want a USAGE error", err)
 	}
@@ -249,12 +241,7 @@ func TestEarlyClose(t *testing.T) {
 // connection; the rest of the rows are reported dropped, not complete.
 func TestInterleaved(t *testing.T) {
 	ctx := context.Background()
-	db := testDaemon.open(t, "app", "")
-	sc, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	sc := session(t, testDaemon.open(t, "app", ""))
 	rows, err := sc.QueryContext(ctx, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 10) SELECT x FROM c")
 	if err != nil {
 		t.Fatal(err)
@@ -279,12 +266,7 @@ func TestInterleaved(t *testing.T) {
 // lives on); after Unpin it is reset.
 func TestPinSQLite(t *testing.T) {
 	ctx := context.Background()
-	db := testDaemon.open(t, "app", "")
-	sc, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	sc := session(t, testDaemon.open(t, "app", ""))
 	if err := Pin(ctx, sc); err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +287,7 @@ func TestPinSQLite(t *testing.T) {
 	if err := Unpin(ctx, sc); err != nil {
 		t.Fatal(err)
 	}
-	err = sc.QueryRowContext(ctx, "SELECT x FROM scratch").Scan(&x)
+	err := sc.QueryRowContext(ctx, "SELECT x FROM scratch").Scan(&x)
 	var e *Error
 	if !errors.As(err, &e) || e.SQLState != "42P01" {
 		t.Fatalf("after Unpin the temporary table should be gone: %v", err)
@@ -451,4 +433,37 @@ func TestDaemonFrozen(t *testing.T) {
 	if err := db.QueryRow("SELECT 3").Scan(&n); err != nil || n != 3 {
 		t.Fatalf("after SIGCONT: %v %d", err, n)
 	}
+}
+
+// TestResetSession: a session given back to database/sql inside a plain
+// SQL transaction, and pinned, is rolled back and unpinned before reuse.
+func TestResetSession(t *testing.T) {
+	ctx := context.Background()
+	db := testDaemon.open(t, "app", "")
+	db.SetMaxOpenConns(1)
+	mustExec(t, db, "CREATE TABLE IF NOT EXISTS rs (x INTEGER)")
+	mustExec(t, db, "DELETE FROM rs")
+	sc, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Pin(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	sc.ExecContext(ctx, "BEGIN")
+	if _, err := sc.ExecContext(ctx, "INSERT INTO rs VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	sc.Close()
+	var n int64
+	if err := db.QueryRow("SELECT count(*) FROM rs").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the abandoned transaction: %v, %d rows visible", err, n)
+	}
+	sc = session(t, db)
+	sc.Raw(func(dc interface{}) error {
+		if s := dc.(Session); s.IsPinned() || s.TxState() != 'I' {
+			t.Errorf("reused session: pinned %v, txstate %c", s.IsPinned(), s.TxState())
+		}
+		return nil
+	})
 }

@@ -54,16 +54,7 @@ func TestTransactionsMySQL(t *testing.T) {
 	db := testDaemon.open(t, "my", "")
 	mustExec(t, db, "CREATE TABLE IF NOT EXISTS go_iso (id INT PRIMARY KEY) ENGINE=InnoDB")
 	mustExec(t, db, "DELETE FROM go_iso")
-	ro, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = ro.Exec("INSERT INTO go_iso VALUES (100)")
-	var e *Error
-	if !errors.As(err, &e) || e.SQLState != "25006" {
-		t.Fatalf("write in a read-only transaction: %v", err)
-	}
-	ro.Rollback()
+	checkReadOnly(t, db, "INSERT INTO go_iso VALUES (100)")
 	for i, c := range []struct {
 		level sql.IsolationLevel
 		sees  int64

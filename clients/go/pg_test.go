@@ -66,16 +66,7 @@ func TestTransactionsPostgres(t *testing.T) {
 	db := testDaemon.open(t, "pg", "")
 	mustExec(t, db, "CREATE TABLE IF NOT EXISTS go_acct (id int PRIMARY KEY, n int)")
 	mustExec(t, db, "DELETE FROM go_acct")
-	ro, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = ro.Exec("INSERT INTO go_acct VALUES (?, ?)", 1, 1)
-	var e *Error
-	if !errors.As(err, &e) || e.SQLState != "25006" {
-		t.Fatalf("write in a read-only transaction: %v", err)
-	}
-	ro.Rollback()
+	checkReadOnly(t, db, "INSERT INTO go_acct VALUES (1, 1)")
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable, ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +78,7 @@ func TestTransactionsPostgres(t *testing.T) {
 		t.Fatalf("isolation %q read-only %q, want serializable on", level, readOnly)
 	}
 	_, err = db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSnapshot})
+	var e *Error
 	if !errors.As(err, &e) || e.Code != CodeUsage {
 		t.Fatalf("snapshot isolation: %v, want USAGE", err)
 	}
