@@ -10,6 +10,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -35,7 +36,7 @@ func TestTypesPostgres(t *testing.T) {
 	if i != 1<<40 || f != 0.25 || s != "it's ?" || !bytes.Equal(b, []byte{1, 0, 2}) || !bo || !ts.Equal(at) || n.Valid {
 		t.Fatalf("round trip: %v %v %q %x %v %v %v", i, f, s, b, bo, ts, n)
 	}
-	rows, err := db.Query("SELECT now()::timestamptz AS at, 1::int4 AS n")
+	rows, err := db.Query("SELECT now()::timestamptz AS at, 1::int4 AS n, interval '1 day' AS i")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +44,10 @@ func TestTypesPostgres(t *testing.T) {
 	rows.Close()
 	if cts[0].DatabaseTypeName() != "TIMESTAMPTZ" || cts[1].DatabaseTypeName() != "INT4" {
 		t.Fatalf("declared types: %q %q", cts[0].DatabaseTypeName(), cts[1].DatabaseTypeName())
+	}
+	if cts[0].ScanType() != reflect.TypeOf(time.Time{}) || cts[1].ScanType() != reflect.TypeOf(int64(0)) ||
+		cts[2].ScanType() != reflect.TypeOf(new(interface{})).Elem() {
+		t.Fatalf("scan types: %v %v %v", cts[0].ScanType(), cts[1].ScanType(), cts[2].ScanType())
 	}
 }
 

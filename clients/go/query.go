@@ -129,8 +129,8 @@ func (r *rows) ColumnTypeDatabaseTypeName(i int) string { return strings.ToUpper
 
 // ColumnTypeScanType is the Go type values of the column usually have.
 func (r *rows) ColumnTypeScanType(i int) reflect.Type {
-	switch t := strings.ToLower(r.types[i]); {
-	case strings.Contains(t, "int") || t == "year":
+	switch t := strings.TrimSuffix(strings.ToLower(r.types[i]), " unsigned"); {
+	case intTypes[t]:
 		return reflect.TypeOf(int64(0))
 	case strings.HasPrefix(t, "float") || t == "double" || t == "real" || t == "double precision":
 		return reflect.TypeOf(float64(0))
@@ -142,6 +142,12 @@ func (r *rows) ColumnTypeScanType(i int) reflect.Type {
 		return reflect.TypeOf(time.Time{})
 	}
 	return reflect.TypeOf(new(interface{})).Elem()
+}
+
+// intTypes are the declared integer types of the three backends.
+var intTypes = map[string]bool{
+	"int": true, "integer": true, "int2": true, "int4": true, "int8": true, "smallint": true,
+	"bigint": true, "tinyint": true, "mediumint": true, "year": true,
 }
 
 // Next reads the next row; io.EOF at the end of the statement.
