@@ -7,6 +7,7 @@
 // The statement is pgbench's -S (SELECT abalance FROM pgbench_accounts
 // WHERE aid = ?, a random aid of scale 1) when the pool has pgbench's
 // tables, else SELECT ? on the test daemon's pool.
+
 package dbpool
 
 import (

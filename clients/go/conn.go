@@ -4,6 +4,7 @@
 // (then a grace to read on to the terminal frame, else the session is
 // closed, as libdbpool does), Ping, ResetSession, IsValid and Close.
 // Statements and results are in query.go, transactions and pins in tx.go.
+
 package dbpool
 
 import (

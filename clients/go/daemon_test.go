@@ -4,6 +4,7 @@
 // DBPOOL_TEST_PG_* variables are set, a MariaDB pool "my" when
 // tests/mysql/run-mysql-tests.sh's DBPOOL_TEST_MYSQL_* are), awaits a working session, runs the
 // tests and stops the daemon. tests/go/run.sh runs it from `make check`.
+
 package dbpool
 
 import (

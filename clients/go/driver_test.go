@@ -3,6 +3,7 @@
 // isolation), cancellation of a running statement by its context,
 // streaming 100k rows in bounded memory, pinned sessions, and the daemon
 // going away and coming back.
+
 package dbpool
 
 import (

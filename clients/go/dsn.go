@@ -5,6 +5,7 @@
 // without a pool, $DBPOOL_POOL, else "app" (as dbpool and the Python
 // client do). Timeouts default to $DBPOOL_CONNECT_TIMEOUT
 // (else 10s) and $DBPOOL_TIMEOUT (else none), as in libdbpool.
+
 package dbpool
 
 import (

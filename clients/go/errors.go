@@ -3,6 +3,7 @@
 // caller gets the dbpool code, SQLSTATE and vendor code with errors.As. An
 // *Error may wrap a cause (context.Canceled, driver.ErrBadConn, an I/O
 // error) that errors.Is sees.
+
 package dbpool
 
 import (

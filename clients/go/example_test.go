@@ -3,6 +3,7 @@
 // written for this driver as a tested example: copy it into an application.
 // The tests run it on the SQLite pool, and on PostgreSQL and MariaDB when
 // their test servers are up.
+
 package dbpool
 
 import (

@@ -4,6 +4,7 @@
 // and vendor code through errors.As, LastInsertId, read-only transactions,
 // an isolation level set for one transaction (read committed sees a
 // concurrent commit, repeatable read does not), and a cancelled SLEEP.
+
 package dbpool
 
 import (

@@ -3,6 +3,7 @@
 // as PostgreSQL sends them, ? translated to $N, SQLSTATE through errors.As,
 // read-only and isolated transactions, and a cancelled pg_sleep inside a
 // transaction.
+
 package dbpool
 
 import (

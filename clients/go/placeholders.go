@@ -6,6 +6,7 @@
 // PostgreSQL pools to statements that have arguments (a statement without
 // arguments is sent untouched, so jsonb's ? operator keeps working there;
 // DSN placeholders=native turns the translation off).
+
 package dbpool
 
 import "strconv"

@@ -3,6 +3,7 @@
 // terminal frame, QueryContext returning rows that stream one ROW frame per
 // Next (never a whole result in memory), and client-side prepared
 // statements (the daemon caches server-side statements itself).
+
 package dbpool
 
 import (

@@ -4,6 +4,7 @@
 // MySQL: SET TRANSACTION + START TRANSACTION in one batch, so both run on
 // the one server connection) and refused with a clear error where it does
 // not. Pin / Unpin reach the session through (*sql.Conn).Raw.
+
 package dbpool
 
 import (

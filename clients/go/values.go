@@ -3,6 +3,7 @@
 // string, []byte, nil, time.Time; others through database/sql's default
 // conversion), time.Time sent as ISO 8601 TEXT, and, with parseTime, TEXT
 // of declared date/time columns parsed back into time.Time.
+
 package dbpool
 
 import (

@@ -2,6 +2,7 @@
 // driver: frame encoding into a reusable buffer, frame reading, and the
 // decoding of values, COLUMNS, STMT_DONE and ERROR payloads. No I/O policy
 // lives here: conn.go decides what to send and how long to wait.
+
 package dbpool
 
 import (
