@@ -344,6 +344,9 @@ func TestDSN(t *testing.T) {
 	if cfg != want {
 		t.Fatalf("%+v, want %+v", cfg, want)
 	}
+	if cfg, _ := ParseDSN("unix:run/d.sock?pool=p"); cfg.Socket != "run/d.sock" {
+		t.Errorf("relative socket path: %q", cfg.Socket)
+	}
 	cfg, _ = ParseDSN("unix:///run/d.sock?pool=p&placeholders=native")
 	if cfg.Socket != "/run/d.sock" || cfg.TranslatePlaceholders || cfg.ConnectTimeout != DefaultConnectTimeout {
 		t.Fatalf("%+v", cfg)

@@ -50,6 +50,9 @@ func ParseDSN(dsn string) (Config, error) {
 		return Config{}, fmt.Errorf("dbpool: DSN scheme %q is not supported; write unix:///path/to/dbpoold.sock?pool=NAME", u.Scheme)
 	}
 	cfg := Config{Socket: u.Path, TranslatePlaceholders: true}
+	if u.Opaque != "" { // unix:relative/path.sock
+		cfg.Socket = u.Opaque
+	}
 	q := u.Query()
 	cfg.Pool, cfg.ClientName = q.Get("pool"), q.Get("client")
 	if err := cfg.fillDefaults(q); err != nil {
