@@ -12,6 +12,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -146,10 +147,12 @@ func (c *conn) kill() {
 type call struct {
 	c      *conn
 	ctx    context.Context
+	parent context.Context // the caller's
 	cancel context.CancelFunc
 	stop   chan struct{}
 	done   chan struct{}
 	fired  error // the context's error once CANCEL was sent (read after done)
+	own    bool  // fired by the DSN's timeout, not the caller's context
 	ended  bool
 }
 
@@ -163,7 +166,7 @@ func (c *conn) startCall(ctx context.Context) (*call, error) {
 			return nil, err
 		}
 	}
-	k := &call{c: c, ctx: ctx, cancel: func() {}}
+	k := &call{c: c, ctx: ctx, parent: ctx, cancel: func() {}}
 	if c.cfg.Timeout > 0 {
 		k.ctx, k.cancel = context.WithTimeout(ctx, c.cfg.Timeout)
 	}
@@ -180,6 +183,7 @@ func (k *call) watch() {
 	case <-k.stop:
 	case <-k.ctx.Done():
 		k.fired = k.ctx.Err()
+		k.own = k.c.cfg.Timeout > 0 && k.parent.Err() == nil
 		k.c.sendCancel(k.grace())
 	}
 }
@@ -255,6 +259,9 @@ func (k *call) read() (frame, error) {
 	}
 	k.end()
 	k.c.kill()
+	if k.own {
+		return f, driverError(CodeTimeout, k.fired, "dbpoold did not answer within %v (the DSN's timeout) nor end the request after a cancel; the session was closed. Is dbpoold hung or overloaded? (the daemon rolls back an open transaction)", k.c.cfg.Timeout)
+	}
 	if k.fired != nil {
 		return f, driverError(CodeCanceled, k.fired, "the statement was cancelled (%v) and dbpoold did not end it within %v; the session was closed (the daemon rolls back its transaction)", k.fired, k.grace())
 	}
@@ -271,6 +278,10 @@ func (k *call) fail(p []byte) error {
 	var e *Error
 	if k.fired != nil && errors.As(err, &e) && e.Code == CodeCanceled {
 		e.cause = k.fired
+		if k.own {
+			e.Code = CodeTimeout
+			e.Message = fmt.Sprintf("the request did not complete within %v (the DSN's timeout) and was cancelled; the session is still usable. If it needs longer, raise timeout in the DSN or $DBPOOL_TIMEOUT (dbpoold: %s)", k.c.cfg.Timeout, e.Message)
+		}
 	}
 	return err
 }

@@ -176,9 +176,10 @@ func TestTimeoutDSN(t *testing.T) {
 	var n int64
 	err := db.QueryRow(endless).Scan(&n)
 	var e *Error
-	if !errors.As(err, &e) || e.Code != CodeCanceled || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("statement above the DSN timeout: %v", err)
+	if !errors.As(err, &e) || e.Code != CodeTimeout || e.SQLState != "57014" || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("statement above the DSN timeout: %v, want TIMEOUT 57014", err)
 	}
+	t.Logf("statement above the DSN timeout: %v", err)
 	if err := db.QueryRow("SELECT 7").Scan(&n); err != nil || n != 7 {
 		t.Fatalf("after the timeout: %v %d", err, n)
 	}
