@@ -107,8 +107,16 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// handshakeFrameLimit bounds the frames read before HELLO_OK announced
+// the daemon's maxFrameSize.
+const handshakeFrameLimit = 1 << 20
+
 func (c *conn) readRaw() (frame, error) {
-	f, buf, err := readFrame(c.br, c.rbuf, c.hello.maxFrame)
+	limit := c.hello.maxFrame
+	if limit == 0 {
+		limit = handshakeFrameLimit
+	}
+	f, buf, err := readFrame(c.br, c.rbuf, limit)
 	c.rbuf = buf
 	return f, err
 }

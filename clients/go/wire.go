@@ -70,14 +70,14 @@ type frame struct {
 	payload []byte
 }
 
-// readFrame reads one frame, refusing one above maxFrame (0: no check).
+// readFrame reads one frame, refusing one above maxFrame.
 func readFrame(r *bufio.Reader, buf []byte, maxFrame uint32) (frame, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
 		return frame{}, buf, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
-	if n == 0 || (maxFrame != 0 && n > maxFrame) {
+	if n == 0 || n > maxFrame {
 		return frame{}, buf, fmt.Errorf("frame length %d out of range", n)
 	}
 	if uint32(cap(buf)) < n {
