@@ -21,6 +21,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       # the Python client's tests (tests/python/run.sh): python3, and venv +
       # pip for its offline `pip install` test
       python3 python3-venv python3-pip
+      # the Go database/sql driver and its tests (clients/go, tests/go/run.sh)
+      golang-go
       # fuzzing (--enable-fuzzing, make fuzz): clang 14, its libFuzzer and
       # sanitizer runtimes (libclang_rt.fuzzer*), llvm-symbolizer for reports
       clang libclang-rt-14-dev llvm)

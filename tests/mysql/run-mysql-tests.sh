@@ -6,8 +6,8 @@
 # MySQL-specific integration tests (test_mysql: types, errors, transactions,
 # cancel, streaming, load, status, resilience; test_mysql_types: the type
 # mapping in both protocols, the statement cache, CALL), the CLI's script splitter
-# (test_cli_mysql.sh) and dbpool-migrate's compatibility tests
-# (tests/migrate/test_migrate_compat.sh).
+# (test_cli_mysql.sh), dbpool-migrate's tests (tests/migrate/) and the
+# Python and Go clients' tests (tests/python/run.sh, tests/go/run.sh).
 # The resilience and freeze cases (test_mysql's myresilience, myfreeze), the
 # fault matrix (test_faults) and the bank-transfer invariant (test_bank)
 # stop, crash, freeze and restart their server, so they
@@ -61,6 +61,9 @@ bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (mysql)
 echo "== tests/migrate/test_migrate_compat.sh (mysql)"
 bash "$here/../migrate/test_migrate_compat.sh" ||
     { echo "FAIL: test_migrate_compat.sh (mysql)"; [ $status -ne 0 ] || status=1; }
+echo "== tests/go/run.sh (mysql)"
+rc=0; bash "$here/../go/run.sh" || rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then echo "FAIL: tests/go/run.sh (mysql)"; status=1; fi
 # One cell at a time (-j1): every cell stops or freezes the one fault
 # server, so parallel cells would only wait for each other's lock.
 for t in tests/integration/test_faults tests/integration/test_bank tests/integration/test_pin_faults; do

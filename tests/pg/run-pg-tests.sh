@@ -5,9 +5,9 @@
 # PostgreSQL-specific integration tests (test_postgres: types, errors,
 # streaming, cancel, resilience; one of them starts a second throwaway server
 # itself through pg-harness.sh, found via DBPOOL_TEST_PG_HARNESS), dbpool-migrate's
-# compatibility tests (tests/migrate/test_migrate_compat.sh), and always
-# stop the server afterwards. The fault matrix and the bank-transfer test
-# (test_faults, test_bank) stop, restart and freeze their server, so they get
+# tests (tests/migrate/), the Python and Go clients' tests (tests/python/run.sh,
+# tests/go/run.sh), and always stop the server afterwards.
+# The fault matrix and the bank-transfer test (test_faults, test_bank) stop, restart and freeze their server, so they get
 # a second throwaway server of their own (DBPOOL_TEST_PG_FAULT_DIR), also
 # always stopped. Exit status: 1 if any test program failed, else 0.
 set -uo pipefail
@@ -43,6 +43,9 @@ bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (postgr
 echo "== tests/migrate/test_migrate_compat.sh (postgres)"
 bash "$here/../migrate/test_migrate_compat.sh" ||
     { echo "FAIL: test_migrate_compat.sh (postgres)"; [ $status -ne 0 ] || status=1; }
+echo "== tests/go/run.sh (postgres)"
+rc=0; bash "$here/../go/run.sh" || rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then echo "FAIL: tests/go/run.sh (postgres)"; status=1; fi
 
 echo "== fault server"
 if ! bash "$here/pg-harness.sh" start "$faultdir" >/dev/null; then

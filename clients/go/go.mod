@@ -1,0 +1,3 @@
+module dbpool.dev/dbpool
+
+go 1.19
