@@ -9,6 +9,8 @@
 # ($DBPOOL_HISTORY), \timing, \x, \dt, \d NAME, \i FILE and tab completion
 # of backslash commands and of a table created during the session. Every
 # check runs; the script exits 1 if any failed, 77 (skip) without tmux.
+# The pool is SQLite, or PostgreSQL / MariaDB when DBPOOL_TEST_BACKEND says
+# so (run-pg-tests.sh and run-mysql-tests.sh run it with their servers).
 #
 #   DBPOOLD_BIN=$PWD/build/dbpoold DBPOOL_BIN=$PWD/build/dbpool \
 #       bash tests/integration/test_cli_tty.sh
@@ -21,6 +23,7 @@ if ! command -v tmux >/dev/null; then
     exit 77
 fi
 
+BACKEND=${DBPOOL_TEST_BACKEND:-sqlite}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-tty.XXXXXX")
 SOCK=$WORK/d.sock
 TMUX_SOCK=$WORK/tmux.sock
@@ -51,10 +54,19 @@ fail() {
     for line in "$@"; do printf '      %s\n' "$line" >&2; done
 }
 
+# The "app" pool on the backend under test.
+pool_config() {
+    case $BACKEND in
+        postgres) echo "{ name = \"app\"; type = \"postgres\"; postgres = { host = \"$DBPOOL_TEST_PG_HOST\"; port = ${DBPOOL_TEST_PG_PORT:-5432}; name = \"$DBPOOL_TEST_PG_DB\"; username = \"$DBPOOL_TEST_PG_USER\"; maxOpenConns = 2; }; }" ;;
+        mysql) echo "{ name = \"app\"; type = \"mysql\"; mysql = { host = \"$DBPOOL_TEST_MYSQL_HOST\"; name = \"$DBPOOL_TEST_MYSQL_DB\"; username = \"$DBPOOL_TEST_MYSQL_USER\"; passwordFile = \"$DBPOOL_TEST_MYSQL_PASSWORD_FILE\"; maxOpenConns = 2; }; }" ;;
+        *) echo "{ name = \"app\"; type = \"sqlite\"; sqlite = { filePath = \"$WORK/app.db\"; maxOpenConns = 2; }; }" ;;
+    esac
+}
+
 start_daemon() {
     cat >"$WORK/dbpoold.conf" <<CONF
 daemon = { socket = "$SOCK"; statusSocket = "$WORK/s.sock"; shutdownTimeout = "5s"; };
-pools = ( { name = "app"; type = "sqlite"; sqlite = { filePath = "$WORK/app.db"; maxOpenConns = 2; }; } );
+pools = ( $(pool_config) );
 CONF
     "$DBPOOLD_BIN" -c "$WORK/dbpoold.conf" 2>"$WORK/dbpoold.log" &
     DAEMON_PID=$!
@@ -64,6 +76,7 @@ CONF
         [ "$SECONDS" -lt "$deadline" ] || { fail "dbpoold did not answer within 10 s"; exit 1; }
         sleep 0.02
     done
+    "$DBPOOL_BIN" -S "$SOCK" -q -c 'DROP TABLE IF EXISTS ttywidgets' >/dev/null
 }
 
 # A new dbpool in a fresh tmux session (the pane shows only this run).
@@ -116,23 +129,26 @@ test_prompt() {
     type_line "BEGIN;"
     await "inside a transaction the prompt is app=*>" prompt_is "app=*>"
     type_line "SELECT no_such_column;"
-    await "the error is shown" shows "no such column: no_such_column"
-    # SQLite keeps a transaction usable after a failed statement (PostgreSQL
-    # would show app=!>), so the prompt stays app=*>.
-    await "after an error the SQLite transaction is still open: app=*>" prompt_is "app=*>"
+    await "the error is shown" shows "ERROR.*no_such_column"
+    if [ "$BACKEND" = postgres ]; then
+        await "an error in a transaction makes the prompt app=!>" prompt_is "app=!>"
+    else
+        # SQLite and MySQL keep a transaction usable after a failed statement.
+        await "after an error the $BACKEND transaction is still open: app=*>" prompt_is "app=*>"
+    fi
     type_line "ROLLBACK;"
     await "after ROLLBACK the prompt is app=> again" prompt_is "app=>"
-    type_line "SELECT 'cont' ||"
+    type_line "SELECT"
     await "a statement not yet complete shows app->" prompt_is "app->"
-    type_line "'inued' AS c;"
+    type_line "'continued' AS c;"
     await "the continued statement runs" shows "^ *continued *$"
 }
 
 test_arrow_up() {
-    type_line "SELECT 'up' || 'arrow' AS x;"
+    type_line "SELECT 'uparrow' AS x;"
     await "a statement's output" count_is "^ *uparrow *$" 1
     tm send-keys Up
-    await "arrow-up recalls the previous line" prompt_is "app=> SELECT 'up' || 'arrow' AS x;"
+    await "arrow-up recalls the previous line" prompt_is "app=> SELECT 'uparrow' AS x;"
     tm send-keys Enter
     await "the recalled line runs again" count_is "^ *uparrow *$" 2
 }
@@ -154,19 +170,19 @@ test_timing_and_x() {
 }
 
 test_describe_and_complete() {
-    type_line "CREATE TABLE widgets (id INTEGER PRIMARY KEY, label TEXT NOT NULL DEFAULT 'w');"
+    type_line "CREATE TABLE ttywidgets (id INTEGER PRIMARY KEY, label TEXT NOT NULL DEFAULT 'w');"
     await "CREATE TABLE runs" prompt_is "app=>"
     type_line '\dt'
-    await "\\dt lists the new table" shows "^ *widgets *$"
-    type_line '\d widgets'
+    await "\\dt lists the new table" shows "^( *| *public +\\| )ttywidgets *$"
+    type_line '\d ttywidgets'
     await "\\d shows a column's type, nullability and default" \
-        shows "^ *label +\\| +TEXT +\\| +not null +\\| +'w' *$"
+        shows "^ *label +\\| +(TEXT|text) +\\| +not null +\\| +'w'(::text)? *$"
     type_line '\d nothing_here'
     await "\\d of a missing table says so" shows 'did not find a table named "nothing_here"'
-    tm send-keys -l -- "SELECT count(*) AS n FROM widg"
+    tm send-keys -l -- "SELECT count(*) AS n FROM ttywid"
     tm send-keys Tab
     await "Tab completes a table created in this session" \
-        prompt_is "app=> SELECT count(*) AS n FROM widgets"
+        prompt_is "app=> SELECT count(*) AS n FROM ttywidgets"
     tm send-keys C-u
     tm send-keys -l -- '\tim'
     tm send-keys Tab
@@ -175,10 +191,10 @@ test_describe_and_complete() {
 }
 
 test_include() {
-    printf "INSERT INTO widgets (label) VALUES ('from-file');\nSELECT label || '!' AS l FROM widgets;\n" \
+    printf "INSERT INTO ttywidgets (id, label) VALUES (1, 'from-file');\nSELECT label AS l FROM ttywidgets;\n" \
         >"$WORK/script.sql"
     type_line "\\i $WORK/script.sql"
-    await "\\i runs the file's statements" shows "^ *from-file! *$"
+    await "\\i runs the file's statements" shows "^ *from-file *$"
 }
 
 test_history_persists() {
