@@ -82,32 +82,33 @@ int describe_tables(dbpool_conn *c, enum format format)
     return print_query(c, tables_sql(backend_of(c)), format);
 }
 
-size_t describe_table_names(dbpool_conn *c, char ***names)
+int describe_table_names(dbpool_conn *c, char ***names, size_t *n)
 {
     dbpool_result *r = NULL;
-    size_t n = 0, ncols;
+    size_t ncols;
 
     *names = NULL;
+    *n = 0;
     if (dbpool_query(c, tables_sql(backend_of(c)), NULL, 0, &r) < 0)
-        return 0;
+        return -1;
     ncols = dbpool_result_ncols(r);
     *names = xrealloc(NULL, (dbpool_result_nrows(r) + 1) * sizeof **names);
     for (size_t i = 0; i < dbpool_result_nrows(r); i++) {
         const dbpool_value *v = dbpool_result_value(r, i, ncols - 1);
-        if (v->type == DBPOOL_TEXT && (((*names)[n] = strdup(v->u.s.ptr)) != NULL))
-            n++;
+        if (v->type == DBPOOL_TEXT && (((*names)[*n] = strdup(v->u.s.ptr)) != NULL))
+            (*n)++;
     }
     dbpool_result_free(r);
-    return n;
+    return 0;
 }
 
 static bool has_table(dbpool_conn *c, const char *name, bool *failed)
 {
     char **names;
-    size_t n = describe_table_names(c, &names);
+    size_t n;
     bool found = false;
 
-    *failed = n == 0 && dbpool_last_error(c)->code != DBPOOL_OK;
+    *failed = describe_table_names(c, &names, &n) < 0;
     for (size_t i = 0; i < n; i++) {
         found = found || strcmp(names[i], name) == 0;
         free(names[i]);

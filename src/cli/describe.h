@@ -18,8 +18,8 @@ int describe_tables(dbpool_conn *c, enum format format);
  * default). Returns 0, 1 when there is no such table (message printed), or
  * -1 (error printed by the caller). */
 int describe_table(dbpool_conn *c, const char *name, enum format format);
-/* The table names, malloc'd (free each and the array). Returns the count,
- * or 0 on an error (nothing printed). */
-size_t describe_table_names(dbpool_conn *c, char ***names);
+/* The table names into *names, malloc'd (free each and the array), and
+ * their count into *n. Returns 0, or -1 on an error (nothing printed). */
+int describe_table_names(dbpool_conn *c, char ***names, size_t *n);
 
 #endif

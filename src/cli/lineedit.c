@@ -8,9 +8,11 @@
 #include "cli/sbuf.h"
 
 #include <editline/readline.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const meta_words[] = {
     "\\?", "\\d", "\\dt", "\\h", "\\i", "\\q", "\\timing", "\\x", NULL,
@@ -88,8 +90,20 @@ char *le_read(const char *prompt)
     return line;
 }
 
+/* Creates the history file readable by its owner only (statements may
+ * hold secrets); an existing file keeps its mode. */
+static void create_private(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd >= 0)
+        close(fd);
+}
+
 void le_close(void)
 {
+    if (history_path[0] != '\0')
+        create_private(history_path);
     if (history_path[0] != '\0' && write_history(history_path) != 0)
         fprintf(stderr, "dbpool: warning: cannot save the history to %s "
                 "(set DBPOOL_HISTORY to a writable file)\n", history_path);

@@ -234,9 +234,9 @@ static void refresh_completion(struct session *s)
     char **names;
     size_t n;
 
-    if (dbpool_txstate_of(s->conn) == DBPOOL_TX_FAILED)
+    if (dbpool_txstate_of(s->conn) == DBPOOL_TX_FAILED
+        || describe_table_names(s->conn, &names, &n) < 0)
         return;
-    n = describe_table_names(s->conn, &names);
     le_set_tables(names, n);
     for (size_t i = 0; i < n; i++)
         free(names[i]);

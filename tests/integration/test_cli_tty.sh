@@ -26,7 +26,8 @@ fi
 BACKEND=${DBPOOL_TEST_BACKEND:-sqlite}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dbpool-tty.XXXXXX")
 SOCK=$WORK/d.sock
-TMUX_SOCK=$WORK/tmux.sock
+TMUX_SOCK=                      # this run's tmux server (start_cli)
+RUNS=0
 DAEMON_PID=
 FAILED=0
 CHECKS=0
@@ -34,7 +35,9 @@ CHECKS=0
 tm() { tmux -S "$TMUX_SOCK" "$@"; }
 
 cleanup() {
-    tm kill-server 2>/dev/null || true
+    for sock in "$WORK"/tmux*.sock; do
+        [ -S "$sock" ] && tmux -S "$sock" kill-server 2>/dev/null || true
+    done
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
         kill "$DAEMON_PID" 2>/dev/null || true
         wait "$DAEMON_PID" 2>/dev/null || true
@@ -79,9 +82,12 @@ CONF
     "$DBPOOL_BIN" -S "$SOCK" -q -c 'DROP TABLE IF EXISTS ttywidgets' >/dev/null
 }
 
-# A new dbpool in a fresh tmux session (the pane shows only this run).
+# A new dbpool in a fresh tmux server (the pane shows only this run; a
+# server of its own, as a new one on a socket being shut down can fail).
 start_cli() {
-    tm kill-server 2>/dev/null || true
+    [ -z "$TMUX_SOCK" ] || tm kill-server 2>/dev/null || true
+    RUNS=$((RUNS + 1))
+    TMUX_SOCK=$WORK/tmux$RUNS.sock
     tm -f /dev/null new-session -d -x 160 -y 50 \
         "env TERM=xterm DBPOOL_HISTORY='$WORK/history' '$DBPOOL_BIN' -S '$SOCK'; sleep 600"
 }
