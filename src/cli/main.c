@@ -274,7 +274,7 @@ static bool meta_command(struct session *s, const char *line)
         set_toggle(&s->timing, arg, "\\timing");
     else if (strcmp(cmd, "\\x") == 0) {
         set_toggle(&expanded, arg, "\\x");
-        s->format = expanded ? FMT_EXPANDED : FMT_TABLE;
+        s->format = expanded ? FMT_EXPANDED : s->opt->format;     /* back to --csv etc. */
     } else if (strcmp(cmd, "\\i") == 0 && arg[0] != '\0')
         run_file(s, arg);
     else if (strcmp(cmd, "\\i") == 0)
