@@ -10,6 +10,9 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       # tests (tests/mysql/mysql-harness.sh) and sysbench for bench/compare.sh
       libmariadb-dev mariadb-server mariadb-client sysbench
       curl jq valgrind procps
+      # the interactive dbpool: libedit (line editing, history) and tmux for
+      # its terminal test (tests/integration/test_cli_tty.sh)
+      libedit-dev tmux
       # systemd-socket-activate and systemd-analyze for tests/integration/test_systemd
       # and tests/systemd/test_units.sh; its pkg-config file names the unit directory
       systemd

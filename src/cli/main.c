@@ -18,6 +18,8 @@
  * Exit status: 0 success, 1 an error (SQL, connection, I/O), 2 usage error.
  */
 #include "dbpool.h"
+#include "cli/describe.h"
+#include "cli/lineedit.h"
 #include "cli/output.h"
 #include "cli/sbuf.h"
 #include "common/duration.h"
@@ -30,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PACKAGE_VERSION_STR
@@ -61,6 +65,9 @@ struct session {
     const struct options *opt;
     unsigned split_flags;       /* sqlsplit dialect of the pool's backend */
     bool pin_lost;              /* --pin, and the daemon has ended the pin */
+    enum format format;         /* the -o format; \x toggles FMT_TABLE / FMT_EXPANDED */
+    bool timing;                /* \timing: print each statement's time */
+    bool schema_changed;        /* DDL ran: refresh the completion's table names */
 };
 
 /* ------------------------------------------------------------ running SQL */
@@ -81,7 +88,7 @@ static void print_status(const struct session *s)
 {
     int64_t n = dbpool_rows_affected(s->conn);
 
-    if (s->opt->format != FMT_TABLE || s->opt->quiet)
+    if ((s->format != FMT_TABLE && s->format != FMT_EXPANDED) || s->opt->quiet)
         return;
     if (n < 0)
         puts("OK");
@@ -89,20 +96,38 @@ static void print_status(const struct session *s)
         printf("OK, %" PRId64 " row%s affected\n", n, n == 1 ? "" : "s");
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* CREATE, DROP, ALTER (and so maybe a new table name for completion). */
+static bool is_ddl(const char *sql)
+{
+    sql += strspn(sql, " \t\r\n(");
+    return strncasecmp(sql, "create", 6) == 0 || strncasecmp(sql, "drop", 4) == 0
+        || strncasecmp(sql, "alter", 5) == 0;
+}
+
 /* Runs one statement and prints its output. Returns 0 or -1 (error printed). */
 static int run_statement(struct session *s, const char *sql, size_t len)
 {
     char *text = xrealloc(NULL, len + 1);
     const dbpool_value *none;
+    double start = now_ms();
     int rc;
 
     memcpy(text, sql, len);
     text[len] = '\0';
+    s->schema_changed = s->schema_changed || is_ddl(text);
     rc = dbpool_query_start(s->conn, text, NULL, 0);
     free(text);
     if (rc == 0) {
         if (dbpool_ncolumns(s->conn) > 0)
-            rc = output_rows(s->conn, s->opt->format);
+            rc = output_rows(s->conn, s->format);
         else
             rc = dbpool_next_row(s->conn, &none);   /* 0: completed */
         if (rc == 0 && dbpool_ncolumns(s->conn) == 0)
@@ -110,6 +135,8 @@ static int run_statement(struct session *s, const char *sql, size_t len)
     }
     if (rc < 0)
         print_error(dbpool_last_error(s->conn));
+    if (s->timing)
+        printf("Time: %.3f ms\n", now_ms() - start);
     fflush(stdout);
     return rc < 0 ? -1 : 0;
 }
@@ -173,37 +200,88 @@ static int run_file(struct session *s, const char *path)
 static void interactive_help(void)
 {
     puts("Type SQL statements ending with ';' (they may span several lines).\n"
-         "  \\?   show this help\n"
-         "  \\q   quit (so does end of input, Ctrl-D)\n"
-         "Results print as a table; errors are shown and the session goes on.");
+         "  \\dt           list tables\n"
+         "  \\d NAME       describe table NAME (columns, types, nullable, default)\n"
+         "  \\i FILE       run the statements in FILE\n"
+         "  \\timing [on|off]  show how long each statement takes\n"
+         "  \\x [on|off]   expanded output (one line per column)\n"
+         "  \\?           show this help\n"
+         "  \\q           quit (so does end of input, Ctrl-D)\n"
+         "Results print as a table; errors are shown and the session goes on.\n"
+         "Arrow keys edit and recall lines (history in ~/.dbpool_history, or\n"
+         "$DBPOOL_HISTORY); Tab completes commands and table names.");
 }
 
-/* Reads one line (any length) with fgets; false at end of input. */
-static bool read_line(struct sbuf *line)
+/* \timing / \x argument: "on", "off", or none to toggle. */
+static void set_toggle(bool *flag, const char *arg, const char *what)
 {
-    char chunk[4096];
-
-    line->len = 0;
-    while (fgets(chunk, sizeof chunk, stdin) != NULL) {
-        sb_adds(line, chunk);
-        if (line->len > 0 && line->p[line->len - 1] == '\n')
-            return true;
+    if (strcmp(arg, "on") == 0 || strcmp(arg, "off") == 0)
+        *flag = strcmp(arg, "on") == 0;
+    else if (arg[0] == '\0')
+        *flag = !*flag;
+    else {
+        fprintf(stderr, "dbpool: %s takes \"on\" or \"off\", not \"%s\"\n", what, arg);
+        return;
     }
-    return line->len > 0;
+    printf("%s is %s.\n", strcmp(what, "\\x") == 0 ? "Expanded display" : "Timing",
+           *flag ? "on" : "off");
+}
+
+/* Refreshes the table names tab completion offers (not inside a failed
+ * transaction, where any query fails). */
+static void refresh_completion(struct session *s)
+{
+    char **names;
+    size_t n;
+
+    if (dbpool_txstate_of(s->conn) == DBPOOL_TX_FAILED
+        || describe_table_names(s->conn, &names, &n) < 0)
+        return;
+    le_set_tables(names, n);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    s->schema_changed = false;
+}
+
+static int run_file(struct session *s, const char *path);
+
+static void describe(struct session *s, const char *cmd, const char *arg)
+{
+    int rc = strcmp(cmd, "\\dt") == 0 || arg[0] == '\0'
+           ? describe_tables(s->conn, s->format)
+           : describe_table(s->conn, arg, s->format);
+
+    if (rc < 0)
+        print_error(dbpool_last_error(s->conn));
 }
 
 /* A backslash command typed at the start of a statement. Returns false to quit. */
-static bool meta_command(const char *line)
+static bool meta_command(struct session *s, const char *line)
 {
-    char cmd[16] = "";
+    char cmd[16] = "", arg[4096] = "";
+    bool expanded = s->format == FMT_EXPANDED;
 
-    sscanf(line, " %15s", cmd);
+    sscanf(line, " %15s %4095[^\n]", cmd, arg);
+    arg[strcspn(arg, " \t")] = '\0';
     if (strcmp(cmd, "\\q") == 0)
         return false;
     if (strcmp(cmd, "\\?") == 0 || strcmp(cmd, "\\h") == 0)
         interactive_help();
+    else if (strcmp(cmd, "\\dt") == 0 || strcmp(cmd, "\\d") == 0)
+        describe(s, cmd, arg);
+    else if (strcmp(cmd, "\\timing") == 0)
+        set_toggle(&s->timing, arg, "\\timing");
+    else if (strcmp(cmd, "\\x") == 0) {
+        set_toggle(&expanded, arg, "\\x");
+        s->format = expanded ? FMT_EXPANDED : s->opt->format;     /* back to --csv etc. */
+    } else if (strcmp(cmd, "\\i") == 0 && arg[0] != '\0')
+        run_file(s, arg);
+    else if (strcmp(cmd, "\\i") == 0)
+        fputs("dbpool: \\i needs a file name: \\i FILE\n", stderr);
     else
         fprintf(stderr, "dbpool: invalid command %s; try \\? for help\n", cmd);
+    fflush(stdout);
     return true;
 }
 
@@ -235,40 +313,65 @@ static void warn_if_unpinned(struct session *s)
           "pinned: temporary tables, SETs and locks are gone; reconnect to pin again\n", stderr);
 }
 
+/* psql's prompt: POOL=> , POOL=*> in a transaction, POOL=!> in a failed
+ * one; '-' instead of '=' while a statement is not complete. */
+static void make_prompt(const struct session *s, bool continued, char *buf, size_t cap)
+{
+    dbpool_txstate tx = dbpool_txstate_of(s->conn);
+
+    snprintf(buf, cap, "%s%c%s> ", s->opt->pool, continued ? '-' : '=',
+             tx == DBPOOL_TX_ACTIVE ? "*" : tx == DBPOOL_TX_FAILED ? "!" : "");
+}
+
+/* One line typed at the terminal. Returns false to quit, or when the
+ * session with the daemon is gone (*closed). */
+static bool interactive_line(struct session *s, struct sbuf *acc, const char *line,
+                             bool *closed)
+{
+    if (acc->len == 0 && line[strspn(line, " \t")] == '\\')
+        return meta_command(s, line);
+    sb_adds(acc, line);
+    sb_adds(acc, "\n");
+    run_complete(s, acc);
+    warn_if_unpinned(s);
+    if (!dbpool_is_open(s->conn)) {
+        fputs("dbpool: the session with dbpoold was closed\n", stderr);
+        *closed = true;
+        return false;
+    }
+    if (s->schema_changed)
+        refresh_completion(s);
+    return true;
+}
+
 static int interactive(struct session *s)
 {
-    struct sbuf acc = { 0 }, line = { 0 };
-    const char *pool = s->opt->pool;
+    struct sbuf acc = { 0 };
+    char prompt[512];
+    bool closed = false;
+    char *line;
 
     if (!s->opt->quiet)
         printf("dbpool %s, pool \"%s\" (%s%s). Type \\? for help, \\q to quit.\n",
-               PACKAGE_VERSION_STR, pool, dbpool_backend(s->conn),
+               PACKAGE_VERSION_STR, s->opt->pool, dbpool_backend(s->conn),
                dbpool_is_pinned(s->conn) ? ", pinned" : "");
+    le_open();
+    refresh_completion(s);
     for (;;) {
-        printf("%s%s ", pool, acc.len == 0 ? "=>" : "->");
+        make_prompt(s, acc.len > 0, prompt, sizeof prompt);
         fflush(stdout);
-        if (!read_line(&line)) {
+        if ((line = le_read(prompt)) == NULL) {
             putchar('\n');
             break;
         }
-        if (acc.len == 0 && line.p[strspn(line.p, " \t")] == '\\') {
-            if (!meta_command(line.p))
-                break;
-            continue;
-        }
-        sb_add(&acc, line.p, line.len);
-        run_complete(s, &acc);
-        warn_if_unpinned(s);
-        if (!dbpool_is_open(s->conn)) {
-            fputs("dbpool: the session with dbpoold was closed\n", stderr);
-            free(acc.p);
-            free(line.p);
-            return EXIT_ERROR;
-        }
+        bool go_on = interactive_line(s, &acc, line, &closed);
+        free(line);
+        if (!go_on)
+            break;
     }
+    le_close();
     free(acc.p);
-    free(line.p);
-    return 0;
+    return closed ? EXIT_ERROR : 0;
 }
 
 /* ------------------------------------------------------------ options */
@@ -415,6 +518,7 @@ static int connect_session(struct session *s, const struct options *o)
         return err.code == DBPOOL_E_USAGE ? EXIT_USAGE : EXIT_ERROR;
     }
     s->split_flags = sqlsplit_flags_for_backend(dbpool_backend(s->conn));
+    s->format = o->format;
     return o->pin ? pin_session(s) : 0;
 }
 

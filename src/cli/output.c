@@ -405,6 +405,27 @@ static void json_row(const dbpool_column *cols, const dbpool_value *vals, size_t
     putchar('}');
 }
 
+/* ------------------------------------------------------------ expanded (\x) */
+
+static void expanded_row(const dbpool_column *cols, const dbpool_value *vals, size_t ncols,
+                         size_t nrows, struct sbuf *scratch)
+{
+    size_t w = 0;
+
+    for (size_t i = 0; i < ncols; i++)
+        if (display_width(cols[i].name) > w)
+            w = display_width(cols[i].name);
+    printf("-[ RECORD %zu ]-\n", nrows + 1);
+    for (size_t i = 0; i < ncols; i++) {
+        scratch->len = 0;
+        sb_adds(scratch, "");
+        add_value_text(scratch, &vals[i], true);
+        fputs(cols[i].name, stdout);
+        print_spaces(w - display_width(cols[i].name));
+        printf(" | %s\n", scratch->p);
+    }
+}
+
 /* ------------------------------------------------------------ all formats */
 
 int output_rows(dbpool_conn *c, enum format format)
@@ -420,13 +441,15 @@ int output_rows(dbpool_conn *c, enum format format)
         table_begin(&t, cols, ncols);
     else if (format == FMT_CSV)
         csv_header(cols, ncols);
-    else
+    else if (format == FMT_JSON)
         putchar('[');
     while ((rc = dbpool_next_row(c, &row)) == 1) {
         if (format == FMT_TABLE)
             table_row(&t, row);
         else if (format == FMT_CSV)
             csv_row(row, ncols, &scratch);
+        else if (format == FMT_EXPANDED)
+            expanded_row(cols, row, ncols, nrows, &scratch);
         else
             json_row(cols, row, ncols, nrows, &scratch);
         nrows++;
@@ -435,6 +458,8 @@ int output_rows(dbpool_conn *c, enum format format)
         table_end(&t, rc == 0);
     else if (format == FMT_JSON)
         fputs(rc == 0 ? "]\n" : "\n", stdout);
+    else if (format == FMT_EXPANDED && rc == 0 && nrows == 0)
+        puts("(0 rows)");
     free(scratch.p);
     return rc;
 }

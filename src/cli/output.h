@@ -8,7 +8,8 @@
 
 #include "dbpool.h"
 
-enum format { FMT_TABLE, FMT_CSV, FMT_JSON };
+/* FMT_EXPANDED: one "name | value" line per column, a record at a time (\x). */
+enum format { FMT_TABLE, FMT_CSV, FMT_JSON, FMT_EXPANDED };
 
 /* Streams the rows of the statement c has just started (it returned a
  * result set) to stdout in the format. Returns dbpool_next_row's last

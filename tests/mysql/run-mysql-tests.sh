@@ -54,6 +54,8 @@ for t in tests/unit/test_mysql_conn tests/integration/test_daemon tests/integrat
 done
 echo "== tests/mysql/test_cli_mysql.sh (mysql)"
 bash "$here/test_cli_mysql.sh" || { echo "FAIL: test_cli_mysql.sh"; [ $status -ne 0 ] || status=1; }
+echo "== tests/integration/test_cli_tty.sh (mysql)"
+bash "$here/../integration/test_cli_tty.sh" || { echo "FAIL: test_cli_tty.sh (mysql)"; [ $status -ne 0 ] || status=1; }
 echo "== tests/python/run.sh (mysql)"
 bash "$here/../python/run.sh" || { echo "FAIL: tests/python/run.sh (mysql)"; [ $status -ne 0 ] || status=1; }
 echo "== tests/migrate/test_migrate.sh (mysql)"

@@ -38,6 +38,8 @@ done
 
 echo "== tests/python/run.sh (postgres)"
 bash "$here/../python/run.sh" || { echo "FAIL: tests/python/run.sh (postgres)"; status=1; }
+echo "== tests/integration/test_cli_tty.sh (postgres)"
+bash "$here/../integration/test_cli_tty.sh" || { echo "FAIL: test_cli_tty.sh (postgres)"; [ $status -ne 0 ] || status=1; }
 echo "== tests/migrate/test_migrate.sh (postgres)"
 bash "$here/../migrate/test_migrate.sh" || { echo "FAIL: test_migrate.sh (postgres)"; [ $status -ne 0 ] || status=1; }
 echo "== tests/migrate/test_migrate_compat.sh (postgres)"
