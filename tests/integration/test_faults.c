@@ -398,6 +398,16 @@ static void victim_pin(void)
     cr_assert_eq(pool_num("clients", "pinned"), 1, "/pools does not count the pin");
 }
 
+/* The victim gives its pin back (it is then at rest, like the others). */
+static void victim_unpin(void)
+{
+    struct fc_res r;
+    char d[400];
+    cr_assert(fc_send_empty(C.v, PT_UNPIN), "send UNPIN");
+    fc_read(C.v, FC_ANSWER_MS, &r);
+    cr_assert(r.kind == FC_READY && r.tx == 'I', "UNPIN: %s", fc_describe(&r, d, sizeof(d)));
+}
+
 /* PIN waiting for a server: the connect it needs is held (as connecting). */
 static void enter_pin_waiting(void)
 {
@@ -567,6 +577,8 @@ static void check_victim_server_fault(void)
         fc_read(C.v, FC_ANSWER_MS, &r);
         expect_res(&r, C.ph->server_fault_ok | (C.my ? C.ph->my_fault_ok : 0),
                    "the request in flight");
+        if (r.kind == FC_READY && C.ph->enter == enter_pin_waiting)
+            victim_unpin();   /* the PIN got a server once the server was back */
     } else if (C.ph->followup) {
         fc_query(C.v, C.ph->followup, NULL, 0, FC_ANSWER_MS, &r);
         expect_res(&r, C.down ? C.ph->down_ok : C.ph->after_ok, C.ph->followup);
