@@ -256,7 +256,10 @@ Test(async, pin_and_unpin)
 }
 
 /* More requests than the socket buffers hold: dbpool_flush returns 1 and
- * the loop reads answers while it waits to write, as a program must. */
+ * the loop reads answers while it waits to write, as a program must. The
+ * answers are as large as the requests, so the daemon stops reading
+ * (outputHighWater) while the client has not read yet: the socket fills
+ * whatever the speed of either side. */
 Test(async, pipeline_larger_than_the_socket_buffers)
 {
     h_start(NULL);
@@ -271,7 +274,7 @@ Test(async, pipeline_larger_than_the_socket_buffers)
     pad[PAD] = '\0';
     for (int i = 0; i < N; i++) {
         dbpool_value v = dbpool_text(pad);
-        cr_assert_eq(dbpool_send_query(c, h_sql("SELECT LENGTH(?)"), &v, 1), 0);
+        cr_assert_eq(dbpool_send_query(c, h_sql("SELECT ?"), &v, 1), 0);
     }
     free(pad);                       /* the requests hold their own copies */
     uint64_t deadline = h_now_ms() + 60000;
@@ -290,7 +293,7 @@ Test(async, pipeline_larger_than_the_socket_buffers)
         dbpool_result *r;
         while ((r = dbpool_get_result(c)) != NULL) {
             expect_ok(r, "a pipelined query");
-            total += int_at(r, 0, 0);
+            total += (int64_t)dbpool_result_value(r, 0, 0)->u.s.len;
             answered++;
             dbpool_result_free(r);
         }
